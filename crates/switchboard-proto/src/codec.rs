@@ -271,7 +271,9 @@ fn read_cbor_array_header(cursor: &mut &[u8]) -> Result<Option<usize>, DecodeErr
             if rest.len() < n {
                 return Err(not_array());
             }
-            let len = rest[..n].iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+            let len = rest[..n]
+                .iter()
+                .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
             (len, &rest[n..])
         }
         31 => {
@@ -290,8 +292,9 @@ fn decode_value(serializer: Serializer, bytes: &[u8]) -> Result<Value, DecodeErr
         Serializer::Json => {
             serde_json::from_slice(bytes).map_err(|e| DecodeError::Syntax("json", e.to_string()))
         }
-        Serializer::MsgPack => rmp_serde::from_slice(bytes)
-            .map_err(|e| DecodeError::Syntax("msgpack", e.to_string())),
+        Serializer::MsgPack => {
+            rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Syntax("msgpack", e.to_string()))
+        }
         Serializer::Cbor => {
             ciborium::from_reader(bytes).map_err(|e| DecodeError::Syntax("cbor", e.to_string()))
         }
@@ -635,7 +638,11 @@ pub fn decode(serializer: Serializer, input: &Bytes) -> Result<Message, DecodeEr
 // ---------------------------------------------------------------------------------------------
 // Encoding messages.
 
-fn write_value(serializer: Serializer, buf: &mut Vec<u8>, value: &Value) -> Result<(), EncodeError> {
+fn write_value(
+    serializer: Serializer,
+    buf: &mut Vec<u8>,
+    value: &Value,
+) -> Result<(), EncodeError> {
     match serializer {
         Serializer::Json => {
             if contains_non_finite_float(value) {
@@ -962,8 +969,7 @@ pub fn encode(serializer: Serializer, msg: &Message) -> Result<Bytes, EncodeErro
                 w.payload(payload)?;
             }
         }
-        Message::Cancel { request, options }
-        | Message::Interrupt { request, options } => {
+        Message::Cancel { request, options } | Message::Interrupt { request, options } => {
             w = ArrayWriter::new(serializer, 3);
             w.uint(code);
             w.uint(*request);
@@ -1030,7 +1036,11 @@ mod tests {
                 request: 1,
                 options: Dict::new(),
                 topic: "com.example.topic".into(),
-                payload: payload(s, Value::List(vec![1.5f64.into(), "x".into()]), Some(Value::Dict(kw))),
+                payload: payload(
+                    s,
+                    Value::List(vec![1.5f64.into(), "x".into()]),
+                    Some(Value::Dict(kw)),
+                ),
             };
             round_trip(s, &msg);
         }
@@ -1039,7 +1049,9 @@ mod tests {
     #[test]
     fn payload_passes_through_byte_for_byte_in_the_same_serializer() {
         // A JSON float with more digits than f64 holds survives untouched.
-        let input = Bytes::from_static(b"[16,1,{},\"t\",[1.00000000000000000001,123456789012345678901234567890]]");
+        let input = Bytes::from_static(
+            b"[16,1,{},\"t\",[1.00000000000000000001,123456789012345678901234567890]]",
+        );
         let msg = decode(Serializer::Json, &input).expect("decode");
         assert_eq!(encode(Serializer::Json, &msg).expect("encode"), input);
     }
@@ -1073,7 +1085,10 @@ mod tests {
     fn garbage_is_a_decode_error_in_every_serializer() {
         for s in Serializer::ALL {
             for g in [&b""[..], b"\xff\xfe", b"[", b"{}", b"[\"x\"]", b"[999]"] {
-                assert!(decode(s, &Bytes::copy_from_slice(g)).is_err(), "{s:?} {g:?}");
+                assert!(
+                    decode(s, &Bytes::copy_from_slice(g)).is_err(),
+                    "{s:?} {g:?}"
+                );
             }
         }
     }
@@ -1098,7 +1113,10 @@ mod tests {
 
     #[test]
     fn arguments_that_are_not_a_list_are_refused() {
-        let r = decode(Serializer::Json, &Bytes::from_static(b"[48,1,{},\"p\",{\"a\":1}]"));
+        let r = decode(
+            Serializer::Json,
+            &Bytes::from_static(b"[48,1,{},\"p\",{\"a\":1}]"),
+        );
         assert!(r.is_err());
     }
 }

@@ -140,33 +140,124 @@ impl Payload {
 #[derive(Clone, Debug, PartialEq)]
 #[allow(missing_docs)] // fields are the spec's message elements
 pub enum Message {
-    Hello { realm: String, details: Dict },
-    Welcome { session: Id, details: Dict },
-    Abort { details: Dict, reason: String },
-    Challenge { method: String, extra: Dict },
-    Authenticate { signature: String, extra: Dict },
-    Goodbye { details: Dict, reason: String },
-    Error { request_type: u64, request: Id, details: Dict, error: String, payload: Payload },
-    Publish { request: Id, options: Dict, topic: String, payload: Payload },
-    Published { request: Id, publication: Id },
-    Subscribe { request: Id, options: Dict, topic: String },
-    Subscribed { request: Id, subscription: Id },
-    Unsubscribe { request: Id, subscription: Id },
+    Hello {
+        realm: String,
+        details: Dict,
+    },
+    Welcome {
+        session: Id,
+        details: Dict,
+    },
+    Abort {
+        details: Dict,
+        reason: String,
+    },
+    Challenge {
+        method: String,
+        extra: Dict,
+    },
+    Authenticate {
+        signature: String,
+        extra: Dict,
+    },
+    Goodbye {
+        details: Dict,
+        reason: String,
+    },
+    Error {
+        request_type: u64,
+        request: Id,
+        details: Dict,
+        error: String,
+        payload: Payload,
+    },
+    Publish {
+        request: Id,
+        options: Dict,
+        topic: String,
+        payload: Payload,
+    },
+    Published {
+        request: Id,
+        publication: Id,
+    },
+    Subscribe {
+        request: Id,
+        options: Dict,
+        topic: String,
+    },
+    Subscribed {
+        request: Id,
+        subscription: Id,
+    },
+    Unsubscribe {
+        request: Id,
+        subscription: Id,
+    },
     /// `details` is present only on a router-initiated UNSUBSCRIBED (subscription revocation).
-    Unsubscribed { request: Id, details: Option<Dict> },
-    Event { subscription: Id, publication: Id, details: Dict, payload: Payload },
-    EventReceived { publication: Id, details: Option<Dict>, payload: Payload },
-    Call { request: Id, options: Dict, procedure: String, payload: Payload },
-    Cancel { request: Id, options: Dict },
-    Result { request: Id, details: Dict, payload: Payload },
-    Register { request: Id, options: Dict, procedure: String },
-    Registered { request: Id, registration: Id },
-    Unregister { request: Id, registration: Id },
+    Unsubscribed {
+        request: Id,
+        details: Option<Dict>,
+    },
+    Event {
+        subscription: Id,
+        publication: Id,
+        details: Dict,
+        payload: Payload,
+    },
+    EventReceived {
+        publication: Id,
+        details: Option<Dict>,
+        payload: Payload,
+    },
+    Call {
+        request: Id,
+        options: Dict,
+        procedure: String,
+        payload: Payload,
+    },
+    Cancel {
+        request: Id,
+        options: Dict,
+    },
+    Result {
+        request: Id,
+        details: Dict,
+        payload: Payload,
+    },
+    Register {
+        request: Id,
+        options: Dict,
+        procedure: String,
+    },
+    Registered {
+        request: Id,
+        registration: Id,
+    },
+    Unregister {
+        request: Id,
+        registration: Id,
+    },
     /// `details` is present only on a router-initiated UNREGISTERED (registration revocation).
-    Unregistered { request: Id, details: Option<Dict> },
-    Invocation { request: Id, registration: Id, details: Dict, payload: Payload },
-    Interrupt { request: Id, options: Dict },
-    Yield { request: Id, options: Dict, payload: Payload },
+    Unregistered {
+        request: Id,
+        details: Option<Dict>,
+    },
+    Invocation {
+        request: Id,
+        registration: Id,
+        details: Dict,
+        payload: Payload,
+    },
+    Interrupt {
+        request: Id,
+        options: Dict,
+    },
+    Yield {
+        request: Id,
+        options: Dict,
+        payload: Payload,
+    },
 }
 
 impl Message {

@@ -47,9 +47,8 @@ fn is_match(v: &Value) -> bool {
         .is_some_and(|s| crate::uri::UriMatch::parse(s).is_some())
 }
 fn is_invoke(v: &Value) -> bool {
-    v.as_str().is_some_and(|s| {
-        matches!(s, "single" | "roundrobin" | "random" | "first" | "last")
-    })
+    v.as_str()
+        .is_some_and(|s| matches!(s, "single" | "roundrobin" | "random" | "first" | "last"))
 }
 
 fn check(dict: &Dict, rules: &[(&str, Check, &str)]) -> Result<(), String> {
@@ -93,7 +92,11 @@ pub fn check_publish(o: &Dict) -> Result<(), String> {
             ("retain", is_bool, "a bool"),
             ("disclose_me", is_bool, "a bool"),
             ("transaction_hash", is_str, "a string"),
-            ("forward_for", is_forward_for, "a list of {session, authid, authrole}"),
+            (
+                "forward_for",
+                is_forward_for,
+                "a list of {session, authid, authrole}",
+            ),
         ],
     )?;
     check(o, &PASSTHRU_RULES)
@@ -106,7 +109,11 @@ pub fn check_subscribe(o: &Dict) -> Result<(), String> {
         &[
             ("match", is_match, "one of exact, prefix, wildcard"),
             ("get_retained", is_bool, "a bool"),
-            ("forward_for", is_forward_for, "a list of {session, authid, authrole}"),
+            (
+                "forward_for",
+                is_forward_for,
+                "a list of {session, authid, authrole}",
+            ),
         ],
     )
 }
@@ -123,7 +130,11 @@ pub fn check_event_details(d: &Dict) -> Result<(), String> {
             ("retained", is_bool, "a bool"),
             ("transaction_hash", is_str, "a string"),
             ("x_acknowledged_delivery", is_bool, "a bool"),
-            ("forward_for", is_forward_for, "a list of {session, authid, authrole}"),
+            (
+                "forward_for",
+                is_forward_for,
+                "a list of {session, authid, authrole}",
+            ),
         ],
     )?;
     check(d, &PASSTHRU_RULES)
@@ -138,7 +149,11 @@ pub fn check_call(o: &Dict) -> Result<(), String> {
             ("receive_progress", is_bool, "a bool"),
             ("progress", is_bool, "a bool"),
             ("disclose_me", is_bool, "a bool"),
-            ("forward_for", is_forward_for, "a list of {session, authid, authrole}"),
+            (
+                "forward_for",
+                is_forward_for,
+                "a list of {session, authid, authrole}",
+            ),
         ],
     )?;
     check(o, &PASSTHRU_RULES)
@@ -150,10 +165,18 @@ pub fn check_register(o: &Dict) -> Result<(), String> {
         o,
         &[
             ("match", is_match, "one of exact, prefix, wildcard"),
-            ("invoke", is_invoke, "one of single, roundrobin, random, first, last"),
+            (
+                "invoke",
+                is_invoke,
+                "one of single, roundrobin, random, first, last",
+            ),
             ("disclose_caller", is_bool, "a bool"),
             ("force_reregister", is_bool, "a bool"),
-            ("forward_for", is_forward_for, "a list of {session, authid, authrole}"),
+            (
+                "forward_for",
+                is_forward_for,
+                "a list of {session, authid, authrole}",
+            ),
         ],
     )
 }

@@ -141,6 +141,14 @@ impl fmt::Display for Uri {
     }
 }
 
+// Routing tables key on Uri and are looked up with the &str of an incoming message; Arc<str> hashes
+// and compares exactly as str does, which is what Borrow requires.
+impl std::borrow::Borrow<str> for Uri {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl std::ops::Deref for Uri {
     type Target = str;
     fn deref(&self) -> &str {

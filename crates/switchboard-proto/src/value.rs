@@ -118,7 +118,11 @@ impl From<u64> for Value {
 }
 impl From<i64> for Value {
     fn from(n: i64) -> Self {
-        if n >= 0 { Value::UInt(n as u64) } else { Value::Int(n) }
+        if n >= 0 {
+            Value::UInt(n as u64)
+        } else {
+            Value::Int(n)
+        }
     }
 }
 impl From<bool> for Value {
@@ -298,7 +302,10 @@ mod tests {
     fn json_binary_rule_round_trips() {
         let v: Value = serde_json::from_str(r#""\u0000AAEC//4=""#).expect("valid");
         assert_eq!(v, Value::Bytes(Bytes::from_static(&[0, 1, 2, 255, 254])));
-        assert_eq!(serde_json::to_string(&v).expect("ser"), r#""\u0000AAEC//4=""#);
+        assert_eq!(
+            serde_json::to_string(&v).expect("ser"),
+            r#""\u0000AAEC//4=""#
+        );
     }
 
     #[test]

@@ -46,7 +46,7 @@ def free_tcp_port() -> int:
         return s.getsockname()[1]
 
 
-def node_config(port: int, unix_path: str) -> dict:
+def node_config(port: int, unix_path: str, kind: str = "switchboard") -> dict:
     """A Crossbar.io-format (version 2) node config: one router worker, realm1,
     anonymous role allowed everything, a universal (WebSocket + RawSocket)
     transport on TCP and another on a unix socket."""
@@ -58,12 +58,18 @@ def node_config(port: int, unix_path: str) -> dict:
         }
     ]
 
+    websocket_service = {"type": "websocket"}
+    if kind == "crossbar":
+        # Crossbar only negotiates permessage-deflate when told to; the
+        # Switchboard contract is to accept it whenever a client offers it.
+        websocket_service["options"] = {"compression": {"deflate": {}}}
+
     def universal(endpoint: dict) -> dict:
         return {
             "type": "universal",
             "endpoint": endpoint,
             "rawsocket": {},
-            "websocket": {"ws": {"type": "websocket"}},
+            "websocket": {"ws": dict(websocket_service)},
         }
 
     return {
@@ -176,7 +182,7 @@ def start_router() -> Router:
     node_dir = Path(tempfile.mkdtemp(prefix="sbinterop-"))
     port = free_tcp_port()
     unix_path = str(node_dir / "router.sock")
-    config = node_config(port, unix_path)
+    config = node_config(port, unix_path, kind)
     log_path = node_dir / "router.log"
 
     if kind == "switchboard":

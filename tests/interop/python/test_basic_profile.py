@@ -282,8 +282,9 @@ def test_welcome_announces_broker_and_dealer_roles_and_a_session_id(router, tran
             details = c.join_details
             assert isinstance(details.session, int) and 1 <= details.session <= 2**53
             assert details.realm == "realm1"
-            roles = details.authrole, details.router_roles
-            assert "broker" in details.router_roles and "dealer" in details.router_roles, roles
+            assert details.serializer == serializer, f"negotiated {details.serializer!r}"
+            roles = c.session._router_roles or {}
+            assert "broker" in roles and "dealer" in roles, f"WELCOME.Details.roles: {roles!r}"
         finally:
             await close_all(c)
 

@@ -1,0 +1,147 @@
+//! Starting and stopping a router node: the one entry point the binary and the tests share.
+//!
+//! [`start`] builds the realms from the config, binds every transport (so that bind errors surface
+//! before anything runs) and spawns the accept loops. [`RunningNode::shutdown`] stops accepting,
+//! tells every session GOODBYE (`wamp.close.system_shutdown`) and waits for them to finish.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_proto::ids::IdSequence;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{LoadedConfig, TransportConfig, WorkerConfig};
+use crate::listener::{self, ListenAddr, Protocols};
+use crate::realm::{Realm, RealmRegistry};
+use crate::session::SessionConfig;
+
+/// How long shutdown waits for sessions to say GOODBYE before giving up on them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A transport could not bind its endpoint.
+    #[error("transport {index} ({endpoint}): cannot listen: {source}")]
+    Bind {
+        /// Position in `workers[0].transports`.
+        index: usize,
+        /// The endpoint as configured.
+        endpoint: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// A started node.
+pub struct RunningNode {
+    /// Where each transport listens, in config order.
+    pub listeners: Vec<ListenAddr>,
+    realms: Arc<RealmRegistry>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl RunningNode {
+    /// The realm registry (for embedding and tests).
+    pub fn realms(&self) -> &Arc<RealmRegistry> {
+        &self.realms
+    }
+
+    /// The first TCP address the node listens on.
+    pub fn tcp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listeners.iter().find_map(|l| match l {
+            ListenAddr::Tcp(a) => Some(*a),
+            ListenAddr::Unix(_) => None,
+        })
+    }
+
+    /// Stops accepting, closes every session with GOODBYE and waits (bounded) for them to end.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some sessions did not close within {SHUTDOWN_GRACE:?}");
+        }
+    }
+}
+
+/// Starts a node from a loaded config.
+pub async fn start(loaded: &LoadedConfig) -> Result<RunningNode, StartError> {
+    let ids = Arc::new(IdSequence::new());
+    let mut realms = Vec::new();
+    let mut transports: Vec<&TransportConfig> = Vec::new();
+    for WorkerConfig::Router(worker) in &loaded.config.workers {
+        for realm in &worker.realms {
+            realms.push(Arc::new(Realm::new(realm, ids.clone())));
+        }
+        transports.extend(worker.transports.iter());
+    }
+    let realms = Arc::new(RealmRegistry::new(realms));
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+
+    let mut bound = Vec::new();
+    for (index, t) in transports.iter().enumerate() {
+        let endpoint = match t {
+            TransportConfig::Universal(u) => &u.endpoint,
+            TransportConfig::WebSocket(w) => &w.endpoint,
+            TransportConfig::RawSocket(r) => &r.endpoint,
+        };
+        let (listener, addr) =
+            listener::bind(endpoint, &loaded.base_dir).map_err(|source| StartError::Bind {
+                index,
+                endpoint: format!("{endpoint:?}"),
+                source,
+            })?;
+        bound.push((listener, addr, *t));
+    }
+
+    let mut listeners = Vec::new();
+    for (listener, addr, t) in bound {
+        tracing::info!(transport = %addr, "listening");
+        let mut sessions = SessionConfig::new(realms.clone(), shutdown.clone());
+        if let Some(role) = anonymous_role(t) {
+            sessions.anonymous_role = role;
+        }
+        let protocols = Arc::new(Protocols::from_config(t));
+        tokio::spawn(listener::serve(
+            listener,
+            protocols,
+            sessions,
+            tracker.clone(),
+        ));
+        listeners.push(addr);
+    }
+    Ok(RunningNode {
+        listeners,
+        realms,
+        shutdown,
+        tracker,
+    })
+}
+
+/// The role a transport's `auth.anonymous` assigns, if configured.
+fn anonymous_role(t: &TransportConfig) -> Option<String> {
+    let auths: Vec<&crate::config::AuthConfig> = match t {
+        TransportConfig::Universal(u) => u
+            .rawsocket
+            .iter()
+            .filter_map(|r| r.auth.as_ref())
+            .chain(
+                u.websocket
+                    .values()
+                    .filter_map(|crate::config::WebSocketPathConfig::WebSocket(w)| w.auth.as_ref()),
+            )
+            .collect(),
+        TransportConfig::WebSocket(w) => w.auth.iter().collect(),
+        TransportConfig::RawSocket(r) => r.auth.iter().collect(),
+    };
+    auths
+        .into_iter()
+        .find_map(|a| a.anonymous.as_ref().and_then(|x| x.role.clone()))
+}

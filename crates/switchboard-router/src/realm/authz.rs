@@ -1,0 +1,138 @@
+//! Static authorization: may a role take an action on a URI?
+//!
+//! Precedence as Crossbar's: an exact permission beats any prefix permission, a longer prefix beats
+//! a shorter one, and prefix beats wildcard. The first matching permission at the winning rank
+//! decides.
+
+use switchboard_proto::{Uri, UriMatch};
+
+use crate::config::{RoleConfig, effective_match};
+
+/// An action a role can be allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Action {
+    Call,
+    Register,
+    Publish,
+    Subscribe,
+}
+
+impl Action {
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Permission {
+    pattern: Uri,
+    policy: UriMatch,
+    /// Indexed by [`Action::index`].
+    allow: [bool; 4],
+}
+
+/// A role's compiled permissions.
+#[derive(Debug, Clone)]
+pub struct Role {
+    name: String,
+    permissions: Vec<Permission>,
+}
+
+impl Role {
+    /// Compiles a role from its config. Invalid patterns were refused by config validation; any
+    /// that slip through never match.
+    pub fn from_config(cfg: &RoleConfig) -> Self {
+        let permissions = cfg
+            .permissions
+            .iter()
+            .filter_map(|p| {
+                let policy = effective_match(p);
+                // Crossbar's legacy syntax writes a prefix as "com.example.*".
+                let pattern = p.uri.strip_suffix('*').unwrap_or(&p.uri);
+                let pattern = Uri::parse_loose(pattern, policy).ok()?;
+                Some(Permission {
+                    pattern,
+                    policy,
+                    allow: [
+                        p.allow.call,
+                        p.allow.register,
+                        p.allow.publish,
+                        p.allow.subscribe,
+                    ],
+                })
+            })
+            .collect();
+        Self {
+            name: cfg.name.clone(),
+            permissions,
+        }
+    }
+
+    /// The role's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the role may take `action` on `uri`.
+    pub fn may(&self, action: Action, uri: &str) -> bool {
+        // Rank: exact = (2, 0), prefix = (1, len), wildcard = (0, 0); highest wins.
+        let mut best: Option<((u8, usize), bool)> = None;
+        for p in &self.permissions {
+            if !p.pattern.matches(p.policy, uri) {
+                continue;
+            }
+            let rank = match p.policy {
+                UriMatch::Exact => (2, 0),
+                UriMatch::Prefix => (1, p.pattern.len()),
+                UriMatch::Wildcard => (0, 0),
+            };
+            if best.is_none_or(|(r, _)| rank > r) {
+                best = Some((rank, p.allow[action.index()]));
+            }
+        }
+        best.is_some_and(|(_, allowed)| allowed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn role(json: &str) -> Role {
+        Role::from_config(&serde_json::from_str(json).expect("role json"))
+    }
+
+    #[test]
+    fn exact_beats_prefix_and_longer_prefix_beats_shorter() {
+        let r = role(
+            r#"{"name":"r","permissions":[
+            {"uri":"com.app.","match":"prefix","allow":{"call":true}},
+            {"uri":"com.app.admin.","match":"prefix","allow":{"call":false}},
+            {"uri":"com.app.admin.ping","match":"exact","allow":{"call":true}}]}"#,
+        );
+        assert!(r.may(Action::Call, "com.app.x"));
+        assert!(!r.may(Action::Call, "com.app.admin.reset"));
+        assert!(r.may(Action::Call, "com.app.admin.ping"));
+        assert!(!r.may(Action::Call, "org.other"));
+    }
+
+    #[test]
+    fn legacy_star_suffix_means_prefix() {
+        let r =
+            role(r#"{"name":"r","permissions":[{"uri":"com.app.*","allow":{"publish":true}}]}"#);
+        assert!(r.may(Action::Publish, "com.app.topic"));
+        assert!(!r.may(Action::Subscribe, "com.app.topic"));
+    }
+
+    #[test]
+    fn prefix_beats_wildcard() {
+        let r = role(
+            r#"{"name":"r","permissions":[
+            {"uri":"com..x","match":"wildcard","allow":{"subscribe":true}},
+            {"uri":"com.a","match":"prefix","allow":{"subscribe":false}}]}"#,
+        );
+        assert!(!r.may(Action::Subscribe, "com.a.x"));
+        assert!(r.may(Action::Subscribe, "com.b.x"));
+    }
+}

@@ -1,0 +1,248 @@
+//! [`Peer`]: the handle through which other tasks reach a session, and its bounded outbox.
+//!
+//! A session's own task owns its socket and its private state. Everything another task may do to it
+//! goes through this handle: enqueue an already-encoded message into its outbox, or (for the dealer)
+//! record an invocation the session owes an answer to.
+//!
+//! # Outbox policy
+//! The outbox holds [`OUTBOX_CAPACITY_MESSAGES`] messages. A session whose outbox is full is not
+//! keeping up with what it asked for (events of its subscriptions, invocations of its registrations,
+//! results of its calls). The router then treats it as a slow consumer: the message is not queued, the
+//! session is marked, and its task closes it with ABORT `wamp.close.slow_consumer` as soon as it runs.
+//! Its pending calls fail as for any callee that leaves. Nothing is dropped silently from a session
+//! that stays connected, and one slow session never blocks the publisher or anyone else.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use switchboard_proto::ids::IdSequence;
+use switchboard_proto::{Id, Serializer};
+use tokio::sync::{Notify, mpsc};
+
+/// How many encoded messages a session's outbox holds before the session counts as a slow consumer.
+pub const OUTBOX_CAPACITY_MESSAGES: usize = 4096;
+
+/// A session id (global scope, random).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub Id);
+
+/// Why a message could not be queued for a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// The session is gone.
+    Closed,
+    /// The outbox is full: the session is now marked as a slow consumer and will be closed.
+    Full,
+}
+
+/// A call this session (as callee) has been invoked for and not yet answered.
+#[derive(Debug)]
+pub struct PendingInvocation {
+    /// The calling session.
+    pub caller: Peer,
+    /// The caller's CALL.Request id.
+    pub call_request: Id,
+}
+
+/// Who a session is, as other sessions see it.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The session id.
+    pub session: SessionId,
+    /// The authenticated id (for anonymous sessions, a random string).
+    pub authid: String,
+    /// The role the session was admitted with.
+    pub authrole: String,
+}
+
+#[derive(Debug)]
+struct PeerInner {
+    identity: Identity,
+    serializer: Serializer,
+    max_message_bytes: Option<usize>,
+    outbox: mpsc::Sender<Bytes>,
+    slow: AtomicBool,
+    wake: Notify,
+    invocation_ids: IdSequence,
+    /// Invocations sent to this session, by INVOCATION.Request id. Locked briefly by the caller's
+    /// task (insert) and this session's task (remove on YIELD/ERROR); never across an await.
+    pending_invocations: Mutex<HashMap<Id, PendingInvocation>>,
+    dropped: AtomicU64,
+}
+
+/// A cheap, clonable handle to a session. Equality is by session id.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    inner: Arc<PeerInner>,
+}
+
+impl PartialEq for Peer {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner.identity.session == other.inner.identity.session
+    }
+}
+impl Eq for Peer {}
+
+/// The receiving side of a peer's outbox, held by the session's own task.
+pub struct Outbox {
+    /// Encoded messages to write to the socket.
+    pub rx: mpsc::Receiver<Bytes>,
+}
+
+impl Peer {
+    /// A handle and its outbox for a newly established session.
+    pub fn new(
+        identity: Identity,
+        serializer: Serializer,
+        max_message_bytes: Option<usize>,
+        capacity: usize,
+    ) -> (Peer, Outbox) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let peer = Peer {
+            inner: Arc::new(PeerInner {
+                identity,
+                serializer,
+                max_message_bytes,
+                outbox: tx,
+                slow: AtomicBool::new(false),
+                wake: Notify::new(),
+                invocation_ids: IdSequence::new(),
+                pending_invocations: Mutex::new(HashMap::new()),
+                dropped: AtomicU64::new(0),
+            }),
+        };
+        (peer, Outbox { rx })
+    }
+
+    /// The session id.
+    pub fn id(&self) -> SessionId {
+        self.inner.identity.session
+    }
+
+    /// Who the session is.
+    pub fn identity(&self) -> &Identity {
+        &self.inner.identity
+    }
+
+    /// The serializer the session speaks.
+    pub fn serializer(&self) -> Serializer {
+        self.inner.serializer
+    }
+
+    /// Whether a message of `len` bytes fits what the peer accepts.
+    pub fn accepts_len(&self, len: usize) -> bool {
+        self.inner.max_message_bytes.is_none_or(|max| len <= max)
+    }
+
+    /// Queues an encoded message without waiting. On a full outbox, applies the slow-consumer policy
+    /// (see the module docs).
+    pub fn send(&self, msg: Bytes) -> Result<(), SendError> {
+        match self.inner.outbox.try_send(msg) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.inner.dropped.fetch_add(1, Ordering::Relaxed);
+                if !self.inner.slow.swap(true, Ordering::AcqRel) {
+                    tracing::warn!(session = self.id().0, "outbox full: closing slow consumer");
+                }
+                self.inner.wake.notify_one();
+                Err(SendError::Full)
+            }
+        }
+    }
+
+    /// Whether the session was marked as a slow consumer.
+    pub fn is_slow(&self) -> bool {
+        self.inner.slow.load(Ordering::Acquire)
+    }
+
+    /// Completes when the session is marked as a slow consumer (used by its own task).
+    pub async fn slow_marked(&self) {
+        loop {
+            let notified = self.inner.wake.notified();
+            if self.is_slow() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Records an invocation this session must answer and returns its INVOCATION.Request id.
+    pub fn add_pending_invocation(&self, pending: PendingInvocation) -> Id {
+        let id = self.inner.invocation_ids.next_id();
+        self.pending_invocations().insert(id, pending);
+        id
+    }
+
+    /// Takes the pending invocation `id`, if this session owes an answer to it.
+    pub fn take_pending_invocation(&self, id: Id) -> Option<PendingInvocation> {
+        self.pending_invocations().remove(&id)
+    }
+
+    /// Takes every pending invocation (the session is leaving).
+    pub fn drain_pending_invocations(&self) -> Vec<PendingInvocation> {
+        self.pending_invocations().drain().map(|(_, p)| p).collect()
+    }
+
+    fn pending_invocations(&self) -> std::sync::MutexGuard<'_, HashMap<Id, PendingInvocation>> {
+        // A poisoned lock only means another task panicked while holding it; the map itself is
+        // still consistent (every operation on it is a single insert or remove).
+        self.inner
+            .pending_invocations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(capacity: usize) -> (Peer, Outbox) {
+        let identity = Identity {
+            session: SessionId(1),
+            authid: "a".into(),
+            authrole: "anonymous".into(),
+        };
+        Peer::new(identity, Serializer::Json, None, capacity)
+    }
+
+    #[test]
+    fn full_outbox_marks_the_session_slow_instead_of_blocking() {
+        let (p, _outbox) = peer(2);
+        assert_eq!(p.send(Bytes::from_static(b"1")), Ok(()));
+        assert_eq!(p.send(Bytes::from_static(b"2")), Ok(()));
+        assert!(!p.is_slow());
+        assert_eq!(p.send(Bytes::from_static(b"3")), Err(SendError::Full));
+        assert!(p.is_slow());
+    }
+
+    #[test]
+    fn send_to_a_gone_session_reports_closed() {
+        let (p, outbox) = peer(2);
+        drop(outbox);
+        assert_eq!(p.send(Bytes::from_static(b"1")), Err(SendError::Closed));
+    }
+
+    #[test]
+    fn pending_invocations_get_distinct_ids_and_are_taken_once() {
+        let (callee, _o1) = peer(2);
+        let (caller, _o2) = peer(2);
+        let a = callee.add_pending_invocation(PendingInvocation {
+            caller: caller.clone(),
+            call_request: 7,
+        });
+        let b = callee.add_pending_invocation(PendingInvocation {
+            caller,
+            call_request: 8,
+        });
+        assert_ne!(a, b);
+        assert_eq!(
+            callee.take_pending_invocation(a).map(|p| p.call_request),
+            Some(7)
+        );
+        assert!(callee.take_pending_invocation(a).is_none());
+    }
+}

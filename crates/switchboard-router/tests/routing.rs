@@ -1,0 +1,263 @@
+//! Register/call and subscribe/publish through a real router over real sockets, for every
+//! transport, endpoint type and serializer, including mixed serializers.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{ALL_VIAS, Via, start_router};
+use switchboard_client::{Args, Error};
+use switchboard_proto::{Dict, Serializer, Value};
+use tokio::time::timeout;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn sample_args() -> Args {
+    let mut kwargs = Dict::new();
+    kwargs.insert(
+        "blob".into(),
+        Value::Bytes(Bytes::from_static(&[0, 1, 254, 255])),
+    );
+    kwargs.insert("big".into(), Value::UInt(1 << 53));
+    kwargs.insert("neg".into(), Value::Int(-42));
+    kwargs.insert("pi".into(), Value::Float(3.25));
+    Args {
+        args: vec!["hello".into(), Value::List(vec![1u64.into(), Value::Null])],
+        kwargs,
+    }
+}
+
+#[tokio::test]
+async fn call_reaches_callee_and_result_echoes_payload_on_every_transport_and_serializer() {
+    let router = start_router().await;
+    for via in ALL_VIAS {
+        for s in Serializer::ALL {
+            let callee = router.connect(via, s).await;
+            let caller = router.connect(via, s).await;
+            let proc_name = format!("com.example.echo.{}", callee.id());
+            callee.register(&proc_name, Ok).await.expect("register");
+            let result = timeout(WAIT, caller.call(&proc_name, sample_args()))
+                .await
+                .expect("in time")
+                .expect("call");
+            assert_eq!(result, sample_args(), "{via:?} {s:?}");
+            callee.leave().await.expect("leave");
+            caller.leave().await.expect("leave");
+        }
+    }
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn payload_crosses_serializers_with_binary_intact() {
+    let router = start_router().await;
+    for callee_s in Serializer::ALL {
+        for caller_s in Serializer::ALL {
+            let callee = router.connect(Via::RawSocketTcp, callee_s).await;
+            let caller = router.connect(Via::WebSocketTcp, caller_s).await;
+            let name = format!("com.example.cross.{}", callee.id());
+            callee.register(&name, Ok).await.expect("register");
+            let result = timeout(WAIT, caller.call(&name, sample_args()))
+                .await
+                .expect("in time")
+                .expect("call");
+            assert_eq!(result, sample_args(), "{caller_s:?} -> {callee_s:?}");
+        }
+    }
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn acknowledged_publish_reaches_every_subscriber_but_not_the_publisher() {
+    let router = start_router().await;
+    let publisher = router.connect(Via::WebSocketTcp, Serializer::Json).await;
+    let mut subscribers = Vec::new();
+    for (i, s) in Serializer::ALL.into_iter().enumerate() {
+        let session = router.connect(ALL_VIAS[i % 4], s).await;
+        let (sub_id, events) = session
+            .subscribe("com.example.topic")
+            .await
+            .expect("subscribe");
+        subscribers.push((session, sub_id, events));
+    }
+    // One subscription id shared by all subscribers of a topic.
+    assert!(subscribers.windows(2).all(|w| w[0].1 == w[1].1));
+    let (_, mut own_events) = publisher
+        .subscribe("com.example.topic")
+        .await
+        .expect("subscribe");
+
+    let mut ack = Dict::new();
+    ack.insert("acknowledge".into(), true.into());
+    let publication = publisher
+        .publish("com.example.topic", sample_args(), ack)
+        .await
+        .expect("publish");
+    let publication = publication.expect("acknowledged");
+    for (_, _, events) in &mut subscribers {
+        let event = timeout(WAIT, events.recv())
+            .await
+            .expect("in time")
+            .expect("event");
+        assert_eq!(event.publication, publication);
+        assert_eq!(event.args, sample_args());
+    }
+    // Publisher exclusion is the default.
+    let mut ack = Dict::new();
+    ack.insert("acknowledge".into(), true.into());
+    publisher
+        .publish("com.example.other", Args::default(), ack)
+        .await
+        .expect("publish");
+    assert!(own_events.try_recv().is_err());
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn publisher_receives_its_own_event_when_exclude_me_is_false() {
+    let router = start_router().await;
+    let session = router.connect(Via::RawSocketTcp, Serializer::Cbor).await;
+    let (_, mut events) = session
+        .subscribe("com.myapp.topic1")
+        .await
+        .expect("subscribe");
+    let mut opts = Dict::new();
+    opts.insert("exclude_me".into(), false.into());
+    opts.insert("acknowledge".into(), true.into());
+    session
+        .publish(
+            "com.myapp.topic1",
+            Args::positional(vec!["Hello, world!".into()]),
+            opts,
+        )
+        .await
+        .expect("publish");
+    let event = timeout(WAIT, events.recv())
+        .await
+        .expect("in time")
+        .expect("event");
+    assert_eq!(event.args.args, vec![Value::from("Hello, world!")]);
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn calling_an_unregistered_procedure_gives_no_such_procedure() {
+    let router = start_router().await;
+    let caller = router.connect(Via::WebSocketTcp, Serializer::MsgPack).await;
+    let err = caller
+        .call("com.example.nobody", Args::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Wamp { ref uri, .. } if uri == "wamp.error.no_such_procedure"),
+        "{err}"
+    );
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn registering_a_taken_procedure_gives_procedure_already_exists() {
+    let router = start_router().await;
+    let a = router.connect(Via::WebSocketTcp, Serializer::Json).await;
+    let b = router.connect(Via::RawSocketTcp, Serializer::Json).await;
+    a.register("com.example.once", Ok)
+        .await
+        .expect("first register");
+    let err = b.register("com.example.once", Ok).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Wamp { ref uri, .. } if uri == "wamp.error.procedure_already_exists"),
+        "{err}"
+    );
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn unregister_and_unsubscribe_of_unknown_ids_give_the_spec_errors() {
+    let router = start_router().await;
+    let s = router.connect(Via::WebSocketTcp, Serializer::Json).await;
+    let err = s.unregister(12345).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Wamp { ref uri, .. } if uri == "wamp.error.no_such_registration"),
+        "{err}"
+    );
+    let err = s.unsubscribe(12345).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Wamp { ref uri, .. } if uri == "wamp.error.no_such_subscription"),
+        "{err}"
+    );
+    // After unregistering, the procedure is gone.
+    let reg = s.register("com.example.temp", Ok).await.expect("register");
+    s.unregister(reg).await.expect("unregister");
+    let err = s
+        .call("com.example.temp", Args::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Wamp { ref uri, .. } if uri == "wamp.error.no_such_procedure"),
+        "{err}"
+    );
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn callee_error_reaches_the_caller_with_uri_and_args() {
+    let router = start_router().await;
+    let callee = router.connect(Via::RawSocketUnix, Serializer::Cbor).await;
+    let caller = router.connect(Via::WebSocketUnix, Serializer::Json).await;
+    callee
+        .register("com.example.fail", |_| {
+            Err((
+                "com.example.error.oops".into(),
+                Args::positional(vec!["bad".into()]),
+            ))
+        })
+        .await
+        .expect("register");
+    let err = caller
+        .call("com.example.fail", Args::default())
+        .await
+        .unwrap_err();
+    match err {
+        Error::Wamp { uri, args, .. } => {
+            assert_eq!(uri, "com.example.error.oops");
+            assert_eq!(args, vec![Value::from("bad")]);
+        }
+        other => panic!("unexpected {other}"),
+    }
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_realm_is_aborted_with_no_such_realm() {
+    let router = start_router().await;
+    let mut opts = router.options(Via::WebSocketTcp, Serializer::Json);
+    opts.realm = "nope".into();
+    let err = switchboard_client::Session::connect(&opts)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(err, Error::Aborted { ref reason, .. } if reason == "wamp.error.no_such_realm"),
+        "{err}"
+    );
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn router_shutdown_says_goodbye_to_every_session() {
+    let router = start_router().await;
+    let a = router.connect(Via::WebSocketTcp, Serializer::Json).await;
+    let b = router
+        .connect(Via::RawSocketUnix, Serializer::MsgPack)
+        .await;
+    let shutdown = tokio::spawn(router.shutdown());
+    for s in [&a, &b] {
+        let (reason, _) = timeout(WAIT, s.closed())
+            .await
+            .expect("in time")
+            .expect("GOODBYE");
+        assert_eq!(reason, "wamp.close.system_shutdown");
+    }
+    shutdown.await.expect("shutdown completes");
+}

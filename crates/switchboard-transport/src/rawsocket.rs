@@ -1,0 +1,290 @@
+//! WAMP RawSocket (spec, "RawSocket Transport"): a 4-byte handshake that picks the serializer and
+//! each side's maximum message length, then frames with a 4-byte header (message type, 24-bit
+//! length), including PING/PONG.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use futures::{SinkExt, StreamExt};
+use switchboard_proto::Serializer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::codec::{Decoder, Encoder, Framed};
+
+use super::{BoxedIo, Transport, TransportError};
+
+/// The magic first octet of a RawSocket handshake; also how the universal listener tells RawSocket
+/// from HTTP.
+pub const MAGIC: u8 = 0x7f;
+
+/// The largest message RawSocket can express: 2^24 - 1 bytes (the frame length is 24 bits).
+pub const MAX_FRAME_BYTES: usize = (1 << 24) - 1;
+
+/// Handshake error codes (spec, "RawSocket Transport", handshake error reply).
+mod handshake_error {
+    pub const SERIALIZER_UNSUPPORTED: u8 = 1;
+    pub const MAX_LENGTH_UNACCEPTABLE: u8 = 2;
+    pub const RESERVED_BITS_USED: u8 = 3;
+}
+
+/// Frame types in the first header octet.
+const FRAME_REGULAR: u8 = 0;
+const FRAME_PING: u8 = 1;
+const FRAME_PONG: u8 = 2;
+
+/// Converts a maximum message length to the handshake's exponent: the largest `n` with
+/// `2^(9+n) <= limit`, clamped to `0..=15`.
+fn length_exponent(limit: usize) -> u8 {
+    let mut n = 0u8;
+    while n < 15 && (1usize << (9 + n + 1)) <= limit {
+        n += 1;
+    }
+    n
+}
+
+/// Runs the router side of the handshake on `io`, whose first octet (the magic 0x7F) has already been
+/// read. Unsupported serializers and reserved bits get the spec's error reply and an error.
+pub async fn accept(
+    mut io: BoxedIo,
+    max_message_bytes: usize,
+    serializers: &[Serializer],
+) -> Result<RawSocket, TransportError> {
+    let mut rest = [0u8; 3];
+    io.read_exact(&mut rest).await?;
+    let [client_octet, reserved1, reserved2] = rest;
+    let refuse = |code: u8| [MAGIC, code << 4, 0, 0];
+    if reserved1 != 0 || reserved2 != 0 {
+        io.write_all(&refuse(handshake_error::RESERVED_BITS_USED))
+            .await?;
+        return Err(TransportError::Protocol(
+            "RawSocket handshake uses reserved octets".into(),
+        ));
+    }
+    let serializer = match Serializer::from_rawsocket_id(client_octet & 0x0f) {
+        Some(s) if serializers.contains(&s) => s,
+        _ => {
+            io.write_all(&refuse(handshake_error::SERIALIZER_UNSUPPORTED))
+                .await?;
+            return Err(TransportError::Protocol(format!(
+                "RawSocket serializer {} not supported",
+                client_octet & 0x0f
+            )));
+        }
+    };
+    let client_max = 1usize << (9 + (client_octet >> 4));
+    if client_max < 512 {
+        io.write_all(&refuse(handshake_error::MAX_LENGTH_UNACCEPTABLE))
+            .await?;
+        return Err(TransportError::Protocol(
+            "RawSocket max length unacceptable".into(),
+        ));
+    }
+    let our_max = max_message_bytes.min(MAX_FRAME_BYTES);
+    let exponent = length_exponent(our_max);
+    io.write_all(&[MAGIC, (exponent << 4) | serializer.rawsocket_id(), 0, 0])
+        .await?;
+    // We promised the peer 2^(9+exponent); enforce exactly that so both sides agree.
+    let accept_limit = (1usize << (9 + exponent)).min(MAX_FRAME_BYTES);
+    Ok(RawSocket {
+        framed: Framed::new(
+            io,
+            FrameCodec {
+                limit: accept_limit,
+            },
+        ),
+        serializer,
+        peer_max: client_max.min(MAX_FRAME_BYTES),
+    })
+}
+
+/// Runs the client side of the handshake (used by our client library and tests).
+pub async fn connect(
+    mut io: BoxedIo,
+    serializer: Serializer,
+    max_message_bytes: usize,
+) -> Result<RawSocket, TransportError> {
+    let exponent = length_exponent(max_message_bytes.min(MAX_FRAME_BYTES));
+    io.write_all(&[MAGIC, (exponent << 4) | serializer.rawsocket_id(), 0, 0])
+        .await?;
+    let mut reply = [0u8; 4];
+    io.read_exact(&mut reply).await?;
+    if reply[0] != MAGIC {
+        return Err(TransportError::Protocol("not a RawSocket peer".into()));
+    }
+    if reply[1] & 0x0f == 0 {
+        return Err(TransportError::Protocol(format!(
+            "RawSocket handshake refused with error {}",
+            reply[1] >> 4
+        )));
+    }
+    if reply[1] & 0x0f != serializer.rawsocket_id() {
+        return Err(TransportError::Protocol(
+            "RawSocket serializer mismatch".into(),
+        ));
+    }
+    let peer_max = (1usize << (9 + (reply[1] >> 4))).min(MAX_FRAME_BYTES);
+    let accept_limit = (1usize << (9 + exponent)).min(MAX_FRAME_BYTES);
+    Ok(RawSocket {
+        framed: Framed::new(
+            io,
+            FrameCodec {
+                limit: accept_limit,
+            },
+        ),
+        serializer,
+        peer_max,
+    })
+}
+
+/// One RawSocket frame.
+#[derive(Debug)]
+enum Frame {
+    Message(Bytes),
+    Ping(Bytes),
+    Pong,
+}
+
+/// The RawSocket frame codec: 1 octet type (5 reserved bits must be zero), 3 octets length.
+struct FrameCodec {
+    /// The largest frame we accept.
+    limit: usize,
+}
+
+impl Decoder for FrameCodec {
+    type Item = Frame;
+    type Error = TransportError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, TransportError> {
+        if src.len() < 4 {
+            return Ok(None);
+        }
+        let kind = src[0];
+        let len = (usize::from(src[1]) << 16) | (usize::from(src[2]) << 8) | usize::from(src[3]);
+        if kind & 0xf8 != 0 {
+            return Err(TransportError::Protocol(
+                "RawSocket frame uses reserved bits".into(),
+            ));
+        }
+        if len > self.limit {
+            return Err(TransportError::TooLarge {
+                size: len,
+                limit: self.limit,
+            });
+        }
+        if src.len() < 4 + len {
+            src.reserve(4 + len - src.len());
+            return Ok(None);
+        }
+        src.advance(4);
+        let payload = src.split_to(len).freeze();
+        match kind & 0x07 {
+            FRAME_REGULAR => Ok(Some(Frame::Message(payload))),
+            FRAME_PING => Ok(Some(Frame::Ping(payload))),
+            FRAME_PONG => Ok(Some(Frame::Pong)),
+            other => Err(TransportError::Protocol(format!(
+                "RawSocket frame type {other} is reserved"
+            ))),
+        }
+    }
+}
+
+/// What we write: a message or a PONG answering a PING.
+enum OutFrame {
+    Message(Bytes),
+    Pong(Bytes),
+}
+
+impl Encoder<OutFrame> for FrameCodec {
+    type Error = TransportError;
+
+    fn encode(&mut self, item: OutFrame, dst: &mut BytesMut) -> Result<(), TransportError> {
+        let (kind, payload) = match item {
+            OutFrame::Message(p) => (FRAME_REGULAR, p),
+            OutFrame::Pong(p) => (FRAME_PONG, p),
+        };
+        if payload.len() > MAX_FRAME_BYTES {
+            return Err(TransportError::TooLarge {
+                size: payload.len(),
+                limit: MAX_FRAME_BYTES,
+            });
+        }
+        let len = payload.len() as u32;
+        dst.reserve(4 + payload.len());
+        dst.put_u8(kind);
+        dst.put_slice(&len.to_be_bytes()[1..]);
+        dst.put_slice(&payload);
+        Ok(())
+    }
+}
+
+/// A WAMP connection over RawSocket.
+pub struct RawSocket {
+    framed: Framed<BoxedIo, FrameCodec>,
+    serializer: Serializer,
+    peer_max: usize,
+}
+
+impl Transport for RawSocket {
+    fn serializer(&self) -> Serializer {
+        self.serializer
+    }
+
+    fn peer_max_message_bytes(&self) -> Option<usize> {
+        Some(self.peer_max)
+    }
+
+    async fn recv(&mut self) -> Result<Option<Bytes>, TransportError> {
+        loop {
+            match self.framed.next().await {
+                None => return Ok(None),
+                Some(Err(e)) => return Err(e),
+                Some(Ok(Frame::Message(m))) => return Ok(Some(m)),
+                Some(Ok(Frame::Ping(p))) => self.framed.send(OutFrame::Pong(p)).await?,
+                Some(Ok(Frame::Pong)) => {}
+            }
+        }
+    }
+
+    async fn feed(&mut self, msg: Bytes) -> Result<(), TransportError> {
+        self.framed.feed(OutFrame::Message(msg)).await
+    }
+
+    async fn flush(&mut self) -> Result<(), TransportError> {
+        SinkExt::<OutFrame>::flush(&mut self.framed).await
+    }
+
+    async fn close(&mut self) {
+        let _ = SinkExt::<OutFrame>::flush(&mut self.framed).await;
+        let _ = self.framed.get_mut().shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn length_exponent_picks_the_largest_power_not_above_the_limit() {
+        assert_eq!(length_exponent(512), 0);
+        assert_eq!(length_exponent(1024 * 1024), 11);
+        assert_eq!(length_exponent(usize::MAX), 15);
+        assert_eq!(length_exponent(100), 0);
+    }
+
+    #[test]
+    fn frames_over_the_limit_are_refused_before_buffering() {
+        let mut codec = FrameCodec { limit: 1024 };
+        let mut buf = BytesMut::from(&[0u8, 0x01, 0x00, 0x00][..]);
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(TransportError::TooLarge { size: 65536, .. })
+        ));
+    }
+
+    #[test]
+    fn reserved_frame_bits_are_a_protocol_error() {
+        let mut codec = FrameCodec { limit: 1024 };
+        let mut buf = BytesMut::from(&[0x08u8, 0, 0, 0][..]);
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(TransportError::Protocol(_))
+        ));
+    }
+}

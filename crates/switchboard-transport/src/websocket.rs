@@ -1,0 +1,247 @@
+//! WAMP over WebSocket (spec, "WebSocket Transport"): subprotocols `wamp.2.json` (text frames),
+//! `wamp.2.msgpack` and `wamp.2.cbor` (binary frames), with permessage-deflate (RFC 7692) when the
+//! client offers it. Framing, masking, ping/pong and compression are yawc's; we only negotiate the
+//! subprotocol and map frames to messages.
+
+use std::future::Future;
+
+use bytes::Bytes;
+use futures::SinkExt;
+use hyper::Request;
+use hyper::header::{HeaderValue, SEC_WEBSOCKET_PROTOCOL};
+use switchboard_proto::Serializer;
+use tokio::io::{AsyncRead, AsyncWrite};
+use yawc::{Frame, OpCode, Options, WebSocket};
+
+use super::{Transport, TransportError};
+
+/// The yawc options for a WAMP connection: the message size limit, and permessage-deflate offered
+/// (client) or accepted (server) when `compression` is set. Messages below 256 bytes are sent
+/// uncompressed: deflating them costs more CPU than the bytes saved.
+pub fn options(max_message_bytes: usize, compression: bool) -> Options {
+    let options = Options::default()
+        .with_max_payload_read(max_message_bytes.saturating_add(1))
+        .with_max_read_buffer(max_message_bytes.saturating_add(1))
+        .with_no_delay();
+    if compression {
+        options
+            .with_low_latency_compression()
+            .with_compression_threshold(256)
+    } else {
+        options.without_compression()
+    }
+}
+
+/// Picks the serializer for a WebSocket upgrade from the client's `Sec-WebSocket-Protocol` offer: the
+/// first `wamp.2.*` protocol the client lists that `allowed` contains.
+///
+/// `Ok(None)` means the client offered no subprotocol at all; such a client gets JSON without a
+/// `Sec-WebSocket-Protocol` header in the response (what plain WebSocket tools expect). `Err` means
+/// it offered only protocols we do not speak.
+pub fn negotiate_subprotocol<'a>(
+    offers: impl Iterator<Item = &'a HeaderValue>,
+    allowed: &[Serializer],
+) -> Result<Option<Serializer>, String> {
+    let mut offered_any = false;
+    for value in offers {
+        let Ok(value) = value.to_str() else { continue };
+        for proto in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            offered_any = true;
+            if let Some(s) = Serializer::from_subprotocol(proto) {
+                if allowed.contains(&s) {
+                    return Ok(Some(s));
+                }
+            }
+        }
+    }
+    if offered_any {
+        Err(
+            "none of the offered WebSocket subprotocols is a WAMP serializer this transport speaks"
+                .into(),
+        )
+    } else {
+        Ok(None)
+    }
+}
+
+/// Why an HTTP request could not be upgraded.
+#[derive(Debug, thiserror::Error)]
+pub enum UpgradeError {
+    /// The client offered no subprotocol we speak.
+    #[error("{0}")]
+    NoSubprotocol(String),
+    /// The request is not a valid WebSocket upgrade.
+    #[error("invalid WebSocket upgrade: {0}")]
+    Handshake(String),
+}
+
+/// The server side of an upgrade: answers `request` and returns the response to send plus a future
+/// that yields the WAMP transport once hyper hands over the connection.
+pub fn accept<B>(
+    request: &mut Request<B>,
+    allowed: &[Serializer],
+    max_message_bytes: usize,
+    compression: bool,
+) -> Result<
+    (
+        hyper::Response<http_body_util::Empty<Bytes>>,
+        impl Future<Output = Result<WebSocketTransport<yawc::HttpStream>, TransportError>>
+        + Send
+        + 'static,
+    ),
+    UpgradeError,
+> {
+    let negotiated = negotiate_subprotocol(
+        request.headers().get_all(SEC_WEBSOCKET_PROTOCOL).iter(),
+        allowed,
+    )
+    .map_err(UpgradeError::NoSubprotocol)?;
+    let serializer = negotiated.unwrap_or(Serializer::Json);
+    let (mut response, upgrade) =
+        WebSocket::upgrade_with_options(request, options(max_message_bytes, compression))
+            .map_err(|e| UpgradeError::Handshake(e.to_string()))?;
+    if let Some(s) = negotiated {
+        response.headers_mut().insert(
+            SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(s.subprotocol()),
+        );
+    }
+    let transport = async move {
+        let ws = upgrade
+            .await
+            .map_err(|e| TransportError::Protocol(format!("WebSocket upgrade failed: {e}")))?;
+        Ok(WebSocketTransport::new(ws, serializer))
+    };
+    Ok((response, transport))
+}
+
+/// The client side: runs the opening handshake on `io` for `url`, offering exactly one WAMP
+/// subprotocol (yawc does not report which one a server picked, so we never offer a choice).
+pub async fn connect<S>(
+    url: &str,
+    io: S,
+    serializer: Serializer,
+    max_message_bytes: usize,
+    compression: bool,
+) -> Result<WebSocketTransport<S>, TransportError>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let url: url::Url = url
+        .parse()
+        .map_err(|e| TransportError::Protocol(format!("bad WebSocket URL {url:?}: {e}")))?;
+    let request =
+        yawc::HttpRequest::builder().header(SEC_WEBSOCKET_PROTOCOL, serializer.subprotocol());
+    let ws = WebSocket::handshake_with_request(
+        url,
+        io,
+        options(max_message_bytes, compression),
+        request,
+    )
+    .await
+    .map_err(|e| TransportError::Protocol(format!("WebSocket handshake failed: {e}")))?;
+    Ok(WebSocketTransport::new(ws, serializer))
+}
+
+/// A WAMP connection over WebSocket.
+pub struct WebSocketTransport<S> {
+    ws: WebSocket<S>,
+    serializer: Serializer,
+}
+
+impl<S> WebSocketTransport<S> {
+    fn new(ws: WebSocket<S>, serializer: Serializer) -> Self {
+        Self { ws, serializer }
+    }
+}
+
+fn ws_error(e: yawc::WebSocketError) -> TransportError {
+    match e {
+        yawc::WebSocketError::FrameTooLarge => {
+            TransportError::Protocol("WebSocket message exceeds the maximum message size".into())
+        }
+        other => match other.as_io_error() {
+            Some(io) => TransportError::Io(std::io::Error::new(io.kind(), io.to_string())),
+            None => TransportError::Protocol(other.to_string()),
+        },
+    }
+}
+
+impl<S> Transport for WebSocketTransport<S>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    fn serializer(&self) -> Serializer {
+        self.serializer
+    }
+
+    fn peer_max_message_bytes(&self) -> Option<usize> {
+        None
+    }
+
+    async fn recv(&mut self) -> Result<Option<Bytes>, TransportError> {
+        loop {
+            let frame = match self.ws.next_frame().await {
+                Ok(frame) => frame,
+                Err(yawc::WebSocketError::ConnectionClosed) => return Ok(None),
+                Err(e) => return Err(ws_error(e)),
+            };
+            match frame.opcode() {
+                OpCode::Text | OpCode::Binary => return Ok(Some(frame.into_payload())),
+                OpCode::Close => return Ok(None),
+                // yawc answers pings itself; pongs need nothing.
+                _ => {}
+            }
+        }
+    }
+
+    async fn feed(&mut self, msg: Bytes) -> Result<(), TransportError> {
+        let frame = if self.serializer.is_text() {
+            Frame::text(msg)
+        } else {
+            Frame::binary(msg)
+        };
+        self.ws.feed(frame).await.map_err(ws_error)
+    }
+
+    async fn flush(&mut self) -> Result<(), TransportError> {
+        SinkExt::<Frame>::flush(&mut self.ws)
+            .await
+            .map_err(ws_error)
+    }
+
+    async fn close(&mut self) {
+        let _ = self
+            .ws
+            .send(Frame::close(yawc::close::CloseCode::Normal, b""))
+            .await;
+        let _ = SinkExt::<Frame>::close(&mut self.ws).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hv(s: &'static str) -> HeaderValue {
+        HeaderValue::from_static(s)
+    }
+
+    #[test]
+    fn first_supported_offer_wins() {
+        let offers = [hv("wamp.2.msgpack.batched, wamp.2.cbor, wamp.2.json")];
+        let got = negotiate_subprotocol(offers.iter(), &Serializer::ALL);
+        assert_eq!(got, Ok(Some(Serializer::Cbor)));
+    }
+
+    #[test]
+    fn no_offer_means_json_without_header() {
+        assert_eq!(negotiate_subprotocol([].iter(), &Serializer::ALL), Ok(None));
+    }
+
+    #[test]
+    fn only_foreign_offers_are_refused() {
+        let offers = [hv("mqtt")];
+        assert!(negotiate_subprotocol(offers.iter(), &Serializer::ALL).is_err());
+    }
+}

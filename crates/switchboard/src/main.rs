@@ -1,0 +1,166 @@
+//! The `switchboard` command: `init` writes a node directory, `start` runs a router from one (or
+//! from the built-in default), `check` validates a config exactly as `start` would, `version`
+//! prints the version.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use switchboard_router::config::{DEFAULT_CONFIG_JSON, LoadedConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "switchboard",
+    about = "Switchboard: a fast WAMP application router",
+    version
+)]
+struct Cli {
+    /// Log level: none, critical, error, warn, info, debug or trace (or a tracing filter).
+    #[arg(long, global = true, default_value = "info")]
+    loglevel: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a node directory with a config.json and a web/ folder.
+    Init {
+        /// Directory to create (default: the current directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Start the router: from DIR's config.json (or DIR/.crossbar/config.json), else the built-in
+    /// default (127.0.0.1:8080, WebSocket on /ws and RawSocket, realm realm1, anonymous allowed all).
+    Start {
+        /// Node directory (default: the current directory).
+        dir: Option<PathBuf>,
+    },
+    /// Validate the configuration of DIR exactly as `start` would, without starting.
+    Check {
+        /// Node directory (default: the current directory).
+        dir: Option<PathBuf>,
+    },
+    /// Print the version.
+    Version,
+}
+
+fn init_logging(level: &str) {
+    let filter = match level {
+        "none" => "off",
+        "critical" => "error",
+        other => other,
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn load(dir: Option<&Path>) -> anyhow::Result<LoadedConfig> {
+    let dir = dir.unwrap_or(Path::new("."));
+    match LoadedConfig::from_dir(dir) {
+        Ok(Some(loaded)) => Ok(loaded),
+        Ok(None) => {
+            tracing::info!(dir = %dir.display(), "no config.json found: using the built-in default configuration");
+            Ok(LoadedConfig::builtin())
+        }
+        Err(errors) => anyhow::bail!("invalid configuration:\n{errors}"),
+    }
+}
+
+const INDEX_HTML: &str = r#"<!DOCTYPE html>
+<html>
+<head><meta charset="utf-8"><title>Switchboard node</title></head>
+<body>
+<h1>Switchboard node</h1>
+<p>WAMP router on <code>ws://127.0.0.1:8080/ws</code> (WebSocket) and <code>rs://127.0.0.1:8080</code>
+(RawSocket), realm <code>realm1</code>.</p>
+<p>Connect with Autobahn|JS:</p>
+<pre>
+const connection = new autobahn.Connection({url: "ws://127.0.0.1:8080/ws", realm: "realm1"});
+connection.onopen = (session) => session.call("com.example.add2", [2, 3]).then(console.log);
+connection.open();
+</pre>
+</body>
+</html>
+"#;
+
+fn init(dir: &Path) -> anyhow::Result<()> {
+    let config = dir.join("config.json");
+    if config.exists() {
+        anyhow::bail!("{} already exists; not overwriting it", config.display());
+    }
+    std::fs::create_dir_all(dir.join("web"))
+        .with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(&config, DEFAULT_CONFIG_JSON)
+        .with_context(|| format!("writing {}", config.display()))?;
+    let index = dir.join("web").join("index.html");
+    if !index.exists() {
+        std::fs::write(&index, INDEX_HTML)
+            .with_context(|| format!("writing {}", index.display()))?;
+    }
+    println!("Initialized a Switchboard node in {}", dir.display());
+    println!("  config: {}", config.display());
+    println!("Start it with: switchboard start {}", dir.display());
+    Ok(())
+}
+
+async fn start(dir: Option<&Path>) -> anyhow::Result<()> {
+    let loaded = load(dir)?;
+    let node = switchboard_router::start(&loaded).await?;
+    for addr in &node.listeners {
+        println!("switchboard listening on {addr}");
+    }
+    wait_for_signal().await;
+    tracing::info!("shutting down: closing sessions");
+    node.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.loglevel);
+    let result = match cli.command {
+        Command::Version => {
+            println!("switchboard {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::Init { dir } => init(&dir),
+        Command::Check { dir } => load(dir.as_deref()).map(|loaded| match &loaded.file {
+            Some(f) => println!("{}: configuration is valid", f.display()),
+            None => println!("no config.json: the built-in default configuration is valid"),
+        }),
+        Command::Start { dir } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the tokio runtime")
+            .and_then(|rt| rt.block_on(start(dir.as_deref()))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
