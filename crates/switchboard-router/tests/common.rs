@@ -108,3 +108,152 @@ fn ws() -> TransportKind {
         compression: false,
     }
 }
+
+/// A hand-driven WAMP peer on our transport crate: sends and receives whole messages or raw bytes,
+/// for tests that must break the rules or stop mid-conversation.
+pub struct RawPeer {
+    pub transport: Box<dyn RawTransport>,
+    pub serializer: Serializer,
+}
+
+pub trait RawTransport: Send {
+    fn send_bytes(
+        &mut self,
+        b: bytes::Bytes,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>;
+    fn recv_bytes(
+        &mut self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<bytes::Bytes>> + Send + '_>>;
+}
+
+impl<T: switchboard_transport::Transport> RawTransport for T {
+    fn send_bytes(
+        &mut self,
+        b: bytes::Bytes,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            let _ = self.feed(b).await;
+            let _ = self.flush().await;
+        })
+    }
+    fn recv_bytes(
+        &mut self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<bytes::Bytes>> + Send + '_>>
+    {
+        Box::pin(async move { self.recv().await.ok().flatten() })
+    }
+}
+
+impl RawPeer {
+    /// Opens the transport without joining.
+    pub async fn open(router: &TestRouter, via: Via, serializer: Serializer) -> RawPeer {
+        use switchboard_transport::{BoxedIo, rawsocket, websocket};
+        let tcp = || async {
+            Box::new(
+                tokio::net::TcpStream::connect(router.tcp)
+                    .await
+                    .expect("tcp"),
+            ) as BoxedIo
+        };
+        let unix = || async {
+            Box::new(
+                tokio::net::UnixStream::connect(&router.unix)
+                    .await
+                    .expect("unix"),
+            ) as BoxedIo
+        };
+        let max = switchboard_transport::DEFAULT_MAX_MESSAGE_BYTES;
+        let url = "ws://127.0.0.1/ws";
+        let transport: Box<dyn RawTransport> = match via {
+            Via::WebSocketTcp => Box::new(
+                websocket::connect(url, tcp().await, serializer, max, false)
+                    .await
+                    .expect("ws"),
+            ),
+            Via::WebSocketUnix => Box::new(
+                websocket::connect(url, unix().await, serializer, max, false)
+                    .await
+                    .expect("ws"),
+            ),
+            Via::RawSocketTcp => Box::new(
+                rawsocket::connect(tcp().await, serializer, max)
+                    .await
+                    .expect("rs"),
+            ),
+            Via::RawSocketUnix => Box::new(
+                rawsocket::connect(unix().await, serializer, max)
+                    .await
+                    .expect("rs"),
+            ),
+        };
+        RawPeer {
+            transport,
+            serializer,
+        }
+    }
+
+    /// Opens the transport and joins `realm1`.
+    pub async fn join(router: &TestRouter, via: Via, serializer: Serializer) -> RawPeer {
+        let mut peer = Self::open(router, via, serializer).await;
+        let mut details = switchboard_proto::Dict::new();
+        details.insert(
+            "roles".into(),
+            switchboard_proto::Value::Dict(Default::default()),
+        );
+        peer.send(&switchboard_proto::Message::Hello {
+            realm: "realm1".into(),
+            details,
+        })
+        .await;
+        match peer.recv().await {
+            Some(switchboard_proto::Message::Welcome { .. }) => peer,
+            other => panic!("expected WELCOME, got {other:?}"),
+        }
+    }
+
+    pub async fn send(&mut self, msg: &switchboard_proto::Message) {
+        let bytes = switchboard_proto::codec::encode(self.serializer, msg).expect("encode");
+        self.transport.send_bytes(bytes).await;
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.transport
+            .send_bytes(bytes::Bytes::copy_from_slice(bytes))
+            .await;
+    }
+
+    /// The next message, or `None` when the router closed the connection (10 s at most).
+    pub async fn recv(&mut self) -> Option<switchboard_proto::Message> {
+        let bytes = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            self.transport.recv_bytes(),
+        )
+        .await
+        .expect("router answers within 10 s")?;
+        Some(
+            switchboard_proto::codec::decode(self.serializer, &bytes)
+                .expect("router sends valid messages"),
+        )
+    }
+
+    /// Expects ABORT with `reason`, then the connection closing.
+    pub async fn expect_abort(&mut self, reason: &str) {
+        match self.recv().await {
+            Some(switchboard_proto::Message::Abort { reason: r, .. }) => assert_eq!(r, reason),
+            other => panic!("expected ABORT {reason}, got {other:?}"),
+        }
+        assert!(self.recv().await.is_none(), "connection closes after ABORT");
+    }
+}
+
+/// Waits until `cond` holds, polling; fails the test after 10 s.
+pub async fn eventually(cond: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not reached within 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}

@@ -28,6 +28,9 @@ pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 pub const GOODBYE_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 /// How many queued messages are written before one flush.
 const WRITE_BATCH_MESSAGES: usize = 64;
+/// How long the router tries to deliver a session's last words (GOODBYE or ABORT) to a peer that may
+/// have stopped reading.
+pub const FINAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What a session needs from the router and its transport's config.
 #[derive(Clone, Debug)]
@@ -264,8 +267,15 @@ impl Established {
                 _ = cfg.shutdown.cancelled() => break End::Shutdown,
                 _ = self.peer.slow_marked() => break End::SlowConsumer,
                 Some(first) = outbox.rx.recv() => {
-                    if write_batch(&mut transport, &mut outbox, first).await.is_err() {
-                        break End::Dropped;
+                    // A peer that stops reading blocks this write; its outbox then fills up and
+                    // marks it slow, which must end the session even mid-write.
+                    tokio::select! {
+                        written = write_batch(&mut transport, &mut outbox, first) => {
+                            if written.is_err() {
+                                break End::Dropped;
+                            }
+                        }
+                        _ = self.peer.slow_marked() => break End::SlowConsumerMidWrite,
                     }
                 }
                 incoming = transport.recv() => match incoming {
@@ -281,6 +291,24 @@ impl Established {
         };
         // Leave the realm first, so nothing new is routed to us while we close.
         self.leave();
+        let last_words = self.say_last_words(&mut transport, &mut outbox, end);
+        if tokio::time::timeout(FINAL_WRITE_TIMEOUT + GOODBYE_REPLY_TIMEOUT, last_words)
+            .await
+            .is_err()
+        {
+            debug!("peer did not take the session's last words in time");
+        }
+        let _ = tokio::time::timeout(FINAL_WRITE_TIMEOUT, transport.close()).await;
+    }
+
+    /// Sends what the way the session ended calls for: the GOODBYE reply, GOODBYE on shutdown, or
+    /// ABORT.
+    async fn say_last_words<T: Transport>(
+        &self,
+        transport: &mut T,
+        outbox: &mut peer::Outbox,
+        end: End,
+    ) {
         match end {
             End::Goodbye => {
                 // Deliver what was routed to us before we left, then answer the GOODBYE last
@@ -290,11 +318,11 @@ impl Established {
                         break;
                     }
                 }
-                send_now(&mut transport, &Message::goodbye(errors::GOODBYE_AND_OUT)).await;
+                send_now(transport, &Message::goodbye(errors::GOODBYE_AND_OUT)).await;
                 debug!("left with GOODBYE");
             }
             End::Shutdown => {
-                send_now(&mut transport, &Message::goodbye(errors::SYSTEM_SHUTDOWN)).await;
+                send_now(transport, &Message::goodbye(errors::SYSTEM_SHUTDOWN)).await;
                 // Wait (bounded) for the peer's GOODBYE reply, ignoring anything else it sends.
                 let _ = tokio::time::timeout(GOODBYE_REPLY_TIMEOUT, async {
                     while let Ok(Some(bytes)) = transport.recv().await {
@@ -310,7 +338,7 @@ impl Established {
             }
             End::SlowConsumer => {
                 send_now(
-                    &mut transport,
+                    transport,
                     &Message::abort(
                         errors::SLOW_CONSUMER,
                         "the session could not keep up with its messages",
@@ -318,19 +346,17 @@ impl Established {
                 )
                 .await;
             }
+            // A frame may be half written: anything more would be garbage to the peer.
+            End::SlowConsumerMidWrite => debug!("closed as a slow consumer"),
             End::Violation(text) => {
                 debug!("protocol violation: {text}");
-                send_now(
-                    &mut transport,
-                    &Message::abort(errors::PROTOCOL_VIOLATION, text),
-                )
-                .await;
+                send_now(transport, &Message::abort(errors::PROTOCOL_VIOLATION, text)).await;
             }
             End::TransportError(e) => {
                 debug!("transport error: {e}");
                 if matches!(e, TransportError::TooLarge { .. }) {
                     send_now(
-                        &mut transport,
+                        transport,
                         &Message::abort(errors::PROTOCOL_VIOLATION, e.to_string()),
                     )
                     .await;
@@ -338,7 +364,6 @@ impl Established {
             }
             End::Dropped => debug!("connection dropped"),
         }
-        transport.close().await;
     }
 
     /// Removes everything the session holds from the realm, and fails the calls it owed answers to.
@@ -620,6 +645,7 @@ enum End {
     Goodbye,
     Shutdown,
     SlowConsumer,
+    SlowConsumerMidWrite,
     Violation(String),
     TransportError(TransportError),
     Dropped,

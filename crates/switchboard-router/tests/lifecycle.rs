@@ -1,0 +1,303 @@
+//! Sessions that leave at awkward moments, slow consumers, and transport negotiation details.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{RawPeer, Via, start_router};
+use switchboard_client::{Args, Error, Session, TransportKind};
+use switchboard_proto::{Dict, Message, Payload, Serializer};
+use switchboard_router::session::{self, SessionConfig};
+use switchboard_transport::rawsocket;
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn callee_that_leaves_mid_call_makes_its_caller_get_an_error() {
+    let router = start_router().await;
+    let mut callee = RawPeer::join(&router, Via::RawSocketTcp, Serializer::Json).await;
+    callee
+        .send(&Message::Register {
+            request: 1,
+            options: Dict::new(),
+            procedure: "com.example.slow".into(),
+        })
+        .await;
+    assert!(matches!(
+        callee.recv().await,
+        Some(Message::Registered { .. })
+    ));
+    let caller = router.connect(Via::WebSocketTcp, Serializer::Cbor).await;
+    let call = tokio::spawn(async move { caller.call("com.example.slow", Args::default()).await });
+    // The callee gets the INVOCATION and vanishes without answering.
+    assert!(matches!(
+        callee.recv().await,
+        Some(Message::Invocation { .. })
+    ));
+    drop(callee);
+    let err = timeout(WAIT, call)
+        .await
+        .expect("caller answered in time")
+        .expect("task")
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Wamp { ref uri, .. } if uri == "wamp.error.canceled"),
+        "{err}"
+    );
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn caller_that_leaves_mid_call_does_not_disturb_the_callee() {
+    let router = start_router().await;
+    let mut callee = RawPeer::join(&router, Via::RawSocketTcp, Serializer::MsgPack).await;
+    callee
+        .send(&Message::Register {
+            request: 1,
+            options: Dict::new(),
+            procedure: "com.example.p".into(),
+        })
+        .await;
+    assert!(matches!(
+        callee.recv().await,
+        Some(Message::Registered { .. })
+    ));
+    let mut caller = RawPeer::join(&router, Via::WebSocketTcp, Serializer::Json).await;
+    caller
+        .send(&Message::Call {
+            request: 7,
+            options: Dict::new(),
+            procedure: "com.example.p".into(),
+            payload: Payload::EMPTY,
+        })
+        .await;
+    let Some(Message::Invocation { request, .. }) = callee.recv().await else {
+        panic!("no INVOCATION")
+    };
+    drop(caller);
+    let realm = router
+        .node
+        .as_ref()
+        .expect("node")
+        .realms()
+        .get("realm1")
+        .expect("realm");
+    common::eventually(|| realm.session_count() == 1).await;
+    callee
+        .send(&Message::Yield {
+            request,
+            options: Dict::new(),
+            payload: Payload::EMPTY,
+        })
+        .await;
+    // The callee's session goes on: another call still reaches it.
+    let other = router.connect(Via::WebSocketTcp, Serializer::Json).await;
+    let pending = tokio::spawn(async move { other.call("com.example.p", Args::default()).await });
+    let Some(Message::Invocation { request, .. }) = callee.recv().await else {
+        panic!("no INVOCATION")
+    };
+    callee
+        .send(&Message::Yield {
+            request,
+            options: Dict::new(),
+            payload: Payload::EMPTY,
+        })
+        .await;
+    timeout(WAIT, pending)
+        .await
+        .expect("in time")
+        .expect("task")
+        .expect("result");
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn registrations_and_subscriptions_of_a_leaving_session_are_removed() {
+    let router = start_router().await;
+    let s = router.connect(Via::WebSocketTcp, Serializer::Json).await;
+    s.register("com.example.gone", Ok).await.expect("register");
+    s.subscribe("com.example.topic").await.expect("subscribe");
+    let realm = router
+        .node
+        .as_ref()
+        .expect("node")
+        .realms()
+        .get("realm1")
+        .expect("realm");
+    assert_eq!(realm.dealer.registration_count(), 1);
+    assert_eq!(realm.broker.subscription_count(), 1);
+    s.leave().await.expect("leave");
+    common::eventually(|| realm.session_count() == 0).await;
+    assert_eq!(realm.dealer.registration_count(), 0);
+    assert_eq!(realm.broker.subscription_count(), 0);
+    assert_eq!(realm.session_count(), 0);
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn goodbye_is_answered_with_goodbye_and_out() {
+    let router = start_router().await;
+    let mut peer = RawPeer::join(&router, Via::WebSocketUnix, Serializer::Cbor).await;
+    peer.send(&Message::goodbye("wamp.close.normal")).await;
+    match peer.recv().await {
+        Some(Message::Goodbye { reason, .. }) => assert_eq!(reason, "wamp.close.goodbye_and_out"),
+        other => panic!("expected GOODBYE, got {other:?}"),
+    }
+    assert!(
+        peer.recv().await.is_none(),
+        "connection closed after GOODBYE"
+    );
+    router.shutdown().await;
+}
+
+/// The outbox policy (see `session::peer`): a subscriber that stops reading is closed as a slow
+/// consumer; the publisher is never blocked and nothing else is affected.
+#[tokio::test]
+async fn subscriber_that_stops_reading_is_closed_as_a_slow_consumer() {
+    let router = start_router().await;
+    let node = router.node.as_ref().expect("node");
+    // The slow subscriber runs over RawSocket on an in-memory pipe with a 4 KiB buffer and an
+    // outbox of 8 messages, so that it fills up after a handful of events.
+    let (client_io, server_io) = tokio::io::duplex(4096);
+    let mut cfg = SessionConfig::new(node.realms().clone(), CancellationToken::new());
+    cfg.outbox_capacity = 8;
+    let server = tokio::spawn(async move {
+        let mut io: switchboard_transport::BoxedIo = Box::new(server_io);
+        let mut magic = [0u8; 1];
+        tokio::io::AsyncReadExt::read_exact(&mut io, &mut magic)
+            .await
+            .expect("magic");
+        let t = rawsocket::accept(io, 1 << 20, &Serializer::ALL)
+            .await
+            .expect("handshake");
+        session::run(t, cfg).await;
+    });
+    let mut slow = common::RawPeer {
+        transport: Box::new(
+            rawsocket::connect(Box::new(client_io), Serializer::Json, 1 << 20)
+                .await
+                .expect("connect"),
+        ),
+        serializer: Serializer::Json,
+    };
+    let mut details = Dict::new();
+    details.insert("roles".into(), switchboard_proto::Value::Dict(Dict::new()));
+    slow.send(&Message::Hello {
+        realm: "realm1".into(),
+        details,
+    })
+    .await;
+    assert!(matches!(slow.recv().await, Some(Message::Welcome { .. })));
+    slow.send(&Message::Subscribe {
+        request: 1,
+        options: Dict::new(),
+        topic: "com.example.firehose".into(),
+    })
+    .await;
+    assert!(matches!(
+        slow.recv().await,
+        Some(Message::Subscribed { .. })
+    ));
+
+    let publisher = router.connect(Via::RawSocketTcp, Serializer::Json).await;
+    let payload = Args::positional(vec!["x".repeat(1000).into()]);
+    let mut ack = Dict::new();
+    ack.insert("acknowledge".into(), true.into());
+    for _ in 0..200 {
+        // Every publish is acknowledged: the publisher never waits for the slow subscriber.
+        timeout(
+            WAIT,
+            publisher.publish("com.example.firehose", payload.clone(), ack.clone()),
+        )
+        .await
+        .expect("publish not blocked")
+        .expect("published");
+    }
+    timeout(WAIT, server)
+        .await
+        .expect("slow session closed")
+        .expect("task");
+    let realm = node.realms().get("realm1").expect("realm");
+    assert_eq!(
+        realm.broker.subscription_count(),
+        0,
+        "slow subscriber removed"
+    );
+    drop(slow);
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn websocket_negotiates_permessage_deflate_when_offered() {
+    let router = start_router().await;
+    // Our client offers permessage-deflate; a payload above the compression threshold round-trips.
+    let mut opts = router.options(Via::WebSocketTcp, Serializer::Json);
+    opts.transport = TransportKind::WebSocket {
+        path: "/ws".into(),
+        compression: true,
+    };
+    let callee = Session::connect(&opts).await.expect("join");
+    let caller = Session::connect(&opts).await.expect("join");
+    callee
+        .register("com.example.big", Ok)
+        .await
+        .expect("register");
+    let big = Args::positional(vec!["abc".repeat(10_000).into()]);
+    let r = caller
+        .call("com.example.big", big.clone())
+        .await
+        .expect("call");
+    assert_eq!(r, big);
+    // And the handshake answer really carries the extension.
+    let mut tcp = tokio::net::TcpStream::connect(router.tcp)
+        .await
+        .expect("connect");
+    tokio::io::AsyncWriteExt::write_all(
+        &mut tcp,
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+          Sec-WebSocket-Protocol: wamp.2.msgpack\r\n\
+          Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n",
+    )
+    .await
+    .expect("request");
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::io::AsyncReadExt::read(&mut tcp, &mut buf)
+        .await
+        .expect("response");
+    let head = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(
+        head.contains("sec-websocket-protocol: wamp.2.msgpack"),
+        "{head}"
+    );
+    assert!(
+        head.contains("sec-websocket-extensions: permessage-deflate"),
+        "{head}"
+    );
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn plain_http_get_on_the_websocket_path_explains_itself() {
+    let router = start_router().await;
+    let mut tcp = tokio::net::TcpStream::connect(router.tcp)
+        .await
+        .expect("connect");
+    tokio::io::AsyncWriteExt::write_all(
+        &mut tcp,
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .expect("request");
+    let mut buf = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut tcp, &mut buf)
+        .await
+        .expect("response");
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 426"), "{text}");
+    assert!(text.contains("WAMP WebSocket endpoint"), "{text}");
+    router.shutdown().await;
+}
