@@ -1,7 +1,7 @@
 //! Shared test setup: a router started through the same entry point as the binary, on port 0 and
 //! a Unix socket in a temp dir, and clients for every transport and serializer.
 
-#![allow(dead_code)]
+#![allow(dead_code)] // each test file uses a different part of this module
 
 use std::path::PathBuf;
 
