@@ -184,6 +184,13 @@ pub type HandlerResult = Result<Args, (String, Args)>;
 
 type Handler = Arc<dyn Fn(Args) -> HandlerResult + Send + Sync>;
 
+/// The events of one subscription.
+pub type Events = mpsc::UnboundedReceiver<Event>;
+
+type SubscribeReply = oneshot::Sender<Result<(Id, Events), Error>>;
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
 enum Command {
     Send(Message, Option<(Id, oneshot::Sender<Message>)>),
     Subscribe(
@@ -242,36 +249,25 @@ async fn open(opts: &ConnectOptions) -> Result<Box<dyn DynTransport>, Error> {
 /// Object-safe wrapper over [`Transport`], so one client task serves every transport.
 trait DynTransport: Send {
     fn serializer(&self) -> Serializer;
-    fn recv(
-        &mut self,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Option<Bytes>, TransportError>> + Send + '_>>;
-    fn send(
-        &mut self,
-        b: Bytes,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), TransportError>> + Send + '_>>;
-    fn close(&mut self) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+    fn recv(&mut self) -> BoxFuture<'_, Result<Option<Bytes>, TransportError>>;
+    fn send(&mut self, b: Bytes) -> BoxFuture<'_, Result<(), TransportError>>;
+    fn close(&mut self) -> BoxFuture<'_, ()>;
 }
 
 impl<T: Transport> DynTransport for T {
     fn serializer(&self) -> Serializer {
         Transport::serializer(self)
     }
-    fn recv(
-        &mut self,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Option<Bytes>, TransportError>> + Send + '_>>
-    {
+    fn recv(&mut self) -> BoxFuture<'_, Result<Option<Bytes>, TransportError>> {
         Box::pin(Transport::recv(self))
     }
-    fn send(
-        &mut self,
-        b: Bytes,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), TransportError>> + Send + '_>> {
+    fn send(&mut self, b: Bytes) -> BoxFuture<'_, Result<(), TransportError>> {
         Box::pin(async move {
             self.feed(b).await?;
             self.flush().await
         })
     }
-    fn close(&mut self) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+    fn close(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(Transport::close(self))
     }
 }
@@ -493,7 +489,7 @@ impl Session {
 
 struct State {
     pending: HashMap<Id, oneshot::Sender<Message>>,
-    subscribing: HashMap<Id, oneshot::Sender<Result<(Id, mpsc::UnboundedReceiver<Event>), Error>>>,
+    subscribing: HashMap<Id, SubscribeReply>,
     registering: HashMap<Id, (Handler, oneshot::Sender<Result<Id, Error>>)>,
     subscriptions: HashMap<Id, Vec<mpsc::UnboundedSender<Event>>>,
     registrations: HashMap<Id, Handler>,

@@ -375,15 +375,15 @@ impl Elements {
             }
             return Ok(payload);
         }
-        if let Some(args) = &payload.args {
-            if !args.is_list() {
-                return Err(self.bad("Arguments must be a list"));
-            }
+        if let Some(args) = &payload.args
+            && !args.is_list()
+        {
+            return Err(self.bad("Arguments must be a list"));
         }
-        if let Some(kwargs) = &payload.kwargs {
-            if !kwargs.is_dict() {
-                return Err(self.bad("ArgumentsKw must be a dict"));
-            }
+        if let Some(kwargs) = &payload.kwargs
+            && !kwargs.is_dict()
+        {
+            return Err(self.bad("ArgumentsKw must be a dict"));
         }
         Ok(payload)
     }

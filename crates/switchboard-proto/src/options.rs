@@ -53,10 +53,10 @@ fn is_invoke(v: &Value) -> bool {
 
 fn check(dict: &Dict, rules: &[(&str, Check, &str)]) -> Result<(), String> {
     for (key, ok, expected) in rules {
-        if let Some(v) = dict.get(*key) {
-            if !ok(v) {
-                return Err(format!("option {key} must be {expected}, got {}", v.kind()));
-            }
+        if let Some(v) = dict.get(*key)
+            && !ok(v)
+        {
+            return Err(format!("option {key} must be {expected}, got {}", v.kind()));
         }
     }
     Ok(())

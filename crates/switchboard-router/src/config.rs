@@ -585,10 +585,10 @@ impl NodeConfig {
                 message,
             })
         };
-        if let Some(v) = self.version {
-            if v != 2 {
-                err("version".into(), format!("expected 2, got {v}"));
-            }
+        if let Some(v) = self.version
+            && v != 2
+        {
+            err("version".into(), format!("expected 2, got {v}"));
         }
         if self.workers.is_empty() {
             err(
@@ -662,13 +662,13 @@ impl NodeConfig {
                     )),
                     EndpointConfig::Unix { path } => Some(format!("unix:{}", path.display())),
                 };
-                if let Some(key) = key {
-                    if !endpoints.insert(key.clone()) {
-                        err(
-                            format!("{at}.endpoint"),
-                            format!("{key} is used by another transport"),
-                        );
-                    }
+                if let Some(key) = key
+                    && !endpoints.insert(key.clone())
+                {
+                    err(
+                        format!("{at}.endpoint"),
+                        format!("{key} is used by another transport"),
+                    );
                 }
                 for (name, auth) in transport_auths(transport) {
                     if let Some(anon) = &auth.anonymous {

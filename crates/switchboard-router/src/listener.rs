@@ -313,7 +313,10 @@ fn http_request(
         endpoint.max_message_bytes,
         endpoint.compression,
     ) {
-        Ok((response, transport)) => {
+        Ok(websocket::Accepted {
+            response,
+            transport,
+        }) => {
             tracker.spawn(async move {
                 match transport.await {
                     Ok(t) => session::run(t, sessions).await,

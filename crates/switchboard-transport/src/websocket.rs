@@ -47,10 +47,10 @@ pub fn negotiate_subprotocol<'a>(
         let Ok(value) = value.to_str() else { continue };
         for proto in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             offered_any = true;
-            if let Some(s) = Serializer::from_subprotocol(proto) {
-                if allowed.contains(&s) {
-                    return Ok(Some(s));
-                }
+            if let Some(s) = Serializer::from_subprotocol(proto)
+                && allowed.contains(&s)
+            {
+                return Ok(Some(s));
             }
         }
     }
@@ -75,20 +75,27 @@ pub enum UpgradeError {
     Handshake(String),
 }
 
-/// The server side of an upgrade: answers `request` and returns the response to send plus a future
-/// that yields the WAMP transport once hyper hands over the connection.
+/// A WebSocket transport on a connection hyper upgraded (the server side).
+pub type ServerTransport = WebSocketTransport<yawc::HttpStream>;
+
+/// An accepted upgrade: the `101 Switching Protocols` response to send, and a future that yields
+/// the transport once hyper hands the connection over.
+pub struct Accepted<F> {
+    /// The response to send.
+    pub response: hyper::Response<http_body_util::Empty<Bytes>>,
+    /// Completes after the response went out.
+    pub transport: F,
+}
+
+/// The server side of an upgrade: answers `request`, negotiating the WAMP subprotocol and
+/// permessage-deflate.
 pub fn accept<B>(
     request: &mut Request<B>,
     allowed: &[Serializer],
     max_message_bytes: usize,
     compression: bool,
 ) -> Result<
-    (
-        hyper::Response<http_body_util::Empty<Bytes>>,
-        impl Future<Output = Result<WebSocketTransport<yawc::HttpStream>, TransportError>>
-        + Send
-        + 'static,
-    ),
+    Accepted<impl Future<Output = Result<ServerTransport, TransportError>> + Send + 'static>,
     UpgradeError,
 > {
     let negotiated = negotiate_subprotocol(
@@ -112,7 +119,10 @@ pub fn accept<B>(
             .map_err(|e| TransportError::Protocol(format!("WebSocket upgrade failed: {e}")))?;
         Ok(WebSocketTransport::new(ws, serializer))
     };
-    Ok((response, transport))
+    Ok(Accepted {
+        response,
+        transport,
+    })
 }
 
 /// The client side: runs the opening handshake on `io` for `url`, offering exactly one WAMP

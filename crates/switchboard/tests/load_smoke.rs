@@ -21,7 +21,7 @@ const TOPIC: &str = "com.example.smoke";
 
 fn opts(router: &common::RouterProcess, i: usize) -> ConnectOptions {
     let serializer = Serializer::ALL[i % 3];
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         ConnectOptions::websocket(&router.tcp, "/ws", serializer, "realm1")
     } else {
         ConnectOptions::rawsocket(&router.tcp, serializer, "realm1")

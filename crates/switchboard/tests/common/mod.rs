@@ -20,16 +20,14 @@ pub struct RouterProcess {
 /// A node directory whose config listens on 127.0.0.1:0 and on a Unix socket inside it.
 pub fn node_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = format!(
-        r#"{{"version": 2, "workers": [{{"type": "router",
-          "realms": [{{"name": "realm1", "roles": [{{"name": "anonymous", "permissions": [
-              {{"uri": "", "match": "prefix", "allow": {{"call": true, "register": true, "publish": true, "subscribe": true}}}}]}}]}}],
+    let config = r#"{"version": 2, "workers": [{"type": "router",
+          "realms": [{"name": "realm1", "roles": [{"name": "anonymous", "permissions": [
+              {"uri": "", "match": "prefix", "allow": {"call": true, "register": true, "publish": true, "subscribe": true}}]}]}],
           "transports": [
-            {{"type": "universal", "endpoint": {{"type": "tcp", "port": 0, "interface": "127.0.0.1"}},
-              "rawsocket": {{}}, "websocket": {{"ws": {{"type": "websocket"}}}}}},
-            {{"type": "universal", "endpoint": {{"type": "unix", "path": "router.sock"}},
-              "rawsocket": {{}}, "websocket": {{"ws": {{"type": "websocket"}}}}}}]}}]}}"#
-    );
+            {"type": "universal", "endpoint": {"type": "tcp", "port": 0, "interface": "127.0.0.1"},
+              "rawsocket": {}, "websocket": {"ws": {"type": "websocket"}}},
+            {"type": "universal", "endpoint": {"type": "unix", "path": "router.sock"},
+              "rawsocket": {}, "websocket": {"ws": {"type": "websocket"}}}]}]}"#.to_string();
     std::fs::write(dir.path().join("config.json"), config).expect("write config");
     dir
 }
