@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh machine, installing what the tests need:
+#   formatting, clippy (-D warnings), rustdoc (-D warnings), the Rust unit and integration tests
+#   (nextest when installed, else cargo test), then the interop suite with Autobahn|Python (PyPI,
+#   into .venv) and Autobahn|JS (npm, into tests/interop/js/node_modules) against the built binary.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n==== %s ====\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo doc"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+
+step "build"
+cargo build --workspace --locked --bins
+
+step "Rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked --no-fail-fast
+else
+    cargo test --workspace --locked --no-fail-fast
+fi
+
+step "interop: Autobahn|Python and Autobahn|JS against target/debug/switchboard"
+SWITCHBOARD_BIN="$PWD/target/debug/switchboard" tests/interop/run.sh
