@@ -622,6 +622,12 @@ impl NodeConfig {
                         );
                     }
                     for (p, perm) in role.permissions.iter().enumerate() {
+                        if perm.disclose.caller || perm.disclose.publisher {
+                            err(
+                                format!("{at}.roles[{i}].permissions[{p}].disclose"),
+                                "unsupported: caller/publisher disclosure is not implemented yet; set both to false".into(),
+                            );
+                        }
                         let policy = effective_match(perm);
                         let uri = perm.uri.trim_end_matches('*');
                         if switchboard_proto::Uri::parse_loose(uri, policy).is_err() {
@@ -760,6 +766,20 @@ mod tests {
         assert!(
             text.contains("components") && text.contains("line 1"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn disclosure_is_refused_until_it_is_implemented() {
+        let cfg: NodeConfig = serde_json::from_str(
+            r#"{"workers":[{"type":"router","realms":[{"name":"r","roles":[{"name":"x","permissions":[
+                {"uri":"","match":"prefix","disclose":{"caller":true}}]}]}]}]}"#,
+        )
+        .expect("parses");
+        let errors = cfg.validate(None).unwrap_err().0;
+        assert_eq!(
+            errors[0].location,
+            "workers[0].realms[0].roles[0].permissions[0].disclose"
         );
     }
 

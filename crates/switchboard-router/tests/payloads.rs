@@ -1,0 +1,202 @@
+//! Payload transparency through the router: byte-for-byte between peers of one serializer, the
+//! spec's conversion between serializers, and an ERROR to the sender when no conversion exists.
+
+mod common;
+
+use bytes::Bytes;
+use common::{RawPeer, Via, start_router};
+use switchboard_proto::{Dict, Message, Payload, RawValue, Serializer, Value};
+
+fn ack() -> Dict {
+    let mut d = Dict::new();
+    d.insert("acknowledge".into(), true.into());
+    d
+}
+
+async fn subscribe(peer: &mut RawPeer, topic: &str) {
+    peer.send(&Message::Subscribe {
+        request: 1,
+        options: Dict::new(),
+        topic: topic.into(),
+    })
+    .await;
+    assert!(matches!(
+        peer.recv().await,
+        Some(Message::Subscribed { .. })
+    ));
+}
+
+#[tokio::test]
+async fn json_payload_with_more_precision_than_f64_arrives_byte_for_byte() {
+    let router = start_router().await;
+    let mut sub = RawPeer::join(&router, Via::WebSocketTcp, Serializer::Json).await;
+    subscribe(&mut sub, "com.example.exact").await;
+    let mut publisher = RawPeer::join(&router, Via::RawSocketTcp, Serializer::Json).await;
+    let args = Bytes::from_static(
+        b"[1.00000000000000000001,123456789012345678901234567890,\"\\u0000AAEC\"]",
+    );
+    publisher
+        .send(&Message::Publish {
+            request: 1,
+            options: ack(),
+            topic: "com.example.exact".into(),
+            payload: Payload {
+                args: Some(RawValue::from_encoded(Serializer::Json, args.clone())),
+                kwargs: None,
+            },
+        })
+        .await;
+    assert!(matches!(
+        publisher.recv().await,
+        Some(Message::Published { .. })
+    ));
+    match sub.recv().await {
+        Some(Message::Event { payload, .. }) => {
+            assert_eq!(payload.args.expect("args").bytes(), &args);
+        }
+        other => panic!("expected EVENT, got {other:?}"),
+    }
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn cbor_tag_reaches_cbor_subscribers_and_the_publisher_hears_json_could_not_get_it() {
+    let router = start_router().await;
+    let mut cbor_sub = RawPeer::join(&router, Via::RawSocketTcp, Serializer::Cbor).await;
+    subscribe(&mut cbor_sub, "com.example.tagged").await;
+    let mut json_sub = RawPeer::join(&router, Via::WebSocketTcp, Serializer::Json).await;
+    subscribe(&mut json_sub, "com.example.tagged").await;
+    let mut publisher = RawPeer::join(&router, Via::RawSocketUnix, Serializer::Cbor).await;
+    // [tag 1 (epoch time) 1700000000]
+    let args = Bytes::from_static(&[0x81, 0xc1, 0x1a, 0x65, 0x53, 0xf1, 0x00]);
+    publisher
+        .send(&Message::Publish {
+            request: 9,
+            options: ack(),
+            topic: "com.example.tagged".into(),
+            payload: Payload {
+                args: Some(RawValue::from_encoded(Serializer::Cbor, args.clone())),
+                kwargs: None,
+            },
+        })
+        .await;
+    match publisher.recv().await {
+        Some(Message::Error { request, error, .. }) => {
+            assert_eq!(request, 9);
+            assert_eq!(error, "wamp.error.invalid_argument");
+        }
+        other => panic!("expected ERROR for the publisher, got {other:?}"),
+    }
+    match cbor_sub.recv().await {
+        Some(Message::Event { payload, .. }) => {
+            assert_eq!(payload.args.expect("args").bytes(), &args)
+        }
+        other => panic!("expected EVENT, got {other:?}"),
+    }
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn msgpack_binary_reaches_a_json_caller_as_a_nul_base64_string() {
+    let router = start_router().await;
+    let mut callee = RawPeer::join(&router, Via::RawSocketTcp, Serializer::MsgPack).await;
+    callee
+        .send(&Message::Register {
+            request: 1,
+            options: Dict::new(),
+            procedure: "com.example.bin".into(),
+        })
+        .await;
+    assert!(matches!(
+        callee.recv().await,
+        Some(Message::Registered { .. })
+    ));
+    let mut caller = RawPeer::join(&router, Via::WebSocketTcp, Serializer::Json).await;
+    caller
+        .send(&Message::Call {
+            request: 5,
+            options: Dict::new(),
+            procedure: "com.example.bin".into(),
+            payload: Payload::EMPTY,
+        })
+        .await;
+    let Some(Message::Invocation { request, .. }) = callee.recv().await else {
+        panic!("no INVOCATION")
+    };
+    let result = Value::List(vec![Value::Bytes(Bytes::from_static(&[1, 2, 3]))]);
+    let payload = Payload {
+        args: Some(RawValue::from_value(Serializer::MsgPack, &result).expect("encode")),
+        kwargs: None,
+    };
+    callee
+        .send(&Message::Yield {
+            request,
+            options: Dict::new(),
+            payload,
+        })
+        .await;
+    match caller.recv().await {
+        Some(Message::Result {
+            request, payload, ..
+        }) => {
+            assert_eq!(request, 5);
+            assert_eq!(
+                &payload.args.expect("args").bytes()[..],
+                br#"["\u0000AQID"]"#
+            );
+        }
+        other => panic!("expected RESULT, got {other:?}"),
+    }
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn invalid_uris_get_invalid_uri_errors() {
+    let router = start_router().await;
+    let mut peer = RawPeer::join(&router, Via::WebSocketTcp, Serializer::Json).await;
+    for (msg, bad) in [
+        (
+            Message::Publish {
+                request: 1,
+                options: ack(),
+                topic: "com.bad uri".into(),
+                payload: Payload::EMPTY,
+            },
+            "publish",
+        ),
+        (
+            Message::Subscribe {
+                request: 2,
+                options: Dict::new(),
+                topic: "com..empty".into(),
+            },
+            "subscribe",
+        ),
+        (
+            Message::Register {
+                request: 3,
+                options: Dict::new(),
+                procedure: "".into(),
+            },
+            "register",
+        ),
+        (
+            Message::Call {
+                request: 4,
+                options: Dict::new(),
+                procedure: "com.#hash".into(),
+                payload: Payload::EMPTY,
+            },
+            "call",
+        ),
+    ] {
+        peer.send(&msg).await;
+        match peer.recv().await {
+            Some(Message::Error { error, .. }) => {
+                assert_eq!(error, "wamp.error.invalid_uri", "{bad}")
+            }
+            other => panic!("{bad}: expected ERROR, got {other:?}"),
+        }
+    }
+    router.shutdown().await;
+}
