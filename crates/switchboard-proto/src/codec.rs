@@ -645,10 +645,8 @@ fn write_value(
 ) -> Result<(), EncodeError> {
     match serializer {
         Serializer::Json => {
-            if contains_non_finite_float(value) {
-                return Err(EncodeError::Unconvertible(
-                    "JSON has no NaN or infinite numbers".into(),
-                ));
+            if let Some(why) = json_unrepresentable(value) {
+                return Err(EncodeError::Unconvertible(why.into()));
             }
             serde_json::to_writer(buf, value).map_err(|e| EncodeError::Unconvertible(e.to_string()))
         }
@@ -660,12 +658,17 @@ fn write_value(
     }
 }
 
-fn contains_non_finite_float(value: &Value) -> bool {
+/// Why `value` has no faithful JSON form, if it has none: JSON has no NaN or infinities, and a text
+/// string starting with NUL would read back as binary under the WAMP binary rule.
+fn json_unrepresentable(value: &Value) -> Option<&'static str> {
     match value {
-        Value::Float(f) => !f.is_finite(),
-        Value::List(l) => l.iter().any(contains_non_finite_float),
-        Value::Dict(d) => d.values().any(contains_non_finite_float),
-        _ => false,
+        Value::Float(f) if !f.is_finite() => Some("JSON has no NaN or infinite numbers"),
+        Value::Str(s) if s.starts_with('\0') => {
+            Some("a text string starting with NUL reads as binary in JSON (WAMP binary rule)")
+        }
+        Value::List(l) => l.iter().find_map(json_unrepresentable),
+        Value::Dict(d) => d.values().find_map(json_unrepresentable),
+        _ => None,
     }
 }
 
@@ -737,10 +740,8 @@ impl ArrayWriter {
         // Dict serializes as a map through Value's impl; avoid cloning by serializing the IndexMap.
         match self.serializer {
             Serializer::Json => {
-                if d.values().any(contains_non_finite_float) {
-                    return Err(EncodeError::Unconvertible(
-                        "JSON has no NaN or infinite numbers".into(),
-                    ));
+                if let Some(why) = d.values().find_map(json_unrepresentable) {
+                    return Err(EncodeError::Unconvertible(why.into()));
                 }
                 serde_json::to_writer(&mut self.buf, d)
                     .map_err(|e| EncodeError::Unconvertible(e.to_string()))
@@ -1079,6 +1080,30 @@ mod tests {
         };
         let json = encode(Serializer::Json, &msg).expect("encode");
         assert_eq!(&json[..], br#"[36,5,6,{},["\u0000AQID"]]"#);
+    }
+
+    #[test]
+    fn nul_prefixed_msgpack_text_cannot_become_json() {
+        let text = Value::List(vec![Value::Str("\0AAEC".into())]);
+        let msg = Message::Event {
+            subscription: 1,
+            publication: 2,
+            details: Dict::new(),
+            payload: payload(Serializer::MsgPack, text, None),
+        };
+        assert!(matches!(
+            encode(Serializer::Json, &msg),
+            Err(EncodeError::Unconvertible(_))
+        ));
+        let cbor = encode(Serializer::Cbor, &msg).expect("text stays text in CBOR");
+        let back = decode(Serializer::Cbor, &cbor).expect("decode");
+        let Message::Event { payload, .. } = back else {
+            panic!("EVENT")
+        };
+        assert_eq!(
+            payload.args.expect("args").to_value().expect("value"),
+            Value::List(vec![Value::Str("\0AAEC".into())])
+        );
     }
 
     #[test]

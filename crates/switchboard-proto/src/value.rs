@@ -199,7 +199,12 @@ fn string_to_value<E: de::Error>(s: &str) -> Result<Value, E> {
     }
 }
 
-struct ValueVisitor;
+/// Visits one value; `json_binary_rule` says whether a string starting with NUL is Base64 binary,
+/// which is true only for JSON (a human-readable format): in MessagePack and CBOR such a string is
+/// just text.
+struct ValueVisitor {
+    json_binary_rule: bool,
+}
 
 impl<'de> Visitor<'de> for ValueVisitor {
     type Value = Value;
@@ -247,10 +252,14 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Float(f))
     }
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
-        string_to_value(s)
+        if self.json_binary_rule {
+            string_to_value(s)
+        } else {
+            Ok(Value::Str(s.to_owned()))
+        }
     }
     fn visit_string<E: de::Error>(self, s: String) -> Result<Value, E> {
-        if s.starts_with('\0') {
+        if self.json_binary_rule && s.starts_with('\0') {
             string_to_value(&s)
         } else {
             Ok(Value::Str(s))
@@ -290,7 +299,8 @@ impl<'de> Visitor<'de> for ValueVisitor {
 
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ValueVisitor)
+        let json_binary_rule = d.is_human_readable();
+        d.deserialize_any(ValueVisitor { json_binary_rule })
     }
 }
 
@@ -315,6 +325,18 @@ mod tests {
         assert_eq!(enc, vec![0xc4, 2, 1, 2]);
         let back: Value = rmp_serde::from_slice(&enc).expect("de");
         assert_eq!(back, v);
+    }
+
+    #[test]
+    fn nul_prefixed_text_stays_text_in_msgpack_and_cbor() {
+        let text = Value::Str("\0AAEC".into());
+        let msgpack: Value =
+            rmp_serde::from_slice(&rmp_serde::to_vec(&text).expect("ser")).expect("de");
+        assert_eq!(msgpack, text);
+        let mut cbor = Vec::new();
+        ciborium::into_writer(&text, &mut cbor).expect("ser");
+        let cbor: Value = ciborium::from_reader(&cbor[..]).expect("de");
+        assert_eq!(cbor, text);
     }
 
     #[test]

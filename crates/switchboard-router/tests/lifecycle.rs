@@ -306,15 +306,24 @@ async fn plain_http_get_on_the_websocket_path_explains_itself() {
 async fn rawsocket_ping_is_answered_with_a_pong_carrying_the_same_payload() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let router = start_router().await;
-    let mut tcp = tokio::net::TcpStream::connect(router.tcp).await.expect("connect");
-    tcp.write_all(&[0x7f, 0xf2, 0, 0]).await.expect("handshake (msgpack)");
+    let mut tcp = tokio::net::TcpStream::connect(router.tcp)
+        .await
+        .expect("connect");
+    tcp.write_all(&[0x7f, 0xf2, 0, 0])
+        .await
+        .expect("handshake (msgpack)");
     let mut reply = [0u8; 4];
     tcp.read_exact(&mut reply).await.expect("handshake reply");
     assert_eq!(reply[1] & 0x0f, 2, "msgpack accepted");
     // Frame type 1 = PING (spec, "RawSocket Transport"), 4-byte payload.
-    tcp.write_all(&[0x01, 0, 0, 4, b'p', b'i', b'n', b'g']).await.expect("ping");
+    tcp.write_all(&[0x01, 0, 0, 4, b'p', b'i', b'n', b'g'])
+        .await
+        .expect("ping");
     let mut pong = [0u8; 8];
-    timeout(WAIT, tcp.read_exact(&mut pong)).await.expect("in time").expect("pong");
+    timeout(WAIT, tcp.read_exact(&mut pong))
+        .await
+        .expect("in time")
+        .expect("pong");
     assert_eq!(pong, [0x02, 0, 0, 4, b'p', b'i', b'n', b'g']);
     router.shutdown().await;
 }

@@ -11,6 +11,7 @@ use hyper::Request;
 use hyper::header::{HeaderValue, SEC_WEBSOCKET_PROTOCOL};
 use switchboard_proto::Serializer;
 use tokio::io::{AsyncRead, AsyncWrite};
+use yawc::close::CloseCode;
 use yawc::{Frame, OpCode, Options, WebSocket};
 
 use super::{Transport, TransportError};
@@ -157,11 +158,18 @@ where
 pub struct WebSocketTransport<S> {
     ws: WebSocket<S>,
     serializer: Serializer,
+    /// The close code our closing handshake will carry: 1000 unless reading failed, in which case
+    /// RFC 6455 §7.4.1 names the reason (1009 message too big, 1002 protocol error).
+    close_code: CloseCode,
 }
 
 impl<S> WebSocketTransport<S> {
     fn new(ws: WebSocket<S>, serializer: Serializer) -> Self {
-        Self { ws, serializer }
+        Self {
+            ws,
+            serializer,
+            close_code: CloseCode::Normal,
+        }
     }
 }
 
@@ -194,7 +202,14 @@ where
             let frame = match self.ws.next_frame().await {
                 Ok(frame) => frame,
                 Err(yawc::WebSocketError::ConnectionClosed) => return Ok(None),
-                Err(e) => return Err(ws_error(e)),
+                Err(e) => {
+                    self.close_code = match e {
+                        yawc::WebSocketError::FrameTooLarge => CloseCode::Size,
+                        ref other if other.as_io_error().is_some() => CloseCode::Error,
+                        _ => CloseCode::Protocol,
+                    };
+                    return Err(ws_error(e));
+                }
             };
             match frame.opcode() {
                 OpCode::Text | OpCode::Binary => return Ok(Some(frame.into_payload())),
@@ -221,10 +236,12 @@ where
     }
 
     async fn close(&mut self) {
-        let _ = self
-            .ws
-            .send(Frame::close(yawc::close::CloseCode::Normal, b""))
-            .await;
+        let reason: &[u8] = match self.close_code {
+            CloseCode::Size => b"message too big",
+            CloseCode::Protocol => b"protocol error",
+            _ => b"",
+        };
+        let _ = self.ws.send(Frame::close(self.close_code, reason)).await;
         let _ = SinkExt::<Frame>::close(&mut self.ws).await;
     }
 }

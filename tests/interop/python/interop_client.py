@@ -171,6 +171,8 @@ def run(coro, timeout: float = 60.0):
     """Run a test scenario on a fresh event loop, bounded by ``timeout``."""
 
     async def bounded():
+        # txaio (used by Autobahn for timers and futures) must use this loop
+        txaio.config.loop = asyncio.get_running_loop()
         return await asyncio.wait_for(coro, timeout)
 
     return asyncio.run(bounded())

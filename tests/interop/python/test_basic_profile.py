@@ -329,6 +329,39 @@ def test_caller_and_callee_with_different_serializers_exchange_binary_and_big_in
     run(scenario())
 
 
+BINARY_PAIRS = [("msgpack", "cbor"), ("cbor", "msgpack")]
+
+
+@pytest.mark.parametrize("caller_ser,callee_ser", BINARY_PAIRS, ids=[f"{a}_caller_{b}_callee" for a, b in BINARY_PAIRS])
+def test_text_starting_with_nul_stays_text_between_msgpack_and_cbor_sessions(router, caller_ser, callee_ser):
+    """The "\\0" + base64 binary convention belongs to JSON only: a msgpack or
+    cbor *text* string that happens to start with NUL must reach a msgpack or
+    cbor peer as that same text, not as bytes (and not be refused)."""
+
+    async def scenario():
+        callee = caller = None
+        try:
+            callee = await connect(router, "websocket_tcp", callee_ser)
+            caller = await connect(router, "rawsocket_tcp", caller_ser)
+            proc = unique_uri("com.example.nul_text")
+            seen = []
+            await bounded(
+                callee.session.register(lambda *a, **kw: (seen.append((a, kw)), CallResult(*a, **kw))[1], proc),
+                "REGISTERED",
+            )
+            args = ["\x00AAEC", "\x00not base64?", b"\x00AAEC"]
+            kwargs = {"s": "\x00AAEC"}
+            res = await bounded(caller.session.call(proc, *args, **kwargs), "RESULT")
+            assert_same_values(list(seen[0][0]), args, "INVOCATION.args")
+            assert_same_values(seen[0][1], kwargs, "INVOCATION.kwargs")
+            assert_same_values(list(res.results), args, "RESULT.args")
+            assert_same_values(res.kwresults, kwargs, "RESULT.kwargs")
+        finally:
+            await close_all(caller, callee)
+
+    run(scenario())
+
+
 @pytest.mark.parametrize("pub_ser,sub_ser", PAIRS, ids=[f"{a}_publisher_{b}_subscriber" for a, b in PAIRS])
 def test_event_reaches_subscriber_using_a_different_serializer_than_the_publisher(router, pub_ser, sub_ser):
     async def scenario():
