@@ -107,13 +107,17 @@ async fn messages_out_of_order_are_protocol_violations() {
     let mut peer = RawPeer::open(&router, Via::RawSocketTcp, Serializer::Json).await;
     peer.send(&call).await;
     peer.expect_abort(PROTOCOL_VIOLATION).await;
-    // A second HELLO, and router-to-client messages sent by a client.
-    let hello = Message::Hello {
+    // HELLO without roles.
+    let mut peer = RawPeer::open(&router, Via::WebSocketTcp, Serializer::Json).await;
+    peer.send(&Message::Hello {
         realm: "realm1".into(),
         details: Dict::new(),
-    };
+    })
+    .await;
+    peer.expect_abort(PROTOCOL_VIOLATION).await;
+    // A second HELLO, and router-to-client messages sent by a client.
     let router_only = [
-        hello,
+        common::hello("realm1"),
         Message::Welcome {
             session: 1,
             details: Dict::new(),

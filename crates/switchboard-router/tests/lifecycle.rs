@@ -182,13 +182,7 @@ async fn subscriber_that_stops_reading_is_closed_as_a_slow_consumer() {
         ),
         serializer: Serializer::Json,
     };
-    let mut details = Dict::new();
-    details.insert("roles".into(), switchboard_proto::Value::Dict(Dict::new()));
-    slow.send(&Message::Hello {
-        realm: "realm1".into(),
-        details,
-    })
-    .await;
+    slow.send(&common::hello("realm1")).await;
     assert!(matches!(slow.recv().await, Some(Message::Welcome { .. })));
     slow.send(&Message::Subscribe {
         request: 1,

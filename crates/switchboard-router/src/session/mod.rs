@@ -146,6 +146,16 @@ async fn handshake<T: Transport>(transport: &mut T, cfg: &SessionConfig) -> Opti
             return None;
         }
     };
+    // spec, "HELLO": Details.roles announces at least one client role.
+    let announces_a_role = details
+        .get("roles")
+        .and_then(Value::as_dict)
+        .is_some_and(|roles| !roles.is_empty());
+    if !announces_a_role {
+        let text = "HELLO.Details.roles must announce at least one role".to_owned();
+        send_now(transport, &abort(errors::PROTOCOL_VIOLATION, text)).await;
+        return None;
+    }
     if Uri::parse_loose(&realm_name, UriMatch::Exact).is_err() {
         let text = format!("{realm_name:?} is not a valid realm URI");
         send_now(transport, &abort(errors::INVALID_URI, text)).await;

@@ -195,16 +195,7 @@ impl RawPeer {
     /// Opens the transport and joins `realm1`.
     pub async fn join(router: &TestRouter, via: Via, serializer: Serializer) -> RawPeer {
         let mut peer = Self::open(router, via, serializer).await;
-        let mut details = switchboard_proto::Dict::new();
-        details.insert(
-            "roles".into(),
-            switchboard_proto::Value::Dict(Default::default()),
-        );
-        peer.send(&switchboard_proto::Message::Hello {
-            realm: "realm1".into(),
-            details,
-        })
-        .await;
+        peer.send(&hello("realm1")).await;
         match peer.recv().await {
             Some(switchboard_proto::Message::Welcome { .. }) => peer,
             other => panic!("expected WELCOME, got {other:?}"),
@@ -255,5 +246,22 @@ pub async fn eventually(cond: impl Fn() -> bool) {
             "condition not reached within 10 s"
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// A HELLO announcing all four client roles.
+pub fn hello(realm: &str) -> switchboard_proto::Message {
+    let mut roles = switchboard_proto::Dict::new();
+    for role in ["caller", "callee", "publisher", "subscriber"] {
+        roles.insert(
+            role.into(),
+            switchboard_proto::Value::Dict(Default::default()),
+        );
+    }
+    let mut details = switchboard_proto::Dict::new();
+    details.insert("roles".into(), switchboard_proto::Value::Dict(roles));
+    switchboard_proto::Message::Hello {
+        realm: realm.into(),
+        details,
     }
 }
