@@ -1,0 +1,464 @@
+//! The established session: handles the peer's requests on its own task, writes its outbox, and
+//! ends it (GOODBYE, ABORT, shutdown, slow consumer) cleaning up everything it held.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use switchboard_proto::{Id, Message, MessageType, Uri, UriMatch, Value, codec, errors};
+use switchboard_transport::{Transport, TransportError};
+use tracing::debug;
+
+use super::peer::{self, Peer};
+use super::{
+    FINAL_WRITE_TIMEOUT, GOODBYE_REPLY_TIMEOUT, SessionConfig, WRITE_BATCH_MESSAGES, send_now,
+};
+use crate::broker::PublishOutcome;
+use crate::dealer::{encode_or_log, error_with_text};
+use crate::realm::Realm;
+use crate::realm::authz::{Action, Role};
+
+/// How the established loop goes on after a message.
+enum Flow {
+    Continue,
+    /// The peer said GOODBYE: answer it and close.
+    Goodbye,
+    /// The peer broke the protocol: ABORT with this text, then close.
+    Violation(String),
+}
+
+pub(super) struct Established {
+    pub(super) realm: Arc<Realm>,
+    pub(super) role: Arc<Role>,
+    pub(super) peer: Peer,
+    /// Subscriptions this session holds, by id (owned by this task).
+    pub(super) subscriptions: HashMap<Id, Uri>,
+    /// Registrations this session holds (owned by this task).
+    pub(super) registrations: HashSet<Id>,
+}
+
+impl Established {
+    pub(super) async fn run<T: Transport>(
+        &mut self,
+        mut transport: T,
+        mut outbox: peer::Outbox,
+        cfg: &SessionConfig,
+    ) {
+        debug!("joined");
+        let end = loop {
+            tokio::select! {
+                biased;
+                _ = cfg.shutdown.cancelled() => break End::Shutdown,
+                _ = self.peer.slow_marked() => break End::SlowConsumer,
+                Some(first) = outbox.rx.recv() => {
+                    // A peer that stops reading blocks this write; its outbox then fills up and
+                    // marks it slow, which must end the session even mid-write.
+                    tokio::select! {
+                        written = write_batch(&mut transport, &mut outbox, first) => {
+                            if written.is_err() {
+                                break End::Dropped;
+                            }
+                        }
+                        _ = self.peer.slow_marked() => break End::SlowConsumerMidWrite,
+                    }
+                }
+                incoming = transport.recv() => match incoming {
+                    Ok(Some(bytes)) => match self.handle(&bytes) {
+                        Flow::Continue => {}
+                        Flow::Goodbye => break End::Goodbye,
+                        Flow::Violation(text) => break End::Violation(text),
+                    },
+                    Ok(None) => break End::Dropped,
+                    Err(e) => break End::TransportError(e),
+                },
+            }
+        };
+        // Leave the realm first, so nothing new is routed to us while we close.
+        self.leave();
+        let last_words = self.say_last_words(&mut transport, &mut outbox, end);
+        if tokio::time::timeout(FINAL_WRITE_TIMEOUT + GOODBYE_REPLY_TIMEOUT, last_words)
+            .await
+            .is_err()
+        {
+            debug!("peer did not take the session's last words in time");
+        }
+        let _ = tokio::time::timeout(FINAL_WRITE_TIMEOUT, transport.close()).await;
+    }
+
+    /// Sends what the way the session ended calls for: the GOODBYE reply, GOODBYE on shutdown, or
+    /// ABORT.
+    async fn say_last_words<T: Transport>(
+        &self,
+        transport: &mut T,
+        outbox: &mut peer::Outbox,
+        end: End,
+    ) {
+        match end {
+            End::Goodbye => {
+                // Deliver what was routed to us before we left, then answer the GOODBYE last
+                // (spec: nothing follows GOODBYE).
+                while let Ok(m) = outbox.rx.try_recv() {
+                    if transport.feed(m).await.is_err() {
+                        break;
+                    }
+                }
+                send_now(transport, &Message::goodbye(errors::GOODBYE_AND_OUT)).await;
+                debug!("left with GOODBYE");
+            }
+            End::Shutdown => {
+                send_now(transport, &Message::goodbye(errors::SYSTEM_SHUTDOWN)).await;
+                // Wait (bounded) for the peer's GOODBYE reply, ignoring anything else it sends.
+                let _ = tokio::time::timeout(GOODBYE_REPLY_TIMEOUT, async {
+                    while let Ok(Some(bytes)) = transport.recv().await {
+                        if let Ok(Message::Goodbye { .. }) =
+                            codec::decode(transport.serializer(), &bytes)
+                        {
+                            break;
+                        }
+                    }
+                })
+                .await;
+                debug!("closed by router shutdown");
+            }
+            End::SlowConsumer => {
+                send_now(
+                    transport,
+                    &Message::abort(
+                        errors::SLOW_CONSUMER,
+                        "the session could not keep up with its messages",
+                    ),
+                )
+                .await;
+            }
+            // A frame may be half written: anything more would be garbage to the peer.
+            End::SlowConsumerMidWrite => debug!("closed as a slow consumer"),
+            End::Violation(text) => {
+                debug!("protocol violation: {text}");
+                send_now(transport, &Message::abort(errors::PROTOCOL_VIOLATION, text)).await;
+            }
+            End::TransportError(e) => {
+                debug!("transport error: {e}");
+                if matches!(e, TransportError::TooLarge { .. }) {
+                    send_now(
+                        transport,
+                        &Message::abort(errors::PROTOCOL_VIOLATION, e.to_string()),
+                    )
+                    .await;
+                }
+            }
+            End::Dropped => debug!("connection dropped"),
+        }
+    }
+
+    /// Removes everything the session holds from the realm, and fails the calls it owed answers to.
+    fn leave(&mut self) {
+        for id in self.subscriptions.keys() {
+            self.realm.broker.unsubscribe(self.peer.id(), *id);
+        }
+        self.realm
+            .dealer
+            .callee_left(&self.peer, self.registrations.drain());
+        self.realm.leave(self.peer.id());
+    }
+
+    /// Queues a reply to this session's own request.
+    fn reply(&self, msg: Message) {
+        if let Some(bytes) = encode_or_log(&self.peer, msg) {
+            let _ = self.peer.send(bytes);
+        }
+    }
+
+    fn reply_error(&self, request_type: MessageType, request: Id, uri: &str, text: &str) {
+        self.reply(error_with_text(
+            request_type,
+            request,
+            uri,
+            text,
+            self.peer.serializer(),
+        ));
+    }
+
+    /// Answers ERROR `invalid_argument` when option `key` asks for something other than
+    /// `implemented`, the only value this router supports so far; returns whether it refused.
+    fn refuse_unimplemented(
+        &self,
+        kind: MessageType,
+        request: Id,
+        options: &switchboard_proto::Dict,
+        key: &str,
+        implemented: &str,
+        text: &str,
+    ) -> bool {
+        let asks_more = options
+            .get(key)
+            .and_then(Value::as_str)
+            .is_some_and(|v| v != implemented);
+        if asks_more {
+            self.reply_error(kind, request, errors::INVALID_ARGUMENT, text);
+        }
+        asks_more
+    }
+
+    /// Checks an exact URI and the role's permission; on failure answers with ERROR and returns
+    /// `None`.
+    fn checked_uri(
+        &self,
+        kind: MessageType,
+        request: Id,
+        uri: &str,
+        action: Action,
+    ) -> Option<Uri> {
+        let uri = match Uri::parse_loose(uri, UriMatch::Exact) {
+            Ok(u) => u,
+            Err(e) => {
+                self.reply_error(kind, request, errors::INVALID_URI, &e.to_string());
+                return None;
+            }
+        };
+        if !self.role.may(action, &uri) {
+            let text =
+                format!("role {:?} may not {action:?} {uri}", self.role.name()).to_lowercase();
+            self.reply_error(kind, request, errors::NOT_AUTHORIZED, &text);
+            return None;
+        }
+        Some(uri)
+    }
+
+    fn handle(&mut self, bytes: &Bytes) -> Flow {
+        let msg = match codec::decode(self.peer.serializer(), bytes) {
+            Ok(m) => m,
+            Err(e) => return Flow::Violation(e.to_string()),
+        };
+        match msg {
+            Message::Subscribe {
+                request,
+                options,
+                topic,
+            } => {
+                if self.refuse_unimplemented(
+                    MessageType::Subscribe,
+                    request,
+                    &options,
+                    "match",
+                    "exact",
+                    "pattern-based subscriptions are not supported yet",
+                ) {
+                    return Flow::Continue;
+                }
+                let Some(topic) =
+                    self.checked_uri(MessageType::Subscribe, request, &topic, Action::Subscribe)
+                else {
+                    return Flow::Continue;
+                };
+                let subscription = self.realm.broker.subscribe(&self.peer, topic.clone());
+                self.subscriptions.insert(subscription, topic);
+                self.reply(Message::Subscribed {
+                    request,
+                    subscription,
+                });
+            }
+            Message::Unsubscribe {
+                request,
+                subscription,
+            } => {
+                if self.subscriptions.remove(&subscription).is_some()
+                    && self.realm.broker.unsubscribe(self.peer.id(), subscription)
+                {
+                    self.reply(Message::Unsubscribed {
+                        request,
+                        details: None,
+                    });
+                } else {
+                    self.reply_error(
+                        MessageType::Unsubscribe,
+                        request,
+                        errors::NO_SUCH_SUBSCRIPTION,
+                        "this session holds no such subscription",
+                    );
+                }
+            }
+            Message::Publish {
+                request,
+                options,
+                topic,
+                payload,
+            } => {
+                let acknowledge = options
+                    .get("acknowledge")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                let Some(topic) =
+                    self.checked_uri(MessageType::Publish, request, &topic, Action::Publish)
+                else {
+                    return Flow::Continue;
+                };
+                match self
+                    .realm
+                    .broker
+                    .publish(&self.peer, &options, &topic, &payload)
+                {
+                    PublishOutcome::Published(publication) => {
+                        if acknowledge {
+                            self.reply(Message::Published {
+                                request,
+                                publication,
+                            });
+                        }
+                    }
+                    // spec conversion rules: the publisher hears about a payload some subscribers
+                    // could not receive, acknowledged or not.
+                    PublishOutcome::Unconvertible(_, reason) => {
+                        self.reply_error(
+                            MessageType::Publish,
+                            request,
+                            errors::INVALID_ARGUMENT,
+                            &format!(
+                                "the payload cannot be converted for some subscribers: {reason}"
+                            ),
+                        );
+                    }
+                }
+            }
+            Message::Register {
+                request,
+                options,
+                procedure,
+            } => {
+                if self.refuse_unimplemented(
+                    MessageType::Register,
+                    request,
+                    &options,
+                    "match",
+                    "exact",
+                    "pattern-based registrations are not supported yet",
+                ) {
+                    return Flow::Continue;
+                }
+                if self.refuse_unimplemented(
+                    MessageType::Register,
+                    request,
+                    &options,
+                    "invoke",
+                    "single",
+                    "shared registrations are not supported yet",
+                ) {
+                    return Flow::Continue;
+                }
+                let Some(procedure) =
+                    self.checked_uri(MessageType::Register, request, &procedure, Action::Register)
+                else {
+                    return Flow::Continue;
+                };
+                match self.realm.dealer.register(&self.peer, procedure) {
+                    Ok(registration) => {
+                        self.registrations.insert(registration);
+                        self.reply(Message::Registered {
+                            request,
+                            registration,
+                        });
+                    }
+                    Err(e) => self.reply_error(MessageType::Register, request, e.uri, &e.message),
+                }
+            }
+            Message::Unregister {
+                request,
+                registration,
+            } => {
+                if self.registrations.remove(&registration)
+                    && self.realm.dealer.unregister(self.peer.id(), registration)
+                {
+                    self.reply(Message::Unregistered {
+                        request,
+                        details: None,
+                    });
+                } else {
+                    self.reply_error(
+                        MessageType::Unregister,
+                        request,
+                        errors::NO_SUCH_REGISTRATION,
+                        "this session holds no such registration",
+                    );
+                }
+            }
+            Message::Call {
+                request,
+                procedure,
+                payload,
+                ..
+            } => {
+                let Some(procedure) =
+                    self.checked_uri(MessageType::Call, request, &procedure, Action::Call)
+                else {
+                    return Flow::Continue;
+                };
+                if let Err(e) = self
+                    .realm
+                    .dealer
+                    .call(&self.peer, request, &procedure, &payload)
+                {
+                    self.reply(e.to_message(request, self.peer.serializer()));
+                }
+            }
+            Message::Yield {
+                request, payload, ..
+            } => {
+                self.realm.dealer.handle_yield(&self.peer, request, payload);
+            }
+            Message::Error {
+                request_type,
+                request,
+                details,
+                error,
+                payload,
+            } => {
+                if request_type != MessageType::Invocation.code() {
+                    return Flow::Violation(format!(
+                        "ERROR for request type {request_type}; a client may only answer INVOCATION with ERROR"
+                    ));
+                }
+                self.realm
+                    .dealer
+                    .handle_invocation_error(&self.peer, request, details, error, payload);
+            }
+            Message::Goodbye { .. } => return Flow::Goodbye,
+            // Call canceling is not announced in WELCOME, so a client should not send CANCEL; one
+            // that does loses nothing: the call completes normally.
+            Message::Cancel { request, .. } => {
+                debug!(request, "CANCEL ignored: call canceling is not implemented")
+            }
+            other => {
+                return Flow::Violation(format!(
+                    "{} is not a message a client sends to a router in an established session",
+                    other.message_type().name()
+                ));
+            }
+        }
+        Flow::Continue
+    }
+}
+
+enum End {
+    Goodbye,
+    Shutdown,
+    SlowConsumer,
+    SlowConsumerMidWrite,
+    Violation(String),
+    TransportError(TransportError),
+    Dropped,
+}
+
+/// Writes `first` and whatever else is already queued (up to a batch), then flushes once.
+async fn write_batch<T: Transport>(
+    transport: &mut T,
+    outbox: &mut peer::Outbox,
+    first: Bytes,
+) -> Result<(), TransportError> {
+    transport.feed(first).await?;
+    for _ in 1..WRITE_BATCH_MESSAGES {
+        match outbox.rx.try_recv() {
+            Ok(m) => transport.feed(m).await?,
+            Err(_) => break,
+        }
+    }
+    transport.flush().await
+}

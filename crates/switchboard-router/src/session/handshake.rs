@@ -1,0 +1,160 @@
+//! The opening handshake: HELLO in, WELCOME or ABORT out (spec, "Session Establishment").
+
+use std::sync::Arc;
+
+use switchboard_proto::ids::random_global_id;
+use switchboard_proto::{Dict, Message, Uri, UriMatch, Value, codec, errors};
+use switchboard_transport::Transport;
+use tracing::debug;
+
+use super::peer::{self, Identity, Peer, SessionId};
+use super::{HELLO_TIMEOUT, SessionConfig, send_now};
+use crate::realm::Realm;
+use crate::realm::authz::Role;
+
+/// A session that passed the handshake.
+pub(super) struct Joined {
+    pub(super) realm: Arc<Realm>,
+    pub(super) role: Arc<Role>,
+    pub(super) peer: Peer,
+    pub(super) outbox: peer::Outbox,
+}
+
+/// The opening handshake. Returns `None` after sending ABORT (or when the peer went away).
+pub(super) async fn handshake<T: Transport>(
+    transport: &mut T,
+    cfg: &SessionConfig,
+) -> Option<Joined> {
+    let first = tokio::select! {
+        r = tokio::time::timeout(HELLO_TIMEOUT, transport.recv()) => r,
+        _ = cfg.shutdown.cancelled() => return None,
+    };
+    let bytes = match first {
+        Ok(Ok(Some(bytes))) => bytes,
+        Ok(Ok(None)) => return None,
+        Ok(Err(e)) => {
+            debug!("connection failed before HELLO: {e}");
+            return None;
+        }
+        Err(_) => {
+            send_now(
+                transport,
+                &Message::abort(
+                    errors::PROTOCOL_VIOLATION,
+                    "no HELLO within the handshake timeout",
+                ),
+            )
+            .await;
+            return None;
+        }
+    };
+    let abort = |reason: &str, text: String| Message::abort(reason, text);
+    let (realm_name, details) = match codec::decode(transport.serializer(), &bytes) {
+        Ok(Message::Hello { realm, details }) => (realm, details),
+        Ok(other) => {
+            let text = format!("expected HELLO, got {}", other.message_type().name());
+            send_now(transport, &abort(errors::PROTOCOL_VIOLATION, text)).await;
+            return None;
+        }
+        Err(e) => {
+            send_now(transport, &abort(errors::PROTOCOL_VIOLATION, e.to_string())).await;
+            return None;
+        }
+    };
+    // spec, "HELLO": Details.roles announces at least one client role.
+    let announces_a_role = details
+        .get("roles")
+        .and_then(Value::as_dict)
+        .is_some_and(|roles| !roles.is_empty());
+    if !announces_a_role {
+        let text = "HELLO.Details.roles must announce at least one role".to_owned();
+        send_now(transport, &abort(errors::PROTOCOL_VIOLATION, text)).await;
+        return None;
+    }
+    if Uri::parse_loose(&realm_name, UriMatch::Exact).is_err() {
+        let text = format!("{realm_name:?} is not a valid realm URI");
+        send_now(transport, &abort(errors::INVALID_URI, text)).await;
+        return None;
+    }
+    let Some(realm) = cfg.realms.get(&realm_name) else {
+        let text = format!("no realm named {realm_name:?} on this router");
+        send_now(transport, &abort(errors::NO_SUCH_REALM, text)).await;
+        return None;
+    };
+    // spec, "Authentication": HELLO.Details.authmethods lists what the client can do; without it,
+    // anonymous is implied.
+    if let Some(methods) = details.get("authmethods") {
+        let offers_anonymous = methods
+            .as_list()
+            .is_some_and(|l| l.iter().any(|m| m.as_str() == Some("anonymous")));
+        if !offers_anonymous {
+            let text = "this transport offers only anonymous authentication".to_owned();
+            send_now(transport, &abort(errors::NO_AUTH_METHOD, text)).await;
+            return None;
+        }
+    }
+    let Some(role) = realm.role(&cfg.anonymous_role) else {
+        let text = format!(
+            "realm {realm_name:?} has no role {:?} for anonymous sessions",
+            cfg.anonymous_role
+        );
+        send_now(transport, &abort(errors::NOT_AUTHORIZED, text)).await;
+        return None;
+    };
+    let session = SessionId(random_global_id());
+    let authid = details
+        .get("authid")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("anonymous-{:x}", session.0));
+    let identity = Identity {
+        session,
+        authid: authid.clone(),
+        authrole: role.name().to_owned(),
+    };
+    let (peer, outbox) = Peer::new(
+        identity,
+        transport.serializer(),
+        transport.peer_max_message_bytes(),
+        cfg.outbox_capacity,
+    );
+    realm.join(peer.clone());
+    send_now(
+        transport,
+        &welcome(session, &realm_name, &authid, role.name()),
+    )
+    .await;
+    Some(Joined {
+        realm,
+        role,
+        peer,
+        outbox,
+    })
+}
+
+/// WELCOME, announcing exactly the features this router implements.
+fn welcome(session: SessionId, realm: &str, authid: &str, authrole: &str) -> Message {
+    let features = |list: &[&str]| {
+        let mut f = Dict::new();
+        for name in list {
+            f.insert((*name).to_owned(), Value::Bool(true));
+        }
+        let mut role = Dict::new();
+        role.insert("features".into(), Value::Dict(f));
+        Value::Dict(role)
+    };
+    let mut roles = Dict::new();
+    roles.insert("broker".into(), features(&["publisher_exclusion"]));
+    roles.insert("dealer".into(), features(&[]));
+    let mut details = Dict::new();
+    details.insert("realm".into(), realm.into());
+    details.insert("authid".into(), authid.into());
+    details.insert("authrole".into(), authrole.into());
+    details.insert("authmethod".into(), "anonymous".into());
+    details.insert("authprovider".into(), "static".into());
+    details.insert("roles".into(), Value::Dict(roles));
+    Message::Welcome {
+        session: session.0,
+        details,
+    }
+}
