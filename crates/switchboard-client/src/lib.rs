@@ -237,8 +237,7 @@ async fn open(opts: &ConnectOptions) -> Result<Box<dyn DynTransport>, Error> {
                     &url,
                     io,
                     opts.serializer,
-                    DEFAULT_MAX_MESSAGE_BYTES,
-                    *compression,
+                    &websocket::WebSocketSettings::new(DEFAULT_MAX_MESSAGE_BYTES, *compression),
                 )
                 .await?,
             )

@@ -13,6 +13,8 @@ pub mod listener;
 pub mod node;
 pub mod realm;
 pub mod session;
+pub mod tls;
+pub mod web;
 
 pub use config::LoadedConfig;
 pub use node::{RunningNode, start};

@@ -1,32 +1,37 @@
-//! Accepting connections: binds each configured transport's endpoint (TCP or Unix socket), and per
-//! connection decides what it speaks. A `universal` listener reads the first octet: 0x7F starts a
-//! RawSocket handshake, anything else is HTTP, where configured paths upgrade to WebSocket.
+//! Accepting connections: binds each configured transport's endpoint (TCP or Unix socket, with
+//! or without TLS), and per connection decides what it speaks. A `universal` listener reads the
+//! first octet: 0x7F starts a RawSocket handshake, anything else is HTTP, where configured paths
+//! upgrade to WebSocket or serve web resources ([`crate::web`]).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use switchboard_proto::Serializer;
+use switchboard_transport::websocket::{Deflate, Keepalive, WebSocketSettings};
 use switchboard_transport::{BoxedIo, DEFAULT_MAX_MESSAGE_BYTES, rawsocket, websocket};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, UnixListener};
 use tokio_util::task::TaskTracker;
 
-use crate::config::{self, EndpointConfig, TransportConfig, WebSocketOptions, WebSocketPathConfig};
+use crate::config::{
+    self, EndpointConfig, TransportConfig, WebPathConfig, WebSocketOptions, WebSocketPathConfig,
+};
 use crate::session::{self, SessionConfig};
+use crate::web::{self, HttpBody, StaticDir};
 
-/// How long a new connection has for its first octet, RawSocket handshake or HTTP upgrade.
+/// How long a new connection has for its TLS handshake, first octet, RawSocket handshake or HTTP
+/// upgrade, unless the transport configures `open_handshake_timeout`.
 pub const OPENING_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where a listener ended up listening.
@@ -47,72 +52,209 @@ impl std::fmt::Display for ListenAddr {
     }
 }
 
-/// What one transport serves, resolved from its config.
-#[derive(Debug, Clone)]
-pub struct Protocols {
-    /// RawSocket serializers and size limit, if RawSocket is served.
-    rawsocket: Option<(Vec<Serializer>, usize)>,
-    /// WebSocket endpoints by path (`None` path = any path, for a plain `websocket` transport).
-    websocket: Vec<(Option<String>, WsEndpoint)>,
+/// Why a transport could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// TLS material is unusable (validation reports the details).
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// A static directory cannot be served.
+    #[error("static directory {0}: {1}")]
+    StaticDir(PathBuf, io::Error),
 }
 
+/// A WebSocket endpoint's settings.
 #[derive(Debug, Clone)]
 struct WsEndpoint {
     serializers: Vec<Serializer>,
-    max_message_bytes: usize,
-    compression: bool,
+    settings: WebSocketSettings,
 }
 
 impl WsEndpoint {
     fn from_options(o: &WebSocketOptions) -> Self {
+        let opts = &o.options;
+        let compression = opts.compression_enabled().then(|| {
+            let d = opts
+                .compression
+                .as_ref()
+                .and_then(|c| c.deflate.clone())
+                .unwrap_or_default();
+            Deflate {
+                own_max_window_bits: d.max_window_bits,
+                peer_max_window_bits: d.request_max_window_bits,
+                own_no_context_takeover: d.no_context_takeover,
+                peer_no_context_takeover: d.request_no_context_takeover,
+            }
+        });
+        let keepalive = opts
+            .auto_ping_interval
+            .filter(|ms| *ms > 0)
+            .map(|interval| Keepalive {
+                interval: Duration::from_millis(interval),
+                // Crossbar's default: as long as the interval.
+                timeout: Duration::from_millis(
+                    opts.auto_ping_timeout
+                        .filter(|t| *t > 0)
+                        .unwrap_or(interval),
+                ),
+                payload_bytes: opts.auto_ping_size.unwrap_or(4),
+            });
         Self {
             serializers: config::serializers(&o.serializers),
-            max_message_bytes: o
-                .options
-                .max_message_size
-                .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
-            compression: o.options.compression_enabled(),
+            settings: WebSocketSettings {
+                max_message_bytes: opts.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
+                compression,
+                keepalive,
+            },
         }
     }
 }
 
+/// A resource on a URL path.
+#[derive(Debug, Clone)]
+enum Resource {
+    WebSocket(WsEndpoint),
+    Static(StaticDir),
+    Redirect(String),
+    NodeInfo,
+}
+
+/// How HTTP requests of one transport are answered.
+#[derive(Debug, Clone)]
+enum HttpRoutes {
+    /// A `websocket` transport: every path upgrades.
+    AnyPath(WsEndpoint),
+    /// Resources by first path segment, and the root resource for everything else.
+    Paths {
+        root: Option<Resource>,
+        children: HashMap<String, Resource>,
+    },
+}
+
+/// What one transport serves, resolved from its config.
+#[derive(Clone)]
+pub struct Protocols {
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    /// RawSocket serializers and size limit, if RawSocket is served.
+    rawsocket: Option<(Vec<Serializer>, usize)>,
+    http: Option<HttpRoutes>,
+    opening_timeout: Duration,
+    /// Realm names, for the node info page.
+    realms: Arc<Vec<String>>,
+}
+
+fn resource(path: &WebPathConfig, base: &Path) -> Result<Resource, SetupError> {
+    Ok(match path {
+        WebPathConfig::Static(s) => {
+            let dir = base.join(&s.directory);
+            Resource::Static(
+                StaticDir::new(
+                    &dir,
+                    s.options.enable_directory_listing,
+                    s.options.cache_timeout,
+                )
+                .map_err(|e| SetupError::StaticDir(dir, e))?,
+            )
+        }
+        WebPathConfig::WebSocket(o) => Resource::WebSocket(WsEndpoint::from_options(o)),
+        WebPathConfig::Redirect(r) => Resource::Redirect(r.url.clone()),
+        WebPathConfig::NodeInfo(_) => Resource::NodeInfo,
+    })
+}
+
+fn path_routes<'a>(paths: impl Iterator<Item = (&'a String, Resource)>) -> HttpRoutes {
+    let mut root = None;
+    let mut children = HashMap::new();
+    for (name, res) in paths {
+        if name == "/" {
+            root = Some(res);
+        } else {
+            children.insert(name.trim_matches('/').to_owned(), res);
+        }
+    }
+    HttpRoutes::Paths { root, children }
+}
+
 impl Protocols {
-    /// The protocols of a transport config.
-    pub fn from_config(t: &TransportConfig) -> Self {
+    /// The protocols of a transport config; paths resolve against `base`.
+    pub fn from_config(
+        t: &TransportConfig,
+        base: &Path,
+        realms: Arc<Vec<String>>,
+    ) -> Result<Self, SetupError> {
         let rawsocket = |o: &config::RawSocketOptions| {
             (
                 config::serializers(&o.serializers),
                 o.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
             )
         };
-        match t {
-            TransportConfig::Universal(u) => Self {
-                rawsocket: u.rawsocket.as_ref().map(rawsocket),
-                websocket: u
-                    .websocket
-                    .iter()
-                    .map(|(path, WebSocketPathConfig::WebSocket(o))| {
-                        let path = format!("/{}", path.trim_start_matches('/'));
-                        (Some(path), WsEndpoint::from_options(o))
-                    })
-                    .collect(),
-            },
-            TransportConfig::WebSocket(ws) => Self {
-                rawsocket: None,
-                websocket: vec![(None, WsEndpoint::from_options(&ws.websocket()))],
-            },
-            TransportConfig::RawSocket(rs) => Self {
-                rawsocket: Some(rawsocket(&rs.rawsocket())),
-                websocket: Vec::new(),
-            },
+        let tls = match t.endpoint().tls() {
+            Some(cfg) => {
+                let server = crate::tls::server_config(cfg, base).map_err(|problems| {
+                    SetupError::Tls(
+                        problems
+                            .into_iter()
+                            .map(|p| format!("{}: {}", p.field, p.message))
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    )
+                })?;
+                Some(tokio_rustls::TlsAcceptor::from(server))
+            }
+            None => None,
+        };
+        let mut websockets: Vec<&WebSocketOptions> = Vec::new();
+        let (rawsocket, http) = match t {
+            TransportConfig::Universal(u) => {
+                let mut resources: Vec<(&String, Resource)> = Vec::new();
+                for (path, WebSocketPathConfig::WebSocket(o)) in &u.websocket {
+                    websockets.push(o);
+                    resources.push((path, Resource::WebSocket(WsEndpoint::from_options(o))));
+                }
+                if let Some(webcfg) = &u.web {
+                    for (path, p) in &webcfg.paths {
+                        if let WebPathConfig::WebSocket(o) = p {
+                            websockets.push(o);
+                        }
+                        resources.push((path, resource(p, base)?));
+                    }
+                }
+                let http = (!resources.is_empty()).then(|| path_routes(resources.into_iter()));
+                (u.rawsocket.as_ref().map(rawsocket), http)
+            }
+            TransportConfig::WebSocket(ws) => (
+                None,
+                Some(HttpRoutes::AnyPath(WsEndpoint::from_options(
+                    &ws.websocket(),
+                ))),
+            ),
+            TransportConfig::RawSocket(rs) => (Some(rawsocket(&rs.rawsocket())), None),
+            TransportConfig::Web(w) => {
+                let mut resources = Vec::new();
+                for (path, p) in &w.paths {
+                    if let WebPathConfig::WebSocket(o) = p {
+                        websockets.push(o);
+                    }
+                    resources.push((path, resource(p, base)?));
+                }
+                (None, Some(path_routes(resources.into_iter())))
+            }
+        };
+        let opening_timeout = match t {
+            TransportConfig::WebSocket(ws) => ws.options.open_handshake_timeout,
+            _ => websockets
+                .iter()
+                .find_map(|o| o.options.open_handshake_timeout),
         }
-    }
-
-    fn websocket_for(&self, path: &str) -> Option<&WsEndpoint> {
-        self.websocket
-            .iter()
-            .find(|(p, _)| p.as_deref().is_none_or(|p| p == path))
-            .map(|(_, e)| e)
+        .filter(|ms| *ms > 0)
+        .map_or(OPENING_HANDSHAKE_TIMEOUT, Duration::from_millis);
+        Ok(Self {
+            tls,
+            rawsocket,
+            http,
+            opening_timeout,
+            realms,
+        })
     }
 }
 
@@ -120,24 +262,16 @@ impl Protocols {
 pub enum Listener {
     /// TCP.
     Tcp(TcpListener),
-    /// Unix socket (the path is removed when the listener is dropped at shutdown).
+    /// Unix socket (the path is removed when the listener stops).
     Unix(UnixListener, PathBuf),
 }
 
 /// Binds an endpoint. Relative Unix socket paths resolve against `base_dir`.
-pub fn bind(
-    endpoint: &EndpointConfig,
-    base_dir: &std::path::Path,
-) -> io::Result<(Listener, ListenAddr)> {
+pub fn bind(endpoint: &EndpointConfig, base_dir: &Path) -> io::Result<(Listener, ListenAddr)> {
     match endpoint {
-        EndpointConfig::Tcp {
-            port,
-            interface,
-            backlog,
-            version,
-        } => {
-            let host = interface.clone().unwrap_or_else(|| {
-                if *version == Some(6) {
+        EndpointConfig::Tcp(t) => {
+            let host = t.interface.clone().unwrap_or_else(|| {
+                if t.version == Some(6) {
                     "::".into()
                 } else {
                     "0.0.0.0".into()
@@ -149,21 +283,25 @@ pub fn bind(
                     format!("interface {host:?} is not an IP address"),
                 )
             })?;
-            let addr = std::net::SocketAddr::new(ip, *port);
+            let addr = std::net::SocketAddr::new(ip, t.port);
             let socket = if addr.is_ipv6() {
                 TcpSocket::new_v6()?
             } else {
                 TcpSocket::new_v4()?
             };
             socket.set_reuseaddr(true)?;
+            // Crossbar's `shared`: several processes accept on one port (Linux SO_REUSEPORT).
+            if t.shared {
+                socket.set_reuseport(true)?;
+            }
             socket.set_nodelay(true)?;
             socket.bind(addr)?;
-            let listener = socket.listen(backlog.unwrap_or(1024))?;
+            let listener = socket.listen(t.backlog.unwrap_or(1024))?;
             let local = listener.local_addr()?;
             Ok((Listener::Tcp(listener), ListenAddr::Tcp(local)))
         }
-        EndpointConfig::Unix { path } => {
-            let path = base_dir.join(path);
+        EndpointConfig::Unix(u) => {
+            let path = base_dir.join(&u.path);
             // A socket file left behind by a previous run would make bind fail.
             if std::fs::symlink_metadata(&path).is_ok_and(|m| {
                 use std::os::unix::fs::FileTypeExt;
@@ -226,15 +364,27 @@ async fn accept(listener: &Listener) -> io::Result<BoxedIo> {
     }
 }
 
-/// Serves one connection: sniff, then RawSocket or HTTP/WebSocket.
+/// Serves one connection: TLS if configured, sniff, then RawSocket or HTTP/WebSocket.
 async fn connection(
-    mut io: BoxedIo,
+    io: BoxedIo,
     protocols: Arc<Protocols>,
     sessions: SessionConfig,
     tracker: TaskTracker,
 ) {
+    let deadline = tokio::time::Instant::now() + protocols.opening_timeout;
+    let mut io: BoxedIo = match &protocols.tls {
+        Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(io)).await {
+            Ok(Ok(tls)) => Box::new(tls),
+            Ok(Err(e)) => {
+                tracing::debug!("TLS handshake failed: {e}");
+                return;
+            }
+            Err(_) => return,
+        },
+        None => io,
+    };
     let mut first = [0u8; 1];
-    match tokio::time::timeout(OPENING_HANDSHAKE_TIMEOUT, io.read_exact(&mut first)).await {
+    match tokio::time::timeout_at(deadline, io.read_exact(&mut first)).await {
         Ok(Ok(_)) => {}
         _ => return,
     }
@@ -242,19 +392,14 @@ async fn connection(
         let Some((serializers, max)) = &protocols.rawsocket else {
             return;
         };
-        match tokio::time::timeout(
-            OPENING_HANDSHAKE_TIMEOUT,
-            rawsocket::accept(io, *max, serializers),
-        )
-        .await
-        {
+        match tokio::time::timeout_at(deadline, rawsocket::accept(io, *max, serializers)).await {
             Ok(Ok(transport)) => session::run(transport, sessions).await,
             Ok(Err(e)) => tracing::debug!("RawSocket handshake failed: {e}"),
             Err(_) => tracing::debug!("RawSocket handshake timed out"),
         }
         return;
     }
-    if protocols.websocket.is_empty() {
+    if protocols.http.is_none() {
         return;
     }
     let io = TokioIo::new(Prefixed {
@@ -265,7 +410,7 @@ async fn connection(
         let protocols = protocols.clone();
         let sessions = sessions.clone();
         let tracker = tracker.clone();
-        async move { Ok::<_, Infallible>(http_request(req, &protocols, sessions, &tracker)) }
+        async move { Ok::<_, Infallible>(http_request(req, &protocols, sessions, &tracker).await) }
     });
     let conn = http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
@@ -277,42 +422,82 @@ async fn connection(
     }
 }
 
-fn text_response(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::copy_from_slice(text.as_bytes())));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
-}
-
-fn http_request(
-    mut req: Request<Incoming>,
+async fn http_request(
+    req: Request<Incoming>,
     protocols: &Protocols,
     sessions: SessionConfig,
     tracker: &TaskTracker,
-) -> Response<Full<Bytes>> {
-    let Some(endpoint) = protocols.websocket_for(req.uri().path()) else {
-        return text_response(StatusCode::NOT_FOUND, "not found\n");
+) -> Response<HttpBody> {
+    let Some(routes) = &protocols.http else {
+        return web::text(StatusCode::NOT_FOUND, "not found\n");
     };
+    match routes {
+        HttpRoutes::AnyPath(ws) => websocket_request(req, ws, sessions, tracker),
+        HttpRoutes::Paths { root, children } => {
+            let path = req.uri().path().to_owned();
+            let trimmed = path.trim_start_matches('/');
+            let (first, rest) = trimmed
+                .split_once('/')
+                .map_or((trimmed, None), |(f, r)| (f, Some(r)));
+            if let Some(res) = children.get(first) {
+                let rel = match rest {
+                    Some(r) => format!("/{r}"),
+                    None => String::new(),
+                };
+                return serve_resource(res, req, &rel, protocols, sessions, tracker).await;
+            }
+            match root {
+                Some(res) => serve_resource(res, req, &path, protocols, sessions, tracker).await,
+                None => web::text(StatusCode::NOT_FOUND, "not found\n"),
+            }
+        }
+    }
+}
+
+async fn serve_resource(
+    res: &Resource,
+    req: Request<Incoming>,
+    rel: &str,
+    protocols: &Protocols,
+    sessions: SessionConfig,
+    tracker: &TaskTracker,
+) -> Response<HttpBody> {
+    match res {
+        // A WebSocket endpoint lives exactly at its path (with or without a trailing slash).
+        Resource::WebSocket(ws) if rel.is_empty() || rel == "/" => {
+            websocket_request(req, ws, sessions, tracker)
+        }
+        Resource::WebSocket(_) => web::text(StatusCode::NOT_FOUND, "not found\n"),
+        Resource::Static(dir) => {
+            // A mounted directory asked for without the trailing slash: redirect so relative links work.
+            if rel.is_empty() {
+                return web::redirect(&format!("{}/", req.uri().path()));
+            }
+            dir.serve(req, rel).await
+        }
+        Resource::Redirect(url) => web::redirect(url),
+        Resource::NodeInfo => web::node_info(&protocols.realms),
+    }
+}
+
+fn websocket_request(
+    mut req: Request<Incoming>,
+    endpoint: &WsEndpoint,
+    sessions: SessionConfig,
+    tracker: &TaskTracker,
+) -> Response<HttpBody> {
     let is_upgrade = req
         .headers()
         .get(hyper::header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if !is_upgrade {
-        return text_response(
+        return web::text(
             StatusCode::UPGRADE_REQUIRED,
             "This is a WAMP WebSocket endpoint: connect with a WAMP client (subprotocols wamp.2.json, wamp.2.msgpack, wamp.2.cbor).\n",
         );
     }
-    match websocket::accept(
-        &mut req,
-        &endpoint.serializers,
-        endpoint.max_message_bytes,
-        endpoint.compression,
-    ) {
+    match websocket::accept(&mut req, &endpoint.serializers, &endpoint.settings) {
         Ok(websocket::Accepted {
             response,
             transport,
@@ -324,9 +509,10 @@ fn http_request(
                 }
             });
             let (parts, _) = response.into_parts();
-            Response::from_parts(parts, Full::new(Bytes::new()))
+            let (_, body) = web::text(StatusCode::OK, "").into_parts();
+            Response::from_parts(parts, body)
         }
-        Err(e) => text_response(StatusCode::BAD_REQUEST, &format!("{e}\n")),
+        Err(e) => web::text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
     }
 }
 

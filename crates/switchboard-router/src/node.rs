@@ -22,6 +22,14 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// A transport's TLS material or static directory is unusable.
+    #[error("transport {index}: {source}")]
+    Setup {
+        /// Position in `workers[0].transports`.
+        index: usize,
+        /// What is wrong.
+        source: crate::listener::SetupError,
+    },
     /// A transport could not bind its endpoint.
     #[error("transport {index} ({endpoint}): cannot listen: {source}")]
     Bind {
@@ -85,30 +93,36 @@ pub async fn start(loaded: &LoadedConfig) -> Result<RunningNode, StartError> {
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
 
+    let realm_names: Arc<Vec<String>> = Arc::new(
+        loaded
+            .config
+            .workers
+            .iter()
+            .flat_map(|WorkerConfig::Router(w)| w.realms.iter().map(|r| r.name.clone()))
+            .collect(),
+    );
     let mut bound = Vec::new();
     for (index, t) in transports.iter().enumerate() {
-        let endpoint = match t {
-            TransportConfig::Universal(u) => &u.endpoint,
-            TransportConfig::WebSocket(w) => &w.endpoint,
-            TransportConfig::RawSocket(r) => &r.endpoint,
-        };
+        let protocols = Protocols::from_config(t, &loaded.base_dir, realm_names.clone())
+            .map_err(|source| StartError::Setup { index, source })?;
+        let endpoint = t.endpoint();
         let (listener, addr) =
             listener::bind(endpoint, &loaded.base_dir).map_err(|source| StartError::Bind {
                 index,
                 endpoint: format!("{endpoint:?}"),
                 source,
             })?;
-        bound.push((listener, addr, *t));
+        bound.push((listener, addr, *t, protocols));
     }
 
     let mut listeners = Vec::new();
-    for (listener, addr, t) in bound {
+    for (listener, addr, t, protocols) in bound {
         tracing::info!(transport = %addr, "listening");
         let mut sessions = SessionConfig::new(realms.clone(), shutdown.clone());
         if let Some(role) = anonymous_role(t) {
             sessions.anonymous_role = role;
         }
-        let protocols = Arc::new(Protocols::from_config(t));
+        let protocols = Arc::new(protocols);
         tokio::spawn(listener::serve(
             listener,
             protocols,
@@ -140,6 +154,14 @@ fn anonymous_role(t: &TransportConfig) -> Option<String> {
             .collect(),
         TransportConfig::WebSocket(w) => w.auth.iter().collect(),
         TransportConfig::RawSocket(r) => r.auth.iter().collect(),
+        TransportConfig::Web(w) => w
+            .paths
+            .values()
+            .filter_map(|p| match p {
+                crate::config::WebPathConfig::WebSocket(o) => o.auth.as_ref(),
+                _ => None,
+            })
+            .collect(),
     };
     auths
         .into_iter()

@@ -4,6 +4,7 @@
 //! subprotocol and map frames to messages.
 
 use std::future::Future;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::SinkExt;
@@ -16,20 +17,92 @@ use yawc::{Frame, OpCode, Options, WebSocket};
 
 use super::{Transport, TransportError};
 
-/// The yawc options for a WAMP connection: the message size limit, and permessage-deflate offered
-/// (client) or accepted (server) when `compression` is set. Messages below 256 bytes are sent
-/// uncompressed: deflating them costs more CPU than the bytes saved.
-pub fn options(max_message_bytes: usize, compression: bool) -> Options {
-    let options = Options::default()
-        .with_max_payload_read(max_message_bytes.saturating_add(1))
-        .with_max_read_buffer(max_message_bytes.saturating_add(1))
-        .with_no_delay();
-    if compression {
-        options
+/// permessage-deflate parameters (RFC 7692 §7.1), seen from the side that configures them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deflate {
+    /// The largest window we compress with (9..=15); `None` for zlib's 15.
+    pub own_max_window_bits: Option<u8>,
+    /// The largest window we ask the peer to compress with.
+    pub peer_max_window_bits: Option<u8>,
+    /// Reset our compression context after every message.
+    pub own_no_context_takeover: bool,
+    /// Ask the peer to reset its context after every message.
+    pub peer_no_context_takeover: bool,
+}
+
+/// Router-initiated pings: a ping every `interval`; no pong within `timeout` ends the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Time between pings.
+    pub interval: Duration,
+    /// Time allowed for the pong.
+    pub timeout: Duration,
+    /// Ping payload size in bytes (at most 125).
+    pub payload_bytes: usize,
+}
+
+/// Everything configurable about one WebSocket endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSocketSettings {
+    /// The largest message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// permessage-deflate, when the peer offers (server) or to offer (client); `None` disables it.
+    pub compression: Option<Deflate>,
+    /// Keepalive pings.
+    pub keepalive: Option<Keepalive>,
+}
+
+impl WebSocketSettings {
+    /// Default settings: the size limit, permessage-deflate with zlib's defaults, no keepalive.
+    pub fn new(max_message_bytes: usize, compression: bool) -> Self {
+        Self {
+            max_message_bytes,
+            compression: compression.then(Deflate::default),
+            keepalive: None,
+        }
+    }
+
+    /// The yawc options for these settings. Messages below 256 bytes are sent uncompressed:
+    /// deflating them costs more CPU than the bytes saved.
+    fn options(&self, role: yawc::Role) -> Options {
+        let max = self.max_message_bytes.saturating_add(1);
+        let options = Options::default()
+            .with_max_payload_read(max)
+            .with_max_read_buffer(max)
+            .with_no_delay();
+        let Some(deflate) = &self.compression else {
+            return options.without_compression();
+        };
+        let mut options = options
             .with_low_latency_compression()
-            .with_compression_threshold(256)
-    } else {
-        options.without_compression()
+            .with_compression_threshold(256);
+        let (server_bits, client_bits, server_reset, client_reset) = match role {
+            yawc::Role::Server => (
+                deflate.own_max_window_bits,
+                deflate.peer_max_window_bits,
+                deflate.own_no_context_takeover,
+                deflate.peer_no_context_takeover,
+            ),
+            yawc::Role::Client => (
+                deflate.peer_max_window_bits,
+                deflate.own_max_window_bits,
+                deflate.peer_no_context_takeover,
+                deflate.own_no_context_takeover,
+            ),
+        };
+        if let Some(bits) = server_bits {
+            options = options.with_server_max_window_bits(bits);
+        }
+        if let Some(bits) = client_bits {
+            options = options.with_client_max_window_bits(bits);
+        }
+        if server_reset {
+            options = options.server_no_context_takeover();
+        }
+        if client_reset {
+            options = options.client_no_context_takeover();
+        }
+        options
     }
 }
 
@@ -93,8 +166,7 @@ pub struct Accepted<F> {
 pub fn accept<B>(
     request: &mut Request<B>,
     allowed: &[Serializer],
-    max_message_bytes: usize,
-    compression: bool,
+    settings: &WebSocketSettings,
 ) -> Result<
     Accepted<impl Future<Output = Result<ServerTransport, TransportError>> + Send + 'static>,
     UpgradeError,
@@ -106,7 +178,7 @@ pub fn accept<B>(
     .map_err(UpgradeError::NoSubprotocol)?;
     let serializer = negotiated.unwrap_or(Serializer::Json);
     let (mut response, upgrade) =
-        WebSocket::upgrade_with_options(request, options(max_message_bytes, compression))
+        WebSocket::upgrade_with_options(request, settings.options(yawc::Role::Server))
             .map_err(|e| UpgradeError::Handshake(e.to_string()))?;
     if let Some(s) = negotiated {
         response.headers_mut().insert(
@@ -114,11 +186,12 @@ pub fn accept<B>(
             HeaderValue::from_static(s.subprotocol()),
         );
     }
+    let keepalive = settings.keepalive.clone();
     let transport = async move {
         let ws = upgrade
             .await
             .map_err(|e| TransportError::Protocol(format!("WebSocket upgrade failed: {e}")))?;
-        Ok(WebSocketTransport::new(ws, serializer))
+        Ok(WebSocketTransport::new(ws, serializer, keepalive))
     };
     Ok(Accepted {
         response,
@@ -132,8 +205,7 @@ pub async fn connect<S>(
     url: &str,
     io: S,
     serializer: Serializer,
-    max_message_bytes: usize,
-    compression: bool,
+    settings: &WebSocketSettings,
 ) -> Result<WebSocketTransport<S>, TransportError>
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -143,15 +215,15 @@ where
         .map_err(|e| TransportError::Protocol(format!("bad WebSocket URL {url:?}: {e}")))?;
     let request =
         yawc::HttpRequest::builder().header(SEC_WEBSOCKET_PROTOCOL, serializer.subprotocol());
-    let ws = WebSocket::handshake_with_request(
-        url,
-        io,
-        options(max_message_bytes, compression),
-        request,
-    )
-    .await
-    .map_err(|e| TransportError::Protocol(format!("WebSocket handshake failed: {e}")))?;
-    Ok(WebSocketTransport::new(ws, serializer))
+    let ws =
+        WebSocket::handshake_with_request(url, io, settings.options(yawc::Role::Client), request)
+            .await
+            .map_err(|e| TransportError::Protocol(format!("WebSocket handshake failed: {e}")))?;
+    Ok(WebSocketTransport::new(
+        ws,
+        serializer,
+        settings.keepalive.clone(),
+    ))
 }
 
 /// A WAMP connection over WebSocket.
@@ -161,16 +233,36 @@ pub struct WebSocketTransport<S> {
     /// The close code our closing handshake will carry: 1000 unless reading failed, in which case
     /// RFC 6455 §7.4.1 names the reason (1009 message too big, 1002 protocol error).
     close_code: CloseCode,
+    keepalive: Option<KeepaliveState>,
+}
+
+/// Keepalive bookkeeping, owned by the connection's task.
+struct KeepaliveState {
+    settings: Keepalive,
+    /// When the next ping is due, or (while one is outstanding) when its pong is overdue.
+    next: tokio::time::Instant,
+    awaiting_pong: bool,
 }
 
 impl<S> WebSocketTransport<S> {
-    fn new(ws: WebSocket<S>, serializer: Serializer) -> Self {
+    fn new(ws: WebSocket<S>, serializer: Serializer, keepalive: Option<Keepalive>) -> Self {
         Self {
             ws,
             serializer,
             close_code: CloseCode::Normal,
+            keepalive: keepalive.map(|settings| KeepaliveState {
+                next: tokio::time::Instant::now() + settings.interval,
+                settings,
+                awaiting_pong: false,
+            }),
         }
     }
+}
+
+/// What woke the receive loop.
+enum Woken {
+    Frame(Result<Frame, yawc::WebSocketError>),
+    KeepaliveDue,
 }
 
 fn ws_error(e: yawc::WebSocketError) -> TransportError {
@@ -182,6 +274,29 @@ fn ws_error(e: yawc::WebSocketError) -> TransportError {
             Some(io) => TransportError::Io(std::io::Error::new(io.kind(), io.to_string())),
             None => TransportError::Protocol(other.to_string()),
         },
+    }
+}
+
+impl<S> WebSocketTransport<S>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    /// Sends the next ping, or fails the connection when the last one went unanswered.
+    async fn keepalive_due(&mut self) -> Result<(), TransportError> {
+        let Some(k) = &mut self.keepalive else {
+            return Ok(());
+        };
+        if k.awaiting_pong {
+            self.close_code = CloseCode::Away;
+            return Err(TransportError::Protocol(format!(
+                "no pong within {:?} (auto_ping_timeout)",
+                k.settings.timeout
+            )));
+        }
+        k.awaiting_pong = true;
+        k.next = tokio::time::Instant::now() + k.settings.timeout;
+        let payload = vec![b'p'; k.settings.payload_bytes.min(125)];
+        self.ws.send(Frame::ping(payload)).await.map_err(ws_error)
     }
 }
 
@@ -199,7 +314,26 @@ where
 
     async fn recv(&mut self) -> Result<Option<Bytes>, TransportError> {
         loop {
-            let frame = match self.ws.next_frame().await {
+            // Cancel-safe: yawc keeps partial frames in the connection, and the keepalive deadline
+            // lives in `self`, so a dropped `recv` loses nothing.
+            let woken = match &self.keepalive {
+                Some(k) => {
+                    let due = k.next;
+                    tokio::select! {
+                        frame = self.ws.next_frame() => Woken::Frame(frame),
+                        _ = tokio::time::sleep_until(due) => Woken::KeepaliveDue,
+                    }
+                }
+                None => Woken::Frame(self.ws.next_frame().await),
+            };
+            let next = match woken {
+                Woken::Frame(frame) => frame,
+                Woken::KeepaliveDue => {
+                    self.keepalive_due().await?;
+                    continue;
+                }
+            };
+            let frame = match next {
                 Ok(frame) => frame,
                 Err(yawc::WebSocketError::ConnectionClosed) => return Ok(None),
                 Err(e) => {
@@ -214,7 +348,15 @@ where
             match frame.opcode() {
                 OpCode::Text | OpCode::Binary => return Ok(Some(frame.into_payload())),
                 OpCode::Close => return Ok(None),
-                // yawc answers pings itself; pongs need nothing.
+                OpCode::Pong => {
+                    if let Some(k) = &mut self.keepalive {
+                        if k.awaiting_pong {
+                            k.awaiting_pong = false;
+                            k.next = tokio::time::Instant::now() + k.settings.interval;
+                        }
+                    }
+                }
+                // yawc answers pings itself.
                 _ => {}
             }
         }

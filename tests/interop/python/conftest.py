@@ -33,7 +33,11 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.when == "call" and report.failed:
-        for name in ("router", "fresh_router"):
-            r = item.funcargs.get(name) if hasattr(item, "funcargs") else None
-            if isinstance(r, Router):
+        funcargs = getattr(item, "funcargs", {}) or {}
+        seen = set()
+        for value in funcargs.values():
+            # a Router fixture, or a fixture object carrying one as .router
+            r = value if isinstance(value, Router) else getattr(value, "router", None)
+            if isinstance(r, Router) and id(r) not in seen:
+                seen.add(id(r))
                 report.sections.append((f"{r.kind} log tail ({r.log_path})", r.log_tail(40)))

@@ -115,9 +115,23 @@ async def connect(
 ) -> Client:
     """Open a session and join ``realm``; raises SessionRefused if the
     router ends the session before WELCOME."""
+    return await connect_with(transport_config(router, transport, serializer, options), transport, serializer, realm)
+
+
+async def connect_with(
+    transport_cfg: dict,
+    transport: str,
+    serializer: str,
+    realm: str = REALM,
+) -> Client:
+    """Like ``connect`` for any Autobahn Component transport configuration
+    (e.g. ``wss://`` with an ``ssl.SSLContext`` in ``endpoint.tls``);
+    ``transport``/``serializer`` only label the client in messages."""
     loop = asyncio.get_running_loop()
     txaio.config.loop = loop
-    comp = Component(transports=[transport_config(router, transport, serializer, options)], realm=realm)
+    transport_cfg = dict(transport_cfg)
+    transport_cfg.setdefault("max_retries", 0)
+    comp = Component(transports=[transport_cfg], realm=realm)
     joined: asyncio.Future = loop.create_future()
     left: asyncio.Future = loop.create_future()
 

@@ -98,11 +98,16 @@ class Router:
 
     node_dir: Path
     port: int
-    unix_path: str
+    unix_path: str | None
     proc: subprocess.Popen
     log_path: Path
     kind: str
     _log_file: object = field(repr=False, default=None)
+    #: every TCP port the router listens on (``port`` is the first)
+    ports: list = field(default_factory=list)
+    #: the directory holding config.json; relative paths in the config
+    #: (web directories, TLS files) resolve against it
+    config_dir: Path | None = None
 
     # -- addresses -------------------------------------------------------
     @property
@@ -177,55 +182,155 @@ def _can_connect_unix(path: str) -> bool:
         return False
 
 
-def start_router() -> Router:
-    kind = router_kind()
-    node_dir = Path(tempfile.mkdtemp(prefix="sbinterop-"))
-    port = free_tcp_port()
-    unix_path = str(node_dir / "router.sock")
-    config = node_config(port, unix_path, kind)
-    log_path = node_dir / "router.log"
+@dataclass
+class NodeDir:
+    """A temp node directory prepared for the router under test.
 
-    if kind == "switchboard":
+    ``node_dir`` is what ``switchboard start|check`` gets; ``config_dir``
+    holds config.json, and relative paths in the config resolve against it.
+    For Switchboard both are the same directory; for Crossbar.io config_dir
+    is ``node_dir/.crossbar`` (its cbdir, which Crossbar resolves relative
+    paths against)."""
+
+    node_dir: Path
+    config_dir: Path
+    kind: str
+
+    @property
+    def config_path(self) -> Path:
+        return self.config_dir / "config.json"
+
+    def write_config(self, config: dict) -> Path:
+        self.config_path.write_text(json.dumps(config, indent=2))
+        return self.config_path
+
+    def remove(self) -> None:
+        if not os.environ.get("INTEROP_KEEP_NODE_DIR"):
+            shutil.rmtree(self.node_dir, ignore_errors=True)
+
+
+def make_node_dir(kind: str | None = None) -> NodeDir:
+    kind = kind or router_kind()
+    node_dir = Path(tempfile.mkdtemp(prefix="sbinterop-"))
+    if kind == "crossbar":
+        config_dir = node_dir / ".crossbar"
+        config_dir.mkdir()
+    else:
+        config_dir = node_dir
+    return NodeDir(node_dir, config_dir, kind)
+
+
+def router_argv(nd: NodeDir, command: str = "start") -> list[str]:
+    """argv to run ``command`` (start/check) for node dir ``nd``."""
+    if nd.kind == "switchboard":
         binary = switchboard_bin()
         if not binary.exists():
-            shutil.rmtree(node_dir, ignore_errors=True)
             raise RuntimeError(
                 f"router binary {binary} does not exist: build it (cargo build) or set SWITCHBOARD_BIN"
             )
-        (node_dir / "config.json").write_text(json.dumps(config, indent=2))
-        argv = [str(binary), "start", str(node_dir)]
-        default_timeout = 10.0
-    else:
-        cbdir = node_dir / ".crossbar"
-        cbdir.mkdir()
-        (cbdir / "config.json").write_text(json.dumps(config, indent=2))
-        argv = [os.environ.get("CROSSBAR_BIN", "crossbar"), "start", "--cbdir", str(cbdir), "--loglevel", "info"]
-        default_timeout = 60.0
+        return [str(binary), command, str(nd.node_dir)]
+    argv = [os.environ.get("CROSSBAR_BIN", "crossbar"), command, "--cbdir", str(nd.config_dir)]
+    if command == "start":
+        argv += ["--loglevel", "info"]
+    return argv
 
-    timeout = float(os.environ.get("INTEROP_STARTUP_TIMEOUT", default_timeout))
+
+def launch_router(
+    nd: NodeDir,
+    config: dict,
+    tcp_ports: list[int],
+    unix_paths: list[str] = (),
+    startup_timeout: float | None = None,
+) -> Router:
+    """Write ``config`` into ``nd`` and start the router; returns once it
+    accepts TCP connections on every port in ``tcp_ports`` (a TLS port
+    accepts plain TCP connections too) and on every unix socket path.
+    Raises RuntimeError (with the log tail) if it exits or times out."""
+    kind = nd.kind
+    nd.write_config(config)
+    log_path = nd.node_dir / "router.log"
+    try:
+        argv = router_argv(nd, "start")
+    except RuntimeError:
+        nd.remove()
+        raise
+    default_timeout = 10.0 if kind == "switchboard" else 60.0
+    timeout = startup_timeout or float(os.environ.get("INTEROP_STARTUP_TIMEOUT", default_timeout))
     log_file = open(log_path, "wb")
     proc = subprocess.Popen(
         argv,
-        cwd=str(node_dir),
+        cwd=str(nd.node_dir),
         stdin=subprocess.DEVNULL,
         stdout=log_file,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    router = Router(node_dir, port, unix_path, proc, log_path, kind, log_file)
+    router = Router(
+        nd.node_dir,
+        tcp_ports[0] if tcp_ports else 0,
+        unix_paths[0] if unix_paths else None,
+        proc,
+        log_path,
+        kind,
+        log_file,
+        ports=list(tcp_ports),
+        config_dir=nd.config_dir,
+    )
 
+    where = ", ".join([f"127.0.0.1:{p}" for p in tcp_ports] + list(unix_paths))
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
             tail = router.log_tail()
             router.close()
             raise RuntimeError(f"{kind} exited early with code {proc.returncode}; log:\n{tail}")
-        if _can_connect_tcp(port) and _can_connect_unix(unix_path):
+        if all(_can_connect_tcp(p) for p in tcp_ports) and all(_can_connect_unix(u) for u in unix_paths):
             return router
         if time.monotonic() > deadline:
             tail = router.log_tail()
             router.close()
-            raise RuntimeError(
-                f"{kind} did not accept connections on 127.0.0.1:{port} and {unix_path} within {timeout}s; log:\n{tail}"
-            )
+            raise RuntimeError(f"{kind} did not accept connections on {where} within {timeout}s; log:\n{tail}")
         time.sleep(0.05)
+
+
+def start_router() -> Router:
+    """The default router of the suite (see node_config)."""
+    nd = make_node_dir()
+    port = free_tcp_port()
+    unix_path = str(nd.node_dir / "router.sock")
+    return launch_router(nd, node_config(port, unix_path, nd.kind), [port], [unix_path])
+
+
+@dataclass
+class CliResult:
+    argv: list
+    returncode: int | None  # None: still running at the timeout (then killed)
+    output: str  # stdout and stderr together
+
+    def describe(self) -> str:
+        return f"$ {' '.join(self.argv)}\nexit {self.returncode}\n{self.output}"
+
+
+def run_router_command(nd: NodeDir, command: str, timeout: float = 30.0) -> CliResult:
+    """Run ``switchboard check|start NODE_DIR`` (or Crossbar's equivalent),
+    bounded by ``timeout`` (a process still running then is killed and
+    reported with returncode None)."""
+    argv = router_argv(nd, command)
+    proc = subprocess.Popen(
+        argv,
+        cwd=str(nd.node_dir),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        return CliResult(argv, proc.returncode, out.decode(errors="replace"))
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        out, _ = proc.communicate(timeout=10)
+        return CliResult(argv, None, out.decode(errors="replace"))

@@ -166,14 +166,24 @@ impl RawPeer {
         let url = "ws://127.0.0.1/ws";
         let transport: Box<dyn RawTransport> = match via {
             Via::WebSocketTcp => Box::new(
-                websocket::connect(url, tcp().await, serializer, max, false)
-                    .await
-                    .expect("ws"),
+                websocket::connect(
+                    url,
+                    tcp().await,
+                    serializer,
+                    &websocket::WebSocketSettings::new(max, false),
+                )
+                .await
+                .expect("ws"),
             ),
             Via::WebSocketUnix => Box::new(
-                websocket::connect(url, unix().await, serializer, max, false)
-                    .await
-                    .expect("ws"),
+                websocket::connect(
+                    url,
+                    unix().await,
+                    serializer,
+                    &websocket::WebSocketSettings::new(max, false),
+                )
+                .await
+                .expect("ws"),
             ),
             Via::RawSocketTcp => Box::new(
                 rawsocket::connect(tcp().await, serializer, max)

@@ -1,0 +1,694 @@
+//! The node configuration: Crossbar.io's node config format (version 2), as typed serde structs.
+//!
+//! The types mirror the file. Every struct rejects unknown fields, so a key we do not support yet is
+//! an error that names it instead of being silently ignored; `type`-tagged sections (workers,
+//! transports, endpoints, web paths) are dispatched by [`tagged!`] so that errors inside them keep
+//! their full path. [`load`] reads JSON with comments or YAML and attaches file, line and column to
+//! every error; [`validate`] checks what the types cannot see (cross-references, clashing
+//! endpoints, files that must exist) and reports every problem at once. `switchboard check` and
+//! `switchboard start` run exactly the same code: [`LoadedConfig::from_dir`].
+
+#[macro_use]
+mod load;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use switchboard_proto::{Serializer, UriMatch};
+
+pub use load::{ConfigError, ConfigErrors, LoadedConfig};
+
+/// The built-in configuration `switchboard start` runs without a node directory, and the one
+/// `switchboard init` writes: a universal listener on 127.0.0.1:8080 (WebSocket at `/ws`, RawSocket
+/// on the same port), realm `realm1`, the `anonymous` role allowed everything.
+pub const DEFAULT_CONFIG_JSON: &str = r#"{
+    "version": 2,
+    "controller": {},
+    "workers": [
+        {
+            "type": "router",
+            "realms": [
+                {
+                    "name": "realm1",
+                    "roles": [
+                        {
+                            "name": "anonymous",
+                            "permissions": [
+                                {
+                                    "uri": "",
+                                    "match": "prefix",
+                                    "allow": {
+                                        "call": true,
+                                        "register": true,
+                                        "publish": true,
+                                        "subscribe": true
+                                    },
+                                    "disclose": {
+                                        "caller": false,
+                                        "publisher": false
+                                    },
+                                    "cache": true
+                                }
+                            ]
+                        }
+                    ]
+                }
+            ],
+            "transports": [
+                {
+                    "type": "universal",
+                    "endpoint": {
+                        "type": "tcp",
+                        "interface": "127.0.0.1",
+                        "port": 8080,
+                        "backlog": 1024
+                    },
+                    "rawsocket": {
+                        "serializers": ["cbor", "msgpack", "json"]
+                    },
+                    "websocket": {
+                        "ws": {
+                            "type": "websocket",
+                            "serializers": ["cbor", "msgpack", "json"]
+                        }
+                    }
+                }
+            ]
+        }
+    ]
+}
+"#;
+
+/// A node configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Editor hint; ignored.
+    #[serde(rename = "$schema", default)]
+    pub schema: Option<String>,
+    /// Config format version; only 2 is supported.
+    #[serde(default)]
+    pub version: Option<u32>,
+    /// Node controller settings.
+    #[serde(default)]
+    pub controller: Option<ControllerConfig>,
+    /// The worker processes of the node.
+    #[serde(default)]
+    pub workers: Vec<WorkerConfig>,
+}
+
+/// The node controller section.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerConfig {
+    /// Node id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Controller options.
+    #[serde(default)]
+    pub options: Option<TitleOptions>,
+}
+
+/// Options that only carry a title (controller and worker `options`).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TitleOptions {
+    /// A title shown in logs.
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+/// A worker.
+#[derive(Debug, Clone)]
+pub enum WorkerConfig {
+    /// A router worker.
+    Router(RouterWorkerConfig),
+}
+
+tagged!(WorkerConfig, "worker", {
+    "router" => Router(RouterWorkerConfig),
+});
+
+/// A router worker: realms and the transports clients reach them through.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterWorkerConfig {
+    /// Worker id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Worker options.
+    #[serde(default)]
+    pub options: Option<TitleOptions>,
+    /// Realms hosted.
+    #[serde(default)]
+    pub realms: Vec<RealmConfig>,
+    /// Listening transports.
+    #[serde(default)]
+    pub transports: Vec<TransportConfig>,
+}
+
+/// A realm.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealmConfig {
+    /// The realm's URI.
+    pub name: String,
+    /// Roles sessions may join with.
+    #[serde(default)]
+    pub roles: Vec<RoleConfig>,
+}
+
+/// A role and its permissions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleConfig {
+    /// Role name (the authrole).
+    pub name: String,
+    /// Permissions on URI patterns.
+    #[serde(default)]
+    pub permissions: Vec<PermissionConfig>,
+}
+
+/// One permission: which actions a role may take on URIs matching a pattern.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionConfig {
+    /// The URI pattern.
+    pub uri: String,
+    /// How `uri` matches (Crossbar's default: exact, or prefix for a pattern ending in `*`).
+    #[serde(rename = "match", default)]
+    pub match_policy: Option<MatchPolicy>,
+    /// Allowed actions.
+    #[serde(default)]
+    pub allow: AllowConfig,
+    /// Identity disclosure to receivers.
+    #[serde(default)]
+    pub disclose: DiscloseConfig,
+    /// Whether the decision may be cached (static permissions always are).
+    #[serde(default)]
+    pub cache: Option<bool>,
+}
+
+/// The `match` values.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum MatchPolicy {
+    Exact,
+    Prefix,
+    Wildcard,
+}
+
+impl From<MatchPolicy> for UriMatch {
+    fn from(m: MatchPolicy) -> Self {
+        match m {
+            MatchPolicy::Exact => UriMatch::Exact,
+            MatchPolicy::Prefix => UriMatch::Prefix,
+            MatchPolicy::Wildcard => UriMatch::Wildcard,
+        }
+    }
+}
+
+/// The four actions of a permission.
+#[derive(Debug, Clone, Copy, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct AllowConfig {
+    #[serde(default)]
+    pub call: bool,
+    #[serde(default)]
+    pub register: bool,
+    #[serde(default)]
+    pub publish: bool,
+    #[serde(default)]
+    pub subscribe: bool,
+}
+
+/// Identity disclosure settings of a permission: whether receivers learn who called or published.
+#[derive(Debug, Clone, Copy, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct DiscloseConfig {
+    #[serde(default)]
+    pub caller: bool,
+    #[serde(default)]
+    pub publisher: bool,
+}
+
+/// A listening transport.
+#[derive(Debug, Clone)]
+pub enum TransportConfig {
+    /// WebSocket and RawSocket (and Web) on one endpoint.
+    Universal(UniversalTransportConfig),
+    /// WebSocket only.
+    WebSocket(WebSocketTransportConfig),
+    /// RawSocket only.
+    RawSocket(RawSocketTransportConfig),
+    /// Web resources (static files, redirects) and WebSocket endpoints on URL paths.
+    Web(WebTransportConfig),
+}
+
+tagged!(TransportConfig, "transport", {
+    "universal" => Universal(UniversalTransportConfig),
+    "websocket" => WebSocket(WebSocketTransportConfig),
+    "rawsocket" => RawSocket(RawSocketTransportConfig),
+    "web" => Web(WebTransportConfig),
+});
+
+impl TransportConfig {
+    /// Where the transport listens.
+    pub fn endpoint(&self) -> &EndpointConfig {
+        match self {
+            TransportConfig::Universal(t) => &t.endpoint,
+            TransportConfig::WebSocket(t) => &t.endpoint,
+            TransportConfig::RawSocket(t) => &t.endpoint,
+            TransportConfig::Web(t) => &t.endpoint,
+        }
+    }
+}
+
+/// A `universal` transport: RawSocket is told from HTTP by its first octet; HTTP requests go to
+/// the WebSocket endpoints of `websocket` or the resources of `web`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UniversalTransportConfig {
+    /// Transport id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Where to listen.
+    pub endpoint: EndpointConfig,
+    /// RawSocket settings; absent means RawSocket is not served.
+    #[serde(default)]
+    pub rawsocket: Option<RawSocketOptions>,
+    /// WebSocket endpoints by URL path (`"ws"` is `/ws`).
+    #[serde(default)]
+    pub websocket: BTreeMap<String, WebSocketPathConfig>,
+    /// Web resources.
+    #[serde(default)]
+    pub web: Option<WebConfig>,
+}
+
+/// A WebSocket endpoint on a path of a universal transport.
+#[derive(Debug, Clone)]
+pub enum WebSocketPathConfig {
+    /// A WAMP WebSocket endpoint.
+    WebSocket(WebSocketOptions),
+}
+
+tagged!(WebSocketPathConfig, "websocket path", {
+    "websocket" => WebSocket(WebSocketOptions),
+});
+
+/// A `websocket` transport.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketTransportConfig {
+    /// Transport id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Where to listen.
+    pub endpoint: EndpointConfig,
+    /// Public URL (informational).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Serializers offered; all three when absent.
+    #[serde(default)]
+    pub serializers: Option<Vec<SerializerName>>,
+    /// Protocol options.
+    #[serde(default)]
+    pub options: WebSocketProtocolOptions,
+    /// Authentication methods.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+}
+
+impl WebSocketTransportConfig {
+    /// The WebSocket settings, as for a path of a universal or web transport.
+    pub fn websocket(&self) -> WebSocketOptions {
+        WebSocketOptions {
+            url: self.url.clone(),
+            serializers: self.serializers.clone(),
+            options: self.options.clone(),
+            auth: self.auth.clone(),
+        }
+    }
+}
+
+/// A `rawsocket` transport.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSocketTransportConfig {
+    /// Transport id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Where to listen.
+    pub endpoint: EndpointConfig,
+    /// Serializers offered; all three when absent.
+    #[serde(default)]
+    pub serializers: Option<Vec<SerializerName>>,
+    /// Largest accepted message, in bytes.
+    #[serde(default)]
+    pub max_message_size: Option<usize>,
+    /// Authentication methods.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+}
+
+impl RawSocketTransportConfig {
+    /// The RawSocket settings, as for a universal transport.
+    pub fn rawsocket(&self) -> RawSocketOptions {
+        RawSocketOptions {
+            serializers: self.serializers.clone(),
+            max_message_size: self.max_message_size,
+            auth: self.auth.clone(),
+        }
+    }
+}
+
+/// A `web` transport: resources on URL paths.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebTransportConfig {
+    /// Transport id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Where to listen.
+    pub endpoint: EndpointConfig,
+    /// Resources by path segment; `"/"` is the root.
+    pub paths: BTreeMap<String, WebPathConfig>,
+}
+
+/// The `web` section of a universal transport.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// Resources by path segment; `"/"` is the root.
+    pub paths: BTreeMap<String, WebPathConfig>,
+}
+
+/// A resource on a path of a web transport.
+#[derive(Debug, Clone)]
+pub enum WebPathConfig {
+    /// Static files from a directory.
+    Static(StaticPathConfig),
+    /// A WAMP WebSocket endpoint.
+    WebSocket(WebSocketOptions),
+    /// An HTTP redirect.
+    Redirect(RedirectPathConfig),
+    /// A page describing the node.
+    NodeInfo(NodeInfoPathConfig),
+}
+
+tagged!(WebPathConfig, "web path", {
+    "static" => Static(StaticPathConfig),
+    "websocket" => WebSocket(WebSocketOptions),
+    "redirect" => Redirect(RedirectPathConfig),
+    "nodeinfo" => NodeInfo(NodeInfoPathConfig),
+});
+
+/// `{"type": "static"}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticPathConfig {
+    /// The directory served; relative to the config file's directory.
+    pub directory: PathBuf,
+    /// Options.
+    #[serde(default)]
+    pub options: StaticOptions,
+}
+
+/// Options of a static path.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StaticOptions {
+    /// Serve an HTML listing for directories without index.html.
+    #[serde(default)]
+    pub enable_directory_listing: bool,
+    /// `Cache-Control: max-age` in seconds.
+    #[serde(default)]
+    pub cache_timeout: Option<u64>,
+}
+
+/// `{"type": "redirect"}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectPathConfig {
+    /// Where to send the client.
+    pub url: String,
+}
+
+/// `{"type": "nodeinfo"}`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NodeInfoPathConfig {}
+
+/// Settings of a WebSocket endpoint.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketOptions {
+    /// Public URL (informational).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Serializers offered; all three when absent.
+    #[serde(default)]
+    pub serializers: Option<Vec<SerializerName>>,
+    /// Protocol options.
+    #[serde(default)]
+    pub options: WebSocketProtocolOptions,
+    /// Authentication methods.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+}
+
+/// WebSocket protocol options (Crossbar's names; times in milliseconds).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketProtocolOptions {
+    /// Largest accepted message, in bytes.
+    #[serde(default)]
+    pub max_message_size: Option<usize>,
+    /// permessage-deflate; accepted when the client offers it unless `compression` is present
+    /// without `deflate`.
+    #[serde(default)]
+    pub compression: Option<CompressionConfig>,
+    /// Milliseconds allowed for the opening handshake (the seed's `opening_timeout`).
+    #[serde(default)]
+    pub open_handshake_timeout: Option<u64>,
+    /// Milliseconds between router-sent pings; 0 or absent disables them.
+    #[serde(default)]
+    pub auto_ping_interval: Option<u64>,
+    /// Milliseconds to wait for the pong before dropping the connection.
+    #[serde(default)]
+    pub auto_ping_timeout: Option<u64>,
+    /// Bytes of payload in each ping (4 to 125).
+    #[serde(default)]
+    pub auto_ping_size: Option<usize>,
+    /// Whether the seed's `enable_compression` is on: an alias of `compression.deflate`.
+    #[serde(default)]
+    pub enable_compression: Option<bool>,
+}
+
+impl WebSocketProtocolOptions {
+    /// Whether permessage-deflate is accepted.
+    pub fn compression_enabled(&self) -> bool {
+        match (&self.compression, self.enable_compression) {
+            (_, Some(false)) => false,
+            (Some(c), _) => c.deflate.is_some(),
+            (None, _) => true,
+        }
+    }
+}
+
+/// `compression` section.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CompressionConfig {
+    /// permessage-deflate; present means enabled.
+    #[serde(default)]
+    pub deflate: Option<DeflateConfig>,
+}
+
+/// permessage-deflate parameters (RFC 7692), Crossbar's names.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DeflateConfig {
+    /// Ask the client not to keep its compression context between messages.
+    #[serde(default)]
+    pub request_no_context_takeover: bool,
+    /// The window the client should compress with (9..15).
+    #[serde(default)]
+    pub request_max_window_bits: Option<u8>,
+    /// Do not keep our compression context between messages.
+    #[serde(default)]
+    pub no_context_takeover: bool,
+    /// Our compression window (9..15).
+    #[serde(default)]
+    pub max_window_bits: Option<u8>,
+    /// zlib memory level (1..9); accepted for compatibility, zlib's default is used.
+    #[serde(default)]
+    pub memory_level: Option<u8>,
+}
+
+/// Settings of a RawSocket endpoint.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawSocketOptions {
+    /// Serializers offered; all three when absent.
+    #[serde(default)]
+    pub serializers: Option<Vec<SerializerName>>,
+    /// Largest accepted message, in bytes (rounded down to a power of two by the handshake).
+    #[serde(default)]
+    pub max_message_size: Option<usize>,
+    /// Authentication methods.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+}
+
+/// Authentication methods of a transport (only `anonymous` so far).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Anonymous authentication.
+    #[serde(default)]
+    pub anonymous: Option<AnonymousAuthConfig>,
+}
+
+/// `auth.anonymous`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnonymousAuthConfig {
+    /// Only `static` is supported so far.
+    #[serde(rename = "type")]
+    pub kind: AuthKind,
+    /// The role anonymous sessions get.
+    #[serde(default)]
+    pub role: Option<String>,
+}
+
+/// How a principal's role is found.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthKind {
+    /// From the config.
+    Static,
+}
+
+/// A serializer name in a config.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum SerializerName {
+    Json,
+    Msgpack,
+    Cbor,
+}
+
+impl From<SerializerName> for Serializer {
+    fn from(s: SerializerName) -> Self {
+        match s {
+            SerializerName::Json => Serializer::Json,
+            SerializerName::Msgpack => Serializer::MsgPack,
+            SerializerName::Cbor => Serializer::Cbor,
+        }
+    }
+}
+
+/// Converts an optional serializer list; absent means all.
+pub fn serializers(list: &Option<Vec<SerializerName>>) -> Vec<Serializer> {
+    match list {
+        Some(l) => l.iter().map(|s| Serializer::from(*s)).collect(),
+        None => Serializer::ALL.to_vec(),
+    }
+}
+
+/// Where a transport listens.
+#[derive(Debug, Clone)]
+pub enum EndpointConfig {
+    /// A TCP port.
+    Tcp(TcpEndpointConfig),
+    /// A Unix domain socket.
+    Unix(UnixEndpointConfig),
+}
+
+tagged!(EndpointConfig, "endpoint", {
+    "tcp" => Tcp(TcpEndpointConfig),
+    "unix" => Unix(UnixEndpointConfig),
+});
+
+impl EndpointConfig {
+    /// The endpoint's TLS settings, if it uses TLS.
+    pub fn tls(&self) -> Option<&TlsConfig> {
+        match self {
+            EndpointConfig::Tcp(t) => t.tls.as_ref(),
+            EndpointConfig::Unix(u) => u.tls.as_ref(),
+        }
+    }
+}
+
+/// `{"type": "tcp"}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpEndpointConfig {
+    /// Port; 0 picks a free one.
+    pub port: u16,
+    /// Address to bind; all IPv4 interfaces when absent.
+    #[serde(default)]
+    pub interface: Option<String>,
+    /// Listen backlog.
+    #[serde(default)]
+    pub backlog: Option<u32>,
+    /// SO_REUSEPORT, so several processes can share the port.
+    #[serde(default)]
+    pub shared: bool,
+    /// IP version (4 or 6).
+    #[serde(default)]
+    pub version: Option<u8>,
+    /// TLS.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `{"type": "unix"}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnixEndpointConfig {
+    /// Socket path; relative paths resolve against the config's directory.
+    pub path: PathBuf,
+    /// TLS.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// An endpoint's TLS section (Crossbar's keys). Files are PEM, relative to the config's directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The private key.
+    pub key: PathBuf,
+    /// The server certificate.
+    pub certificate: PathBuf,
+    /// Intermediate certificates sent after the server certificate.
+    #[serde(default)]
+    pub chain_certificates: Vec<PathBuf>,
+    /// CA certificates (for client certificates; with authentication `tls`).
+    #[serde(default)]
+    pub ca_certificates: Vec<PathBuf>,
+    /// OpenSSL-style cipher list for TLS 1.2 (TLS 1.3 suites are always on).
+    #[serde(default)]
+    pub ciphers: Option<String>,
+    /// Diffie-Hellman parameters: accepted for compatibility; rustls uses only ECDHE key exchange.
+    #[serde(default)]
+    pub dhparam: Option<PathBuf>,
+}
+
+/// The match policy of a permission: explicit `match`, else Crossbar's legacy rule (a trailing `*`
+/// or an empty URI means prefix), else exact.
+pub fn effective_match(p: &PermissionConfig) -> UriMatch {
+    match p.match_policy {
+        Some(m) => m.into(),
+        None if p.uri.ends_with('*') || p.uri.is_empty() => UriMatch::Prefix,
+        None => UriMatch::Exact,
+    }
+}

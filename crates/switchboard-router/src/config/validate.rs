@@ -1,0 +1,316 @@
+//! The checks the types cannot express: versions, URIs, duplicate names, roles that transports
+//! refer to, endpoints used twice, and files that must exist (static directories, TLS material).
+//! Every problem is collected; nothing stops at the first.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use switchboard_proto::{Uri, UriMatch};
+
+use super::{
+    AuthConfig, ConfigError, EndpointConfig, NodeConfig, TransportConfig, WebPathConfig,
+    WebSocketOptions, WebSocketPathConfig, WorkerConfig, effective_match,
+};
+
+/// Runs every check; relative paths resolve against `base`.
+pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    if let Some(v) = config.version {
+        if v != 2 {
+            push(
+                &mut errors,
+                "version".into(),
+                format!("unsupported: config version {v} (expected 2)"),
+            );
+        }
+    }
+    if config.workers.is_empty() {
+        push(
+            &mut errors,
+            "workers".into(),
+            "expected at least one worker of type `router`".into(),
+        );
+    }
+    let mut endpoints: HashMap<String, String> = HashMap::new();
+    for (w, WorkerConfig::Router(worker)) in config.workers.iter().enumerate() {
+        let mut realm_names = HashSet::new();
+        let mut roles_defined = HashSet::new();
+        for (r, realm) in worker.realms.iter().enumerate() {
+            let at = format!("workers[{w}].realms[{r}]");
+            if Uri::parse_loose(&realm.name, UriMatch::Exact).is_err() {
+                push(
+                    &mut errors,
+                    format!("{at}.name"),
+                    format!("`{}` is not a valid realm URI", realm.name),
+                );
+            }
+            if !realm_names.insert(realm.name.clone()) {
+                push(
+                    &mut errors,
+                    format!("{at}.name"),
+                    format!("realm `{}` is defined twice", realm.name),
+                );
+            }
+            let mut role_names = HashSet::new();
+            for (i, role) in realm.roles.iter().enumerate() {
+                roles_defined.insert(role.name.clone());
+                if !role_names.insert(role.name.clone()) {
+                    push(
+                        &mut errors,
+                        format!("{at}.roles[{i}].name"),
+                        format!("role `{}` is defined twice in this realm", role.name),
+                    );
+                }
+                for (p, perm) in role.permissions.iter().enumerate() {
+                    let policy = effective_match(perm);
+                    let uri = perm.uri.strip_suffix('*').unwrap_or(&perm.uri);
+                    if Uri::parse_loose(uri, policy).is_err() {
+                        push(
+                            &mut errors,
+                            format!("{at}.roles[{i}].permissions[{p}].uri"),
+                            format!(
+                                "`{}` is not a valid URI pattern for match `{}`",
+                                perm.uri,
+                                policy.as_str()
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        for (t, transport) in worker.transports.iter().enumerate() {
+            let at = format!("workers[{w}].transports[{t}]");
+            check_endpoint(
+                transport.endpoint(),
+                &format!("{at}.endpoint"),
+                base,
+                &mut endpoints,
+                &mut errors,
+            );
+            let mut auths: Vec<(String, &AuthConfig)> = Vec::new();
+            let mut websockets: Vec<(String, &WebSocketOptions)> = Vec::new();
+            match transport {
+                TransportConfig::Universal(u) => {
+                    if u.rawsocket.is_none() && u.websocket.is_empty() && u.web.is_none() {
+                        errors.push(ConfigError::at(
+                            at.clone(),
+                            "a universal transport needs at least one of `rawsocket`, `websocket`, `web`",
+                        ));
+                    }
+                    if let Some(a) = u.rawsocket.as_ref().and_then(|r| r.auth.as_ref()) {
+                        auths.push((format!("{at}.rawsocket.auth"), a));
+                    }
+                    for (path, WebSocketPathConfig::WebSocket(ws)) in &u.websocket {
+                        websockets.push((format!("{at}.websocket.{path}"), ws));
+                    }
+                    if let Some(web) = &u.web {
+                        check_web_paths(
+                            &web.paths,
+                            &format!("{at}.web.paths"),
+                            base,
+                            &mut websockets,
+                            &mut errors,
+                        );
+                        let clash: Vec<&String> = web
+                            .paths
+                            .keys()
+                            .filter(|p| u.websocket.contains_key(*p))
+                            .collect();
+                        for p in clash {
+                            errors.push(ConfigError::at(
+                                format!("{at}.web.paths.{p}"),
+                                format!("path `{p}` is also a `websocket` path of this transport"),
+                            ));
+                        }
+                    }
+                }
+                TransportConfig::WebSocket(ws) => {
+                    if let Some(a) = &ws.auth {
+                        auths.push((format!("{at}.auth"), a));
+                    }
+                    check_websocket_options(&ws.websocket(), &at, &mut errors);
+                }
+                TransportConfig::RawSocket(rs) => {
+                    if let Some(a) = &rs.auth {
+                        auths.push((format!("{at}.auth"), a));
+                    }
+                    if rs.max_message_size.is_some_and(|m| m < 512) {
+                        errors.push(ConfigError::at(
+                            format!("{at}.max_message_size"),
+                            "must be at least 512 bytes",
+                        ));
+                    }
+                }
+                TransportConfig::Web(web) => {
+                    check_web_paths(
+                        &web.paths,
+                        &format!("{at}.paths"),
+                        base,
+                        &mut websockets,
+                        &mut errors,
+                    );
+                }
+            }
+            for (path, ws) in websockets {
+                if let Some(a) = &ws.auth {
+                    auths.push((format!("{path}.auth"), a));
+                }
+                check_websocket_options(ws, &path, &mut errors);
+            }
+            for (path, auth) in auths {
+                if let Some(anon) = &auth.anonymous {
+                    let role = anon.role.as_deref().unwrap_or("anonymous");
+                    if !roles_defined.contains(role) {
+                        errors.push(ConfigError::at(
+                            format!("{path}.anonymous.role"),
+                            format!("role `{role}` is not defined in any realm"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    errors
+}
+
+fn check_endpoint(
+    endpoint: &EndpointConfig,
+    at: &str,
+    base: &Path,
+    used: &mut HashMap<String, String>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let (key, key_path) = match endpoint {
+        EndpointConfig::Tcp(t) => {
+            if let Some(v) = t.version {
+                if v != 4 && v != 6 {
+                    errors.push(ConfigError::at(
+                        format!("{at}.version"),
+                        format!("expected 4 or 6, got {v}"),
+                    ));
+                }
+            }
+            if let Some(i) = &t.interface {
+                if i.parse::<std::net::IpAddr>().is_err() {
+                    errors.push(ConfigError::at(
+                        format!("{at}.interface"),
+                        format!("`{i}` is not an IP address"),
+                    ));
+                }
+            }
+            let key = (t.port != 0).then(|| {
+                format!(
+                    "tcp:{}:{}",
+                    t.interface.as_deref().unwrap_or("0.0.0.0"),
+                    t.port
+                )
+            });
+            (key, format!("{at}.port"))
+        }
+        EndpointConfig::Unix(u) => (
+            Some(format!("unix:{}", base.join(&u.path).display())),
+            format!("{at}.path"),
+        ),
+    };
+    if let Some(key) = key {
+        if let Some(first) = used.get(&key) {
+            let transport = first.trim_end_matches(".endpoint");
+            errors.push(ConfigError::at(
+                key_path,
+                format!("{key} is already used by {transport}"),
+            ));
+        } else {
+            used.insert(key, at.to_owned());
+        }
+    }
+    if let Some(tls) = endpoint.tls() {
+        if let Err(problems) = crate::tls::server_config(tls, base) {
+            for p in problems {
+                errors.push(ConfigError::at(format!("{at}.tls.{}", p.field), p.message));
+            }
+        }
+    }
+}
+
+fn check_web_paths<'a>(
+    paths: &'a std::collections::BTreeMap<String, WebPathConfig>,
+    at: &str,
+    base: &Path,
+    websockets: &mut Vec<(String, &'a WebSocketOptions)>,
+    errors: &mut Vec<ConfigError>,
+) {
+    for (name, path) in paths {
+        let here = format!("{at}.{name}");
+        if name != "/" && (name.is_empty() || name.contains('/')) {
+            errors.push(ConfigError::at(
+                here.clone(),
+                format!("path `{name}` must be `/` or a single path segment without `/`"),
+            ));
+        }
+        match path {
+            WebPathConfig::Static(s) => {
+                let dir = base.join(&s.directory);
+                match std::fs::read_dir(&dir) {
+                    Ok(_) => {}
+                    Err(e) => errors.push(ConfigError::at(
+                        format!("{here}.directory"),
+                        format!("cannot read `{}`: {e}", s.directory.display()),
+                    )),
+                }
+            }
+            WebPathConfig::WebSocket(ws) => websockets.push((here, ws)),
+            WebPathConfig::Redirect(r) => {
+                if r.url.is_empty() {
+                    errors.push(ConfigError::at(
+                        format!("{here}.url"),
+                        "expected a URL to redirect to",
+                    ));
+                }
+            }
+            WebPathConfig::NodeInfo(_) => {}
+        }
+    }
+}
+
+fn check_websocket_options(ws: &WebSocketOptions, at: &str, errors: &mut Vec<ConfigError>) {
+    if ws.serializers.as_ref().is_some_and(Vec::is_empty) {
+        errors.push(ConfigError::at(
+            format!("{at}.serializers"),
+            "expected at least one serializer",
+        ));
+    }
+    let o = &ws.options;
+    if let Some(size) = o.auto_ping_size {
+        if !(4..=125).contains(&size) {
+            errors.push(ConfigError::at(
+                format!("{at}.options.auto_ping_size"),
+                format!("expected 4 to 125 bytes, got {size}"),
+            ));
+        }
+    }
+    if let Some(deflate) = o.compression.as_ref().and_then(|c| c.deflate.as_ref()) {
+        for (name, bits) in [
+            ("max_window_bits", deflate.max_window_bits),
+            ("request_max_window_bits", deflate.request_max_window_bits),
+        ] {
+            if let Some(b) = bits {
+                if !(9..=15).contains(&b) {
+                    errors.push(ConfigError::at(
+                        format!("{at}.options.compression.deflate.{name}"),
+                        format!("expected 9 to 15, got {b} (zlib cannot use a window of 8 bits)"),
+                    ));
+                }
+            }
+        }
+    }
+    if o.max_message_size == Some(0) {
+        errors.push(ConfigError::at(
+            format!("{at}.options.max_message_size"),
+            "must be greater than 0",
+        ));
+    }
+}
+
+fn push(errors: &mut Vec<ConfigError>, path: String, message: String) {
+    errors.push(ConfigError::at(path, message));
+}

@@ -1,0 +1,251 @@
+//! TLS for listening endpoints (rustls with the ring provider): loads and checks an endpoint's key,
+//! certificate chain, CA certificates and cipher list, and reports each problem with the config
+//! field it came from, so `switchboard check` can name the file and what is wrong with it.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::TlsConfig;
+
+/// A problem with an endpoint's TLS material: the config field (`key`, `certificate`,
+/// `chain_certificates[0]`, `ca_certificates[1]`, `ciphers`) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsProblem {
+    /// The field of the `tls` section.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn problem(field: impl Into<String>, message: impl Into<String>) -> TlsProblem {
+    TlsProblem {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// OpenSSL cipher names (what Crossbar configs carry) and the rustls suites they mean. TLS 1.3
+/// suites are not configurable through OpenSSL cipher strings either; they are always enabled.
+const OPENSSL_CIPHER_NAMES: [(&str, &str); 9] = [
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    ),
+    (
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    ),
+    (
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    ),
+    (
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    ),
+    (
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    ),
+    (
+        "ECDHE-RSA-CHACHA20-POLY1305",
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    ),
+    ("TLS_AES_128_GCM_SHA256", "TLS13_AES_128_GCM_SHA256"),
+    ("TLS_AES_256_GCM_SHA384", "TLS13_AES_256_GCM_SHA384"),
+    (
+        "TLS_CHACHA20_POLY1305_SHA256",
+        "TLS13_CHACHA20_POLY1305_SHA256",
+    ),
+];
+
+/// The crypto provider with the TLS 1.2 suites restricted to `ciphers` (an OpenSSL-style `:`
+/// list). Names rustls does not implement (CBC and DHE suites, for example) are skipped, as
+/// OpenSSL skips unknown names; a list naming none it implements is an error.
+fn provider(ciphers: Option<&str>) -> Result<CryptoProvider, TlsProblem> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    let Some(list) = ciphers else {
+        return Ok(provider);
+    };
+    let wanted: Vec<&str> = list
+        .split([':', ',', ' '])
+        .filter(|n| !n.is_empty())
+        .filter_map(|name| {
+            OPENSSL_CIPHER_NAMES
+                .iter()
+                .find(|(openssl, rustls)| *openssl == name || *rustls == name)
+                .map(|(_, rustls)| *rustls)
+        })
+        .collect();
+    if wanted.is_empty() {
+        let known: Vec<&str> = OPENSSL_CIPHER_NAMES.iter().map(|(o, _)| *o).collect();
+        return Err(problem(
+            "ciphers",
+            format!(
+                "none of the ciphers in {list:?} is supported (supported: {})",
+                known.join(":")
+            ),
+        ));
+    }
+    provider.cipher_suites.retain(|suite| {
+        let name = format!("{:?}", suite.suite());
+        name.starts_with("TLS13_") || wanted.contains(&name.as_str())
+    });
+    Ok(provider)
+}
+
+fn read(base: &Path, field: &str, file: &Path) -> Result<Vec<u8>, TlsProblem> {
+    std::fs::read(base.join(file))
+        .map_err(|e| problem(field, format!("cannot read `{}`: {e}", file.display())))
+}
+
+fn certificates(
+    base: &Path,
+    field: &str,
+    file: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsProblem> {
+    let pem = read(base, field, file)?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| {
+            problem(
+                field,
+                format!("`{}` is not a PEM certificate file: {e}", file.display()),
+            )
+        })?;
+    if certs.is_empty() {
+        return Err(problem(
+            field,
+            format!("`{}` holds no PEM certificate", file.display()),
+        ));
+    }
+    Ok(certs)
+}
+
+/// Refuses a certificate outside its validity period.
+fn check_validity(field: &str, file: &Path, cert: &CertificateDer<'_>) -> Result<(), TlsProblem> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert).map_err(|e| {
+        problem(
+            field,
+            format!("`{}` is not a valid X.509 certificate: {e}", file.display()),
+        )
+    })?;
+    let validity = parsed.validity();
+    let now = x509_parser::time::ASN1Time::now();
+    if validity.not_after < now {
+        return Err(problem(
+            field,
+            format!(
+                "certificate `{}` expired on {}",
+                file.display(),
+                validity.not_after
+            ),
+        ));
+    }
+    if validity.not_before > now {
+        return Err(problem(
+            field,
+            format!(
+                "certificate `{}` is not valid before {}",
+                file.display(),
+                validity.not_before
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Builds the rustls server config of an endpoint; relative paths resolve against `base`.
+/// Returns every problem found.
+pub fn server_config(cfg: &TlsConfig, base: &Path) -> Result<Arc<ServerConfig>, Vec<TlsProblem>> {
+    let mut problems = Vec::new();
+    let provider = provider(cfg.ciphers.as_deref())
+        .map_err(|p| problems.push(p))
+        .ok();
+    let key = read(base, "key", &cfg.key)
+        .and_then(|pem| {
+            PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+                problem(
+                    "key",
+                    format!("`{}` holds no PEM private key: {e}", cfg.key.display()),
+                )
+            })
+        })
+        .map_err(|p| problems.push(p))
+        .ok();
+    let mut chain = certificates(base, "certificate", &cfg.certificate)
+        .and_then(|certs| {
+            check_validity("certificate", &cfg.certificate, &certs[0])?;
+            Ok(certs)
+        })
+        .map_err(|p| problems.push(p))
+        .ok();
+    for (i, file) in cfg.chain_certificates.iter().enumerate() {
+        match certificates(base, &format!("chain_certificates[{i}]"), file) {
+            Ok(certs) => {
+                if let Some(chain) = &mut chain {
+                    chain.extend(certs);
+                }
+            }
+            Err(p) => problems.push(p),
+        }
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for (i, file) in cfg.ca_certificates.iter().enumerate() {
+        let field = format!("ca_certificates[{i}]");
+        match certificates(base, &field, file) {
+            Ok(certs) => {
+                for cert in certs {
+                    if let Err(e) = roots.add(cert) {
+                        problems.push(problem(&field, format!("`{}`: {e}", file.display())));
+                    }
+                }
+            }
+            Err(p) => problems.push(p),
+        }
+    }
+    let (Some(provider), Some(key), Some(chain)) = (provider, key, chain) else {
+        return Err(problems);
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let provider = Arc::new(provider);
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| vec![problem("ciphers", e.to_string())])?;
+    let builder = if roots.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        // Client certificates are verified against the CAs when presented; which role they get
+        // is the `tls` authentication method's business.
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| vec![problem("ca_certificates", e.to_string())])?;
+        builder.with_client_cert_verifier(verifier)
+    };
+    let mut config = builder.with_single_cert(chain, key).map_err(|e| {
+        let message = match e {
+            rustls::Error::InconsistentKeys(_) => format!(
+                "the private key `{}` does not match the certificate `{}`",
+                cfg.key.display(),
+                cfg.certificate.display()
+            ),
+            other => format!(
+                "cannot use `{}` with `{}`: {other}",
+                cfg.key.display(),
+                cfg.certificate.display()
+            ),
+        };
+        vec![problem("key", message)]
+    })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}

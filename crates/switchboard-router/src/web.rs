@@ -1,0 +1,240 @@
+//! Web resources on URL paths (Crossbar's `web` transport and a universal transport's `web`):
+//! static files (tower-http's `ServeDir`: MIME types, index.html, Range and conditional requests),
+//! directory listings, redirects and a node info page.
+//!
+//! Every static request is first resolved by [`StaticDir::resolve`], which refuses `..` and
+//! anything whose real path (after symlinks) is outside the served directory, before `ServeDir`
+//! sees it: directory traversal is impossible by construction, not by trusting one library.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+use tower::ServiceExt;
+use tower_http::services::ServeDir;
+
+/// The body type of every HTTP response the router sends.
+pub type HttpBody = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// A complete response with a small body.
+pub fn response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<HttpBody> {
+    let mut r = Response::new(
+        Full::new(body.into())
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// A plain-text response.
+pub fn text(status: StatusCode, body: &str) -> Response<HttpBody> {
+    response(status, "text/plain; charset=utf-8", body.to_owned())
+}
+
+/// A `302 Found` to `url` (Twisted's `Redirect`, which Crossbar uses, answers 302 too).
+pub fn redirect(url: &str) -> Response<HttpBody> {
+    let mut r = text(StatusCode::FOUND, "");
+    match HeaderValue::from_str(url) {
+        Ok(v) => {
+            r.headers_mut().insert(header::LOCATION, v);
+            r
+        }
+        Err(_) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "invalid redirect URL in the configuration\n",
+        ),
+    }
+}
+
+/// The node info page.
+pub fn node_info(realms: &[String]) -> Response<HttpBody> {
+    let items: String = realms
+        .iter()
+        .map(|r| format!("<li>{}</li>", escape_html(r)))
+        .collect();
+    let body = format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Switchboard node</title></head>\
+         <body><h1>Switchboard {}</h1><p>Realms:</p><ul>{items}</ul></body></html>\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    response(StatusCode::OK, "text/html; charset=utf-8", body)
+}
+
+/// A served directory.
+#[derive(Debug, Clone)]
+pub struct StaticDir {
+    /// The directory, canonicalized once at start-up.
+    root: PathBuf,
+    listing: bool,
+    cache_control: Option<HeaderValue>,
+    serve: ServeDir,
+}
+
+/// Characters escaped in the links of a directory listing.
+const PATH_SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'/');
+
+impl StaticDir {
+    /// Serves `dir`; fails when it cannot be resolved.
+    pub fn new(dir: &Path, listing: bool, cache_timeout: Option<u64>) -> std::io::Result<Self> {
+        let root = dir.canonicalize()?;
+        Ok(Self {
+            serve: ServeDir::new(&root).append_index_html_on_directories(true),
+            root,
+            listing,
+            cache_control: cache_timeout
+                .and_then(|s| HeaderValue::from_str(&format!("max-age={s}")).ok()),
+        })
+    }
+
+    /// The real file or directory `rel` (a URL path, percent-encoded) names inside the root, if it
+    /// exists and really is inside (after following symlinks).
+    pub fn resolve(&self, rel: &str) -> Option<PathBuf> {
+        let decoded = percent_decode_str(rel).decode_utf8().ok()?;
+        let mut path = self.root.clone();
+        for segment in decoded.split('/') {
+            match segment {
+                "" | "." => {}
+                ".." => return None,
+                s if s.contains('\\') || s.contains('\0') => return None,
+                s => path.push(s),
+            }
+        }
+        let real = path.canonicalize().ok()?;
+        real.starts_with(&self.root).then_some(real)
+    }
+
+    /// Answers a request for `rel` (the URL path below this resource's mount point).
+    pub async fn serve<B>(&self, mut req: Request<B>, rel: &str) -> Response<HttpBody>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+        let Some(real) = self.resolve(rel) else {
+            return text(StatusCode::NOT_FOUND, "not found\n");
+        };
+        if real.is_dir() && !real.join("index.html").is_file() {
+            if !self.listing {
+                return text(StatusCode::NOT_FOUND, "not found\n");
+            }
+            if !rel.ends_with('/') {
+                return redirect(&format!("{}/", req.uri().path()));
+            }
+            return self.listing_page(&real, req.uri().path());
+        }
+        // ServeDir resolves the path again below its root; hand it the mount-relative path only.
+        let query = req
+            .uri()
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        match format!("{rel}{query}").parse() {
+            Ok(uri) => *req.uri_mut() = uri,
+            Err(_) => return text(StatusCode::BAD_REQUEST, "bad request\n"),
+        }
+        let response = match self.serve.clone().oneshot(req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+        let mut response = response.map(|b| b.map_err(std::io::Error::other).boxed_unsync());
+        if let Some(cc) = &self.cache_control {
+            if response.status().is_success() {
+                response
+                    .headers_mut()
+                    .insert(header::CACHE_CONTROL, cc.clone());
+            }
+        }
+        response
+    }
+
+    fn listing_page(&self, dir: &Path, url_path: &str) -> Response<HttpBody> {
+        let mut names: Vec<(String, bool)> = match std::fs::read_dir(dir) {
+            Ok(entries) => entries
+                .filter_map(Result::ok)
+                .map(|e| {
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        e.path().is_dir(),
+                    )
+                })
+                .collect(),
+            Err(_) => return text(StatusCode::NOT_FOUND, "not found\n"),
+        };
+        names.sort();
+        let title = escape_html(url_path);
+        let mut body = format!(
+            "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\
+             <body><h1>Index of {title}</h1><ul>"
+        );
+        if url_path != "/" {
+            body.push_str("<li><a href=\"../\">../</a></li>");
+        }
+        for (name, is_dir) in names {
+            let slash = if is_dir { "/" } else { "" };
+            let href = utf8_percent_encode(&name, PATH_SEGMENT);
+            body.push_str(&format!(
+                "<li><a href=\"{href}{slash}\">{}{slash}</a></li>",
+                escape_html(&name)
+            ));
+        }
+        body.push_str("</ul></body></html>\n");
+        response(StatusCode::OK, "text/html; charset=utf-8", body)
+    }
+}
+
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_refuses_everything_outside_the_root() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let web = dir.path().join("web");
+        std::fs::create_dir_all(web.join("sub")).expect("mkdir");
+        std::fs::write(web.join("a.txt"), "a").expect("write");
+        std::fs::write(dir.path().join("secret"), "s").expect("write");
+        std::os::unix::fs::symlink(dir.path().join("secret"), web.join("link")).expect("symlink");
+        let s = StaticDir::new(&web, false, None).expect("static dir");
+        assert!(s.resolve("/a.txt").is_some());
+        assert!(s.resolve("/sub/../a.txt").is_none());
+        assert!(s.resolve("/../secret").is_none());
+        assert!(s.resolve("/%2e%2e/secret").is_none());
+        assert!(s.resolve("/..%2fsecret").is_none());
+        assert!(s.resolve("/link").is_none());
+        assert!(s.resolve("/sub/..\\..\\secret").is_none());
+    }
+}
