@@ -74,9 +74,10 @@ fn check_names_the_file_and_position_of_a_config_error() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("config.json") && err.contains("line 2") && err.contains("components"),
+        err.contains("config.json:2:") && err.contains("workers[0].components"),
         "{err}"
     );
+    assert!(err.contains("unsupported: `components`"), "{err}");
 }
 
 #[tokio::test]
