@@ -70,6 +70,11 @@ impl Uri {
         Ok(Self(Arc::from(s)))
     }
 
+    /// Checks `s` against the loose rule without building a [`Uri`] (no allocation on success).
+    pub fn check_loose(s: &str, policy: UriMatch) -> Result<(), UriError> {
+        Self::check(s, policy, false)
+    }
+
     fn check(s: &str, policy: UriMatch, strict: bool) -> Result<(), UriError> {
         let rule = if strict { "strict" } else { "loose" };
         let char_ok = |c: char| {

@@ -105,13 +105,15 @@ impl Broker {
         true
     }
 
-    /// Routes a PUBLISH from `publisher` to the subscribers of `topic`.
+    /// Routes a PUBLISH from `publisher` to the subscribers of `topic`; with `disclose`, EVENT.Details
+    /// carry the publisher's identity (the role's `disclose.publisher`).
     pub fn publish(
         &self,
         publisher: &Peer,
         options: &Dict,
         topic: &str,
         payload: &Payload,
+        disclose: bool,
     ) -> PublishOutcome {
         let publication = random_global_id();
         // Snapshot under the read lock, route without it.
@@ -131,10 +133,15 @@ impl Broker {
             .and_then(|v| v.as_bool())
             .unwrap_or(true);
 
+        let details = if disclose {
+            identity_details(publisher, "publisher")
+        } else {
+            Dict::new()
+        };
         let event = Message::Event {
             subscription,
             publication,
-            details: Dict::new(),
+            details,
             payload: payload.clone(),
         };
         let mut encoded = EncodedOnce::new(&event);
@@ -169,6 +176,20 @@ impl Broker {
     pub fn subscription_count(&self) -> usize {
         read(&self.state).by_topic.len()
     }
+}
+
+/// The disclosed identity of `peer` under `prefix` (spec, "Publisher Identification" and "Caller
+/// Identification"): `{prefix}`, `{prefix}_authid`, `{prefix}_authrole`.
+pub(crate) fn identity_details(peer: &Peer, prefix: &str) -> Dict {
+    let identity = peer.identity();
+    let mut d = Dict::new();
+    d.insert(prefix.to_owned(), identity.session.0.into());
+    d.insert(format!("{prefix}_authid"), identity.authid.as_str().into());
+    d.insert(
+        format!("{prefix}_authrole"),
+        identity.authrole.as_str().into(),
+    );
+    d
 }
 
 /// A message encoded lazily, at most once per serializer.

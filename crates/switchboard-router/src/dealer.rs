@@ -128,13 +128,15 @@ impl Dealer {
         }
     }
 
-    /// Routes a CALL to its callee. On error the caller gets the returned ERROR.
+    /// Routes a CALL to its callee; with `disclose`, INVOCATION.Details carry the caller's identity
+    /// (the role's `disclose.caller`). On error the caller gets the returned ERROR.
     pub fn call(
         &self,
         caller: &Peer,
         request: Id,
         procedure: &str,
         payload: &Payload,
+        disclose: bool,
     ) -> Result<(), CallError> {
         let reg = read(&self.state).by_procedure.get(procedure).cloned();
         let Some(reg) = reg else {
@@ -148,10 +150,15 @@ impl Dealer {
             caller: caller.clone(),
             call_request: request,
         });
+        let details = if disclose {
+            crate::broker::identity_details(caller, "caller")
+        } else {
+            Dict::new()
+        };
         let invocation = Message::Invocation {
             request: invocation_id,
             registration: reg.id,
-            details: Dict::new(),
+            details,
             payload: payload.clone(),
         };
         let failed = |e: CallError| {

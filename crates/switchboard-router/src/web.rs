@@ -164,12 +164,12 @@ impl StaticDir {
             Err(never) => match never {},
         };
         let mut response = response.map(|b| b.map_err(std::io::Error::other).boxed_unsync());
-        if let Some(cc) = &self.cache_control {
-            if response.status().is_success() {
-                response
-                    .headers_mut()
-                    .insert(header::CACHE_CONTROL, cc.clone());
-            }
+        if let Some(cc) = &self.cache_control
+            && response.status().is_success()
+        {
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, cc.clone());
         }
         response
     }

@@ -349,11 +349,11 @@ where
                 OpCode::Text | OpCode::Binary => return Ok(Some(frame.into_payload())),
                 OpCode::Close => return Ok(None),
                 OpCode::Pong => {
-                    if let Some(k) = &mut self.keepalive {
-                        if k.awaiting_pong {
-                            k.awaiting_pong = false;
-                            k.next = tokio::time::Instant::now() + k.settings.interval;
-                        }
+                    if let Some(k) = &mut self.keepalive
+                        && k.awaiting_pong
+                    {
+                        k.awaiting_pong = false;
+                        k.next = tokio::time::Instant::now() + k.settings.interval;
                     }
                 }
                 // yawc answers pings itself.

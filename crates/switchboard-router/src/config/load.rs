@@ -83,10 +83,10 @@ fn embed(path: &str, message: &str) -> String {
 
 /// Splits an embedded path off a message: `(path, text)`.
 fn split_embedded(message: &str) -> (String, &str) {
-    if let Some(rest) = message.strip_prefix(PATH_MARK) {
-        if let Some((path, text)) = rest.split_once(PATH_MARK) {
-            return (path.to_owned(), text);
-        }
+    if let Some(rest) = message.strip_prefix(PATH_MARK)
+        && let Some((path, text)) = rest.split_once(PATH_MARK)
+    {
+        return (path.to_owned(), text);
     }
     (String::new(), message)
 }

@@ -15,14 +15,14 @@ use super::{
 /// Runs every check; relative paths resolve against `base`.
 pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
     let mut errors = Vec::new();
-    if let Some(v) = config.version {
-        if v != 2 {
-            push(
-                &mut errors,
-                "version".into(),
-                format!("unsupported: config version {v} (expected 2)"),
-            );
-        }
+    if let Some(v) = config.version
+        && v != 2
+    {
+        push(
+            &mut errors,
+            "version".into(),
+            format!("unsupported: config version {v} (expected 2)"),
+        );
     }
     if config.workers.is_empty() {
         push(
@@ -182,21 +182,22 @@ fn check_endpoint(
 ) {
     let (key, key_path) = match endpoint {
         EndpointConfig::Tcp(t) => {
-            if let Some(v) = t.version {
-                if v != 4 && v != 6 {
-                    errors.push(ConfigError::at(
-                        format!("{at}.version"),
-                        format!("expected 4 or 6, got {v}"),
-                    ));
-                }
+            if let Some(v) = t.version
+                && v != 4
+                && v != 6
+            {
+                errors.push(ConfigError::at(
+                    format!("{at}.version"),
+                    format!("expected 4 or 6, got {v}"),
+                ));
             }
-            if let Some(i) = &t.interface {
-                if i.parse::<std::net::IpAddr>().is_err() {
-                    errors.push(ConfigError::at(
-                        format!("{at}.interface"),
-                        format!("`{i}` is not an IP address"),
-                    ));
-                }
+            if let Some(i) = &t.interface
+                && i.parse::<std::net::IpAddr>().is_err()
+            {
+                errors.push(ConfigError::at(
+                    format!("{at}.interface"),
+                    format!("`{i}` is not an IP address"),
+                ));
             }
             let key = (t.port != 0).then(|| {
                 format!(
@@ -223,11 +224,11 @@ fn check_endpoint(
             used.insert(key, at.to_owned());
         }
     }
-    if let Some(tls) = endpoint.tls() {
-        if let Err(problems) = crate::tls::server_config(tls, base) {
-            for p in problems {
-                errors.push(ConfigError::at(format!("{at}.tls.{}", p.field), p.message));
-            }
+    if let Some(tls) = endpoint.tls()
+        && let Err(problems) = crate::tls::server_config(tls, base)
+    {
+        for p in problems {
+            errors.push(ConfigError::at(format!("{at}.tls.{}", p.field), p.message));
         }
     }
 }
@@ -280,26 +281,26 @@ fn check_websocket_options(ws: &WebSocketOptions, at: &str, errors: &mut Vec<Con
         ));
     }
     let o = &ws.options;
-    if let Some(size) = o.auto_ping_size {
-        if !(4..=125).contains(&size) {
-            errors.push(ConfigError::at(
-                format!("{at}.options.auto_ping_size"),
-                format!("expected 4 to 125 bytes, got {size}"),
-            ));
-        }
+    if let Some(size) = o.auto_ping_size
+        && !(4..=125).contains(&size)
+    {
+        errors.push(ConfigError::at(
+            format!("{at}.options.auto_ping_size"),
+            format!("expected 4 to 125 bytes, got {size}"),
+        ));
     }
     if let Some(deflate) = o.compression.as_ref().and_then(|c| c.deflate.as_ref()) {
         for (name, bits) in [
             ("max_window_bits", deflate.max_window_bits),
             ("request_max_window_bits", deflate.request_max_window_bits),
         ] {
-            if let Some(b) = bits {
-                if !(9..=15).contains(&b) {
-                    errors.push(ConfigError::at(
-                        format!("{at}.options.compression.deflate.{name}"),
-                        format!("expected 9 to 15, got {b} (zlib cannot use a window of 8 bits)"),
-                    ));
-                }
+            if let Some(b) = bits
+                && !(9..=15).contains(&b)
+            {
+                errors.push(ConfigError::at(
+                    format!("{at}.options.compression.deflate.{name}"),
+                    format!("expected 9 to 15, got {b} (zlib cannot use a window of 8 bits)"),
+                ));
             }
         }
     }

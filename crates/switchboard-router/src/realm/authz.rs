@@ -1,8 +1,9 @@
-//! Static authorization: may a role take an action on a URI?
+//! Static authorization: may a role take an action on a URI, and does it disclose its identity?
 //!
 //! Precedence as Crossbar's: an exact permission beats any prefix permission, a longer prefix beats
 //! a shorter one, and prefix beats wildcard. The first matching permission at the winning rank
-//! decides.
+//! decides everything about that URI ([`Decision`]). Sessions cache decisions per URI (see
+//! `session::established`), so the hot path pays neither a lock nor an allocation.
 
 use switchboard_proto::{Uri, UriMatch};
 
@@ -28,8 +29,25 @@ impl Action {
 struct Permission {
     pattern: Uri,
     policy: UriMatch,
+    decision: Decision,
+}
+
+/// What a role may do on one URI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Decision {
     /// Indexed by [`Action::index`].
     allow: [bool; 4],
+    /// Callees learn who called (INVOCATION.Details `caller`, `caller_authid`, `caller_authrole`).
+    pub disclose_caller: bool,
+    /// Subscribers learn who published (EVENT.Details `publisher`, ...).
+    pub disclose_publisher: bool,
+}
+
+impl Decision {
+    /// Whether `action` is allowed.
+    pub fn allows(&self, action: Action) -> bool {
+        self.allow[action.index()]
+    }
 }
 
 /// A role's compiled permissions.
@@ -54,12 +72,16 @@ impl Role {
                 Some(Permission {
                     pattern,
                     policy,
-                    allow: [
-                        p.allow.call,
-                        p.allow.register,
-                        p.allow.publish,
-                        p.allow.subscribe,
-                    ],
+                    decision: Decision {
+                        allow: [
+                            p.allow.call,
+                            p.allow.register,
+                            p.allow.publish,
+                            p.allow.subscribe,
+                        ],
+                        disclose_caller: p.disclose.caller,
+                        disclose_publisher: p.disclose.publisher,
+                    },
                 })
             })
             .collect();
@@ -76,8 +98,14 @@ impl Role {
 
     /// Whether the role may take `action` on `uri`.
     pub fn may(&self, action: Action, uri: &str) -> bool {
+        self.decide(uri).allows(action)
+    }
+
+    /// Everything the role may do on `uri`: the decision of the best-matching permission, or
+    /// nothing at all when none matches.
+    pub fn decide(&self, uri: &str) -> Decision {
         // Rank: exact = (2, 0), prefix = (1, len), wildcard = (0, 0); highest wins.
-        let mut best: Option<((u8, usize), bool)> = None;
+        let mut best: Option<((u8, usize), Decision)> = None;
         for p in &self.permissions {
             if !p.pattern.matches(p.policy, uri) {
                 continue;
@@ -88,10 +116,10 @@ impl Role {
                 UriMatch::Wildcard => (0, 0),
             };
             if best.is_none_or(|(r, _)| rank > r) {
-                best = Some((rank, p.allow[action.index()]));
+                best = Some((rank, p.decision));
             }
         }
-        best.is_some_and(|(_, allowed)| allowed)
+        best.map(|(_, d)| d).unwrap_or_default()
     }
 }
 

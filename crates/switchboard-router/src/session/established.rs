@@ -16,7 +16,7 @@ use super::{
 use crate::broker::PublishOutcome;
 use crate::dealer::{encode_or_log, error_with_text};
 use crate::realm::Realm;
-use crate::realm::authz::{Action, Role};
+use crate::realm::authz::{Action, Decision, Role};
 
 /// How the established loop goes on after a message.
 enum Flow {
@@ -35,7 +35,12 @@ pub(super) struct Established {
     pub(super) subscriptions: HashMap<Id, Uri>,
     /// Registrations this session holds (owned by this task).
     pub(super) registrations: HashSet<Id>,
+    /// Authorization decisions of this session's role, by URI (owned by this task, so no lock).
+    pub(super) authz_cache: HashMap<Uri, Decision>,
 }
+
+/// How many URIs a session's authorization cache holds before it starts over.
+const AUTHZ_CACHE_ENTRIES: usize = 1024;
 
 impl Established {
     pub(super) async fn run<T: Transport>(
@@ -199,29 +204,46 @@ impl Established {
         asks_more
     }
 
-    /// Checks an exact URI and the role's permission; on failure answers with ERROR and returns
-    /// `None`.
-    fn checked_uri(
-        &self,
+    /// Checks an exact URI and the role's permission for `action`, through the session's decision
+    /// cache; on failure answers with ERROR and returns `None`. A cache hit costs one hash lookup:
+    /// no lock, no allocation.
+    fn authorize(
+        &mut self,
         kind: MessageType,
         request: Id,
         uri: &str,
         action: Action,
-    ) -> Option<Uri> {
-        let uri = match Uri::parse_loose(uri, UriMatch::Exact) {
-            Ok(u) => u,
-            Err(e) => {
-                self.reply_error(kind, request, errors::INVALID_URI, &e.to_string());
-                return None;
+    ) -> Option<(Uri, Decision)> {
+        let cached = self
+            .authz_cache
+            .get_key_value(uri)
+            .map(|(u, d)| (u.clone(), *d));
+        let (uri, decision) = match cached {
+            Some(hit) => hit,
+            None => {
+                // Only valid URIs enter the cache, so a hit needs no URI check either.
+                let uri = match Uri::parse_loose(uri, UriMatch::Exact) {
+                    Ok(u) => u,
+                    Err(e) => {
+                        self.reply_error(kind, request, errors::INVALID_URI, &e.to_string());
+                        return None;
+                    }
+                };
+                let decision = self.role.decide(&uri);
+                if self.authz_cache.len() >= AUTHZ_CACHE_ENTRIES {
+                    self.authz_cache.clear();
+                }
+                self.authz_cache.insert(uri.clone(), decision);
+                (uri, decision)
             }
         };
-        if !self.role.may(action, &uri) {
+        if !decision.allows(action) {
             let text =
                 format!("role {:?} may not {action:?} {uri}", self.role.name()).to_lowercase();
             self.reply_error(kind, request, errors::NOT_AUTHORIZED, &text);
             return None;
         }
-        Some(uri)
+        Some((uri, decision))
     }
 
     fn handle(&mut self, bytes: &Bytes) -> Flow {
@@ -245,8 +267,8 @@ impl Established {
                 ) {
                     return Flow::Continue;
                 }
-                let Some(topic) =
-                    self.checked_uri(MessageType::Subscribe, request, &topic, Action::Subscribe)
+                let Some((topic, _)) =
+                    self.authorize(MessageType::Subscribe, request, &topic, Action::Subscribe)
                 else {
                     return Flow::Continue;
                 };
@@ -287,15 +309,16 @@ impl Established {
                     .get("acknowledge")
                     .and_then(Value::as_bool)
                     .unwrap_or(false);
-                let Some(topic) =
-                    self.checked_uri(MessageType::Publish, request, &topic, Action::Publish)
+                let Some((topic, decision)) =
+                    self.authorize(MessageType::Publish, request, &topic, Action::Publish)
                 else {
                     return Flow::Continue;
                 };
+                let disclose = decision.disclose_publisher;
                 match self
                     .realm
                     .broker
-                    .publish(&self.peer, &options, &topic, &payload)
+                    .publish(&self.peer, &options, &topic, &payload, disclose)
                 {
                     PublishOutcome::Published(publication) => {
                         if acknowledge {
@@ -344,8 +367,8 @@ impl Established {
                 ) {
                     return Flow::Continue;
                 }
-                let Some(procedure) =
-                    self.checked_uri(MessageType::Register, request, &procedure, Action::Register)
+                let Some((procedure, _)) =
+                    self.authorize(MessageType::Register, request, &procedure, Action::Register)
                 else {
                     return Flow::Continue;
                 };
@@ -386,15 +409,16 @@ impl Established {
                 payload,
                 ..
             } => {
-                let Some(procedure) =
-                    self.checked_uri(MessageType::Call, request, &procedure, Action::Call)
+                let Some((procedure, decision)) =
+                    self.authorize(MessageType::Call, request, &procedure, Action::Call)
                 else {
                     return Flow::Continue;
                 };
+                let disclose = decision.disclose_caller;
                 if let Err(e) = self
                     .realm
                     .dealer
-                    .call(&self.peer, request, &procedure, &payload)
+                    .call(&self.peer, request, &procedure, &payload, disclose)
                 {
                     self.reply(e.to_message(request, self.peer.serializer()));
                 }

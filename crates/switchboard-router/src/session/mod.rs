@@ -82,6 +82,7 @@ pub async fn run<T: Transport>(mut transport: T, cfg: SessionConfig) {
         peer,
         subscriptions: HashMap::new(),
         registrations: HashSet::new(),
+        authz_cache: HashMap::new(),
     };
     session.run(transport, outbox, &cfg).instrument(span).await;
 }
