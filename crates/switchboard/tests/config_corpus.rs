@@ -22,7 +22,8 @@
 //!   makes sure VAR is unset.
 //!
 //! Every case runs and every mismatch is collected; the test fails once at the end listing all of
-//! them with the command's full output. `CORPUS_CASE=<substring>` runs only the matching cases;
+//! them with the command's full output. `CORPUS_CASE=valid`, `=invalid/port` (a label prefix) or `=tls` (part of a case
+//! name) runs only the matching cases;
 //! `CORPUS_KEEP=1` keeps (and names) each case's temporary node directory; `--nocapture` also
 //! prints the per-case summary of a passing run.
 
@@ -510,7 +511,15 @@ fn run_init_case() -> Result<(), String> {
 #[test]
 fn every_node_config_in_the_corpus_checks_as_expected() {
     let filter = std::env::var("CORPUS_CASE").ok();
-    let selected = |label: &str| filter.as_deref().is_none_or(|f| label.contains(f));
+    // `valid`, `invalid/port` (label prefixes) or `tls` (part of a case name).
+    let selected = |label: &str| {
+        filter.as_deref().is_none_or(|f| {
+            label.starts_with(f)
+                || label
+                    .split_once('/')
+                    .is_some_and(|(_, name)| name.contains(f))
+        })
+    };
 
     let mut results: BTreeMap<String, Result<(), String>> = BTreeMap::new();
     let cases = collect_cases();

@@ -2,9 +2,9 @@
 //!
 //! The types mirror the file. Every struct rejects unknown fields, so a key we do not support yet is
 //! an error that names it instead of being silently ignored; `type`-tagged sections (workers,
-//! transports, endpoints, web paths) are dispatched by [`tagged!`] so that errors inside them keep
-//! their full path. [`load`] reads JSON with comments or YAML and attaches file, line and column to
-//! every error; [`validate`] checks what the types cannot see (cross-references, clashing
+//! transports, endpoints, web paths) are dispatched by `tagged!` so that errors inside them keep
+//! their full path. `load` reads JSON with comments or YAML and attaches file, line and column to
+//! every error; `validate` checks what the types cannot see (cross-references, clashing
 //! endpoints, files that must exist) and reports every problem at once. `switchboard check` and
 //! `switchboard start` run exactly the same code: [`LoadedConfig::from_dir`].
 
