@@ -46,6 +46,9 @@ pub enum TransportKind {
 pub struct ConnectOptions {
     /// Router endpoint.
     pub endpoint: Endpoint,
+    /// TLS: the client config (trusted roots, client certificate) and the server name to verify;
+    /// `None` for a plain connection.
+    pub tls: Option<(Arc<rustls::ClientConfig>, String)>,
     /// Transport.
     pub transport: TransportKind,
     /// Serializer.
@@ -59,6 +62,7 @@ impl ConnectOptions {
     pub fn websocket(addr: impl ToString, path: &str, serializer: Serializer, realm: &str) -> Self {
         Self {
             endpoint: Endpoint::Tcp(addr.to_string()),
+            tls: None,
             transport: TransportKind::WebSocket {
                 path: path.into(),
                 compression: false,
@@ -72,6 +76,7 @@ impl ConnectOptions {
     pub fn rawsocket(addr: impl ToString, serializer: Serializer, realm: &str) -> Self {
         Self {
             endpoint: Endpoint::Tcp(addr.to_string()),
+            tls: None,
             transport: TransportKind::RawSocket,
             serializer,
             realm: realm.into(),
@@ -221,6 +226,17 @@ async fn open(opts: &ConnectOptions) -> Result<Box<dyn DynTransport>, Error> {
             Box::new(s)
         }
         Endpoint::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await?),
+    };
+    let io: BoxedIo = match &opts.tls {
+        Some((config, server_name)) => {
+            let name =
+                rustls_pki_types::ServerName::try_from(server_name.clone()).map_err(|e| {
+                    Error::Protocol(format!("bad TLS server name {server_name:?}: {e}"))
+                })?;
+            let connector = tokio_rustls::TlsConnector::from(config.clone());
+            Box::new(connector.connect(name, io).await?)
+        }
+        None => io,
     };
     Ok(match &opts.transport {
         TransportKind::RawSocket => {

@@ -101,6 +101,7 @@ async fn start_from_a_node_directory_serves_both_transports_and_sigterm_says_goo
         .expect("register");
     let caller = Session::connect(&ConnectOptions {
         endpoint: Endpoint::Unix(unix),
+        tls: None,
         transport: TransportKind::WebSocket {
             path: "/ws".into(),
             compression: true,

@@ -22,10 +22,10 @@
 //!   makes sure VAR is unset.
 //!
 //! Every case runs and every mismatch is collected; the test fails once at the end listing all of
-//! them with the command's full output. `CORPUS_CASE=valid`, `=invalid/port` (a label prefix) or `=tls` (part of a case
-//! name) runs only the matching cases;
-//! `CORPUS_KEEP=1` keeps (and names) each case's temporary node directory; `--nocapture` also
-//! prints the per-case summary of a passing run.
+//! them with the command's full output. `CORPUS_CASE=valid` or `=invalid/port` (a label prefix)
+//! or `=tls` (part of a case name) runs only the matching cases; `CORPUS_KEEP=1` keeps (and
+//! names) each case's temporary node directory; `--nocapture` also prints the per-case summary of
+//! a passing run.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -83,6 +83,7 @@ impl TestRouter {
         };
         ConnectOptions {
             endpoint,
+            tls: None,
             transport,
             serializer,
             realm: "realm1".into(),
