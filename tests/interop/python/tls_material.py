@@ -119,6 +119,7 @@ class CA:
         ips=SERVER_IPS,
         not_before: datetime.datetime | None = None,
         not_after: datetime.datetime | None = None,
+        usage=ExtendedKeyUsageOID.SERVER_AUTH,
     ) -> Issued:
         key = new_key(key_kind)
         now = _now()
@@ -133,13 +134,17 @@ class CA:
             .not_valid_after(not_after or now + datetime.timedelta(days=10))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.SubjectAlternativeName(san), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False
             )
             .sign(self.key, hashes.SHA256())
         )
         return Issued(cert, key)
+
+    def issue_client_cert(self, name: str = "interop-client", key_kind: str = "ec") -> Issued:
+        """A TLS client certificate (extended key usage clientAuth)."""
+        return self.issue_server_cert(key_kind, names=(name,), ips=(), usage=ExtendedKeyUsageOID.CLIENT_AUTH)
 
     def client_context(self) -> ssl.SSLContext:
         """A client context that trusts only this CA (and checks the
