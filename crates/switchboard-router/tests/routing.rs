@@ -261,3 +261,41 @@ async fn router_shutdown_says_goodbye_to_every_session() {
     }
     shutdown.await.expect("shutdown completes");
 }
+
+#[tokio::test]
+async fn every_realm_is_reachable_through_every_transport_and_realms_are_isolated() {
+    let realms = r#"[
+        {"name": "realm1", "roles": [{"name": "anonymous", "permissions": [{"uri": "", "match": "prefix", "allow": {"call": true, "register": true, "publish": true, "subscribe": true}}]}]},
+        {"name": "com.example.second", "roles": [{"name": "anonymous", "permissions": [{"uri": "", "match": "prefix", "allow": {"call": true, "register": true, "publish": true, "subscribe": true}}]}]}
+    ]"#;
+    let router = common::start_router_with(Some(realms)).await;
+    // Callees stay joined, so both realms hold the same procedure URI at once: no clash.
+    let mut callees = Vec::new();
+    for realm in ["realm1", "com.example.second"] {
+        let mut opts = router.options(Via::WebSocketTcp, Serializer::Json);
+        opts.realm = realm.into();
+        let callee = switchboard_client::Session::connect(&opts)
+            .await
+            .expect("join");
+        callee
+            .register("com.example.where", move |_| {
+                Ok(Args::positional(vec![realm.into()]))
+            })
+            .await
+            .expect("register");
+        for via in ALL_VIAS {
+            let mut opts = router.options(via, Serializer::Cbor);
+            opts.realm = realm.into();
+            let caller = switchboard_client::Session::connect(&opts)
+                .await
+                .expect("join");
+            let r = caller
+                .call("com.example.where", Args::default())
+                .await
+                .expect("call");
+            assert_eq!(r.args, vec![realm.into()], "{via:?}");
+        }
+        callees.push(callee);
+    }
+    router.shutdown().await;
+}
