@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use switchboard_router::config::{DEFAULT_CONFIG_JSON, LoadedConfig};
+use switchboard_router::config::{INIT_CONFIG_JSON, LoadedConfig};
 
 #[derive(Parser)]
 #[command(
@@ -77,8 +77,9 @@ const INDEX_HTML: &str = r#"<!DOCTYPE html>
 <head><meta charset="utf-8"><title>Switchboard node</title></head>
 <body>
 <h1>Switchboard node</h1>
-<p>WAMP router on <code>ws://127.0.0.1:8080/ws</code> (WebSocket) and <code>rs://127.0.0.1:8080</code>
-(RawSocket), realm <code>realm1</code>.</p>
+<p>This page is served by the node from its <code>web/</code> folder. The WAMP router is on
+<code>ws://127.0.0.1:8080/ws</code> (WebSocket) and <code>rs://127.0.0.1:8080</code> (RawSocket), realm
+<code>realm1</code>. Node info: <a href="/info">/info</a>.</p>
 <p>Connect with Autobahn|JS:</p>
 <pre>
 const connection = new autobahn.Connection({url: "ws://127.0.0.1:8080/ws", realm: "realm1"});
@@ -96,7 +97,7 @@ fn init(dir: &Path) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(dir.join("web"))
         .with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::write(&config, DEFAULT_CONFIG_JSON)
+    std::fs::write(&config, INIT_CONFIG_JSON)
         .with_context(|| format!("writing {}", config.display()))?;
     let index = dir.join("web").join("index.html");
     if !index.exists() {
