@@ -68,6 +68,50 @@ pub enum SetupError {
 struct WsEndpoint {
     serializers: Vec<Serializer>,
     settings: WebSocketSettings,
+    /// Origin patterns allowed to connect; `None` allows every origin.
+    allowed_origins: Option<Vec<String>>,
+    allow_null_origin: bool,
+    webstatus: bool,
+}
+
+impl WsEndpoint {
+    /// Whether a browser at `origin` may open this WebSocket (Crossbar's `allowed_origins`,
+    /// where `*` matches any run of characters). Requests without Origin (non-browser clients)
+    /// are always allowed: the header is what browsers send.
+    fn origin_allowed(&self, origin: Option<&str>) -> bool {
+        let Some(origin) = origin else {
+            return true;
+        };
+        if origin == "null" {
+            return self.allow_null_origin;
+        }
+        match &self.allowed_origins {
+            None => true,
+            Some(patterns) => patterns.iter().any(|p| wildcard_match(p, origin)),
+        }
+    }
+}
+
+/// Matches `text` against `pattern`, where `*` stands for any run of characters.
+fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let Some(first) = parts.next() else {
+        return text.is_empty();
+    };
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    for (i, part) in parts.iter().enumerate() {
+        if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        }
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
 }
 
 impl WsEndpoint {
@@ -103,9 +147,14 @@ impl WsEndpoint {
             serializers: config::serializers(&o.serializers),
             settings: WebSocketSettings {
                 max_message_bytes: opts.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
+                max_frame_bytes: opts.max_frame_size,
+                fragment_bytes: opts.auto_fragment_size,
                 compression,
                 keepalive,
             },
+            allowed_origins: opts.allowed_origins.clone(),
+            allow_null_origin: opts.allow_null_origin.unwrap_or(true),
+            webstatus: opts.enable_webstatus.unwrap_or(true),
         }
     }
 }
@@ -139,6 +188,8 @@ pub struct Protocols {
     rawsocket: Option<(Vec<Serializer>, usize)>,
     http: Option<HttpRoutes>,
     opening_timeout: Duration,
+    /// The transport's `close_handshake_timeout`, if it sets one.
+    pub close_timeout: Option<Duration>,
     /// Realm names, for the node info page.
     realms: Arc<Vec<String>>,
 }
@@ -248,11 +299,19 @@ impl Protocols {
         }
         .filter(|ms| *ms > 0)
         .map_or(OPENING_HANDSHAKE_TIMEOUT, Duration::from_millis);
+        let close_timeout = match t {
+            TransportConfig::WebSocket(ws) => ws.options.close_handshake_timeout,
+            _ => websockets
+                .iter()
+                .find_map(|o| o.options.close_handshake_timeout),
+        }
+        .map(Duration::from_millis);
         Ok(Self {
             tls,
             rawsocket,
             http,
             opening_timeout,
+            close_timeout,
             realms,
         })
     }
@@ -491,7 +550,17 @@ fn websocket_request(
         .get(hyper::header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let origin = req
+        .headers()
+        .get(hyper::header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    if !endpoint.origin_allowed(origin) {
+        return web::text(StatusCode::FORBIDDEN, "origin not allowed\n");
+    }
     if !is_upgrade {
+        if !endpoint.webstatus {
+            return web::text(StatusCode::NOT_FOUND, "not found\n");
+        }
         return web::text(
             StatusCode::UPGRADE_REQUIRED,
             "This is a WAMP WebSocket endpoint: connect with a WAMP client (subprotocols wamp.2.json, wamp.2.msgpack, wamp.2.cbor).\n",
@@ -562,5 +631,32 @@ impl AsyncWrite for Prefixed {
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wildcard_match;
+
+    #[test]
+    fn origin_patterns_use_star_wildcards() {
+        assert!(wildcard_match("*", "https://example.com"));
+        assert!(wildcard_match(
+            "https://*.example.com",
+            "https://app.example.com"
+        ));
+        assert!(!wildcard_match(
+            "https://*.example.com",
+            "https://example.org"
+        ));
+        assert!(wildcard_match(
+            "http://localhost:*",
+            "http://localhost:8080"
+        ));
+        assert!(wildcard_match("https://example.com", "https://example.com"));
+        assert!(!wildcard_match(
+            "https://example.com",
+            "https://example.com.evil"
+        ));
     }
 }

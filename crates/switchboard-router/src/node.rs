@@ -122,6 +122,9 @@ pub async fn start(loaded: &LoadedConfig) -> Result<RunningNode, StartError> {
         if let Some(role) = anonymous_role(t) {
             sessions.anonymous_role = role;
         }
+        if let Some(timeout) = protocols.close_timeout {
+            sessions.final_write_timeout = timeout;
+        }
         let protocols = Arc::new(protocols);
         tokio::spawn(listener::serve(
             listener,

@@ -46,6 +46,10 @@ pub struct Keepalive {
 pub struct WebSocketSettings {
     /// The largest message accepted, in bytes.
     pub max_message_bytes: usize,
+    /// The largest single frame accepted, in bytes; `None` means `max_message_bytes`.
+    pub max_frame_bytes: Option<usize>,
+    /// Split outgoing messages into frames of at most this many bytes.
+    pub fragment_bytes: Option<usize>,
     /// permessage-deflate, when the peer offers (server) or to offer (client); `None` disables it.
     pub compression: Option<Deflate>,
     /// Keepalive pings.
@@ -57,6 +61,8 @@ impl WebSocketSettings {
     pub fn new(max_message_bytes: usize, compression: bool) -> Self {
         Self {
             max_message_bytes,
+            max_frame_bytes: None,
+            fragment_bytes: None,
             compression: compression.then(Deflate::default),
             keepalive: None,
         }
@@ -65,11 +71,18 @@ impl WebSocketSettings {
     /// The yawc options for these settings. Messages below 256 bytes are sent uncompressed:
     /// deflating them costs more CPU than the bytes saved.
     fn options(&self, role: yawc::Role) -> Options {
-        let max = self.max_message_bytes.saturating_add(1);
-        let options = Options::default()
-            .with_max_payload_read(max)
-            .with_max_read_buffer(max)
+        // yawc's limits are exclusive: one more than the largest size allowed.
+        let message = self.max_message_bytes.saturating_add(1);
+        let frame = self
+            .max_frame_bytes
+            .map_or(message, |f| f.min(self.max_message_bytes).saturating_add(1));
+        let mut options = Options::default()
+            .with_max_payload_read(frame)
+            .with_max_read_buffer(message)
             .with_no_delay();
+        if let Some(size) = self.fragment_bytes.filter(|s| *s > 0) {
+            options = options.with_max_fragment_size(size);
+        }
         let Some(deflate) = &self.compression else {
             return options.without_compression();
         };

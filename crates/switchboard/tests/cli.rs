@@ -51,13 +51,24 @@ fn init_writes_a_node_directory_that_check_accepts() {
     );
     // The node serves its web/ folder and WAMP on one port (port 0 here, so tests don't clash).
     let config = std::fs::read_to_string(node.join("config.json")).expect("read");
-    std::fs::write(node.join("config.json"), config.replace("\"port\": 8080", "\"port\": 0")).expect("write");
+    std::fs::write(
+        node.join("config.json"),
+        config.replace("\"port\": 8080", "\"port\": 0"),
+    )
+    .expect("write");
     let router = common::start(Some(&node), 1);
     let mut tcp = std::net::TcpStream::connect(&router.tcp).expect("connect");
-    std::io::Write::write_all(&mut tcp, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("write");
+    std::io::Write::write_all(
+        &mut tcp,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .expect("write");
     let mut page = String::new();
     std::io::Read::read_to_string(&mut tcp, &mut page).expect("read");
-    assert!(page.starts_with("HTTP/1.1 200") && page.contains("Switchboard node"), "{page}");
+    assert!(
+        page.starts_with("HTTP/1.1 200") && page.contains("Switchboard node"),
+        "{page}"
+    );
     drop(router);
     // A second init refuses to overwrite.
     let out = Command::new(common::bin())

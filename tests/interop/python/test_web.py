@@ -6,9 +6,11 @@ One router for the module, with two listeners sharing one ``web/``
 directory (relative to the config file's directory):
 
 * UNIVERSAL: a ``universal`` transport: RawSocket, WebSocket at ``/ws`` and a
-  ``web`` part with ``/`` static (directory listing enabled) and ``/old``
-  redirecting to ``/index.html``;
-* WEB: a ``web`` transport: ``/`` static (no listing) and ``/ws`` WebSocket.
+  ``web`` part with ``/`` static (directory listing enabled), ``/old``
+  redirecting to ``/index.html``, and ``/linked`` static (listing enabled)
+  from a directory that is a symlink to one outside the node directory;
+* WEB: a ``web`` transport: ``/`` static (no listing), ``/ws`` WebSocket and
+  ``/linked`` static (no listing).
 
 Requests go out with ``http.client`` or a raw socket, so the request target
 is exactly what the test wrote (no client-side path normalization)."""
@@ -126,13 +128,22 @@ def web_config(kind: str, universal_port: int, web_port: int) -> dict:
                                     "options": {"enable_directory_listing": True},
                                 },
                                 "old": {"type": "redirect", "url": "/index.html"},
+                                "linked": {
+                                    "type": "static",
+                                    "directory": "linked_web",
+                                    "options": {"enable_directory_listing": True},
+                                },
                             }
                         },
                     },
                     {
                         "type": "web",
                         "endpoint": {"type": "tcp", "port": web_port, "interface": "127.0.0.1"},
-                        "paths": {"/": {"type": "static", "directory": "web"}, "ws": {"type": "websocket"}},
+                        "paths": {
+                            "/": {"type": "static", "directory": "web"},
+                            "ws": {"type": "websocket"},
+                            "linked": {"type": "static", "directory": "linked_web"},
+                        },
                     },
                 ],
             }
@@ -159,7 +170,32 @@ def populate(nd: NodeDir) -> tuple[dict, bytes]:
     os.symlink("..", web / "escape_dir")
     os.symlink("/etc/passwd", web / "passwd_link")
     os.symlink("/etc", web / "etc_link")
+    # symlinks that stay inside web/ (followed, like any web server does)
+    os.symlink("index.html", web / "alias.html")
+    os.symlink("subdir", web / "subdir_alias")
+    # odd but legal file names
+    for name, content in ODD_NAMES.items():
+        (web / name).write_bytes(content)
+    # a served directory that is itself a symlink to a directory elsewhere
+    elsewhere = nd.node_dir / "elsewhere" / "assets"
+    for rel, content in LINKED_FILES.items():
+        p = elsewhere / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(content)
+    os.symlink(elsewhere, nd.config_dir / "linked_web")
     return files, secret
+
+
+#: name on disk -> content; requested percent-encoded
+ODD_NAMES = {"hello world.txt": b"spaces in the name\n", "\u00fcber.txt": b"u with umlaut\n", "a+b=c.txt": b"plus and equals\n"}
+ODD_URLS = {"/hello%20world.txt": "hello world.txt", "/%C3%BCber.txt": "\u00fcber.txt", "/a+b=c.txt": "a+b=c.txt", "/a%2Bb%3Dc.txt": "a+b=c.txt"}
+
+#: files below the symlinked directory served at /linked
+LINKED_FILES = {
+    "f.txt": b"a file in a directory reached through a symlink\n",
+    "withindex/index.html": b"<!doctype html><p>linked index</p>\n",
+    "sub/g.txt": b"g in linked sub\n",
+}
 
 
 @pytest.fixture(scope="module")
@@ -570,6 +606,139 @@ def test_router_still_serves_after_traversal_attempts(web, which):
 
 
 # ---------------------------------------------------------------------------
+# more of what Crossbar users rely on: query strings, encoded names, symlinks
+# inside the root, static on a sub-path, CORS, methods, Range edge cases
+# ---------------------------------------------------------------------------
+
+
+@BOTH
+@pytest.mark.parametrize("path", ["/index.html?v=123", "/?cachebust=1", "/data.json?a=1&b=%2F..%2F"])
+def test_query_string_is_ignored_for_static_files(web, which, path):
+    r = h.get(port_of(web, which), path)
+    assert r.status == 200, f"GET {path}: {r.describe()}"
+    file = path.split("?")[0]
+    assert r.body == web.files["/index.html" if file == "/" else file]
+
+
+@BOTH
+@pytest.mark.parametrize("url", sorted(ODD_URLS))
+def test_percent_encoded_file_names(web, which, url):
+    r = h.get(port_of(web, which), url)
+    assert r.status == 200, f"GET {url}: {r.describe()}"
+    assert r.body == ODD_NAMES[ODD_URLS[url]]
+
+
+@BOTH
+def test_symlinks_that_stay_inside_the_web_directory_are_followed(web, which):
+    port = port_of(web, which)
+    r = h.get(port, "/alias.html")
+    assert r.status == 200 and r.body == INDEX_HTML, r.describe()
+    r = h.get(port, "/subdir_alias/a.txt")
+    assert r.status == 200 and r.body == web.files["/subdir/a.txt"], r.describe()
+
+
+@BOTH
+def test_static_on_a_sub_path_from_a_symlinked_directory(web, which):
+    port = port_of(web, which)
+    r = h.get(port, "/linked/f.txt")
+    assert r.status == 200 and r.body == LINKED_FILES["f.txt"], r.describe()
+    r = h.get(port, "/linked/sub/g.txt")
+    assert r.status == 200 and r.body == LINKED_FILES["sub/g.txt"], r.describe()
+    r = h.get(port, "/linked/withindex/")
+    assert r.status == 200 and r.body == LINKED_FILES["withindex/index.html"], r.describe()
+    r = h.get(port, "/linked/missing.txt")
+    assert r.status == 404, r.describe()
+    # what's under / is not under /linked
+    assert h.get(port, "/linked/index.html").status == 404
+
+
+@BOTH
+def test_slash_redirect_on_a_sub_path_keeps_the_mount_point(web, which):
+    """GET /linked/withindex (a directory with index.html, no trailing
+    slash) either serves the index or redirects to /linked/withindex/ -- not
+    to /withindex/, which is another directory of the / mount."""
+    r = h.get(port_of(web, which), "/linked/withindex")
+    if r.status in (301, 302, 303, 307, 308):
+        assert urlsplit(r.header("location") or "").path == "/linked/withindex/", f"GET /linked/withindex: {r.describe()}"
+    else:
+        assert r.status == 200 and r.body == LINKED_FILES["withindex/index.html"], r.describe()
+
+
+@BOTH
+def test_slash_redirect_on_the_root_mount(web, which):
+    r = h.get(port_of(web, which), "/withindex")
+    if r.status in (301, 302, 303, 307, 308):
+        assert urlsplit(r.header("location") or "").path == "/withindex/", r.describe()
+    else:
+        assert r.status == 200 and r.body == SUBINDEX_HTML, r.describe()
+
+
+def test_directory_listing_on_a_sub_path(web):
+    r = h.get(web.universal_port, "/linked/")
+    assert r.status == 200, r.describe()
+    for name in (b"f.txt", b"withindex", b"sub"):
+        assert name in r.body, r.describe(2000)
+    r = h.get(web.universal_port, "/linked/sub")
+    if r.status in (301, 302, 303, 307, 308):
+        assert urlsplit(r.header("location") or "").path == "/linked/sub/", r.describe()
+    else:
+        assert r.status == 200 and b"g.txt" in r.body, r.describe()
+    r = h.get(web.universal_port, "/linked/sub/")
+    assert r.status == 200 and b"g.txt" in r.body, r.describe()
+    # not enabled on the web transport's /linked
+    assert h.get(web.web_port, "/linked/sub/").status in (403, 404)
+
+
+@BOTH
+def test_static_files_carry_cross_origin_headers(web, which):
+    """Crossbar's static service always answers with
+    Access-Control-Allow-Origin (the request's Origin, or *) and
+    Access-Control-Allow-Credentials: true, so pages on other origins can
+    fetch the files."""
+    port = port_of(web, which)
+    r = h.get(port, "/data.json", {"Origin": "http://app.example.com"})
+    assert r.status == 200, r.describe()
+    assert r.header("access-control-allow-origin") in ("http://app.example.com", "*"), r.describe()
+
+
+@BOTH
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_other_methods_on_static_files_are_refused(web, which, method):
+    port = port_of(web, which)
+    r = h.request(port, method, "/data.json", {"Content-Length": "0"})
+    assert r.status in (405, 501), f"{method} /data.json: {r.describe()}"
+    assert h.get(port, "/data.json").body == web.files["/data.json"], "file changed"
+
+
+@BOTH
+def test_range_with_an_unknown_unit_is_ignored(web, which):
+    """RFC 9110 14.2: a Range with a range unit the server does not
+    understand MUST be ignored (200 with the whole file)."""
+    r = h.get(port_of(web, which), "/big.bin", {"Range": "items=0-5"})
+    assert r.status == 200, f"Range: items=0-5: {r.describe()}"
+    assert r.body == web.files["/big.bin"]
+
+
+@BOTH
+def test_multiple_ranges_get_the_bytes_or_the_whole_file(web, which):
+    """bytes=0-1,5-6: a 206 multipart/byteranges with both parts, a 206
+    covering both, or the whole file (a server may ignore Range); not 416,
+    which says the ranges are not satisfiable."""
+    data = web.files["/big.bin"]
+    r = h.get(port_of(web, which), "/big.bin", {"Range": "bytes=0-1,5-6"})
+    if r.status == 200:
+        assert r.body == data
+    else:
+        assert r.status == 206, f"Range: bytes=0-1,5-6: {r.describe()}"
+        if r.content_type == "multipart/byteranges":
+            assert b"Content-Range: bytes 0-1/" in r.body.replace(b"Content-range", b"Content-Range"), r.describe()
+            assert data[0:2] in r.body and data[5:7] in r.body
+        else:
+            first, last = map(int, r.header("content-range").split(" ")[1].split("/")[0].split("-"))
+            assert first <= 0 and last >= 6 and r.body == data[first : last + 1], r.describe()
+
+
+# ---------------------------------------------------------------------------
 # WAMP on the same ports
 # ---------------------------------------------------------------------------
 
@@ -650,3 +819,57 @@ def test_http_get_of_websocket_path_does_not_break_the_listener(web):
     r = h.get(web.web_port, "/ws")
     assert 200 <= r.status < 500, r.describe()
     assert h.get(web.universal_port, "/").status == 200
+
+
+# ---------------------------------------------------------------------------
+# static options (each on a router of its own)
+# ---------------------------------------------------------------------------
+
+OPTION_CASES = {
+    # documented: "a dictionary of (additional) MIME types to set"
+    "mime_types": {"mime_types": {".custom": "application/x-switchboard-test", ".jgz": "text/javascript"}},
+    "cache_timeout": {"cache_timeout": 3600},
+    # (Crossbar's code knows allow_cross_origin, but its config checker
+    # rejects the key, so CORS headers cannot be turned off there)
+}
+
+
+def start_static_router(options: dict) -> Router:
+    nd = make_node_dir()
+    web_dir = nd.config_dir / "web"
+    web_dir.mkdir()
+    (web_dir / "index.html").write_bytes(INDEX_HTML)
+    (web_dir / "thing.custom").write_bytes(b"custom type\n")
+    (web_dir / "bundle.jgz").write_bytes(b"console.log(1);\n")
+    port = free_tcp_port()
+    config = web_config(nd.kind, port, free_tcp_port())
+    worker = config["workers"][0]
+    worker["transports"] = [
+        {
+            "type": "web",
+            "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"},
+            "paths": {"/": {"type": "static", "directory": "web", "options": options}, "ws": {"type": "websocket"}},
+        }
+    ]
+    return launch_router(nd, config, [port])
+
+
+@pytest.mark.parametrize("case", sorted(OPTION_CASES))
+def test_static_options(case):
+    router = start_static_router(OPTION_CASES[case])
+    try:
+        port = router.port
+        if case == "mime_types":
+            r = h.get(port, "/thing.custom")
+            assert r.status == 200 and r.content_type == "application/x-switchboard-test", r.describe()
+            r = h.get(port, "/bundle.jgz")
+            assert r.status == 200 and r.content_type == "text/javascript", r.describe()
+            # the built-in types are still there
+            assert h.get(port, "/index.html").content_type == "text/html"
+        elif case == "cache_timeout":
+            r = h.get(port, "/index.html")
+            assert r.status == 200, r.describe()
+            cc = [d.strip() for d in (r.header("cache-control") or "").split(",")]
+            assert "max-age=3600" in cc, r.describe()
+    finally:
+        router.close()

@@ -399,7 +399,8 @@ impl LoadedConfig {
         Self::from_file_with_env(file, &|name| std::env::var(name).ok())
     }
 
-    /// Loads and validates one config file with the given environment lookup.
+    /// Loads and validates one config file with the given environment lookup. Every problem is
+    /// reported: those the types find and, on what could be read, those validation finds.
     pub fn from_file_with_env(
         file: &Path,
         env: &dyn Fn(&str) -> Option<String>,
@@ -418,31 +419,42 @@ impl LoadedConfig {
             file.extension().and_then(|e| e.to_str()),
             Some("yaml" | "yml")
         );
-        let (config, positions) =
-            parse_text(&text, yaml, env).map_err(|ConfigErrors(errors)| {
-                ConfigErrors(errors.into_iter().map(with_file).collect())
-            })?;
+        let parsed = parse_document(&text, yaml, env);
         let base_dir = file
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        let loaded = Self {
+        let mut errors = parsed.errors;
+        // Validation runs on what could be read (a syntax error leaves nothing to validate).
+        let Some(config) = parsed.config else {
+            return Err(ConfigErrors(errors.into_iter().map(with_file).collect()));
+        };
+        let mut validation = super::validate::validate(&config, &base_dir);
+        // A broken realm was left out, so "role not defined" may only mean it was in there.
+        if parsed.realm_left_out {
+            validation.retain(|e| !e.message.contains("is not defined in any realm"));
+        }
+        for mut e in validation {
+            // Validation saw the config with broken elements cut out: give its paths (and a path
+            // quoted in its message) the file's indices again.
+            e.path = original_path(&e.path, &parsed.cut_elements);
+            if let Some((text, other)) = e.message.split_once(" is already used by ") {
+                e.message = format!(
+                    "{text} is already used by {}",
+                    original_path(other, &parsed.cut_elements)
+                );
+            }
+            e.position = parsed.positions.find(&e.path);
+            errors.push(e);
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors.into_iter().map(with_file).collect()));
+        }
+        Ok(Self {
             config,
             file: Some(file.to_path_buf()),
             base_dir,
-        };
-        loaded.validate().map_err(|ConfigErrors(errors)| {
-            ConfigErrors(
-                errors
-                    .into_iter()
-                    .map(|mut e| {
-                        e.position = e.position.or_else(|| positions.find(&e.path));
-                        with_file(e)
-                    })
-                    .collect(),
-            )
-        })?;
-        Ok(loaded)
+        })
     }
 
     /// Runs the cross-reference and file checks (also part of `from_file`).
@@ -456,41 +468,171 @@ impl LoadedConfig {
     }
 }
 
-/// Parses config text into the typed config and the positions of its nodes.
+/// The most type-level problems reported for one file; each one found costs a re-parse.
+const MAX_TYPE_ERRORS: usize = 50;
+
+/// The outcome of parsing: the typed config (when the types could be read at all), every problem
+/// found, and where nodes are.
+struct Parsed {
+    config: Option<NodeConfig>,
+    errors: Vec<ConfigError>,
+    positions: Positions,
+    /// Whether a broken realm had to be left out, so cross-references to its roles prove nothing.
+    realm_left_out: bool,
+    /// List elements cut out, in the indices of the moment they were cut.
+    cut_elements: Vec<String>,
+}
+
+/// Parses config text. serde stops at the first problem; to report them all, each problem's
+/// section is cut out of the value (an unknown key, or the list element that holds a bad value)
+/// and the rest parsed again, until it parses or nothing can be cut.
+fn parse_document(text: &str, yaml: bool, env: &dyn Fn(&str) -> Option<String>) -> Parsed {
+    let mut parsed = Parsed {
+        config: None,
+        errors: Vec::new(),
+        positions: Positions::default(),
+        realm_left_out: false,
+        cut_elements: Vec::new(),
+    };
+    let mut value = match if yaml {
+        parse_yaml(text).map(|v| (v, Positions::default()))
+    } else {
+        parse_jsonc(text)
+    } {
+        Ok((value, positions)) => {
+            parsed.positions = positions;
+            value
+        }
+        Err(e) => {
+            parsed.errors.push(e);
+            return parsed;
+        }
+    };
+    substitute_env(&mut value, "", env, &mut parsed.errors);
+    while parsed.errors.len() < MAX_TYPE_ERRORS {
+        match serde_path_to_error::deserialize::<_, NodeConfig>(value.clone()) {
+            Ok(config) => {
+                parsed.config = Some(config);
+                break;
+            }
+            Err(e) => {
+                let outer = path_string(e.path());
+                let message = e.into_inner().to_string();
+                let (inner, text) = split_embedded(&message);
+                let path = join_path(&outer, &inner);
+                let cut = if text.starts_with("unknown field") {
+                    path.clone()
+                } else {
+                    enclosing_element(&path)
+                };
+                parsed.errors.push(ConfigError::at(
+                    original_path(&path, &parsed.cut_elements),
+                    reword(text),
+                ));
+                parsed.realm_left_out |= cut.contains("realms[");
+                if cut.is_empty() || !remove_path(&mut value, &cut) {
+                    break;
+                }
+                if cut.ends_with(']') {
+                    parsed.cut_elements.push(cut);
+                }
+            }
+        }
+    }
+    for e in &mut parsed.errors {
+        e.position = e.position.or_else(|| parsed.positions.find(&e.path));
+    }
+    parsed
+}
+
+/// Translates a path in the current (cut) value back to the file's indices: every element cut
+/// earlier from the same list, at or before an index, shifted the elements behind it down by one.
+fn original_path(path: &str, cut_elements: &[String]) -> String {
+    let mut path = path.to_owned();
+    for cut in cut_elements.iter().rev() {
+        let Some(open) = cut.rfind('[') else { continue };
+        let (list, index) = (&cut[..=open], &cut[open + 1..cut.len() - 1]);
+        let Ok(cut_index) = index.parse::<usize>() else {
+            continue;
+        };
+        let Some(rest) = path.strip_prefix(list) else {
+            continue;
+        };
+        let Some(close) = rest.find(']') else {
+            continue;
+        };
+        let Ok(i) = rest[..close].parse::<usize>() else {
+            continue;
+        };
+        if i >= cut_index {
+            path = format!("{list}{}{}", i + 1, &rest[close..]);
+        }
+    }
+    path
+}
+
+/// The path of the innermost list element containing `path` (the transport, realm, role or
+/// permission a bad value sits in), or `path` itself when it is in no list.
+fn enclosing_element(path: &str) -> String {
+    match path.rfind(']') {
+        Some(end) => path[..=end].to_owned(),
+        None => path.to_owned(),
+    }
+}
+
+/// Removes the node at `path` (`a.b[2].c` syntax) from `value`; whether it was there.
+fn remove_path(value: &mut Value, path: &str) -> bool {
+    let mut segments = Vec::new();
+    for part in path.split('.') {
+        let (key, indices) = part
+            .split_once('[')
+            .map_or((part, ""), |(k, rest)| (k, rest));
+        if !key.is_empty() {
+            segments.push(Err(key));
+        }
+        for index in indices.split('[').filter(|i| !i.is_empty()) {
+            match index.trim_end_matches(']').parse::<usize>() {
+                Ok(i) => segments.push(Ok(i)),
+                Err(_) => return false,
+            }
+        }
+    }
+    let Some((last, parents)) = segments.split_last() else {
+        return false;
+    };
+    let mut node = value;
+    for segment in parents {
+        let next = match segment {
+            Ok(i) => node.as_array_mut().and_then(|a| a.get_mut(*i)),
+            Err(k) => node.as_object_mut().and_then(|o| o.get_mut(*k)),
+        };
+        match next {
+            Some(n) => node = n,
+            None => return false,
+        }
+    }
+    match (last, node) {
+        (Ok(i), Value::Array(a)) if *i < a.len() => {
+            a.remove(*i);
+            true
+        }
+        (Err(k), Value::Object(o)) => o.remove(*k).is_some(),
+        _ => false,
+    }
+}
+
+/// Parses config text into the typed config and the positions of its nodes, failing on any
+/// problem (used for the built-in config and in tests).
 fn parse_text(
     text: &str,
     yaml: bool,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(NodeConfig, Positions), ConfigErrors> {
-    let (mut value, positions) = if yaml {
-        (
-            parse_yaml(text).map_err(|e| ConfigErrors(vec![e]))?,
-            Positions::default(),
-        )
-    } else {
-        parse_jsonc(text).map_err(|e| ConfigErrors(vec![e]))?
-    };
-    let mut errors = Vec::new();
-    substitute_env(&mut value, "", env, &mut errors);
-    if !errors.is_empty() {
-        for e in &mut errors {
-            e.position = positions.find(&e.path);
-        }
-        return Err(ConfigErrors(errors));
+    let parsed = parse_document(text, yaml, env);
+    match parsed.config {
+        Some(config) if parsed.errors.is_empty() => Ok((config, parsed.positions)),
+        _ => Err(ConfigErrors(parsed.errors)),
     }
-    let config = serde_path_to_error::deserialize::<_, NodeConfig>(value).map_err(|e| {
-        let outer = path_string(e.path());
-        let message = e.into_inner().to_string();
-        let (inner, text) = split_embedded(&message);
-        let path = join_path(&outer, &inner);
-        ConfigErrors(vec![ConfigError {
-            file: None,
-            position: positions.find(&path),
-            message: reword(text),
-            path,
-        }])
-    })?;
-    Ok((config, positions))
 }
 
 #[cfg(test)]
@@ -559,6 +701,28 @@ mod tests {
         let e = only_error(r#"{"controller": {"id": "$NOPE"}}"#);
         assert_eq!(e.path, "controller.id");
         assert_eq!(e.message, "environment variable `NOPE` is not set");
+    }
+
+    #[test]
+    fn every_type_error_is_reported_not_just_the_first() {
+        let ConfigErrors(errors) = parse(
+            r#"{"version": 2, "workers": [{"type": "router", "components": [],
+                "realms": [{"roles": []}, {"name": "ok", "roles": [{"name": "r", "permissions": [{"uri": "", "match": "glob"}]}]}],
+                "transports": [{"type": "mqtt"}, {"type": "rawsocket", "endpoint": {"type": "tcp", "port": "x"}}]}]}"#,
+        )
+        .expect_err("invalid");
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "workers[0].components",
+                "workers[0].realms[0]",
+                "workers[0].realms[1].roles[0].permissions[0].match",
+                "workers[0].transports[0].type",
+                "workers[0].transports[1].endpoint.port",
+            ],
+            "{errors:?}"
+        );
     }
 
     #[test]

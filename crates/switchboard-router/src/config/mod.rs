@@ -425,6 +425,9 @@ pub struct RawSocketTransportConfig {
     /// Largest accepted message, in bytes.
     #[serde(default)]
     pub max_message_size: Option<usize>,
+    /// Protocol options (`max_message_size`).
+    #[serde(default)]
+    pub options: RawSocketProtocolOptions,
     /// Authentication methods.
     #[serde(default)]
     pub auth: Option<AuthConfig>,
@@ -436,6 +439,7 @@ impl RawSocketTransportConfig {
         RawSocketOptions {
             serializers: self.serializers.clone(),
             max_message_size: self.max_message_size,
+            options: self.options.clone(),
             auth: self.auth.clone(),
         }
     }
@@ -562,6 +566,28 @@ pub struct WebSocketProtocolOptions {
     /// Whether the seed's `enable_compression` is on: an alias of `compression.deflate`.
     #[serde(default)]
     pub enable_compression: Option<bool>,
+    /// Largest accepted frame, in bytes (a message may span several frames).
+    #[serde(default)]
+    pub max_frame_size: Option<usize>,
+    /// Split outgoing messages into frames of at most this many bytes.
+    #[serde(default)]
+    pub auto_fragment_size: Option<usize>,
+    /// Browser origins allowed to open the WebSocket (`*` wildcards); all when absent.
+    #[serde(default)]
+    pub allowed_origins: Option<Vec<String>>,
+    /// Whether the origin `null` (file:// pages, sandboxed frames) is allowed.
+    #[serde(default)]
+    pub allow_null_origin: Option<bool>,
+    /// Whether a plain HTTP GET on the WebSocket path gets a status page (default) or 404.
+    #[serde(default)]
+    pub enable_webstatus: Option<bool>,
+    /// Drop the TCP connection instead of a closing handshake on failures: accepted; Switchboard
+    /// always attempts the closing handshake, bounded by `close_handshake_timeout`.
+    #[serde(default)]
+    pub fail_by_drop: Option<bool>,
+    /// Milliseconds allowed for a session's last words and the closing handshake.
+    #[serde(default)]
+    pub close_handshake_timeout: Option<u64>,
 }
 
 impl WebSocketProtocolOptions {
@@ -612,12 +638,32 @@ pub struct RawSocketOptions {
     /// Serializers offered; all three when absent.
     #[serde(default)]
     pub serializers: Option<Vec<SerializerName>>,
-    /// Largest accepted message, in bytes (rounded down to a power of two by the handshake).
+    /// Largest accepted message, in bytes (rounded down to a power of two by the handshake); the
+    /// form Crossbar's documentation shows.
     #[serde(default)]
     pub max_message_size: Option<usize>,
+    /// Protocol options; `options.max_message_size` is the form Crossbar itself reads.
+    #[serde(default)]
+    pub options: RawSocketProtocolOptions,
     /// Authentication methods.
     #[serde(default)]
     pub auth: Option<AuthConfig>,
+}
+
+impl RawSocketOptions {
+    /// The message size limit, from either place Crossbar users put it.
+    pub fn max_message_bytes(&self) -> Option<usize> {
+        self.max_message_size.or(self.options.max_message_size)
+    }
+}
+
+/// RawSocket `options`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawSocketProtocolOptions {
+    /// Largest accepted message, in bytes.
+    #[serde(default)]
+    pub max_message_size: Option<usize>,
 }
 
 /// Authentication methods of a transport (only `anonymous` so far).

@@ -10,9 +10,7 @@ use switchboard_transport::{Transport, TransportError};
 use tracing::debug;
 
 use super::peer::{self, Peer};
-use super::{
-    FINAL_WRITE_TIMEOUT, GOODBYE_REPLY_TIMEOUT, SessionConfig, WRITE_BATCH_MESSAGES, send_now,
-};
+use super::{GOODBYE_REPLY_TIMEOUT, SessionConfig, WRITE_BATCH_MESSAGES, send_now};
 use crate::broker::PublishOutcome;
 use crate::dealer::{encode_or_log, error_with_text};
 use crate::realm::Realm;
@@ -81,13 +79,13 @@ impl Established {
         // Leave the realm first, so nothing new is routed to us while we close.
         self.leave();
         let last_words = self.say_last_words(&mut transport, &mut outbox, end);
-        if tokio::time::timeout(FINAL_WRITE_TIMEOUT + GOODBYE_REPLY_TIMEOUT, last_words)
+        if tokio::time::timeout(cfg.final_write_timeout + GOODBYE_REPLY_TIMEOUT, last_words)
             .await
             .is_err()
         {
             debug!("peer did not take the session's last words in time");
         }
-        let _ = tokio::time::timeout(FINAL_WRITE_TIMEOUT, transport.close()).await;
+        let _ = tokio::time::timeout(cfg.final_write_timeout, transport.close()).await;
     }
 
     /// Sends what the way the session ended calls for: the GOODBYE reply, GOODBYE on shutdown, or

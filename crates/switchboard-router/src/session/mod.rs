@@ -41,6 +41,9 @@ pub struct SessionConfig {
     pub anonymous_role: String,
     /// Outbox capacity per session.
     pub outbox_capacity: usize,
+    /// How long a session's last words and closing handshake may take (the transport's
+    /// `close_handshake_timeout`).
+    pub final_write_timeout: Duration,
 }
 
 impl SessionConfig {
@@ -51,6 +54,7 @@ impl SessionConfig {
             shutdown,
             anonymous_role: "anonymous".into(),
             outbox_capacity: OUTBOX_CAPACITY_MESSAGES,
+            final_write_timeout: FINAL_WRITE_TIMEOUT,
         }
     }
 }
