@@ -1,8 +1,9 @@
 //! The broker: topic subscriptions and event routing (spec, "Publish and Subscribe").
 //!
-//! Subscriptions live in a read-mostly table behind a short `RwLock`. PUBLISH runs on the
-//! publisher's own task: one read lock to take a snapshot (an `Arc`) of the subscriber list, then the
-//! lock is released and the EVENT is encoded once per serializer and queued into each subscriber's
+//! Subscriptions (exact, prefix and wildcard, in one [`PatternIndex`]) live in a read-mostly table
+//! behind a short `RwLock`. PUBLISH runs on the publisher's own task: one read lock to take
+//! snapshots (`Arc`s) of the matching subscriber lists, then the lock is released and each EVENT is
+//! encoded once per subscription and serializer and queued into each subscriber's
 //! outbox. No central broker task, so publishing scales with cores.
 
 use std::collections::HashMap;
@@ -11,25 +12,26 @@ use std::sync::{Arc, RwLock};
 use bytes::Bytes;
 use switchboard_proto::codec::{self, EncodeError};
 use switchboard_proto::ids::{IdSequence, random_global_id};
-use switchboard_proto::{Dict, Id, Message, Payload, Serializer, Uri};
+use switchboard_proto::{Dict, Id, Message, Payload, Serializer, Uri, UriMatch};
+
+use crate::matcher::PatternIndex;
 
 use crate::realm::{read, write};
 use crate::session::peer::{Peer, SessionId};
 
-/// One subscription: all sessions subscribed to one topic share it and its id (spec: the router
-/// returns the same subscription id to every subscriber of a topic).
+/// One subscription: all sessions subscribed to one topic pattern under one match policy share it
+/// and its id (spec: the router returns the same subscription id to every subscriber).
 #[derive(Debug, Clone)]
 struct Subscription {
     id: Id,
-    topic: Uri,
     /// Copy-on-write so that publishers can hold a snapshot without the lock.
     subscribers: Arc<Vec<Peer>>,
 }
 
 #[derive(Debug, Default)]
 struct BrokerState {
-    by_topic: HashMap<Uri, Subscription>,
-    topic_by_id: HashMap<Id, Uri>,
+    subscriptions: PatternIndex<Subscription>,
+    pattern_by_id: HashMap<Id, (Uri, UriMatch)>,
 }
 
 /// A realm's broker.
@@ -49,6 +51,13 @@ pub enum PublishOutcome {
     Unconvertible(Id, String),
 }
 
+/// A subscription a publication goes to, snapshotted under the read lock.
+struct Target {
+    id: Id,
+    pattern_based: bool,
+    subscribers: Arc<Vec<Peer>>,
+}
+
 impl Broker {
     /// An empty broker drawing subscription ids from `ids`.
     pub fn new(ids: Arc<IdSequence>) -> Self {
@@ -58,24 +67,24 @@ impl Broker {
         }
     }
 
-    /// Subscribes `peer` to `topic`; returns the subscription id (the existing one if the topic
-    /// already has subscribers, including `peer` itself).
-    pub fn subscribe(&self, peer: &Peer, topic: Uri) -> Id {
+    /// Subscribes `peer` to `topic` under `policy`; returns the subscription id (the existing one
+    /// if the pattern already has subscribers, including `peer` itself).
+    pub fn subscribe(&self, peer: &Peer, topic: Uri, policy: UriMatch) -> Id {
         let mut state = write(&self.state);
         let state = &mut *state;
-        if let Some(sub) = state.by_topic.get_mut(&topic) {
+        if let Some(sub) = state.subscriptions.get_mut(&topic, policy) {
             if !sub.subscribers.contains(peer) {
                 Arc::make_mut(&mut sub.subscribers).push(peer.clone());
             }
             return sub.id;
         }
         let id = self.ids.next_id();
-        state.topic_by_id.insert(id, topic.clone());
-        state.by_topic.insert(
-            topic.clone(),
+        state.pattern_by_id.insert(id, (topic.clone(), policy));
+        state.subscriptions.insert(
+            topic,
+            policy,
             Subscription {
                 id,
-                topic,
                 subscribers: Arc::new(vec![peer.clone()]),
             },
         );
@@ -87,10 +96,10 @@ impl Broker {
     pub fn unsubscribe(&self, session: SessionId, id: Id) -> bool {
         let mut state = write(&self.state);
         let state = &mut *state;
-        let Some(topic) = state.topic_by_id.get(&id) else {
+        let Some((topic, policy)) = state.pattern_by_id.get(&id).cloned() else {
             return false;
         };
-        let Some(sub) = state.by_topic.get_mut(topic) else {
+        let Some(sub) = state.subscriptions.get_mut(&topic, policy) else {
             return false;
         };
         let Some(pos) = sub.subscribers.iter().position(|p| p.id() == session) else {
@@ -98,15 +107,15 @@ impl Broker {
         };
         Arc::make_mut(&mut sub.subscribers).swap_remove(pos);
         if sub.subscribers.is_empty() {
-            let topic = sub.topic.clone();
-            state.by_topic.remove(&topic);
-            state.topic_by_id.remove(&id);
+            state.subscriptions.remove(&topic, policy);
+            state.pattern_by_id.remove(&id);
         }
         true
     }
 
-    /// Routes a PUBLISH from `publisher` to the subscribers of `topic`; with `disclose`, EVENT.Details
-    /// carry the publisher's identity (the role's `disclose.publisher`).
+    /// Routes a PUBLISH from `publisher` to the subscriptions matching `topic` (exact, prefix and
+    /// wildcard alike); with `disclose`, EVENT.Details carry the publisher's identity (the role's
+    /// `disclose.publisher`).
     pub fn publish(
         &self,
         publisher: &Peer,
@@ -117,53 +126,59 @@ impl Broker {
     ) -> PublishOutcome {
         let publication = random_global_id();
         // Snapshot under the read lock, route without it.
-        let snapshot = {
+        let mut targets: Vec<Target> = Vec::new();
+        {
             let state = read(&self.state);
-            state
-                .by_topic
-                .get(topic)
-                .map(|s| (s.id, Arc::clone(&s.subscribers)))
-        };
-        let Some((subscription, subscribers)) = snapshot else {
-            return PublishOutcome::Published(publication);
-        };
+            state.subscriptions.for_each_match(topic, |_, policy, sub| {
+                targets.push(Target {
+                    id: sub.id,
+                    pattern_based: policy != UriMatch::Exact,
+                    subscribers: Arc::clone(&sub.subscribers),
+                });
+            });
+        }
         // spec, "Publisher Exclusion": the publisher is excluded unless exclude_me is false.
         let exclude_me = options
             .get("exclude_me")
             .and_then(|v| v.as_bool())
             .unwrap_or(true);
-
-        let details = if disclose {
-            identity_details(publisher, "publisher")
-        } else {
-            Dict::new()
-        };
-        let event = Message::Event {
-            subscription,
-            publication,
-            details,
-            payload: payload.clone(),
-        };
-        let mut encoded = EncodedOnce::new(&event);
         let mut unconvertible = None;
-        for subscriber in subscribers.iter() {
-            if exclude_me && subscriber == publisher {
-                continue;
+        for target in targets {
+            let mut details = if disclose {
+                identity_details(publisher, "publisher")
+            } else {
+                Dict::new()
+            };
+            // spec, "Pattern-based Subscription": events of a pattern subscription name their topic.
+            if target.pattern_based {
+                details.insert("topic".into(), topic.into());
             }
-            match encoded.get(subscriber.serializer()) {
-                Ok(bytes) => {
-                    if subscriber.accepts_len(bytes.len()) {
-                        // A full outbox marks the subscriber as a slow consumer; it is closed, and
-                        // nobody else waits for it.
-                        let _ = subscriber.send(bytes);
-                    } else {
-                        tracing::debug!(
-                            session = subscriber.id().0,
-                            "event larger than the subscriber accepts; not sent"
-                        );
-                    }
+            let event = Message::Event {
+                subscription: target.id,
+                publication,
+                details,
+                payload: payload.clone(),
+            };
+            let mut encoded = EncodedOnce::new(&event);
+            for subscriber in target.subscribers.iter() {
+                if exclude_me && subscriber == publisher {
+                    continue;
                 }
-                Err(e) => unconvertible = Some(e.to_string()),
+                match encoded.get(subscriber.serializer()) {
+                    Ok(bytes) => {
+                        if subscriber.accepts_len(bytes.len()) {
+                            // A full outbox marks the subscriber as a slow consumer; it is closed, and
+                            // nobody else waits for it.
+                            let _ = subscriber.send(bytes);
+                        } else {
+                            tracing::debug!(
+                                session = subscriber.id().0,
+                                "event larger than the subscriber accepts; not sent"
+                            );
+                        }
+                    }
+                    Err(e) => unconvertible = Some(e.to_string()),
+                }
             }
         }
         match unconvertible {
@@ -174,7 +189,7 @@ impl Broker {
 
     /// How many subscriptions exist (for tests and the meta API).
     pub fn subscription_count(&self) -> usize {
-        read(&self.state).by_topic.len()
+        read(&self.state).subscriptions.len()
     }
 }
 

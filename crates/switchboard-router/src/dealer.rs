@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use switchboard_proto::ids::IdSequence;
-use switchboard_proto::{Dict, Id, Message, MessageType, Payload, Uri, codec, errors};
+use switchboard_proto::{Dict, Id, Message, MessageType, Payload, Uri, UriMatch, codec, errors};
+
+use crate::matcher::PatternIndex;
 
 use crate::realm::{read, write};
 use crate::session::peer::{Peer, PendingInvocation, SendError, SessionId};
@@ -18,12 +20,13 @@ use crate::session::peer::{Peer, PendingInvocation, SendError, SessionId};
 struct Registration {
     id: Id,
     procedure: Uri,
+    policy: UriMatch,
     callee: Peer,
 }
 
 #[derive(Debug, Default)]
 struct DealerState {
-    by_procedure: HashMap<Uri, Arc<Registration>>,
+    registrations: PatternIndex<Arc<Registration>>,
     by_id: HashMap<Id, Arc<Registration>>,
 }
 
@@ -95,22 +98,32 @@ impl Dealer {
         }
     }
 
-    /// Registers `procedure` for `callee`; fails with `procedure_already_exists` when taken.
-    pub fn register(&self, callee: &Peer, procedure: Uri) -> Result<Id, CallError> {
+    /// Registers `procedure` under `policy` for `callee`; fails with `procedure_already_exists`
+    /// when that pattern and policy are taken.
+    pub fn register(
+        &self,
+        callee: &Peer,
+        procedure: Uri,
+        policy: UriMatch,
+    ) -> Result<Id, CallError> {
         let mut state = write(&self.state);
-        if state.by_procedure.contains_key(&procedure) {
+        if state.registrations.get(&procedure, policy).is_some() {
             return Err(CallError::new(
                 errors::PROCEDURE_ALREADY_EXISTS,
-                format!("procedure {procedure} is already registered"),
+                format!(
+                    "procedure {procedure} ({}) is already registered",
+                    policy.as_str()
+                ),
             ));
         }
         let reg = Arc::new(Registration {
             id: self.ids.next_id(),
             procedure: procedure.clone(),
+            policy,
             callee: callee.clone(),
         });
         state.by_id.insert(reg.id, reg.clone());
-        state.by_procedure.insert(procedure, reg.clone());
+        state.registrations.insert(procedure, policy, reg.clone());
         Ok(reg.id)
     }
 
@@ -119,9 +132,9 @@ impl Dealer {
         let mut state = write(&self.state);
         match state.by_id.get(&id) {
             Some(reg) if reg.callee.id() == callee => {
-                let procedure = reg.procedure.clone();
+                let (procedure, policy) = (reg.procedure.clone(), reg.policy);
                 state.by_id.remove(&id);
-                state.by_procedure.remove(&procedure);
+                state.registrations.remove(&procedure, policy);
                 true
             }
             _ => false,
@@ -138,7 +151,11 @@ impl Dealer {
         payload: &Payload,
         disclose: bool,
     ) -> Result<(), CallError> {
-        let reg = read(&self.state).by_procedure.get(procedure).cloned();
+        // spec, "Pattern-based Registration": exact beats the longest prefix beats wildcard.
+        let reg = read(&self.state)
+            .registrations
+            .best_match(procedure)
+            .map(|(_, _, reg)| Arc::clone(reg));
         let Some(reg) = reg else {
             return Err(CallError::new(
                 errors::NO_SUCH_PROCEDURE,
@@ -150,11 +167,15 @@ impl Dealer {
             caller: caller.clone(),
             call_request: request,
         });
-        let details = if disclose {
+        let mut details = if disclose {
             crate::broker::identity_details(caller, "caller")
         } else {
             Dict::new()
         };
+        // The callee of a pattern-based registration learns which procedure was called.
+        if reg.policy != UriMatch::Exact {
+            details.insert("procedure".into(), procedure.into());
+        }
         let invocation = Message::Invocation {
             request: invocation_id,
             registration: reg.id,

@@ -10,6 +10,7 @@ pub mod broker;
 pub mod config;
 pub mod dealer;
 pub mod listener;
+pub mod matcher;
 pub mod node;
 pub mod realm;
 pub mod session;

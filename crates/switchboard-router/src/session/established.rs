@@ -37,6 +37,15 @@ pub(super) struct Established {
     pub(super) authz_cache: HashMap<Uri, Decision>,
 }
 
+/// The `match` option of SUBSCRIBE or REGISTER (already type-checked by the codec); exact when absent.
+fn match_policy(options: &switchboard_proto::Dict) -> UriMatch {
+    options
+        .get("match")
+        .and_then(Value::as_str)
+        .and_then(UriMatch::parse)
+        .unwrap_or(UriMatch::Exact)
+}
+
 /// How many URIs a session's authorization cache holds before it starts over.
 const AUTHZ_CACHE_ENTRIES: usize = 1024;
 
@@ -244,6 +253,36 @@ impl Established {
         Some((uri, decision))
     }
 
+    /// [`Self::authorize`] for SUBSCRIBE and REGISTER, whose URI may be a prefix or wildcard
+    /// pattern: the pattern must be valid under its policy, and the role must allow the action on
+    /// the pattern itself (as Crossbar checks it). Patterns bypass the decision cache.
+    fn authorize_pattern(
+        &mut self,
+        kind: MessageType,
+        request: Id,
+        uri: &str,
+        policy: UriMatch,
+        action: Action,
+    ) -> Option<Uri> {
+        if policy == UriMatch::Exact {
+            return self.authorize(kind, request, uri, action).map(|(u, _)| u);
+        }
+        let pattern = match Uri::parse_loose(uri, policy) {
+            Ok(u) => u,
+            Err(e) => {
+                self.reply_error(kind, request, errors::INVALID_URI, &e.to_string());
+                return None;
+            }
+        };
+        if !self.role.decide(&pattern).allows(action) {
+            let text =
+                format!("role {:?} may not {action:?} {pattern}", self.role.name()).to_lowercase();
+            self.reply_error(kind, request, errors::NOT_AUTHORIZED, &text);
+            return None;
+        }
+        Some(pattern)
+    }
+
     fn handle(&mut self, bytes: &Bytes) -> Flow {
         let msg = match codec::decode(self.peer.serializer(), bytes) {
             Ok(m) => m,
@@ -255,22 +294,20 @@ impl Established {
                 options,
                 topic,
             } => {
-                if self.refuse_unimplemented(
+                let policy = match_policy(&options);
+                let Some(topic) = self.authorize_pattern(
                     MessageType::Subscribe,
                     request,
-                    &options,
-                    "match",
-                    "exact",
-                    "pattern-based subscriptions are not supported yet",
-                ) {
-                    return Flow::Continue;
-                }
-                let Some((topic, _)) =
-                    self.authorize(MessageType::Subscribe, request, &topic, Action::Subscribe)
-                else {
+                    &topic,
+                    policy,
+                    Action::Subscribe,
+                ) else {
                     return Flow::Continue;
                 };
-                let subscription = self.realm.broker.subscribe(&self.peer, topic.clone());
+                let subscription = self
+                    .realm
+                    .broker
+                    .subscribe(&self.peer, topic.clone(), policy);
                 self.subscriptions.insert(subscription, topic);
                 self.reply(Message::Subscribed {
                     request,
@@ -349,28 +386,23 @@ impl Established {
                     MessageType::Register,
                     request,
                     &options,
-                    "match",
-                    "exact",
-                    "pattern-based registrations are not supported yet",
-                ) {
-                    return Flow::Continue;
-                }
-                if self.refuse_unimplemented(
-                    MessageType::Register,
-                    request,
-                    &options,
                     "invoke",
                     "single",
                     "shared registrations are not supported yet",
                 ) {
                     return Flow::Continue;
                 }
-                let Some((procedure, _)) =
-                    self.authorize(MessageType::Register, request, &procedure, Action::Register)
-                else {
+                let policy = match_policy(&options);
+                let Some(procedure) = self.authorize_pattern(
+                    MessageType::Register,
+                    request,
+                    &procedure,
+                    policy,
+                    Action::Register,
+                ) else {
                     return Flow::Continue;
                 };
-                match self.realm.dealer.register(&self.peer, procedure) {
+                match self.realm.dealer.register(&self.peer, procedure, policy) {
                     Ok(registration) => {
                         self.registrations.insert(registration);
                         self.reply(Message::Registered {

@@ -144,8 +144,11 @@ fn welcome(session: SessionId, realm: &str, authid: &str, authrole: &str) -> Mes
         Value::Dict(role)
     };
     let mut roles = Dict::new();
-    roles.insert("broker".into(), features(&["publisher_exclusion"]));
-    roles.insert("dealer".into(), features(&[]));
+    roles.insert(
+        "broker".into(),
+        features(&["publisher_exclusion", "pattern_based_subscription"]),
+    );
+    roles.insert("dealer".into(), features(&["pattern_based_registration"]));
     let mut details = Dict::new();
     details.insert("realm".into(), realm.into());
     details.insert("authid".into(), authid.into());
