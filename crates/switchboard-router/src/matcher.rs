@@ -182,10 +182,10 @@ impl<T> PatternIndex<T> {
             if len > uri.len() {
                 break;
             }
-            if let Some(prefix) = uri.get(..len) {
-                if let Some((k, v)) = self.prefix.get_key_value(prefix) {
-                    f(k, UriMatch::Prefix, v);
-                }
+            if let Some(prefix) = uri.get(..len)
+                && let Some((k, v)) = self.prefix.get_key_value(prefix)
+            {
+                f(k, UriMatch::Prefix, v);
             }
         }
         if self.wildcard_count > 0 {
@@ -208,10 +208,10 @@ impl<T> PatternIndex<T> {
             if len > uri.len() {
                 continue;
             }
-            if let Some(prefix) = uri.get(..len) {
-                if let Some((k, v)) = self.prefix.get_key_value(prefix) {
-                    return Some((k, UriMatch::Prefix, v));
-                }
+            if let Some(prefix) = uri.get(..len)
+                && let Some((k, v)) = self.prefix.get_key_value(prefix)
+            {
+                return Some((k, UriMatch::Prefix, v));
             }
         }
         if self.wildcard_count == 0 {
