@@ -2,7 +2,9 @@
 # Runs every test of the project on a fresh machine, installing what the tests need:
 #   formatting, clippy (-D warnings), rustdoc (-D warnings), the Rust unit and integration tests
 #   (nextest when installed, else cargo test), then the interop suite with Autobahn|Python (PyPI,
-#   into .venv) and Autobahn|JS (npm, into tests/interop/js/node_modules) against the built binary.
+#   into .venv) and Autobahn|JS (npm, into tests/interop/js/node_modules) against the built binary,
+#   and Autobahn|JS's browser bundle in headless Chromium (Debian's chromium, apt-get installed
+#   when missing).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -29,3 +31,6 @@ fi
 
 step "interop: Autobahn|Python and Autobahn|JS against target/debug/switchboard"
 SWITCHBOARD_BIN="$PWD/target/debug/switchboard" tests/interop/run.sh
+
+step "interop: Autobahn|JS (autobahn-browser) in headless Chromium against target/debug/switchboard"
+SWITCHBOARD_BIN="$PWD/target/debug/switchboard" tests/interop/browser/run.sh

@@ -199,11 +199,7 @@ fn resource(path: &WebPathConfig, base: &Path) -> Result<Resource, SetupError> {
         WebPathConfig::Static(s) => {
             let dir = base.join(&s.directory);
             Resource::Static(
-                StaticDir::new(
-                    &dir,
-                    s.options.enable_directory_listing,
-                    s.options.cache_timeout,
-                )
+                StaticDir::new(&dir, &s.options)
                 .map_err(|e| SetupError::StaticDir(dir, e))?,
             )
         }

@@ -78,6 +78,8 @@ pub struct StaticDir {
     root: PathBuf,
     listing: bool,
     cache_control: Option<HeaderValue>,
+    /// Content types by lower-case file extension (without the dot), overriding the built-in ones.
+    mime_types: std::collections::HashMap<String, HeaderValue>,
     serve: ServeDir,
 }
 
@@ -97,14 +99,24 @@ const PATH_SEGMENT: &AsciiSet = &CONTROLS
 
 impl StaticDir {
     /// Serves `dir`; fails when it cannot be resolved.
-    pub fn new(dir: &Path, listing: bool, cache_timeout: Option<u64>) -> std::io::Result<Self> {
+    pub fn new(dir: &Path, options: &crate::config::StaticOptions) -> std::io::Result<Self> {
         let root = dir.canonicalize()?;
+        let mime_types = options
+            .mime_types
+            .iter()
+            .filter_map(|(ext, mime)| {
+                let value = HeaderValue::from_str(mime).ok()?;
+                Some((ext.trim_start_matches('.').to_ascii_lowercase(), value))
+            })
+            .collect();
         Ok(Self {
             serve: ServeDir::new(&root).append_index_html_on_directories(true),
             root,
-            listing,
-            cache_control: cache_timeout
+            listing: options.enable_directory_listing,
+            cache_control: options
+                .cache_timeout
                 .and_then(|s| HeaderValue::from_str(&format!("max-age={s}")).ok()),
+            mime_types,
         })
     }
 
@@ -140,15 +152,27 @@ impl StaticDir {
         let Some(real) = self.resolve(rel) else {
             return text(StatusCode::NOT_FOUND, "not found\n");
         };
+        // A directory without its trailing slash: redirect with the full request path, so the
+        // mount point is kept and relative links in the page resolve.
+        if real.is_dir() && !rel.ends_with('/') {
+            return redirect(&format!("{}/", req.uri().path()));
+        }
         if real.is_dir() && !real.join("index.html").is_file() {
             if !self.listing {
                 return text(StatusCode::NOT_FOUND, "not found\n");
             }
-            if !rel.ends_with('/') {
-                return redirect(&format!("{}/", req.uri().path()));
-            }
             return self.listing_page(&real, req.uri().path());
         }
+        // RFC 9110 §14.2: a server ignores a Range it does not understand (another unit); we also
+        // answer several ranges with the whole file instead of 416.
+        let range_unusable = req.headers().get(header::RANGE).is_some_and(|r| {
+            r.to_str()
+                .map_or(true, |r| !r.trim_start().starts_with("bytes=") || r.contains(','))
+        });
+        if range_unusable {
+            req.headers_mut().remove(header::RANGE);
+        }
+        let origin = req.headers().get(header::ORIGIN).cloned();
         // ServeDir resolves the path again below its root; hand it the mount-relative path only.
         let query = req
             .uri()
@@ -164,12 +188,26 @@ impl StaticDir {
             Err(never) => match never {},
         };
         let mut response = response.map(|b| b.map_err(std::io::Error::other).boxed_unsync());
-        if let Some(cc) = &self.cache_control
-            && response.status().is_success()
-        {
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, cc.clone());
+        let success = response.status().is_success();
+        let headers = response.headers_mut();
+        if let Some(cc) = self.cache_control.as_ref().filter(|_| success) {
+            headers.insert(header::CACHE_CONTROL, cc.clone());
+        }
+        let mime = real
+            .extension()
+            .and_then(|e| e.to_str())
+            .and_then(|e| self.mime_types.get(&e.to_ascii_lowercase()));
+        if let Some(mime) = mime.filter(|_| success) {
+            headers.insert(header::CONTENT_TYPE, mime.clone());
+        }
+        // Crossbar's static service answers every origin (pages on other origins load assets from
+        // it); keep that for its users.
+        if let Some(origin) = origin {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
         }
         response
     }
@@ -228,7 +266,7 @@ mod tests {
         std::fs::write(web.join("a.txt"), "a").expect("write");
         std::fs::write(dir.path().join("secret"), "s").expect("write");
         std::os::unix::fs::symlink(dir.path().join("secret"), web.join("link")).expect("symlink");
-        let s = StaticDir::new(&web, false, None).expect("static dir");
+        let s = StaticDir::new(&web, &Default::default()).expect("static dir");
         assert!(s.resolve("/a.txt").is_some());
         assert!(s.resolve("/sub/../a.txt").is_none());
         assert!(s.resolve("/../secret").is_none());

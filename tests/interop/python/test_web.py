@@ -509,6 +509,25 @@ TRAVERSAL_PATHS = [
     "/../../../../../../../../etc/passwd",
     "/subdir/../../../../../../../../../etc/passwd",
     "/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+    # through the /linked mount (its root is node_dir/elsewhere/assets: two levels up is the node dir)
+    f"/linked/../{SECRET_NAME}",
+    f"/linked/../../{SECRET_NAME}",
+    f"/linked/%2e%2e/%2e%2e/{SECRET_NAME}",
+    f"/linked/..%2f..%2f{SECRET_NAME}",
+    f"/linked/..%2f..%2f.crossbar%2f{SECRET_NAME}",
+    f"/linked%2f..%2f..%2f{SECRET_NAME}",
+    "/linked/%2e%2e/%2e%2e/config.json",
+]
+
+#: through the other services' paths: any answer (a redirect, the WebSocket
+#: endpoint's page) as long as it is not the file
+SERVICE_PATH_TRAVERSALS = [
+    f"/ws/../{SECRET_NAME}",
+    f"/ws/%2e%2e/{SECRET_NAME}",
+    f"/ws/..%2f{SECRET_NAME}",
+    f"/old/../{SECRET_NAME}",
+    f"/old/%2e%2e/{SECRET_NAME}",
+    "/old/../../../../etc/passwd",
 ]
 
 
@@ -521,6 +540,17 @@ def test_directory_traversal_is_impossible(web, which, path):
         assert web.secret not in r.body
         pytest.xfail("Crossbar answers a %00 in the path with 500 Processing Failed (no leak)")
     assert_no_leak(web, r, f"GET {path} on {which}")
+
+
+@BOTH
+@pytest.mark.parametrize("path", SERVICE_PATH_TRAVERSALS)
+def test_directory_traversal_through_other_services_paths(web, which, path):
+    r = h.get(port_of(web, which), path)
+    assert web.secret not in r.body, f"GET {path} on {which}: leaked the secret: {r.describe()}"
+    assert b'"workers"' not in r.body, f"GET {path} on {which}: leaked config.json: {r.describe()}"
+    for m in PASSWD_MARKERS:
+        assert m not in r.body, f"GET {path} on {which}: leaked /etc/passwd: {r.describe()}"
+    assert r.status < 500, f"GET {path} on {which}: {r.describe()}"
 
 
 SYMLINK_PATHS = ["/escape.txt", f"/escape_dir/{SECRET_NAME}", "/escape_dir/config.json", "/passwd_link", "/etc_link/passwd"]
@@ -736,6 +766,38 @@ def test_multiple_ranges_get_the_bytes_or_the_whole_file(web, which):
         else:
             first, last = map(int, r.header("content-range").split(" ")[1].split("/")[0].split("-"))
             assert first <= 0 and last >= 6 and r.body == data[first : last + 1], r.describe()
+
+
+@BOTH
+def test_slow_clients_do_not_block_others(web, which):
+    """Connections that send nothing, or half a request line, or headers
+    without the final blank line, must not keep others from being served."""
+    import socket
+
+    port = port_of(web, which)
+    idle = []
+    try:
+        for data in (b"", b"GE", b"GET /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\n", b"\x7f"):
+            s_ = socket.create_connection(("127.0.0.1", port), timeout=h.TIMEOUT)
+            if data:
+                s_.sendall(data)
+            idle.append(s_)
+        r = h.get(port, "/data.json")
+        assert r.status == 200 and r.body == web.files["/data.json"], r.describe()
+    finally:
+        for s_ in idle:
+            s_.close()
+
+
+@BOTH
+def test_concurrent_downloads(web, which):
+    from concurrent.futures import ThreadPoolExecutor
+
+    port = port_of(web, which)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(lambda _: h.get(port, "/big.bin"), range(16)))
+    for r in results:
+        assert r.status == 200 and r.body == web.files["/big.bin"], r.describe()
 
 
 # ---------------------------------------------------------------------------

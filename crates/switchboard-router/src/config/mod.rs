@@ -507,6 +507,9 @@ pub struct StaticOptions {
     /// `Cache-Control: max-age` in seconds.
     #[serde(default)]
     pub cache_timeout: Option<u64>,
+    /// Extra MIME types by file extension (`{".wasm": "application/wasm"}`).
+    #[serde(default)]
+    pub mime_types: BTreeMap<String, String>,
 }
 
 /// `{"type": "redirect"}`.
