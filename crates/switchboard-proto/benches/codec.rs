@@ -22,13 +22,66 @@ fn messages(s: Serializer) -> Vec<(&'static str, Message)> {
     let mut ack = Dict::new();
     ack.insert("acknowledge".into(), true.into());
     vec![
-        ("call", Message::Call { request: 1234, options: Dict::new(), procedure: "com.example.echo".into(), payload: payload(s) }),
-        ("invocation", Message::Invocation { request: 99, registration: 7, details: Dict::new(), payload: payload(s) }),
-        ("yield", Message::Yield { request: 99, options: Dict::new(), payload: payload(s) }),
-        ("result", Message::Result { request: 1234, details: Dict::new(), payload: payload(s) }),
-        ("publish", Message::Publish { request: 5678, options: ack, topic: "com.example.topic".into(), payload: payload(s) }),
-        ("event", Message::Event { subscription: 3, publication: 4_503_599_627_370_495, details: Dict::new(), payload: payload(s) }),
-        ("subscribe", Message::Subscribe { request: 1, options: Dict::new(), topic: "com.example.topic".into() }),
+        (
+            "call",
+            Message::Call {
+                request: 1234,
+                options: Dict::new(),
+                procedure: "com.example.echo".into(),
+                payload: payload(s),
+            },
+        ),
+        (
+            "invocation",
+            Message::Invocation {
+                request: 99,
+                registration: 7,
+                details: Dict::new(),
+                payload: payload(s),
+            },
+        ),
+        (
+            "yield",
+            Message::Yield {
+                request: 99,
+                options: Dict::new(),
+                payload: payload(s),
+            },
+        ),
+        (
+            "result",
+            Message::Result {
+                request: 1234,
+                details: Dict::new(),
+                payload: payload(s),
+            },
+        ),
+        (
+            "publish",
+            Message::Publish {
+                request: 5678,
+                options: ack,
+                topic: "com.example.topic".into(),
+                payload: payload(s),
+            },
+        ),
+        (
+            "event",
+            Message::Event {
+                subscription: 3,
+                publication: 4_503_599_627_370_495,
+                details: Dict::new(),
+                payload: payload(s),
+            },
+        ),
+        (
+            "subscribe",
+            Message::Subscribe {
+                request: 1,
+                options: Dict::new(),
+                topic: "com.example.topic".into(),
+            },
+        ),
     ]
 }
 
@@ -47,8 +100,15 @@ fn bench(c: &mut Criterion) {
         group.finish();
     }
     // Transcoding a payload between serializers (what a mixed-serializer EVENT costs).
-    let msg = Message::Event { subscription: 3, publication: 4, details: Dict::new(), payload: payload(Serializer::Json) };
-    c.bench_function("codec/transcode/event_json_to_cbor", |b| b.iter(|| encode(Serializer::Cbor, black_box(&msg)).expect("encode")));
+    let msg = Message::Event {
+        subscription: 3,
+        publication: 4,
+        details: Dict::new(),
+        payload: payload(Serializer::Json),
+    };
+    c.bench_function("codec/transcode/event_json_to_cbor", |b| {
+        b.iter(|| encode(Serializer::Cbor, black_box(&msg)).expect("encode"))
+    });
 }
 
 criterion_group!(benches, bench);

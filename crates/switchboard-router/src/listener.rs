@@ -199,8 +199,7 @@ fn resource(path: &WebPathConfig, base: &Path) -> Result<Resource, SetupError> {
         WebPathConfig::Static(s) => {
             let dir = base.join(&s.directory);
             Resource::Static(
-                StaticDir::new(&dir, &s.options)
-                .map_err(|e| SetupError::StaticDir(dir, e))?,
+                StaticDir::new(&dir, &s.options).map_err(|e| SetupError::StaticDir(dir, e))?,
             )
         }
         WebPathConfig::WebSocket(o) => Resource::WebSocket(WsEndpoint::from_options(o)),

@@ -166,8 +166,9 @@ impl StaticDir {
         // RFC 9110 §14.2: a server ignores a Range it does not understand (another unit); we also
         // answer several ranges with the whole file instead of 416.
         let range_unusable = req.headers().get(header::RANGE).is_some_and(|r| {
-            r.to_str()
-                .map_or(true, |r| !r.trim_start().starts_with("bytes=") || r.contains(','))
+            r.to_str().map_or(true, |r| {
+                !r.trim_start().starts_with("bytes=") || r.contains(',')
+            })
         });
         if range_unusable {
             req.headers_mut().remove(header::RANGE);
