@@ -31,7 +31,7 @@ pub enum StartError {
         source: crate::listener::SetupError,
     },
     /// A transport could not bind its endpoint.
-    #[error("transport {index} ({endpoint}): cannot listen: {source}")]
+    #[error("transport {index}: cannot listen on {endpoint}: {source}")]
     Bind {
         /// Position in `workers[0].transports`.
         index: usize,
@@ -109,7 +109,7 @@ pub async fn start(loaded: &LoadedConfig) -> Result<RunningNode, StartError> {
         let (listener, addr) =
             listener::bind(endpoint, &loaded.base_dir).map_err(|source| StartError::Bind {
                 index,
-                endpoint: format!("{endpoint:?}"),
+                endpoint: endpoint.to_string(),
                 source,
             })?;
         bound.push((listener, addr, *t, protocols));

@@ -740,6 +740,23 @@ tagged!(EndpointConfig, "endpoint", {
     "unix" => Unix(UnixEndpointConfig),
 });
 
+impl std::fmt::Display for EndpointConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tls = if self.tls().is_some() { " (TLS)" } else { "" };
+        match self {
+            EndpointConfig::Tcp(t) => {
+                write!(
+                    f,
+                    "tcp:{}:{}{tls}",
+                    t.interface.as_deref().unwrap_or("0.0.0.0"),
+                    t.port
+                )
+            }
+            EndpointConfig::Unix(u) => write!(f, "unix:{}{tls}", u.path.display()),
+        }
+    }
+}
+
 impl EndpointConfig {
     /// The endpoint's TLS settings, if it uses TLS.
     pub fn tls(&self) -> Option<&TlsConfig> {
