@@ -37,3 +37,8 @@ pub const GOODBYE_AND_OUT: &str = "wamp.close.goodbye_and_out";
 pub const SYSTEM_SHUTDOWN: &str = "wamp.close.system_shutdown";
 /// ABORT: the session was closed because it could not keep up with its messages.
 pub const SLOW_CONSUMER: &str = "wamp.close.slow_consumer";
+/// ERROR: REGISTER with an invocation policy other than the existing shared registration's.
+pub const PROCEDURE_EXISTS_WITH_DIFFERENT_INVOCATION_POLICY: &str =
+    "wamp.error.procedure_exists_with_different_invocation_policy";
+/// ERROR: the call timed out (spec, "Call Timeouts").
+pub const TIMEOUT: &str = "wamp.error.timeout";

@@ -51,6 +51,78 @@ pub enum PublishOutcome {
     Unconvertible(Id, String),
 }
 
+/// PUBLISH.Options black- and whitelists (spec, "Subscriber Black- and Whitelisting"). As in
+/// Crossbar, the `eligible*` lists together form one whitelist (a receiver on any of them is
+/// eligible) and the `exclude*` lists one blacklist, which wins.
+#[derive(Debug, Default)]
+struct Receivers {
+    eligible: Option<(Vec<u64>, Vec<String>, Vec<String>)>,
+    exclude: (Vec<u64>, Vec<String>, Vec<String>),
+}
+
+impl Receivers {
+    /// The lists of `options`; `None` when there are none (the common case costs nothing).
+    fn from_options(options: &Dict) -> Option<Self> {
+        let ids = |key: &str| -> Option<Vec<u64>> {
+            options
+                .get(key)?
+                .as_list()
+                .map(|l| l.iter().filter_map(|v| v.as_u64()).collect())
+        };
+        let strs = |key: &str| -> Option<Vec<String>> {
+            options.get(key)?.as_list().map(|l| {
+                l.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+        };
+        let (e, ea, er) = (
+            ids("eligible"),
+            strs("eligible_authid"),
+            strs("eligible_authrole"),
+        );
+        let (x, xa, xr) = (
+            ids("exclude"),
+            strs("exclude_authid"),
+            strs("exclude_authrole"),
+        );
+        if e.is_none()
+            && ea.is_none()
+            && er.is_none()
+            && x.is_none()
+            && xa.is_none()
+            && xr.is_none()
+        {
+            return None;
+        }
+        let eligible = (e.is_some() || ea.is_some() || er.is_some()).then(|| {
+            (
+                e.unwrap_or_default(),
+                ea.unwrap_or_default(),
+                er.unwrap_or_default(),
+            )
+        });
+        Some(Self {
+            eligible,
+            exclude: (
+                x.unwrap_or_default(),
+                xa.unwrap_or_default(),
+                xr.unwrap_or_default(),
+            ),
+        })
+    }
+
+    fn admits(&self, peer: &Peer) -> bool {
+        let who = peer.identity();
+        let on = |(ids, authids, authroles): &(Vec<u64>, Vec<String>, Vec<String>)| {
+            ids.contains(&who.session.0)
+                || authids.contains(&who.authid)
+                || authroles.contains(&who.authrole)
+        };
+        !on(&self.exclude) && self.eligible.as_ref().is_none_or(on)
+    }
+}
+
 /// A subscription a publication goes to, snapshotted under the read lock.
 struct Target {
     id: Id,
@@ -142,6 +214,7 @@ impl Broker {
             .get("exclude_me")
             .and_then(|v| v.as_bool())
             .unwrap_or(true);
+        let receivers = Receivers::from_options(options);
         let mut unconvertible = None;
         for target in targets {
             let mut details = if disclose {
@@ -162,6 +235,9 @@ impl Broker {
             let mut encoded = EncodedOnce::new(&event);
             for subscriber in target.subscribers.iter() {
                 if exclude_me && subscriber == publisher {
+                    continue;
+                }
+                if receivers.as_ref().is_some_and(|r| !r.admits(subscriber)) {
                     continue;
                 }
                 match encoded.get(subscriber.serializer()) {

@@ -1,4 +1,6 @@
-//! The dealer: procedure registrations and call routing (spec, "Remote Procedure Calls").
+//! The dealer: procedure registrations and call routing (spec, "Remote Procedure Calls"), with
+//! the Advanced Profile's pattern-based and shared registrations, progressive call results, call
+//! timeouts, call canceling and caller identification.
 //!
 //! CALL runs on the caller's task: a read lock finds the registration, the pending invocation is
 //! recorded on the callee's [`Peer`], and the INVOCATION goes into the callee's outbox. YIELD and
@@ -6,7 +8,9 @@
 //! RESULT or ERROR into the caller's outbox. No dealer task sits in between.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use switchboard_proto::ids::IdSequence;
 use switchboard_proto::{Dict, Id, Message, MessageType, Payload, Uri, UriMatch, codec, errors};
@@ -16,12 +20,64 @@ use crate::matcher::PatternIndex;
 use crate::realm::{read, write};
 use crate::session::peer::{Peer, PendingInvocation, SendError, SessionId};
 
-#[derive(Debug)]
+/// How calls to a shared registration pick their callee (spec, "Shared Registration").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvokePolicy {
+    /// One callee only; further registrations fail.
+    Single,
+    /// Callees in turn, in registration order.
+    RoundRobin,
+    /// A random callee per call.
+    Random,
+    /// The first callee registered (hot standby).
+    First,
+    /// The last callee registered.
+    Last,
+}
+
+impl InvokePolicy {
+    /// Parses REGISTER.Options.invoke (already type-checked by the codec); single when absent.
+    pub fn from_options(options: &Dict) -> Self {
+        match options
+            .get("invoke")
+            .and_then(switchboard_proto::Value::as_str)
+        {
+            Some("roundrobin") => Self::RoundRobin,
+            Some("random") => Self::Random,
+            Some("first") => Self::First,
+            Some("last") => Self::Last,
+            _ => Self::Single,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
 struct Registration {
     id: Id,
     procedure: Uri,
     policy: UriMatch,
-    callee: Peer,
+    invoke: InvokePolicy,
+    /// In registration order. Copy-on-write: a change replaces the whole `Arc<Registration>`.
+    callees: Vec<Peer>,
+    /// Shared by every version of this registration, so round robin survives joins and leaves.
+    next: Arc<AtomicUsize>,
+}
+
+impl Registration {
+    fn pick(&self) -> Option<&Peer> {
+        match self.invoke {
+            InvokePolicy::Single | InvokePolicy::First => self.callees.first(),
+            InvokePolicy::Last => self.callees.last(),
+            InvokePolicy::RoundRobin => {
+                let n = self.next.fetch_add(1, Ordering::Relaxed);
+                self.callees.get(n % self.callees.len().max(1))
+            }
+            InvokePolicy::Random => {
+                let n = rand::random_range(0..self.callees.len().max(1));
+                self.callees.get(n)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -89,6 +145,84 @@ pub(crate) fn error_with_text(
     }
 }
 
+/// How a call is canceled (spec, "Call Canceling").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelMode {
+    /// ERROR to the caller now; the callee is not told, its answer is dropped.
+    Skip,
+    /// INTERRUPT to the callee; its answer (ERROR or RESULT) goes to the caller.
+    Kill,
+    /// ERROR to the caller now and INTERRUPT to the callee, whose answer is dropped.
+    KillNoWait,
+}
+
+impl CancelMode {
+    /// Parses CANCEL.Options.mode; `killnowait` (Crossbar's default) when absent or unknown.
+    pub fn from_options(options: &Dict) -> Self {
+        match options
+            .get("mode")
+            .and_then(switchboard_proto::Value::as_str)
+        {
+            Some("skip") => Self::Skip,
+            Some("kill") => Self::Kill,
+            _ => Self::KillNoWait,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Skip => "skip",
+            Self::Kill => "kill",
+            Self::KillNoWait => "killnowait",
+        }
+    }
+}
+
+fn send_to(peer: &Peer, msg: Message) {
+    if let Some(bytes) = encode_or_log(peer, msg) {
+        let _ = peer.send(bytes);
+    }
+}
+
+/// Ends the invocation `invocation` of `callee` for its caller: ERROR `reason` to the caller, and
+/// (unless the mode is skip or the callee cannot take it) INTERRUPT to the callee. For `Kill`, the
+/// invocation stays pending and the callee's answer goes to the caller.
+fn cancel_invocation(callee: &Peer, invocation: Id, mode: CancelMode, reason: &'static str) {
+    let mode = if callee.features().callee_call_canceling {
+        mode
+    } else {
+        CancelMode::Skip
+    };
+    if mode != CancelMode::Skip {
+        let mut options = Dict::new();
+        options.insert("mode".into(), mode.as_str().into());
+        options.insert("reason".into(), reason.into());
+        send_to(
+            callee,
+            Message::Interrupt {
+                request: invocation,
+                options,
+            },
+        );
+    }
+    if mode == CancelMode::Kill {
+        return;
+    }
+    if let Some(pending) = callee.take_pending_invocation(invocation) {
+        let caller = &pending.caller;
+        caller.untrack_call(pending.call_request);
+        let text = if reason == errors::TIMEOUT {
+            "the call timed out"
+        } else {
+            "the call was canceled"
+        };
+        send_to(
+            caller,
+            CallError::new(reason, text).to_message(pending.call_request, caller.serializer()),
+        );
+    }
+}
+
 impl Dealer {
     /// An empty dealer drawing registration ids from `ids`.
     pub fn new(ids: Arc<IdSequence>) -> Self {
@@ -98,55 +232,92 @@ impl Dealer {
         }
     }
 
-    /// Registers `procedure` under `policy` for `callee`; fails with `procedure_already_exists`
-    /// when that pattern and policy are taken.
+    /// Registers `procedure` under `policy` for `callee`. With `invoke` other than single, later
+    /// callees asking for the same policy join the registration (same id); anything else fails
+    /// with `procedure_already_exists`.
     pub fn register(
         &self,
         callee: &Peer,
         procedure: Uri,
         policy: UriMatch,
+        invoke: InvokePolicy,
     ) -> Result<Id, CallError> {
         let mut state = write(&self.state);
-        if state.registrations.get(&procedure, policy).is_some() {
-            return Err(CallError::new(
-                errors::PROCEDURE_ALREADY_EXISTS,
-                format!(
-                    "procedure {procedure} ({}) is already registered",
-                    policy.as_str()
-                ),
-            ));
+        if let Some(existing) = state.registrations.get(&procedure, policy).cloned() {
+            if existing.invoke == InvokePolicy::Single || existing.invoke != invoke {
+                let uri = if existing.invoke != invoke {
+                    errors::PROCEDURE_EXISTS_WITH_DIFFERENT_INVOCATION_POLICY
+                } else {
+                    errors::PROCEDURE_ALREADY_EXISTS
+                };
+                return Err(CallError::new(
+                    uri,
+                    format!(
+                        "procedure {procedure} ({}) is already registered",
+                        policy.as_str()
+                    ),
+                ));
+            }
+            if existing.callees.contains(callee) {
+                return Err(CallError::new(
+                    errors::PROCEDURE_ALREADY_EXISTS,
+                    format!("this session already registered {procedure}"),
+                ));
+            }
+            let mut joined = (*existing).clone();
+            joined.callees.push(callee.clone());
+            let joined = Arc::new(joined);
+            state.by_id.insert(joined.id, joined.clone());
+            state
+                .registrations
+                .insert(procedure, policy, joined.clone());
+            return Ok(joined.id);
         }
         let reg = Arc::new(Registration {
             id: self.ids.next_id(),
             procedure: procedure.clone(),
             policy,
-            callee: callee.clone(),
+            invoke,
+            callees: vec![callee.clone()],
+            next: Arc::new(AtomicUsize::new(0)),
         });
         state.by_id.insert(reg.id, reg.clone());
         state.registrations.insert(procedure, policy, reg.clone());
         Ok(reg.id)
     }
 
-    /// Removes registration `id` if `callee` holds it.
+    /// Removes `callee` from registration `id`; deletes the registration with its last callee.
     pub fn unregister(&self, callee: SessionId, id: Id) -> bool {
         let mut state = write(&self.state);
-        match state.by_id.get(&id) {
-            Some(reg) if reg.callee.id() == callee => {
-                let (procedure, policy) = (reg.procedure.clone(), reg.policy);
-                state.by_id.remove(&id);
-                state.registrations.remove(&procedure, policy);
-                true
-            }
-            _ => false,
+        let Some(reg) = state.by_id.get(&id).cloned() else {
+            return false;
+        };
+        let Some(pos) = reg.callees.iter().position(|c| c.id() == callee) else {
+            return false;
+        };
+        if reg.callees.len() == 1 {
+            state.by_id.remove(&id);
+            state.registrations.remove(&reg.procedure, reg.policy);
+        } else {
+            let mut left = (*reg).clone();
+            left.callees.remove(pos);
+            let left = Arc::new(left);
+            state.by_id.insert(id, left.clone());
+            state
+                .registrations
+                .insert(left.procedure.clone(), left.policy, left);
         }
+        true
     }
 
-    /// Routes a CALL to its callee; with `disclose`, INVOCATION.Details carry the caller's identity
-    /// (the role's `disclose.caller`). On error the caller gets the returned ERROR.
+    /// Routes a CALL to its callee. `disclose` (the role's `disclose.caller`, or the caller's
+    /// `disclose_me`) puts the caller's identity into INVOCATION.Details. On error the caller gets
+    /// the returned ERROR.
     pub fn call(
         &self,
         caller: &Peer,
         request: Id,
+        options: &Dict,
         procedure: &str,
         payload: &Payload,
         disclose: bool,
@@ -162,10 +333,25 @@ impl Dealer {
                 format!("no callee registered procedure {procedure}"),
             ));
         };
-        let callee = &reg.callee;
+        let Some(callee) = reg.pick() else {
+            return Err(CallError::new(
+                errors::NO_SUCH_PROCEDURE,
+                format!("no callee for {procedure}"),
+            ));
+        };
+        let flag = |name: &str| {
+            options
+                .get(name)
+                .and_then(switchboard_proto::Value::as_bool)
+                .unwrap_or(false)
+        };
+        // Progressive results only when both ends can take part (spec, "Progressive Call Results").
+        let progressive =
+            flag("receive_progress") && callee.features().callee_progressive_call_results;
         let invocation_id = callee.add_pending_invocation(PendingInvocation {
             caller: caller.clone(),
             call_request: request,
+            progressive,
         });
         let mut details = if disclose {
             crate::broker::identity_details(caller, "caller")
@@ -175,6 +361,9 @@ impl Dealer {
         // The callee of a pattern-based registration learns which procedure was called.
         if reg.policy != UriMatch::Exact {
             details.insert("procedure".into(), procedure.into());
+        }
+        if progressive {
+            details.insert("receive_progress".into(), true.into());
         }
         let invocation = Message::Invocation {
             request: invocation_id,
@@ -201,49 +390,102 @@ impl Dealer {
                 "the invocation is larger than the callee accepts",
             ));
         }
-        match callee.send(bytes) {
-            Ok(()) => Ok(()),
-            Err(SendError::Closed | SendError::Full) => failed(CallError::new(
+        caller.track_call(request, callee.clone(), invocation_id);
+        if let Err(SendError::Closed | SendError::Full) = callee.send(bytes) {
+            caller.untrack_call(request);
+            return failed(CallError::new(
                 errors::CANCELED,
                 "the callee cannot take the call (it left or cannot keep up)",
-            )),
+            ));
         }
+        // spec, "Call Timeouts": the dealer cancels the call when `timeout` ms pass first.
+        let timeout = options
+            .get("timeout")
+            .and_then(switchboard_proto::Value::as_u64)
+            .unwrap_or(0);
+        if timeout > 0 {
+            let callee = callee.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(timeout)).await;
+                if callee.peek_pending_invocation(invocation_id).is_some() {
+                    cancel_invocation(
+                        &callee,
+                        invocation_id,
+                        CancelMode::KillNoWait,
+                        errors::TIMEOUT,
+                    );
+                }
+            });
+        }
+        Ok(())
     }
 
-    /// Handles YIELD from `callee`: the result goes to the caller.
-    pub fn handle_yield(&self, callee: &Peer, request: Id, payload: Payload) {
-        let Some(pending) = callee.take_pending_invocation(request) else {
-            // The caller left (or the call otherwise ended) before the callee answered.
-            tracing::debug!(
-                session = callee.id().0,
-                request,
-                "YIELD for no pending invocation"
-            );
+    /// Handles CANCEL from `caller` for its CALL `request`. A call that already ended is ignored.
+    pub fn cancel(&self, caller: &Peer, request: Id, mode: CancelMode) {
+        let Some((callee, invocation)) = caller.untrack_call(request) else {
             return;
         };
-        let caller = &pending.caller;
+        if mode == CancelMode::Kill {
+            // The call stays tracked: the callee's answer still ends it.
+            caller.track_call(request, callee.clone(), invocation);
+        }
+        cancel_invocation(&callee, invocation, mode, errors::CANCELED);
+    }
+
+    /// Handles YIELD from `callee`: the result goes to the caller; a progressive one
+    /// (`progress: true`, when the caller asked for it) leaves the call open.
+    pub fn handle_yield(&self, callee: &Peer, request: Id, options: &Dict, payload: Payload) {
+        let progress = options
+            .get("progress")
+            .and_then(switchboard_proto::Value::as_bool)
+            .unwrap_or(false);
+        let (caller, call_request, progressive_result) =
+            match callee.peek_pending_invocation(request) {
+                Some((caller, call_request, progressive)) if progress && progressive => {
+                    (caller, call_request, true)
+                }
+                _ => match callee.take_pending_invocation(request) {
+                    Some(p) => {
+                        p.caller.untrack_call(p.call_request);
+                        (p.caller, p.call_request, false)
+                    }
+                    None => {
+                        // The call ended first (canceled, timed out, or its caller left).
+                        tracing::debug!(
+                            session = callee.id().0,
+                            request,
+                            "YIELD for no pending invocation"
+                        );
+                        return;
+                    }
+                },
+            };
+        let mut details = Dict::new();
+        if progressive_result {
+            details.insert("progress".into(), true.into());
+        }
         let result = Message::Result {
-            request: pending.call_request,
-            details: Dict::new(),
+            request: call_request,
+            details,
             payload,
         };
         let reply = match codec::encode(caller.serializer(), &result) {
             Ok(b) if caller.accepts_len(b.len()) => Some(b),
             Ok(_) => encode_or_log(
-                caller,
+                &caller,
                 CallError::new(
                     errors::PAYLOAD_SIZE_EXCEEDED,
                     "the result is larger than the caller accepts",
                 )
-                .to_message(pending.call_request, caller.serializer()),
+                .to_message(call_request, caller.serializer()),
             ),
             Err(e) => encode_or_log(
-                caller,
+                &caller,
                 CallError::new(
                     errors::INVALID_ARGUMENT,
                     format!("the result cannot be converted for the caller: {e}"),
                 )
-                .to_message(pending.call_request, caller.serializer()),
+                .to_message(call_request, caller.serializer()),
             ),
         };
         if let Some(reply) = reply {
@@ -269,6 +511,7 @@ impl Dealer {
             return;
         };
         let caller = &pending.caller;
+        caller.untrack_call(pending.call_request);
         let msg = Message::Error {
             request_type: MessageType::Call.code(),
             request: pending.call_request,
@@ -292,17 +535,35 @@ impl Dealer {
         }
     }
 
-    /// A callee left: drop its registrations and fail the calls it still owed an answer to.
-    pub fn callee_left(&self, callee: &Peer, registrations: impl IntoIterator<Item = Id>) {
+    /// A session left: drop its registrations, fail the calls it owed an answer to (as callee),
+    /// and withdraw the calls it was waiting for (as caller).
+    pub fn session_left(&self, peer: &Peer, registrations: impl IntoIterator<Item = Id>) {
         for id in registrations {
-            self.unregister(callee.id(), id);
+            self.unregister(peer.id(), id);
         }
-        for pending in callee.drain_pending_invocations() {
+        for pending in peer.drain_pending_invocations() {
             let caller = &pending.caller;
-            let msg = CallError::new(errors::CANCELED, "callee disconnected from in-flight call")
-                .to_message(pending.call_request, caller.serializer());
-            if let Some(bytes) = encode_or_log(caller, msg) {
-                let _ = caller.send(bytes);
+            caller.untrack_call(pending.call_request);
+            send_to(
+                caller,
+                CallError::new(errors::CANCELED, "callee disconnected from in-flight call")
+                    .to_message(pending.call_request, caller.serializer()),
+            );
+        }
+        for (callee, invocation) in peer.drain_calls() {
+            if callee.take_pending_invocation(invocation).is_some()
+                && callee.features().callee_call_canceling
+            {
+                let mut options = Dict::new();
+                options.insert("mode".into(), "killnowait".into());
+                options.insert("reason".into(), errors::CANCELED.into());
+                send_to(
+                    &callee,
+                    Message::Interrupt {
+                        request: invocation,
+                        options,
+                    },
+                );
             }
         }
     }

@@ -12,7 +12,7 @@ use tracing::debug;
 use super::peer::{self, Peer};
 use super::{GOODBYE_REPLY_TIMEOUT, SessionConfig, WRITE_BATCH_MESSAGES, send_now};
 use crate::broker::PublishOutcome;
-use crate::dealer::{encode_or_log, error_with_text};
+use crate::dealer::{CancelMode, InvokePolicy, encode_or_log, error_with_text};
 use crate::realm::Realm;
 use crate::realm::authz::{Action, Decision, Role};
 
@@ -35,6 +35,11 @@ pub(super) struct Established {
     pub(super) registrations: HashSet<Id>,
     /// Authorization decisions of this session's role, by URI (owned by this task, so no lock).
     pub(super) authz_cache: HashMap<Uri, Decision>,
+}
+
+/// A boolean option, false when absent (the codec already checked its type).
+fn flag(options: &switchboard_proto::Dict, name: &str) -> bool {
+    options.get(name).and_then(Value::as_bool).unwrap_or(false)
 }
 
 /// The `match` option of SUBSCRIBE or REGISTER (already type-checked by the codec); exact when absent.
@@ -169,7 +174,7 @@ impl Established {
         }
         self.realm
             .dealer
-            .callee_left(&self.peer, self.registrations.drain());
+            .session_left(&self.peer, self.registrations.drain());
         self.realm.leave(self.peer.id());
     }
 
@@ -188,27 +193,6 @@ impl Established {
             text,
             self.peer.serializer(),
         ));
-    }
-
-    /// Answers ERROR `invalid_argument` when option `key` asks for something other than
-    /// `implemented`, the only value this router supports so far; returns whether it refused.
-    fn refuse_unimplemented(
-        &self,
-        kind: MessageType,
-        request: Id,
-        options: &switchboard_proto::Dict,
-        key: &str,
-        implemented: &str,
-        text: &str,
-    ) -> bool {
-        let asks_more = options
-            .get(key)
-            .and_then(Value::as_str)
-            .is_some_and(|v| v != implemented);
-        if asks_more {
-            self.reply_error(kind, request, errors::INVALID_ARGUMENT, text);
-        }
-        asks_more
     }
 
     /// Checks an exact URI and the role's permission for `action`, through the session's decision
@@ -349,7 +333,8 @@ impl Established {
                 else {
                     return Flow::Continue;
                 };
-                let disclose = decision.disclose_publisher;
+                // spec, "Publisher Identification": the role's config or the publisher's request.
+                let disclose = decision.disclose_publisher || flag(&options, "disclose_me");
                 match self
                     .realm
                     .broker
@@ -382,17 +367,8 @@ impl Established {
                 options,
                 procedure,
             } => {
-                if self.refuse_unimplemented(
-                    MessageType::Register,
-                    request,
-                    &options,
-                    "invoke",
-                    "single",
-                    "shared registrations are not supported yet",
-                ) {
-                    return Flow::Continue;
-                }
                 let policy = match_policy(&options);
+                let invoke = InvokePolicy::from_options(&options);
                 let Some(procedure) = self.authorize_pattern(
                     MessageType::Register,
                     request,
@@ -402,7 +378,11 @@ impl Established {
                 ) else {
                     return Flow::Continue;
                 };
-                match self.realm.dealer.register(&self.peer, procedure, policy) {
+                match self
+                    .realm
+                    .dealer
+                    .register(&self.peer, procedure, policy, invoke)
+                {
                     Ok(registration) => {
                         self.registrations.insert(registration);
                         self.reply(Message::Registered {
@@ -435,28 +415,31 @@ impl Established {
             }
             Message::Call {
                 request,
+                options,
                 procedure,
                 payload,
-                ..
             } => {
                 let Some((procedure, decision)) =
                     self.authorize(MessageType::Call, request, &procedure, Action::Call)
                 else {
                     return Flow::Continue;
                 };
-                let disclose = decision.disclose_caller;
-                if let Err(e) = self
-                    .realm
-                    .dealer
-                    .call(&self.peer, request, &procedure, &payload, disclose)
-                {
+                // spec, "Caller Identification": the role's config or the caller's own request.
+                let disclose = decision.disclose_caller || flag(&options, "disclose_me");
+                if let Err(e) = self.realm.dealer.call(
+                    &self.peer, request, &options, &procedure, &payload, disclose,
+                ) {
                     self.reply(e.to_message(request, self.peer.serializer()));
                 }
             }
             Message::Yield {
-                request, payload, ..
+                request,
+                options,
+                payload,
             } => {
-                self.realm.dealer.handle_yield(&self.peer, request, payload);
+                self.realm
+                    .dealer
+                    .handle_yield(&self.peer, request, &options, payload);
             }
             Message::Error {
                 request_type,
@@ -475,10 +458,10 @@ impl Established {
                     .handle_invocation_error(&self.peer, request, details, error, payload);
             }
             Message::Goodbye { .. } => return Flow::Goodbye,
-            // Call canceling is not announced in WELCOME, so a client should not send CANCEL; one
-            // that does loses nothing: the call completes normally.
-            Message::Cancel { request, .. } => {
-                debug!(request, "CANCEL ignored: call canceling is not implemented")
+            Message::Cancel { request, options } => {
+                self.realm
+                    .dealer
+                    .cancel(&self.peer, request, CancelMode::from_options(&options));
             }
             other => {
                 return Flow::Violation(format!(

@@ -114,6 +114,7 @@ pub(super) async fn handshake<T: Transport>(
     };
     let (peer, outbox) = Peer::new(
         identity,
+        client_features(&details),
         transport.serializer(),
         transport.peer_max_message_bytes(),
         cfg.outbox_capacity,
@@ -132,6 +133,26 @@ pub(super) async fn handshake<T: Transport>(
     })
 }
 
+/// The callee features of HELLO.Details.roles the dealer acts on.
+fn client_features(details: &Dict) -> peer::ClientFeatures {
+    let callee_feature = |name: &str| {
+        details
+            .get("roles")
+            .and_then(Value::as_dict)
+            .and_then(|r| r.get("callee"))
+            .and_then(Value::as_dict)
+            .and_then(|c| c.get("features"))
+            .and_then(Value::as_dict)
+            .and_then(|f| f.get(name))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    };
+    peer::ClientFeatures {
+        callee_call_canceling: callee_feature("call_canceling"),
+        callee_progressive_call_results: callee_feature("progressive_call_results"),
+    }
+}
+
 /// WELCOME, announcing exactly the features this router implements.
 fn welcome(session: SessionId, realm: &str, authid: &str, authrole: &str) -> Message {
     let features = |list: &[&str]| {
@@ -146,9 +167,24 @@ fn welcome(session: SessionId, realm: &str, authid: &str, authrole: &str) -> Mes
     let mut roles = Dict::new();
     roles.insert(
         "broker".into(),
-        features(&["publisher_exclusion", "pattern_based_subscription"]),
+        features(&[
+            "publisher_exclusion",
+            "publisher_identification",
+            "subscriber_blackwhite_listing",
+            "pattern_based_subscription",
+        ]),
     );
-    roles.insert("dealer".into(), features(&["pattern_based_registration"]));
+    roles.insert(
+        "dealer".into(),
+        features(&[
+            "pattern_based_registration",
+            "shared_registration",
+            "progressive_call_results",
+            "call_timeout",
+            "call_canceling",
+            "caller_identification",
+        ]),
+    );
     let mut details = Dict::new();
     details.insert("realm".into(), realm.into());
     details.insert("authid".into(), authid.into());

@@ -44,6 +44,17 @@ pub struct PendingInvocation {
     pub caller: Peer,
     /// The caller's CALL.Request id.
     pub call_request: Id,
+    /// Whether the caller asked for progressive results (`receive_progress`).
+    pub progressive: bool,
+}
+
+/// The Advanced Profile features a client announced in HELLO that the router acts on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientFeatures {
+    /// The callee handles INTERRUPT (`roles.callee.features.call_canceling`).
+    pub callee_call_canceling: bool,
+    /// The callee can send progressive results (`roles.callee.features.progressive_call_results`).
+    pub callee_progressive_call_results: bool,
 }
 
 /// Who a session is, as other sessions see it.
@@ -60,6 +71,10 @@ pub struct Identity {
 #[derive(Debug)]
 struct PeerInner {
     identity: Identity,
+    features: ClientFeatures,
+    /// Calls this session (as caller) has in flight: CALL.Request id -> (callee, INVOCATION.Request
+    /// id), for CANCEL. Inserted by this session's task, removed by whoever ends the call.
+    calls_in_flight: Mutex<HashMap<Id, (Peer, Id)>>,
     serializer: Serializer,
     max_message_bytes: Option<usize>,
     outbox: mpsc::Sender<Bytes>,
@@ -95,6 +110,7 @@ impl Peer {
     /// A handle and its outbox for a newly established session.
     pub fn new(
         identity: Identity,
+        features: ClientFeatures,
         serializer: Serializer,
         max_message_bytes: Option<usize>,
         capacity: usize,
@@ -103,6 +119,8 @@ impl Peer {
         let peer = Peer {
             inner: Arc::new(PeerInner {
                 identity,
+                features,
+                calls_in_flight: Mutex::new(HashMap::new()),
                 serializer,
                 max_message_bytes,
                 outbox: tx,
@@ -181,19 +199,51 @@ impl Peer {
         self.pending_invocations().remove(&id)
     }
 
+    /// The pending invocation `id`'s caller and call request, leaving it pending (for progressive
+    /// results, which do not end the call).
+    pub fn peek_pending_invocation(&self, id: Id) -> Option<(Peer, Id, bool)> {
+        self.pending_invocations()
+            .get(&id)
+            .map(|p| (p.caller.clone(), p.call_request, p.progressive))
+    }
+
+    /// The Advanced Profile features the client announced.
+    pub fn features(&self) -> ClientFeatures {
+        self.inner.features
+    }
+
+    /// Records a call this session made, for CANCEL.
+    pub fn track_call(&self, request: Id, callee: Peer, invocation: Id) {
+        lock(&self.inner.calls_in_flight).insert(request, (callee, invocation));
+    }
+
+    /// Forgets a call this session made (it ended); returns where it went.
+    pub fn untrack_call(&self, request: Id) -> Option<(Peer, Id)> {
+        lock(&self.inner.calls_in_flight).remove(&request)
+    }
+
+    /// Forgets every call this session made (it is leaving).
+    pub fn drain_calls(&self) -> Vec<(Peer, Id)> {
+        lock(&self.inner.calls_in_flight)
+            .drain()
+            .map(|(_, v)| v)
+            .collect()
+    }
+
     /// Takes every pending invocation (the session is leaving).
     pub fn drain_pending_invocations(&self) -> Vec<PendingInvocation> {
         self.pending_invocations().drain().map(|(_, p)| p).collect()
     }
 
     fn pending_invocations(&self) -> std::sync::MutexGuard<'_, HashMap<Id, PendingInvocation>> {
-        // A poisoned lock only means another task panicked while holding it; the map itself is
-        // still consistent (every operation on it is a single insert or remove).
-        self.inner
-            .pending_invocations
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.inner.pending_invocations)
     }
+}
+
+/// Locks a map of a peer. A poisoned lock only means another task panicked while holding it; the
+/// map itself is still consistent (every operation on it is a single insert, get or remove).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -206,7 +256,13 @@ mod tests {
             authid: "a".into(),
             authrole: "anonymous".into(),
         };
-        Peer::new(identity, Serializer::Json, None, capacity)
+        Peer::new(
+            identity,
+            ClientFeatures::default(),
+            Serializer::Json,
+            None,
+            capacity,
+        )
     }
 
     #[test]
@@ -233,10 +289,12 @@ mod tests {
         let a = callee.add_pending_invocation(PendingInvocation {
             caller: caller.clone(),
             call_request: 7,
+            progressive: false,
         });
         let b = callee.add_pending_invocation(PendingInvocation {
             caller,
             call_request: 8,
+            progressive: false,
         });
         assert_ne!(a, b);
         assert_eq!(

@@ -1,0 +1,534 @@
+//! Advanced Profile RPC and PubSub features over real sockets: shared registrations, progressive
+//! call results, call timeouts, call canceling (skip, kill, killnowait), caller and publisher
+//! identification, subscriber black- and whitelisting.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{RawPeer, Via, start_router};
+use switchboard_proto::{Dict, Message, Payload, RawValue, Serializer, Value};
+
+/// Joins `realm1` announcing the callee features `features` (e.g. `call_canceling`).
+async fn join_with(router: &common::TestRouter, features: &[&str]) -> RawPeer {
+    let mut peer = RawPeer::open(router, Via::RawSocketTcp, Serializer::Json).await;
+    let mut f = Dict::new();
+    for name in features {
+        f.insert((*name).to_owned(), true.into());
+    }
+    let mut callee = Dict::new();
+    callee.insert("features".into(), Value::Dict(f.clone()));
+    let mut caller = Dict::new();
+    caller.insert("features".into(), Value::Dict(f));
+    let mut roles = Dict::new();
+    roles.insert("callee".into(), Value::Dict(callee));
+    roles.insert("caller".into(), Value::Dict(caller));
+    roles.insert("publisher".into(), Value::Dict(Dict::new()));
+    roles.insert("subscriber".into(), Value::Dict(Dict::new()));
+    let mut details = Dict::new();
+    details.insert("roles".into(), Value::Dict(roles));
+    peer.send(&Message::Hello {
+        realm: "realm1".into(),
+        details,
+    })
+    .await;
+    assert!(matches!(peer.recv().await, Some(Message::Welcome { .. })));
+    peer
+}
+
+fn opts(pairs: &[(&str, Value)]) -> Dict {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+fn args(v: Vec<Value>) -> Payload {
+    Payload {
+        args: Some(RawValue::from_value(Serializer::Json, &Value::List(v)).expect("encode")),
+        kwargs: None,
+    }
+}
+
+async fn register(
+    peer: &mut RawPeer,
+    request: u64,
+    procedure: &str,
+    options: Dict,
+) -> Result<u64, String> {
+    peer.send(&Message::Register {
+        request,
+        options,
+        procedure: procedure.into(),
+    })
+    .await;
+    match peer.recv().await {
+        Some(Message::Registered { registration, .. }) => Ok(registration),
+        Some(Message::Error { error, .. }) => Err(error),
+        other => panic!("expected REGISTERED or ERROR, got {other:?}"),
+    }
+}
+
+async fn call(peer: &mut RawPeer, request: u64, procedure: &str, options: Dict) {
+    peer.send(&Message::Call {
+        request,
+        options,
+        procedure: procedure.into(),
+        payload: args(vec![request.into()]),
+    })
+    .await;
+}
+
+async fn invocation(peer: &mut RawPeer) -> (u64, Dict) {
+    match peer.recv().await {
+        Some(Message::Invocation {
+            request, details, ..
+        }) => (request, details),
+        other => panic!("expected INVOCATION, got {other:?}"),
+    }
+}
+
+async fn yield_(peer: &mut RawPeer, request: u64, options: Dict, value: Value) {
+    peer.send(&Message::Yield {
+        request,
+        options,
+        payload: args(vec![value]),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn shared_registrations_spread_calls_by_their_invocation_policy() {
+    let router = start_router().await;
+    let mut callees = Vec::new();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let mut c = join_with(&router, &[]).await;
+        ids.push(
+            register(
+                &mut c,
+                1,
+                "com.shared.rr",
+                opts(&[("invoke", "roundrobin".into())]),
+            )
+            .await
+            .expect("register"),
+        );
+        callees.push(c);
+    }
+    assert!(
+        ids.windows(2).all(|w| w[0] == w[1]),
+        "one registration id for all callees"
+    );
+    let mut caller = join_with(&router, &[]).await;
+    for round in 0..2u64 {
+        for (i, callee) in callees.iter_mut().enumerate() {
+            call(
+                &mut caller,
+                10 + round * 3 + i as u64,
+                "com.shared.rr",
+                Dict::new(),
+            )
+            .await;
+            let (request, _) = invocation(callee).await;
+            yield_(callee, request, Dict::new(), Value::UInt(i as u64)).await;
+            assert!(matches!(caller.recv().await, Some(Message::Result { .. })));
+        }
+    }
+    // Other policies: a different one is refused; single refuses any second callee.
+    let mut other = join_with(&router, &[]).await;
+    assert_eq!(
+        register(
+            &mut other,
+            2,
+            "com.shared.rr",
+            opts(&[("invoke", "random".into())])
+        )
+        .await,
+        Err("wamp.error.procedure_exists_with_different_invocation_policy".into())
+    );
+    register(&mut other, 3, "com.single", Dict::new())
+        .await
+        .expect("register");
+    assert_eq!(
+        register(&mut callees[0], 4, "com.single", Dict::new()).await,
+        Err("wamp.error.procedure_already_exists".into())
+    );
+    // first/last: hot standby; when the first leaves, the next one takes over.
+    let (mut a, mut b) = (join_with(&router, &[]).await, join_with(&router, &[]).await);
+    register(
+        &mut a,
+        5,
+        "com.standby",
+        opts(&[("invoke", "first".into())]),
+    )
+    .await
+    .expect("first");
+    register(
+        &mut b,
+        5,
+        "com.standby",
+        opts(&[("invoke", "first".into())]),
+    )
+    .await
+    .expect("second");
+    call(&mut caller, 50, "com.standby", Dict::new()).await;
+    let (request, _) = invocation(&mut a).await;
+    yield_(&mut a, request, Dict::new(), Value::Null).await;
+    assert!(matches!(caller.recv().await, Some(Message::Result { .. })));
+    drop(a);
+    let realm = router
+        .node
+        .as_ref()
+        .expect("node")
+        .realms()
+        .get("realm1")
+        .expect("realm");
+    common::eventually(|| realm.session_count() == 6).await;
+    call(&mut caller, 51, "com.standby", Dict::new()).await;
+    let (request, _) = invocation(&mut b).await;
+    yield_(&mut b, request, Dict::new(), Value::Null).await;
+    assert!(matches!(
+        caller.recv().await,
+        Some(Message::Result { request: 51, .. })
+    ));
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn progressive_results_flow_until_the_final_result_and_a_dying_callee_fails_the_call() {
+    let router = start_router().await;
+    let mut callee = join_with(&router, &["progressive_call_results"]).await;
+    register(&mut callee, 1, "com.progress", Dict::new())
+        .await
+        .expect("register");
+    let mut caller = join_with(&router, &["progressive_call_results"]).await;
+    call(
+        &mut caller,
+        7,
+        "com.progress",
+        opts(&[("receive_progress", true.into())]),
+    )
+    .await;
+    let (request, details) = invocation(&mut callee).await;
+    assert_eq!(details.get("receive_progress"), Some(&Value::Bool(true)));
+    for i in 0..3u64 {
+        yield_(
+            &mut callee,
+            request,
+            opts(&[("progress", true.into())]),
+            i.into(),
+        )
+        .await;
+        match caller.recv().await {
+            Some(Message::Result {
+                request: 7,
+                details,
+                payload,
+            }) => {
+                assert_eq!(details.get("progress"), Some(&Value::Bool(true)));
+                assert_eq!(
+                    payload.args.expect("args").to_value().expect("value"),
+                    Value::List(vec![i.into()])
+                );
+            }
+            other => panic!("expected progressive RESULT, got {other:?}"),
+        }
+    }
+    yield_(&mut callee, request, Dict::new(), "done".into()).await;
+    match caller.recv().await {
+        Some(Message::Result {
+            request: 7,
+            details,
+            ..
+        }) => assert!(details.get("progress").is_none()),
+        other => panic!("expected final RESULT, got {other:?}"),
+    }
+    // A callee that dies during a progressive call: the caller gets an ERROR, never silence.
+    call(
+        &mut caller,
+        8,
+        "com.progress",
+        opts(&[("receive_progress", true.into())]),
+    )
+    .await;
+    let (request, _) = invocation(&mut callee).await;
+    yield_(
+        &mut callee,
+        request,
+        opts(&[("progress", true.into())]),
+        1u64.into(),
+    )
+    .await;
+    assert!(matches!(
+        caller.recv().await,
+        Some(Message::Result { request: 8, .. })
+    ));
+    drop(callee);
+    match caller.recv().await {
+        Some(Message::Error {
+            request: 8, error, ..
+        }) => assert_eq!(error, "wamp.error.canceled"),
+        other => panic!("expected ERROR, got {other:?}"),
+    }
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn call_timeout_errors_the_caller_and_interrupts_the_callee_and_a_late_result_is_dropped() {
+    let router = start_router().await;
+    let mut callee = join_with(&router, &["call_canceling"]).await;
+    register(&mut callee, 1, "com.slow", Dict::new())
+        .await
+        .expect("register");
+    let mut caller = join_with(&router, &[]).await;
+    call(
+        &mut caller,
+        9,
+        "com.slow",
+        opts(&[("timeout", 100u64.into())]),
+    )
+    .await;
+    let (request, _) = invocation(&mut callee).await;
+    match caller.recv().await {
+        Some(Message::Error {
+            request: 9, error, ..
+        }) => assert_eq!(error, "wamp.error.timeout"),
+        other => panic!("expected ERROR timeout, got {other:?}"),
+    }
+    match callee.recv().await {
+        Some(Message::Interrupt {
+            request: r,
+            options,
+        }) => {
+            assert_eq!(r, request);
+            assert_eq!(
+                options.get("mode").and_then(Value::as_str),
+                Some("killnowait")
+            );
+        }
+        other => panic!("expected INTERRUPT, got {other:?}"),
+    }
+    // The result racing the timeout loses: the caller hears nothing more for request 9.
+    yield_(&mut callee, request, Dict::new(), "late".into()).await;
+    call(&mut caller, 10, "com.slow", Dict::new()).await;
+    let (request, _) = invocation(&mut callee).await;
+    yield_(&mut callee, request, Dict::new(), "on time".into()).await;
+    assert!(matches!(
+        caller.recv().await,
+        Some(Message::Result { request: 10, .. })
+    ));
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn cancel_modes_skip_kill_and_killnowait_behave_as_the_spec_says() {
+    let router = start_router().await;
+    let mut callee = join_with(&router, &["call_canceling"]).await;
+    register(&mut callee, 1, "com.cancelable", Dict::new())
+        .await
+        .expect("register");
+    let mut caller = join_with(&router, &["call_canceling"]).await;
+
+    // skip: ERROR now, no INTERRUPT, the callee's later answer is dropped.
+    call(&mut caller, 1, "com.cancelable", Dict::new()).await;
+    let (inv, _) = invocation(&mut callee).await;
+    caller
+        .send(&Message::Cancel {
+            request: 1,
+            options: opts(&[("mode", "skip".into())]),
+        })
+        .await;
+    assert!(
+        matches!(caller.recv().await, Some(Message::Error { request: 1, ref error, .. }) if error == "wamp.error.canceled")
+    );
+    yield_(&mut callee, inv, Dict::new(), Value::Null).await;
+
+    // killnowait: ERROR now and INTERRUPT.
+    call(&mut caller, 2, "com.cancelable", Dict::new()).await;
+    let (inv, _) = invocation(&mut callee).await;
+    caller
+        .send(&Message::Cancel {
+            request: 2,
+            options: opts(&[("mode", "killnowait".into())]),
+        })
+        .await;
+    assert!(
+        matches!(caller.recv().await, Some(Message::Error { request: 2, ref error, .. }) if error == "wamp.error.canceled")
+    );
+    assert!(
+        matches!(callee.recv().await, Some(Message::Interrupt { request, .. }) if request == inv)
+    );
+
+    // kill: INTERRUPT; the callee's ERROR is what the caller gets.
+    call(&mut caller, 3, "com.cancelable", Dict::new()).await;
+    let (inv, _) = invocation(&mut callee).await;
+    caller
+        .send(&Message::Cancel {
+            request: 3,
+            options: opts(&[("mode", "kill".into())]),
+        })
+        .await;
+    assert!(
+        matches!(callee.recv().await, Some(Message::Interrupt { request, .. }) if request == inv)
+    );
+    callee
+        .send(&Message::error(
+            switchboard_proto::MessageType::Invocation,
+            inv,
+            "wamp.error.canceled",
+        ))
+        .await;
+    assert!(
+        matches!(caller.recv().await, Some(Message::Error { request: 3, ref error, .. }) if error == "wamp.error.canceled")
+    );
+
+    // A cancel racing a result that already went out changes nothing.
+    call(&mut caller, 4, "com.cancelable", Dict::new()).await;
+    let (inv, _) = invocation(&mut callee).await;
+    yield_(&mut callee, inv, Dict::new(), "won".into()).await;
+    assert!(matches!(
+        caller.recv().await,
+        Some(Message::Result { request: 4, .. })
+    ));
+    caller
+        .send(&Message::Cancel {
+            request: 4,
+            options: Dict::new(),
+        })
+        .await;
+    call(&mut caller, 5, "com.cancelable", Dict::new()).await;
+    let (inv, _) = invocation(&mut callee).await;
+    yield_(&mut callee, inv, Dict::new(), Value::Null).await;
+    assert!(matches!(
+        caller.recv().await,
+        Some(Message::Result { request: 5, .. })
+    ));
+
+    // A callee without call_canceling only ever gets skip: no INTERRUPT.
+    let mut plain = join_with(&router, &[]).await;
+    register(&mut plain, 1, "com.plain", Dict::new())
+        .await
+        .expect("register");
+    call(&mut caller, 6, "com.plain", Dict::new()).await;
+    let (inv, _) = invocation(&mut plain).await;
+    caller
+        .send(&Message::Cancel {
+            request: 6,
+            options: opts(&[("mode", "kill".into())]),
+        })
+        .await;
+    assert!(matches!(
+        caller.recv().await,
+        Some(Message::Error { request: 6, .. })
+    ));
+    yield_(&mut plain, inv, Dict::new(), Value::Null).await;
+    call(&mut caller, 7, "com.plain", Dict::new()).await;
+    let (inv, _) = invocation(&mut plain).await; // not an INTERRUPT
+    yield_(&mut plain, inv, Dict::new(), Value::Null).await;
+    assert!(matches!(
+        caller.recv().await,
+        Some(Message::Result { request: 7, .. })
+    ));
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn disclose_me_reveals_callers_and_publishers() {
+    let router = start_router().await;
+    let mut peer = join_with(&router, &[]).await;
+    register(&mut peer, 1, "com.who", Dict::new())
+        .await
+        .expect("register");
+    peer.send(&Message::Subscribe {
+        request: 2,
+        options: Dict::new(),
+        topic: "com.news".into(),
+    })
+    .await;
+    assert!(matches!(
+        peer.recv().await,
+        Some(Message::Subscribed { .. })
+    ));
+    let other = router.connect(Via::WebSocketTcp, Serializer::Cbor).await;
+    let mut disclose = Dict::new();
+    disclose.insert("disclose_me".into(), true.into());
+    other
+        .publish("com.news", switchboard_client::Args::default(), disclose)
+        .await
+        .expect("publish");
+    match peer.recv().await {
+        Some(Message::Event { details, .. }) => {
+            assert_eq!(details.get("publisher"), Some(&Value::UInt(other.id())))
+        }
+        got => panic!("expected EVENT, got {got:?}"),
+    }
+    let mut caller = join_with(&router, &[]).await;
+    call(
+        &mut caller,
+        3,
+        "com.who",
+        opts(&[("disclose_me", true.into())]),
+    )
+    .await;
+    let (inv, details) = invocation(&mut peer).await;
+    assert!(
+        details.get("caller").and_then(Value::as_u64).is_some(),
+        "{details:?}"
+    );
+    yield_(&mut peer, inv, Dict::new(), Value::Null).await;
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn black_and_whitelists_choose_the_receivers_of_an_event() {
+    let router = start_router().await;
+    let publisher = router.connect(Via::WebSocketTcp, Serializer::Json).await;
+    let mut subs = Vec::new();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let s = router.connect(Via::RawSocketTcp, Serializer::MsgPack).await;
+        let (_, events) = s.subscribe("com.list").await.expect("subscribe");
+        ids.push(s.id());
+        subs.push((s, events));
+    }
+    let publish = |n: u64, options: Dict| {
+        let p = &publisher;
+        async move {
+            let mut o = options;
+            o.insert("acknowledge".into(), true.into());
+            let args = switchboard_client::Args::positional(vec![n.into()]);
+            p.publish("com.list", args, o).await.expect("publish");
+        }
+    };
+    publish(1, opts(&[("exclude", Value::List(vec![ids[0].into()]))])).await;
+    publish(2, opts(&[("eligible", Value::List(vec![ids[1].into()]))])).await;
+    publish(
+        3,
+        opts(&[
+            ("eligible_authrole", Value::List(vec!["anonymous".into()])),
+            ("exclude", Value::List(vec![ids[2].into()])),
+        ]),
+    )
+    .await;
+    publish(
+        4,
+        opts(&[("exclude_authrole", Value::List(vec!["anonymous".into()]))]),
+    )
+    .await;
+    // A marker everybody gets: what arrived before it is all that will arrive.
+    publish(5, Dict::new()).await;
+    let expected: [&[u64]; 3] = [&[3, 5], &[1, 2, 3, 5], &[1, 5]];
+    for (i, (_, events)) in subs.iter_mut().enumerate() {
+        let mut got = Vec::new();
+        while got.last() != Some(&5) {
+            let e = tokio::time::timeout(Duration::from_secs(10), events.recv())
+                .await
+                .expect("in time")
+                .expect("event");
+            got.push(e.args.args[0].as_u64().expect("number"));
+        }
+        assert_eq!(got, expected[i], "subscriber {i}");
+    }
+    router.shutdown().await;
+}
