@@ -32,6 +32,19 @@ struct Subscription {
 struct BrokerState {
     subscriptions: PatternIndex<Subscription>,
     pattern_by_id: HashMap<Id, (Uri, UriMatch)>,
+    /// The last event published with `retain: true`, by topic (spec, "Event Retention").
+    retained: HashMap<String, RetainedEvent>,
+}
+
+/// An event kept for subscribers that ask for it with `get_retained`.
+#[derive(Debug, Clone)]
+pub struct RetainedEvent {
+    /// The publication id.
+    pub publication: Id,
+    /// The publisher's identity details, if it was disclosed.
+    pub details: Dict,
+    /// The payload as published.
+    pub payload: Payload,
 }
 
 /// A realm's broker.
@@ -257,10 +270,44 @@ impl Broker {
                 }
             }
         }
+        if options.get("retain").and_then(|v| v.as_bool()) == Some(true) {
+            let details = if disclose {
+                identity_details(publisher, "publisher")
+            } else {
+                Dict::new()
+            };
+            write(&self.state).retained.insert(
+                topic.to_owned(),
+                RetainedEvent {
+                    publication,
+                    details,
+                    payload: payload.clone(),
+                },
+            );
+        }
         match unconvertible {
             Some(reason) => PublishOutcome::Unconvertible(publication, reason),
             None => PublishOutcome::Published(publication),
         }
+    }
+
+    /// The retained events whose topics match `pattern` under `policy`, for a new subscription
+    /// with `get_retained`.
+    pub fn retained(&self, pattern: &Uri, policy: UriMatch) -> Vec<(String, RetainedEvent)> {
+        let state = read(&self.state);
+        if policy == UriMatch::Exact {
+            return state
+                .retained
+                .get(pattern.as_str())
+                .map(|e| vec![(pattern.to_string(), e.clone())])
+                .unwrap_or_default();
+        }
+        state
+            .retained
+            .iter()
+            .filter(|(topic, _)| pattern.matches(policy, topic))
+            .map(|(t, e)| (t.clone(), e.clone()))
+            .collect()
     }
 
     /// How many subscriptions exist (for tests and the meta API).

@@ -111,6 +111,16 @@ impl CallError {
         }
     }
 
+    /// `wamp.error.invalid_argument` with an explanation.
+    pub fn invalid_argument(message: impl Into<String>) -> Self {
+        Self::new(errors::INVALID_ARGUMENT, message)
+    }
+
+    /// `wamp.error.not_authorized` with an explanation.
+    pub fn not_authorized(message: impl Into<String>) -> Self {
+        Self::new(errors::NOT_AUTHORIZED, message)
+    }
+
     /// The ERROR message answering CALL `request`, in `serializer`.
     pub fn to_message(&self, request: Id, serializer: switchboard_proto::Serializer) -> Message {
         error_with_text(

@@ -532,3 +532,156 @@ async fn black_and_whitelists_choose_the_receivers_of_an_event() {
     }
     router.shutdown().await;
 }
+
+#[tokio::test]
+async fn retained_events_reach_late_subscribers_that_ask_for_them() {
+    let router = start_router().await;
+    let publisher = router.connect(Via::WebSocketTcp, Serializer::Cbor).await;
+    let mut retain = Dict::new();
+    retain.insert("retain".into(), true.into());
+    retain.insert("acknowledge".into(), true.into());
+    for n in [1u64, 2] {
+        let a = switchboard_client::Args::positional(vec![n.into()]);
+        publisher
+            .publish("com.state.door", a, retain.clone())
+            .await
+            .expect("publish");
+    }
+    let mut late = join_with(&router, &[]).await;
+    late.send(&Message::Subscribe {
+        request: 1,
+        options: opts(&[("get_retained", true.into())]),
+        topic: "com.state.door".into(),
+    })
+    .await;
+    assert!(matches!(
+        late.recv().await,
+        Some(Message::Subscribed { .. })
+    ));
+    match late.recv().await {
+        Some(Message::Event {
+            details, payload, ..
+        }) => {
+            assert_eq!(details.get("retained"), Some(&Value::Bool(true)));
+            assert_eq!(
+                payload.args.expect("args").to_value().expect("value"),
+                Value::List(vec![2u64.into()])
+            );
+        }
+        other => panic!("expected the retained EVENT, got {other:?}"),
+    }
+    // A prefix subscription gets it too, naming the topic; without get_retained, nothing.
+    late.send(&Message::Subscribe {
+        request: 2,
+        options: opts(&[("get_retained", true.into()), ("match", "prefix".into())]),
+        topic: "com.state.".into(),
+    })
+    .await;
+    assert!(matches!(
+        late.recv().await,
+        Some(Message::Subscribed { .. })
+    ));
+    match late.recv().await {
+        Some(Message::Event { details, .. }) => {
+            assert_eq!(
+                details.get("topic").and_then(Value::as_str),
+                Some("com.state.door")
+            );
+        }
+        other => panic!("expected the retained EVENT, got {other:?}"),
+    }
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn testaments_are_published_when_the_session_ends_however_it_ends() {
+    let router = start_router().await;
+    let watcher = router.connect(Via::WebSocketTcp, Serializer::Json).await;
+    let (_, mut events) = watcher
+        .subscribe("com.last.words")
+        .await
+        .expect("subscribe");
+    for graceful in [true, false] {
+        let mut dying = join_with(&router, &[]).await;
+        let testament = Value::List(vec![
+            "com.last.words".into(),
+            Value::List(vec![graceful.into()]),
+            Value::Dict(Dict::new()),
+        ]);
+        dying
+            .send(&Message::Call {
+                request: 1,
+                options: Dict::new(),
+                procedure: "wamp.session.add_testament".into(),
+                payload: Payload {
+                    args: Some(RawValue::from_value(Serializer::Json, &testament).expect("encode")),
+                    kwargs: None,
+                },
+            })
+            .await;
+        assert!(matches!(
+            dying.recv().await,
+            Some(Message::Result { request: 1, .. })
+        ));
+        if graceful {
+            dying.send(&Message::goodbye("wamp.close.normal")).await;
+            assert!(matches!(dying.recv().await, Some(Message::Goodbye { .. })));
+        }
+        drop(dying); // the socket just drops when not graceful
+        let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .expect("in time")
+            .expect("event");
+        assert_eq!(event.args.args, vec![Value::Bool(graceful)]);
+    }
+    // flush_testaments withdraws them.
+    let mut flushed = join_with(&router, &[]).await;
+    let testament = Value::List(vec!["com.last.words".into()]);
+    for (request, procedure) in [
+        (1u64, "wamp.session.add_testament"),
+        (2, "wamp.session.flush_testaments"),
+    ] {
+        flushed
+            .send(&Message::Call {
+                request,
+                options: Dict::new(),
+                procedure: procedure.into(),
+                payload: Payload {
+                    args: Some(RawValue::from_value(Serializer::Json, &testament).expect("encode")),
+                    kwargs: None,
+                },
+            })
+            .await;
+        assert!(matches!(flushed.recv().await, Some(Message::Result { .. })));
+    }
+    drop(flushed);
+    let realm = router
+        .node
+        .as_ref()
+        .expect("node")
+        .realms()
+        .get("realm1")
+        .expect("realm");
+    common::eventually(|| realm.session_count() == 1).await;
+    let mut ack = Dict::new();
+    ack.insert("acknowledge".into(), true.into());
+    let probe = router.connect(Via::RawSocketTcp, Serializer::Json).await;
+    probe
+        .publish(
+            "com.last.words",
+            switchboard_client::Args::positional(vec!["probe".into()]),
+            ack,
+        )
+        .await
+        .expect("publish");
+    let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+        .await
+        .expect("in time")
+        .expect("event");
+    assert_eq!(
+        event.args.args,
+        vec![Value::from("probe")],
+        "no testament after a flush"
+    );
+    router.shutdown().await;
+}

@@ -33,8 +33,18 @@ pub(super) struct Established {
     pub(super) subscriptions: HashMap<Id, Uri>,
     /// Registrations this session holds (owned by this task).
     pub(super) registrations: HashSet<Id>,
+    /// Events to publish when the session ends (`wamp.session.add_testament`).
+    pub(super) testaments: Vec<Testament>,
     /// Authorization decisions of this session's role, by URI (owned by this task, so no lock).
     pub(super) authz_cache: HashMap<Uri, Decision>,
+}
+
+/// An event a session left to be published when it ends (spec, "Testament").
+#[derive(Debug)]
+pub(super) struct Testament {
+    topic: Uri,
+    options: switchboard_proto::Dict,
+    payload: switchboard_proto::Payload,
 }
 
 /// A boolean option, false when absent (the codec already checked its type).
@@ -167,8 +177,15 @@ impl Established {
         }
     }
 
-    /// Removes everything the session holds from the realm, and fails the calls it owed answers to.
+    /// Removes everything the session holds from the realm, and fails the calls it owed answers to;
+    /// then publishes its testaments (spec, "Testament": on any end of the session).
     fn leave(&mut self) {
+        for t in std::mem::take(&mut self.testaments) {
+            let _ = self
+                .realm
+                .broker
+                .publish(&self.peer, &t.options, &t.topic, &t.payload, false);
+        }
         for id in self.subscriptions.keys() {
             self.realm.broker.unsubscribe(self.peer.id(), *id);
         }
@@ -267,6 +284,69 @@ impl Established {
         Some(pattern)
     }
 
+    /// Calls to the router's own procedures (`wamp.session.add_testament`,
+    /// `wamp.session.flush_testaments`); `None` for any other procedure.
+    fn meta_call(
+        &mut self,
+        procedure: &str,
+        payload: &switchboard_proto::Payload,
+    ) -> Option<Result<switchboard_proto::Payload, crate::dealer::CallError>> {
+        use switchboard_proto::{Dict, Payload, RawValue};
+        let serializer = self.peer.serializer();
+        let result = |v: Value| {
+            Ok(Payload {
+                args: RawValue::from_value(serializer, &Value::List(vec![v])).ok(),
+                kwargs: None,
+            })
+        };
+        match procedure {
+            "wamp.session.add_testament" => {
+                let bad = |text: &str| Err(crate::dealer::CallError::invalid_argument(text));
+                let args = match payload.args.as_ref().map(RawValue::to_value) {
+                    Some(Ok(Value::List(l))) => l,
+                    _ => return Some(bad("expected [topic, args, kwargs]")),
+                };
+                let kwargs = match payload.kwargs.as_ref().map(RawValue::to_value) {
+                    Some(Ok(Value::Dict(d))) => d,
+                    _ => Dict::new(),
+                };
+                let Some(topic) = args.first().and_then(Value::as_str) else {
+                    return Some(bad("the first argument must be the topic URI"));
+                };
+                let Ok(topic) = Uri::parse_loose(topic, UriMatch::Exact) else {
+                    return Some(bad("the topic is not a valid URI"));
+                };
+                if !self.role.may(Action::Publish, &topic) {
+                    return Some(Err(crate::dealer::CallError::not_authorized(
+                        "the role may not publish to the testament's topic",
+                    )));
+                }
+                let event_args = args.get(1).cloned().unwrap_or(Value::List(Vec::new()));
+                let event_kwargs = args.get(2).cloned().unwrap_or(Value::Dict(Dict::new()));
+                let options = kwargs
+                    .get("publish_options")
+                    .and_then(Value::as_dict)
+                    .cloned()
+                    .unwrap_or_default();
+                self.testaments.push(Testament {
+                    topic,
+                    options,
+                    payload: Payload {
+                        args: RawValue::from_value(serializer, &event_args).ok(),
+                        kwargs: RawValue::from_value(serializer, &event_kwargs).ok(),
+                    },
+                });
+                Some(result(Value::Null))
+            }
+            "wamp.session.flush_testaments" => {
+                let n = self.testaments.len() as u64;
+                self.testaments.clear();
+                Some(result(n.into()))
+            }
+            _ => None,
+        }
+    }
+
     fn handle(&mut self, bytes: &Bytes) -> Flow {
         let msg = match codec::decode(self.peer.serializer(), bytes) {
             Ok(m) => m,
@@ -292,11 +372,30 @@ impl Established {
                     .realm
                     .broker
                     .subscribe(&self.peer, topic.clone(), policy);
+                let retained = if flag(&options, "get_retained") {
+                    self.realm.broker.retained(&topic, policy)
+                } else {
+                    Vec::new()
+                };
                 self.subscriptions.insert(subscription, topic);
                 self.reply(Message::Subscribed {
                     request,
                     subscription,
                 });
+                // spec, "Event Retention": retained events follow the SUBSCRIBED, marked as such.
+                for (retained_topic, event) in retained {
+                    let mut details = event.details;
+                    details.insert("retained".into(), true.into());
+                    if policy != UriMatch::Exact {
+                        details.insert("topic".into(), retained_topic.into());
+                    }
+                    self.reply(Message::Event {
+                        subscription,
+                        publication: event.publication,
+                        details,
+                        payload: event.payload,
+                    });
+                }
             }
             Message::Unsubscribe {
                 request,
@@ -424,6 +523,17 @@ impl Established {
                 else {
                     return Flow::Continue;
                 };
+                if let Some(result) = self.meta_call(&procedure, &payload) {
+                    match result {
+                        Ok(payload) => self.reply(Message::Result {
+                            request,
+                            details: switchboard_proto::Dict::new(),
+                            payload,
+                        }),
+                        Err(e) => self.reply(e.to_message(request, self.peer.serializer())),
+                    }
+                    return Flow::Continue;
+                }
                 // spec, "Caller Identification": the role's config or the caller's own request.
                 let disclose = decision.disclose_caller || flag(&options, "disclose_me");
                 if let Err(e) = self.realm.dealer.call(

@@ -172,6 +172,7 @@ fn welcome(session: SessionId, realm: &str, authid: &str, authrole: &str) -> Mes
             "publisher_identification",
             "subscriber_blackwhite_listing",
             "pattern_based_subscription",
+            "event_retention",
         ]),
     );
     roles.insert(

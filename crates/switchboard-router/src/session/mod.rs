@@ -87,6 +87,7 @@ pub async fn run<T: Transport>(mut transport: T, cfg: SessionConfig) {
         subscriptions: HashMap::new(),
         registrations: HashSet::new(),
         authz_cache: HashMap::new(),
+        testaments: Vec::new(),
     };
     session.run(transport, outbox, &cfg).instrument(span).await;
 }
