@@ -42,3 +42,7 @@ pub const PROCEDURE_EXISTS_WITH_DIFFERENT_INVOCATION_POLICY: &str =
     "wamp.error.procedure_exists_with_different_invocation_policy";
 /// ERROR: the call timed out (spec, "Call Timeouts").
 pub const TIMEOUT: &str = "wamp.error.timeout";
+/// ERROR: the meta API was asked about a session that does not exist.
+pub const NO_SUCH_SESSION: &str = "wamp.error.no_such_session";
+/// GOODBYE: the session was killed through the meta API.
+pub const CLOSE_KILLED: &str = "wamp.close.killed";

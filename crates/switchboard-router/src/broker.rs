@@ -153,15 +153,15 @@ impl Broker {
     }
 
     /// Subscribes `peer` to `topic` under `policy`; returns the subscription id (the existing one
-    /// if the pattern already has subscribers, including `peer` itself).
-    pub fn subscribe(&self, peer: &Peer, topic: Uri, policy: UriMatch) -> Id {
+    /// if the pattern already has subscribers, including `peer` itself) and whether it is new.
+    pub fn subscribe(&self, peer: &Peer, topic: Uri, policy: UriMatch) -> (Id, bool) {
         let mut state = write(&self.state);
         let state = &mut *state;
         if let Some(sub) = state.subscriptions.get_mut(&topic, policy) {
             if !sub.subscribers.contains(peer) {
                 Arc::make_mut(&mut sub.subscribers).push(peer.clone());
             }
-            return sub.id;
+            return (sub.id, false);
         }
         let id = self.ids.next_id();
         state.pattern_by_id.insert(id, (topic.clone(), policy));
@@ -173,29 +173,67 @@ impl Broker {
                 subscribers: Arc::new(vec![peer.clone()]),
             },
         );
-        id
+        (id, true)
     }
 
     /// Removes `session` from subscription `id`; deletes the subscription when it was the last
-    /// subscriber. Returns whether the session was subscribed.
-    pub fn unsubscribe(&self, session: SessionId, id: Id) -> bool {
+    /// subscriber. Returns the removed subscriber and whether the subscription was deleted, or
+    /// `None` when the session was not subscribed.
+    pub fn unsubscribe(&self, session: SessionId, id: Id) -> Option<(Peer, bool)> {
         let mut state = write(&self.state);
         let state = &mut *state;
-        let Some((topic, policy)) = state.pattern_by_id.get(&id).cloned() else {
-            return false;
-        };
-        let Some(sub) = state.subscriptions.get_mut(&topic, policy) else {
-            return false;
-        };
-        let Some(pos) = sub.subscribers.iter().position(|p| p.id() == session) else {
-            return false;
-        };
-        Arc::make_mut(&mut sub.subscribers).swap_remove(pos);
-        if sub.subscribers.is_empty() {
+        let (topic, policy) = state.pattern_by_id.get(&id).cloned()?;
+        let sub = state.subscriptions.get_mut(&topic, policy)?;
+        let pos = sub.subscribers.iter().position(|p| p.id() == session)?;
+        let removed = Arc::make_mut(&mut sub.subscribers).remove(pos);
+        let deleted = sub.subscribers.is_empty();
+        if deleted {
             state.subscriptions.remove(&topic, policy);
             state.pattern_by_id.remove(&id);
         }
-        true
+        Some((removed, deleted))
+    }
+
+    /// Subscription ids by match policy (`wamp.subscription.list`).
+    pub fn ids_by_policy(&self) -> [Vec<Id>; 3] {
+        let state = read(&self.state);
+        let mut out: [Vec<Id>; 3] = Default::default();
+        for (id, (_, policy)) in &state.pattern_by_id {
+            out[policy_index(*policy)].push(*id);
+        }
+        out
+    }
+
+    /// The subscription of exactly this pattern and policy (`wamp.subscription.lookup`).
+    pub fn lookup(&self, topic: &str, policy: UriMatch) -> Option<Id> {
+        read(&self.state)
+            .subscriptions
+            .get(topic, policy)
+            .map(|s| s.id)
+    }
+
+    /// Every subscription an event to `topic` would reach (`wamp.subscription.match`).
+    pub fn matching(&self, topic: &str) -> Vec<Id> {
+        let mut ids = Vec::new();
+        read(&self.state)
+            .subscriptions
+            .for_each_match(topic, |_, _, s| ids.push(s.id));
+        ids
+    }
+
+    /// The pattern and policy of subscription `id` (`wamp.subscription.get`).
+    pub fn get(&self, id: Id) -> Option<(Uri, UriMatch)> {
+        read(&self.state).pattern_by_id.get(&id).cloned()
+    }
+
+    /// The subscribers of subscription `id` (`wamp.subscription.list_subscribers`).
+    pub fn subscribers(&self, id: Id) -> Option<Vec<Peer>> {
+        let state = read(&self.state);
+        let (topic, policy) = state.pattern_by_id.get(&id)?;
+        state
+            .subscriptions
+            .get(topic, *policy)
+            .map(|s| s.subscribers.to_vec())
     }
 
     /// Routes a PUBLISH from `publisher` to the subscriptions matching `topic` (exact, prefix and
@@ -203,7 +241,7 @@ impl Broker {
     /// `disclose.publisher`).
     pub fn publish(
         &self,
-        publisher: &Peer,
+        publisher: Option<&Peer>,
         options: &Dict,
         topic: &str,
         payload: &Payload,
@@ -230,10 +268,9 @@ impl Broker {
         let receivers = Receivers::from_options(options);
         let mut unconvertible = None;
         for target in targets {
-            let mut details = if disclose {
-                identity_details(publisher, "publisher")
-            } else {
-                Dict::new()
+            let mut details = match publisher {
+                Some(p) if disclose => identity_details(p, "publisher"),
+                _ => Dict::new(),
             };
             // spec, "Pattern-based Subscription": events of a pattern subscription name their topic.
             if target.pattern_based {
@@ -247,7 +284,7 @@ impl Broker {
             };
             let mut encoded = EncodedOnce::new(&event);
             for subscriber in target.subscribers.iter() {
-                if exclude_me && subscriber == publisher {
+                if exclude_me && Some(subscriber) == publisher {
                     continue;
                 }
                 if receivers.as_ref().is_some_and(|r| !r.admits(subscriber)) {
@@ -271,10 +308,9 @@ impl Broker {
             }
         }
         if options.get("retain").and_then(|v| v.as_bool()) == Some(true) {
-            let details = if disclose {
-                identity_details(publisher, "publisher")
-            } else {
-                Dict::new()
+            let details = match publisher {
+                Some(p) if disclose => identity_details(p, "publisher"),
+                _ => Dict::new(),
             };
             write(&self.state).retained.insert(
                 topic.to_owned(),
@@ -313,6 +349,15 @@ impl Broker {
     /// How many subscriptions exist (for tests and the meta API).
     pub fn subscription_count(&self) -> usize {
         read(&self.state).subscriptions.len()
+    }
+}
+
+/// The index of a match policy in `[exact, prefix, wildcard]` lists.
+pub(crate) fn policy_index(policy: UriMatch) -> usize {
+    match policy {
+        UriMatch::Exact => 0,
+        UriMatch::Prefix => 1,
+        UriMatch::Wildcard => 2,
     }
 }
 

@@ -36,6 +36,17 @@ pub enum InvokePolicy {
 }
 
 impl InvokePolicy {
+    /// The option value as written on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Single => "single",
+            Self::RoundRobin => "roundrobin",
+            Self::Random => "random",
+            Self::First => "first",
+            Self::Last => "last",
+        }
+    }
+
     /// Parses REGISTER.Options.invoke (already type-checked by the codec); single when absent.
     pub fn from_options(options: &Dict) -> Self {
         match options
@@ -109,6 +120,11 @@ impl CallError {
             uri,
             message: message.into(),
         }
+    }
+
+    /// An error with `uri` and an explanation.
+    pub fn from_uri(uri: &'static str, message: impl Into<String>) -> Self {
+        Self::new(uri, message)
     }
 
     /// `wamp.error.invalid_argument` with an explanation.
@@ -251,7 +267,7 @@ impl Dealer {
         procedure: Uri,
         policy: UriMatch,
         invoke: InvokePolicy,
-    ) -> Result<Id, CallError> {
+    ) -> Result<(Id, bool), CallError> {
         let mut state = write(&self.state);
         if let Some(existing) = state.registrations.get(&procedure, policy).cloned() {
             if existing.invoke == InvokePolicy::Single || existing.invoke != invoke {
@@ -281,7 +297,7 @@ impl Dealer {
             state
                 .registrations
                 .insert(procedure, policy, joined.clone());
-            return Ok(joined.id);
+            return Ok((joined.id, false));
         }
         let reg = Arc::new(Registration {
             id: self.ids.next_id(),
@@ -293,19 +309,19 @@ impl Dealer {
         });
         state.by_id.insert(reg.id, reg.clone());
         state.registrations.insert(procedure, policy, reg.clone());
-        Ok(reg.id)
+        Ok((reg.id, true))
     }
 
     /// Removes `callee` from registration `id`; deletes the registration with its last callee.
-    pub fn unregister(&self, callee: SessionId, id: Id) -> bool {
+    /// Returns the removed callee and whether the registration was deleted, or `None` when the
+    /// session did not hold it.
+    pub fn unregister(&self, callee: SessionId, id: Id) -> Option<(Peer, bool)> {
         let mut state = write(&self.state);
-        let Some(reg) = state.by_id.get(&id).cloned() else {
-            return false;
-        };
-        let Some(pos) = reg.callees.iter().position(|c| c.id() == callee) else {
-            return false;
-        };
-        if reg.callees.len() == 1 {
+        let reg = state.by_id.get(&id).cloned()?;
+        let pos = reg.callees.iter().position(|c| c.id() == callee)?;
+        let removed = reg.callees[pos].clone();
+        let deleted = reg.callees.len() == 1;
+        if deleted {
             state.by_id.remove(&id);
             state.registrations.remove(&reg.procedure, reg.policy);
         } else {
@@ -317,7 +333,46 @@ impl Dealer {
                 .registrations
                 .insert(left.procedure.clone(), left.policy, left);
         }
-        true
+        Some((removed, deleted))
+    }
+
+    /// Registration ids by match policy (`wamp.registration.list`).
+    pub fn ids_by_policy(&self) -> [Vec<Id>; 3] {
+        let state = read(&self.state);
+        let mut out: [Vec<Id>; 3] = Default::default();
+        for reg in state.by_id.values() {
+            out[crate::broker::policy_index(reg.policy)].push(reg.id);
+        }
+        out
+    }
+
+    /// The registration of exactly this pattern and policy (`wamp.registration.lookup`).
+    pub fn lookup(&self, procedure: &str, policy: UriMatch) -> Option<Id> {
+        read(&self.state)
+            .registrations
+            .get(procedure, policy)
+            .map(|r| r.id)
+    }
+
+    /// The registration a call to `procedure` would go to (`wamp.registration.match`).
+    pub fn matching(&self, procedure: &str) -> Option<Id> {
+        read(&self.state)
+            .registrations
+            .best_match(procedure)
+            .map(|(_, _, r)| r.id)
+    }
+
+    /// Pattern, policy and invocation policy of registration `id` (`wamp.registration.get`).
+    pub fn get(&self, id: Id) -> Option<(Uri, UriMatch, InvokePolicy)> {
+        read(&self.state)
+            .by_id
+            .get(&id)
+            .map(|r| (r.procedure.clone(), r.policy, r.invoke))
+    }
+
+    /// The callees of registration `id` (`wamp.registration.list_callees`).
+    pub fn callees(&self, id: Id) -> Option<Vec<Peer>> {
+        read(&self.state).by_id.get(&id).map(|r| r.callees.clone())
     }
 
     /// Routes a CALL to its callee. `disclose` (the role's `disclose.caller`, or the caller's
@@ -549,7 +604,7 @@ impl Dealer {
     /// and withdraw the calls it was waiting for (as caller).
     pub fn session_left(&self, peer: &Peer, registrations: impl IntoIterator<Item = Id>) {
         for id in registrations {
-            self.unregister(peer.id(), id);
+            let _ = self.unregister(peer.id(), id);
         }
         for pending in peer.drain_pending_invocations() {
             let caller = &pending.caller;

@@ -11,6 +11,7 @@ pub mod config;
 pub mod dealer;
 pub mod listener;
 pub mod matcher;
+pub mod meta;
 pub mod node;
 pub mod realm;
 pub mod session;

@@ -65,6 +65,35 @@ impl Realm {
         write(&self.sessions).remove(&id);
     }
 
+    /// The joined sessions.
+    pub fn sessions(&self) -> Vec<Peer> {
+        read(&self.sessions).values().cloned().collect()
+    }
+
+    /// The joined session `id`.
+    pub fn session(&self, id: SessionId) -> Option<Peer> {
+        read(&self.sessions).get(&id).cloned()
+    }
+
+    /// Publishes a meta event (`wamp.session.on_join`, ...) from the router itself.
+    pub fn publish_meta(&self, topic: &str, args: Vec<switchboard_proto::Value>) {
+        let payload = switchboard_proto::Payload {
+            args: switchboard_proto::RawValue::from_value(
+                switchboard_proto::Serializer::Json,
+                &switchboard_proto::Value::List(args),
+            )
+            .ok(),
+            kwargs: None,
+        };
+        let _ = self.broker.publish(
+            None,
+            &switchboard_proto::Dict::new(),
+            topic,
+            &payload,
+            false,
+        );
+    }
+
     /// How many sessions are joined.
     pub fn session_count(&self) -> usize {
         read(&self.sessions).len()

@@ -9,10 +9,11 @@ use switchboard_proto::{Id, Message, MessageType, Uri, UriMatch, Value, codec, e
 use switchboard_transport::{Transport, TransportError};
 use tracing::debug;
 
-use super::peer::{self, Peer};
+use super::peer::{self, Peer, PeerEnd};
 use super::{GOODBYE_REPLY_TIMEOUT, SessionConfig, WRITE_BATCH_MESSAGES, send_now};
 use crate::broker::PublishOutcome;
 use crate::dealer::{CancelMode, InvokePolicy, encode_or_log, error_with_text};
+use crate::meta;
 use crate::realm::Realm;
 use crate::realm::authz::{Action, Decision, Role};
 
@@ -76,7 +77,10 @@ impl Established {
             tokio::select! {
                 biased;
                 _ = cfg.shutdown.cancelled() => break End::Shutdown,
-                _ = self.peer.slow_marked() => break End::SlowConsumer,
+                why = self.peer.ended() => break match why {
+                    PeerEnd::SlowConsumer => End::SlowConsumer,
+                    PeerEnd::Killed { reason, message } => End::Killed(reason, message),
+                },
                 Some(first) = outbox.rx.recv() => {
                     // A peer that stops reading blocks this write; its outbox then fills up and
                     // marks it slow, which must end the session even mid-write.
@@ -86,7 +90,7 @@ impl Established {
                                 break End::Dropped;
                             }
                         }
-                        _ = self.peer.slow_marked() => break End::SlowConsumerMidWrite,
+                        _ = self.peer.ended() => break End::SlowConsumerMidWrite,
                     }
                 }
                 incoming = transport.recv() => match incoming {
@@ -159,6 +163,14 @@ impl Established {
             }
             // A frame may be half written: anything more would be garbage to the peer.
             End::SlowConsumerMidWrite => debug!("closed as a slow consumer"),
+            End::Killed(reason, message) => {
+                let mut details = switchboard_proto::Dict::new();
+                if let Some(m) = message {
+                    details.insert("message".into(), m.into());
+                }
+                send_now(transport, &Message::Goodbye { details, reason }).await;
+                debug!("killed through the meta API");
+            }
             End::Violation(text) => {
                 debug!("protocol violation: {text}");
                 send_now(transport, &Message::abort(errors::PROTOCOL_VIOLATION, text)).await;
@@ -181,18 +193,79 @@ impl Established {
     /// then publishes its testaments (spec, "Testament": on any end of the session).
     fn leave(&mut self) {
         for t in std::mem::take(&mut self.testaments) {
-            let _ = self
-                .realm
-                .broker
-                .publish(&self.peer, &t.options, &t.topic, &t.payload, false);
+            let _ = self.realm.broker.publish(
+                Some(&self.peer),
+                &t.options,
+                &t.topic,
+                &t.payload,
+                false,
+            );
         }
-        for id in self.subscriptions.keys() {
-            self.realm.broker.unsubscribe(self.peer.id(), *id);
+        let session = self.peer.id().0;
+        for id in std::mem::take(&mut self.subscriptions).into_keys() {
+            if let Some((_, deleted)) = self.realm.broker.unsubscribe(self.peer.id(), id) {
+                self.subscription_removed(id, deleted);
+            }
         }
-        self.realm
-            .dealer
-            .session_left(&self.peer, self.registrations.drain());
+        for id in std::mem::take(&mut self.registrations) {
+            if let Some((_, deleted)) = self.realm.dealer.unregister(self.peer.id(), id) {
+                self.registration_removed(id, deleted);
+            }
+        }
+        self.realm.dealer.session_left(&self.peer, []);
         self.realm.leave(self.peer.id());
+        let who = self.peer.identity();
+        self.realm.publish_meta(
+            meta::topics::SESSION_ON_LEAVE,
+            vec![
+                session.into(),
+                who.authid.as_str().into(),
+                who.authrole.as_str().into(),
+            ],
+        );
+    }
+
+    fn subscription_removed(&self, id: Id, deleted: bool) {
+        let args = || vec![self.peer.id().0.into(), id.into()];
+        self.realm
+            .publish_meta(meta::topics::SUBSCRIPTION_ON_UNSUBSCRIBE, args());
+        if deleted {
+            self.realm
+                .publish_meta(meta::topics::SUBSCRIPTION_ON_DELETE, args());
+        }
+    }
+
+    fn registration_removed(&self, id: Id, deleted: bool) {
+        let args = || vec![self.peer.id().0.into(), id.into()];
+        self.realm
+            .publish_meta(meta::topics::REGISTRATION_ON_UNREGISTER, args());
+        if deleted {
+            self.realm
+                .publish_meta(meta::topics::REGISTRATION_ON_DELETE, args());
+        }
+    }
+
+    /// Meta events for a new subscriber or callee: `on_create` when the subscription or
+    /// registration is new, then `on_subscribe` / `on_register`.
+    fn added(&self, kind: &str, id: Id, uri: &Uri, policy: UriMatch, created: bool) {
+        let session: Value = self.peer.id().0.into();
+        if created {
+            let mut d = switchboard_proto::Dict::new();
+            d.insert("id".into(), id.into());
+            d.insert("uri".into(), uri.as_str().into());
+            d.insert("match".into(), policy.as_str().into());
+            self.realm.publish_meta(
+                &format!("wamp.{kind}.on_create"),
+                vec![session.clone(), Value::Dict(d)],
+            );
+        }
+        let verb = if kind == "subscription" {
+            "on_subscribe"
+        } else {
+            "on_register"
+        };
+        self.realm
+            .publish_meta(&format!("wamp.{kind}.{verb}"), vec![session, id.into()]);
     }
 
     /// Queues a reply to this session's own request.
@@ -343,6 +416,18 @@ impl Established {
                 self.testaments.clear();
                 Some(result(n.into()))
             }
+            _ if procedure.starts_with("wamp.") => {
+                let args = match payload.args.as_ref().map(RawValue::to_value) {
+                    Some(Ok(Value::List(l))) => l,
+                    _ => Vec::new(),
+                };
+                let kwargs = match payload.kwargs.as_ref().map(RawValue::to_value) {
+                    Some(Ok(Value::Dict(d))) => d,
+                    _ => Dict::new(),
+                };
+                meta::call(&self.realm, &self.peer, procedure, &args, &kwargs)
+                    .map(|r| r.and_then(result))
+            }
             _ => None,
         }
     }
@@ -368,10 +453,11 @@ impl Established {
                 ) else {
                     return Flow::Continue;
                 };
-                let subscription = self
-                    .realm
-                    .broker
-                    .subscribe(&self.peer, topic.clone(), policy);
+                let (subscription, created) =
+                    self.realm
+                        .broker
+                        .subscribe(&self.peer, topic.clone(), policy);
+                self.added("subscription", subscription, &topic, policy, created);
                 let retained = if flag(&options, "get_retained") {
                     self.realm.broker.retained(&topic, policy)
                 } else {
@@ -401,9 +487,12 @@ impl Established {
                 request,
                 subscription,
             } => {
-                if self.subscriptions.remove(&subscription).is_some()
-                    && self.realm.broker.unsubscribe(self.peer.id(), subscription)
+                let removed = self.subscriptions.remove(&subscription).is_some();
+                if let Some((_, deleted)) = removed
+                    .then(|| self.realm.broker.unsubscribe(self.peer.id(), subscription))
+                    .flatten()
                 {
+                    self.subscription_removed(subscription, deleted);
                     self.reply(Message::Unsubscribed {
                         request,
                         details: None,
@@ -434,11 +523,13 @@ impl Established {
                 };
                 // spec, "Publisher Identification": the role's config or the publisher's request.
                 let disclose = decision.disclose_publisher || flag(&options, "disclose_me");
-                match self
-                    .realm
-                    .broker
-                    .publish(&self.peer, &options, &topic, &payload, disclose)
-                {
+                match self.realm.broker.publish(
+                    Some(&self.peer),
+                    &options,
+                    &topic,
+                    &payload,
+                    disclose,
+                ) {
                     PublishOutcome::Published(publication) => {
                         if acknowledge {
                             self.reply(Message::Published {
@@ -477,12 +568,20 @@ impl Established {
                 ) else {
                     return Flow::Continue;
                 };
+                let procedure_uri = procedure.clone();
                 match self
                     .realm
                     .dealer
                     .register(&self.peer, procedure, policy, invoke)
                 {
-                    Ok(registration) => {
+                    Ok((registration, created)) => {
+                        self.added(
+                            "registration",
+                            registration,
+                            &procedure_uri,
+                            policy,
+                            created,
+                        );
                         self.registrations.insert(registration);
                         self.reply(Message::Registered {
                             request,
@@ -496,9 +595,12 @@ impl Established {
                 request,
                 registration,
             } => {
-                if self.registrations.remove(&registration)
-                    && self.realm.dealer.unregister(self.peer.id(), registration)
+                let removed = self.registrations.remove(&registration);
+                if let Some((_, deleted)) = removed
+                    .then(|| self.realm.dealer.unregister(self.peer.id(), registration))
+                    .flatten()
                 {
+                    self.registration_removed(registration, deleted);
                     self.reply(Message::Unregistered {
                         request,
                         details: None,
@@ -589,6 +691,8 @@ enum End {
     Shutdown,
     SlowConsumer,
     SlowConsumerMidWrite,
+    /// Killed through the meta API: GOODBYE with this reason and message.
+    Killed(String, Option<String>),
     Violation(String),
     TransportError(TransportError),
     Dropped,

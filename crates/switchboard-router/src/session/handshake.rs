@@ -120,6 +120,10 @@ pub(super) async fn handshake<T: Transport>(
         cfg.outbox_capacity,
     );
     realm.join(peer.clone());
+    realm.publish_meta(
+        crate::meta::topics::SESSION_ON_JOIN,
+        vec![crate::meta::session_details(&peer)],
+    );
     send_now(
         transport,
         &welcome(session, &realm_name, &authid, role.name()),
@@ -173,6 +177,10 @@ fn welcome(session: SessionId, realm: &str, authid: &str, authrole: &str) -> Mes
             "subscriber_blackwhite_listing",
             "pattern_based_subscription",
             "event_retention",
+            "session_meta_api",
+            "subscription_meta_api",
+            "subscription_revocation",
+            "testament_meta_api",
         ]),
     );
     roles.insert(
@@ -184,6 +192,10 @@ fn welcome(session: SessionId, realm: &str, authid: &str, authrole: &str) -> Mes
             "call_timeout",
             "call_canceling",
             "caller_identification",
+            "session_meta_api",
+            "registration_meta_api",
+            "registration_revocation",
+            "testament_meta_api",
         ]),
     );
     let mut details = Dict::new();

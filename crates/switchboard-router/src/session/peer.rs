@@ -37,6 +37,20 @@ pub enum SendError {
     Full,
 }
 
+/// Why another task ended a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerEnd {
+    /// Its outbox overflowed.
+    SlowConsumer,
+    /// The meta API killed it.
+    Killed {
+        /// GOODBYE reason.
+        reason: String,
+        /// Message for GOODBYE.Details.
+        message: Option<String>,
+    },
+}
+
 /// A call this session (as callee) has been invoked for and not yet answered.
 #[derive(Debug)]
 pub struct PendingInvocation {
@@ -79,6 +93,8 @@ struct PeerInner {
     max_message_bytes: Option<usize>,
     outbox: mpsc::Sender<Bytes>,
     slow: AtomicBool,
+    /// Set by `kill`: the GOODBYE reason and message the session ends with.
+    killed: Mutex<Option<(String, Option<String>)>>,
     wake: Notify,
     invocation_ids: IdSequence,
     /// Invocations sent to this session, by INVOCATION.Request id. Locked briefly by the caller's
@@ -125,6 +141,7 @@ impl Peer {
                 max_message_bytes,
                 outbox: tx,
                 slow: AtomicBool::new(false),
+                killed: Mutex::new(None),
                 wake: Notify::new(),
                 invocation_ids: IdSequence::new(),
                 pending_invocations: Mutex::new(HashMap::new()),
@@ -176,12 +193,22 @@ impl Peer {
         self.inner.slow.load(Ordering::Acquire)
     }
 
-    /// Completes when the session is marked as a slow consumer (used by its own task).
-    pub async fn slow_marked(&self) {
+    /// Ends the session from outside (`wamp.session.kill`): its task says GOODBYE with `reason`.
+    pub fn kill(&self, reason: &str, message: Option<String>) {
+        *lock(&self.inner.killed) = Some((reason.to_owned(), message));
+        self.inner.wake.notify_one();
+    }
+
+    /// Completes when another task ended the session: marked as a slow consumer, or killed (used by
+    /// the session's own task).
+    pub async fn ended(&self) -> PeerEnd {
         loop {
             let notified = self.inner.wake.notified();
             if self.is_slow() {
-                return;
+                return PeerEnd::SlowConsumer;
+            }
+            if let Some((reason, message)) = lock(&self.inner.killed).take() {
+                return PeerEnd::Killed { reason, message };
             }
             notified.await;
         }

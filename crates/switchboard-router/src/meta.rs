@@ -1,0 +1,358 @@
+//! The WAMP meta API (spec, "Session Meta API", "Registration Meta API", "Subscription Meta
+//! API"): procedures the router answers itself about a realm's sessions, registrations and
+//! subscriptions, the kill and revocation procedures, and the meta events it publishes.
+//!
+//! Meta procedures are called like any other (and authorized like any other); the session task
+//! answers them directly instead of routing them to a callee.
+
+use switchboard_proto::{Dict, Id, Message, UriMatch, Value, errors};
+
+use crate::dealer::{CallError, encode_or_log};
+use crate::realm::Realm;
+use crate::session::peer::{Peer, SessionId};
+
+/// Meta event topics.
+pub mod topics {
+    /// A session joined: `[details]`.
+    pub const SESSION_ON_JOIN: &str = "wamp.session.on_join";
+    /// A session left: `[session, authid, authrole]`.
+    pub const SESSION_ON_LEAVE: &str = "wamp.session.on_leave";
+    /// A registration was created: `[session, details]`.
+    pub const REGISTRATION_ON_CREATE: &str = "wamp.registration.on_create";
+    /// A callee was added to a registration: `[session, registration]`.
+    pub const REGISTRATION_ON_REGISTER: &str = "wamp.registration.on_register";
+    /// A callee was removed from a registration: `[session, registration]`.
+    pub const REGISTRATION_ON_UNREGISTER: &str = "wamp.registration.on_unregister";
+    /// A registration was deleted: `[session, registration]`.
+    pub const REGISTRATION_ON_DELETE: &str = "wamp.registration.on_delete";
+    /// A subscription was created: `[session, details]`.
+    pub const SUBSCRIPTION_ON_CREATE: &str = "wamp.subscription.on_create";
+    /// A subscriber was added: `[session, subscription]`.
+    pub const SUBSCRIPTION_ON_SUBSCRIBE: &str = "wamp.subscription.on_subscribe";
+    /// A subscriber was removed: `[session, subscription]`.
+    pub const SUBSCRIPTION_ON_UNSUBSCRIBE: &str = "wamp.subscription.on_unsubscribe";
+    /// A subscription was deleted: `[session, subscription]`.
+    pub const SUBSCRIPTION_ON_DELETE: &str = "wamp.subscription.on_delete";
+}
+
+/// The details of a session, as `wamp.session.get` and `on_join` give them.
+pub fn session_details(peer: &Peer) -> Value {
+    let who = peer.identity();
+    let mut d = Dict::new();
+    d.insert("session".into(), who.session.0.into());
+    d.insert("authid".into(), who.authid.as_str().into());
+    d.insert("authrole".into(), who.authrole.as_str().into());
+    d.insert("authmethod".into(), "anonymous".into());
+    d.insert("authprovider".into(), "static".into());
+    d.insert("serializer".into(), peer.serializer().name().into());
+    Value::Dict(d)
+}
+
+fn no_such_session(id: u64) -> CallError {
+    CallError::from_uri(
+        errors::NO_SUCH_SESSION,
+        format!("no session {id} in this realm"),
+    )
+}
+
+fn no_such_registration(id: u64) -> CallError {
+    CallError::from_uri(
+        errors::NO_SUCH_REGISTRATION,
+        format!("no registration {id}"),
+    )
+}
+
+fn no_such_subscription(id: u64) -> CallError {
+    CallError::from_uri(
+        errors::NO_SUCH_SUBSCRIPTION,
+        format!("no subscription {id}"),
+    )
+}
+
+fn ids(list: Vec<Id>) -> Value {
+    Value::List(list.into_iter().map(Value::from).collect())
+}
+
+fn by_policy(lists: [Vec<Id>; 3]) -> Value {
+    let [exact, prefix, wildcard] = lists;
+    let mut d = Dict::new();
+    d.insert("exact".into(), ids(exact));
+    d.insert("prefix".into(), ids(prefix));
+    d.insert("wildcard".into(), ids(wildcard));
+    Value::Dict(d)
+}
+
+fn sessions_of(peers: Vec<Peer>) -> Value {
+    ids(peers.into_iter().map(|p| p.id().0).collect())
+}
+
+/// The match policy of a lookup's options dict (`{"match": "prefix"}`), exact by default.
+fn lookup_policy(options: Option<&Value>) -> UriMatch {
+    options
+        .and_then(Value::as_dict)
+        .and_then(|d| d.get("match"))
+        .and_then(Value::as_str)
+        .and_then(UriMatch::parse)
+        .unwrap_or(UriMatch::Exact)
+}
+
+/// Ends other sessions with GOODBYE `reason` (default `wamp.close.killed`); returns how many.
+fn kill(peers: impl Iterator<Item = Peer>, kwargs: &Dict) -> u64 {
+    let reason = kwargs
+        .get("reason")
+        .and_then(Value::as_str)
+        .unwrap_or(errors::CLOSE_KILLED);
+    let message = kwargs
+        .get("message")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let mut n = 0;
+    for p in peers {
+        p.kill(reason, message.clone());
+        n += 1;
+    }
+    n
+}
+
+/// Answers a meta procedure called by `caller`; `None` when `procedure` is not one.
+pub fn call(
+    realm: &Realm,
+    caller: &Peer,
+    procedure: &str,
+    args: &[Value],
+    kwargs: &Dict,
+) -> Option<Result<Value, CallError>> {
+    let id_arg = |i: usize| args.get(i).and_then(Value::as_u64);
+    let str_arg = |i: usize| args.get(i).and_then(Value::as_str);
+    let bad = |what: &str| {
+        Err(CallError::invalid_argument(format!(
+            "{procedure}: expected {what}"
+        )))
+    };
+    let others = || {
+        realm
+            .sessions()
+            .into_iter()
+            .filter(move |p| p.id() != caller.id())
+    };
+    let roles_filter = |peers: Vec<Peer>| -> Vec<Peer> {
+        match args.first().and_then(Value::as_list) {
+            Some(roles) => peers
+                .into_iter()
+                .filter(|p| {
+                    roles
+                        .iter()
+                        .any(|r| r.as_str() == Some(p.identity().authrole.as_str()))
+                })
+                .collect(),
+            None => peers,
+        }
+    };
+    Some(match procedure {
+        "wamp.session.count" => Ok((roles_filter(realm.sessions()).len() as u64).into()),
+        "wamp.session.list" => Ok(sessions_of(roles_filter(realm.sessions()))),
+        "wamp.session.get" => match id_arg(0) {
+            Some(id) => realm
+                .session(SessionId(id))
+                .map(|p| session_details(&p))
+                .ok_or_else(|| no_such_session(id)),
+            None => bad("a session id"),
+        },
+        "wamp.session.kill" => match id_arg(0) {
+            Some(id) if id == caller.id().0 => {
+                Err(CallError::invalid_argument("a session cannot kill itself"))
+            }
+            Some(id) => match realm.session(SessionId(id)) {
+                Some(p) => Ok(kill(std::iter::once(p), kwargs).into()),
+                None => Err(no_such_session(id)),
+            },
+            None => bad("a session id"),
+        },
+        "wamp.session.kill_by_authid" => match str_arg(0) {
+            Some(authid) => {
+                Ok(kill(others().filter(|p| p.identity().authid == authid), kwargs).into())
+            }
+            None => bad("an authid"),
+        },
+        "wamp.session.kill_by_authrole" => match str_arg(0) {
+            Some(role) => {
+                Ok(kill(others().filter(|p| p.identity().authrole == role), kwargs).into())
+            }
+            None => bad("an authrole"),
+        },
+        "wamp.session.kill_all" => Ok(kill(others(), kwargs).into()),
+
+        "wamp.registration.list" => Ok(by_policy(realm.dealer.ids_by_policy())),
+        "wamp.registration.lookup" => match str_arg(0) {
+            Some(uri) => Ok(realm
+                .dealer
+                .lookup(uri, lookup_policy(args.get(1)))
+                .map_or(Value::Null, Value::from)),
+            None => bad("a procedure URI"),
+        },
+        "wamp.registration.match" => match str_arg(0) {
+            Some(uri) => Ok(realm.dealer.matching(uri).map_or(Value::Null, Value::from)),
+            None => bad("a procedure URI"),
+        },
+        "wamp.registration.get" => match id_arg(0) {
+            Some(id) => realm
+                .dealer
+                .get(id)
+                .map(|(uri, policy, invoke)| {
+                    let mut d = Dict::new();
+                    d.insert("id".into(), id.into());
+                    d.insert("uri".into(), uri.as_str().into());
+                    d.insert("match".into(), policy.as_str().into());
+                    d.insert("invoke".into(), invoke.as_str().into());
+                    Value::Dict(d)
+                })
+                .ok_or_else(|| no_such_registration(id)),
+            None => bad("a registration id"),
+        },
+        "wamp.registration.list_callees" => match id_arg(0) {
+            Some(id) => realm
+                .dealer
+                .callees(id)
+                .map(sessions_of)
+                .ok_or_else(|| no_such_registration(id)),
+            None => bad("a registration id"),
+        },
+        "wamp.registration.count_callees" => match id_arg(0) {
+            Some(id) => realm
+                .dealer
+                .callees(id)
+                .map(|c| (c.len() as u64).into())
+                .ok_or_else(|| no_such_registration(id)),
+            None => bad("a registration id"),
+        },
+        "wamp.registration.remove_callee" => match (id_arg(0), id_arg(1)) {
+            (Some(id), Some(session)) => match realm.dealer.unregister(SessionId(session), id) {
+                Some((callee, deleted)) => {
+                    revoked(
+                        &callee,
+                        Message::Unregistered {
+                            request: 0,
+                            details: Some(revocation("registration", id, kwargs)),
+                        },
+                    );
+                    realm.publish_meta(
+                        topics::REGISTRATION_ON_UNREGISTER,
+                        vec![session.into(), id.into()],
+                    );
+                    if deleted {
+                        realm.publish_meta(
+                            topics::REGISTRATION_ON_DELETE,
+                            vec![session.into(), id.into()],
+                        );
+                    }
+                    Ok(Value::Null)
+                }
+                None => Err(no_such_registration(id)),
+            },
+            _ => bad("a registration id and a session id"),
+        },
+
+        "wamp.subscription.list" => Ok(by_policy(realm.broker.ids_by_policy())),
+        "wamp.subscription.lookup" => match str_arg(0) {
+            Some(uri) => Ok(realm
+                .broker
+                .lookup(uri, lookup_policy(args.get(1)))
+                .map_or(Value::Null, Value::from)),
+            None => bad("a topic URI"),
+        },
+        "wamp.subscription.match" => match str_arg(0) {
+            Some(uri) => Ok(ids(realm.broker.matching(uri))),
+            None => bad("a topic URI"),
+        },
+        "wamp.subscription.get" => match id_arg(0) {
+            Some(id) => realm
+                .broker
+                .get(id)
+                .map(|(uri, policy)| {
+                    let mut d = Dict::new();
+                    d.insert("id".into(), id.into());
+                    d.insert("uri".into(), uri.as_str().into());
+                    d.insert("match".into(), policy.as_str().into());
+                    Value::Dict(d)
+                })
+                .ok_or_else(|| no_such_subscription(id)),
+            None => bad("a subscription id"),
+        },
+        "wamp.subscription.list_subscribers" => match id_arg(0) {
+            Some(id) => realm
+                .broker
+                .subscribers(id)
+                .map(sessions_of)
+                .ok_or_else(|| no_such_subscription(id)),
+            None => bad("a subscription id"),
+        },
+        "wamp.subscription.count_subscribers" => match id_arg(0) {
+            Some(id) => realm
+                .broker
+                .subscribers(id)
+                .map(|s| (s.len() as u64).into())
+                .ok_or_else(|| no_such_subscription(id)),
+            None => bad("a subscription id"),
+        },
+        "wamp.subscription.remove_subscriber" => match (id_arg(0), id_arg(1)) {
+            (Some(id), Some(session)) => match realm.broker.unsubscribe(SessionId(session), id) {
+                Some((subscriber, deleted)) => {
+                    revoked(
+                        &subscriber,
+                        Message::Unsubscribed {
+                            request: 0,
+                            details: Some(revocation("subscription", id, kwargs)),
+                        },
+                    );
+                    realm.publish_meta(
+                        topics::SUBSCRIPTION_ON_UNSUBSCRIBE,
+                        vec![session.into(), id.into()],
+                    );
+                    if deleted {
+                        realm.publish_meta(
+                            topics::SUBSCRIPTION_ON_DELETE,
+                            vec![session.into(), id.into()],
+                        );
+                    }
+                    Ok(Value::Null)
+                }
+                None => Err(no_such_subscription(id)),
+            },
+            _ => bad("a subscription id and a session id"),
+        },
+        _ => return None,
+    })
+}
+
+/// The details of a router-initiated UNREGISTERED/UNSUBSCRIBED (spec, "Registration Revocation"
+/// and "Subscription Revocation").
+fn revocation(kind: &str, id: Id, kwargs: &Dict) -> Dict {
+    let mut d = Dict::new();
+    d.insert(kind.into(), id.into());
+    if let Some(reason) = kwargs.get("reason") {
+        d.insert("reason".into(), reason.clone());
+    }
+    d
+}
+
+fn revoked(peer: &Peer, msg: Message) {
+    if let Some(bytes) = encode_or_log(peer, msg) {
+        let _ = peer.send(bytes);
+    }
+}
+
+/// The `policy_index` order, for tests and callers that build lists.
+pub const POLICY_ORDER: [UriMatch; 3] = [UriMatch::Exact, UriMatch::Prefix, UriMatch::Wildcard];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::policy_index;
+
+    #[test]
+    fn policy_order_matches_policy_index() {
+        for (i, p) in POLICY_ORDER.into_iter().enumerate() {
+            assert_eq!(policy_index(p), i);
+        }
+    }
+}
