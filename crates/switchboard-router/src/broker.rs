@@ -272,6 +272,7 @@ impl Broker {
                 Some(p) if disclose => identity_details(p, "publisher"),
                 _ => Dict::new(),
             };
+            copy_passthru(options, &mut details);
             // spec, "Pattern-based Subscription": events of a pattern subscription name their topic.
             if target.pattern_based {
                 details.insert("topic".into(), topic.into());
@@ -349,6 +350,31 @@ impl Broker {
     /// How many subscriptions exist (for tests and the meta API).
     pub fn subscription_count(&self) -> usize {
         read(&self.state).subscriptions.len()
+    }
+}
+
+/// The payload passthru options (spec, "Payload Passthru Mode", and autobahn's older `enc_*`
+/// names) a receiver needs to read the payload; the router forwards them and never looks inside.
+const PASSTHRU_KEYS: [&str; 7] = [
+    "ppt_scheme",
+    "ppt_serializer",
+    "ppt_cipher",
+    "ppt_keyid",
+    "enc_algo",
+    "enc_serializer",
+    "enc_key",
+];
+
+/// Copies the payload passthru options of a PUBLISH, CALL or YIELD into the details of the EVENT,
+/// INVOCATION or RESULT it becomes.
+pub(crate) fn copy_passthru(options: &Dict, details: &mut Dict) {
+    if !switchboard_proto::options::is_passthru(options) {
+        return;
+    }
+    for key in PASSTHRU_KEYS {
+        if let Some(v) = options.get(key) {
+            details.insert(key.to_owned(), v.clone());
+        }
     }
 }
 

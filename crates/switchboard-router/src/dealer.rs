@@ -430,6 +430,7 @@ impl Dealer {
         if progressive {
             details.insert("receive_progress".into(), true.into());
         }
+        crate::broker::copy_passthru(options, &mut details);
         let invocation = Message::Invocation {
             request: invocation_id,
             registration: reg.id,
@@ -529,6 +530,7 @@ impl Dealer {
         if progressive_result {
             details.insert("progress".into(), true.into());
         }
+        crate::broker::copy_passthru(options, &mut details);
         let result = Message::Result {
             request: call_request,
             details,

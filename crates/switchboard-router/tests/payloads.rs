@@ -200,3 +200,56 @@ async fn invalid_uris_get_invalid_uri_errors() {
     }
     router.shutdown().await;
 }
+
+#[tokio::test]
+async fn passthru_payloads_and_their_options_reach_subscribers_and_callees_untouched() {
+    let router = start_router().await;
+    let mut json_sub = RawPeer::join(&router, Via::WebSocketTcp, Serializer::Json).await;
+    subscribe(&mut json_sub, "com.e2e").await;
+    let mut msgpack_sub = RawPeer::join(&router, Via::RawSocketTcp, Serializer::MsgPack).await;
+    subscribe(&mut msgpack_sub, "com.e2e").await;
+    let mut publisher = RawPeer::join(&router, Via::RawSocketUnix, Serializer::MsgPack).await;
+    let mut options = ack();
+    options.insert("ppt_scheme".into(), "x_test".into());
+    options.insert("ppt_serializer".into(), "cbor".into());
+    // The opaque payload: msgpack bin 0x01 0x02 0xff.
+    let opaque = Bytes::from_static(&[0xc4, 0x03, 0x01, 0x02, 0xff]);
+    publisher
+        .send(&Message::Publish {
+            request: 1,
+            options,
+            topic: "com.e2e".into(),
+            payload: Payload {
+                args: Some(RawValue::from_encoded(Serializer::MsgPack, opaque.clone())),
+                kwargs: None,
+            },
+        })
+        .await;
+    assert!(matches!(
+        publisher.recv().await,
+        Some(Message::Published { .. })
+    ));
+    for (peer, expected) in [
+        (&mut msgpack_sub, opaque.clone()),
+        (&mut json_sub, Bytes::from_static(b"\"\\u0000AQL/\"")),
+    ] {
+        match peer.recv().await {
+            Some(Message::Event {
+                details, payload, ..
+            }) => {
+                assert_eq!(
+                    details.get("ppt_scheme").and_then(Value::as_str),
+                    Some("x_test")
+                );
+                assert_eq!(
+                    details.get("ppt_serializer").and_then(Value::as_str),
+                    Some("cbor")
+                );
+                assert_eq!(payload.args.expect("payload").bytes(), &expected);
+                assert!(payload.kwargs.is_none());
+            }
+            other => panic!("expected EVENT, got {other:?}"),
+        }
+    }
+    router.shutdown().await;
+}

@@ -181,6 +181,7 @@ fn welcome(session: SessionId, realm: &str, authid: &str, authrole: &str) -> Mes
             "subscription_meta_api",
             "subscription_revocation",
             "testament_meta_api",
+            "payload_passthru_mode",
         ]),
     );
     roles.insert(
@@ -196,6 +197,7 @@ fn welcome(session: SessionId, realm: &str, authid: &str, authrole: &str) -> Mes
             "registration_meta_api",
             "registration_revocation",
             "testament_meta_api",
+            "payload_passthru_mode",
         ]),
     );
     let mut details = Dict::new();
