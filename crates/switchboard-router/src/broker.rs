@@ -52,7 +52,37 @@ pub struct RetainedEvent {
 pub struct Broker {
     state: RwLock<BrokerState>,
     ids: Arc<IdSequence>,
+    /// Event history logs (the realm's `store`); empty unless configured, so publishing pays
+    /// nothing for them.
+    history: Vec<HistoryLog>,
 }
+
+/// One `event-history` log: the last `limit` events on topics matching a pattern.
+#[derive(Debug)]
+struct HistoryLog {
+    pattern: Uri,
+    policy: UriMatch,
+    limit: usize,
+    /// Locked by publishers of matching topics for one push; never across an await.
+    events: std::sync::Mutex<std::collections::VecDeque<StoredEvent>>,
+}
+
+/// An event kept in a history log.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// Order of publication across the realm's logs.
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// The publication id.
+    pub publication: Id,
+    /// The concrete topic.
+    pub topic: String,
+    /// The payload as published.
+    pub payload: Payload,
+}
+
+static HISTORY_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// What a PUBLISH led to, for the publisher's reply.
 #[derive(Debug, PartialEq, Eq)]
@@ -144,12 +174,50 @@ struct Target {
 }
 
 impl Broker {
-    /// An empty broker drawing subscription ids from `ids`.
-    pub fn new(ids: Arc<IdSequence>) -> Self {
+    /// An empty broker drawing subscription ids from `ids`, keeping the event history `store`
+    /// configures.
+    pub fn new(ids: Arc<IdSequence>, store: Option<&crate::config::StoreConfig>) -> Self {
+        let history = store
+            .map(|s| s.event_history.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|h| {
+                let policy = h.match_policy.map_or(UriMatch::Exact, UriMatch::from);
+                Some(HistoryLog {
+                    pattern: Uri::parse_loose(&h.uri, policy).ok()?,
+                    policy,
+                    limit: h.limit,
+                    events: std::sync::Mutex::new(std::collections::VecDeque::new()),
+                })
+            })
+            .collect();
         Self {
             state: RwLock::new(BrokerState::default()),
             ids,
+            history,
         }
+    }
+
+    /// The stored events matching subscription `id`'s pattern, the most recent `limit` of them in
+    /// publication order (`wamp.subscription.get_events`); `None` for an unknown subscription.
+    pub fn history(&self, id: Id, limit: usize) -> Option<Vec<StoredEvent>> {
+        let (pattern, policy) = self.get(id)?;
+        let mut events: Vec<StoredEvent> = Vec::new();
+        for log in &self.history {
+            let log = log
+                .events
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            events.extend(
+                log.iter()
+                    .filter(|e| pattern.matches(policy, &e.topic))
+                    .cloned(),
+            );
+        }
+        events.sort_by_key(|e| e.seq);
+        events.dedup_by_key(|e| e.seq);
+        let skip = events.len().saturating_sub(limit);
+        Some(events.split_off(skip))
     }
 
     /// Subscribes `peer` to `topic` under `policy`; returns the subscription id (the existing one
@@ -305,6 +373,31 @@ impl Broker {
                         }
                     }
                     Err(e) => unconvertible = Some(e.to_string()),
+                }
+            }
+        }
+        if !self.history.is_empty() {
+            let stored = StoredEvent {
+                seq: HISTORY_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                timestamp_ms: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64),
+                publication,
+                topic: topic.to_owned(),
+                payload: payload.clone(),
+            };
+            for log in self
+                .history
+                .iter()
+                .filter(|l| l.pattern.matches(l.policy, topic))
+            {
+                let mut events = log
+                    .events
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                events.push_back(stored.clone());
+                while events.len() > log.limit {
+                    events.pop_front();
                 }
             }
         }

@@ -294,6 +294,18 @@ pub fn call(
                 .ok_or_else(|| no_such_subscription(id)),
             None => bad("a subscription id"),
         },
+        "wamp.subscription.get_events" => match id_arg(0) {
+            Some(id) => {
+                let limit = id_arg(1).unwrap_or(u64::MAX) as usize;
+                match realm.broker.history(id, limit) {
+                    Some(events) => Ok(Value::List(
+                        events.into_iter().map(|e| stored_event(id, e)).collect(),
+                    )),
+                    None => Err(no_such_subscription(id)),
+                }
+            }
+            None => bad("a subscription id"),
+        },
         "wamp.subscription.remove_subscriber" => match (id_arg(0), id_arg(1)) {
             (Some(id), Some(session)) => match realm.broker.unsubscribe(SessionId(session), id) {
                 Some((subscriber, deleted)) => {
@@ -322,6 +334,25 @@ pub fn call(
         },
         _ => return None,
     })
+}
+
+/// A stored event as `wamp.subscription.get_events` returns it.
+fn stored_event(subscription: Id, e: crate::broker::StoredEvent) -> Value {
+    let mut d = Dict::new();
+    d.insert("timestamp".into(), e.timestamp_ms.into());
+    d.insert("subscription".into(), subscription.into());
+    d.insert("publication".into(), e.publication.into());
+    d.insert("topic".into(), e.topic.into());
+    let decode = |r: Option<switchboard_proto::RawValue>| r.and_then(|r| r.to_value().ok());
+    d.insert(
+        "args".into(),
+        decode(e.payload.args).unwrap_or(Value::List(Vec::new())),
+    );
+    d.insert(
+        "kwargs".into(),
+        decode(e.payload.kwargs).unwrap_or(Value::Dict(Dict::new())),
+    );
+    Value::Dict(d)
 }
 
 /// The details of a router-initiated UNREGISTERED/UNSUBSCRIBED (spec, "Registration Revocation"

@@ -398,3 +398,77 @@ async fn meta_procedures_are_authorized_like_any_other() {
     );
     router.shutdown().await;
 }
+
+#[tokio::test]
+async fn event_history_keeps_the_configured_number_of_events_per_topic() {
+    let realms = r#"[{"name": "realm1",
+        "roles": [{"name": "anonymous", "permissions": [{"uri": "", "match": "prefix", "allow": {"call": true, "register": true, "publish": true, "subscribe": true}}]}],
+        "store": {"type": "memory", "event-history": [{"uri": "com.example.oncounter", "limit": 3}]}}]"#;
+    let router = start_router_with(Some(realms)).await;
+    let publisher = router.connect(Via::RawSocketTcp, Serializer::MsgPack).await;
+    let mut ack = Dict::new();
+    ack.insert("acknowledge".into(), true.into());
+    for n in 0..5u64 {
+        publisher
+            .publish(
+                "com.example.oncounter",
+                Args::positional(vec![n.into()]),
+                ack.clone(),
+            )
+            .await
+            .expect("publish");
+        publisher
+            .publish(
+                "com.example.other",
+                Args::positional(vec![n.into()]),
+                ack.clone(),
+            )
+            .await
+            .expect("publish");
+    }
+    let reader = router.connect(Via::WebSocketTcp, Serializer::Json).await;
+    let (subscription, _events) = reader
+        .subscribe("com.example.oncounter")
+        .await
+        .expect("subscribe");
+    let events = meta(
+        &reader,
+        "wamp.subscription.get_events",
+        vec![subscription.into(), 10u64.into()],
+    )
+    .await;
+    let counters: Vec<Value> = events
+        .as_list()
+        .expect("list")
+        .iter()
+        .map(|e| {
+            e.as_dict()
+                .and_then(|d| d.get("args"))
+                .and_then(|a| a.as_list())
+                .expect("args")[0]
+                .clone()
+        })
+        .collect();
+    assert_eq!(
+        counters,
+        vec![Value::UInt(2), Value::UInt(3), Value::UInt(4)],
+        "the last 3, oldest first"
+    );
+    let two = meta(
+        &reader,
+        "wamp.subscription.get_events",
+        vec![subscription.into(), 2u64.into()],
+    )
+    .await;
+    assert_eq!(two.as_list().map(<[Value]>::len), Some(2));
+    // A topic without history has none.
+    let (other, _e) = reader
+        .subscribe("com.example.other")
+        .await
+        .expect("subscribe");
+    assert_eq!(
+        meta(&reader, "wamp.subscription.get_events", vec![other.into()]).await,
+        Value::List(Vec::new())
+    );
+    router.shutdown().await;
+}

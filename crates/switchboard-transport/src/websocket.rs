@@ -17,6 +17,9 @@ use yawc::{Frame, OpCode, Options, WebSocket};
 
 use super::{Transport, TransportError};
 
+/// Read buffer of a client connection.
+const CLIENT_READ_BUFFER_BYTES: usize = 16 * 1024;
+
 /// permessage-deflate parameters (RFC 7692 §7.1), seen from the side that configures them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Deflate {
@@ -82,6 +85,11 @@ impl WebSocketSettings {
             .with_no_delay();
         if let Some(size) = self.fragment_bytes.filter(|s| *s > 0) {
             options = options.with_max_fragment_size(size);
+        }
+        // A client's connection starts from the handshake's leftover bytes; without an explicit
+        // capacity its reads stay tiny (one frame or less per syscall, seen with strace).
+        if role == yawc::Role::Client {
+            options = options.with_read_buffer_capacity(CLIENT_READ_BUFFER_BYTES);
         }
         let Some(deflate) = &self.compression else {
             return options.without_compression();

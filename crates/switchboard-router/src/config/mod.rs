@@ -232,6 +232,42 @@ pub struct RealmConfig {
     /// Roles sessions may join with.
     #[serde(default)]
     pub roles: Vec<RoleConfig>,
+    /// The realm's event store (event history).
+    #[serde(default)]
+    pub store: Option<StoreConfig>,
+}
+
+/// A realm's `store`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Only `memory` so far.
+    #[serde(rename = "type")]
+    pub kind: StoreKind,
+    /// Topics whose events are kept for `wamp.subscription.get_events`.
+    #[serde(rename = "event-history", default)]
+    pub event_history: Vec<EventHistoryConfig>,
+}
+
+/// Kinds of event store.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// Kept in memory; gone when the router stops.
+    Memory,
+}
+
+/// One `event-history` entry: events on topics matching `uri`, the last `limit` of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventHistoryConfig {
+    /// Topic pattern.
+    pub uri: String,
+    /// How `uri` matches (exact by default).
+    #[serde(rename = "match", default)]
+    pub match_policy: Option<MatchPolicy>,
+    /// How many events are kept.
+    pub limit: usize,
 }
 
 /// A role and its permissions.

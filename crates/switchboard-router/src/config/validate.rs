@@ -51,6 +51,22 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
                     format!("realm `{}` is defined twice", realm.name),
                 );
             }
+            if let Some(store) = &realm.store {
+                for (h, entry) in store.event_history.iter().enumerate() {
+                    let policy = entry.match_policy.map_or(UriMatch::Exact, UriMatch::from);
+                    if Uri::parse_loose(&entry.uri, policy).is_err() {
+                        push(
+                            &mut errors,
+                            format!("{at}.store.event-history[{h}].uri"),
+                            format!(
+                                "`{}` is not a valid URI pattern for match `{}`",
+                                entry.uri,
+                                policy.as_str()
+                            ),
+                        );
+                    }
+                }
+            }
             let mut role_names = HashSet::new();
             for (i, role) in realm.roles.iter().enumerate() {
                 roles_defined.insert(role.name.clone());

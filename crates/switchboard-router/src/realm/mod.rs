@@ -33,7 +33,7 @@ impl Realm {
     pub fn new(cfg: &RealmConfig, ids: Arc<IdSequence>) -> Self {
         Self {
             name: cfg.name.clone(),
-            broker: Broker::new(ids.clone()),
+            broker: Broker::new(ids.clone(), cfg.store.as_ref()),
             dealer: Dealer::new(ids),
             roles: cfg
                 .roles

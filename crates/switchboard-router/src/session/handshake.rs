@@ -177,6 +177,7 @@ fn welcome(session: SessionId, realm: &str, authid: &str, authrole: &str) -> Mes
             "subscriber_blackwhite_listing",
             "pattern_based_subscription",
             "event_retention",
+            "event_history",
             "session_meta_api",
             "subscription_meta_api",
             "subscription_revocation",

@@ -1,0 +1,361 @@
+//! `switchboard-load`: a load generator for any WAMP router (Switchboard, Crossbar.io, ...).
+//!
+//! Each run is one scenario (`rpc`, `pubsub`, `connect`, `idle`, and the no-WAMP references
+//! `echo` and `fanout` against `switchboard-echo`), bounded in time, and prints exactly one JSON
+//! line on stdout; progress goes to stderr. The exit code is 1 when a correctness check failed
+//! (errors, lost, duplicated or reordered > 0), 2 when the run could not start, 0 otherwise.
+//!
+//! With `--router-pid` the router's CPU time and memory are sampled from `/proc` at the start and
+//! end of the measured window; the load tool's own CPU is always reported next to it, so a reader
+//! can tell when the load tool, not the router, was the limit.
+
+mod conn;
+mod measure;
+mod report;
+mod scenario;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use switchboard_proto::Serializer;
+
+use crate::conn::Target;
+use crate::measure::Progress;
+use crate::scenario::{Ctx, connect, echo, idle, pubsub, rpc};
+
+/// Load generator for WAMP routers; prints one JSON line per run.
+#[derive(Parser)]
+#[command(name = "switchboard-load", version)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// N callers with K calls in flight each, against one callee this tool registers.
+    Rpc {
+        #[command(flatten)]
+        common: Common,
+        /// Caller sessions.
+        #[arg(long, default_value_t = 8)]
+        callers: usize,
+        /// Calls in flight per caller.
+        #[arg(long, default_value_t = 16)]
+        in_flight: usize,
+        /// Bytes of padding in each call's arguments.
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+    },
+    /// P publishers (acknowledged, K in flight each) and S subscribers on one topic.
+    Pubsub {
+        #[command(flatten)]
+        common: Common,
+        /// Publisher sessions.
+        #[arg(long, default_value_t = 1)]
+        publishers: usize,
+        /// Subscriber sessions.
+        #[arg(long, default_value_t = 100)]
+        subscribers: usize,
+        /// Unacknowledged publishes in flight per publisher.
+        #[arg(long, default_value_t = 16)]
+        in_flight: usize,
+        /// Bytes of padding in each event's arguments.
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+    },
+    /// C concurrent openers: connect, HELLO, WELCOME, GOODBYE, close, as fast as possible.
+    Connect {
+        #[command(flatten)]
+        common: Common,
+        /// Concurrent openers.
+        #[arg(long, default_value_t = 50)]
+        concurrency: usize,
+    },
+    /// Open N idle sessions, measure the router's memory per session, hold them for the duration.
+    Idle {
+        #[command(flatten)]
+        common: Common,
+        /// Sessions to open.
+        #[arg(long, default_value_t = 1000)]
+        sessions: usize,
+        /// Handshakes at a time while opening.
+        #[arg(long, default_value_t = 50)]
+        concurrency: usize,
+    },
+    /// Plain WebSocket/RawSocket echo (no WAMP) against `switchboard-echo`: the transport limit.
+    Echo {
+        #[command(flatten)]
+        common: Common,
+        /// Connections.
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+        /// Messages in flight per connection.
+        #[arg(long, default_value_t = 16)]
+        in_flight: usize,
+        /// Message size in bytes (at least the 25-byte header).
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+    },
+    /// Plain fan-out (no WAMP) against `switchboard-echo --fanout`: the transport limit of pubsub.
+    Fanout {
+        #[command(flatten)]
+        common: Common,
+        /// Publishing connections.
+        #[arg(long, default_value_t = 1)]
+        publishers: usize,
+        /// Subscribing connections.
+        #[arg(long, default_value_t = 100)]
+        subscribers: usize,
+        /// Unacknowledged messages in flight per publisher.
+        #[arg(long, default_value_t = 16)]
+        in_flight: usize,
+        /// Message size in bytes (at least the 41-byte header).
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+    },
+}
+
+/// Options every scenario takes.
+#[derive(Args, Clone)]
+struct Common {
+    /// Router URL: ws://host:port/path (WebSocket) or rs://host:port (RawSocket).
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    url: String,
+    /// WAMP serializer: json, msgpack or cbor (for echo/fanout: the WebSocket subprotocol, which
+    /// picks text or binary frames).
+    #[arg(long, default_value = "json", value_parser = parse_serializer)]
+    serializer: Serializer,
+    /// Realm to join.
+    #[arg(long, default_value = "realm1")]
+    realm: String,
+    /// Measured window in seconds (for idle: how long the sessions are held).
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of load before the window (for idle: settling time before the memory reading).
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Seconds to wait for outstanding replies after the window before counting them as errors.
+    #[arg(long, default_value_t = 5.0)]
+    drain: f64,
+    /// Worker threads of this tool's runtime (default: the number of cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// PID of the router process, to sample its CPU time and memory from /proc.
+    #[arg(long)]
+    router_pid: Option<u32>,
+    /// Local source addresses to bind, round robin: a range 127.0.0.2-127.0.0.9 and/or a comma
+    /// separated list (each address has its own ephemeral ports).
+    #[arg(long, value_parser = parse_source_addrs)]
+    source_addrs: Option<SourceAddrs>,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// Parsed `--source-addrs`.
+#[derive(Clone, Debug)]
+struct SourceAddrs(Vec<IpAddr>);
+
+fn parse_serializer(s: &str) -> Result<Serializer, String> {
+    Serializer::from_name(s).ok_or_else(|| format!("{s:?} is not json, msgpack or cbor"))
+}
+
+fn parse_source_addrs(s: &str) -> Result<SourceAddrs, String> {
+    let mut addrs = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let a: Ipv4Addr = a.parse().map_err(|e| format!("{a:?}: {e}"))?;
+                let b: Ipv4Addr = b.parse().map_err(|e| format!("{b:?}: {e}"))?;
+                let (a, b) = (u32::from(a), u32::from(b));
+                if b < a || b - a > 65_535 {
+                    return Err(format!("range {part} is empty or too large"));
+                }
+                addrs.extend((a..=b).map(|n| IpAddr::V4(Ipv4Addr::from(n))));
+            }
+            None => addrs.push(part.parse().map_err(|e| format!("{part:?}: {e}"))?),
+        }
+    }
+    if addrs.is_empty() {
+        return Err("no address given".into());
+    }
+    Ok(SourceAddrs(addrs))
+}
+
+fn seconds(s: f64, what: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(s).map_err(|_| format!("--{what} {s} is not a duration"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let common = match &cli.scenario {
+        Scenario::Rpc { common, .. }
+        | Scenario::Pubsub { common, .. }
+        | Scenario::Connect { common, .. }
+        | Scenario::Idle { common, .. }
+        | Scenario::Echo { common, .. }
+        | Scenario::Fanout { common, .. } => common.clone(),
+    };
+    let threads = common.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli.scenario, common, threads)) {
+        Ok(report) => {
+            let failed = report.failed();
+            match serde_json::to_string(&report) {
+                Ok(line) => println!("{line}"),
+                Err(e) => {
+                    eprintln!("error: cannot write the report: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+            if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {}", measure::describe(&e));
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(scenario: Scenario, common: Common, threads: usize) -> anyhow::Result<report::Report> {
+    let target = Target::new(
+        &common.url,
+        common.serializer,
+        &common.realm,
+        common.source_addrs.map(|s| s.0).unwrap_or_default(),
+    )
+    .await?;
+    let ctx = Ctx {
+        target,
+        warmup: seconds(common.warmup, "warmup").map_err(anyhow::Error::msg)?,
+        duration: seconds(common.duration, "duration").map_err(anyhow::Error::msg)?,
+        drain: seconds(common.drain, "drain").map_err(anyhow::Error::msg)?,
+        router_pid: common.router_pid,
+        quiet: common.quiet,
+        progress: Progress::default(),
+    };
+    let mut params = report::Params::default();
+    let (name, outcome) = match scenario {
+        Scenario::Rpc {
+            callers,
+            in_flight,
+            payload,
+            ..
+        } => {
+            params.callers = Some(callers);
+            params.in_flight = Some(in_flight);
+            params.payload = Some(payload);
+            let p = rpc::Params {
+                callers,
+                in_flight,
+                payload,
+            };
+            ("rpc", rpc::run(&ctx, p).await?)
+        }
+        Scenario::Pubsub {
+            publishers,
+            subscribers,
+            in_flight,
+            payload,
+            ..
+        } => {
+            params.publishers = Some(publishers);
+            params.subscribers = Some(subscribers);
+            params.in_flight = Some(in_flight);
+            params.payload = Some(payload);
+            let p = pubsub::Params {
+                publishers,
+                subscribers,
+                in_flight,
+                payload,
+            };
+            ("pubsub", pubsub::run(&ctx, p).await?)
+        }
+        Scenario::Connect { concurrency, .. } => {
+            params.concurrency = Some(concurrency);
+            (
+                "connect",
+                connect::run(&ctx, connect::Params { concurrency }).await?,
+            )
+        }
+        Scenario::Idle {
+            sessions,
+            concurrency,
+            ..
+        } => {
+            params.sessions = Some(sessions);
+            params.concurrency = Some(concurrency);
+            let p = idle::Params {
+                sessions,
+                concurrency,
+            };
+            ("idle", idle::run(&ctx, p).await?)
+        }
+        Scenario::Echo {
+            connections,
+            in_flight,
+            payload,
+            ..
+        } => {
+            params.connections = Some(connections);
+            params.in_flight = Some(in_flight);
+            params.payload = Some(payload);
+            let p = echo::Params {
+                senders: connections,
+                subscribers: 0,
+                in_flight,
+                payload,
+            };
+            ("echo", echo::run_echo(&ctx, p).await?)
+        }
+        Scenario::Fanout {
+            publishers,
+            subscribers,
+            in_flight,
+            payload,
+            ..
+        } => {
+            params.publishers = Some(publishers);
+            params.subscribers = Some(subscribers);
+            params.in_flight = Some(in_flight);
+            params.payload = Some(payload);
+            let p = echo::Params {
+                senders: publishers,
+                subscribers,
+                in_flight,
+                payload,
+            };
+            ("fanout", echo::run_fanout(&ctx, p).await?)
+        }
+    };
+    for e in &outcome.tally.error_samples {
+        eprintln!("[{name}] error: {e}");
+    }
+    Ok(report::Report::new(
+        name,
+        &ctx,
+        params,
+        outcome,
+        threads,
+        measure::clock_ticks_per_second(),
+    ))
+}

@@ -1,0 +1,161 @@
+//! Every scenario, briefly, through the built binaries: against an in-process router (started
+//! through the same entry point as the `switchboard` binary) and against `switchboard-echo`. A
+//! correctness check, not a benchmark: each run must exit 0 with no errors and some operations.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use switchboard_router::LoadedConfig;
+
+const LOAD: &str = env!("CARGO_BIN_EXE_switchboard-load");
+const ECHO: &str = env!("CARGO_BIN_EXE_switchboard-echo");
+
+/// Runs `switchboard-load` with `args` plus short timings; returns its JSON line.
+fn run_load(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(LOAD)
+        .args(args)
+        .args([
+            "--duration",
+            "0.4",
+            "--warmup",
+            "0.1",
+            "--drain",
+            "3",
+            "--quiet",
+        ])
+        .output()
+        .expect("switchboard-load runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{args:?} exited with {:?}\nstdout: {stdout}\nstderr: {stderr}",
+        out.status
+    );
+    assert_eq!(stdout.lines().count(), 1, "one JSON line: {stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    for key in ["errors", "lost", "duplicated", "reordered"] {
+        assert_eq!(report[key], 0, "{args:?}: {key} in {report}");
+    }
+    assert!(
+        report["ops"].as_u64().unwrap_or(0) > 0,
+        "{args:?}: no ops in {report}"
+    );
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_wamp_scenario_runs_clean_against_the_router() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = r#"{"version": 2, "workers": [{"type": "router",
+        "realms": [{"name": "realm1", "roles": [{"name": "anonymous", "permissions": [
+            {"uri": "", "match": "prefix", "allow": {"call": true, "register": true, "publish": true, "subscribe": true}}]}]}],
+        "transports": [{"type": "universal", "endpoint": {"type": "tcp", "port": 0, "interface": "127.0.0.1"},
+            "rawsocket": {}, "websocket": {"ws": {"type": "websocket"}}}]}]}"#;
+    let file = dir.path().join("config.json");
+    std::fs::write(&file, config).expect("write config");
+    let loaded = LoadedConfig::from_file(&file).expect("valid config");
+    let node = switchboard_router::start(&loaded)
+        .await
+        .expect("router starts");
+    let addr = node.tcp_addr().expect("tcp listener");
+    let pid = std::process::id().to_string();
+    let urls = [
+        (format!("ws://{addr}/ws"), "json"),
+        (format!("rs://{addr}"), "cbor"),
+        (format!("ws://{addr}/ws"), "msgpack"),
+    ];
+    tokio::task::spawn_blocking(move || {
+        for (url, serializer) in &urls {
+            let common = [
+                "--url",
+                url,
+                "--serializer",
+                serializer,
+                "--router-pid",
+                &pid,
+            ];
+            let rpc = run_load(&[&["rpc", "--callers", "2"][..], &common].concat());
+            assert!(rpc["router"]["cpu_s"].is_number(), "router figures: {rpc}");
+            let pubsub = run_load(
+                &[
+                    &["pubsub", "--publishers", "2", "--subscribers", "5"][..],
+                    &common,
+                ]
+                .concat(),
+            );
+            assert!(pubsub["publishes"].as_u64().unwrap_or(0) > 0, "{pubsub}");
+            run_load(&[&["connect", "--concurrency", "4"][..], &common].concat());
+            let idle = run_load(&[&["idle", "--sessions", "20"][..], &common].concat());
+            assert_eq!(idle["ops"], 20, "{idle}");
+        }
+    })
+    .await
+    .expect("scenarios");
+    node.shutdown().await;
+}
+
+/// A `switchboard-echo` child, killed on drop.
+struct EchoServer(Child, SocketAddr);
+
+impl EchoServer {
+    fn start(fanout: bool) -> Self {
+        // Take a free port from the kernel, then hand it to the server.
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port");
+        let mut cmd = Command::new(ECHO);
+        cmd.args(["--listen", &addr.to_string(), "--threads", "1"]);
+        if fanout {
+            cmd.arg("--fanout");
+        }
+        let child = cmd.spawn().expect("switchboard-echo starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "switchboard-echo listens");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self(child, addr)
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn echo_and_fanout_run_clean_against_switchboard_echo() {
+    let echo = EchoServer::start(false);
+    let hub = EchoServer::start(true);
+    for (scheme, serializer) in [("ws", "json"), ("rs", "msgpack"), ("ws", "cbor")] {
+        let path = if scheme == "ws" { "/" } else { "" };
+        let url = format!("{scheme}://{}{path}", echo.1);
+        run_load(&[
+            "echo",
+            "--url",
+            &url,
+            "--serializer",
+            serializer,
+            "--connections",
+            "2",
+        ]);
+        let url = format!("{scheme}://{}{path}", hub.1);
+        let fanout = run_load(&[
+            "fanout",
+            "--url",
+            &url,
+            "--serializer",
+            serializer,
+            "--publishers",
+            "2",
+            "--subscribers",
+            "4",
+        ]);
+        // Each of 2 publishers' messages reaches 4 subscribers.
+        assert!(fanout["publishes"].as_u64().unwrap_or(0) > 0, "{fanout}");
+    }
+}
