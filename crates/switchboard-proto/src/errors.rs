@@ -46,3 +46,5 @@ pub const TIMEOUT: &str = "wamp.error.timeout";
 pub const NO_SUCH_SESSION: &str = "wamp.error.no_such_session";
 /// GOODBYE: the session was killed through the meta API.
 pub const CLOSE_KILLED: &str = "wamp.close.killed";
+/// ERROR: the request needs a feature the receiving peer does not support.
+pub const FEATURE_NOT_SUPPORTED: &str = "wamp.error.feature_not_supported";

@@ -18,7 +18,7 @@ use switchboard_proto::{Dict, Id, Message, MessageType, Payload, Uri, UriMatch, 
 use crate::matcher::PatternIndex;
 
 use crate::realm::{read, write};
-use crate::session::peer::{Peer, PendingInvocation, SendError, SessionId};
+use crate::session::peer::{CallInFlight, Peer, PendingInvocation, SendError, SessionId};
 
 /// How calls to a shared registration pick their callee (spec, "Shared Registration").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -431,6 +431,11 @@ impl Dealer {
             details.insert("receive_progress".into(), true.into());
         }
         crate::broker::copy_passthru(options, &mut details);
+        // spec, "Progressive Call Invocations": later chunks carry the first CALL's details.
+        let frozen_details = details.clone();
+        if flag("progress") {
+            details.insert("progress".into(), true.into());
+        }
         let invocation = Message::Invocation {
             request: invocation_id,
             registration: reg.id,
@@ -456,7 +461,22 @@ impl Dealer {
                 "the invocation is larger than the callee accepts",
             ));
         }
-        caller.track_call(request, callee.clone(), invocation_id);
+        let progressive_invocation = flag("progress");
+        if progressive_invocation && !callee.features().callee_progressive_call_invocations {
+            return failed(CallError::new(
+                errors::FEATURE_NOT_SUPPORTED,
+                "the callee does not support progressive call invocations",
+            ));
+        }
+        caller.track_call(
+            request,
+            CallInFlight {
+                callee: callee.clone(),
+                invocation: invocation_id,
+                registration: reg.id,
+                open_progressive: progressive_invocation.then(|| frozen_details.clone()),
+            },
+        );
         if let Err(SendError::Closed | SendError::Full) = callee.send(bytes) {
             caller.untrack_call(request);
             return failed(CallError::new(
@@ -488,14 +508,62 @@ impl Dealer {
 
     /// Handles CANCEL from `caller` for its CALL `request`. A call that already ended is ignored.
     pub fn cancel(&self, caller: &Peer, request: Id, mode: CancelMode) {
-        let Some((callee, invocation)) = caller.untrack_call(request) else {
+        let Some(call) = caller.untrack_call(request) else {
             return;
         };
+        let (callee, invocation) = (call.callee.clone(), call.invocation);
         if mode == CancelMode::Kill {
             // The call stays tracked: the callee's answer still ends it.
-            caller.track_call(request, callee.clone(), invocation);
+            caller.track_call(request, call);
         }
         cancel_invocation(&callee, invocation, mode, errors::CANCELED);
+    }
+
+    /// Routes a later chunk of an open progressive call invocation (a CALL whose request id names
+    /// a call in flight) to the same callee and invocation. `Err` when there is nothing open under
+    /// that request id (a protocol violation by the caller).
+    pub fn continue_call(
+        &self,
+        caller: &Peer,
+        request: Id,
+        options: &Dict,
+        payload: &Payload,
+    ) -> Result<(), String> {
+        let Some(call) = caller.call_in_flight(request) else {
+            return Err(format!("CALL {request} continues no call in flight"));
+        };
+        let Some(frozen) = call.open_progressive.clone() else {
+            return Err(format!(
+                "CALL {request} reuses the request id of a call in flight"
+            ));
+        };
+        let more = options
+            .get("progress")
+            .and_then(switchboard_proto::Value::as_bool)
+            .unwrap_or(false);
+        let mut details = frozen;
+        if more {
+            details.insert("progress".into(), true.into());
+        } else {
+            // The final chunk: the call stays in flight until its result, but is closed to chunks.
+            caller.track_call(
+                request,
+                CallInFlight {
+                    open_progressive: None,
+                    ..call.clone()
+                },
+            );
+        }
+        send_to(
+            &call.callee,
+            Message::Invocation {
+                request: call.invocation,
+                registration: call.registration,
+                details,
+                payload: payload.clone(),
+            },
+        );
+        Ok(())
     }
 
     /// Handles YIELD from `callee`: the result goes to the caller; a progressive one
@@ -617,7 +685,10 @@ impl Dealer {
                     .to_message(pending.call_request, caller.serializer()),
             );
         }
-        for (callee, invocation) in peer.drain_calls() {
+        for CallInFlight {
+            callee, invocation, ..
+        } in peer.drain_calls()
+        {
             if callee.take_pending_invocation(invocation).is_some()
                 && callee.features().callee_call_canceling
             {

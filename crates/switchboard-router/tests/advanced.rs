@@ -685,3 +685,158 @@ async fn testaments_are_published_when_the_session_ends_however_it_ends() {
     );
     router.shutdown().await;
 }
+
+#[tokio::test]
+async fn progressive_call_invocations_stream_chunks_to_one_callee() {
+    let router = start_router().await;
+    let features = [
+        "progressive_call_invocations",
+        "call_canceling",
+        "progressive_call_results",
+    ];
+    // Two callees on a shared round-robin registration: every chunk must reach the first one.
+    let mut a = join_with(&router, &features).await;
+    let mut b = join_with(&router, &features).await;
+    for c in [&mut a, &mut b] {
+        register(c, 1, "com.upload", opts(&[("invoke", "roundrobin".into())]))
+            .await
+            .expect("register");
+    }
+    let mut caller = join_with(&router, &features).await;
+    let mut invocation_ids = Vec::new();
+    for chunk in 0..3u64 {
+        let progress = chunk < 2;
+        caller
+            .send(&Message::Call {
+                request: 77,
+                options: opts(&[("progress", progress.into())]),
+                procedure: "com.upload".into(),
+                payload: args(vec![chunk.into()]),
+            })
+            .await;
+        match a.recv().await {
+            Some(Message::Invocation {
+                request,
+                details,
+                payload,
+                ..
+            }) => {
+                invocation_ids.push(request);
+                let expected = progress.then_some(true);
+                assert_eq!(
+                    details.get("progress").and_then(Value::as_bool),
+                    expected,
+                    "chunk {chunk}"
+                );
+                let value = payload.args.expect("args").to_value().expect("value");
+                assert_eq!(value, Value::List(vec![chunk.into()]));
+            }
+            other => {
+                panic!("chunk {chunk}: expected INVOCATION on the first callee, got {other:?}")
+            }
+        }
+    }
+    // Every chunk is one invocation (spec: the same request id throughout).
+    assert!(
+        invocation_ids.windows(2).all(|w| w[0] == w[1]),
+        "{invocation_ids:?}"
+    );
+    // The callee answers once; the caller gets one final RESULT for the whole call.
+    yield_(&mut a, invocation_ids[0], Dict::new(), "stored".into()).await;
+    assert!(matches!(
+        caller.recv().await,
+        Some(Message::Result { request: 77, .. })
+    ));
+    // After the final chunk, the request id is free again; round robin now picks the second callee.
+    call(&mut caller, 77, "com.upload", Dict::new()).await;
+    let (inv, _) = invocation(&mut b).await;
+    yield_(&mut b, inv, Dict::new(), Value::Null).await;
+    assert!(matches!(
+        caller.recv().await,
+        Some(Message::Result { request: 77, .. })
+    ));
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn progressive_call_invocations_need_a_callee_that_supports_them() {
+    let router = start_router().await;
+    let mut callee = join_with(&router, &["call_canceling"]).await;
+    register(&mut callee, 1, "com.plain", Dict::new())
+        .await
+        .expect("register");
+    let mut caller = join_with(&router, &["progressive_call_invocations"]).await;
+    call(
+        &mut caller,
+        5,
+        "com.plain",
+        opts(&[("progress", true.into())]),
+    )
+    .await;
+    match caller.recv().await {
+        Some(Message::Error {
+            request: 5, error, ..
+        }) => assert_eq!(error, "wamp.error.feature_not_supported"),
+        other => panic!("expected ERROR, got {other:?}"),
+    }
+    // A caller that did not announce the feature breaks the protocol.
+    let mut rude = join_with(&router, &[]).await;
+    call(
+        &mut rude,
+        1,
+        "com.plain",
+        opts(&[("progress", true.into())]),
+    )
+    .await;
+    rude.expect_abort("wamp.error.protocol_violation").await;
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn killing_a_session_that_holds_a_shared_registration_moves_calls_to_the_others() {
+    let router = start_router().await;
+    let mut a = join_with(&router, &[]).await;
+    let mut b = join_with(&router, &[]).await;
+    for c in [&mut a, &mut b] {
+        register(c, 1, "com.ha", opts(&[("invoke", "first".into())]))
+            .await
+            .expect("register");
+    }
+    let admin = router.connect(Via::WebSocketTcp, Serializer::Json).await;
+    let callees = admin
+        .call(
+            "wamp.registration.list_callees",
+            switchboard_client::Args::positional(vec![
+                admin
+                    .call(
+                        "wamp.registration.match",
+                        switchboard_client::Args::positional(vec!["com.ha".into()]),
+                    )
+                    .await
+                    .expect("match")
+                    .args[0]
+                    .clone(),
+            ]),
+        )
+        .await
+        .expect("callees");
+    let first = callees.args[0].as_list().expect("list")[0].clone();
+    admin
+        .call(
+            "wamp.session.kill",
+            switchboard_client::Args::positional(vec![first]),
+        )
+        .await
+        .expect("kill");
+    assert!(matches!(a.recv().await, Some(Message::Goodbye { .. })));
+    // The registration lives on with the other callee.
+    let mut caller = join_with(&router, &[]).await;
+    call(&mut caller, 3, "com.ha", Dict::new()).await;
+    let (inv, _) = invocation(&mut b).await;
+    yield_(&mut b, inv, Dict::new(), Value::Null).await;
+    assert!(matches!(
+        caller.recv().await,
+        Some(Message::Result { request: 3, .. })
+    ));
+    router.shutdown().await;
+}

@@ -620,6 +620,23 @@ impl Established {
                 procedure,
                 payload,
             } => {
+                let progress = flag(&options, "progress");
+                if progress && !self.peer.features().caller_progressive_call_invocations {
+                    return Flow::Violation(
+                        "CALL with progress without announcing progressive_call_invocations".into(),
+                    );
+                }
+                // A CALL naming a call in flight is the next chunk of a progressive invocation.
+                if self.peer.call_in_flight(request).is_some() {
+                    return match self
+                        .realm
+                        .dealer
+                        .continue_call(&self.peer, request, &options, &payload)
+                    {
+                        Ok(()) => Flow::Continue,
+                        Err(text) => Flow::Violation(text),
+                    };
+                }
                 let Some((procedure, decision)) =
                     self.authorize(MessageType::Call, request, &procedure, Action::Call)
                 else {

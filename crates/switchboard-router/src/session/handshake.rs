@@ -137,13 +137,13 @@ pub(super) async fn handshake<T: Transport>(
     })
 }
 
-/// The callee features of HELLO.Details.roles the dealer acts on.
+/// The client features of HELLO.Details.roles the dealer acts on.
 fn client_features(details: &Dict) -> peer::ClientFeatures {
-    let callee_feature = |name: &str| {
+    let feature = |role: &str, name: &str| {
         details
             .get("roles")
             .and_then(Value::as_dict)
-            .and_then(|r| r.get("callee"))
+            .and_then(|r| r.get(role))
             .and_then(Value::as_dict)
             .and_then(|c| c.get("features"))
             .and_then(Value::as_dict)
@@ -151,9 +151,16 @@ fn client_features(details: &Dict) -> peer::ClientFeatures {
             .and_then(Value::as_bool)
             .unwrap_or(false)
     };
+    // The spec's feature list spells it call_canceling; its progressive call invocations section
+    // writes call_cancelling. Accept both.
+    let cancels = feature("callee", "call_canceling") || feature("callee", "call_cancelling");
     peer::ClientFeatures {
-        callee_call_canceling: callee_feature("call_canceling"),
-        callee_progressive_call_results: callee_feature("progressive_call_results"),
+        callee_call_canceling: cancels,
+        callee_progressive_call_results: feature("callee", "progressive_call_results"),
+        // spec: a callee without call canceling does not support progressive call invocations.
+        callee_progressive_call_invocations: cancels
+            && feature("callee", "progressive_call_invocations"),
+        caller_progressive_call_invocations: feature("caller", "progressive_call_invocations"),
     }
 }
 
@@ -194,6 +201,7 @@ fn welcome(session: SessionId, realm: &str, authid: &str, authrole: &str) -> Mes
             "call_timeout",
             "call_canceling",
             "caller_identification",
+            "progressive_call_invocations",
             "session_meta_api",
             "registration_meta_api",
             "registration_revocation",

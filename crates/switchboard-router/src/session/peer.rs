@@ -69,6 +69,24 @@ pub struct ClientFeatures {
     pub callee_call_canceling: bool,
     /// The callee can send progressive results (`roles.callee.features.progressive_call_results`).
     pub callee_progressive_call_results: bool,
+    /// The callee takes progressive call invocations (and call canceling, which they require).
+    pub callee_progressive_call_invocations: bool,
+    /// The caller may send progressive call invocations.
+    pub caller_progressive_call_invocations: bool,
+}
+
+/// A call this session (as caller) has in flight, and where it went.
+#[derive(Debug, Clone)]
+pub struct CallInFlight {
+    /// The callee.
+    pub callee: Peer,
+    /// INVOCATION.Request id on the callee.
+    pub invocation: Id,
+    /// The registration it went to.
+    pub registration: Id,
+    /// While a progressive call invocation is open: the INVOCATION.Details of the initiating CALL,
+    /// which every later chunk carries too (spec: options are frozen by the first CALL).
+    pub open_progressive: Option<switchboard_proto::Dict>,
 }
 
 /// Who a session is, as other sessions see it.
@@ -88,7 +106,7 @@ struct PeerInner {
     features: ClientFeatures,
     /// Calls this session (as caller) has in flight: CALL.Request id -> (callee, INVOCATION.Request
     /// id), for CANCEL. Inserted by this session's task, removed by whoever ends the call.
-    calls_in_flight: Mutex<HashMap<Id, (Peer, Id)>>,
+    calls_in_flight: Mutex<HashMap<Id, CallInFlight>>,
     serializer: Serializer,
     max_message_bytes: Option<usize>,
     outbox: mpsc::Sender<Bytes>,
@@ -239,18 +257,23 @@ impl Peer {
         self.inner.features
     }
 
-    /// Records a call this session made, for CANCEL.
-    pub fn track_call(&self, request: Id, callee: Peer, invocation: Id) {
-        lock(&self.inner.calls_in_flight).insert(request, (callee, invocation));
+    /// Records a call this session made, for CANCEL and progressive call invocations.
+    pub fn track_call(&self, request: Id, call: CallInFlight) {
+        lock(&self.inner.calls_in_flight).insert(request, call);
+    }
+
+    /// The call in flight under `request`, if any.
+    pub fn call_in_flight(&self, request: Id) -> Option<CallInFlight> {
+        lock(&self.inner.calls_in_flight).get(&request).cloned()
     }
 
     /// Forgets a call this session made (it ended); returns where it went.
-    pub fn untrack_call(&self, request: Id) -> Option<(Peer, Id)> {
+    pub fn untrack_call(&self, request: Id) -> Option<CallInFlight> {
         lock(&self.inner.calls_in_flight).remove(&request)
     }
 
     /// Forgets every call this session made (it is leaving).
-    pub fn drain_calls(&self) -> Vec<(Peer, Id)> {
+    pub fn drain_calls(&self) -> Vec<CallInFlight> {
         lock(&self.inner.calls_in_flight)
             .drain()
             .map(|(_, v)| v)
