@@ -130,8 +130,8 @@ class Router:
                 pass
 
 
-def start_switchboard(workdir, binary):
-    node = workdir / "switchboard"
+def start_switchboard(workdir, binary, generation=0):
+    node = workdir / f"switchboard-{generation}"
     node.mkdir()
     (node / "config.json").write_text(json.dumps(node_config(SB_PORT), indent=2))
     proc = subprocess.Popen([str(binary), "start", str(node), "--loglevel", "warn"],
@@ -141,8 +141,8 @@ def start_switchboard(workdir, binary):
     return Router("switchboard", proc, proc.pid, SB_PORT)
 
 
-def start_crossbar(workdir, crossbar):
-    cbdir = workdir / "crossbar" / ".crossbar"
+def start_crossbar(workdir, crossbar, generation=0):
+    cbdir = workdir / f"crossbar-{generation}" / ".crossbar"
     cbdir.mkdir(parents=True)
     (cbdir / "config.json").write_text(json.dumps(node_config(CB_PORT), indent=2))
     proc = subprocess.Popen([str(crossbar), "start", "--cbdir", str(cbdir), "--loglevel", "warn"],
@@ -237,6 +237,13 @@ def main():
         for s in scenarios:
             args, _, echo_args = SCENARIOS[s]
             for run in range(opts.runs):
+                if s.startswith("idle"):
+                    # Memory per session is only meaningful against a fresh process: an allocator
+                    # reuses what earlier scenarios freed.
+                    for r in routers:
+                        r.stop()
+                    time.sleep(1)
+                    routers = [start_switchboard(workdir, sb_bin, run), start_crossbar(workdir, crossbar, run)]
                 # Alternate the order so slow drifts of the machine hit both alike.
                 for router in (routers if run % 2 == 0 else routers[::-1]):
                     r = load(load_bin, args, router, opts.serializer, opts.duration, opts.transport)
@@ -297,6 +304,9 @@ def main():
                   "transport": opts.transport, "cargo_profile": "release"},
         "summary": summary, "raw": results}, indent=1))
     log(f"wrote {stem}.md and {stem}.json")
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    if dirty:
+        log("note: the working tree had uncommitted changes; the commit id names only the base")
     shutil.rmtree(workdir, ignore_errors=True)
 
 

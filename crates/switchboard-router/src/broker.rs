@@ -94,12 +94,12 @@ pub enum PublishOutcome {
     Unconvertible(Id, String),
 }
 
-/// PUBLISH.Options black- and whitelists (spec, "Subscriber Black- and Whitelisting"). As in
-/// Crossbar, the `eligible*` lists together form one whitelist (a receiver on any of them is
-/// eligible) and the `exclude*` lists one blacklist, which wins.
+/// PUBLISH.Options black- and whitelists (spec, "Subscriber Black- and Whitelisting"): a receiver
+/// must be on every `eligible*` list that is present and on none of the `exclude*` lists.
 #[derive(Debug, Default)]
 struct Receivers {
-    eligible: Option<(Vec<u64>, Vec<String>, Vec<String>)>,
+    /// The `eligible`, `eligible_authid` and `eligible_authrole` lists, each only if present.
+    eligible: Option<(Option<Vec<u64>>, Option<Vec<String>>, Option<Vec<String>>)>,
     exclude: (Vec<u64>, Vec<String>, Vec<String>),
 }
 
@@ -138,13 +138,7 @@ impl Receivers {
         {
             return None;
         }
-        let eligible = (e.is_some() || ea.is_some() || er.is_some()).then(|| {
-            (
-                e.unwrap_or_default(),
-                ea.unwrap_or_default(),
-                er.unwrap_or_default(),
-            )
-        });
+        let eligible = (e.is_some() || ea.is_some() || er.is_some()).then_some((e, ea, er));
         Some(Self {
             eligible,
             exclude: (
@@ -157,12 +151,15 @@ impl Receivers {
 
     fn admits(&self, peer: &Peer) -> bool {
         let who = peer.identity();
-        let on = |(ids, authids, authroles): &(Vec<u64>, Vec<String>, Vec<String>)| {
-            ids.contains(&who.session.0)
-                || authids.contains(&who.authid)
-                || authroles.contains(&who.authrole)
-        };
-        !on(&self.exclude) && self.eligible.as_ref().is_none_or(on)
+        let (x, xa, xr) = &self.exclude;
+        let excluded =
+            x.contains(&who.session.0) || xa.contains(&who.authid) || xr.contains(&who.authrole);
+        let eligible = self.eligible.as_ref().is_none_or(|(e, ea, er)| {
+            e.as_ref().is_none_or(|l| l.contains(&who.session.0))
+                && ea.as_ref().is_none_or(|l| l.contains(&who.authid))
+                && er.as_ref().is_none_or(|l| l.contains(&who.authrole))
+        });
+        eligible && !excluded
     }
 }
 

@@ -19,6 +19,8 @@ use super::{Transport, TransportError};
 
 /// Read buffer of a client connection.
 const CLIENT_READ_BUFFER_BYTES: usize = 16 * 1024;
+/// Initial read and write buffers of a server connection.
+const SERVER_BUFFER_BYTES: usize = 2048;
 
 /// permessage-deflate parameters (RFC 7692 §7.1), seen from the side that configures them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -86,11 +88,17 @@ impl WebSocketSettings {
         if let Some(size) = self.fragment_bytes.filter(|s| *s > 0) {
             options = options.with_max_fragment_size(size);
         }
-        // A client's connection starts from the handshake's leftover bytes; without an explicit
-        // capacity its reads stay tiny (one frame or less per syscall, seen with strace).
-        if role == yawc::Role::Client {
-            options = options.with_read_buffer_capacity(CLIENT_READ_BUFFER_BYTES);
-        }
+        options = match role {
+            // A client's connection starts from the handshake's leftover bytes; without an
+            // explicit capacity its reads stay tiny (one frame or less per syscall, seen with strace).
+            yawc::Role::Client => options.with_read_buffer_capacity(CLIENT_READ_BUFFER_BYTES),
+            // A router holds many mostly idle connections: small buffers that grow for bursts and
+            // large frames and shrink back (yawc's default of 8 KiB each made up most of an idle
+            // session's memory).
+            yawc::Role::Server => options
+                .with_read_buffer_capacity(SERVER_BUFFER_BYTES)
+                .with_write_buffer_capacity(SERVER_BUFFER_BYTES),
+        };
         let Some(deflate) = &self.compression else {
             return options.without_compression();
         };

@@ -8,6 +8,7 @@ being retried.  Every await here is bounded by a timeout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -123,15 +124,17 @@ async def connect_with(
     transport: str,
     serializer: str,
     realm: str = REALM,
+    session_factory=None,
 ) -> Client:
     """Like ``connect`` for any Autobahn Component transport configuration
     (e.g. ``wss://`` with an ``ssl.SSLContext`` in ``endpoint.tls``);
-    ``transport``/``serializer`` only label the client in messages."""
+    ``transport``/``serializer`` only label the client in messages.
+    ``session_factory`` is the Component's (e.g. from ``session_announcing``)."""
     loop = asyncio.get_running_loop()
     txaio.config.loop = loop
     transport_cfg = dict(transport_cfg)
     transport_cfg.setdefault("max_retries", 0)
-    comp = Component(transports=[transport_cfg], realm=realm)
+    comp = Component(transports=[transport_cfg], realm=realm, session_factory=session_factory)
     joined: asyncio.Future = loop.create_future()
     left: asyncio.Future = loop.create_future()
 
@@ -198,3 +201,122 @@ async def bounded(awaitable, what: str, timeout: float = TIMEOUT):
         return await asyncio.wait_for(awaitable, timeout)
     except asyncio.TimeoutError:
         raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
+
+
+async def eventually(condition, what: str, timeout: float = TIMEOUT, interval: float = 0.01):
+    """Poll ``condition()`` until it is true (returns its value), bounded by
+    ``timeout``; fails with a message saying what did not happen."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+class WireLog:
+    """The WAMP messages one session received and sent (Autobahn message
+    objects, ``autobahn.wamp.message.*``), for checking what went over the
+    wire where Autobahn's API does not show it (INTERRUPT, the ERROR for a
+    cancelled call, CANCEL's options, ...). Made by ``spy``."""
+
+    def __init__(self):
+        self.received: list = []
+        self.sent: list = []
+
+    def got(self, cls, where=lambda m: True) -> list:
+        """Received messages of class ``cls`` satisfying ``where``."""
+        return [m for m in self.received if isinstance(m, cls) and where(m)]
+
+    def put(self, cls, where=lambda m: True) -> list:
+        """Sent messages of class ``cls`` satisfying ``where``."""
+        return [m for m in self.sent if isinstance(m, cls) and where(m)]
+
+
+def spy(session) -> WireLog:
+    """Record every message ``session`` (a joined Autobahn ApplicationSession)
+    receives and sends from now on."""
+    log = WireLog()
+    on_message = session.onMessage
+
+    def recording_on_message(msg):
+        log.received.append(msg)
+        return on_message(msg)
+
+    session.onMessage = recording_on_message
+    transport = session._transport
+    send = transport.send
+
+    def recording_send(msg):
+        log.sent.append(msg)
+        return send(msg)
+
+    transport.send = recording_send
+    return log
+
+
+@contextlib.contextmanager
+def extra_options(session, message_class, **options):
+    """While the block runs, every ``message_class`` message (e.g.
+    ``autobahn.wamp.message.Call`` or ``.Publish``) that ``session`` sends
+    carries ``options`` in its Options dict too.
+
+    For WAMP options Autobahn|Python 26 has no API for: it dropped
+    ``disclose_me`` from CallOptions and PublishOptions (identification is
+    left to the router's role configuration), but the spec still defines it.
+    ``session.call``/``session.publish`` send synchronously, so wrap just that
+    call."""
+
+    def marshal_options(self):
+        merged = message_class.marshal_options(self)
+        merged.update(options)
+        return merged
+
+    # same slots as message_class, so an instance may switch to it
+    with_options = type(
+        f"{message_class.__name__}WithOptions", (message_class,), {"__slots__": (), "marshal_options": marshal_options}
+    )
+    transport = session._transport
+    had_own_send = "send" in vars(transport)
+    send = transport.send
+
+    def send_with_options(msg):
+        if type(msg) is message_class:
+            msg.__class__ = with_options
+        return send(msg)
+
+    transport.send = send_with_options
+    try:
+        yield
+    finally:
+        if had_own_send:
+            transport.send = send
+        else:
+            del transport.send
+
+
+def session_announcing(**features):
+    """A Component ``session_factory`` whose HELLO announces Autobahn's
+    default client roles with ``features`` changed, given as
+    ``role__feature=value`` (e.g. ``callee__call_canceling=False``)."""
+    from autobahn.asyncio.wamp import Session
+    from autobahn.wamp import role as wamp_role
+
+    roles = dict(wamp_role.DEFAULT_CLIENT_ROLES)
+    for key, value in features.items():
+        role_name, feature = key.split("__", 1)
+        current = roles[role_name]
+        attrs = {k: v for k, v in vars(current).items() if not k.startswith("_")}
+        if feature not in attrs:
+            raise ValueError(f"Autobahn's {role_name} role has no feature {feature!r}")
+        attrs[feature] = value
+        roles[role_name] = type(current)(**attrs)
+
+    class AnnouncingSession(Session):
+        def __init__(self, config=None):
+            super().__init__(config)
+            self._session_roles = roles
+
+    return AnnouncingSession
