@@ -99,7 +99,7 @@ pub enum PublishOutcome {
 #[derive(Debug, Default)]
 struct Receivers {
     /// The `eligible`, `eligible_authid` and `eligible_authrole` lists, each only if present.
-    eligible: Option<(Option<Vec<u64>>, Option<Vec<String>>, Option<Vec<String>>)>,
+    eligible: Option<Whitelist>,
     exclude: (Vec<u64>, Vec<String>, Vec<String>),
 }
 
@@ -138,7 +138,11 @@ impl Receivers {
         {
             return None;
         }
-        let eligible = (e.is_some() || ea.is_some() || er.is_some()).then_some((e, ea, er));
+        let eligible = (e.is_some() || ea.is_some() || er.is_some()).then_some(Whitelist {
+            sessions: e,
+            authids: ea,
+            authroles: er,
+        });
         Some(Self {
             eligible,
             exclude: (
@@ -154,13 +158,25 @@ impl Receivers {
         let (x, xa, xr) = &self.exclude;
         let excluded =
             x.contains(&who.session.0) || xa.contains(&who.authid) || xr.contains(&who.authrole);
-        let eligible = self.eligible.as_ref().is_none_or(|(e, ea, er)| {
-            e.as_ref().is_none_or(|l| l.contains(&who.session.0))
-                && ea.as_ref().is_none_or(|l| l.contains(&who.authid))
-                && er.as_ref().is_none_or(|l| l.contains(&who.authrole))
+        let eligible = self.eligible.as_ref().is_none_or(|w| {
+            w.sessions
+                .as_ref()
+                .is_none_or(|l| l.contains(&who.session.0))
+                && w.authids.as_ref().is_none_or(|l| l.contains(&who.authid))
+                && w.authroles
+                    .as_ref()
+                    .is_none_or(|l| l.contains(&who.authrole))
         });
         eligible && !excluded
     }
+}
+
+/// The `eligible*` lists of a PUBLISH; `None` for a list that is absent.
+#[derive(Debug, Default)]
+struct Whitelist {
+    sessions: Option<Vec<u64>>,
+    authids: Option<Vec<String>>,
+    authroles: Option<Vec<String>>,
 }
 
 /// A subscription a publication goes to, snapshotted under the read lock.
