@@ -243,7 +243,7 @@ def main():
                     for r in routers:
                         r.stop()
                     time.sleep(1)
-                    routers = [start_switchboard(workdir, sb_bin, run), start_crossbar(workdir, crossbar, run)]
+                    routers = [start_switchboard(workdir, sb_bin, run + 1), start_crossbar(workdir, crossbar, run + 1)]
                 # Alternate the order so slow drifts of the machine hit both alike.
                 for router in (routers if run % 2 == 0 else routers[::-1]):
                     r = load(load_bin, args, router, opts.serializer, opts.duration, opts.transport)
