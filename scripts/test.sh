@@ -29,6 +29,9 @@ else
     cargo test --workspace --locked --no-fail-fast
 fi
 
+step "load tool against target/debug/switchboard (correctness only)"
+scripts/load-check.sh target/debug
+
 step "interop: Autobahn|Python and Autobahn|JS against target/debug/switchboard"
 SWITCHBOARD_BIN="$PWD/target/debug/switchboard" tests/interop/run.sh
 
