@@ -726,6 +726,24 @@ mod tests {
     }
 
     #[test]
+    fn different_anonymous_roles_on_one_transport_are_refused() {
+        let cfg = parse(
+            r#"{"workers": [{"type": "router", "realms": [{"name": "r", "roles": [{"name": "a"}, {"name": "b"}]}],
+                "transports": [{"type": "universal", "endpoint": {"type": "tcp", "port": 0},
+                  "rawsocket": {"auth": {"anonymous": {"type": "static", "role": "a"}}},
+                  "websocket": {"ws": {"type": "websocket", "auth": {"anonymous": {"type": "static", "role": "b"}}}}}]}]}"#,
+        )
+        .expect("parses");
+        let errors = super::super::validate::validate(&cfg, Path::new("."));
+        assert!(
+            errors.iter().any(|e| e
+                .message
+                .contains("different anonymous roles on one transport (a, b)")),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
     fn syntax_errors_have_a_position() {
         let e = only_error("{\n \"version\": 2,\n \"workers\": [}\n");
         assert_eq!(e.position.map(|p| p.0), Some(3));

@@ -173,6 +173,25 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
                 }
                 check_websocket_options(ws, &path, &mut errors);
             }
+            // A transport admits anonymous sessions with one role (its first `auth.anonymous`);
+            // different roles on the paths of one transport are not supported yet.
+            let anon_roles: HashSet<&str> = auths
+                .iter()
+                .filter_map(|(_, a)| a.anonymous.as_ref())
+                .map(|a| a.role.as_deref().unwrap_or("anonymous"))
+                .collect();
+            if anon_roles.len() > 1 {
+                let mut roles: Vec<&str> = anon_roles.into_iter().collect();
+                roles.sort();
+                push(
+                    &mut errors,
+                    at.clone(),
+                    format!(
+                        "unsupported: different anonymous roles on one transport ({})",
+                        roles.join(", ")
+                    ),
+                );
+            }
             for (path, auth) in auths {
                 if let Some(anon) = &auth.anonymous {
                     let role = anon.role.as_deref().unwrap_or("anonymous");
