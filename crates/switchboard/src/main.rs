@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use switchboard_router::config::{INIT_CONFIG_JSON, LoadedConfig};
+use switchboard_router::config::{LoadedConfig, init_config_json};
 
 #[derive(Parser)]
 #[command(
@@ -97,7 +97,7 @@ fn init(dir: &Path) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(dir.join("web"))
         .with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::write(&config, INIT_CONFIG_JSON)
+    std::fs::write(&config, init_config_json())
         .with_context(|| format!("writing {}", config.display()))?;
     let index = dir.join("web").join("index.html");
     if !index.exists() {

@@ -82,78 +82,22 @@ pub const DEFAULT_CONFIG_JSON: &str = r#"{
 "#;
 
 /// The configuration `switchboard init` writes: the built-in default plus the node's `web/` folder
-/// served at `/` and a node info page at `/info`, as Crossbar's `init` template does.
-pub const INIT_CONFIG_JSON: &str = r#"{
-    "version": 2,
-    "controller": {},
-    "workers": [
-        {
-            "type": "router",
-            "realms": [
-                {
-                    "name": "realm1",
-                    "roles": [
-                        {
-                            "name": "anonymous",
-                            "permissions": [
-                                {
-                                    "uri": "",
-                                    "match": "prefix",
-                                    "allow": {
-                                        "call": true,
-                                        "register": true,
-                                        "publish": true,
-                                        "subscribe": true
-                                    },
-                                    "disclose": {
-                                        "caller": false,
-                                        "publisher": false
-                                    },
-                                    "cache": true
-                                }
-                            ]
-                        }
-                    ]
-                }
-            ],
-            "transports": [
-                {
-                    "type": "universal",
-                    "endpoint": {
-                        "type": "tcp",
-                        "interface": "127.0.0.1",
-                        "port": 8080,
-                        "backlog": 1024
-                    },
-                    "rawsocket": {
-                        "serializers": ["cbor", "msgpack", "json"]
-                    },
-                    "websocket": {
-                        "ws": {
-                            "type": "websocket",
-                            "serializers": ["cbor", "msgpack", "json"]
-                        }
-                    },
-                    "web": {
-                        "paths": {
-                            "/": {
-                                "type": "static",
-                                "directory": "web",
-                                "options": {
-                                    "enable_directory_listing": true
-                                }
-                            },
-                            "info": {
-                                "type": "nodeinfo"
-                            }
-                        }
-                    }
-                }
-            ]
+/// served at `/` (with listings) and a node info page at `/info`, as Crossbar's `init` template does.
+pub fn init_config_json() -> String {
+    let mut config: serde_json::Value =
+        serde_json::from_str(DEFAULT_CONFIG_JSON).expect("the built-in default config is JSON");
+    let web = serde_json::json!({
+        "paths": {
+            "/": {"type": "static", "directory": "web", "options": {"enable_directory_listing": true}},
+            "info": {"type": "nodeinfo"}
         }
-    ]
+    });
+    if let Some(transport) = config.pointer_mut("/workers/0/transports/0") {
+        transport["web"] = web;
+    }
+    // Serializing a JSON value cannot fail.
+    serde_json::to_string_pretty(&config).unwrap_or_default() + "\n"
 }
-"#;
 
 /// A node configuration file.
 #[derive(Debug, Clone, Deserialize)]
