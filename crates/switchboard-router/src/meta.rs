@@ -372,9 +372,6 @@ fn revoked(peer: &Peer, msg: Message) {
     }
 }
 
-/// The `policy_index` order, for tests and callers that build lists.
-pub const POLICY_ORDER: [UriMatch; 3] = [UriMatch::Exact, UriMatch::Prefix, UriMatch::Wildcard];
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,7 +379,8 @@ mod tests {
 
     #[test]
     fn policy_order_matches_policy_index() {
-        for (i, p) in POLICY_ORDER.into_iter().enumerate() {
+        let order = [UriMatch::Exact, UriMatch::Prefix, UriMatch::Wildcard];
+        for (i, p) in order.into_iter().enumerate() {
             assert_eq!(policy_index(p), i);
         }
     }
