@@ -6,6 +6,7 @@
 //! [`dealer`], queueing encoded messages straight into the receivers' outboxes. [`node`] starts and
 //! stops all of it from a [`config`]. See ARCHITECTURE.md for the whole picture.
 
+pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod dealer;
