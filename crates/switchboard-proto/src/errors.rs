@@ -6,7 +6,8 @@ pub const PROTOCOL_VIOLATION: &str = "wamp.error.protocol_violation";
 pub const NO_SUCH_REALM: &str = "wamp.error.no_such_realm";
 /// ABORT: none of the authentication methods the client offered is available.
 pub const NO_AUTH_METHOD: &str = "wamp.error.no_auth_method";
-/// ABORT: authentication failed.
+/// ABORT: authentication could not be carried out (a technical failure, such as a dynamic
+/// authenticator that is missing, fails or answers nonsense).
 pub const AUTHENTICATION_FAILED: &str = "wamp.error.authentication_failed";
 /// ERROR/ABORT: the action is not allowed for the session's role.
 pub const NOT_AUTHORIZED: &str = "wamp.error.not_authorized";
@@ -48,3 +49,13 @@ pub const NO_SUCH_SESSION: &str = "wamp.error.no_such_session";
 pub const CLOSE_KILLED: &str = "wamp.close.killed";
 /// ERROR: the request needs a feature the receiving peer does not support.
 pub const FEATURE_NOT_SUPPORTED: &str = "wamp.error.feature_not_supported";
+/// ABORT: the authentication the client presented was denied (a wrong ticket, secret, password or
+/// signature; an expired or forged token).
+pub const AUTHENTICATION_DENIED: &str = "wamp.error.authentication_denied";
+/// ABORT: the client authenticated as a principal the router does not know.
+pub const NO_SUCH_PRINCIPAL: &str = "wamp.error.no_such_principal";
+/// ABORT: authentication would give the session a role its realm does not define.
+pub const NO_SUCH_ROLE: &str = "wamp.error.no_such_role";
+/// ERROR: the authorization of an action failed at run time (its dynamic authorizer failed or did
+/// not answer), so the action is refused ("fail secure").
+pub const AUTHORIZATION_FAILED: &str = "wamp.error.authorization_failed";

@@ -15,6 +15,7 @@ pub mod matcher;
 pub mod meta;
 pub mod node;
 pub mod realm;
+pub mod router_call;
 pub mod session;
 pub mod tls;
 pub mod web;

@@ -24,6 +24,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, UnixListener};
 use tokio_util::task::TaskTracker;
 
+use crate::auth::cookie::CookieJar;
+use crate::auth::limiter::FailureLimiter;
+use crate::auth::{
+    ChannelBinding, ClientCertificate, ConnectionInfo, EndpointAuth, TLS_SERVER_END_POINT,
+};
 use crate::config::{
     self, EndpointConfig, TransportConfig, WebPathConfig, WebSocketOptions, WebSocketPathConfig,
 };
@@ -61,6 +66,9 @@ pub enum SetupError {
     /// A static directory cannot be served.
     #[error("static directory {0}: {1}")]
     StaticDir(PathBuf, io::Error),
+    /// Authentication material is unusable (a JWKS file, a cookie store).
+    #[error("auth: {0}")]
+    Auth(String),
 }
 
 /// A WebSocket endpoint's settings.
@@ -72,6 +80,9 @@ struct WsEndpoint {
     allowed_origins: Option<Vec<String>>,
     allow_null_origin: bool,
     webstatus: bool,
+    auth: Arc<EndpointAuth>,
+    /// Cookie tracking, when the endpoint has a `cookie` section.
+    cookies: Option<Arc<CookieJar>>,
 }
 
 impl WsEndpoint {
@@ -115,7 +126,7 @@ fn wildcard_match(pattern: &str, text: &str) -> bool {
 }
 
 impl WsEndpoint {
-    fn from_options(o: &WebSocketOptions) -> Self {
+    fn from_options(o: &WebSocketOptions, setup: &AuthSetup) -> Result<Self, SetupError> {
         let opts = &o.options;
         let compression = opts.compression_enabled().then(|| {
             let d = opts
@@ -143,7 +154,17 @@ impl WsEndpoint {
                 ),
                 payload_bytes: opts.auto_ping_size.unwrap_or(4),
             });
-        Self {
+        let auth = Arc::new(
+            EndpointAuth::from_config(o.auth.as_ref(), setup.base, setup.limiter.clone())
+                .map_err(SetupError::Auth)?,
+        );
+        let cookies = match &o.cookie {
+            Some(c) => Some(Arc::new(
+                CookieJar::from_config(c, setup.base).map_err(SetupError::Auth)?,
+            )),
+            None => None,
+        };
+        Ok(Self {
             serializers: config::serializers(&o.serializers),
             settings: WebSocketSettings {
                 max_message_bytes: opts.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
@@ -155,8 +176,16 @@ impl WsEndpoint {
             allowed_origins: opts.allowed_origins.clone(),
             allow_null_origin: opts.allow_null_origin.unwrap_or(true),
             webstatus: opts.enable_webstatus.unwrap_or(true),
-        }
+            auth,
+            cookies,
+        })
     }
+}
+
+/// What compiling an endpoint's `auth` needs from its transport.
+struct AuthSetup<'a> {
+    base: &'a Path,
+    limiter: Option<Arc<FailureLimiter>>,
 }
 
 /// A resource on a URL path.
@@ -184,8 +213,10 @@ enum HttpRoutes {
 #[derive(Clone)]
 pub struct Protocols {
     tls: Option<tokio_rustls::TlsAcceptor>,
-    /// RawSocket serializers and size limit, if RawSocket is served.
-    rawsocket: Option<(Vec<Serializer>, usize)>,
+    /// RawSocket serializers, size limit and authentication, if RawSocket is served.
+    rawsocket: Option<(Vec<Serializer>, usize, Arc<EndpointAuth>)>,
+    /// `tls-server-end-point` channel binding data, on TLS transports.
+    server_end_point: Option<Vec<u8>>,
     http: Option<HttpRoutes>,
     opening_timeout: Duration,
     /// The transport's `close_handshake_timeout`, if it sets one.
@@ -194,7 +225,7 @@ pub struct Protocols {
     realms: Arc<Vec<String>>,
 }
 
-fn resource(path: &WebPathConfig, base: &Path) -> Result<Resource, SetupError> {
+fn resource(path: &WebPathConfig, base: &Path, setup: &AuthSetup) -> Result<Resource, SetupError> {
     Ok(match path {
         WebPathConfig::Static(s) => {
             let dir = base.join(&s.directory);
@@ -202,7 +233,7 @@ fn resource(path: &WebPathConfig, base: &Path) -> Result<Resource, SetupError> {
                 StaticDir::new(&dir, &s.options).map_err(|e| SetupError::StaticDir(dir, e))?,
             )
         }
-        WebPathConfig::WebSocket(o) => Resource::WebSocket(WsEndpoint::from_options(o)),
+        WebPathConfig::WebSocket(o) => Resource::WebSocket(WsEndpoint::from_options(o, setup)?),
         WebPathConfig::Redirect(r) => Resource::Redirect(r.url.clone()),
         WebPathConfig::NodeInfo(_) => Resource::NodeInfo,
     })
@@ -228,12 +259,28 @@ impl Protocols {
         base: &Path,
         realms: Arc<Vec<String>>,
     ) -> Result<Self, SetupError> {
-        let rawsocket = |o: &config::RawSocketOptions| {
-            (
+        let setup = AuthSetup {
+            base,
+            limiter: t.auth_rate_limit().map(|l| {
+                Arc::new(FailureLimiter::new(
+                    l.failures,
+                    Duration::from_secs(l.window),
+                ))
+            }),
+        };
+        let rawsocket = |o: &config::RawSocketOptions| -> Result<_, SetupError> {
+            let auth = EndpointAuth::from_config(o.auth.as_ref(), base, setup.limiter.clone())
+                .map_err(SetupError::Auth)?;
+            Ok((
                 config::serializers(&o.serializers),
                 o.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
-            )
+                Arc::new(auth),
+            ))
         };
+        let server_end_point = t
+            .endpoint()
+            .tls()
+            .and_then(|cfg| crate::tls::server_end_point(cfg, base));
         let tls = match t.endpoint().tls() {
             Some(cfg) => {
                 let server = crate::tls::server_config(cfg, base).map_err(|problems| {
@@ -255,33 +302,37 @@ impl Protocols {
                 let mut resources: Vec<(&String, Resource)> = Vec::new();
                 for (path, WebSocketPathConfig::WebSocket(o)) in &u.websocket {
                     websockets.push(o);
-                    resources.push((path, Resource::WebSocket(WsEndpoint::from_options(o))));
+                    resources.push((
+                        path,
+                        Resource::WebSocket(WsEndpoint::from_options(o, &setup)?),
+                    ));
                 }
                 if let Some(webcfg) = &u.web {
                     for (path, p) in &webcfg.paths {
                         if let WebPathConfig::WebSocket(o) = p {
                             websockets.push(o);
                         }
-                        resources.push((path, resource(p, base)?));
+                        resources.push((path, resource(p, base, &setup)?));
                     }
                 }
                 let http = (!resources.is_empty()).then(|| path_routes(resources.into_iter()));
-                (u.rawsocket.as_ref().map(rawsocket), http)
+                (u.rawsocket.as_ref().map(rawsocket).transpose()?, http)
             }
             TransportConfig::WebSocket(ws) => (
                 None,
                 Some(HttpRoutes::AnyPath(WsEndpoint::from_options(
                     &ws.websocket(),
-                ))),
+                    &setup,
+                )?)),
             ),
-            TransportConfig::RawSocket(rs) => (Some(rawsocket(&rs.rawsocket())), None),
+            TransportConfig::RawSocket(rs) => (Some(rawsocket(&rs.rawsocket())?), None),
             TransportConfig::Web(w) => {
                 let mut resources = Vec::new();
                 for (path, p) in &w.paths {
                     if let WebPathConfig::WebSocket(o) = p {
                         websockets.push(o);
                     }
-                    resources.push((path, resource(p, base)?));
+                    resources.push((path, resource(p, base, &setup)?));
                 }
                 (None, Some(path_routes(resources.into_iter())))
             }
@@ -304,6 +355,7 @@ impl Protocols {
         Ok(Self {
             tls,
             rawsocket,
+            server_end_point,
             http,
             opening_timeout,
             close_timeout,
@@ -381,16 +433,18 @@ pub async fn serve(
 ) {
     let shutdown = sessions.shutdown.clone();
     loop {
-        let accepted: io::Result<BoxedIo> = tokio::select! {
+        let accepted: io::Result<(BoxedIo, Option<std::net::SocketAddr>)> = tokio::select! {
             _ = shutdown.cancelled() => break,
             r = accept(&listener) => r,
         };
         match accepted {
-            Ok(io) => {
+            Ok((io, peer_addr)) => {
                 let protocols = protocols.clone();
                 let sessions = sessions.clone();
                 let tracker2 = tracker.clone();
-                tracker.spawn(async move { connection(io, protocols, sessions, tracker2).await });
+                tracker.spawn(async move {
+                    connection(io, peer_addr, protocols, sessions, tracker2).await
+                });
             }
             Err(e) => {
                 // Typically EMFILE: back off briefly instead of spinning.
@@ -404,16 +458,16 @@ pub async fn serve(
     }
 }
 
-async fn accept(listener: &Listener) -> io::Result<BoxedIo> {
+async fn accept(listener: &Listener) -> io::Result<(BoxedIo, Option<std::net::SocketAddr>)> {
     match listener {
         Listener::Tcp(l) => {
-            let (stream, _) = l.accept().await?;
+            let (stream, addr) = l.accept().await?;
             stream.set_nodelay(true)?;
-            Ok(Box::new(stream))
+            Ok((Box::new(stream), Some(addr)))
         }
         Listener::Unix(l, _) => {
             let (stream, _) = l.accept().await?;
-            Ok(Box::new(stream))
+            Ok((Box::new(stream), None))
         }
     }
 }
@@ -421,14 +475,36 @@ async fn accept(listener: &Listener) -> io::Result<BoxedIo> {
 /// Serves one connection: TLS if configured, sniff, then RawSocket or HTTP/WebSocket.
 async fn connection(
     io: BoxedIo,
+    peer_addr: Option<std::net::SocketAddr>,
     protocols: Arc<Protocols>,
     sessions: SessionConfig,
     tracker: TaskTracker,
 ) {
     let deadline = tokio::time::Instant::now() + protocols.opening_timeout;
+    let mut conn = ConnectionInfo {
+        peer_addr,
+        ..ConnectionInfo::default()
+    };
     let mut io: BoxedIo = match &protocols.tls {
         Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(io)).await {
-            Ok(Ok(tls)) => Box::new(tls),
+            Ok(Ok(tls)) => {
+                // The verifier already checked a presented certificate against the CAs.
+                conn.client_certificate = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|certs| certs.first())
+                    .map(|der| ClientCertificate::from_der(der.as_ref()));
+                conn.channel_binding =
+                    protocols
+                        .server_end_point
+                        .as_ref()
+                        .map(|data| ChannelBinding {
+                            kind: TLS_SERVER_END_POINT,
+                            data: data.clone(),
+                        });
+                Box::new(tls)
+            }
             Ok(Err(e)) => {
                 tracing::debug!("TLS handshake failed: {e}");
                 return;
@@ -443,11 +519,12 @@ async fn connection(
         _ => return,
     }
     if first[0] == rawsocket::MAGIC {
-        let Some((serializers, max)) = &protocols.rawsocket else {
+        let Some((serializers, max, auth)) = &protocols.rawsocket else {
             return;
         };
+        conn.transport = "rawsocket";
         match tokio::time::timeout_at(deadline, rawsocket::accept(io, *max, serializers)).await {
-            Ok(Ok(transport)) => session::run(transport, sessions).await,
+            Ok(Ok(transport)) => session::run(transport, sessions, auth.clone(), conn).await,
             Ok(Err(e)) => tracing::debug!("RawSocket handshake failed: {e}"),
             Err(_) => tracing::debug!("RawSocket handshake timed out"),
         }
@@ -460,11 +537,13 @@ async fn connection(
         prefix: Some(first[0]),
         inner: io,
     });
+    conn.transport = "websocket";
     let service = service_fn(move |req| {
         let protocols = protocols.clone();
         let sessions = sessions.clone();
         let tracker = tracker.clone();
-        async move { Ok::<_, Infallible>(http_request(req, &protocols, sessions, &tracker).await) }
+        let conn = conn.clone();
+        async move { Ok::<_, Infallible>(http_request(req, &protocols, sessions, conn, &tracker).await) }
     });
     let conn = http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
@@ -480,13 +559,14 @@ async fn http_request(
     req: Request<Incoming>,
     protocols: &Protocols,
     sessions: SessionConfig,
+    conn: ConnectionInfo,
     tracker: &TaskTracker,
 ) -> Response<HttpBody> {
     let Some(routes) = &protocols.http else {
         return web::text(StatusCode::NOT_FOUND, "not found\n");
     };
     match routes {
-        HttpRoutes::AnyPath(ws) => websocket_request(req, ws, sessions, tracker),
+        HttpRoutes::AnyPath(ws) => websocket_request(req, ws, sessions, conn, tracker),
         HttpRoutes::Paths { root, children } => {
             let path = req.uri().path().to_owned();
             let trimmed = path.trim_start_matches('/');
@@ -498,10 +578,12 @@ async fn http_request(
                     Some(r) => format!("/{r}"),
                     None => String::new(),
                 };
-                return serve_resource(res, req, &rel, protocols, sessions, tracker).await;
+                return serve_resource(res, req, &rel, protocols, sessions, conn, tracker).await;
             }
             match root {
-                Some(res) => serve_resource(res, req, &path, protocols, sessions, tracker).await,
+                Some(res) => {
+                    serve_resource(res, req, &path, protocols, sessions, conn, tracker).await
+                }
                 None => web::text(StatusCode::NOT_FOUND, "not found\n"),
             }
         }
@@ -514,12 +596,13 @@ async fn serve_resource(
     rel: &str,
     protocols: &Protocols,
     sessions: SessionConfig,
+    conn: ConnectionInfo,
     tracker: &TaskTracker,
 ) -> Response<HttpBody> {
     match res {
         // A WebSocket endpoint lives exactly at its path (with or without a trailing slash).
         Resource::WebSocket(ws) if rel.is_empty() || rel == "/" => {
-            websocket_request(req, ws, sessions, tracker)
+            websocket_request(req, ws, sessions, conn, tracker)
         }
         Resource::WebSocket(_) => web::text(StatusCode::NOT_FOUND, "not found\n"),
         Resource::Static(dir) => {
@@ -538,6 +621,7 @@ fn websocket_request(
     mut req: Request<Incoming>,
     endpoint: &WsEndpoint,
     sessions: SessionConfig,
+    mut conn: ConnectionInfo,
     tracker: &TaskTracker,
 ) -> Response<HttpBody> {
     let is_upgrade = req
@@ -561,18 +645,28 @@ fn websocket_request(
             "This is a WAMP WebSocket endpoint: connect with a WAMP client (subprotocols wamp.2.json, wamp.2.msgpack, wamp.2.cbor).\n",
         );
     }
+    let mut set_cookie = None;
+    if let Some(jar) = &endpoint.cookies {
+        let (id, new_cookie) = jar.for_request(req.headers());
+        set_cookie = new_cookie;
+        conn.cookie = Some((jar.clone(), id));
+    }
     match websocket::accept(&mut req, &endpoint.serializers, &endpoint.settings) {
         Ok(websocket::Accepted {
             response,
             transport,
         }) => {
+            let auth = endpoint.auth.clone();
             tracker.spawn(async move {
                 match transport.await {
-                    Ok(t) => session::run(t, sessions).await,
+                    Ok(t) => session::run(t, sessions, auth, conn).await,
                     Err(e) => tracing::debug!("{e}"),
                 }
             });
-            let (parts, _) = response.into_parts();
+            let (mut parts, _) = response.into_parts();
+            if let Some(value) = set_cookie.and_then(|v| v.parse().ok()) {
+                parts.headers.append(hyper::header::SET_COOKIE, value);
+            }
             let (_, body) = web::text(StatusCode::OK, "").into_parts();
             Response::from_parts(parts, body)
         }

@@ -42,8 +42,8 @@ pub fn session_details(peer: &Peer) -> Value {
     d.insert("session".into(), who.session.0.into());
     d.insert("authid".into(), who.authid.as_str().into());
     d.insert("authrole".into(), who.authrole.as_str().into());
-    d.insert("authmethod".into(), "anonymous".into());
-    d.insert("authprovider".into(), "static".into());
+    d.insert("authmethod".into(), who.authmethod.as_str().into());
+    d.insert("authprovider".into(), who.authprovider.as_str().into());
     d.insert("serializer".into(), peer.serializer().name().into());
     Value::Dict(d)
 }
@@ -114,6 +114,9 @@ fn kill(peers: impl Iterator<Item = Peer>, kwargs: &Dict) -> u64 {
     n
 }
 
+/// The router procedure that drops cached dynamic authorization decisions.
+pub const INVALIDATE_AUTHORIZATION: &str = "switchboard.authorization.invalidate";
+
 /// Answers a meta procedure called by `caller`; `None` when `procedure` is not one.
 pub fn call(
     realm: &Realm,
@@ -181,6 +184,25 @@ pub fn call(
             None => bad("an authrole"),
         },
         "wamp.session.kill_all" => Ok(kill(others(), kwargs).into()),
+        // Drops cached dynamic authorization decisions: of one session, or of every session of
+        // the realm; answers how many sessions were affected.
+        INVALIDATE_AUTHORIZATION => match args.first() {
+            None => {
+                let sessions = realm.sessions();
+                sessions.iter().for_each(Peer::invalidate_authorization);
+                Ok((sessions.len() as u64).into())
+            }
+            Some(v) => match v.as_u64() {
+                Some(id) => match realm.session(SessionId(id)) {
+                    Some(p) => {
+                        p.invalidate_authorization();
+                        Ok(1u64.into())
+                    }
+                    None => Err(no_such_session(id)),
+                },
+                None => bad("no argument or a session id"),
+            },
+        },
 
         "wamp.registration.list" => Ok(by_policy(realm.dealer.ids_by_policy())),
         "wamp.registration.lookup" => match str_arg(0) {

@@ -112,16 +112,13 @@ pub async fn start(loaded: &LoadedConfig) -> Result<RunningNode, StartError> {
                 endpoint: endpoint.to_string(),
                 source,
             })?;
-        bound.push((listener, addr, *t, protocols));
+        bound.push((listener, addr, protocols));
     }
 
     let mut listeners = Vec::new();
-    for (listener, addr, t, protocols) in bound {
+    for (listener, addr, protocols) in bound {
         tracing::info!(transport = %addr, "listening");
         let mut sessions = SessionConfig::new(realms.clone(), shutdown.clone());
-        if let Some(role) = anonymous_role(t) {
-            sessions.anonymous_role = role;
-        }
         if let Some(timeout) = protocols.close_timeout {
             sessions.final_write_timeout = timeout;
         }
@@ -140,33 +137,4 @@ pub async fn start(loaded: &LoadedConfig) -> Result<RunningNode, StartError> {
         shutdown,
         tracker,
     })
-}
-
-/// The role a transport's `auth.anonymous` assigns, if configured.
-fn anonymous_role(t: &TransportConfig) -> Option<String> {
-    let auths: Vec<&crate::config::AuthConfig> = match t {
-        TransportConfig::Universal(u) => u
-            .rawsocket
-            .iter()
-            .filter_map(|r| r.auth.as_ref())
-            .chain(
-                u.websocket
-                    .values()
-                    .filter_map(|crate::config::WebSocketPathConfig::WebSocket(w)| w.auth.as_ref()),
-            )
-            .collect(),
-        TransportConfig::WebSocket(w) => w.auth.iter().collect(),
-        TransportConfig::RawSocket(r) => r.auth.iter().collect(),
-        TransportConfig::Web(w) => w
-            .paths
-            .values()
-            .filter_map(|p| match p {
-                crate::config::WebPathConfig::WebSocket(o) => o.auth.as_ref(),
-                _ => None,
-            })
-            .collect(),
-    };
-    auths
-        .into_iter()
-        .find_map(|a| a.anonymous.as_ref().and_then(|x| x.role.clone()))
 }

@@ -160,6 +160,19 @@ fn check_validity(field: &str, file: &Path, cert: &CertificateDer<'_>) -> Result
     Ok(())
 }
 
+/// SHA-256 of the endpoint's leaf certificate: the `tls-server-end-point` channel binding data
+/// (RFC 5929; SHA-256 is what it prescribes for certificates signed with SHA-1 or SHA-256, the
+/// common case, and what we use for every certificate).
+pub fn server_end_point(cfg: &TlsConfig, base: &Path) -> Option<Vec<u8>> {
+    let certs = certificates(base, "certificate", &cfg.certificate).ok()?;
+    let leaf = certs.first()?;
+    Some(
+        ring::digest::digest(&ring::digest::SHA256, leaf.as_ref())
+            .as_ref()
+            .to_vec(),
+    )
+}
+
 /// Builds the rustls server config of an endpoint; relative paths resolve against `base`.
 /// Returns every problem found.
 pub fn server_config(cfg: &TlsConfig, base: &Path) -> Result<Arc<ServerConfig>, Vec<TlsProblem>> {

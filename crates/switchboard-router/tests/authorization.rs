@@ -92,7 +92,7 @@ async fn a_realm_without_the_anonymous_role_refuses_anonymous_sessions() {
             .err()
             .expect("refused");
     assert!(
-        matches!(err, Error::Aborted { ref reason, .. } if reason == "wamp.error.not_authorized"),
+        matches!(err, Error::Aborted { ref reason, .. } if reason == "wamp.error.no_such_role"),
         "{err}"
     );
     router.shutdown().await;

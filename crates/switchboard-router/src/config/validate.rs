@@ -8,7 +8,7 @@ use std::path::Path;
 use switchboard_proto::{Uri, UriMatch};
 
 use super::{
-    AuthConfig, ConfigError, EndpointConfig, NodeConfig, TransportConfig, WebPathConfig,
+    AuthConfig, AuthKind, ConfigError, EndpointConfig, NodeConfig, TransportConfig, WebPathConfig,
     WebSocketOptions, WebSocketPathConfig, WorkerConfig, effective_match,
 };
 
@@ -77,6 +77,22 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
                         format!("role `{}` is defined twice in this realm", role.name),
                     );
                 }
+                if let Some(authorizer) = &role.authorizer {
+                    if !role.permissions.is_empty() {
+                        push(
+                            &mut errors,
+                            format!("{at}.roles[{i}]"),
+                            "a role has either `permissions` or an `authorizer`, not both".into(),
+                        );
+                    }
+                    if Uri::parse_loose(authorizer, UriMatch::Exact).is_err() {
+                        push(
+                            &mut errors,
+                            format!("{at}.roles[{i}].authorizer"),
+                            format!("`{authorizer}` is not a valid procedure URI"),
+                        );
+                    }
+                }
                 for (p, perm) in role.permissions.iter().enumerate() {
                     let policy = effective_match(perm);
                     let uri = perm.uri.strip_suffix('*').unwrap_or(&perm.uri);
@@ -103,7 +119,8 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
                 &mut endpoints,
                 &mut errors,
             );
-            let mut auths: Vec<(String, &AuthConfig)> = Vec::new();
+            // Each endpoint's auth, and whether it is a WebSocket endpoint with cookie tracking.
+            let mut auths: Vec<(String, &AuthConfig, Endpoint)> = Vec::new();
             let mut websockets: Vec<(String, &WebSocketOptions)> = Vec::new();
             match transport {
                 TransportConfig::Universal(u) => {
@@ -114,7 +131,7 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
                         ));
                     }
                     if let Some(a) = u.rawsocket.as_ref().and_then(|r| r.auth.as_ref()) {
-                        auths.push((format!("{at}.rawsocket.auth"), a));
+                        auths.push((format!("{at}.rawsocket.auth"), a, Endpoint::RawSocket));
                     }
                     for (path, WebSocketPathConfig::WebSocket(ws)) in &u.websocket {
                         websockets.push((format!("{at}.websocket.{path}"), ws));
@@ -142,13 +159,16 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
                 }
                 TransportConfig::WebSocket(ws) => {
                     if let Some(a) = &ws.auth {
-                        auths.push((format!("{at}.auth"), a));
+                        let kind = Endpoint::WebSocket {
+                            cookies: ws.cookie.is_some(),
+                        };
+                        auths.push((format!("{at}.auth"), a, kind));
                     }
                     check_websocket_options(&ws.websocket(), &at, &mut errors);
                 }
                 TransportConfig::RawSocket(rs) => {
                     if let Some(a) = &rs.auth {
-                        auths.push((format!("{at}.auth"), a));
+                        auths.push((format!("{at}.auth"), a, Endpoint::RawSocket));
                     }
                     if rs.max_message_size.is_some_and(|m| m < 512) {
                         errors.push(ConfigError::at(
@@ -169,43 +189,256 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
             }
             for (path, ws) in websockets {
                 if let Some(a) = &ws.auth {
-                    auths.push((format!("{path}.auth"), a));
+                    let kind = Endpoint::WebSocket {
+                        cookies: ws.cookie.is_some(),
+                    };
+                    auths.push((format!("{path}.auth"), a, kind));
                 }
                 check_websocket_options(ws, &path, &mut errors);
             }
-            // A transport admits anonymous sessions with one role (its first `auth.anonymous`);
-            // different roles on the paths of one transport are not supported yet.
-            let anon_roles: HashSet<&str> = auths
-                .iter()
-                .filter_map(|(_, a)| a.anonymous.as_ref())
-                .map(|a| a.role.as_deref().unwrap_or("anonymous"))
-                .collect();
-            if anon_roles.len() > 1 {
-                let mut roles: Vec<&str> = anon_roles.into_iter().collect();
-                roles.sort();
-                push(
-                    &mut errors,
-                    at.clone(),
-                    format!(
-                        "unsupported: different anonymous roles on one transport ({})",
-                        roles.join(", ")
-                    ),
-                );
-            }
-            for (path, auth) in auths {
-                if let Some(anon) = &auth.anonymous {
-                    let role = anon.role.as_deref().unwrap_or("anonymous");
-                    if !roles_defined.contains(role) {
-                        errors.push(ConfigError::at(
-                            format!("{path}.anonymous.role"),
-                            format!("role `{role}` is not defined in any realm"),
-                        ));
-                    }
-                }
+            let known = Known {
+                roles: &roles_defined,
+                realms: &realm_names,
+                base,
+                client_certificates: transport
+                    .endpoint()
+                    .tls()
+                    .is_some_and(|t| !t.ca_certificates.is_empty()),
+            };
+            for (path, auth, kind) in auths {
+                check_auth(&path, auth, kind, &known, &mut errors);
             }
         }
     }
     errors
+}
+
+/// What kind of endpoint an `auth` section belongs to.
+#[derive(Clone, Copy)]
+enum Endpoint {
+    RawSocket,
+    WebSocket { cookies: bool },
+}
+
+/// What an `auth` section may refer to.
+struct Known<'a> {
+    roles: &'a HashSet<String>,
+    realms: &'a HashSet<String>,
+    base: &'a Path,
+    /// Whether the transport's TLS asks for client certificates (has `ca_certificates`).
+    client_certificates: bool,
+}
+
+/// Checks one endpoint's `auth` section: roles and realms exist, dynamic methods name an
+/// authenticator, keys and credentials are well-formed, files load, and each method can work on
+/// this endpoint.
+fn check_auth(
+    at: &str,
+    auth: &AuthConfig,
+    endpoint: Endpoint,
+    known: &Known,
+    errors: &mut Vec<ConfigError>,
+) {
+    let role = |errors: &mut Vec<ConfigError>, path: String, role: &str| {
+        if !known.roles.contains(role) {
+            errors.push(ConfigError::at(
+                path,
+                format!("role `{role}` is not defined in any realm"),
+            ));
+        }
+    };
+    let realm = |errors: &mut Vec<ConfigError>, path: String, realm: Option<&String>| {
+        if let Some(r) = realm
+            && !known.realms.contains(r)
+        {
+            errors.push(ConfigError::at(path, format!("realm `{r}` is not defined")));
+        }
+    };
+    // The parts every method section has: its type, authenticator and principals' role/realm.
+    let method = |errors: &mut Vec<ConfigError>,
+                  name: &str,
+                  kind: AuthKind,
+                  authenticator: Option<&String>,
+                  authenticator_realm: Option<&String>,
+                  principals: Vec<(&String, &String, Option<&String>)>| {
+        let path = format!("{at}.{name}");
+        match (kind, authenticator) {
+            (AuthKind::Dynamic, None) => errors.push(ConfigError::at(
+                format!("{path}.authenticator"),
+                "a dynamic method needs the procedure URI of its `authenticator`",
+            )),
+            (AuthKind::Dynamic, Some(uri)) => {
+                if Uri::parse_loose(uri, UriMatch::Exact).is_err() {
+                    errors.push(ConfigError::at(
+                        format!("{path}.authenticator"),
+                        format!("`{uri}` is not a valid procedure URI"),
+                    ));
+                }
+                realm(
+                    errors,
+                    format!("{path}.authenticator-realm"),
+                    authenticator_realm,
+                );
+            }
+            (AuthKind::Jwt, _) if name != "ticket" => errors.push(ConfigError::at(
+                format!("{path}.type"),
+                "type `jwt` exists for `ticket` only (expected `static` or `dynamic`)",
+            )),
+            (_, Some(_)) => errors.push(ConfigError::at(
+                format!("{path}.authenticator"),
+                format!(
+                    "an authenticator is only used by type `dynamic`, not `{}`",
+                    kind.as_str()
+                ),
+            )),
+            _ => {}
+        }
+        for (authid, r, principal_realm) in principals {
+            role(errors, format!("{path}.principals.{authid}.role"), r);
+            realm(
+                errors,
+                format!("{path}.principals.{authid}.realm"),
+                principal_realm,
+            );
+        }
+    };
+    if let Some(anon) = &auth.anonymous {
+        if anon.kind != AuthKind::Static {
+            errors.push(ConfigError::at(
+                format!("{at}.anonymous.type"),
+                "anonymous authentication is `static` only",
+            ));
+        }
+        role(
+            errors,
+            format!("{at}.anonymous.role"),
+            anon.role.as_deref().unwrap_or("anonymous"),
+        );
+    }
+    if let Some(t) = &auth.ticket {
+        let principals = t
+            .principals
+            .iter()
+            .map(|(a, p)| (a, &p.role, p.realm.as_ref()));
+        method(
+            errors,
+            "ticket",
+            t.kind,
+            t.authenticator.as_ref(),
+            t.authenticator_realm.as_ref(),
+            principals.collect(),
+        );
+        if t.kind == AuthKind::Jwt {
+            match &t.jwks {
+                None => errors.push(ConfigError::at(
+                    format!("{at}.ticket.jwks"),
+                    "type `jwt` needs `jwks`, the identity provider's public keys (a JWKS file)",
+                )),
+                Some(file) => {
+                    if let Err(e) = crate::auth::jwt::JwtValidator::from_jwks_file(
+                        &known.base.join(file),
+                        t.issuer.clone(),
+                        t.audience.clone(),
+                        t.leeway.unwrap_or(0),
+                    ) {
+                        errors.push(ConfigError::at(format!("{at}.ticket.jwks"), e));
+                    }
+                }
+            }
+        } else if t.jwks.is_some() || t.issuer.is_some() || t.audience.is_some() {
+            errors.push(ConfigError::at(
+                format!("{at}.ticket"),
+                "`jwks`, `issuer` and `audience` are only used by type `jwt`",
+            ));
+        }
+    }
+    if let Some(c) = &auth.wampcra {
+        let principals = c
+            .principals
+            .iter()
+            .map(|(a, p)| (a, &p.role, p.realm.as_ref()));
+        method(
+            errors,
+            "wampcra",
+            c.kind,
+            c.authenticator.as_ref(),
+            c.authenticator_realm.as_ref(),
+            principals.collect(),
+        );
+    }
+    if let Some(c) = &auth.scram {
+        let principals = c
+            .principals
+            .iter()
+            .map(|(a, p)| (a, &p.role, p.realm.as_ref()));
+        method(
+            errors,
+            "scram",
+            c.kind,
+            c.authenticator.as_ref(),
+            c.authenticator_realm.as_ref(),
+            principals.collect(),
+        );
+        for (authid, p) in &c.principals {
+            if let Err(e) = crate::auth::scram_credential(p) {
+                errors.push(ConfigError::at(
+                    format!("{at}.scram.principals.{authid}"),
+                    e,
+                ));
+            }
+        }
+    }
+    if let Some(c) = &auth.cryptosign {
+        let principals = c
+            .principals
+            .iter()
+            .map(|(a, p)| (a, &p.role, p.realm.as_ref()));
+        method(
+            errors,
+            "cryptosign",
+            c.kind,
+            c.authenticator.as_ref(),
+            c.authenticator_realm.as_ref(),
+            principals.collect(),
+        );
+        for (authid, p) in &c.principals {
+            for (k, key) in p.authorized_keys.iter().enumerate() {
+                if crate::auth::cryptosign::parse_public_key(key).is_none() {
+                    errors.push(ConfigError::at(
+                        format!("{at}.cryptosign.principals.{authid}.authorized_keys[{k}]"),
+                        "expected an Ed25519 public key: 64 hex digits",
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(c) = &auth.tls {
+        let principals = c
+            .principals
+            .iter()
+            .map(|(a, p)| (a, &p.role, p.realm.as_ref()));
+        method(
+            errors,
+            "tls",
+            c.kind,
+            c.authenticator.as_ref(),
+            c.authenticator_realm.as_ref(),
+            principals.collect(),
+        );
+        if !known.client_certificates {
+            errors.push(ConfigError::at(
+                format!("{at}.tls"),
+                "TLS client certificate authentication needs the transport's endpoint `tls` to \
+                 have `ca_certificates` (the CAs client certificates are verified against)",
+            ));
+        }
+    }
+    if auth.cookie.is_some() && !matches!(endpoint, Endpoint::WebSocket { cookies: true }) {
+        errors.push(ConfigError::at(
+            format!("{at}.cookie"),
+            "cookie authentication needs a WebSocket endpoint with a `cookie` section",
+        ));
+    }
 }
 
 fn check_endpoint(

@@ -10,7 +10,7 @@ use switchboard_proto::{Uri, UriMatch};
 use crate::config::{RoleConfig, effective_match};
 
 /// An action a role can be allowed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[allow(missing_docs)]
 pub enum Action {
     Call,
@@ -22,6 +22,16 @@ pub enum Action {
 impl Action {
     fn index(self) -> usize {
         self as usize
+    }
+
+    /// The action's name as authorizers are told it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Call => "call",
+            Action::Register => "register",
+            Action::Publish => "publish",
+            Action::Subscribe => "subscribe",
+        }
     }
 }
 
@@ -44,6 +54,18 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// A decision about one action only (what a dynamic authorizer answers); `disclose` applies
+    /// to the caller or publisher identity the action would carry.
+    pub fn for_action(action: Action, allowed: bool, disclose: bool) -> Self {
+        let mut allow = [false; 4];
+        allow[action.index()] = allowed;
+        Self {
+            allow,
+            disclose_caller: disclose,
+            disclose_publisher: disclose,
+        }
+    }
+
     /// Whether `action` is allowed.
     pub fn allows(&self, action: Action) -> bool {
         self.allow[action.index()]
@@ -55,6 +77,8 @@ impl Decision {
 pub struct Role {
     name: String,
     permissions: Vec<Permission>,
+    /// The dynamic authorizer that decides instead of `permissions`.
+    authorizer: Option<String>,
 }
 
 impl Role {
@@ -88,12 +112,18 @@ impl Role {
         Self {
             name: cfg.name.clone(),
             permissions,
+            authorizer: cfg.authorizer.clone(),
         }
     }
 
     /// The role's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The procedure that authorizes this role's actions, for a dynamically authorized role.
+    pub fn authorizer(&self) -> Option<&str> {
+        self.authorizer.as_deref()
     }
 
     /// Whether the role may take `action` on `uri`.

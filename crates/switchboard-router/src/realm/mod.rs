@@ -5,13 +5,14 @@
 pub mod authz;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use switchboard_proto::ids::IdSequence;
 
 use crate::broker::Broker;
 use crate::config::RealmConfig;
 use crate::dealer::Dealer;
+use crate::router_call::{CallFailure, RouterCaller};
 use crate::session::peer::{Peer, SessionId};
 use authz::Role;
 
@@ -26,6 +27,8 @@ pub struct Realm {
     roles: HashMap<String, Arc<Role>>,
     /// Joined sessions. Written on join/leave only.
     sessions: RwLock<HashMap<SessionId, Peer>>,
+    /// The router's own caller session, made on first use.
+    caller: OnceLock<RouterCaller>,
 }
 
 impl Realm {
@@ -41,6 +44,7 @@ impl Realm {
                 .map(|r| (r.name.clone(), Arc::new(Role::from_config(r))))
                 .collect(),
             sessions: RwLock::new(HashMap::new()),
+            caller: OnceLock::new(),
         }
     }
 
@@ -92,6 +96,20 @@ impl Realm {
             &payload,
             false,
         );
+    }
+
+    /// Calls `procedure` on this realm as the router itself (dynamic authenticators and
+    /// authorizers), waiting at most `timeout`.
+    pub async fn router_call(
+        &self,
+        procedure: &str,
+        args: Vec<switchboard_proto::Value>,
+        timeout: std::time::Duration,
+    ) -> Result<switchboard_proto::Value, CallFailure> {
+        self.caller
+            .get_or_init(RouterCaller::new)
+            .call(&self.dealer, procedure, args, timeout)
+            .await
     }
 
     /// How many sessions are joined.

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use switchboard_proto::{Id, Message, MessageType, Uri, UriMatch, Value, codec, errors};
@@ -38,7 +39,24 @@ pub(super) struct Established {
     pub(super) testaments: Vec<Testament>,
     /// Authorization decisions of this session's role, by URI (owned by this task, so no lock).
     pub(super) authz_cache: HashMap<Uri, Decision>,
+    /// Decisions of a dynamic authorizer that allowed caching, by action, match policy and URI.
+    pub(super) dynamic_authz: HashMap<(Action, UriMatch, String), CachedDecision>,
+    /// Who this session is, as its dynamic authorizer is told.
+    pub(super) authorizer_details: switchboard_proto::Dict,
 }
+
+/// A dynamic authorizer's decision, kept while it is valid.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct CachedDecision {
+    decision: Decision,
+    /// The session's authorization epoch when it was made; invalidation bumps the epoch.
+    epoch: u64,
+    /// When the decision expires; `None` keeps it for the session's lifetime.
+    until: Option<Instant>,
+}
+
+/// How long the router waits for a dynamic authorizer before refusing the action.
+pub const AUTHORIZER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// An event a session left to be published when it ends (spec, "Testament").
 #[derive(Debug)]
@@ -94,7 +112,7 @@ impl Established {
                     }
                 }
                 incoming = transport.recv() => match incoming {
-                    Ok(Some(bytes)) => match self.handle(&bytes) {
+                    Ok(Some(bytes)) => match self.handle(&bytes).await {
                         Flow::Continue => {}
                         Flow::Goodbye => break End::Goodbye,
                         Flow::Violation(text) => break End::Violation(text),
@@ -288,13 +306,27 @@ impl Established {
     /// Checks an exact URI and the role's permission for `action`, through the session's decision
     /// cache; on failure answers with ERROR and returns `None`. A cache hit costs one hash lookup:
     /// no lock, no allocation.
-    fn authorize(
+    async fn authorize(
         &mut self,
         kind: MessageType,
         request: Id,
         uri: &str,
         action: Action,
+        options: &switchboard_proto::Dict,
     ) -> Option<(Uri, Decision)> {
+        if self.role.authorizer().is_some() {
+            let uri = match Uri::parse_loose(uri, UriMatch::Exact) {
+                Ok(u) => u,
+                Err(e) => {
+                    self.reply_error(kind, request, errors::INVALID_URI, &e.to_string());
+                    return None;
+                }
+            };
+            let decision = self
+                .authorize_dynamically(kind, request, &uri, UriMatch::Exact, action, options)
+                .await?;
+            return Some((uri, decision));
+        }
         let cached = self
             .authz_cache
             .get_key_value(uri)
@@ -330,16 +362,20 @@ impl Established {
     /// [`Self::authorize`] for SUBSCRIBE and REGISTER, whose URI may be a prefix or wildcard
     /// pattern: the pattern must be valid under its policy, and the role must allow the action on
     /// the pattern itself (as Crossbar checks it). Patterns bypass the decision cache.
-    fn authorize_pattern(
+    async fn authorize_pattern(
         &mut self,
         kind: MessageType,
         request: Id,
         uri: &str,
         policy: UriMatch,
         action: Action,
+        options: &switchboard_proto::Dict,
     ) -> Option<Uri> {
         if policy == UriMatch::Exact {
-            return self.authorize(kind, request, uri, action).map(|(u, _)| u);
+            return self
+                .authorize(kind, request, uri, action, options)
+                .await
+                .map(|(u, _)| u);
         }
         let pattern = match Uri::parse_loose(uri, policy) {
             Ok(u) => u,
@@ -348,6 +384,11 @@ impl Established {
                 return None;
             }
         };
+        if self.role.authorizer().is_some() {
+            self.authorize_dynamically(kind, request, &pattern, policy, action, options)
+                .await?;
+            return Some(pattern);
+        }
         if !self.role.decide(&pattern).allows(action) {
             let text =
                 format!("role {:?} may not {action:?} {pattern}", self.role.name()).to_lowercase();
@@ -357,9 +398,117 @@ impl Established {
         Some(pattern)
     }
 
+    /// Asks the role's dynamic authorizer about `action` on `uri` (or serves a cached answer);
+    /// on refusal or failure answers with ERROR and returns `None`.
+    async fn authorize_dynamically(
+        &mut self,
+        kind: MessageType,
+        request: Id,
+        uri: &Uri,
+        policy: UriMatch,
+        action: Action,
+        options: &switchboard_proto::Dict,
+    ) -> Option<Decision> {
+        match self.dynamic_decision(action, uri, policy, options).await {
+            Ok(d) if d.allows(action) => Some(d),
+            Ok(_) => {
+                let text = format!(
+                    "the authorizer of role {:?} denied {} on {uri}",
+                    self.role.name(),
+                    action.as_str()
+                );
+                self.reply_error(kind, request, errors::NOT_AUTHORIZED, &text);
+                None
+            }
+            Err(text) => {
+                self.reply_error(kind, request, errors::AUTHORIZATION_FAILED, &text);
+                None
+            }
+        }
+    }
+
+    /// The dynamic authorizer's decision: from the cache while a cached one is valid, else by
+    /// calling the authorizer with `(session, uri, action, options)` as Crossbar does. The answer
+    /// is a boolean, or `{"allow", "disclose", "cache"}` where `cache` is `true` (keep it for the
+    /// session) or a number of seconds. `Err` says why there is no decision.
+    async fn dynamic_decision(
+        &mut self,
+        action: Action,
+        uri: &Uri,
+        policy: UriMatch,
+        options: &switchboard_proto::Dict,
+    ) -> Result<Decision, String> {
+        let epoch = self.peer.authorization_epoch();
+        let key = (action, policy, uri.as_str().to_owned());
+        if let Some(hit) = self.dynamic_authz.get(&key)
+            && hit.epoch == epoch
+            && hit.until.is_none_or(|t| Instant::now() < t)
+        {
+            return Ok(hit.decision);
+        }
+        let Some(authorizer) = self.role.authorizer().map(str::to_owned) else {
+            return Err("the role has no authorizer".into());
+        };
+        let args = vec![
+            Value::Dict(self.authorizer_details.clone()),
+            uri.as_str().into(),
+            action.as_str().into(),
+            Value::Dict(options.clone()),
+        ];
+        let answer = self
+            .realm
+            .router_call(&authorizer, args, AUTHORIZER_TIMEOUT)
+            .await
+            .map_err(|e| format!("authorizer {authorizer} failed: {e}"))?;
+        let malformed = || {
+            format!(
+                "authorizer {authorizer} answered neither a boolean nor {{\"allow\": boolean, ...}}"
+            )
+        };
+        let (allowed, disclose, keep) = match &answer {
+            Value::Bool(b) => (*b, false, None),
+            Value::Dict(d) => {
+                let allowed = d
+                    .get("allow")
+                    .and_then(Value::as_bool)
+                    .ok_or_else(malformed)?;
+                let disclose = d.get("disclose").and_then(Value::as_bool).unwrap_or(false);
+                let keep = match d.get("cache") {
+                    None | Some(Value::Null) | Some(Value::Bool(false)) => None,
+                    Some(Value::Bool(true)) => Some(None),
+                    Some(Value::UInt(secs)) if *secs > 0 => {
+                        Some(Some(Instant::now() + std::time::Duration::from_secs(*secs)))
+                    }
+                    Some(Value::Float(secs)) if secs.is_finite() && *secs > 0.0 => Some(Some(
+                        Instant::now() + std::time::Duration::from_secs_f64(*secs),
+                    )),
+                    Some(Value::UInt(_)) | Some(Value::Float(_)) => None,
+                    Some(_) => return Err(malformed()),
+                };
+                (allowed, disclose, keep)
+            }
+            _ => return Err(malformed()),
+        };
+        let decision = Decision::for_action(action, allowed, disclose);
+        if let Some(until) = keep {
+            if self.dynamic_authz.len() >= AUTHZ_CACHE_ENTRIES {
+                self.dynamic_authz.clear();
+            }
+            self.dynamic_authz.insert(
+                key,
+                CachedDecision {
+                    decision,
+                    epoch,
+                    until,
+                },
+            );
+        }
+        Ok(decision)
+    }
+
     /// Calls to the router's own procedures (`wamp.session.add_testament`,
     /// `wamp.session.flush_testaments`); `None` for any other procedure.
-    fn meta_call(
+    async fn meta_call(
         &mut self,
         procedure: &str,
         payload: &switchboard_proto::Payload,
@@ -389,18 +538,34 @@ impl Established {
                 let Ok(topic) = Uri::parse_loose(topic, UriMatch::Exact) else {
                     return Some(bad("the topic is not a valid URI"));
                 };
-                if !self.role.may(Action::Publish, &topic) {
+                let options = kwargs
+                    .get("publish_options")
+                    .and_then(Value::as_dict)
+                    .cloned()
+                    .unwrap_or_default();
+                let may_publish = if self.role.authorizer().is_some() {
+                    match self
+                        .dynamic_decision(Action::Publish, &topic, UriMatch::Exact, &options)
+                        .await
+                    {
+                        Ok(d) => d.allows(Action::Publish),
+                        Err(text) => {
+                            return Some(Err(crate::dealer::CallError::from_uri(
+                                errors::AUTHORIZATION_FAILED,
+                                text,
+                            )));
+                        }
+                    }
+                } else {
+                    self.role.may(Action::Publish, &topic)
+                };
+                if !may_publish {
                     return Some(Err(crate::dealer::CallError::not_authorized(
                         "the role may not publish to the testament's topic",
                     )));
                 }
                 let event_args = args.get(1).cloned().unwrap_or(Value::List(Vec::new()));
                 let event_kwargs = args.get(2).cloned().unwrap_or(Value::Dict(Dict::new()));
-                let options = kwargs
-                    .get("publish_options")
-                    .and_then(Value::as_dict)
-                    .cloned()
-                    .unwrap_or_default();
                 self.testaments.push(Testament {
                     topic,
                     options,
@@ -416,7 +581,7 @@ impl Established {
                 self.testaments.clear();
                 Some(result(n.into()))
             }
-            _ if procedure.starts_with("wamp.") => {
+            _ if procedure.starts_with("wamp.") || procedure == meta::INVALIDATE_AUTHORIZATION => {
                 let args = match payload.args.as_ref().map(RawValue::to_value) {
                     Some(Ok(Value::List(l))) => l,
                     _ => Vec::new(),
@@ -432,7 +597,7 @@ impl Established {
         }
     }
 
-    fn handle(&mut self, bytes: &Bytes) -> Flow {
+    async fn handle(&mut self, bytes: &Bytes) -> Flow {
         let msg = match codec::decode(self.peer.serializer(), bytes) {
             Ok(m) => m,
             Err(e) => return Flow::Violation(e.to_string()),
@@ -444,13 +609,17 @@ impl Established {
                 topic,
             } => {
                 let policy = match_policy(&options);
-                let Some(topic) = self.authorize_pattern(
-                    MessageType::Subscribe,
-                    request,
-                    &topic,
-                    policy,
-                    Action::Subscribe,
-                ) else {
+                let Some(topic) = self
+                    .authorize_pattern(
+                        MessageType::Subscribe,
+                        request,
+                        &topic,
+                        policy,
+                        Action::Subscribe,
+                        &options,
+                    )
+                    .await
+                else {
                     return Flow::Continue;
                 };
                 let (subscription, created) =
@@ -516,8 +685,15 @@ impl Established {
                     .get("acknowledge")
                     .and_then(Value::as_bool)
                     .unwrap_or(false);
-                let Some((topic, decision)) =
-                    self.authorize(MessageType::Publish, request, &topic, Action::Publish)
+                let Some((topic, decision)) = self
+                    .authorize(
+                        MessageType::Publish,
+                        request,
+                        &topic,
+                        Action::Publish,
+                        &options,
+                    )
+                    .await
                 else {
                     return Flow::Continue;
                 };
@@ -559,13 +735,17 @@ impl Established {
             } => {
                 let policy = match_policy(&options);
                 let invoke = InvokePolicy::from_options(&options);
-                let Some(procedure) = self.authorize_pattern(
-                    MessageType::Register,
-                    request,
-                    &procedure,
-                    policy,
-                    Action::Register,
-                ) else {
+                let Some(procedure) = self
+                    .authorize_pattern(
+                        MessageType::Register,
+                        request,
+                        &procedure,
+                        policy,
+                        Action::Register,
+                        &options,
+                    )
+                    .await
+                else {
                     return Flow::Continue;
                 };
                 let procedure_uri = procedure.clone();
@@ -637,12 +817,19 @@ impl Established {
                         Err(text) => Flow::Violation(text),
                     };
                 }
-                let Some((procedure, decision)) =
-                    self.authorize(MessageType::Call, request, &procedure, Action::Call)
+                let Some((procedure, decision)) = self
+                    .authorize(
+                        MessageType::Call,
+                        request,
+                        &procedure,
+                        Action::Call,
+                        &options,
+                    )
+                    .await
                 else {
                     return Flow::Continue;
                 };
-                if let Some(result) = self.meta_call(&procedure, &payload) {
+                if let Some(result) = self.meta_call(&procedure, &payload).await {
                     match result {
                         Ok(payload) => self.reply(Message::Result {
                             request,

@@ -9,6 +9,7 @@ use tracing::debug;
 
 use super::peer::{self, Identity, Peer, SessionId};
 use super::{HELLO_TIMEOUT, SessionConfig, send_now};
+use crate::auth::{Authenticated, ConnectionInfo, EndpointAuth};
 use crate::realm::Realm;
 use crate::realm::authz::Role;
 
@@ -18,12 +19,16 @@ pub(super) struct Joined {
     pub(super) role: Arc<Role>,
     pub(super) peer: Peer,
     pub(super) outbox: peer::Outbox,
+    /// Who the session is, as a dynamic authorizer is told.
+    pub(super) authorizer_details: Dict,
 }
 
 /// The opening handshake. Returns `None` after sending ABORT (or when the peer went away).
 pub(super) async fn handshake<T: Transport>(
     transport: &mut T,
     cfg: &SessionConfig,
+    auth: &EndpointAuth,
+    conn: &ConnectionInfo,
 ) -> Option<Joined> {
     let first = tokio::select! {
         r = tokio::time::timeout(HELLO_TIMEOUT, transport.recv()) => r,
@@ -81,36 +86,44 @@ pub(super) async fn handshake<T: Transport>(
         send_now(transport, &abort(errors::NO_SUCH_REALM, text)).await;
         return None;
     };
-    // spec, "Authentication": HELLO.Details.authmethods lists what the client can do; without it,
-    // anonymous is implied.
-    if let Some(methods) = details.get("authmethods") {
-        let offers_anonymous = methods
-            .as_list()
-            .is_some_and(|l| l.iter().any(|m| m.as_str() == Some("anonymous")));
-        if !offers_anonymous {
-            let text = "this transport offers only anonymous authentication".to_owned();
-            send_now(transport, &abort(errors::NO_AUTH_METHOD, text)).await;
+    let session = SessionId(random_global_id());
+    let who = match auth
+        .authenticate(transport, conn, &cfg.realms, &realm_name, &details, session)
+        .await
+    {
+        Ok(who) => who,
+        Err(denied) => {
+            send_now(transport, &abort(&denied.reason, denied.message)).await;
             return None;
         }
-    }
-    let Some(role) = realm.role(&cfg.anonymous_role) else {
-        let text = format!(
-            "realm {realm_name:?} has no role {:?} for anonymous sessions",
-            cfg.anonymous_role
-        );
-        send_now(transport, &abort(errors::NOT_AUTHORIZED, text)).await;
+    };
+    // A dynamic authenticator may put the session into another realm than HELLO asked for.
+    let (realm, realm_name) = match &who.realm {
+        Some(other) if *other != realm_name => match cfg.realms.get(other) {
+            Some(r) => (r, other.clone()),
+            None => {
+                let text =
+                    format!("the authenticator assigned realm {other:?}, which does not exist");
+                send_now(transport, &abort(errors::NO_SUCH_REALM, text)).await;
+                return None;
+            }
+        },
+        _ => (realm, realm_name),
+    };
+    let Some(role) = realm.role(&who.authrole) else {
+        let text = format!("realm {realm_name:?} has no role {:?}", who.authrole);
+        send_now(transport, &abort(errors::NO_SUCH_ROLE, text)).await;
         return None;
     };
-    let session = SessionId(random_global_id());
-    let authid = details
-        .get("authid")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("anonymous-{:x}", session.0));
+    if let Some((jar, id)) = &conn.cookie {
+        jar.remember(id, &realm_name, &who);
+    }
     let identity = Identity {
         session,
-        authid: authid.clone(),
+        authid: who.authid.clone(),
         authrole: role.name().to_owned(),
+        authmethod: who.authmethod.to_owned(),
+        authprovider: who.authprovider.to_owned(),
     };
     let (peer, outbox) = Peer::new(
         identity,
@@ -124,16 +137,21 @@ pub(super) async fn handshake<T: Transport>(
         crate::meta::topics::SESSION_ON_JOIN,
         vec![crate::meta::session_details(&peer)],
     );
-    send_now(
-        transport,
-        &welcome(session, &realm_name, &authid, role.name()),
-    )
-    .await;
+    send_now(transport, &welcome(session, &realm_name, &who)).await;
+    let mut authorizer_details = Dict::new();
+    authorizer_details.insert("session".into(), session.0.into());
+    authorizer_details.insert("authid".into(), who.authid.as_str().into());
+    authorizer_details.insert("authrole".into(), who.authrole.as_str().into());
+    authorizer_details.insert("authmethod".into(), who.authmethod.into());
+    authorizer_details.insert("authprovider".into(), who.authprovider.into());
+    authorizer_details.insert("authextra".into(), Value::Dict(who.authextra));
+    authorizer_details.insert("transport".into(), Value::Dict(conn.details()));
     Some(Joined {
         realm,
         role,
         peer,
         outbox,
+        authorizer_details,
     })
 }
 
@@ -165,7 +183,7 @@ fn client_features(details: &Dict) -> peer::ClientFeatures {
 }
 
 /// WELCOME, announcing exactly the features this router implements.
-fn welcome(session: SessionId, realm: &str, authid: &str, authrole: &str) -> Message {
+fn welcome(session: SessionId, realm: &str, who: &Authenticated) -> Message {
     let features = |list: &[&str]| {
         let mut f = Dict::new();
         for name in list {
@@ -211,10 +229,13 @@ fn welcome(session: SessionId, realm: &str, authid: &str, authrole: &str) -> Mes
     );
     let mut details = Dict::new();
     details.insert("realm".into(), realm.into());
-    details.insert("authid".into(), authid.into());
-    details.insert("authrole".into(), authrole.into());
-    details.insert("authmethod".into(), "anonymous".into());
-    details.insert("authprovider".into(), "static".into());
+    details.insert("authid".into(), who.authid.as_str().into());
+    details.insert("authrole".into(), who.authrole.as_str().into());
+    details.insert("authmethod".into(), who.authmethod.into());
+    details.insert("authprovider".into(), who.authprovider.into());
+    if !who.authextra.is_empty() {
+        details.insert("authextra".into(), Value::Dict(who.authextra.clone()));
+    }
     details.insert("roles".into(), Value::Dict(roles));
     Message::Welcome {
         session: session.0,

@@ -15,6 +15,7 @@ use switchboard_transport::Transport;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug_span};
 
+use crate::auth::{ConnectionInfo, EndpointAuth};
 use crate::realm::RealmRegistry;
 use established::Established;
 use handshake::{Joined, handshake};
@@ -37,8 +38,6 @@ pub struct SessionConfig {
     pub realms: Arc<RealmRegistry>,
     /// Cancelled when the router shuts down.
     pub shutdown: CancellationToken,
-    /// The role anonymous sessions of this transport get.
-    pub anonymous_role: String,
     /// Outbox capacity per session.
     pub outbox_capacity: usize,
     /// How long a session's last words and closing handshake may take (the transport's
@@ -52,17 +51,22 @@ impl SessionConfig {
         Self {
             realms,
             shutdown,
-            anonymous_role: "anonymous".into(),
             outbox_capacity: OUTBOX_CAPACITY_MESSAGES,
             final_write_timeout: FINAL_WRITE_TIMEOUT,
         }
     }
 }
 
-/// Runs a session on `transport` until it ends.
-pub async fn run<T: Transport>(mut transport: T, cfg: SessionConfig) {
+/// Runs a session on `transport` until it ends: authenticated by `auth`, with what the connection
+/// knows about its client in `conn`.
+pub async fn run<T: Transport>(
+    mut transport: T,
+    cfg: SessionConfig,
+    auth: Arc<EndpointAuth>,
+    conn: ConnectionInfo,
+) {
     let serializer = transport.serializer();
-    let Some(joined) = handshake(&mut transport, &cfg).await else {
+    let Some(joined) = handshake(&mut transport, &cfg, &auth, &conn).await else {
         transport.close().await;
         return;
     };
@@ -71,6 +75,7 @@ pub async fn run<T: Transport>(mut transport: T, cfg: SessionConfig) {
         role,
         peer,
         outbox,
+        authorizer_details,
     } = joined;
     // A debug-level span: entering and leaving it on every poll of the session costs about 3% of
     // the router's CPU under load (perf), so it is only active when debug logging is on, which is
@@ -90,6 +95,8 @@ pub async fn run<T: Transport>(mut transport: T, cfg: SessionConfig) {
         subscriptions: HashMap::new(),
         registrations: HashSet::new(),
         authz_cache: HashMap::new(),
+        dynamic_authz: HashMap::new(),
+        authorizer_details,
         testaments: Vec::new(),
     };
     session.run(transport, outbox, &cfg).instrument(span).await;

@@ -98,6 +98,10 @@ pub struct Identity {
     pub authid: String,
     /// The role the session was admitted with.
     pub authrole: String,
+    /// How it authenticated (`anonymous`, `ticket`, `wampcra`, ...).
+    pub authmethod: String,
+    /// Who vouched for it (`static`, `dynamic`, `jwt`, `cookie`).
+    pub authprovider: String,
 }
 
 #[derive(Debug)]
@@ -119,6 +123,8 @@ struct PeerInner {
     /// task (insert) and this session's task (remove on YIELD/ERROR); never across an await.
     pending_invocations: Mutex<HashMap<Id, PendingInvocation>>,
     dropped: AtomicU64,
+    /// Bumped to invalidate the session's cached dynamic authorization decisions.
+    authorization_epoch: AtomicU64,
 }
 
 /// A cheap, clonable handle to a session. Equality is by session id.
@@ -163,6 +169,7 @@ impl Peer {
                 wake: Notify::new(),
                 invocation_ids: IdSequence::new(),
                 pending_invocations: Mutex::new(HashMap::new()),
+                authorization_epoch: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
             }),
         };
@@ -280,6 +287,18 @@ impl Peer {
             .collect()
     }
 
+    /// The current authorization epoch: cached dynamic decisions made in an earlier epoch are stale.
+    pub fn authorization_epoch(&self) -> u64 {
+        self.inner.authorization_epoch.load(Ordering::Acquire)
+    }
+
+    /// Makes every cached dynamic authorization decision of this session stale.
+    pub fn invalidate_authorization(&self) {
+        self.inner
+            .authorization_epoch
+            .fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Takes every pending invocation (the session is leaving).
     pub fn drain_pending_invocations(&self) -> Vec<PendingInvocation> {
         self.pending_invocations().drain().map(|(_, p)| p).collect()
@@ -305,6 +324,8 @@ mod tests {
             session: SessionId(1),
             authid: "a".into(),
             authrole: "anonymous".into(),
+            authmethod: "anonymous".into(),
+            authprovider: "static".into(),
         };
         Peer::new(
             identity,
