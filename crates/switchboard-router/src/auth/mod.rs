@@ -782,10 +782,13 @@ pub fn scram_credential(p: &ScramPrincipal) -> Result<scram::ScramCredential, St
     let key = |name: &str, hex_text: &str| {
         hex::decode(hex_text).map_err(|_| format!("`{name}` is not hex"))
     };
+    // As Crossbar: the config holds the salt in hex (what Autobahn's derive_scram_credential
+    // writes), the client gets it in base64 and base64-decodes it for its KDF.
+    let salt = key("salt", &p.salt)?;
     Ok(scram::ScramCredential {
         kdf,
         iterations: p.iterations,
-        salt: p.salt.clone(),
+        salt: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, salt),
         stored_key: key("stored-key", &p.stored_key)?,
         server_key: key("server-key", &p.server_key)?,
     })

@@ -848,7 +848,7 @@ pub struct ScramPrincipal {
     /// Argon2id memory cost in KiB (`argon2id-13` only).
     #[serde(default)]
     pub memory: Option<u32>,
-    /// The salt, sent to the client as written.
+    /// The salt, hex (sent to the client in base64, as Crossbar does).
     pub salt: String,
     /// StoredKey, hex.
     #[serde(rename = "stored-key")]

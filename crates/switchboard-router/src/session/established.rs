@@ -322,9 +322,17 @@ impl Established {
                     return None;
                 }
             };
-            let decision = self
-                .authorize_dynamically(kind, request, &uri, UriMatch::Exact, action, options)
-                .await?;
+            // Boxed: the authorizer call's future is large, and inlining it would grow every
+            // session's task for the sake of the dynamic roles only.
+            let decision = Box::pin(self.authorize_dynamically(
+                kind,
+                request,
+                &uri,
+                UriMatch::Exact,
+                action,
+                options,
+            ))
+            .await?;
             return Some((uri, decision));
         }
         let cached = self
@@ -385,7 +393,7 @@ impl Established {
             }
         };
         if self.role.authorizer().is_some() {
-            self.authorize_dynamically(kind, request, &pattern, policy, action, options)
+            Box::pin(self.authorize_dynamically(kind, request, &pattern, policy, action, options))
                 .await?;
             return Some(pattern);
         }
@@ -544,9 +552,13 @@ impl Established {
                     .cloned()
                     .unwrap_or_default();
                 let may_publish = if self.role.authorizer().is_some() {
-                    match self
-                        .dynamic_decision(Action::Publish, &topic, UriMatch::Exact, &options)
-                        .await
+                    match Box::pin(self.dynamic_decision(
+                        Action::Publish,
+                        &topic,
+                        UriMatch::Exact,
+                        &options,
+                    ))
+                    .await
                     {
                         Ok(d) => d.allows(Action::Publish),
                         Err(text) => {

@@ -1,4 +1,5 @@
-//! The opening handshake: HELLO in, WELCOME or ABORT out (spec, "Session Establishment").
+//! The opening handshake: HELLO in; CHALLENGE and AUTHENTICATE when the authentication method
+//! has them (`crate::auth`); WELCOME or ABORT out (spec, "Session Establishment").
 
 use std::sync::Arc;
 
