@@ -1102,6 +1102,14 @@ def test_tls_client_certificate_by_common_name(tls_node, kind):
     assert_welcome(o, "cn-user", "frontend", "tls", "static")
 
 
+def test_tls_certificate_decides_over_hello_authid(tls_node):
+    """As Crossbar: the certificate says who the client is; an authid in HELLO
+    that names another (or no) principal does not change that."""
+    for asked in ("joe", "no-such-principal"):
+        o = once(tls_node.ep("mtls", "ws", "client_0"), am.failing_challenge(["tls"], authid=asked))
+        assert_welcome(o, "client_0", "backend", "tls", "static")
+
+
 def test_tls_client_certificate_unknown(tls_node):
     o = once(tls_node.ep("mtls", "ws", "unknown-client"), am.failing_challenge(["tls"]))
     assert_refused(o, NO_SUCH_PRINCIPAL)

@@ -880,23 +880,20 @@ async fn tls_certificate(
     };
     match principals {
         Principals::Static(map) => {
-            let (authid, p) = match ctx.authid {
-                Some(authid) => {
-                    let p = map
-                        .get_key_value(authid)
-                        .ok_or_else(|| ctx.no_such_principal("tls", authid))?;
-                    if !matches(authid, p.1) {
-                        return Err(denied("the client certificate is not this principal's"));
-                    }
-                    p
-                }
-                None => map.iter().find(|(a, p)| matches(a, p)).ok_or_else(|| {
+            // The certificate decides who the client is, as in Crossbar: HELLO's authid only
+            // picks among the principals the certificate matches.
+            let preferred = ctx
+                .authid
+                .and_then(|a| map.get_key_value(a))
+                .filter(|(a, p)| matches(a, p));
+            let (authid, p) = preferred
+                .or_else(|| map.iter().find(|(a, p)| matches(a, p)))
+                .ok_or_else(|| {
                     Denied::new(
                         errors::NO_SUCH_PRINCIPAL,
                         "no principal matches the client certificate",
                     )
-                })?,
-            };
+                })?;
             ctx.check_realm(p.realm.as_ref(), authid)?;
             Ok(authenticated(
                 authid.clone(),
