@@ -74,12 +74,14 @@ function withTimeout(promise, what, ms = TIMEOUT_MS) {
  * to {reason, details} when the connection closes.  Rejects with
  * SessionRefused if the router ends the session before WELCOME.
  */
-function connect(target, { transport = 'websocket_tcp', serializer = 'json', realm = 'realm1' } = {}) {
+function connect(target, { transport = 'websocket_tcp', serializer = 'json', realm = 'realm1', auth = {} } = {}) {
+  // `auth`: Autobahn|JS's authentication options (authmethods, authid, authextra, onchallenge).
   const connection = new autobahn.Connection({
     transports: [transportOptions(target, transport, serializer)],
     realm,
     max_retries: 0,
     retry_if_unreachable: false,
+    ...auth,
   });
   let resolveClosed;
   const closed = new Promise((r) => { resolveClosed = r; });

@@ -133,12 +133,18 @@ class Router {
   }
 }
 
-async function startRouter() {
+/**
+ * Start the router under test. `customize(config)`, when given, may change the
+ * default node config (realm1, a universal transport on TCP and one on a unix
+ * socket) before it is written.
+ */
+async function startRouter({ customize } = {}) {
   const kind = routerKind();
   const nodeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sbinterop-js-'));
   const port = await freeTcpPort();
   const unixPath = path.join(nodeDir, 'router.sock');
   const config = nodeConfig(port, unixPath, kind);
+  if (customize) customize(config);
   const logPath = path.join(nodeDir, 'router.log');
 
   let argv;
