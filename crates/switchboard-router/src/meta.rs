@@ -42,8 +42,8 @@ pub fn session_details(peer: &Peer) -> Value {
     d.insert("session".into(), who.session.0.into());
     d.insert("authid".into(), who.authid.as_str().into());
     d.insert("authrole".into(), who.authrole.as_str().into());
-    d.insert("authmethod".into(), who.authmethod.as_str().into());
-    d.insert("authprovider".into(), who.authprovider.as_str().into());
+    d.insert("authmethod".into(), who.authmethod.into());
+    d.insert("authprovider".into(), who.authprovider.into());
     d.insert("serializer".into(), peer.serializer().name().into());
     Value::Dict(d)
 }

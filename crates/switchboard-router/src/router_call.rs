@@ -67,8 +67,8 @@ impl RouterCaller {
             session: SessionId(random_global_id()),
             authid: ROUTER_AUTHID.into(),
             authrole: ROUTER_AUTHID.into(),
-            authmethod: "trusted".into(),
-            authprovider: "router".into(),
+            authmethod: "trusted",
+            authprovider: "router",
         };
         // MessagePack keeps binary values as they are, whatever the callee speaks.
         let (peer, mut outbox) = Peer::new(

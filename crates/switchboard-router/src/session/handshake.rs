@@ -123,8 +123,8 @@ pub(super) async fn handshake<T: Transport>(
         session,
         authid: who.authid.clone(),
         authrole: role.name().to_owned(),
-        authmethod: who.authmethod.to_owned(),
-        authprovider: who.authprovider.to_owned(),
+        authmethod: who.authmethod,
+        authprovider: who.authprovider,
     };
     let (peer, outbox) = Peer::new(
         identity,
@@ -139,14 +139,19 @@ pub(super) async fn handshake<T: Transport>(
         vec![crate::meta::session_details(&peer)],
     );
     send_now(transport, &welcome(session, &realm_name, &who)).await;
+    // Only a dynamically authorized session keeps these: every other session would carry them for
+    // nothing (idle memory per session counts).
     let mut authorizer_details = Dict::new();
-    authorizer_details.insert("session".into(), session.0.into());
-    authorizer_details.insert("authid".into(), who.authid.as_str().into());
-    authorizer_details.insert("authrole".into(), who.authrole.as_str().into());
-    authorizer_details.insert("authmethod".into(), who.authmethod.into());
-    authorizer_details.insert("authprovider".into(), who.authprovider.into());
-    authorizer_details.insert("authextra".into(), Value::Dict(who.authextra));
-    authorizer_details.insert("transport".into(), Value::Dict(conn.details()));
+    if role.authorizer().is_some() {
+        let d = &mut authorizer_details;
+        d.insert("session".into(), session.0.into());
+        d.insert("authid".into(), who.authid.as_str().into());
+        d.insert("authrole".into(), who.authrole.as_str().into());
+        d.insert("authmethod".into(), who.authmethod.into());
+        d.insert("authprovider".into(), who.authprovider.into());
+        d.insert("authextra".into(), Value::Dict(who.authextra));
+        d.insert("transport".into(), Value::Dict(conn.details()));
+    }
     Some(Joined {
         realm,
         role,

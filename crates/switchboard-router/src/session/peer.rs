@@ -99,9 +99,9 @@ pub struct Identity {
     /// The role the session was admitted with.
     pub authrole: String,
     /// How it authenticated (`anonymous`, `ticket`, `wampcra`, ...).
-    pub authmethod: String,
+    pub authmethod: &'static str,
     /// Who vouched for it (`static`, `dynamic`, `jwt`, `cookie`).
-    pub authprovider: String,
+    pub authprovider: &'static str,
 }
 
 #[derive(Debug)]
@@ -324,8 +324,8 @@ mod tests {
             session: SessionId(1),
             authid: "a".into(),
             authrole: "anonymous".into(),
-            authmethod: "anonymous".into(),
-            authprovider: "static".into(),
+            authmethod: "anonymous",
+            authprovider: "static",
         };
         Peer::new(
             identity,
