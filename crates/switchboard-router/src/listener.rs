@@ -524,7 +524,9 @@ async fn connection(
         };
         conn.transport = "rawsocket";
         match tokio::time::timeout_at(deadline, rawsocket::accept(io, *max, serializers)).await {
-            Ok(Ok(transport)) => session::run(transport, sessions, auth.clone(), conn).await,
+            Ok(Ok(transport)) => {
+                session::run(transport, sessions, auth.clone(), Box::new(conn)).await
+            }
             Ok(Err(e)) => tracing::debug!("RawSocket handshake failed: {e}"),
             Err(_) => tracing::debug!("RawSocket handshake timed out"),
         }
@@ -657,6 +659,7 @@ fn websocket_request(
             transport,
         }) => {
             let auth = endpoint.auth.clone();
+            let conn = Box::new(conn);
             tracker.spawn(async move {
                 match transport.await {
                     Ok(t) => session::run(t, sessions, auth, conn).await,

@@ -39,10 +39,18 @@ pub(super) struct Established {
     pub(super) testaments: Vec<Testament>,
     /// Authorization decisions of this session's role, by URI (owned by this task, so no lock).
     pub(super) authz_cache: HashMap<Uri, Decision>,
-    /// Decisions of a dynamic authorizer that allowed caching, by action, match policy and URI.
-    pub(super) dynamic_authz: HashMap<(Action, UriMatch, String), CachedDecision>,
+    /// What a session whose role has a dynamic authorizer keeps; `None` for every other session,
+    /// so they pay one pointer for it.
+    pub(super) dynamic: Option<Box<DynamicAuthorization>>,
+}
+
+/// The dynamic authorizer's side of a session.
+#[derive(Debug, Default)]
+pub(super) struct DynamicAuthorization {
     /// Who this session is, as its dynamic authorizer is told.
-    pub(super) authorizer_details: switchboard_proto::Dict,
+    pub(super) details: switchboard_proto::Dict,
+    /// Decisions that allowed caching, by action, match policy and URI.
+    pub(super) cache: HashMap<(Action, UriMatch, String), CachedDecision>,
 }
 
 /// A dynamic authorizer's decision, kept while it is valid.
@@ -448,17 +456,20 @@ impl Established {
     ) -> Result<Decision, String> {
         let epoch = self.peer.authorization_epoch();
         let key = (action, policy, uri.as_str().to_owned());
-        if let Some(hit) = self.dynamic_authz.get(&key)
+        let (Some(authorizer), Some(dynamic)) = (
+            self.role.authorizer().map(str::to_owned),
+            self.dynamic.as_mut(),
+        ) else {
+            return Err("the role has no authorizer".into());
+        };
+        if let Some(hit) = dynamic.cache.get(&key)
             && hit.epoch == epoch
             && hit.until.is_none_or(|t| Instant::now() < t)
         {
             return Ok(hit.decision);
         }
-        let Some(authorizer) = self.role.authorizer().map(str::to_owned) else {
-            return Err("the role has no authorizer".into());
-        };
         let args = vec![
-            Value::Dict(self.authorizer_details.clone()),
+            Value::Dict(dynamic.details.clone()),
             uri.as_str().into(),
             action.as_str().into(),
             Value::Dict(options.clone()),
@@ -498,11 +509,11 @@ impl Established {
             _ => return Err(malformed()),
         };
         let decision = Decision::for_action(action, allowed, disclose);
-        if let Some(until) = keep {
-            if self.dynamic_authz.len() >= AUTHZ_CACHE_ENTRIES {
-                self.dynamic_authz.clear();
+        if let (Some(until), Some(dynamic)) = (keep, self.dynamic.as_mut()) {
+            if dynamic.cache.len() >= AUTHZ_CACHE_ENTRIES {
+                dynamic.cache.clear();
             }
-            self.dynamic_authz.insert(
+            dynamic.cache.insert(
                 key,
                 CachedDecision {
                     decision,

@@ -8,6 +8,7 @@ use switchboard_proto::{Dict, Message, Uri, UriMatch, Value, codec, errors};
 use switchboard_transport::Transport;
 use tracing::debug;
 
+use super::established::DynamicAuthorization;
 use super::peer::{self, Identity, Peer, SessionId};
 use super::{HELLO_TIMEOUT, SessionConfig, send_now};
 use crate::auth::{Authenticated, ConnectionInfo, EndpointAuth};
@@ -20,16 +21,16 @@ pub(super) struct Joined {
     pub(super) role: Arc<Role>,
     pub(super) peer: Peer,
     pub(super) outbox: peer::Outbox,
-    /// Who the session is, as a dynamic authorizer is told.
-    pub(super) authorizer_details: Dict,
+    /// The dynamic authorizer's side of the session, when its role has one.
+    pub(super) dynamic: Option<Box<DynamicAuthorization>>,
 }
 
 /// The opening handshake. Returns `None` after sending ABORT (or when the peer went away).
 pub(super) async fn handshake<T: Transport>(
     transport: &mut T,
     cfg: &SessionConfig,
-    auth: &EndpointAuth,
-    conn: &ConnectionInfo,
+    auth: Arc<EndpointAuth>,
+    conn: Box<ConnectionInfo>,
 ) -> Option<Joined> {
     let first = tokio::select! {
         r = tokio::time::timeout(HELLO_TIMEOUT, transport.recv()) => r,
@@ -89,7 +90,14 @@ pub(super) async fn handshake<T: Transport>(
     };
     let session = SessionId(random_global_id());
     let who = match auth
-        .authenticate(transport, conn, &cfg.realms, &realm_name, &details, session)
+        .authenticate(
+            transport,
+            &conn,
+            &cfg.realms,
+            &realm_name,
+            &details,
+            session,
+        )
         .await
     {
         Ok(who) => who,
@@ -141,23 +149,26 @@ pub(super) async fn handshake<T: Transport>(
     send_now(transport, &welcome(session, &realm_name, &who)).await;
     // Only a dynamically authorized session keeps these: every other session would carry them for
     // nothing (idle memory per session counts).
-    let mut authorizer_details = Dict::new();
-    if role.authorizer().is_some() {
-        let d = &mut authorizer_details;
+    let dynamic = role.authorizer().map(|_| {
+        let mut d = Dict::new();
         d.insert("session".into(), session.0.into());
         d.insert("authid".into(), who.authid.as_str().into());
         d.insert("authrole".into(), who.authrole.as_str().into());
         d.insert("authmethod".into(), who.authmethod.into());
         d.insert("authprovider".into(), who.authprovider.into());
-        d.insert("authextra".into(), Value::Dict(who.authextra));
+        d.insert("authextra".into(), Value::Dict(who.authextra.clone()));
         d.insert("transport".into(), Value::Dict(conn.details()));
-    }
+        Box::new(DynamicAuthorization {
+            details: d,
+            cache: Default::default(),
+        })
+    });
     Some(Joined {
         realm,
         role,
         peer,
         outbox,
-        authorizer_details,
+        dynamic,
     })
 }
 

@@ -63,10 +63,13 @@ pub async fn run<T: Transport>(
     mut transport: T,
     cfg: SessionConfig,
     auth: Arc<EndpointAuth>,
-    conn: ConnectionInfo,
+    conn: Box<ConnectionInfo>,
 ) {
     let serializer = transport.serializer();
-    let Some(joined) = handshake(&mut transport, &cfg, &auth, &conn).await else {
+    // Boxed, and owning what only authentication needs: the handshake's future (with every
+    // method's exchange in it) lives on the heap while it runs and is freed after, instead of
+    // sizing every session's task for its whole life.
+    let Some(joined) = Box::pin(handshake(&mut transport, &cfg, auth, conn)).await else {
         transport.close().await;
         return;
     };
@@ -75,7 +78,7 @@ pub async fn run<T: Transport>(
         role,
         peer,
         outbox,
-        authorizer_details,
+        dynamic,
     } = joined;
     // A debug-level span: entering and leaving it on every poll of the session costs about 3% of
     // the router's CPU under load (perf), so it is only active when debug logging is on, which is
@@ -95,8 +98,7 @@ pub async fn run<T: Transport>(
         subscriptions: HashMap::new(),
         registrations: HashSet::new(),
         authz_cache: HashMap::new(),
-        dynamic_authz: HashMap::new(),
-        authorizer_details,
+        dynamic,
         testaments: Vec::new(),
     };
     session.run(transport, outbox, &cfg).instrument(span).await;
