@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use switchboard_proto::{Dict, Message, Value, codec, errors};
 use switchboard_transport::Transport;
-use tracing::debug;
+use tracing::info;
 
 use crate::config::{
     AuthConfig, AuthKind, CryptosignPrincipal, MethodAuthConfig, ScramPrincipal, TicketAuthConfig,
@@ -332,7 +332,16 @@ impl EndpointAuth {
             .run(transport, conn, realms, realm, hello, session)
             .await;
         if let Err(denied) = &outcome {
-            debug!(reason = %denied.reason, "authentication denied: {}", denied.message);
+            // Failed logins are what an operator (or fail2ban) watches for; the message says
+            // what failed, never what was sent.
+            let authid = hello.get("authid").and_then(Value::as_str).unwrap_or("");
+            info!(
+                peer = %conn.peer_text(),
+                authid,
+                reason = %denied.reason,
+                "authentication denied: {}",
+                denied.message
+            );
             if let (Some(limiter), Some(ip)) = (&self.limiter, ip)
                 && denied.is_failed_attempt()
             {

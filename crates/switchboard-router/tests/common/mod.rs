@@ -23,6 +23,17 @@ pub async fn start_router() -> TestRouter {
 
 /// Same, with an extra JSON snippet replacing the realms array.
 pub async fn start_router_with(realms: Option<&str>) -> TestRouter {
+    start_router_custom(realms, "", "").await
+}
+
+/// Same, with JSON members added to both endpoints of each transport (`endpoint_extra`, such as
+/// `"auth": {...}`) and to each transport (`transport_extra`, such as `"auth_rate_limit": {...},`
+/// with its trailing comma).
+pub async fn start_router_custom(
+    realms: Option<&str>,
+    endpoint_extra: &str,
+    transport_extra: &str,
+) -> TestRouter {
     let dir = tempfile::tempdir().expect("tempdir");
     let unix = dir.path().join("router.sock");
     let realms = realms.unwrap_or(
@@ -33,11 +44,18 @@ pub async fn start_router_with(realms: Option<&str>) -> TestRouter {
         r#"{{"version": 2, "workers": [{{"type": "router", "realms": {realms},
             "transports": [
               {{"type": "universal", "endpoint": {{"type": "tcp", "port": 0, "interface": "127.0.0.1"}},
-                "rawsocket": {{}}, "websocket": {{"ws": {{"type": "websocket"}}}}}},
+                {transport_extra}
+                "rawsocket": {{{endpoint_extra}}}, "websocket": {{"ws": {{"type": "websocket"{ws_extra}}}}}}},
               {{"type": "universal", "endpoint": {{"type": "unix", "path": "{}"}},
-                "rawsocket": {{}}, "websocket": {{"ws": {{"type": "websocket"}}}}}}
+                {transport_extra}
+                "rawsocket": {{{endpoint_extra}}}, "websocket": {{"ws": {{"type": "websocket"{ws_extra}}}}}}}
             ]}}]}}"#,
-        unix.display()
+        unix.display(),
+        ws_extra = if endpoint_extra.is_empty() {
+            String::new()
+        } else {
+            format!(", {endpoint_extra}")
+        },
     );
     let file = dir.path().join("config.json");
     std::fs::write(&file, config).expect("write config");
