@@ -3,8 +3,8 @@
 
 Builds Switchboard and the load tool in release mode, installs Crossbar.io from PyPI into a cached
 virtualenv, starts both routers from the same node config (one router worker, realm `realm1`,
-anonymous, WebSocket and RawSocket on loopback), and runs every scenario against both in
-alternation (A B A B ...), --runs times each. Prints the medians and the Switchboard/Crossbar
+anonymous access plus ticket and WAMP-CRA principals, WebSocket and RawSocket on loopback), and
+runs every scenario against both in alternation (A B A B ...), --runs times each. Prints the medians and the Switchboard/Crossbar
 ratios, and writes them with the commit, machine and flags to bench/results/.
 
 The primary figure is the router's CPU time per operation (read from /proc by the load tool): it
@@ -41,6 +41,9 @@ SCENARIOS = {
     "pubsub-1x100": (["pubsub", "--publishers", "1", "--subscribers", "100", "--in-flight", "16", "--payload", "64"], "events",
                      ["fanout", "--publishers", "1", "--subscribers", "100", "--in-flight", "16", "--payload", "64"]),
     "connect-50": (["connect", "--concurrency", "50"], "sessions", None),
+    # The same with authentication: the challenge round trip and the router's checks.
+    "connect-50-ticket": (["connect", "--concurrency", "50", "--ticket", "joe:bench-ticket"], "sessions", None),
+    "connect-50-wampcra": (["connect", "--concurrency", "50", "--wampcra", "peter:bench-secret"], "sessions", None),
     "idle-1000": (["idle", "--sessions", "1000", "--concurrency", "50"], "sessions", None),
 }
 
@@ -49,6 +52,15 @@ SB_PORT, CB_PORT, ECHO_PORT = 18080, 18090, 18100
 
 def log(msg):
     print(f"[compare] {msg}", file=sys.stderr, flush=True)
+
+
+# Anonymous for the routing scenarios, ticket and WAMP-CRA principals for the authenticated
+# connect scenarios; every role may do everything.
+AUTH = {
+    "anonymous": {"type": "static", "role": "anonymous"},
+    "ticket": {"type": "static", "principals": {"joe": {"ticket": "bench-ticket", "role": "anonymous"}}},
+    "wampcra": {"type": "static", "users": {"peter": {"secret": "bench-secret", "role": "anonymous"}}},
+}
 
 
 def node_config(port):
@@ -65,8 +77,8 @@ def node_config(port):
             "transports": [{
                 "type": "universal",
                 "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1", "backlog": 1024},
-                "rawsocket": {"serializers": ["json", "msgpack", "cbor"]},
-                "websocket": {"ws": {"type": "websocket", "serializers": ["json", "msgpack", "cbor"]}},
+                "rawsocket": {"serializers": ["json", "msgpack", "cbor"], "auth": AUTH},
+                "websocket": {"ws": {"type": "websocket", "serializers": ["json", "msgpack", "cbor"], "auth": AUTH}},
             }],
         }],
     }

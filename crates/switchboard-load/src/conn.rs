@@ -60,6 +60,73 @@ pub struct Target {
     next_source: Arc<AtomicUsize>,
     /// Bytes of read buffer in front of each WebSocket connection.
     read_buffer: usize,
+    /// How sessions authenticate; anonymous when `None`.
+    credentials: Option<Arc<Credentials>>,
+}
+
+/// Credentials every session of a run authenticates with.
+#[derive(Clone, Debug)]
+pub enum Credentials {
+    /// Ticket authentication.
+    Ticket {
+        /// The principal.
+        authid: String,
+        /// The ticket.
+        ticket: String,
+    },
+    /// WAMP-CRA.
+    WampCra {
+        /// The principal.
+        authid: String,
+        /// The secret (or password a salted key is derived from).
+        secret: String,
+    },
+}
+
+impl Credentials {
+    fn method_and_authid(&self) -> (&'static str, &str) {
+        match self {
+            Credentials::Ticket { authid, .. } => ("ticket", authid),
+            Credentials::WampCra { authid, .. } => ("wampcra", authid),
+        }
+    }
+
+    /// The AUTHENTICATE signature answering a CHALLENGE with `extra`.
+    fn answer(&self, extra: &Dict) -> anyhow::Result<String> {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::STANDARD as BASE64;
+        match self {
+            Credentials::Ticket { ticket, .. } => Ok(ticket.clone()),
+            Credentials::WampCra { secret, .. } => {
+                let challenge = extra
+                    .get("challenge")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| anyhow!("WAMP-CRA CHALLENGE without a challenge"))?;
+                // A salted secret: the key is base64(PBKDF2-HMAC-SHA256(secret, salt)), as
+                // Autobahn's derive_key computes it.
+                let key = match extra.get("salt").and_then(Value::as_str) {
+                    Some(salt) => {
+                        let number = |k: &str| extra.get(k).and_then(Value::as_u64);
+                        let iterations = number("iterations").unwrap_or(1000);
+                        let keylen = number("keylen").unwrap_or(32);
+                        let mut derived = vec![0u8; usize::try_from(keylen)?];
+                        ring::pbkdf2::derive(
+                            ring::pbkdf2::PBKDF2_HMAC_SHA256,
+                            std::num::NonZeroU32::new(u32::try_from(iterations)?)
+                                .ok_or_else(|| anyhow!("zero PBKDF2 iterations"))?,
+                            salt.as_bytes(),
+                            secret.as_bytes(),
+                            &mut derived,
+                        );
+                        BASE64.encode(derived).into_bytes()
+                    }
+                    None => secret.as_bytes().to_vec(),
+                };
+                let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
+                Ok(BASE64.encode(ring::hmac::sign(&key, challenge.as_bytes())))
+            }
+        }
+    }
 }
 
 impl Target {
@@ -104,7 +171,14 @@ impl Target {
             source_addrs: Arc::new(source_addrs),
             next_source: Arc::new(AtomicUsize::new(0)),
             read_buffer: DEFAULT_READ_BUFFER,
+            credentials: None,
         })
+    }
+
+    /// The same target, authenticating its sessions with `credentials`.
+    pub fn with_credentials(mut self, credentials: Option<Credentials>) -> Self {
+        self.credentials = credentials.map(Arc::new);
+        self
     }
 
     /// The same target with `bytes` of read buffer per WebSocket connection: `idle` holds
@@ -172,23 +246,46 @@ impl Target {
     async fn join_inner(&self) -> anyhow::Result<Wamp> {
         let mut conn = self.open().await?;
         let s = self.serializer;
+        let mut details = hello_details();
+        if let Some(c) = &self.credentials {
+            let (method, authid) = c.method_and_authid();
+            details.insert("authmethods".into(), Value::List(vec![method.into()]));
+            details.insert("authid".into(), authid.into());
+        }
         let hello = Message::Hello {
             realm: self.realm.clone(),
-            details: hello_details(),
+            details,
         };
         conn.send(codec::encode(s, &hello)?).await?;
-        let reply = conn
-            .recv()
-            .await?
-            .ok_or_else(|| anyhow!("connection closed before WELCOME"))?;
-        match codec::decode(s, &reply)? {
-            Message::Welcome { .. } => Ok(Wamp {
-                conn,
-                serializer: s,
-                next_request: 0,
-            }),
-            Message::Abort { reason, details } => bail!("ABORT {reason} {details:?}"),
-            other => bail!("expected WELCOME, got {}", other.message_type().name()),
+        let mut challenged = false;
+        loop {
+            let reply = conn
+                .recv()
+                .await?
+                .ok_or_else(|| anyhow!("connection closed before WELCOME"))?;
+            match codec::decode(s, &reply)? {
+                Message::Welcome { .. } => {
+                    return Ok(Wamp {
+                        conn,
+                        serializer: s,
+                        next_request: 0,
+                    });
+                }
+                Message::Challenge { extra, .. } if !challenged => {
+                    let Some(c) = &self.credentials else {
+                        bail!("CHALLENGE to an anonymous HELLO");
+                    };
+                    challenged = true;
+                    let signature = c.answer(&extra)?;
+                    let answer = Message::Authenticate {
+                        signature,
+                        extra: Dict::new(),
+                    };
+                    conn.send(codec::encode(s, &answer)?).await?;
+                }
+                Message::Abort { reason, details } => bail!("ABORT {reason} {details:?}"),
+                other => bail!("expected WELCOME, got {}", other.message_type().name()),
+            }
         }
     }
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use switchboard_proto::Serializer;
 
-use crate::conn::Target;
+use crate::conn::{Credentials, Target};
 use crate::measure::Progress;
 use crate::scenario::{Ctx, connect, echo, idle, pubsub, rpc};
 
@@ -153,6 +153,29 @@ struct Common {
     /// No progress lines on stderr.
     #[arg(long, short)]
     quiet: bool,
+    /// Authenticate every session with a ticket: AUTHID:TICKET (default: anonymous).
+    #[arg(long, value_parser = parse_ticket, conflicts_with = "wampcra")]
+    ticket: Option<Credentials>,
+    /// Authenticate every session with WAMP-CRA: AUTHID:SECRET (salted secrets are derived from
+    /// the challenge's salt parameters).
+    #[arg(long, value_parser = parse_wampcra)]
+    wampcra: Option<Credentials>,
+}
+
+fn split_credentials(s: &str) -> Result<(String, String), String> {
+    s.split_once(':')
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .ok_or_else(|| "expected AUTHID:SECRET".to_owned())
+}
+
+fn parse_ticket(s: &str) -> Result<Credentials, String> {
+    let (authid, ticket) = split_credentials(s)?;
+    Ok(Credentials::Ticket { authid, ticket })
+}
+
+fn parse_wampcra(s: &str) -> Result<Credentials, String> {
+    let (authid, secret) = split_credentials(s)?;
+    Ok(Credentials::WampCra { authid, secret })
 }
 
 /// Parsed `--source-addrs`.
@@ -243,7 +266,8 @@ async fn run(scenario: Scenario, common: Common, threads: usize) -> anyhow::Resu
         &common.realm,
         common.source_addrs.map(|s| s.0).unwrap_or_default(),
     )
-    .await?;
+    .await?
+    .with_credentials(common.ticket.or(common.wampcra));
     let ctx = Ctx {
         target,
         warmup: seconds(common.warmup, "warmup").map_err(anyhow::Error::msg)?,

@@ -52,7 +52,13 @@ async fn every_wamp_scenario_runs_clean_against_the_router() {
         "realms": [{"name": "realm1", "roles": [{"name": "anonymous", "permissions": [
             {"uri": "", "match": "prefix", "allow": {"call": true, "register": true, "publish": true, "subscribe": true}}]}]}],
         "transports": [{"type": "universal", "endpoint": {"type": "tcp", "port": 0, "interface": "127.0.0.1"},
-            "rawsocket": {}, "websocket": {"ws": {"type": "websocket"}}}]}]}"#;
+            "rawsocket": {"auth": {"anonymous": {"type": "static"},
+                "ticket": {"type": "static", "principals": {"joe": {"ticket": "t1", "role": "anonymous"}}},
+                "wampcra": {"type": "static", "users": {"peter": {"secret": "s1", "role": "anonymous",
+                    "salt": "salt", "iterations": 10, "keylen": 16}}}}},
+            "websocket": {"ws": {"type": "websocket", "auth": {"anonymous": {"type": "static"},
+                "ticket": {"type": "static", "principals": {"joe": {"ticket": "t1", "role": "anonymous"}}},
+                "wampcra": {"type": "static", "users": {"peter": {"secret": "s1", "role": "anonymous"}}}}}}}]}]}"#;
     let file = dir.path().join("config.json");
     std::fs::write(&file, config).expect("write config");
     let loaded = LoadedConfig::from_file(&file).expect("valid config");
@@ -87,6 +93,21 @@ async fn every_wamp_scenario_runs_clean_against_the_router() {
             );
             assert!(pubsub["publishes"].as_u64().unwrap_or(0) > 0, "{pubsub}");
             run_load(&[&["connect", "--concurrency", "4"][..], &common].concat());
+            // Authenticated sessions: ticket, and WAMP-CRA (salted on RawSocket).
+            run_load(
+                &[
+                    &["connect", "--concurrency", "4", "--ticket", "joe:t1"][..],
+                    &common,
+                ]
+                .concat(),
+            );
+            run_load(
+                &[
+                    &["rpc", "--callers", "2", "--wampcra", "peter:s1"][..],
+                    &common,
+                ]
+                .concat(),
+            );
             let idle = run_load(&[&["idle", "--sessions", "20"][..], &common].concat());
             assert_eq!(idle["ops"], 20, "{idle}");
         }
