@@ -4,8 +4,9 @@
 Builds Switchboard and the load tool in release mode, installs Crossbar.io from PyPI into a cached
 virtualenv, starts both routers from the same node config (one router worker, realm `realm1`,
 anonymous access plus ticket and WAMP-CRA principals, WebSocket and RawSocket on loopback), and
-runs every scenario against both in alternation (A B A B ...), --runs times each. Prints the medians and the Switchboard/Crossbar
-ratios, and writes them with the commit, machine and flags to bench/results/.
+runs every scenario against both in alternation (A B A B ...), --runs times each. Prints the
+medians and the Switchboard/Crossbar ratios, and writes them with the commit, machine and flags to
+bench/results/.
 
 The primary figure is the router's CPU time per operation (read from /proc by the load tool): it
 does not depend on who else uses the machine's cores, unlike rates on a shared 2-core box.
