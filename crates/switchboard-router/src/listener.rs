@@ -28,6 +28,7 @@ use crate::auth::cookie::CookieJar;
 use crate::auth::limiter::FailureLimiter;
 use crate::auth::{
     ChannelBinding, ClientCertificate, ConnectionInfo, EndpointAuth, TLS_SERVER_END_POINT,
+    TrackingCookie,
 };
 use crate::config::{
     self, EndpointConfig, TransportConfig, WebPathConfig, WebSocketOptions, WebSocketPathConfig,
@@ -649,9 +650,14 @@ fn websocket_request(
     }
     let mut set_cookie = None;
     if let Some(jar) = &endpoint.cookies {
-        let (id, new_cookie) = jar.for_request(req.headers());
+        let (id, new_cookie) = jar.for_request(req.headers(), conn.channel_binding.is_some());
+        let fresh = new_cookie.is_some();
         set_cookie = new_cookie;
-        conn.cookie = Some((jar.clone(), id));
+        conn.cookie = Some(TrackingCookie {
+            jar: jar.clone(),
+            id,
+            fresh,
+        });
     }
     match websocket::accept(&mut req, &endpoint.serializers, &endpoint.settings) {
         Ok(websocket::Accepted {

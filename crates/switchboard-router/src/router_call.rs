@@ -83,6 +83,13 @@ impl RouterCaller {
         tokio::spawn(async move {
             while let Some(bytes) = outbox.rx.recv().await {
                 let (request, outcome) = match codec::decode(Serializer::MsgPack, &bytes) {
+                    // A progressive result is not the answer yet (the router never asks for
+                    // progress, but a callee may send it anyway).
+                    Ok(Message::Result { details, .. })
+                        if details.get("progress").and_then(Value::as_bool) == Some(true) =>
+                    {
+                        continue;
+                    }
                     Ok(Message::Result {
                         request, payload, ..
                     }) => (request, Ok(first_argument(&payload))),

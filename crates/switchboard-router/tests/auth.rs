@@ -97,12 +97,32 @@ async fn each_failure_gets_the_abort_the_spec_names() {
         .await;
     no_method.expect_abort(errors::NO_AUTH_METHOD).await;
 
-    // A principal bound to another realm may not join this one; it is not even challenged.
-    let mut elsewhere = RawPeer::open(&router, via, Serializer::Json).await;
-    elsewhere
-        .send(&hello(methods(&["ticket"]), Some("ghost")))
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_principal_with_a_realm_joins_that_realm_and_anonymous_authids_are_generated() {
+    let router = router("").await;
+    // As Crossbar: the principal's realm wins over the one HELLO asked for.
+    let mut ghost = ticket_login(&router, Via::RawSocketTcp, "ghost", "boo").await;
+    match ghost.recv().await {
+        Some(Message::Welcome { details, .. }) => {
+            assert_eq!(details.get("realm").and_then(Value::as_str), Some("realm2"));
+            assert_eq!(details.get("authid").and_then(Value::as_str), Some("ghost"));
+        }
+        other => panic!("expected WELCOME, got {other:?}"),
+    }
+    // An anonymous client cannot choose its authid: it could pose as a principal.
+    let mut anon = RawPeer::open(&router, Via::WebSocketTcp, Serializer::Json).await;
+    anon.send(&hello(methods(&["anonymous"]), Some("joe")))
         .await;
-    elsewhere.expect_abort(errors::NOT_AUTHORIZED).await;
+    match anon.recv().await {
+        Some(Message::Welcome { details, .. }) => {
+            let authid = details.get("authid").and_then(Value::as_str).unwrap_or("");
+            assert!(authid.starts_with("anonymous-"), "{authid}");
+        }
+        other => panic!("expected WELCOME, got {other:?}"),
+    }
     router.shutdown().await;
 }
 

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ring::rand::{SecureRandom as _, SystemRandom};
@@ -50,7 +51,13 @@ pub struct CookieJar {
     max_age: Duration,
     file: Option<PathBuf>,
     known: Mutex<HashMap<String, Remembered>>,
+    /// How many cookies may be remembered before expired ones are swept out (doubling, so the
+    /// sweeps stay amortized constant per login).
+    sweep_at: AtomicUsize,
 }
+
+/// The first sweep of expired cookies happens at this many remembered cookies.
+const FIRST_SWEEP_AT: usize = 10_000;
 
 impl CookieJar {
     /// A jar from an endpoint's `cookie` section; the file store is read now.
@@ -74,6 +81,7 @@ impl CookieJar {
                 .unwrap_or(DEFAULT_MAX_AGE),
             file,
             known: Mutex::new(HashMap::new()),
+            sweep_at: AtomicUsize::new(FIRST_SWEEP_AT),
         };
         if let Some(path) = &jar.file {
             jar.load(path)?;
@@ -89,13 +97,27 @@ impl CookieJar {
         };
         let now = unix_now();
         let mut known = lock(&self.known);
+        let mut lines = 0usize;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            // A torn last line (the router was killed mid-write) is skipped, not fatal.
+            lines += 1;
+            // A torn last line (the router was killed mid-write) is skipped, not fatal. The first
+            // binding of an id is the one that counts.
             if let Ok(r) = serde_json::from_str::<Remembered>(line)
                 && !self.expired(&r, now)
+                && !known.contains_key(&r.id)
             {
                 known.insert(r.id.clone(), r);
             }
+        }
+        // The file only grows while the router runs: start each run from the live cookies.
+        if known.len() < lines {
+            let mut live = Vec::new();
+            for r in known.values() {
+                live.extend(serde_json::to_vec(r).map_err(|e| e.to_string())?);
+                live.push(b'\n');
+            }
+            write_private(path, &live)
+                .map_err(|e| format!("cookie store {}: {e}", path.display()))?;
         }
         Ok(())
     }
@@ -106,7 +128,10 @@ impl CookieJar {
 
     /// The connection's cookie id: the one the request presented if the jar knows it, else a new
     /// one, with the `Set-Cookie` value to send for a new one.
-    pub fn for_request(&self, headers: &hyper::HeaderMap) -> (String, Option<String>) {
+    ///
+    /// The cookie is `HttpOnly` and `SameSite=Lax` (a page of another site cannot make a browser
+    /// send it with a WebSocket request), and `Secure` on TLS connections.
+    pub fn for_request(&self, headers: &hyper::HeaderMap, tls: bool) -> (String, Option<String>) {
         if let Some(id) = self.presented(headers)
             && self.is_known(&id)
         {
@@ -114,10 +139,11 @@ impl CookieJar {
         }
         let id = self.new_id();
         let set_cookie = format!(
-            "{}={}; Max-Age={}; HttpOnly",
+            "{}={}; Max-Age={}; HttpOnly; SameSite=Lax{}",
             self.name,
             id,
-            self.max_age.as_secs()
+            self.max_age.as_secs(),
+            if tls { "; Secure" } else { "" }
         );
         (id, Some(set_cookie))
     }
@@ -195,13 +221,40 @@ impl CookieJar {
             authrole: who.authrole.clone(),
             authmethod: who.authmethod.to_owned(),
         };
+        let mut known = lock(&self.known);
+        if known.contains_key(id) {
+            // An id stands for the identity it was first bound to, never another one.
+            return;
+        }
+        if known.len() >= self.sweep_at.load(Ordering::Relaxed) {
+            let now = unix_now();
+            known.retain(|_, r| !self.expired(r, now));
+            self.sweep_at
+                .store((known.len() * 2).max(FIRST_SWEEP_AT), Ordering::Relaxed);
+        }
         if let Some(path) = &self.file
             && let Err(e) = append_line(path, &r)
         {
             tracing::warn!("cookie store {}: {e}", path.display());
         }
-        lock(&self.known).insert(r.id.clone(), r);
+        known.insert(r.id.clone(), r);
     }
+}
+
+/// Replaces the store with `content` (mode 0600), through a temporary file and a rename so a crash
+/// leaves either the old or the new store.
+fn write_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(content)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 fn append_line(path: &Path, r: &Remembered) -> std::io::Result<()> {
@@ -252,13 +305,16 @@ mod tests {
     #[test]
     fn unknown_cookies_are_replaced_and_known_ones_authenticate() {
         let jar = CookieJar::from_config(&CookieConfig::default(), Path::new("/")).unwrap();
-        let (planted, set) = jar.for_request(&headers("cbtid=made-up-by-someone"));
+        let (planted, set) = jar.for_request(&headers("cbtid=made-up-by-someone"), false);
         assert_ne!(planted, "made-up-by-someone");
         let set = set.unwrap();
-        assert!(set.starts_with(&format!("cbtid={planted}; Max-Age=864000")));
+        assert_eq!(
+            set,
+            format!("cbtid={planted}; Max-Age=864000; HttpOnly; SameSite=Lax")
+        );
         assert!(jar.authenticated(&planted, "realm1").is_none());
         jar.remember(&planted, "realm1", &who());
-        let (again, set) = jar.for_request(&headers(&format!("other=1; cbtid={planted}")));
+        let (again, set) = jar.for_request(&headers(&format!("other=1; cbtid={planted}")), true);
         assert_eq!((again.as_str(), set), (planted.as_str(), None));
         let joined = jar.authenticated(&planted, "realm1").unwrap();
         assert_eq!(
@@ -266,6 +322,19 @@ mod tests {
             ("joe", "cookie")
         );
         assert!(jar.authenticated(&planted, "realm2").is_none());
+    }
+
+    #[test]
+    fn a_remembered_cookie_is_never_bound_to_another_identity() {
+        let jar = CookieJar::from_config(&CookieConfig::default(), Path::new("/")).unwrap();
+        let (id, _) = jar.for_request(&hyper::HeaderMap::new(), false);
+        jar.remember(&id, "realm1", &who());
+        let victim = Authenticated {
+            authid: "victim".into(),
+            ..who()
+        };
+        jar.remember(&id, "realm1", &victim);
+        assert_eq!(jar.authenticated(&id, "realm1").unwrap().authid, "joe");
     }
 
     #[test]
@@ -279,7 +348,8 @@ mod tests {
             ..CookieConfig::default()
         };
         let jar = CookieJar::from_config(&cfg, dir.path()).unwrap();
-        let (id, _) = jar.for_request(&hyper::HeaderMap::new());
+        let (id, set) = jar.for_request(&hyper::HeaderMap::new(), true);
+        assert!(set.is_some_and(|s| s.ends_with("; Secure")));
         jar.remember(&id, "realm1", &who());
         let reloaded = CookieJar::from_config(&cfg, dir.path()).unwrap();
         assert!(reloaded.authenticated(&id, "realm1").is_some());

@@ -31,7 +31,7 @@ pub struct Authenticator {
 
 /// An authenticator's answer.
 #[derive(Debug)]
-pub(super) struct Answer {
+pub(crate) struct Answer {
     fields: Dict,
     procedure: String,
 }
@@ -74,13 +74,19 @@ impl Authenticator {
                     type_name(&other)
                 )));
             }
-            Err(CallFailure::Unavailable(why)) => return Err(failed(why)),
+            Err(CallFailure::Unavailable(why)) => {
+                // The details (a URI, the dealer's wording) are for the operator, not for an
+                // unauthenticated client.
+                tracing::warn!(
+                    "dynamic authenticator {} unavailable: {why}",
+                    self.procedure
+                );
+                return Err(failed("unavailable".into()));
+            }
             // The authenticator's own verdict, passed on as Crossbar does.
             Err(CallFailure::Error { uri, message }) => {
-                return Err(Denied {
-                    reason: uri,
-                    message: message.unwrap_or_else(|| format!("denied by {}", self.procedure)),
-                });
+                let message = message.unwrap_or_else(|| format!("denied by {}", self.procedure));
+                return Err(Denied::by_authenticator(uri, message));
             }
         };
         Ok(Answer {

@@ -1,65 +1,99 @@
 //! Failed-authentication rate limiting per client IP address (a transport's `auth_rate_limit`).
 //!
-//! Each address keeps the times of its failures in the current window. Once it reaches the limit,
-//! its HELLOs are denied without looking at their credentials until the oldest failure leaves the
-//! window, so guessing a secret online costs `window / failures` per guess.
+//! Each source (an IPv4 address, or an IPv6 /64 network) keeps the times of its failures in the
+//! current window. Once it reaches the limit, its HELLOs are denied without looking at their
+//! credentials until the oldest failure leaves the window, so guessing a secret online costs
+//! `window / failures` per guess.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// How many addresses are tracked before expired ones are swept out.
-const SWEEP_AT_ADDRESSES: usize = 10_000;
+/// How many addresses are tracked before expired ones are first swept out; later sweeps wait
+/// until the table has doubled again, so sweeping stays amortized constant per attempt.
+const FIRST_SWEEP_AT: usize = 10_000;
 
 /// Failure counts of one transport.
 #[derive(Debug)]
 pub struct FailureLimiter {
     failures: usize,
     window: Duration,
-    by_address: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    by_source: HashMap<IpAddr, VecDeque<Instant>>,
+    sweep_at: usize,
+}
+
+/// The source an address counts for: the address itself for IPv4, its /64 network for IPv6 (one
+/// host usually has a whole /64 to pick addresses from).
+fn source(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+    }
 }
 
 impl FailureLimiter {
-    /// A limiter allowing `failures` failures per `window`.
+    /// A limiter allowing `failures` failures per `window` (validation keeps both above zero).
     pub fn new(failures: u32, window: Duration) -> Self {
         Self {
-            failures: failures as usize,
+            failures: (failures as usize).max(1),
             window,
-            by_address: Mutex::new(HashMap::new()),
+            state: Mutex::new(State {
+                by_source: HashMap::new(),
+                sweep_at: FIRST_SWEEP_AT,
+            }),
         }
     }
 
-    /// Whether `ip` has used up its failures in the current window.
-    pub fn is_blocked(&self, ip: IpAddr) -> bool {
+    /// Starts an attempt from `ip`: `false` when its source has used up its failures in the
+    /// current window. Otherwise the attempt counts as a failure until [`Self::forgive`] takes it
+    /// back, so attempts made in parallel cannot get past the limit.
+    pub fn begin_attempt(&self, ip: IpAddr) -> bool {
         let now = Instant::now();
-        let mut map = lock(&self.by_address);
-        match map.get_mut(&ip) {
-            Some(times) => {
-                expire(times, now, self.window);
-                times.len() >= self.failures
-            }
-            None => false,
-        }
-    }
-
-    /// Counts a failed attempt from `ip`.
-    pub fn record_failure(&self, ip: IpAddr) {
-        let now = Instant::now();
-        let mut map = lock(&self.by_address);
-        if map.len() >= SWEEP_AT_ADDRESSES {
-            map.retain(|_, times| {
-                expire(times, now, self.window);
+        let mut state = lock(&self.state);
+        if state.by_source.len() >= state.sweep_at {
+            let window = self.window;
+            state.by_source.retain(|_, times| {
+                expire(times, now, window);
                 !times.is_empty()
             });
+            state.sweep_at = (state.by_source.len() * 2).max(FIRST_SWEEP_AT);
         }
-        let times = map.entry(ip).or_default();
+        let times = state.by_source.entry(source(ip)).or_default();
         expire(times, now, self.window);
-        times.push_back(now);
-        // Only the last `failures` matter for the decision.
-        while times.len() > self.failures.max(1) {
-            times.pop_front();
+        if times.len() >= self.failures {
+            return false;
         }
+        times.push_back(now);
+        true
+    }
+
+    /// Takes back the failure [`Self::begin_attempt`] counted: the attempt succeeded, or ended
+    /// for a reason that is not the client's credentials.
+    pub fn forgive(&self, ip: IpAddr) {
+        let mut state = lock(&self.state);
+        if let Some(times) = state.by_source.get_mut(&source(ip)) {
+            times.pop_back();
+        }
+    }
+
+    /// Whether `ip`'s source has used up its failures in the current window.
+    #[cfg(test)]
+    fn is_blocked(&self, ip: IpAddr) -> bool {
+        let now = Instant::now();
+        let mut state = lock(&self.state);
+        state.by_source.get_mut(&source(ip)).is_some_and(|times| {
+            expire(times, now, self.window);
+            times.len() >= self.failures
+        })
     }
 }
 
@@ -80,25 +114,52 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod tests {
     use super::*;
 
+    fn fail(limiter: &FailureLimiter, ip: IpAddr) {
+        assert!(limiter.begin_attempt(ip), "{ip} is not blocked yet");
+    }
+
     #[test]
     fn an_address_is_blocked_after_its_failures_and_others_are_not() {
         let limiter = FailureLimiter::new(3, Duration::from_secs(60));
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
-        for _ in 0..2 {
-            limiter.record_failure(a);
+        fail(&limiter, a);
+        fail(&limiter, a);
+        assert!(!limiter.is_blocked(a));
+        fail(&limiter, a);
+        assert!(limiter.is_blocked(a));
+        assert!(!limiter.begin_attempt(a));
+        assert!(!limiter.is_blocked(b));
+    }
+
+    #[test]
+    fn forgiven_attempts_do_not_count_but_parallel_ones_do() {
+        let limiter = FailureLimiter::new(2, Duration::from_secs(60));
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        for _ in 0..10 {
+            fail(&limiter, a);
+            limiter.forgive(a);
         }
         assert!(!limiter.is_blocked(a));
-        limiter.record_failure(a);
-        assert!(limiter.is_blocked(a));
-        assert!(!limiter.is_blocked(b));
+        // Two attempts in flight at once use up the allowance before either has failed.
+        fail(&limiter, a);
+        fail(&limiter, a);
+        assert!(!limiter.begin_attempt(a));
+    }
+
+    #[test]
+    fn ipv6_addresses_count_per_64_network() {
+        let limiter = FailureLimiter::new(1, Duration::from_secs(60));
+        fail(&limiter, "2001:db8:1:2::1".parse().unwrap());
+        assert!(limiter.is_blocked("2001:db8:1:2:ffff::9".parse().unwrap()));
+        assert!(!limiter.is_blocked("2001:db8:1:3::1".parse().unwrap()));
     }
 
     #[test]
     fn failures_leave_the_window() {
         let limiter = FailureLimiter::new(1, Duration::from_millis(30));
         let a: IpAddr = "10.0.0.1".parse().unwrap();
-        limiter.record_failure(a);
+        fail(&limiter, a);
         assert!(limiter.is_blocked(a));
         std::thread::sleep(Duration::from_millis(40));
         assert!(!limiter.is_blocked(a));

@@ -18,7 +18,7 @@ pub mod limiter;
 pub mod scram;
 pub mod wampcra;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -34,7 +34,7 @@ use crate::config::{
 use crate::realm::RealmRegistry;
 use crate::session::peer::SessionId;
 use cookie::CookieJar;
-use dynamic::Authenticator;
+use dynamic::{Answer, Authenticator};
 use limiter::FailureLimiter;
 
 /// How long a client has to answer a CHALLENGE.
@@ -96,6 +96,19 @@ impl ClientCertificate {
     }
 }
 
+/// A connection's tracking cookie.
+#[derive(Debug, Clone)]
+pub struct TrackingCookie {
+    /// The endpoint's jar.
+    pub jar: Arc<CookieJar>,
+    /// The cookie id.
+    pub id: String,
+    /// Whether the id was issued to this connection (Set-Cookie on its upgrade response). Only a
+    /// fresh id may be bound to the identity the connection authenticates as: binding a known one
+    /// would let whoever planted it in a browser take over the login (session fixation).
+    pub fresh: bool,
+}
+
 /// What a connection brings to authentication besides its HELLO.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectionInfo {
@@ -107,8 +120,8 @@ pub struct ConnectionInfo {
     pub client_certificate: Option<ClientCertificate>,
     /// Channel binding data, on TLS connections.
     pub channel_binding: Option<ChannelBinding>,
-    /// The connection's tracking cookie and the jar it belongs to (WebSocket with `cookie`).
-    pub cookie: Option<(Arc<CookieJar>, String)>,
+    /// The connection's tracking cookie (WebSocket endpoints with a `cookie` section).
+    pub cookie: Option<TrackingCookie>,
 }
 
 impl ConnectionInfo {
@@ -138,8 +151,8 @@ impl ConnectionInfo {
             }
             d.insert("client_cert".into(), Value::Dict(c));
         }
-        if let Some((_, id)) = &self.cookie {
-            d.insert("cbtid".into(), id.as_str().into());
+        if let Some(c) = &self.cookie {
+            d.insert("cbtid".into(), c.id.as_str().into());
         }
         d
     }
@@ -158,7 +171,8 @@ pub struct Authenticated {
     pub authprovider: &'static str,
     /// WELCOME.Details.authextra.
     pub authextra: Dict,
-    /// The realm the session joins, when a dynamic authenticator chose another one than HELLO's.
+    /// The realm the session joins when the principal names one (a static principal's `realm`, or
+    /// a dynamic authenticator's answer), whatever HELLO asked for.
     pub realm: Option<String>,
 }
 
@@ -169,25 +183,51 @@ pub struct Denied {
     pub reason: String,
     /// ABORT.Details.message.
     pub message: String,
+    /// Whether this counts as a failed attempt for rate limiting: the client presented credentials
+    /// (or an identity) that were refused, as opposed to the router failing or the client not
+    /// offering any usable method.
+    pub failed_attempt: bool,
 }
 
 impl Denied {
-    /// A denial with a reason and message.
+    /// A denial with a reason and message; the router's own technical reasons do not count as
+    /// failed attempts, every other reason does.
     pub fn new(reason: &str, message: impl Into<String>) -> Self {
+        let technical = [
+            errors::NO_AUTH_METHOD,
+            errors::AUTHENTICATION_FAILED,
+            errors::PROTOCOL_VIOLATION,
+            errors::NO_SUCH_ROLE,
+        ];
         Self {
             reason: reason.to_owned(),
             message: message.into(),
+            failed_attempt: !technical.contains(&reason),
         }
     }
 
-    /// Whether this denial counts as a failed attempt for rate limiting: the client presented
-    /// credentials (or an identity) that were refused, as opposed to the router failing or the
-    /// client not offering any method.
-    fn is_failed_attempt(&self) -> bool {
-        self.reason != errors::NO_AUTH_METHOD
-            && self.reason != errors::AUTHENTICATION_FAILED
-            && self.reason != errors::PROTOCOL_VIOLATION
-            && self.reason != errors::NO_SUCH_ROLE
+    /// The verdict of a dynamic authenticator: whatever URI it chose, a refusal is a failed
+    /// attempt (an authenticator may well refuse with `wamp.error.authentication_failed`).
+    pub fn by_authenticator(reason: String, message: String) -> Self {
+        Self {
+            reason,
+            message,
+            failed_attempt: true,
+        }
+    }
+}
+
+/// Whether an authentication outcome leaves the client's failure count alone.
+trait Forgivable {
+    fn is_ok_or_technical(&self) -> bool;
+}
+
+impl Forgivable for Result<&Authenticated, &Denied> {
+    fn is_ok_or_technical(&self) -> bool {
+        match self {
+            Ok(_) => true,
+            Err(denied) => !denied.failed_attempt,
+        }
     }
 }
 
@@ -230,6 +270,9 @@ pub struct EndpointAuth {
     anonymous: Option<String>,
     ticket: Option<Tickets>,
     wampcra: Option<Principals<WampCraPrincipal>>,
+    /// The keys of salted static WAMP-CRA principals, derived once at load (PBKDF2 is slow on
+    /// purpose; doing it per HELLO would hand clients a cheap way to burn CPU).
+    wampcra_keys: HashMap<String, Vec<u8>>,
     scram: Option<Principals<ScramPrincipal>>,
     cryptosign: Option<Principals<CryptosignPrincipal>>,
     tls: Option<Principals<TlsPrincipal>>,
@@ -244,6 +287,7 @@ impl Default for EndpointAuth {
             anonymous: Some("anonymous".into()),
             ticket: None,
             wampcra: None,
+            wampcra_keys: HashMap::new(),
             scram: None,
             cryptosign: None,
             tls: None,
@@ -278,6 +322,19 @@ impl EndpointAuth {
                 .map(|t| tickets(t, base_dir))
                 .transpose()?,
             wampcra: cfg.wampcra.as_ref().map(Principals::from_config),
+            wampcra_keys: cfg
+                .wampcra
+                .iter()
+                .filter(|c| c.kind == AuthKind::Static)
+                .flat_map(|c| c.principals.iter())
+                .filter_map(|(authid, p)| {
+                    let salting = wampcra_salting(p)?;
+                    Some((
+                        authid.clone(),
+                        wampcra::signing_key(&p.secret, Some(&salting)),
+                    ))
+                })
+                .collect(),
             scram: cfg.scram.as_ref().map(Principals::from_config),
             cryptosign: cfg.cryptosign.as_ref().map(Principals::from_config),
             tls: cfg.tls.as_ref().map(Principals::from_config),
@@ -320,8 +377,11 @@ impl EndpointAuth {
         session: SessionId,
     ) -> Result<Authenticated, Denied> {
         let ip = conn.peer_addr.map(|a| a.ip());
-        if let (Some(limiter), Some(ip)) = (&self.limiter, ip)
-            && limiter.is_blocked(ip)
+        // An attempt counts as failed from its start and is forgiven when it does not fail, so
+        // that attempts made in parallel cannot get past the limit.
+        let limiter = self.limiter.as_ref().zip(ip);
+        if let Some((limiter, ip)) = limiter
+            && !limiter.begin_attempt(ip)
         {
             return Err(Denied::new(
                 errors::AUTHENTICATION_DENIED,
@@ -331,6 +391,11 @@ impl EndpointAuth {
         let outcome = self
             .run(transport, conn, realms, realm, hello, session)
             .await;
+        if let Some((limiter, ip)) = limiter
+            && outcome.as_ref().is_ok_or_technical()
+        {
+            limiter.forgive(ip);
+        }
         if let Err(denied) = &outcome {
             // Failed logins are what an operator (or fail2ban) watches for; the message says
             // what failed, never what was sent.
@@ -342,11 +407,6 @@ impl EndpointAuth {
                 "authentication denied: {}",
                 denied.message
             );
-            if let (Some(limiter), Some(ip)) = (&self.limiter, ip)
-                && denied.is_failed_attempt()
-            {
-                limiter.record_failure(ip);
-            }
         }
         outcome
     }
@@ -389,10 +449,11 @@ impl EndpointAuth {
             match *method {
                 "anonymous" => {
                     if let Some(role) = &self.anonymous {
+                        // HELLO's authid is not believed: an anonymous client could otherwise
+                        // pose as any principal to authorizers, callees and the meta API (as
+                        // Crossbar, anonymous sessions get a generated authid).
                         return Ok(Authenticated {
-                            authid: hello_authid
-                                .map(str::to_owned)
-                                .unwrap_or_else(|| format!("anonymous-{:x}", session.0)),
+                            authid: format!("anonymous-{:x}", session.0),
                             authrole: role.clone(),
                             authmethod: "anonymous",
                             authprovider: "static",
@@ -408,7 +469,8 @@ impl EndpointAuth {
                 }
                 "wampcra" => {
                     if let Some(principals) = &self.wampcra {
-                        return wampcra_exchange(transport, &ctx, principals).await;
+                        return wampcra_exchange(transport, &ctx, principals, &self.wampcra_keys)
+                            .await;
                     }
                 }
                 "scram" => {
@@ -430,8 +492,8 @@ impl EndpointAuth {
                 }
                 "cookie" => {
                     if self.cookie
-                        && let Some((jar, id)) = &conn.cookie
-                        && let Some(known) = jar.authenticated(id, realm)
+                        && let Some(c) = &conn.cookie
+                        && let Some(known) = c.jar.authenticated(&c.id, realm)
                     {
                         return Ok(known);
                     }
@@ -501,17 +563,6 @@ impl Context<'_> {
             errors::NO_SUCH_PRINCIPAL,
             format!("no {method} principal {authid:?}"),
         )
-    }
-
-    /// A principal restricted to one realm may only join that one.
-    fn check_realm(&self, restricted: Option<&String>, authid: &str) -> Result<(), Denied> {
-        match restricted {
-            Some(r) if r != self.realm => Err(Denied::new(
-                errors::NOT_AUTHORIZED,
-                format!("principal {authid:?} may not join realm {:?}", self.realm),
-            )),
-            _ => Ok(()),
-        }
     }
 
     /// The details an authenticator gets (Crossbar's): the HELLO's authid and authextra, the method,
@@ -601,20 +652,21 @@ fn denied(message: &str) -> Denied {
     Denied::new(errors::AUTHENTICATION_DENIED, message)
 }
 
-/// The static or dynamic result of a method, before the role is checked by the handshake.
+/// A static principal's identity, before the role is checked by the handshake. A principal with a
+/// `realm` joins that realm whatever HELLO asked for, as in Crossbar.
 fn authenticated(
     authid: String,
     authrole: String,
     authmethod: &'static str,
-    authprovider: &'static str,
+    realm: Option<&String>,
 ) -> Authenticated {
     Authenticated {
         authid,
         authrole,
         authmethod,
-        authprovider,
+        authprovider: "static",
         authextra: Dict::new(),
-        realm: None,
+        realm: realm.cloned(),
     }
 }
 
@@ -630,7 +682,6 @@ async fn ticket<T: Transport>(
             let p = principals
                 .get(authid)
                 .ok_or_else(|| ctx.no_such_principal("ticket", authid))?;
-            ctx.check_realm(p.realm.as_ref(), authid)?;
             Some((authid, p))
         }
         _ => None,
@@ -648,7 +699,7 @@ async fn ticket<T: Transport>(
                 authid.to_owned(),
                 p.role.clone(),
                 "ticket",
-                "static",
+                p.realm.as_ref(),
             ))
         }
         Tickets::Dynamic(authenticator) => {
@@ -675,12 +726,52 @@ async fn ticket<T: Transport>(
             {
                 return Err(denied("the token is for another authid than HELLO's"));
             }
-            Ok(authenticated(
+            Ok(Authenticated {
+                authprovider: "jwt",
+                ..authenticated(authid.to_owned(), role.to_owned(), "ticket", None)
+            })
+        }
+    }
+}
+
+/// Where a WAMP-CRA or WAMP-SCRAM principal came from: the config, or an authenticator's answer
+/// (which then also decides the identity: its authid, realm and extra).
+enum Source<P> {
+    Static(P),
+    Dynamic(P, Answer),
+}
+
+impl<P> Source<P> {
+    fn principal(&self) -> &P {
+        match self {
+            Source::Static(p) | Source::Dynamic(p, _) => p,
+        }
+    }
+
+    fn provider(&self) -> &'static str {
+        match self {
+            Source::Static(_) => "static",
+            Source::Dynamic(..) => "dynamic",
+        }
+    }
+
+    /// The identity after a successful exchange.
+    fn identity(
+        self,
+        ctx: &Context<'_>,
+        method: &'static str,
+        authid: &str,
+        role: impl Fn(&P) -> &String,
+        realm: impl Fn(&P) -> Option<&String>,
+    ) -> Result<Authenticated, Denied> {
+        match self {
+            Source::Static(p) => Ok(authenticated(
                 authid.to_owned(),
-                role.to_owned(),
-                "ticket",
-                "jwt",
-            ))
+                role(&p).clone(),
+                method,
+                realm(&p),
+            )),
+            Source::Dynamic(_, answer) => answer.into_authenticated(ctx, method),
         }
     }
 }
@@ -689,30 +780,39 @@ async fn wampcra_exchange<T: Transport>(
     transport: &mut T,
     ctx: &Context<'_>,
     principals: &Principals<WampCraPrincipal>,
+    derived_keys: &HashMap<String, Vec<u8>>,
 ) -> Result<Authenticated, Denied> {
     let authid = ctx.required_authid("wampcra")?;
-    let (principal, provider) = match principals {
-        Principals::Static(map) => {
-            let p = map
-                .get(authid)
+    let source = match principals {
+        Principals::Static(map) => Source::Static(
+            map.get(authid)
                 .cloned()
-                .ok_or_else(|| ctx.no_such_principal("wampcra", authid))?;
-            (p, "static")
-        }
+                .ok_or_else(|| ctx.no_such_principal("wampcra", authid))?,
+        ),
         Principals::Dynamic(authenticator) => {
             let answer = authenticator
                 .authenticate(ctx, ctx.authenticator_details("wampcra"))
                 .await?;
-            (answer.wampcra_principal()?, "dynamic")
+            Source::Dynamic(answer.wampcra_principal()?, answer)
         }
     };
-    ctx.check_realm(principal.realm.as_ref(), authid)?;
-    let salting = principal.salt.as_ref().map(|salt| wampcra::Salting {
-        salt: salt.clone(),
-        iterations: principal.iterations.unwrap_or(1000),
-        keylen: principal.keylen.unwrap_or(32),
-    });
-    let text = wampcra::challenge_text(authid, &principal.role, provider, ctx.session.0);
+    let principal = source.principal();
+    let salting = wampcra_salting(principal);
+    let key = match (&source, derived_keys.get(authid)) {
+        // Static salted keys are derived once, when the config is loaded.
+        (Source::Static(_), Some(key)) => key.clone(),
+        (_, _) if salting.is_some() => {
+            // PBKDF2 takes as long as the authenticator asked for: not on a runtime thread.
+            let (secret, salting) = (principal.secret.clone(), salting.clone());
+            tokio::task::spawn_blocking(move || wampcra::signing_key(&secret, salting.as_ref()))
+                .await
+                .map_err(|_| {
+                    Denied::new(errors::AUTHENTICATION_FAILED, "deriving the key failed")
+                })?
+        }
+        _ => wampcra::signing_key(&principal.secret, None),
+    };
+    let text = wampcra::challenge_text(authid, &principal.role, source.provider(), ctx.session.0);
     let mut extra = Dict::new();
     extra.insert("challenge".into(), text.as_str().into());
     if let Some(s) = &salting {
@@ -720,17 +820,20 @@ async fn wampcra_exchange<T: Transport>(
         extra.insert("iterations".into(), u64::from(s.iterations).into());
         extra.insert("keylen".into(), (s.keylen as u64).into());
     }
-    let key = wampcra::signing_key(&principal.secret, salting.as_ref());
     let (signature, _) = challenge(transport, "wampcra", extra).await?;
     if !wampcra::verify(&key, &text, &signature) {
         return Err(denied("invalid signature"));
     }
-    Ok(authenticated(
-        authid.to_owned(),
-        principal.role,
-        "wampcra",
-        provider,
-    ))
+    source.identity(ctx, "wampcra", authid, |p| &p.role, |p| p.realm.as_ref())
+}
+
+/// The PBKDF2 parameters of a salted WAMP-CRA principal (Autobahn's defaults where absent).
+fn wampcra_salting(p: &WampCraPrincipal) -> Option<wampcra::Salting> {
+    p.salt.as_ref().map(|salt| wampcra::Salting {
+        salt: salt.clone(),
+        iterations: p.iterations.unwrap_or(1000),
+        keylen: p.keylen.unwrap_or(32),
+    })
 }
 
 async fn scram_exchange<T: Transport>(
@@ -745,24 +848,28 @@ async fn scram_exchange<T: Transport>(
             "WAMP-SCRAM needs HELLO.Details.authextra.nonce",
         ));
     };
+    // The nonce goes into the comma-separated AuthMessage as is.
+    if client_nonce.is_empty() || client_nonce.contains(',') {
+        return Err(Denied::new(
+            errors::AUTHENTICATION_FAILED,
+            "the WAMP-SCRAM nonce must be a non-empty base64 string",
+        ));
+    }
     let binding = ctx.channel_binding()?;
-    let (principal, provider) = match principals {
-        Principals::Static(map) => {
-            let p = map
-                .get(authid)
+    let source = match principals {
+        Principals::Static(map) => Source::Static(
+            map.get(authid)
                 .cloned()
-                .ok_or_else(|| ctx.no_such_principal("scram", authid))?;
-            (p, "static")
-        }
+                .ok_or_else(|| ctx.no_such_principal("scram", authid))?,
+        ),
         Principals::Dynamic(authenticator) => {
             let answer = authenticator
                 .authenticate(ctx, ctx.authenticator_details("scram"))
                 .await?;
-            (answer.scram_principal()?, "dynamic")
+            Source::Dynamic(answer.scram_principal()?, answer)
         }
     };
-    ctx.check_realm(principal.realm.as_ref(), authid)?;
-    let credential = scram_credential(&principal).map_err(|why| {
+    let credential = scram_credential(source.principal()).map_err(|why| {
         Denied::new(
             errors::AUTHENTICATION_FAILED,
             format!("the SCRAM credential of {authid:?} is unusable: {why}"),
@@ -773,7 +880,7 @@ async fn scram_exchange<T: Transport>(
     let server_signature = exchange
         .finish(&signature, &extra)
         .map_err(|why| denied(&format!("invalid proof: {why}")))?;
-    let mut done = authenticated(authid.to_owned(), principal.role, "scram", provider);
+    let mut done = source.identity(ctx, "scram", authid, |p| &p.role, |p| p.realm.as_ref())?;
     done.authextra
         .insert("scram_server_signature".into(), server_signature.into());
     Ok(done)
@@ -821,7 +928,7 @@ async fn cryptosign_exchange<T: Transport>(
     };
     let binding = ctx.channel_binding()?;
     let same_key = |k: &String| cryptosign::parse_public_key(k) == Some(pubkey);
-    let (authid, role, provider) = match principals {
+    let identity = match principals {
         Principals::Static(map) => {
             let found = match ctx.authid {
                 Some(authid) => map
@@ -843,8 +950,12 @@ async fn cryptosign_exchange<T: Transport>(
                     "the public key is not authorized for this principal",
                 ));
             }
-            ctx.check_realm(p.realm.as_ref(), authid)?;
-            (authid.clone(), p.role.clone(), "static")
+            authenticated(
+                authid.clone(),
+                p.role.clone(),
+                "cryptosign",
+                p.realm.as_ref(),
+            )
         }
         Principals::Dynamic(authenticator) => {
             let answer = authenticator
@@ -859,8 +970,7 @@ async fn cryptosign_exchange<T: Transport>(
                     "the authenticator did not authorize this public key",
                 ));
             }
-            let done = answer.into_authenticated(ctx, "cryptosign")?;
-            (done.authid, done.authrole, "dynamic")
+            answer.into_authenticated(ctx, "cryptosign")?
         }
     };
     let nonce = cryptosign::new_challenge();
@@ -873,7 +983,7 @@ async fn cryptosign_exchange<T: Transport>(
     if !cryptosign::verify(&pubkey, &nonce, binding.as_ref(), &signature) {
         return Err(denied("invalid signature"));
     }
-    let mut done = authenticated(authid, role, "cryptosign", provider);
+    let mut done = identity;
     done.authextra.insert("pubkey".into(), pubkey_hex.into());
     Ok(done)
 }
@@ -903,12 +1013,11 @@ async fn tls_certificate(
                         "no principal matches the client certificate",
                     )
                 })?;
-            ctx.check_realm(p.realm.as_ref(), authid)?;
             Ok(authenticated(
                 authid.clone(),
                 p.role.clone(),
                 "tls",
-                "static",
+                p.realm.as_ref(),
             ))
         }
         Principals::Dynamic(authenticator) => {
@@ -943,11 +1052,13 @@ mod tests {
 
     #[test]
     fn failed_attempts_are_credential_denials_only() {
-        assert!(Denied::new(errors::AUTHENTICATION_DENIED, "").is_failed_attempt());
-        assert!(Denied::new(errors::NO_SUCH_PRINCIPAL, "").is_failed_attempt());
-        assert!(Denied::new("com.example.invalid_ticket", "").is_failed_attempt());
-        assert!(!Denied::new(errors::NO_AUTH_METHOD, "").is_failed_attempt());
-        assert!(!Denied::new(errors::AUTHENTICATION_FAILED, "").is_failed_attempt());
+        assert!(Denied::new(errors::AUTHENTICATION_DENIED, "").failed_attempt);
+        assert!(Denied::new(errors::NO_SUCH_PRINCIPAL, "").failed_attempt);
+        assert!(Denied::new("com.example.invalid_ticket", "").failed_attempt);
+        assert!(!Denied::new(errors::NO_AUTH_METHOD, "").failed_attempt);
+        assert!(!Denied::new(errors::AUTHENTICATION_FAILED, "").failed_attempt);
+        let verdict = Denied::by_authenticator(errors::AUTHENTICATION_FAILED.into(), "no".into());
+        assert!(verdict.failed_attempt);
     }
 
     #[test]

@@ -810,7 +810,7 @@ pub struct TicketPrincipal {
     pub ticket: String,
     /// The role it grants.
     pub role: String,
-    /// The only realm the principal may join; any when absent.
+    /// The realm the principal joins, whatever HELLO asked for (as Crossbar); HELLO's when absent.
     #[serde(default)]
     pub realm: Option<String>,
 }
@@ -832,7 +832,7 @@ pub struct WampCraPrincipal {
     /// Derived key length (default 32, as Autobahn's).
     #[serde(default)]
     pub keylen: Option<usize>,
-    /// The only realm the principal may join; any when absent.
+    /// The realm the principal joins, whatever HELLO asked for (as Crossbar); HELLO's when absent.
     #[serde(default)]
     pub realm: Option<String>,
 }
@@ -858,7 +858,7 @@ pub struct ScramPrincipal {
     pub server_key: String,
     /// The role it grants.
     pub role: String,
-    /// The only realm the principal may join; any when absent.
+    /// The realm the principal joins, whatever HELLO asked for (as Crossbar); HELLO's when absent.
     #[serde(default)]
     pub realm: Option<String>,
 }
@@ -871,7 +871,7 @@ pub struct CryptosignPrincipal {
     pub authorized_keys: Vec<String>,
     /// The role it grants.
     pub role: String,
-    /// The only realm the principal may join; any when absent.
+    /// The realm the principal joins, whatever HELLO asked for (as Crossbar); HELLO's when absent.
     #[serde(default)]
     pub realm: Option<String>,
 }
@@ -886,7 +886,7 @@ pub struct TlsPrincipal {
     pub certificate_sha1: Option<String>,
     /// The role it grants.
     pub role: String,
-    /// The only realm the principal may join; any when absent.
+    /// The realm the principal joins, whatever HELLO asked for (as Crossbar); HELLO's when absent.
     #[serde(default)]
     pub realm: Option<String>,
 }

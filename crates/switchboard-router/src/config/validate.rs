@@ -119,6 +119,14 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
                 &mut endpoints,
                 &mut errors,
             );
+            if let Some(limit) = transport.auth_rate_limit()
+                && (limit.failures == 0 || limit.window == 0)
+            {
+                errors.push(ConfigError::at(
+                    format!("{at}.auth_rate_limit"),
+                    "`failures` and `window` must both be at least 1",
+                ));
+            }
             // Each endpoint's auth, and whether it is a WebSocket endpoint with cookie tracking.
             let mut auths: Vec<(String, &AuthConfig, Endpoint)> = Vec::new();
             let mut websockets: Vec<(String, &WebSocketOptions)> = Vec::new();

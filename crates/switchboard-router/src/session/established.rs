@@ -63,6 +63,9 @@ pub(super) struct CachedDecision {
     until: Option<Instant>,
 }
 
+/// The longest cache lifetime an authorizer's answer is held to; longer ones last the session.
+const MAX_CACHE_SECONDS: u64 = 365 * 24 * 3600;
+
 /// How long the router waits for a dynamic authorizer before refusing the action.
 pub const AUTHORIZER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -120,11 +123,21 @@ impl Established {
                     }
                 }
                 incoming = transport.recv() => match incoming {
-                    Ok(Some(bytes)) => match self.handle(&bytes).await {
-                        Flow::Continue => {}
-                        Flow::Goodbye => break End::Goodbye,
-                        Flow::Violation(text) => break End::Violation(text),
-                    },
+                    Ok(Some(bytes)) => {
+                        let flow = if self.role.authorizer().is_none() {
+                            Ok(self.handle(&bytes).await)
+                        } else {
+                            // Boxed: only dynamically authorized sessions pay for its state.
+                            Box::pin(self.handle_while_writing(&bytes, &mut transport, &mut outbox))
+                                .await
+                        };
+                        match flow {
+                            Ok(Flow::Continue) => {}
+                            Ok(Flow::Goodbye) => break End::Goodbye,
+                            Ok(Flow::Violation(text)) => break End::Violation(text),
+                            Err(end) => break end,
+                        }
+                    }
                     Ok(None) => break End::Dropped,
                     Err(e) => break End::TransportError(e),
                 },
@@ -140,6 +153,38 @@ impl Established {
             debug!("peer did not take the session's last words in time");
         }
         let _ = tokio::time::timeout(cfg.final_write_timeout, transport.close()).await;
+    }
+
+    /// [`Self::handle`] for a session whose role has a dynamic authorizer: while the message
+    /// waits for the authorizer, the session goes on writing what others queued for it, so its
+    /// outbox does not fill up (and close it as a slow consumer) behind a slow authorizer. The
+    /// session reads nothing meanwhile, which keeps its own messages in order. `Err` when the
+    /// connection failed meanwhile.
+    async fn handle_while_writing<T: Transport>(
+        &mut self,
+        bytes: &Bytes,
+        transport: &mut T,
+        outbox: &mut peer::Outbox,
+    ) -> Result<Flow, End> {
+        let peer = self.peer.clone();
+        let handling = self.handle(bytes);
+        tokio::pin!(handling);
+        loop {
+            tokio::select! {
+                biased;
+                flow = &mut handling => return Ok(flow),
+                Some(first) = outbox.rx.recv() => {
+                    tokio::select! {
+                        written = write_batch(transport, outbox, first) => {
+                            if written.is_err() {
+                                return Err(End::Dropped);
+                            }
+                        }
+                        _ = peer.ended() => return Err(End::SlowConsumerMidWrite),
+                    }
+                }
+            }
+        }
     }
 
     /// Sends what the way the session ended calls for: the GOODBYE reply, GOODBYE on shutdown, or
@@ -495,12 +540,16 @@ impl Established {
                 let keep = match d.get("cache") {
                     None | Some(Value::Null) | Some(Value::Bool(false)) => None,
                     Some(Value::Bool(true)) => Some(None),
-                    Some(Value::UInt(secs)) if *secs > 0 => {
-                        Some(Some(Instant::now() + std::time::Duration::from_secs(*secs)))
-                    }
-                    Some(Value::Float(secs)) if secs.is_finite() && *secs > 0.0 => Some(Some(
-                        Instant::now() + std::time::Duration::from_secs_f64(*secs),
-                    )),
+                    // Lifetimes beyond a year are kept for the session: adding them to the clock
+                    // could overflow, and no session lives that long.
+                    Some(Value::UInt(secs)) if *secs > 0 => Some(
+                        (*secs <= MAX_CACHE_SECONDS)
+                            .then(|| Instant::now() + std::time::Duration::from_secs(*secs)),
+                    ),
+                    Some(Value::Float(secs)) if secs.is_finite() && *secs > 0.0 => Some(
+                        (*secs <= MAX_CACHE_SECONDS as f64)
+                            .then(|| Instant::now() + std::time::Duration::from_secs_f64(*secs)),
+                    ),
                     Some(Value::UInt(_)) | Some(Value::Float(_)) => None,
                     Some(_) => return Err(malformed()),
                 };

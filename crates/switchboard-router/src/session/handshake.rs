@@ -124,8 +124,10 @@ pub(super) async fn handshake<T: Transport>(
         send_now(transport, &abort(errors::NO_SUCH_ROLE, text)).await;
         return None;
     };
-    if let Some((jar, id)) = &conn.cookie {
-        jar.remember(id, &realm_name, &who);
+    if let Some(c) = &conn.cookie
+        && c.fresh
+    {
+        c.jar.remember(&c.id, &realm_name, &who);
     }
     let identity = Identity {
         session,
