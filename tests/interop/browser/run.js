@@ -109,7 +109,18 @@ function nodeConfig(port) {
         type: 'universal',
         endpoint: { type: 'tcp', port, interface: '127.0.0.1' },
         rawsocket: {},
-        websocket: { ws: { type: 'websocket' } },
+        websocket: {
+          ws: { type: 'websocket' },
+          // Cookie authentication (index.html's runCookie): a ticket login, then the cookie alone.
+          wsauth: {
+            type: 'websocket',
+            cookie: {},
+            auth: {
+              ticket: { type: 'static', principals: { joe: { ticket: 'browser-ticket', role: 'anonymous' } } },
+              cookie: {},
+            },
+          },
+        },
         web: { paths: { '/': { type: 'static', directory: 'web' } } },
       }],
     }],
