@@ -49,8 +49,9 @@ pub(super) struct Established {
 pub(super) struct DynamicAuthorization {
     /// Who this session is, as its dynamic authorizer is told.
     pub(super) details: switchboard_proto::Dict,
-    /// Decisions that allowed caching, by action, match policy and URI.
-    pub(super) cache: HashMap<(Action, UriMatch, String), CachedDecision>,
+    /// Decisions that allowed caching, by action and match policy, then URI (looked up by `&str`,
+    /// so a cached decision costs no allocation).
+    pub(super) cache: HashMap<(Action, UriMatch), HashMap<Uri, CachedDecision>>,
 }
 
 /// A dynamic authorizer's decision, kept while it is valid.
@@ -368,6 +369,13 @@ impl Established {
         options: &switchboard_proto::Dict,
     ) -> Option<(Uri, Decision)> {
         if self.role.authorizer().is_some() {
+            if let Some((uri, decision)) = self.cached_dynamic(action, UriMatch::Exact, uri) {
+                if decision.allows(action) {
+                    return Some((uri, decision));
+                }
+                self.deny_dynamically(kind, request, &uri, action);
+                return None;
+            }
             let uri = match Uri::parse_loose(uri, UriMatch::Exact) {
                 Ok(u) => u,
                 Err(e) => {
@@ -473,12 +481,7 @@ impl Established {
         match self.dynamic_decision(action, uri, policy, options).await {
             Ok(d) if d.allows(action) => Some(d),
             Ok(_) => {
-                let text = format!(
-                    "the authorizer of role {:?} denied {} on {uri}",
-                    self.role.name(),
-                    action.as_str()
-                );
-                self.reply_error(kind, request, errors::NOT_AUTHORIZED, &text);
+                self.deny_dynamically(kind, request, uri, action);
                 None
             }
             Err(text) => {
@@ -486,6 +489,30 @@ impl Established {
                 None
             }
         }
+    }
+
+    fn deny_dynamically(&self, kind: MessageType, request: Id, uri: &Uri, action: Action) {
+        let text = format!(
+            "the authorizer of role {:?} denied {} on {uri}",
+            self.role.name(),
+            action.as_str()
+        );
+        self.reply_error(kind, request, errors::NOT_AUTHORIZED, &text);
+    }
+
+    /// A still valid cached decision of the dynamic authorizer about `action` on `uri`, with the
+    /// cached (validated) URI.
+    fn cached_dynamic(
+        &self,
+        action: Action,
+        policy: UriMatch,
+        uri: &str,
+    ) -> Option<(Uri, Decision)> {
+        let dynamic = self.dynamic.as_ref()?;
+        let (cached_uri, hit) = dynamic.cache.get(&(action, policy))?.get_key_value(uri)?;
+        let valid = hit.epoch == self.peer.authorization_epoch()
+            && hit.until.is_none_or(|t| Instant::now() < t);
+        valid.then(|| (cached_uri.clone(), hit.decision))
     }
 
     /// The dynamic authorizer's decision: from the cache while a cached one is valid, else by
@@ -499,20 +526,16 @@ impl Established {
         policy: UriMatch,
         options: &switchboard_proto::Dict,
     ) -> Result<Decision, String> {
+        if let Some((_, decision)) = self.cached_dynamic(action, policy, uri.as_str()) {
+            return Ok(decision);
+        }
         let epoch = self.peer.authorization_epoch();
-        let key = (action, policy, uri.as_str().to_owned());
         let (Some(authorizer), Some(dynamic)) = (
             self.role.authorizer().map(str::to_owned),
             self.dynamic.as_mut(),
         ) else {
             return Err("the role has no authorizer".into());
         };
-        if let Some(hit) = dynamic.cache.get(&key)
-            && hit.epoch == epoch
-            && hit.until.is_none_or(|t| Instant::now() < t)
-        {
-            return Ok(hit.decision);
-        }
         let args = vec![
             Value::Dict(dynamic.details.clone()),
             uri.as_str().into(),
@@ -559,11 +582,12 @@ impl Established {
         };
         let decision = Decision::for_action(action, allowed, disclose);
         if let (Some(until), Some(dynamic)) = (keep, self.dynamic.as_mut()) {
-            if dynamic.cache.len() >= AUTHZ_CACHE_ENTRIES {
-                dynamic.cache.clear();
+            let cache = dynamic.cache.entry((action, policy)).or_default();
+            if cache.len() >= AUTHZ_CACHE_ENTRIES {
+                cache.clear();
             }
-            dynamic.cache.insert(
-                key,
+            cache.insert(
+                uri.clone(),
                 CachedDecision {
                     decision,
                     epoch,
