@@ -125,11 +125,15 @@ impl Established {
                 }
                 incoming = transport.recv() => match incoming {
                     Ok(Some(bytes)) => {
-                        let flow = if self.role.authorizer().is_none() {
-                            Ok(self.handle(&bytes).await)
+                        let msg = match codec::decode(self.peer.serializer(), &bytes) {
+                            Ok(m) => m,
+                            Err(e) => break End::Violation(e.to_string()),
+                        };
+                        let flow = if !self.may_wait_for_authorizer(&msg) {
+                            Ok(self.handle(msg).await)
                         } else {
-                            // Boxed: only dynamically authorized sessions pay for its state.
-                            Box::pin(self.handle_while_writing(&bytes, &mut transport, &mut outbox))
+                            // Boxed: only messages that may call an authorizer pay for its state.
+                            Box::pin(self.handle_while_writing(msg, &mut transport, &mut outbox))
                                 .await
                         };
                         match flow {
@@ -156,6 +160,32 @@ impl Established {
         let _ = tokio::time::timeout(cfg.final_write_timeout, transport.close()).await;
     }
 
+    /// Whether handling `msg` may call the role's dynamic authorizer: the role has one and its
+    /// cache holds no valid decision for the action. (A cached decision that expires in between
+    /// is still handled correctly, only without writing the outbox meanwhile.)
+    fn may_wait_for_authorizer(&self, msg: &Message) -> bool {
+        if self.role.authorizer().is_none() {
+            return false;
+        }
+        let uncached =
+            |action, policy, uri: &str| self.cached_dynamic(action, policy, uri).is_none();
+        match msg {
+            Message::Publish { topic, .. } => uncached(Action::Publish, UriMatch::Exact, topic),
+            Message::Subscribe { topic, options, .. } => {
+                uncached(Action::Subscribe, match_policy(options), topic)
+            }
+            Message::Register {
+                procedure, options, ..
+            } => uncached(Action::Register, match_policy(options), procedure),
+            // A testament's topic is authorized too.
+            Message::Call { procedure, .. } => {
+                procedure == "wamp.session.add_testament"
+                    || uncached(Action::Call, UriMatch::Exact, procedure)
+            }
+            _ => false,
+        }
+    }
+
     /// [`Self::handle`] for a session whose role has a dynamic authorizer: while the message
     /// waits for the authorizer, the session goes on writing what others queued for it, so its
     /// outbox does not fill up (and close it as a slow consumer) behind a slow authorizer. The
@@ -163,12 +193,12 @@ impl Established {
     /// connection failed meanwhile.
     async fn handle_while_writing<T: Transport>(
         &mut self,
-        bytes: &Bytes,
+        msg: Message,
         transport: &mut T,
         outbox: &mut peer::Outbox,
     ) -> Result<Flow, End> {
         let peer = self.peer.clone();
-        let handling = self.handle(bytes);
+        let handling = self.handle(msg);
         tokio::pin!(handling);
         loop {
             tokio::select! {
@@ -693,11 +723,7 @@ impl Established {
         }
     }
 
-    async fn handle(&mut self, bytes: &Bytes) -> Flow {
-        let msg = match codec::decode(self.peer.serializer(), bytes) {
-            Ok(m) => m,
-            Err(e) => return Flow::Violation(e.to_string()),
-        };
+    async fn handle(&mut self, msg: Message) -> Flow {
         match msg {
             Message::Subscribe {
                 request,
