@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use futures::FutureExt as _;
 use switchboard_proto::{Id, Message, MessageType, Uri, UriMatch, Value, codec, errors};
 use switchboard_transport::{Transport, TransportError};
 use tracing::debug;
@@ -129,10 +130,21 @@ impl Established {
                             Ok(m) => m,
                             Err(e) => break End::Violation(e.to_string()),
                         };
-                        let flow = if !self.may_wait_for_authorizer(&msg) {
-                            Ok(self.handle(msg).await)
+                        let flow = if self.role.authorizer().is_none() {
+                            // A statically authorized message never waits: every await in
+                            // `handle` is behind a dynamic authorizer. Polling it once here, on
+                            // the stack, keeps its state out of every session's task (about 400
+                            // bytes per session).
+                            match self.handle(msg).now_or_never() {
+                                Some(flow) => Ok(flow),
+                                None => {
+                                    tracing::error!("a statically authorized message waited");
+                                    Ok(Flow::Violation("internal error".into()))
+                                }
+                            }
                         } else {
-                            // Boxed: only messages that may call an authorizer pay for its state.
+                            // Boxed: dynamically authorized sessions pay for its state, with one
+                            // allocation per message.
                             Box::pin(self.handle_while_writing(msg, &mut transport, &mut outbox))
                                 .await
                         };
@@ -158,32 +170,6 @@ impl Established {
             debug!("peer did not take the session's last words in time");
         }
         let _ = tokio::time::timeout(cfg.final_write_timeout, transport.close()).await;
-    }
-
-    /// Whether handling `msg` may call the role's dynamic authorizer: the role has one and its
-    /// cache holds no valid decision for the action. (A cached decision that expires in between
-    /// is still handled correctly, only without writing the outbox meanwhile.)
-    fn may_wait_for_authorizer(&self, msg: &Message) -> bool {
-        if self.role.authorizer().is_none() {
-            return false;
-        }
-        let uncached =
-            |action, policy, uri: &str| self.cached_dynamic(action, policy, uri).is_none();
-        match msg {
-            Message::Publish { topic, .. } => uncached(Action::Publish, UriMatch::Exact, topic),
-            Message::Subscribe { topic, options, .. } => {
-                uncached(Action::Subscribe, match_policy(options), topic)
-            }
-            Message::Register {
-                procedure, options, ..
-            } => uncached(Action::Register, match_policy(options), procedure),
-            // A testament's topic is authorized too.
-            Message::Call { procedure, .. } => {
-                procedure == "wamp.session.add_testament"
-                    || uncached(Action::Call, UriMatch::Exact, procedure)
-            }
-            _ => false,
-        }
     }
 
     /// [`Self::handle`] for a session whose role has a dynamic authorizer: while the message
