@@ -66,10 +66,9 @@ pub async fn run<T: Transport>(
     conn: Box<ConnectionInfo>,
 ) {
     let serializer = transport.serializer();
-    // Boxed, and owning what only authentication needs: the handshake's future (with every
-    // method's exchange in it) lives on the heap while it runs and is freed after, instead of
-    // sizing every session's task for its whole life.
-    let Some(joined) = Box::pin(handshake(&mut transport, &cfg, auth, conn)).await else {
+    // The handshake owns what only authentication needs, so it is freed when the session joins.
+    // (Boxing its future was measured: no smaller idle sessions, one more allocation each.)
+    let Some(joined) = handshake(&mut transport, &cfg, auth, conn).await else {
         transport.close().await;
         return;
     };
