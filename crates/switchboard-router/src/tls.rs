@@ -160,17 +160,35 @@ fn check_validity(field: &str, file: &Path, cert: &CertificateDer<'_>) -> Result
     Ok(())
 }
 
-/// SHA-256 of the endpoint's leaf certificate: the `tls-server-end-point` channel binding data
-/// (RFC 5929; SHA-256 is what it prescribes for certificates signed with SHA-1 or SHA-256, the
-/// common case, and what we use for every certificate).
+/// The `tls-server-end-point` channel binding data of the endpoint's leaf certificate (RFC 5929,
+/// section 4.1): its hash with the hash function of its signature algorithm, where that is SHA-384
+/// or SHA-512, and SHA-256 otherwise (RFC 5929 maps MD5 and SHA-1 to SHA-256; for signatures
+/// without a fixed hash, such as Ed25519 or RSASSA-PSS, it leaves the binding undefined, and
+/// SHA-256 is what clients use in practice).
 pub fn server_end_point(cfg: &TlsConfig, base: &Path) -> Option<Vec<u8>> {
     let certs = certificates(base, "certificate", &cfg.certificate).ok()?;
     let leaf = certs.first()?;
-    Some(
-        ring::digest::digest(&ring::digest::SHA256, leaf.as_ref())
-            .as_ref()
-            .to_vec(),
-    )
+    Some(end_point_hash(leaf.as_ref()))
+}
+
+fn end_point_hash(der: &[u8]) -> Vec<u8> {
+    use x509_parser::oid_registry::{
+        OID_PKCS1_SHA384WITHRSA, OID_PKCS1_SHA512WITHRSA, OID_SIG_ECDSA_WITH_SHA384,
+        OID_SIG_ECDSA_WITH_SHA512,
+    };
+    let signature = x509_parser::parse_x509_certificate(der)
+        .ok()
+        .map(|(_, cert)| cert.signature_algorithm.algorithm.clone());
+    let algorithm = match signature {
+        Some(oid) if oid == OID_SIG_ECDSA_WITH_SHA384 || oid == OID_PKCS1_SHA384WITHRSA => {
+            &ring::digest::SHA384
+        }
+        Some(oid) if oid == OID_SIG_ECDSA_WITH_SHA512 || oid == OID_PKCS1_SHA512WITHRSA => {
+            &ring::digest::SHA512
+        }
+        _ => &ring::digest::SHA256,
+    };
+    ring::digest::digest(algorithm, der).as_ref().to_vec()
 }
 
 /// Builds the rustls server config of an endpoint; relative paths resolve against `base`.
@@ -261,4 +279,33 @@ pub fn server_config(cfg: &TlsConfig, base: &Path) -> Result<Arc<ServerConfig>, 
     })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::end_point_hash;
+
+    fn self_signed(alg: &'static rcgen::SignatureAlgorithm) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate_for(alg).expect("key");
+        rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("certificate")
+            .der()
+            .to_vec()
+    }
+
+    #[test]
+    fn the_end_point_hash_follows_the_certificates_signature_hash() {
+        let p256 = self_signed(&rcgen::PKCS_ECDSA_P256_SHA256);
+        let p384 = self_signed(&rcgen::PKCS_ECDSA_P384_SHA384);
+        let ed25519 = self_signed(&rcgen::PKCS_ED25519);
+        let sha = |alg, der: &[u8]| ring::digest::digest(alg, der).as_ref().to_vec();
+        assert_eq!(end_point_hash(&p256), sha(&ring::digest::SHA256, &p256));
+        assert_eq!(end_point_hash(&p384), sha(&ring::digest::SHA384, &p384));
+        assert_eq!(
+            end_point_hash(&ed25519),
+            sha(&ring::digest::SHA256, &ed25519)
+        );
+    }
 }

@@ -46,7 +46,8 @@ pub struct ChannelBinding {
     /// The binding type as named on the wire: only `tls-server-end-point` (RFC 5929) is possible
     /// with rustls, which does not expose `tls-unique`.
     pub kind: &'static str,
-    /// The binding data: for `tls-server-end-point`, SHA-256 of the server's leaf certificate.
+    /// The binding data: for `tls-server-end-point`, the hash of the server's leaf certificate
+    /// (`crate::tls::server_end_point`).
     pub data: Vec<u8>,
 }
 
