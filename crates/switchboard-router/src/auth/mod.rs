@@ -218,20 +218,6 @@ impl Denied {
     }
 }
 
-/// Whether an authentication outcome leaves the client's failure count alone.
-trait Forgivable {
-    fn is_ok_or_technical(&self) -> bool;
-}
-
-impl Forgivable for Result<&Authenticated, &Denied> {
-    fn is_ok_or_technical(&self) -> bool {
-        match self {
-            Ok(_) => true,
-            Err(denied) => !denied.failed_attempt,
-        }
-    }
-}
-
 /// Static principals or a dynamic authenticator.
 #[derive(Debug)]
 enum Principals<P> {
@@ -393,7 +379,9 @@ impl EndpointAuth {
             .run(transport, conn, realms, realm, hello, session)
             .await;
         if let Some((limiter, ip)) = limiter
-            && outcome.as_ref().is_ok_or_technical()
+            && outcome
+                .as_ref()
+                .map_or_else(|d| !d.failed_attempt, |_| true)
         {
             limiter.forgive(ip);
         }

@@ -221,6 +221,41 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
     errors
 }
 
+/// What validation needs of every principal type: the role it grants and the realm it joins.
+trait Principal {
+    fn role(&self) -> &String;
+    fn realm(&self) -> Option<&String>;
+}
+
+macro_rules! principal {
+    ($($t:ty),*) => {$(
+        impl Principal for $t {
+            fn role(&self) -> &String {
+                &self.role
+            }
+            fn realm(&self) -> Option<&String> {
+                self.realm.as_ref()
+            }
+        }
+    )*};
+}
+principal!(
+    super::WampCraPrincipal,
+    super::ScramPrincipal,
+    super::CryptosignPrincipal,
+    super::TlsPrincipal
+);
+
+/// (authid, role, realm) of each principal of a method section.
+fn principals_of<P: Principal>(
+    c: &super::MethodAuthConfig<P>,
+) -> Vec<(&String, &String, Option<&String>)> {
+    c.principals
+        .iter()
+        .map(|(authid, p)| (authid, p.role(), p.realm()))
+        .collect()
+}
+
 /// What kind of endpoint an `auth` section belongs to.
 #[derive(Clone, Copy)]
 enum Endpoint {
@@ -361,31 +396,23 @@ fn check_auth(
         }
     }
     if let Some(c) = &auth.wampcra {
-        let principals = c
-            .principals
-            .iter()
-            .map(|(a, p)| (a, &p.role, p.realm.as_ref()));
         method(
             errors,
             "wampcra",
             c.kind,
             c.authenticator.as_ref(),
             c.authenticator_realm.as_ref(),
-            principals.collect(),
+            principals_of(c),
         );
     }
     if let Some(c) = &auth.scram {
-        let principals = c
-            .principals
-            .iter()
-            .map(|(a, p)| (a, &p.role, p.realm.as_ref()));
         method(
             errors,
             "scram",
             c.kind,
             c.authenticator.as_ref(),
             c.authenticator_realm.as_ref(),
-            principals.collect(),
+            principals_of(c),
         );
         for (authid, p) in &c.principals {
             if let Err(e) = crate::auth::scram_credential(p) {
@@ -397,17 +424,13 @@ fn check_auth(
         }
     }
     if let Some(c) = &auth.cryptosign {
-        let principals = c
-            .principals
-            .iter()
-            .map(|(a, p)| (a, &p.role, p.realm.as_ref()));
         method(
             errors,
             "cryptosign",
             c.kind,
             c.authenticator.as_ref(),
             c.authenticator_realm.as_ref(),
-            principals.collect(),
+            principals_of(c),
         );
         for (authid, p) in &c.principals {
             for (k, key) in p.authorized_keys.iter().enumerate() {
@@ -421,17 +444,13 @@ fn check_auth(
         }
     }
     if let Some(c) = &auth.tls {
-        let principals = c
-            .principals
-            .iter()
-            .map(|(a, p)| (a, &p.role, p.realm.as_ref()));
         method(
             errors,
             "tls",
             c.kind,
             c.authenticator.as_ref(),
             c.authenticator_realm.as_ref(),
-            principals.collect(),
+            principals_of(c),
         );
         if !known.client_certificates {
             errors.push(ConfigError::at(
