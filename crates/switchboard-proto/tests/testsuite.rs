@@ -1,7 +1,8 @@
 //! Conformance against the WAMP spec's machine-readable test suite (`wamp-proto/testsuite`).
 //!
-//! The vectors are read at test time from `../shared/wamp-testsuite` next to the workspace root (or
-//! from `$WAMP_TESTSUITE_DIR`), so a new vector is picked up without touching this file. Only the
+//! The vectors are test data in this crate, `tests/data/wamp-testsuite` (origin and licence in its
+//! README), read at test time (or from `$WAMP_TESTSUITE_DIR`), so a new vector is picked up without
+//! touching this file. Only the
 //! serializers we implement are checked: json, msgpack and cbor. Every problem is collected and
 //! reported together at the end, so one run shows the whole picture.
 
@@ -24,12 +25,13 @@ const SERIALIZERS: [Serializer; 3] = [Serializer::Json, Serializer::MsgPack, Ser
 fn suite_dir() -> PathBuf {
     let dir = match std::env::var_os("WAMP_TESTSUITE_DIR") {
         Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/wamp-testsuite"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/wamp-testsuite"),
     };
     assert!(
         dir.join("SCHEMA.json").is_file(),
-        "WAMP test suite not found at {} (expected SCHEMA.json there); check out \
-         wamp-proto/testsuite there or point WAMP_TESTSUITE_DIR at it",
+        "WAMP test suite not found at {} (expected SCHEMA.json there); restore \
+         tests/data/wamp-testsuite from wamp-proto/wamp-proto's testsuite/ or point \
+         WAMP_TESTSUITE_DIR at a copy",
         dir.display()
     );
     dir
