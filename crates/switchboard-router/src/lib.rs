@@ -7,13 +7,13 @@
 //! stops all of it from a [`config`]. See ARCHITECTURE.md for the whole picture.
 
 pub mod auth;
-pub mod broker;
 pub mod config;
-pub mod dealer;
+mod delivery;
 pub mod listener;
+mod locks;
 pub mod matcher;
-pub mod meta;
 pub mod node;
+pub mod peer;
 pub mod realm;
 pub mod router_call;
 pub mod session;

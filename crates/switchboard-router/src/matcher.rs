@@ -278,9 +278,26 @@ fn first_wildcard<'a, T>(node: &'a Node<T>, components: &[&str]) -> Option<(&'a 
         })
 }
 
+/// The index of a match policy in `[exact, prefix, wildcard]` lists.
+pub(crate) fn policy_index(policy: UriMatch) -> usize {
+    match policy {
+        UriMatch::Exact => 0,
+        UriMatch::Prefix => 1,
+        UriMatch::Wildcard => 2,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn policy_order_matches_policy_index() {
+        let order = [UriMatch::Exact, UriMatch::Prefix, UriMatch::Wildcard];
+        for (i, p) in order.into_iter().enumerate() {
+            assert_eq!(policy_index(p), i);
+        }
+    }
 
     fn uri(s: &str, p: UriMatch) -> Uri {
         Uri::parse_loose(s, p).expect("valid pattern")

@@ -16,8 +16,8 @@ use switchboard_proto::ids::random_global_id;
 use switchboard_proto::{Dict, Message, Payload, RawValue, Serializer, Value, codec, errors};
 use tokio::sync::oneshot;
 
-use crate::dealer::Dealer;
-use crate::session::peer::{ClientFeatures, Identity, Peer, SessionId};
+use crate::peer::{ClientFeatures, Identity, Peer, SessionId};
+use crate::realm::dealer::Dealer;
 
 /// The authid and authrole of the router's own sessions, as callees see them when they ask for the
 /// caller's identity (they never do: the router calls without disclosure).

@@ -126,12 +126,12 @@ async fn registrations_and_subscriptions_of_a_leaving_session_are_removed() {
         .realms()
         .get("realm1")
         .expect("realm");
-    assert_eq!(realm.dealer.registration_count(), 1);
-    assert_eq!(realm.broker.subscription_count(), 1);
+    assert_eq!(realm.registration_count(), 1);
+    assert_eq!(realm.subscription_count(), 1);
     s.leave().await.expect("leave");
     common::eventually(|| realm.session_count() == 0).await;
-    assert_eq!(realm.dealer.registration_count(), 0);
-    assert_eq!(realm.broker.subscription_count(), 0);
+    assert_eq!(realm.registration_count(), 0);
+    assert_eq!(realm.subscription_count(), 0);
     assert_eq!(realm.session_count(), 0);
     router.shutdown().await;
 }
@@ -214,11 +214,7 @@ async fn subscriber_that_stops_reading_is_closed_as_a_slow_consumer() {
         .expect("slow session closed")
         .expect("task");
     let realm = node.realms().get("realm1").expect("realm");
-    assert_eq!(
-        realm.broker.subscription_count(),
-        0,
-        "slow subscriber removed"
-    );
+    assert_eq!(realm.subscription_count(), 0, "slow subscriber removed");
     drop(slow);
     router.shutdown().await;
 }

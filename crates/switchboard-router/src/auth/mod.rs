@@ -31,8 +31,8 @@ use crate::config::{
     AuthConfig, AuthKind, CryptosignPrincipal, MethodAuthConfig, ScramPrincipal, TicketAuthConfig,
     TicketPrincipal, TlsPrincipal, WampCraPrincipal,
 };
+use crate::peer::SessionId;
 use crate::realm::RealmRegistry;
-use crate::session::peer::SessionId;
 use cookie::CookieJar;
 use dynamic::{Answer, Authenticator};
 use limiter::FailureLimiter;

@@ -1,31 +1,57 @@
 //! Realms: each is a routing domain with its own broker, dealer, roles and sessions. The
 //! [`RealmRegistry`] maps names to realms and can be swapped whole at runtime (the hook hot reload and
 //! the management API will use).
+//!
+//! The realm is the one place where a session's standing in it changes: join and leave, subscribe
+//! and unsubscribe, register and unregister, and the meta API's revocations all go through a
+//! [`Realm`] method, which publishes the matching meta event right there ([`meta_events`]). The
+//! broker and the dealer keep their membership functions private to this module, so no entry path
+//! (a socket session, an in-process session, the meta API) can change a table without its event.
 
 pub mod authz;
+pub(crate) mod broker;
+pub(crate) mod dealer;
+pub mod meta_api;
+pub mod meta_events;
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use switchboard_proto::ids::IdSequence;
+use switchboard_proto::{Dict, Id, Message, Uri, UriMatch, Value};
 
-use crate::broker::Broker;
 use crate::config::RealmConfig;
-use crate::dealer::Dealer;
+use crate::delivery::send_to;
+use crate::locks::{read, write};
+use crate::peer::{Peer, SessionId};
 use crate::router_call::{CallFailure, RouterCaller};
-use crate::session::peer::{Peer, SessionId};
 use authz::Role;
+use broker::Broker;
+use dealer::{CallError, Dealer, InvokePolicy};
+use meta_events::Kind;
+
+/// Whether a session shows in the realm's meta API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    /// Listed by `wamp.session.list`, announced by `on_join` and `on_leave`, and reachable by
+    /// `wamp.session.kill`: every client session.
+    Listed,
+    /// Not in the session table and without session meta events: the router's own sessions (its
+    /// caller for dynamic authenticators and authorizers), and in-process sessions whose embedder
+    /// asks for it. Its subscriptions and registrations still have their meta events.
+    Hidden,
+}
 
 /// One realm.
 #[derive(Debug)]
 pub struct Realm {
     name: String,
     /// Topic subscriptions and event routing.
-    pub broker: Broker,
+    pub(crate) broker: Broker,
     /// Procedure registrations and call routing.
-    pub dealer: Dealer,
+    pub(crate) dealer: Dealer,
     roles: HashMap<String, Arc<Role>>,
-    /// Joined sessions. Written on join/leave only.
+    /// Listed sessions. Written on join/leave only.
     sessions: RwLock<HashMap<SessionId, Peer>>,
     /// The router's own caller session, made on first use.
     caller: OnceLock<RouterCaller>,
@@ -58,44 +84,152 @@ impl Realm {
         self.roles.get(name).cloned()
     }
 
-    /// Adds a session.
-    pub fn join(&self, peer: Peer) {
-        write(&self.sessions).insert(peer.id(), peer);
+    /// Admits a session that passed the handshake (`on_join` for a listed one).
+    pub fn join(&self, peer: &Peer, visibility: Visibility) {
+        if visibility == Visibility::Listed {
+            write(&self.sessions).insert(peer.id(), peer.clone());
+            self.emit_joined(peer);
+        }
     }
 
-    /// Removes a session from the realm's session table. The caller (the session's task) removes
-    /// its subscriptions and registrations itself, since it knows which it holds.
-    pub fn leave(&self, id: SessionId) {
-        write(&self.sessions).remove(&id);
+    /// Removes a session that ended and everything it held: its subscriptions and registrations
+    /// (with their meta events), the calls it owed answers to (their callers get ERROR
+    /// `wamp.error.canceled`) and the calls it was waiting for; then `on_leave` for a listed one.
+    /// The session's own task passes the ids it holds, since it owns that list.
+    pub fn leave(
+        &self,
+        peer: &Peer,
+        visibility: Visibility,
+        subscriptions: impl IntoIterator<Item = Id>,
+        registrations: impl IntoIterator<Item = Id>,
+    ) {
+        for id in subscriptions {
+            self.unsubscribe(peer.id(), id);
+        }
+        for id in registrations {
+            self.unregister(peer.id(), id);
+        }
+        self.dealer.session_left(peer);
+        if visibility == Visibility::Listed {
+            write(&self.sessions).remove(&peer.id());
+            self.emit_left(peer);
+        }
     }
 
-    /// The joined sessions.
+    /// Subscribes `peer` to `topic` under `policy`; returns the subscription id (shared by every
+    /// subscriber of the same pattern and policy).
+    pub fn subscribe(&self, peer: &Peer, topic: Uri, policy: UriMatch) -> Id {
+        let (id, created) = self.broker.subscribe(peer, topic.clone(), policy);
+        self.emit_added(
+            Kind::Subscription,
+            peer.id(),
+            id,
+            (topic.as_str(), policy),
+            created,
+        );
+        id
+    }
+
+    /// Removes `session` from subscription `id`; `false` when it was not subscribed.
+    pub fn unsubscribe(&self, session: SessionId, id: Id) -> bool {
+        let Some((_, deleted)) = self.broker.unsubscribe(session, id) else {
+            return false;
+        };
+        self.emit_removed(Kind::Subscription, session, id, deleted);
+        true
+    }
+
+    /// Registers `procedure` under `policy` for `peer`, joining a shared registration when
+    /// `invoke` allows it.
+    pub fn register(
+        &self,
+        peer: &Peer,
+        procedure: Uri,
+        policy: UriMatch,
+        invoke: InvokePolicy,
+    ) -> Result<Id, CallError> {
+        let (id, created) = self
+            .dealer
+            .register(peer, procedure.clone(), policy, invoke)?;
+        self.emit_added(
+            Kind::Registration,
+            peer.id(),
+            id,
+            (procedure.as_str(), policy),
+            created,
+        );
+        Ok(id)
+    }
+
+    /// Removes `session` as a callee of registration `id`; `false` when it was not one.
+    pub fn unregister(&self, session: SessionId, id: Id) -> bool {
+        let Some((_, deleted)) = self.dealer.unregister(session, id) else {
+            return false;
+        };
+        self.emit_removed(Kind::Registration, session, id, deleted);
+        true
+    }
+
+    /// Takes subscription `id` away from `session` (spec, "Subscription Revocation"): the
+    /// subscriber gets UNSUBSCRIBED with the subscription and `reason` in its details. `false`
+    /// when the session was not subscribed.
+    pub fn revoke_subscription(&self, id: Id, session: SessionId, reason: Option<&Value>) -> bool {
+        let Some((subscriber, deleted)) = self.broker.unsubscribe(session, id) else {
+            return false;
+        };
+        let details = revocation_details("subscription", id, reason);
+        send_to(
+            &subscriber,
+            Message::Unsubscribed {
+                request: 0,
+                details: Some(details),
+            },
+        );
+        self.emit_removed(Kind::Subscription, session, id, deleted);
+        true
+    }
+
+    /// Takes registration `id` away from callee `session` (spec, "Registration Revocation"),
+    /// telling the callee with UNREGISTERED. `false` when the session was not a callee of it.
+    pub fn revoke_registration(&self, id: Id, session: SessionId, reason: Option<&Value>) -> bool {
+        let Some((callee, deleted)) = self.dealer.unregister(session, id) else {
+            return false;
+        };
+        let details = revocation_details("registration", id, reason);
+        send_to(
+            &callee,
+            Message::Unregistered {
+                request: 0,
+                details: Some(details),
+            },
+        );
+        self.emit_removed(Kind::Registration, session, id, deleted);
+        true
+    }
+
+    /// The listed sessions.
     pub fn sessions(&self) -> Vec<Peer> {
         read(&self.sessions).values().cloned().collect()
     }
 
-    /// The joined session `id`.
+    /// The listed session `id`.
     pub fn session(&self, id: SessionId) -> Option<Peer> {
         read(&self.sessions).get(&id).cloned()
     }
 
-    /// Publishes a meta event (`wamp.session.on_join`, ...) from the router itself.
-    pub fn publish_meta(&self, topic: &str, args: Vec<switchboard_proto::Value>) {
-        let payload = switchboard_proto::Payload {
-            args: switchboard_proto::RawValue::from_value(
-                switchboard_proto::Serializer::Json,
-                &switchboard_proto::Value::List(args),
-            )
-            .ok(),
-            kwargs: None,
-        };
-        let _ = self.broker.publish(
-            None,
-            &switchboard_proto::Dict::new(),
-            topic,
-            &payload,
-            false,
-        );
+    /// How many sessions are listed.
+    pub fn session_count(&self) -> usize {
+        read(&self.sessions).len()
+    }
+
+    /// How many subscriptions exist.
+    pub fn subscription_count(&self) -> usize {
+        self.broker.subscription_count()
+    }
+
+    /// How many registrations exist.
+    pub fn registration_count(&self) -> usize {
+        self.dealer.registration_count()
     }
 
     /// Calls `procedure` on this realm as the router itself (dynamic authenticators and
@@ -103,19 +237,24 @@ impl Realm {
     pub async fn router_call(
         &self,
         procedure: &str,
-        args: Vec<switchboard_proto::Value>,
+        args: Vec<Value>,
         timeout: std::time::Duration,
-    ) -> Result<switchboard_proto::Value, CallFailure> {
+    ) -> Result<Value, CallFailure> {
         self.caller
             .get_or_init(RouterCaller::new)
             .call(&self.dealer, procedure, args, timeout)
             .await
     }
+}
 
-    /// How many sessions are joined.
-    pub fn session_count(&self) -> usize {
-        read(&self.sessions).len()
+/// The details of a router-initiated UNREGISTERED/UNSUBSCRIBED.
+fn revocation_details(kind: &str, id: Id, reason: Option<&Value>) -> Dict {
+    let mut d = Dict::new();
+    d.insert(kind.into(), id.into());
+    if let Some(reason) = reason {
+        d.insert("reason".into(), reason.clone());
     }
+    d
 }
 
 /// Realms by name; a read-mostly snapshot that can be replaced whole.
@@ -141,6 +280,11 @@ impl RealmRegistry {
         read(&self.realms).get(name).cloned()
     }
 
+    /// Every realm.
+    pub fn all(&self) -> Vec<Arc<Realm>> {
+        read(&self.realms).values().cloned().collect()
+    }
+
     /// Replaces the whole table (hot reload). Sessions already joined keep their realm.
     pub fn replace(&self, realms: Vec<Arc<Realm>>) {
         let map = realms
@@ -149,17 +293,4 @@ impl RealmRegistry {
             .collect();
         *write(&self.realms) = Arc::new(map);
     }
-}
-
-/// Locks for reading; a poisoned lock (a panic elsewhere while writing) still holds a consistent
-/// table because every write is a single insert, remove or replace.
-pub(crate) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Locks for writing; see [`read`] on poisoning.
-pub(crate) fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -11,13 +11,14 @@ use switchboard_proto::{Id, Message, MessageType, Uri, UriMatch, Value, codec, e
 use switchboard_transport::{Transport, TransportError};
 use tracing::debug;
 
-use super::peer::{self, Peer, PeerEnd};
 use super::{GOODBYE_REPLY_TIMEOUT, SessionConfig, WRITE_BATCH_MESSAGES, send_now};
-use crate::broker::PublishOutcome;
-use crate::dealer::{CancelMode, InvokePolicy, encode_or_log, error_with_text};
-use crate::meta;
-use crate::realm::Realm;
+use crate::delivery::{encode_or_log, error_with_text};
+use crate::peer::{self, Peer, PeerEnd};
 use crate::realm::authz::{Action, Decision, Role};
+use crate::realm::broker::PublishOutcome;
+use crate::realm::dealer::{CancelMode, InvokePolicy};
+use crate::realm::meta_api;
+use crate::realm::{Realm, Visibility};
 
 /// How the established loop goes on after a message.
 enum Flow {
@@ -32,6 +33,8 @@ pub(super) struct Established {
     pub(super) realm: Arc<Realm>,
     pub(super) role: Arc<Role>,
     pub(super) peer: Peer,
+    /// Whether the realm lists the session (see `Visibility`).
+    pub(super) visibility: Visibility,
     /// Subscriptions this session holds, by id (owned by this task).
     pub(super) subscriptions: HashMap<Id, Uri>,
     /// Registrations this session holds (owned by this task).
@@ -277,8 +280,8 @@ impl Established {
         }
     }
 
-    /// Removes everything the session holds from the realm, and fails the calls it owed answers to;
-    /// then publishes its testaments (spec, "Testament": on any end of the session).
+    /// Publishes the session's testaments (spec, "Testament": on any end of the session), then
+    /// removes everything it holds from the realm, which fails the calls it owed answers to.
     fn leave(&mut self) {
         for t in std::mem::take(&mut self.testaments) {
             let _ = self.realm.broker.publish(
@@ -289,71 +292,12 @@ impl Established {
                 false,
             );
         }
-        let session = self.peer.id().0;
-        for id in std::mem::take(&mut self.subscriptions).into_keys() {
-            if let Some((_, deleted)) = self.realm.broker.unsubscribe(self.peer.id(), id) {
-                self.subscription_removed(id, deleted);
-            }
-        }
-        for id in std::mem::take(&mut self.registrations) {
-            if let Some((_, deleted)) = self.realm.dealer.unregister(self.peer.id(), id) {
-                self.registration_removed(id, deleted);
-            }
-        }
-        self.realm.dealer.session_left(&self.peer, []);
-        self.realm.leave(self.peer.id());
-        let who = self.peer.identity();
-        self.realm.publish_meta(
-            meta::topics::SESSION_ON_LEAVE,
-            vec![
-                session.into(),
-                who.authid.as_str().into(),
-                who.authrole.as_str().into(),
-            ],
+        self.realm.leave(
+            &self.peer,
+            self.visibility,
+            std::mem::take(&mut self.subscriptions).into_keys(),
+            std::mem::take(&mut self.registrations),
         );
-    }
-
-    fn subscription_removed(&self, id: Id, deleted: bool) {
-        let args = || vec![self.peer.id().0.into(), id.into()];
-        self.realm
-            .publish_meta(meta::topics::SUBSCRIPTION_ON_UNSUBSCRIBE, args());
-        if deleted {
-            self.realm
-                .publish_meta(meta::topics::SUBSCRIPTION_ON_DELETE, args());
-        }
-    }
-
-    fn registration_removed(&self, id: Id, deleted: bool) {
-        let args = || vec![self.peer.id().0.into(), id.into()];
-        self.realm
-            .publish_meta(meta::topics::REGISTRATION_ON_UNREGISTER, args());
-        if deleted {
-            self.realm
-                .publish_meta(meta::topics::REGISTRATION_ON_DELETE, args());
-        }
-    }
-
-    /// Meta events for a new subscriber or callee: `on_create` when the subscription or
-    /// registration is new, then `on_subscribe` / `on_register`.
-    fn added(&self, kind: &str, id: Id, uri: &Uri, policy: UriMatch, created: bool) {
-        let session: Value = self.peer.id().0.into();
-        if created {
-            let mut d = switchboard_proto::Dict::new();
-            d.insert("id".into(), id.into());
-            d.insert("uri".into(), uri.as_str().into());
-            d.insert("match".into(), policy.as_str().into());
-            self.realm.publish_meta(
-                &format!("wamp.{kind}.on_create"),
-                vec![session.clone(), Value::Dict(d)],
-            );
-        }
-        let verb = if kind == "subscription" {
-            "on_subscribe"
-        } else {
-            "on_register"
-        };
-        self.realm
-            .publish_meta(&format!("wamp.{kind}.{verb}"), vec![session, id.into()]);
     }
 
     /// Queues a reply to this session's own request.
@@ -620,7 +564,7 @@ impl Established {
         &mut self,
         procedure: &str,
         payload: &switchboard_proto::Payload,
-    ) -> Option<Result<switchboard_proto::Payload, crate::dealer::CallError>> {
+    ) -> Option<Result<switchboard_proto::Payload, crate::realm::dealer::CallError>> {
         use switchboard_proto::{Dict, Payload, RawValue};
         let serializer = self.peer.serializer();
         let result = |v: Value| {
@@ -631,7 +575,7 @@ impl Established {
         };
         match procedure {
             "wamp.session.add_testament" => {
-                let bad = |text: &str| Err(crate::dealer::CallError::invalid_argument(text));
+                let bad = |text: &str| Err(crate::realm::dealer::CallError::invalid_argument(text));
                 let args = match payload.args.as_ref().map(RawValue::to_value) {
                     Some(Ok(Value::List(l))) => l,
                     _ => return Some(bad("expected [topic, args, kwargs]")),
@@ -662,7 +606,7 @@ impl Established {
                     {
                         Ok(d) => d.allows(Action::Publish),
                         Err(text) => {
-                            return Some(Err(crate::dealer::CallError::from_uri(
+                            return Some(Err(crate::realm::dealer::CallError::from_uri(
                                 errors::AUTHORIZATION_FAILED,
                                 text,
                             )));
@@ -672,7 +616,7 @@ impl Established {
                     self.role.may(Action::Publish, &topic)
                 };
                 if !may_publish {
-                    return Some(Err(crate::dealer::CallError::not_authorized(
+                    return Some(Err(crate::realm::dealer::CallError::not_authorized(
                         "the role may not publish to the testament's topic",
                     )));
                 }
@@ -693,7 +637,9 @@ impl Established {
                 self.testaments.clear();
                 Some(result(n.into()))
             }
-            _ if procedure.starts_with("wamp.") || procedure == meta::INVALIDATE_AUTHORIZATION => {
+            _ if procedure.starts_with("wamp.")
+                || procedure == meta_api::INVALIDATE_AUTHORIZATION =>
+            {
                 let args = match payload.args.as_ref().map(RawValue::to_value) {
                     Some(Ok(Value::List(l))) => l,
                     _ => Vec::new(),
@@ -702,7 +648,7 @@ impl Established {
                     Some(Ok(Value::Dict(d))) => d,
                     _ => Dict::new(),
                 };
-                meta::call(&self.realm, &self.peer, procedure, &args, &kwargs)
+                meta_api::call(&self.realm, &self.peer, procedure, &args, &kwargs)
                     .map(|r| r.and_then(result))
             }
             _ => None,
@@ -730,11 +676,7 @@ impl Established {
                 else {
                     return Flow::Continue;
                 };
-                let (subscription, created) =
-                    self.realm
-                        .broker
-                        .subscribe(&self.peer, topic.clone(), policy);
-                self.added("subscription", subscription, &topic, policy, created);
+                let subscription = self.realm.subscribe(&self.peer, topic.clone(), policy);
                 let retained = if flag(&options, "get_retained") {
                     self.realm.broker.retained(&topic, policy)
                 } else {
@@ -765,11 +707,7 @@ impl Established {
                 subscription,
             } => {
                 let removed = self.subscriptions.remove(&subscription).is_some();
-                if let Some((_, deleted)) = removed
-                    .then(|| self.realm.broker.unsubscribe(self.peer.id(), subscription))
-                    .flatten()
-                {
-                    self.subscription_removed(subscription, deleted);
+                if removed && self.realm.unsubscribe(self.peer.id(), subscription) {
                     self.reply(Message::Unsubscribed {
                         request,
                         details: None,
@@ -856,20 +794,8 @@ impl Established {
                 else {
                     return Flow::Continue;
                 };
-                let procedure_uri = procedure.clone();
-                match self
-                    .realm
-                    .dealer
-                    .register(&self.peer, procedure, policy, invoke)
-                {
-                    Ok((registration, created)) => {
-                        self.added(
-                            "registration",
-                            registration,
-                            &procedure_uri,
-                            policy,
-                            created,
-                        );
+                match self.realm.register(&self.peer, procedure, policy, invoke) {
+                    Ok(registration) => {
                         self.registrations.insert(registration);
                         self.reply(Message::Registered {
                             request,
@@ -884,11 +810,7 @@ impl Established {
                 registration,
             } => {
                 let removed = self.registrations.remove(&registration);
-                if let Some((_, deleted)) = removed
-                    .then(|| self.realm.dealer.unregister(self.peer.id(), registration))
-                    .flatten()
-                {
-                    self.registration_removed(registration, deleted);
+                if removed && self.realm.unregister(self.peer.id(), registration) {
                     self.reply(Message::Unregistered {
                         request,
                         details: None,

@@ -9,11 +9,11 @@ use switchboard_transport::Transport;
 use tracing::debug;
 
 use super::established::DynamicAuthorization;
-use super::peer::{self, Identity, Peer, SessionId};
 use super::{HELLO_TIMEOUT, SessionConfig, send_now};
 use crate::auth::{Authenticated, ConnectionInfo, EndpointAuth};
-use crate::realm::Realm;
+use crate::peer::{self, Identity, Peer, SessionId};
 use crate::realm::authz::Role;
+use crate::realm::{Realm, Visibility};
 
 /// A session that passed the handshake.
 pub(super) struct Joined {
@@ -143,11 +143,7 @@ pub(super) async fn handshake<T: Transport>(
         transport.peer_max_message_bytes(),
         cfg.outbox_capacity,
     );
-    realm.join(peer.clone());
-    realm.publish_meta(
-        crate::meta::topics::SESSION_ON_JOIN,
-        vec![crate::meta::session_details(&peer)],
-    );
+    realm.join(&peer, Visibility::Listed);
     send_now(transport, &welcome(session, &realm_name, &who)).await;
     // Only a dynamically authorized session keeps these: every other session would carry them for
     // nothing (idle memory per session counts).

@@ -4,7 +4,6 @@
 
 mod established;
 mod handshake;
-pub mod peer;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -16,10 +15,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug_span};
 
 use crate::auth::{ConnectionInfo, EndpointAuth};
-use crate::realm::RealmRegistry;
+use crate::peer::OUTBOX_CAPACITY_MESSAGES;
+use crate::realm::{RealmRegistry, Visibility};
 use established::Established;
 use handshake::{Joined, handshake};
-use peer::OUTBOX_CAPACITY_MESSAGES;
 
 /// How long a new connection has to send HELLO.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -94,6 +93,7 @@ pub async fn run<T: Transport>(
         realm,
         role,
         peer,
+        visibility: Visibility::Listed,
         subscriptions: HashMap::new(),
         registrations: HashSet::new(),
         authz_cache: HashMap::new(),

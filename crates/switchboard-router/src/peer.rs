@@ -1,4 +1,6 @@
-//! [`Peer`]: the handle through which other tasks reach a session, and its bounded outbox.
+//! [`Peer`]: the handle through which other tasks reach a session, and its bounded outbox. The
+//! ground floor of the router: broker, dealer, realm and sessions all hold peers, and this module
+//! imports none of them.
 //!
 //! A session's own task owns its socket and its private state. Everything another task may do to it
 //! goes through this handle: enqueue an already-encoded message into its outbox, or (for the dealer)
@@ -20,6 +22,8 @@ use bytes::Bytes;
 use switchboard_proto::ids::IdSequence;
 use switchboard_proto::{Id, Serializer};
 use tokio::sync::{Notify, mpsc};
+
+use crate::locks::lock;
 
 /// How many encoded messages a session's outbox holds before the session counts as a slow consumer.
 pub const OUTBOX_CAPACITY_MESSAGES: usize = 4096;
@@ -307,12 +311,6 @@ impl Peer {
     fn pending_invocations(&self) -> std::sync::MutexGuard<'_, HashMap<Id, PendingInvocation>> {
         lock(&self.inner.pending_invocations)
     }
-}
-
-/// Locks a map of a peer. A poisoned lock only means another task panicked while holding it; the
-/// map itself is still consistent (every operation on it is a single insert, get or remove).
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -1,52 +1,16 @@
 //! The WAMP meta API (spec, "Session Meta API", "Registration Meta API", "Subscription Meta
 //! API"): procedures the router answers itself about a realm's sessions, registrations and
-//! subscriptions, the kill and revocation procedures, and the meta events it publishes.
+//! subscriptions, and the kill and revocation procedures (their meta events are `meta_events`'s).
 //!
 //! Meta procedures are called like any other (and authorized like any other); the session task
 //! answers them directly instead of routing them to a callee.
 
-use switchboard_proto::{Dict, Id, Message, UriMatch, Value, errors};
+use switchboard_proto::{Dict, Id, UriMatch, Value, errors};
 
-use crate::dealer::{CallError, encode_or_log};
-use crate::realm::Realm;
-use crate::session::peer::{Peer, SessionId};
-
-/// Meta event topics.
-pub mod topics {
-    /// A session joined: `[details]`.
-    pub const SESSION_ON_JOIN: &str = "wamp.session.on_join";
-    /// A session left: `[session, authid, authrole]`.
-    pub const SESSION_ON_LEAVE: &str = "wamp.session.on_leave";
-    /// A registration was created: `[session, details]`.
-    pub const REGISTRATION_ON_CREATE: &str = "wamp.registration.on_create";
-    /// A callee was added to a registration: `[session, registration]`.
-    pub const REGISTRATION_ON_REGISTER: &str = "wamp.registration.on_register";
-    /// A callee was removed from a registration: `[session, registration]`.
-    pub const REGISTRATION_ON_UNREGISTER: &str = "wamp.registration.on_unregister";
-    /// A registration was deleted: `[session, registration]`.
-    pub const REGISTRATION_ON_DELETE: &str = "wamp.registration.on_delete";
-    /// A subscription was created: `[session, details]`.
-    pub const SUBSCRIPTION_ON_CREATE: &str = "wamp.subscription.on_create";
-    /// A subscriber was added: `[session, subscription]`.
-    pub const SUBSCRIPTION_ON_SUBSCRIBE: &str = "wamp.subscription.on_subscribe";
-    /// A subscriber was removed: `[session, subscription]`.
-    pub const SUBSCRIPTION_ON_UNSUBSCRIBE: &str = "wamp.subscription.on_unsubscribe";
-    /// A subscription was deleted: `[session, subscription]`.
-    pub const SUBSCRIPTION_ON_DELETE: &str = "wamp.subscription.on_delete";
-}
-
-/// The details of a session, as `wamp.session.get` and `on_join` give them.
-pub fn session_details(peer: &Peer) -> Value {
-    let who = peer.identity();
-    let mut d = Dict::new();
-    d.insert("session".into(), who.session.0.into());
-    d.insert("authid".into(), who.authid.as_str().into());
-    d.insert("authrole".into(), who.authrole.as_str().into());
-    d.insert("authmethod".into(), who.authmethod.into());
-    d.insert("authprovider".into(), who.authprovider.into());
-    d.insert("serializer".into(), peer.serializer().name().into());
-    Value::Dict(d)
-}
+use super::Realm;
+use super::dealer::CallError;
+use super::meta_events::session_details;
+use crate::peer::{Peer, SessionId};
 
 fn no_such_session(id: u64) -> CallError {
     CallError::from_uri(
@@ -248,29 +212,13 @@ pub fn call(
             None => bad("a registration id"),
         },
         "wamp.registration.remove_callee" => match (id_arg(0), id_arg(1)) {
-            (Some(id), Some(session)) => match realm.dealer.unregister(SessionId(session), id) {
-                Some((callee, deleted)) => {
-                    revoked(
-                        &callee,
-                        Message::Unregistered {
-                            request: 0,
-                            details: Some(revocation("registration", id, kwargs)),
-                        },
-                    );
-                    realm.publish_meta(
-                        topics::REGISTRATION_ON_UNREGISTER,
-                        vec![session.into(), id.into()],
-                    );
-                    if deleted {
-                        realm.publish_meta(
-                            topics::REGISTRATION_ON_DELETE,
-                            vec![session.into(), id.into()],
-                        );
-                    }
+            (Some(id), Some(session)) => {
+                if realm.revoke_registration(id, SessionId(session), kwargs.get("reason")) {
                     Ok(Value::Null)
+                } else {
+                    Err(no_such_registration(id))
                 }
-                None => Err(no_such_registration(id)),
-            },
+            }
             _ => bad("a registration id and a session id"),
         },
 
@@ -329,29 +277,13 @@ pub fn call(
             None => bad("a subscription id"),
         },
         "wamp.subscription.remove_subscriber" => match (id_arg(0), id_arg(1)) {
-            (Some(id), Some(session)) => match realm.broker.unsubscribe(SessionId(session), id) {
-                Some((subscriber, deleted)) => {
-                    revoked(
-                        &subscriber,
-                        Message::Unsubscribed {
-                            request: 0,
-                            details: Some(revocation("subscription", id, kwargs)),
-                        },
-                    );
-                    realm.publish_meta(
-                        topics::SUBSCRIPTION_ON_UNSUBSCRIBE,
-                        vec![session.into(), id.into()],
-                    );
-                    if deleted {
-                        realm.publish_meta(
-                            topics::SUBSCRIPTION_ON_DELETE,
-                            vec![session.into(), id.into()],
-                        );
-                    }
+            (Some(id), Some(session)) => {
+                if realm.revoke_subscription(id, SessionId(session), kwargs.get("reason")) {
                     Ok(Value::Null)
+                } else {
+                    Err(no_such_subscription(id))
                 }
-                None => Err(no_such_subscription(id)),
-            },
+            }
             _ => bad("a subscription id and a session id"),
         },
         _ => return None,
@@ -359,7 +291,7 @@ pub fn call(
 }
 
 /// A stored event as `wamp.subscription.get_events` returns it.
-fn stored_event(subscription: Id, e: crate::broker::StoredEvent) -> Value {
+fn stored_event(subscription: Id, e: super::broker::StoredEvent) -> Value {
     let mut d = Dict::new();
     d.insert("timestamp".into(), e.timestamp_ms.into());
     d.insert("subscription".into(), subscription.into());
@@ -375,35 +307,4 @@ fn stored_event(subscription: Id, e: crate::broker::StoredEvent) -> Value {
         decode(e.payload.kwargs).unwrap_or(Value::Dict(Dict::new())),
     );
     Value::Dict(d)
-}
-
-/// The details of a router-initiated UNREGISTERED/UNSUBSCRIBED (spec, "Registration Revocation"
-/// and "Subscription Revocation").
-fn revocation(kind: &str, id: Id, kwargs: &Dict) -> Dict {
-    let mut d = Dict::new();
-    d.insert(kind.into(), id.into());
-    if let Some(reason) = kwargs.get("reason") {
-        d.insert("reason".into(), reason.clone());
-    }
-    d
-}
-
-fn revoked(peer: &Peer, msg: Message) {
-    if let Some(bytes) = encode_or_log(peer, msg) {
-        let _ = peer.send(bytes);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::broker::policy_index;
-
-    #[test]
-    fn policy_order_matches_policy_index() {
-        let order = [UriMatch::Exact, UriMatch::Prefix, UriMatch::Wildcard];
-        for (i, p) in order.into_iter().enumerate() {
-            assert_eq!(policy_index(p), i);
-        }
-    }
 }

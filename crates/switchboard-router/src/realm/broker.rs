@@ -9,15 +9,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use bytes::Bytes;
-use switchboard_proto::codec::{self, EncodeError};
 use switchboard_proto::ids::{IdSequence, random_global_id};
-use switchboard_proto::{Dict, Id, Message, Payload, Serializer, Uri, UriMatch};
+use switchboard_proto::{Dict, Id, Message, Payload, Uri, UriMatch};
 
-use crate::matcher::PatternIndex;
-
-use crate::realm::{read, write};
-use crate::session::peer::{Peer, SessionId};
+use crate::delivery::{EncodedOnce, copy_passthru, identity_details};
+use crate::locks::{read, write};
+use crate::matcher::{PatternIndex, policy_index};
+use crate::peer::{Peer, SessionId};
 
 /// One subscription: all sessions subscribed to one topic pattern under one match policy share it
 /// and its id (spec: the router returns the same subscription id to every subscriber).
@@ -235,7 +233,7 @@ impl Broker {
 
     /// Subscribes `peer` to `topic` under `policy`; returns the subscription id (the existing one
     /// if the pattern already has subscribers, including `peer` itself) and whether it is new.
-    pub fn subscribe(&self, peer: &Peer, topic: Uri, policy: UriMatch) -> (Id, bool) {
+    pub(super) fn subscribe(&self, peer: &Peer, topic: Uri, policy: UriMatch) -> (Id, bool) {
         let mut state = write(&self.state);
         let state = &mut *state;
         if let Some(sub) = state.subscriptions.get_mut(&topic, policy) {
@@ -260,7 +258,7 @@ impl Broker {
     /// Removes `session` from subscription `id`; deletes the subscription when it was the last
     /// subscriber. Returns the removed subscriber and whether the subscription was deleted, or
     /// `None` when the session was not subscribed.
-    pub fn unsubscribe(&self, session: SessionId, id: Id) -> Option<(Peer, bool)> {
+    pub(super) fn unsubscribe(&self, session: SessionId, id: Id) -> Option<(Peer, bool)> {
         let mut state = write(&self.state);
         let state = &mut *state;
         let (topic, policy) = state.pattern_by_id.get(&id).cloned()?;
@@ -456,79 +454,5 @@ impl Broker {
     /// How many subscriptions exist (for tests and the meta API).
     pub fn subscription_count(&self) -> usize {
         read(&self.state).subscriptions.len()
-    }
-}
-
-/// The payload passthru options (spec, "Payload Passthru Mode", and autobahn's older `enc_*`
-/// names) a receiver needs to read the payload; the router forwards them and never looks inside.
-const PASSTHRU_KEYS: [&str; 7] = [
-    "ppt_scheme",
-    "ppt_serializer",
-    "ppt_cipher",
-    "ppt_keyid",
-    "enc_algo",
-    "enc_serializer",
-    "enc_key",
-];
-
-/// Copies the payload passthru options of a PUBLISH, CALL or YIELD into the details of the EVENT,
-/// INVOCATION or RESULT it becomes.
-pub(crate) fn copy_passthru(options: &Dict, details: &mut Dict) {
-    if !switchboard_proto::options::is_passthru(options) {
-        return;
-    }
-    for key in PASSTHRU_KEYS {
-        if let Some(v) = options.get(key) {
-            details.insert(key.to_owned(), v.clone());
-        }
-    }
-}
-
-/// The index of a match policy in `[exact, prefix, wildcard]` lists.
-pub(crate) fn policy_index(policy: UriMatch) -> usize {
-    match policy {
-        UriMatch::Exact => 0,
-        UriMatch::Prefix => 1,
-        UriMatch::Wildcard => 2,
-    }
-}
-
-/// The disclosed identity of `peer` under `prefix` (spec, "Publisher Identification" and "Caller
-/// Identification"): `{prefix}`, `{prefix}_authid`, `{prefix}_authrole`.
-pub(crate) fn identity_details(peer: &Peer, prefix: &str) -> Dict {
-    let identity = peer.identity();
-    let mut d = Dict::new();
-    d.insert(prefix.to_owned(), identity.session.0.into());
-    d.insert(format!("{prefix}_authid"), identity.authid.as_str().into());
-    d.insert(
-        format!("{prefix}_authrole"),
-        identity.authrole.as_str().into(),
-    );
-    d
-}
-
-/// A message encoded lazily, at most once per serializer.
-pub(crate) struct EncodedOnce<'a> {
-    msg: &'a Message,
-    cache: [Option<Result<Bytes, EncodeError>>; 3],
-}
-
-impl<'a> EncodedOnce<'a> {
-    pub(crate) fn new(msg: &'a Message) -> Self {
-        Self {
-            msg,
-            cache: [None, None, None],
-        }
-    }
-
-    pub(crate) fn get(&mut self, serializer: Serializer) -> Result<Bytes, EncodeError> {
-        let slot = match serializer {
-            Serializer::Json => 0,
-            Serializer::MsgPack => 1,
-            Serializer::Cbor => 2,
-        };
-        self.cache[slot]
-            .get_or_insert_with(|| codec::encode(serializer, self.msg))
-            .clone()
     }
 }

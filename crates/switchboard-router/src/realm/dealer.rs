@@ -15,10 +15,10 @@ use std::time::Duration;
 use switchboard_proto::ids::IdSequence;
 use switchboard_proto::{Dict, Id, Message, MessageType, Payload, Uri, UriMatch, codec, errors};
 
-use crate::matcher::PatternIndex;
-
-use crate::realm::{read, write};
-use crate::session::peer::{CallInFlight, Peer, PendingInvocation, SendError, SessionId};
+use crate::delivery::{copy_passthru, encode_or_log, error_with_text, identity_details, send_to};
+use crate::locks::{read, write};
+use crate::matcher::{PatternIndex, policy_index};
+use crate::peer::{CallInFlight, Peer, PendingInvocation, SendError, SessionId};
 
 /// How calls to a shared registration pick their callee (spec, "Shared Registration").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,28 +149,6 @@ impl CallError {
     }
 }
 
-/// An ERROR with one string argument explaining it.
-pub(crate) fn error_with_text(
-    request_type: MessageType,
-    request: Id,
-    uri: &str,
-    text: &str,
-    serializer: switchboard_proto::Serializer,
-) -> Message {
-    let args = switchboard_proto::Value::List(vec![text.into()]);
-    let payload = Payload {
-        args: codec::RawValue::from_value(serializer, &args).ok(),
-        kwargs: None,
-    };
-    Message::Error {
-        request_type: request_type.code(),
-        request,
-        details: Dict::new(),
-        error: uri.to_owned(),
-        payload,
-    }
-}
-
 /// How a call is canceled (spec, "Call Canceling").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelMode {
@@ -201,12 +179,6 @@ impl CancelMode {
             Self::Kill => "kill",
             Self::KillNoWait => "killnowait",
         }
-    }
-}
-
-fn send_to(peer: &Peer, msg: Message) {
-    if let Some(bytes) = encode_or_log(peer, msg) {
-        let _ = peer.send(bytes);
     }
 }
 
@@ -261,7 +233,7 @@ impl Dealer {
     /// Registers `procedure` under `policy` for `callee`. With `invoke` other than single, later
     /// callees asking for the same policy join the registration (same id); anything else fails
     /// with `procedure_already_exists`.
-    pub fn register(
+    pub(super) fn register(
         &self,
         callee: &Peer,
         procedure: Uri,
@@ -315,7 +287,7 @@ impl Dealer {
     /// Removes `callee` from registration `id`; deletes the registration with its last callee.
     /// Returns the removed callee and whether the registration was deleted, or `None` when the
     /// session did not hold it.
-    pub fn unregister(&self, callee: SessionId, id: Id) -> Option<(Peer, bool)> {
+    pub(super) fn unregister(&self, callee: SessionId, id: Id) -> Option<(Peer, bool)> {
         let mut state = write(&self.state);
         let reg = state.by_id.get(&id).cloned()?;
         let pos = reg.callees.iter().position(|c| c.id() == callee)?;
@@ -341,7 +313,7 @@ impl Dealer {
         let state = read(&self.state);
         let mut out: [Vec<Id>; 3] = Default::default();
         for reg in state.by_id.values() {
-            out[crate::broker::policy_index(reg.policy)].push(reg.id);
+            out[policy_index(reg.policy)].push(reg.id);
         }
         out
     }
@@ -419,7 +391,7 @@ impl Dealer {
             progressive,
         });
         let mut details = if disclose {
-            crate::broker::identity_details(caller, "caller")
+            identity_details(caller, "caller")
         } else {
             Dict::new()
         };
@@ -430,7 +402,7 @@ impl Dealer {
         if progressive {
             details.insert("receive_progress".into(), true.into());
         }
-        crate::broker::copy_passthru(options, &mut details);
+        copy_passthru(options, &mut details);
         // spec, "Progressive Call Invocations": later chunks carry the first CALL's details.
         let frozen_details = details.clone();
         if flag("progress") {
@@ -598,7 +570,7 @@ impl Dealer {
         if progressive_result {
             details.insert("progress".into(), true.into());
         }
-        crate::broker::copy_passthru(options, &mut details);
+        copy_passthru(options, &mut details);
         let result = Message::Result {
             request: call_request,
             details,
@@ -670,12 +642,9 @@ impl Dealer {
         }
     }
 
-    /// A session left: drop its registrations, fail the calls it owed an answer to (as callee),
-    /// and withdraw the calls it was waiting for (as caller).
-    pub fn session_left(&self, peer: &Peer, registrations: impl IntoIterator<Item = Id>) {
-        for id in registrations {
-            let _ = self.unregister(peer.id(), id);
-        }
+    /// A session left (its registrations are already gone): fail the calls it owed an answer to
+    /// (as callee), and withdraw the calls it was waiting for (as caller).
+    pub(super) fn session_left(&self, peer: &Peer) {
         for pending in peer.drain_pending_invocations() {
             let caller = &pending.caller;
             caller.untrack_call(pending.call_request);
@@ -710,14 +679,4 @@ impl Dealer {
     pub fn registration_count(&self) -> usize {
         read(&self.state).by_id.len()
     }
-}
-
-/// Encodes a router-made message. These carry only strings we wrote, so encoding cannot fail in
-/// practice; if it ever does, that is logged as an internal fault instead of panicking.
-pub(crate) fn encode_or_log(peer: &Peer, msg: Message) -> Option<bytes::Bytes> {
-    codec::encode(peer.serializer(), &msg)
-        .inspect_err(|e| {
-            tracing::error!(session = peer.id().0, "cannot encode router message: {e}")
-        })
-        .ok()
 }

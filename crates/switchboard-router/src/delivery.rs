@@ -1,0 +1,113 @@
+//! What the broker and the dealer share to build messages for peers and deliver them: encoding a
+//! message once per serializer, the disclosed identity and passthru details that EVENT, INVOCATION
+//! and RESULT carry, and ERROR replies with an explanation.
+
+use bytes::Bytes;
+use switchboard_proto::codec::{self, EncodeError};
+use switchboard_proto::{Dict, Id, Message, MessageType, Payload, Serializer};
+
+use crate::peer::Peer;
+
+/// The payload passthru options (spec, "Payload Passthru Mode", and autobahn's older `enc_*`
+/// names) a receiver needs to read the payload; the router forwards them and never looks inside.
+const PASSTHRU_KEYS: [&str; 7] = [
+    "ppt_scheme",
+    "ppt_serializer",
+    "ppt_cipher",
+    "ppt_keyid",
+    "enc_algo",
+    "enc_serializer",
+    "enc_key",
+];
+
+/// Copies the payload passthru options of a PUBLISH, CALL or YIELD into the details of the EVENT,
+/// INVOCATION or RESULT it becomes.
+pub(crate) fn copy_passthru(options: &Dict, details: &mut Dict) {
+    if !switchboard_proto::options::is_passthru(options) {
+        return;
+    }
+    for key in PASSTHRU_KEYS {
+        if let Some(v) = options.get(key) {
+            details.insert(key.to_owned(), v.clone());
+        }
+    }
+}
+
+/// The disclosed identity of `peer` under `prefix` (spec, "Publisher Identification" and "Caller
+/// Identification"): `{prefix}`, `{prefix}_authid`, `{prefix}_authrole`.
+pub(crate) fn identity_details(peer: &Peer, prefix: &str) -> Dict {
+    let identity = peer.identity();
+    let mut d = Dict::new();
+    d.insert(prefix.to_owned(), identity.session.0.into());
+    d.insert(format!("{prefix}_authid"), identity.authid.as_str().into());
+    d.insert(
+        format!("{prefix}_authrole"),
+        identity.authrole.as_str().into(),
+    );
+    d
+}
+
+/// A message encoded lazily, at most once per serializer.
+pub(crate) struct EncodedOnce<'a> {
+    msg: &'a Message,
+    cache: [Option<Result<Bytes, EncodeError>>; 3],
+}
+
+impl<'a> EncodedOnce<'a> {
+    pub(crate) fn new(msg: &'a Message) -> Self {
+        Self {
+            msg,
+            cache: [None, None, None],
+        }
+    }
+
+    pub(crate) fn get(&mut self, serializer: Serializer) -> Result<Bytes, EncodeError> {
+        let slot = match serializer {
+            Serializer::Json => 0,
+            Serializer::MsgPack => 1,
+            Serializer::Cbor => 2,
+        };
+        self.cache[slot]
+            .get_or_insert_with(|| codec::encode(serializer, self.msg))
+            .clone()
+    }
+}
+
+/// An ERROR with one string argument explaining it.
+pub(crate) fn error_with_text(
+    request_type: MessageType,
+    request: Id,
+    uri: &str,
+    text: &str,
+    serializer: switchboard_proto::Serializer,
+) -> Message {
+    let args = switchboard_proto::Value::List(vec![text.into()]);
+    let payload = Payload {
+        args: codec::RawValue::from_value(serializer, &args).ok(),
+        kwargs: None,
+    };
+    Message::Error {
+        request_type: request_type.code(),
+        request,
+        details: Dict::new(),
+        error: uri.to_owned(),
+        payload,
+    }
+}
+
+/// Encodes `msg` for `peer` and queues it (a full outbox marks the peer slow; see `peer`).
+pub(crate) fn send_to(peer: &Peer, msg: Message) {
+    if let Some(bytes) = encode_or_log(peer, msg) {
+        let _ = peer.send(bytes);
+    }
+}
+
+/// Encodes a router-made message. These carry only strings we wrote, so encoding cannot fail in
+/// practice; if it ever does, that is logged as an internal fault instead of panicking.
+pub(crate) fn encode_or_log(peer: &Peer, msg: Message) -> Option<bytes::Bytes> {
+    codec::encode(peer.serializer(), &msg)
+        .inspect_err(|e| {
+            tracing::error!(session = peer.id().0, "cannot encode router message: {e}")
+        })
+        .ok()
+}
