@@ -8,7 +8,7 @@ use switchboard_proto::{Dict, Message, Uri, UriMatch, Value, codec, errors};
 use switchboard_transport::Transport;
 use tracing::debug;
 
-use super::established::DynamicAuthorization;
+use super::authorize::DynamicAuthorization;
 use super::{HELLO_TIMEOUT, SessionConfig, send_now};
 use crate::auth::{Authenticated, ConnectionInfo, EndpointAuth};
 use crate::peer::{self, Identity, Peer, SessionId};

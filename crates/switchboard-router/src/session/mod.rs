@@ -2,8 +2,11 @@
 //! session, which routes the peer's PUBLISH and CALL on this task and writes what other sessions
 //! queued into its outbox, until GOODBYE, a protocol violation, a dropped connection or shutdown.
 
+mod authorize;
 mod established;
+mod handlers;
 mod handshake;
+mod procedures;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
