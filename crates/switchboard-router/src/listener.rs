@@ -31,7 +31,8 @@ use crate::auth::{
     TrackingCookie,
 };
 use crate::config::{
-    self, EndpointConfig, TransportConfig, WebPathConfig, WebSocketOptions, WebSocketPathConfig,
+    self, AuthConfig, AuthKind, EndpointConfig, TransportConfig, WebPathConfig, WebSocketOptions,
+    WebSocketPathConfig,
 };
 use crate::session::{self, SessionConfig};
 use crate::web::{self, HttpBody, StaticDir};
@@ -58,18 +59,38 @@ impl std::fmt::Display for ListenAddr {
     }
 }
 
-/// Why a transport could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    /// TLS material is unusable (validation reports the details).
-    #[error("TLS: {0}")]
-    Tls(String),
-    /// A static directory cannot be served.
-    #[error("static directory {0}: {1}")]
-    StaticDir(PathBuf, io::Error),
-    /// Authentication material is unusable (a JWKS file, a cookie store).
-    #[error("auth: {0}")]
-    Auth(String),
+/// Why a transport could not be set up: unusable TLS material, static directory, authentication
+/// material (a JWKS file, a credential, a key) or cookie store, and where in the transport's config.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct SetupError {
+    /// Where, relative to the transport's section (`endpoint.tls.key`, `web.paths./.directory`).
+    pub path: String,
+    /// What is wrong, worded for the config's author.
+    pub message: String,
+}
+
+impl SetupError {
+    fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// `field` of the section at `prefix` (relative to the transport; empty for the transport itself).
+fn field(prefix: &str, field: &str) -> String {
+    if prefix.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{prefix}.{field}")
+    }
+}
+
+/// The value of `result`, or `None` with its problems added to `problems`.
+fn keep<T>(result: Result<T, Vec<SetupError>>, problems: &mut Vec<SetupError>) -> Option<T> {
+    result.map_err(|p| problems.extend(p)).ok()
 }
 
 /// A WebSocket endpoint's settings.
@@ -127,7 +148,12 @@ fn wildcard_match(pattern: &str, text: &str) -> bool {
 }
 
 impl WsEndpoint {
-    fn from_options(o: &WebSocketOptions, setup: &AuthSetup) -> Result<Self, SetupError> {
+    /// The endpoint at `at` (relative to its transport) from its settings.
+    fn from_options(
+        o: &WebSocketOptions,
+        setup: &AuthSetup,
+        at: &str,
+    ) -> Result<Self, Vec<SetupError>> {
         let opts = &o.options;
         let compression = opts.compression_enabled().then(|| {
             let d = opts
@@ -155,15 +181,21 @@ impl WsEndpoint {
                 ),
                 payload_bytes: opts.auto_ping_size.unwrap_or(4),
             });
-        let auth = Arc::new(
-            EndpointAuth::from_config(o.auth.as_ref(), setup.base, setup.limiter.clone())
-                .map_err(SetupError::Auth)?,
-        );
+        let mut problems = Vec::new();
+        let auth = keep(endpoint_auth(o.auth.as_ref(), setup, at), &mut problems);
         let cookies = match &o.cookie {
-            Some(c) => Some(Arc::new(
-                CookieJar::from_config(c, setup.base).map_err(SetupError::Auth)?,
-            )),
+            Some(c) => match CookieJar::from_config(c, setup.base) {
+                Ok(jar) => Some(Arc::new(jar)),
+                Err(message) => {
+                    // Only a file store can fail: its `filename` is missing or unusable.
+                    problems.push(SetupError::at(field(at, "cookie.store.filename"), message));
+                    None
+                }
+            },
             None => None,
+        };
+        let Some(auth) = auth.filter(|_| problems.is_empty()) else {
+            return Err(problems);
         };
         Ok(Self {
             serializers: config::serializers(&o.serializers),
@@ -187,6 +219,56 @@ impl WsEndpoint {
 struct AuthSetup<'a> {
     base: &'a Path,
     limiter: Option<Arc<FailureLimiter>>,
+}
+
+/// Compiles the `auth` section of the endpoint at `at` (relative to its transport).
+fn endpoint_auth(
+    cfg: Option<&AuthConfig>,
+    setup: &AuthSetup,
+    at: &str,
+) -> Result<Arc<EndpointAuth>, Vec<SetupError>> {
+    let mut problems = cfg
+        .map(|c| credential_problems(c, &field(at, "auth")))
+        .unwrap_or_default();
+    match EndpointAuth::from_config(cfg, setup.base, setup.limiter.clone()) {
+        Ok(auth) if problems.is_empty() => Ok(Arc::new(auth)),
+        Ok(_) => Err(problems),
+        Err(message) => {
+            // What compiling can fail at is loading a JWT ticket's key set.
+            let jwt = cfg
+                .and_then(|c| c.ticket.as_ref())
+                .is_some_and(|t| t.kind == AuthKind::Jwt);
+            let section = if jwt { "auth.ticket.jwks" } else { "auth" };
+            problems.push(SetupError::at(field(at, section), message));
+            Err(problems)
+        }
+    }
+}
+
+/// Problems with the credentials of an `auth` section at `at` that [`EndpointAuth`] keeps as
+/// configured and reads per HELLO: read here, a malformed one is a config error instead of a
+/// principal that can never log in.
+fn credential_problems(cfg: &AuthConfig, at: &str) -> Vec<SetupError> {
+    let mut problems = Vec::new();
+    for (authid, p) in cfg.scram.iter().flat_map(|c| &c.principals) {
+        if let Err(message) = crate::auth::scram_credential(p) {
+            problems.push(SetupError::at(
+                format!("{at}.scram.principals.{authid}"),
+                message,
+            ));
+        }
+    }
+    for (authid, p) in cfg.cryptosign.iter().flat_map(|c| &c.principals) {
+        for (k, key) in p.authorized_keys.iter().enumerate() {
+            if crate::auth::cryptosign::parse_public_key(key).is_none() {
+                problems.push(SetupError::at(
+                    format!("{at}.cryptosign.principals.{authid}.authorized_keys[{k}]"),
+                    "expected an Ed25519 public key: 64 hex digits",
+                ));
+            }
+        }
+    }
+    problems
 }
 
 /// A resource on a URL path.
@@ -226,15 +308,26 @@ pub struct Protocols {
     realms: Arc<Vec<String>>,
 }
 
-fn resource(path: &WebPathConfig, base: &Path, setup: &AuthSetup) -> Result<Resource, SetupError> {
+/// The resource of the web path at `at` (relative to its transport).
+fn resource(
+    path: &WebPathConfig,
+    base: &Path,
+    setup: &AuthSetup,
+    at: &str,
+) -> Result<Resource, Vec<SetupError>> {
     Ok(match path {
         WebPathConfig::Static(s) => {
             let dir = base.join(&s.directory);
-            Resource::Static(
-                StaticDir::new(&dir, &s.options).map_err(|e| SetupError::StaticDir(dir, e))?,
-            )
+            // Listing it first: a path that exists but is no readable directory is refused too.
+            let served = std::fs::read_dir(&dir).and_then(|_| StaticDir::new(&dir, &s.options));
+            Resource::Static(served.map_err(|e| {
+                vec![SetupError::at(
+                    field(at, "directory"),
+                    format!("cannot read `{}`: {e}", s.directory.display()),
+                )]
+            })?)
         }
-        WebPathConfig::WebSocket(o) => Resource::WebSocket(WsEndpoint::from_options(o, setup)?),
+        WebPathConfig::WebSocket(o) => Resource::WebSocket(WsEndpoint::from_options(o, setup, at)?),
         WebPathConfig::Redirect(r) => Resource::Redirect(r.url.clone()),
         WebPathConfig::NodeInfo(_) => Resource::NodeInfo,
     })
@@ -254,12 +347,14 @@ fn path_routes<'a>(paths: impl Iterator<Item = (&'a String, Resource)>) -> HttpR
 }
 
 impl Protocols {
-    /// The protocols of a transport config; paths resolve against `base`.
+    /// The protocols of a transport config; paths resolve against `base`. Every problem is
+    /// reported, each with its path in the transport's section.
     pub fn from_config(
         t: &TransportConfig,
         base: &Path,
         realms: Arc<Vec<String>>,
-    ) -> Result<Self, SetupError> {
+    ) -> Result<Self, Vec<SetupError>> {
+        let mut problems = Vec::new();
         let setup = AuthSetup {
             base,
             limiter: t.auth_rate_limit().map(|l| {
@@ -269,75 +364,89 @@ impl Protocols {
                 ))
             }),
         };
-        let rawsocket = |o: &config::RawSocketOptions| -> Result<_, SetupError> {
-            let auth = EndpointAuth::from_config(o.auth.as_ref(), base, setup.limiter.clone())
-                .map_err(SetupError::Auth)?;
+        let rawsocket = |o: &config::RawSocketOptions, at: &str| -> Result<_, Vec<SetupError>> {
+            let auth = endpoint_auth(o.auth.as_ref(), &setup, at)?;
             Ok((
                 config::serializers(&o.serializers),
                 o.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
-                Arc::new(auth),
+                auth,
             ))
         };
         let server_end_point = t
             .endpoint()
             .tls()
             .and_then(|cfg| crate::tls::server_end_point(cfg, base));
-        let tls = match t.endpoint().tls() {
-            Some(cfg) => {
-                let server = crate::tls::server_config(cfg, base).map_err(|problems| {
-                    SetupError::Tls(
-                        problems
-                            .into_iter()
-                            .map(|p| format!("{}: {}", p.field, p.message))
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                    )
-                })?;
-                Some(tokio_rustls::TlsAcceptor::from(server))
-            }
-            None => None,
-        };
+        let tls =
+            match t.endpoint().tls() {
+                Some(cfg) => match crate::tls::server_config(cfg, base) {
+                    Ok(server) => Some(tokio_rustls::TlsAcceptor::from(server)),
+                    Err(tls_problems) => {
+                        problems.extend(tls_problems.into_iter().map(|p| {
+                            SetupError::at(format!("endpoint.tls.{}", p.field), p.message)
+                        }));
+                        None
+                    }
+                },
+                None => None,
+            };
         let mut websockets: Vec<&WebSocketOptions> = Vec::new();
         let (rawsocket, http) = match t {
             TransportConfig::Universal(u) => {
                 let mut resources: Vec<(&String, Resource)> = Vec::new();
                 for (path, WebSocketPathConfig::WebSocket(o)) in &u.websocket {
                     websockets.push(o);
-                    resources.push((
-                        path,
-                        Resource::WebSocket(WsEndpoint::from_options(o, &setup)?),
-                    ));
+                    let at = format!("websocket.{path}");
+                    if let Some(ws) = keep(WsEndpoint::from_options(o, &setup, &at), &mut problems)
+                    {
+                        resources.push((path, Resource::WebSocket(ws)));
+                    }
                 }
                 if let Some(webcfg) = &u.web {
                     for (path, p) in &webcfg.paths {
                         if let WebPathConfig::WebSocket(o) = p {
                             websockets.push(o);
                         }
-                        resources.push((path, resource(p, base, &setup)?));
+                        let at = format!("web.paths.{path}");
+                        if let Some(r) = keep(resource(p, base, &setup, &at), &mut problems) {
+                            resources.push((path, r));
+                        }
                     }
                 }
                 let http = (!resources.is_empty()).then(|| path_routes(resources.into_iter()));
-                (u.rawsocket.as_ref().map(rawsocket).transpose()?, http)
+                let rawsocket = u
+                    .rawsocket
+                    .as_ref()
+                    .and_then(|o| keep(rawsocket(o, "rawsocket"), &mut problems));
+                (rawsocket, http)
             }
             TransportConfig::WebSocket(ws) => (
                 None,
-                Some(HttpRoutes::AnyPath(WsEndpoint::from_options(
-                    &ws.websocket(),
-                    &setup,
-                )?)),
+                keep(
+                    WsEndpoint::from_options(&ws.websocket(), &setup, ""),
+                    &mut problems,
+                )
+                .map(HttpRoutes::AnyPath),
             ),
-            TransportConfig::RawSocket(rs) => (Some(rawsocket(&rs.rawsocket())?), None),
+            TransportConfig::RawSocket(rs) => {
+                (keep(rawsocket(&rs.rawsocket(), ""), &mut problems), None)
+            }
             TransportConfig::Web(w) => {
                 let mut resources = Vec::new();
                 for (path, p) in &w.paths {
                     if let WebPathConfig::WebSocket(o) = p {
                         websockets.push(o);
                     }
-                    resources.push((path, resource(p, base, &setup)?));
+                    let at = format!("paths.{path}");
+                    if let Some(r) = keep(resource(p, base, &setup, &at), &mut problems) {
+                        resources.push((path, r));
+                    }
                 }
                 (None, Some(path_routes(resources.into_iter())))
             }
         };
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         let opening_timeout = match t {
             TransportConfig::WebSocket(ws) => ws.options.open_handshake_timeout,
             _ => websockets

@@ -333,61 +333,6 @@ mod tests {
     }
 
     #[test]
-    fn auth_sections_are_checked_against_roles_methods_and_endpoints() {
-        let errors = validation_errors(
-            r#"{"workers": [{"type": "router",
-                "realms": [{"name": "r", "roles": [{"name": "user"},
-                    {"name": "both", "authorizer": "com.example.authorize", "permissions": [{"uri": "x"}]}]}],
-                "transports": [{"type": "rawsocket", "endpoint": {"type": "tcp", "port": 0},
-                  "auth": {
-                    "ticket": {"type": "static", "principals": {"joe": {"ticket": "t", "role": "nobody"}}},
-                    "wampcra": {"type": "dynamic"},
-                    "scram": {"type": "static", "principals": {"al": {"kdf": "md5", "iterations": 1, "salt": "s",
-                        "stored-key": "00", "server-key": "zz", "role": "user"}}},
-                    "cryptosign": {"type": "jwt", "principals": {"c": {"authorized_keys": ["abc"], "role": "user"}}},
-                    "tls": {"type": "static", "principals": {}},
-                    "cookie": {}
-                  }}]}]}"#,
-        );
-        let at = "workers[0].transports[0].auth";
-        let expect = [
-            (
-                "workers[0].realms[0].roles[1]".to_owned(),
-                "either `permissions` or an `authorizer`",
-            ),
-            (
-                format!("{at}.ticket.principals.joe.role"),
-                "role `nobody` is not defined",
-            ),
-            (
-                format!("{at}.wampcra.authenticator"),
-                "needs the procedure URI",
-            ),
-            (format!("{at}.scram.principals.al"), "unknown kdf"),
-            (
-                format!("{at}.cryptosign.type"),
-                "`jwt` exists for `ticket` only",
-            ),
-            (
-                format!("{at}.cryptosign.principals.c.authorized_keys[0]"),
-                "64 hex digits",
-            ),
-            (format!("{at}.tls"), "ca_certificates"),
-            (
-                format!("{at}.cookie"),
-                "WebSocket endpoint with a `cookie` section",
-            ),
-        ];
-        for (path, text) in expect {
-            assert!(
-                errors.iter().any(|(p, m)| *p == path && m.contains(text)),
-                "no error at {path} saying {text:?}: {errors:?}"
-            );
-        }
-        assert_eq!(errors.len(), 8, "{errors:?}");
-    }
-
-    #[test]
     fn syntax_errors_have_a_position() {
         let e = only_error("{\n \"version\": 2,\n \"workers\": [}\n");
         assert_eq!(e.position.map(|p| p.0), Some(3));

@@ -1,0 +1,176 @@
+//! Preparing a node: everything it needs before binding, built from a loaded config. Per transport
+//! that is its [`Protocols`] (the TLS acceptor, the compiled `auth` of each endpoint, cookie jars,
+//! static directories), which is where unusable material shows: a key file that cannot be read, a
+//! JWKS that is no key set, a malformed credential. Each problem is reported with the file, line,
+//! column and path in the config, like the problems loading finds, and all of them at once:
+//! `switchboard check` and `switchboard start` both run this step, so `check` reports what `start`
+//! would refuse. Binding the sockets is left to [`super::start_prepared`].
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::{
+    ConfigDraft, ConfigError, ConfigErrors, EndpointConfig, LoadedConfig, RealmConfig, WorkerConfig,
+};
+use crate::listener::Protocols;
+
+/// A node ready to bind: its config, and what each transport serves.
+pub struct PreparedNode {
+    pub(super) loaded: LoadedConfig,
+    pub(super) transports: Vec<PreparedTransport>,
+}
+
+/// One transport, ready to bind.
+pub(super) struct PreparedTransport {
+    /// Where it listens.
+    pub(super) endpoint: EndpointConfig,
+    /// What it serves.
+    pub(super) protocols: Protocols,
+}
+
+impl PreparedNode {
+    /// The config the node was prepared from.
+    pub fn config(&self) -> &LoadedConfig {
+        &self.loaded
+    }
+
+    /// The realms the node hosts, in config order.
+    pub fn realms(&self) -> impl Iterator<Item = &RealmConfig> {
+        self.loaded
+            .config
+            .workers
+            .iter()
+            .flat_map(|WorkerConfig::Router(w)| &w.realms)
+    }
+}
+
+/// Prepares a node from a loaded (and so valid) config; every problem with its place in the file.
+pub fn prepare(loaded: &LoadedConfig) -> Result<PreparedNode, ConfigErrors> {
+    let (transports, problems) = build(loaded);
+    if !problems.is_empty() {
+        return Err(loaded.locate(problems));
+    }
+    Ok(PreparedNode {
+        loaded: loaded.clone(),
+        transports,
+    })
+}
+
+/// Prepares the node of a config read as far as it could be: what could be read is prepared too,
+/// so the problems of loading, validation and preparation are reported together.
+pub fn prepare_draft(draft: ConfigDraft) -> Result<PreparedNode, ConfigErrors> {
+    let (transports, problems) = draft.config().map(build).unwrap_or_default();
+    let loaded = draft.finish(problems)?;
+    Ok(PreparedNode { loaded, transports })
+}
+
+/// Loads, validates and prepares the config of a node directory (see
+/// [`LoadedConfig::from_dir`]); `Ok(None)` when the directory has none. What `switchboard check`
+/// and `switchboard start` run.
+pub fn prepare_dir(dir: &Path) -> Result<Option<PreparedNode>, ConfigErrors> {
+    ConfigDraft::from_dir(dir).map(prepare_draft).transpose()
+}
+
+/// Builds every transport of `loaded`, collecting the problems (paths as in `loaded.config`).
+fn build(loaded: &LoadedConfig) -> (Vec<PreparedTransport>, Vec<ConfigError>) {
+    let realm_names: Arc<Vec<String>> = Arc::new(
+        loaded
+            .config
+            .workers
+            .iter()
+            .flat_map(|WorkerConfig::Router(w)| w.realms.iter().map(|r| r.name.clone()))
+            .collect(),
+    );
+    let mut transports = Vec::new();
+    let mut problems = Vec::new();
+    for (w, WorkerConfig::Router(worker)) in loaded.config.workers.iter().enumerate() {
+        for (t, transport) in worker.transports.iter().enumerate() {
+            match Protocols::from_config(transport, &loaded.base_dir, realm_names.clone()) {
+                Ok(protocols) => transports.push(PreparedTransport {
+                    endpoint: transport.endpoint().clone(),
+                    protocols,
+                }),
+                Err(setup) => problems.extend(setup.into_iter().map(|e| {
+                    ConfigError::at(
+                        format!("workers[{w}].transports[{t}].{}", e.path),
+                        e.message,
+                    )
+                })),
+            }
+        }
+    }
+    (transports, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The (path, message) of every problem of a config file, from loading to preparation.
+    fn problems(text: &str) -> Vec<(String, String)> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("config.json");
+        std::fs::write(&file, text).expect("write");
+        match prepare_draft(ConfigDraft::from_file(&file)) {
+            Ok(_) => Vec::new(),
+            Err(ConfigErrors(errors)) => errors.into_iter().map(|e| (e.path, e.message)).collect(),
+        }
+    }
+
+    // From loading to preparation: roles and methods are validation's, the SCRAM credential and
+    // the cryptosign key preparation's.
+    #[test]
+    fn auth_sections_are_checked_against_roles_methods_and_endpoints() {
+        let errors = problems(
+            r#"{"workers": [{"type": "router",
+                "realms": [{"name": "r", "roles": [{"name": "user"},
+                    {"name": "both", "authorizer": "com.example.authorize", "permissions": [{"uri": "x"}]}]}],
+                "transports": [{"type": "rawsocket", "endpoint": {"type": "tcp", "port": 0},
+                  "auth": {
+                    "ticket": {"type": "static", "principals": {"joe": {"ticket": "t", "role": "nobody"}}},
+                    "wampcra": {"type": "dynamic"},
+                    "scram": {"type": "static", "principals": {"al": {"kdf": "md5", "iterations": 1, "salt": "s",
+                        "stored-key": "00", "server-key": "zz", "role": "user"}}},
+                    "cryptosign": {"type": "jwt", "principals": {"c": {"authorized_keys": ["abc"], "role": "user"}}},
+                    "tls": {"type": "static", "principals": {}},
+                    "cookie": {}
+                  }}]}]}"#,
+        );
+        let at = "workers[0].transports[0].auth";
+        let expect = [
+            (
+                "workers[0].realms[0].roles[1]".to_owned(),
+                "either `permissions` or an `authorizer`",
+            ),
+            (
+                format!("{at}.ticket.principals.joe.role"),
+                "role `nobody` is not defined",
+            ),
+            (
+                format!("{at}.wampcra.authenticator"),
+                "needs the procedure URI",
+            ),
+            (format!("{at}.scram.principals.al"), "unknown kdf"),
+            (
+                format!("{at}.cryptosign.type"),
+                "`jwt` exists for `ticket` only",
+            ),
+            (
+                format!("{at}.cryptosign.principals.c.authorized_keys[0]"),
+                "64 hex digits",
+            ),
+            (format!("{at}.tls"), "ca_certificates"),
+            (
+                format!("{at}.cookie"),
+                "WebSocket endpoint with a `cookie` section",
+            ),
+        ];
+        for (path, text) in expect {
+            assert!(
+                errors.iter().any(|(p, m)| *p == path && m.contains(text)),
+                "no error at {path} saying {text:?}: {errors:?}"
+            );
+        }
+        assert_eq!(errors.len(), 8, "{errors:?}");
+    }
+}
