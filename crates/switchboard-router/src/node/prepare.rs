@@ -106,15 +106,86 @@ fn build(loaded: &LoadedConfig) -> (Vec<PreparedTransport>, Vec<ConfigError>) {
 mod tests {
     use super::*;
 
-    /// The (path, message) of every problem of a config file, from loading to preparation.
-    fn problems(text: &str) -> Vec<(String, String)> {
+    /// Every problem of a config file, from loading to preparation.
+    fn all_problems(text: &str) -> Vec<ConfigError> {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("config.json");
         std::fs::write(&file, text).expect("write");
         match prepare_draft(ConfigDraft::from_file(&file)) {
             Ok(_) => Vec::new(),
-            Err(ConfigErrors(errors)) => errors.into_iter().map(|e| (e.path, e.message)).collect(),
+            Err(ConfigErrors(errors)) => errors,
         }
+    }
+
+    /// The (path, message) of every problem of a config file, from loading to preparation.
+    fn problems(text: &str) -> Vec<(String, String)> {
+        all_problems(text)
+            .into_iter()
+            .map(|e| (e.path, e.message))
+            .collect()
+    }
+
+    const REALMS: &str = r#""realms": [{"name": "realm1", "roles": [{"name": "anonymous"}]}]"#;
+
+    #[test]
+    fn preparing_a_loaded_config_places_its_problems_in_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("config.json");
+        let text = format!(
+            "{{\"workers\": [{{\"type\": \"router\", {REALMS},\n\
+             \"transports\": [{{\"type\": \"web\", \"endpoint\": {{\"type\": \"tcp\", \"port\": 0}},\n\
+             \"paths\": {{\"/\": {{\"type\": \"static\",\n  \"directory\": \"gone\"}}}}}}]}}]}}"
+        );
+        std::fs::write(&file, text).expect("write");
+        // Loading has nothing to say against it: whether the directory is there is preparation's.
+        let loaded = LoadedConfig::from_file(&file).expect("loads");
+        let ConfigErrors(errors) = prepare(&loaded).err().expect("the directory is missing");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let e = &errors[0];
+        assert_eq!(e.path, "workers[0].transports[0].paths./.directory");
+        assert!(
+            e.message.starts_with("cannot read `gone`: "),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.file.as_deref(), Some(file.as_path()));
+        assert_eq!(e.position, Some((4, 3)));
+    }
+
+    #[test]
+    fn problems_of_transports_after_a_cut_out_one_keep_the_files_indices() {
+        let errors = all_problems(&format!(
+            r#"{{"workers": [{{"type": "router", {REALMS}, "transports": [
+                {{"type": "mqtt"}},
+                {{"type": "web", "endpoint": {{"type": "tcp", "port": 0}},
+                  "paths": {{"/": {{"type": "static", "directory": "gone"}}}}}}]}}]}}"#
+        ));
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "workers[0].transports[0].type",
+                "workers[0].transports[1].paths./.directory"
+            ],
+            "{errors:?}"
+        );
+        assert_eq!(errors[1].position.map(|p| p.0), Some(4), "{errors:?}");
+    }
+
+    #[test]
+    fn a_problem_validation_reported_is_not_reported_again_by_preparation() {
+        // Validation says a JWT ticket needs `jwks`; compiling the ticket fails for the same reason.
+        let errors = problems(&format!(
+            r#"{{"workers": [{{"type": "router", {REALMS}, "transports": [
+                {{"type": "rawsocket", "endpoint": {{"type": "tcp", "port": 0}},
+                  "auth": {{"ticket": {{"type": "jwt"}}}}}}]}}]}}"#
+        ));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].0, "workers[0].transports[0].auth.ticket.jwks");
+        assert!(
+            errors[0].1.starts_with("type `jwt` needs `jwks`"),
+            "{errors:?}"
+        );
     }
 
     // From loading to preparation: roles and methods are validation's, the SCRAM credential and
