@@ -20,6 +20,22 @@ pub struct PreparedNode {
     pub(super) transports: Vec<PreparedTransport>,
 }
 
+impl std::fmt::Debug for PreparedNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // What the transports serve (TLS acceptors, compiled auth) does not print; where they
+        // listen does.
+        let endpoints: Vec<String> = self
+            .transports
+            .iter()
+            .map(|t| t.endpoint.to_string())
+            .collect();
+        f.debug_struct("PreparedNode")
+            .field("file", &self.loaded.file)
+            .field("endpoints", &endpoints)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One transport, ready to bind.
 pub(super) struct PreparedTransport {
     /// Where it listens.
