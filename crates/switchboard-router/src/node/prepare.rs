@@ -155,7 +155,7 @@ mod tests {
         std::fs::write(&file, text).expect("write");
         // Loading has nothing to say against it: whether the directory is there is preparation's.
         let loaded = LoadedConfig::from_file(&file).expect("loads");
-        let ConfigErrors(errors) = prepare(&loaded).err().expect("the directory is missing");
+        let ConfigErrors(errors) = prepare(&loaded).expect_err("the directory is missing");
         assert_eq!(errors.len(), 1, "{errors:?}");
         let e = &errors[0];
         assert_eq!(e.path, "workers[0].transports[0].paths./.directory");
