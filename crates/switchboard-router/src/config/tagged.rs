@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 ///
 /// serde's own internally tagged enums buffer the section and lose the path of errors inside it;
 /// this reads the section as a map, takes `type`, and deserializes the rest with its own path
-/// tracking, embedding the inner path in the error for [`LoadedConfig`] to join.
+/// tracking, embedding the inner path in the error for the parser to join.
 macro_rules! tagged {
     ($ty:ident, $what:literal, { $($tag:literal => $variant:ident($inner:ty)),+ $(,)? }) => {
         impl<'de> serde::Deserialize<'de> for $ty {
@@ -29,8 +29,7 @@ macro_rules! tagged {
 const PATH_MARK: char = '\u{1}';
 
 /// Takes the `type` key of a tagged section.
-#[doc(hidden)]
-pub(crate) fn take_tag<E: serde::de::Error>(map: &mut Map<String, Value>) -> Result<String, E> {
+pub(super) fn take_tag<E: serde::de::Error>(map: &mut Map<String, Value>) -> Result<String, E> {
     match map.remove("type") {
         Some(Value::String(s)) => Ok(s),
         Some(other) => Err(E::custom(embed(
@@ -42,8 +41,7 @@ pub(crate) fn take_tag<E: serde::de::Error>(map: &mut Map<String, Value>) -> Res
 }
 
 /// Deserializes the rest of a tagged section, embedding the path of any error inside it.
-#[doc(hidden)]
-pub(crate) fn nested<T: DeserializeOwned, E: serde::de::Error>(
+pub(super) fn nested<T: DeserializeOwned, E: serde::de::Error>(
     map: Map<String, Value>,
 ) -> Result<T, E> {
     serde_path_to_error::deserialize(Value::Object(map))
@@ -51,8 +49,7 @@ pub(crate) fn nested<T: DeserializeOwned, E: serde::de::Error>(
 }
 
 /// The error for a `type` value we do not implement.
-#[doc(hidden)]
-pub(crate) fn unsupported_tag<E: serde::de::Error>(what: &str, tag: &str) -> E {
+pub(super) fn unsupported_tag<E: serde::de::Error>(what: &str, tag: &str) -> E {
     E::custom(embed("type", &format!("unsupported: {what} type `{tag}`")))
 }
 
