@@ -339,7 +339,8 @@ async fn bad_tls_material_is_reported_with_the_file_and_the_problem() {
         endpoint("keys/expired.key", "keys/expired.crt", 40003),
     );
     std::fs::write(dir.path().join("config.json"), config).expect("write");
-    let errors = LoadedConfig::from_file(&dir.path().join("config.json"))
+    // TLS material is read when the node is prepared, which `check` and `start` both run.
+    let errors = switchboard_router::node::prepare_dir(dir.path())
         .expect_err("invalid")
         .to_string();
     let lines: Vec<&str> = errors.lines().collect();

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use switchboard_router::config::{LoadedConfig, init_config_json};
+use switchboard_router::node::{self, PreparedNode};
 
 #[derive(Parser)]
 #[command(
@@ -60,16 +61,18 @@ fn init_logging(level: &str) {
         .init();
 }
 
-fn load(dir: Option<&Path>) -> anyhow::Result<LoadedConfig> {
+/// Loads, validates and prepares the node of `dir`: what `check` runs, and `start` before binding.
+fn prepare(dir: Option<&Path>) -> anyhow::Result<PreparedNode> {
     let dir = dir.unwrap_or(Path::new("."));
-    match LoadedConfig::from_dir(dir) {
-        Ok(Some(loaded)) => Ok(loaded),
+    let prepared = match node::prepare_dir(dir) {
+        Ok(Some(prepared)) => Ok(prepared),
         Ok(None) => {
             tracing::info!(dir = %dir.display(), "no config.json found: using the built-in default configuration");
-            Ok(LoadedConfig::builtin())
+            node::prepare(&LoadedConfig::builtin())
         }
-        Err(errors) => anyhow::bail!("invalid configuration:\n{errors}"),
-    }
+        Err(errors) => Err(errors),
+    };
+    prepared.map_err(|errors| anyhow::anyhow!("invalid configuration:\n{errors}"))
 }
 
 const INDEX_HTML: &str = r#"<!DOCTYPE html>
@@ -111,8 +114,8 @@ fn init(dir: &Path) -> anyhow::Result<()> {
 }
 
 async fn start(dir: Option<&Path>) -> anyhow::Result<()> {
-    let loaded = load(dir)?;
-    let node = switchboard_router::start(&loaded).await?;
+    let prepared = prepare(dir)?;
+    let node = node::start_prepared(prepared).await?;
     for addr in &node.listeners {
         println!("switchboard listening on {addr}");
     }
@@ -147,7 +150,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Init { dir } => init(&dir),
-        Command::Check { dir } => load(dir.as_deref()).map(|loaded| match &loaded.file {
+        Command::Check { dir } => prepare(dir.as_deref()).map(|node| match &node.config().file {
             Some(f) => println!("{}: configuration is valid", f.display()),
             None => println!("no config.json: the built-in default configuration is valid"),
         }),

@@ -101,6 +101,106 @@ fn check_names_the_file_and_position_of_a_config_error() {
     assert!(err.contains("unsupported: `components`"), "{err}");
 }
 
+/// A node directory whose only transport has unusable material: its TLS key names a directory, its
+/// JWKS file is no key set, a cryptosign key is malformed. The lines of those keys in config.json.
+fn node_dir_with_unusable_material() -> (tempfile::TempDir, [usize; 3]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = r#"{"version": 2, "workers": [{"type": "router",
+  "realms": [{"name": "realm1", "roles": [{"name": "anonymous"}]}],
+  "transports": [{"type": "websocket",
+    "endpoint": {"type": "tcp", "interface": "127.0.0.1", "port": 0,
+      "tls": {"certificate": "keys/server.crt",
+              "key": "keys"}},
+    "auth": {
+      "ticket": {"type": "jwt", "jwks": "jwks.json"},
+      "cryptosign": {"type": "static", "principals": {"alice": {"role": "anonymous",
+        "authorized_keys": ["not a key"]}}}}}]}]}
+"#;
+    std::fs::write(dir.path().join("config.json"), config).expect("write config");
+    std::fs::create_dir(dir.path().join("keys")).expect("create keys/");
+    std::fs::write(dir.path().join("jwks.json"), r#"{"keys": "none"}"#).expect("write jwks");
+    (dir, [6, 8, 10])
+}
+
+/// Runs the binary with `args`, killing it if it has not finished within 60 seconds (a `start`
+/// that got past preparation would listen until stopped).
+fn run_to_exit(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let mut child = Command::new(common::bin())
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn switchboard");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_names_file_line_and_path_of_unusable_tls_key_jwks_and_cryptosign_key() {
+    let (dir, [key_line, jwks_line, cryptosign_line]) = node_dir_with_unusable_material();
+    let (code, err) = run_to_exit(&["check".as_ref(), dir.path().as_os_str()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.starts_with("error: invalid configuration:\n"), "{err}");
+    let at = "workers[0].transports[0]";
+    let expected = [
+        (
+            key_line,
+            format!("{at}.endpoint.tls.key: cannot read `keys`"),
+        ),
+        (
+            jwks_line,
+            format!(
+                "{at}.auth.ticket.jwks: JWKS file {}",
+                dir.path().join("jwks.json").display()
+            ),
+        ),
+        (
+            cryptosign_line,
+            format!(
+                "{at}.auth.cryptosign.principals.alice.authorized_keys[0]: expected an Ed25519 \
+                 public key: 64 hex digits"
+            ),
+        ),
+    ];
+    for (line, text) in expected {
+        let file_and_line = format!("{}:{line}:", dir.path().join("config.json").display());
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with(&file_and_line) && l.contains(&text)),
+            "no line starting {file_and_line} with {text:?}:\n{err}"
+        );
+    }
+}
+
+#[test]
+fn check_and_start_report_the_same_problems_with_unusable_material() {
+    let (dir, _) = node_dir_with_unusable_material();
+    let (check_code, check_err) = run_to_exit(&["check".as_ref(), dir.path().as_os_str()]);
+    let (start_code, start_err) = run_to_exit(&[
+        "start".as_ref(),
+        "--loglevel".as_ref(),
+        "none".as_ref(),
+        dir.path().as_os_str(),
+    ]);
+    assert_eq!(check_code, Some(1), "{check_err}");
+    assert_eq!(start_code, Some(1), "{start_err}");
+    // Four problems: the two of the TLS section (the key is a directory, the certificate is
+    // missing), the JWKS and the cryptosign key.
+    assert_eq!(check_err.lines().count(), 5, "{check_err}");
+    assert_eq!(check_err, start_err);
+}
+
 #[tokio::test]
 async fn start_from_a_node_directory_serves_both_transports_and_sigterm_says_goodbye() {
     let dir = common::node_dir();

@@ -1,8 +1,10 @@
 //! Starting and stopping a router node: the one entry point the binary and the tests share.
 //!
-//! [`start`] builds the realms from the config, binds every transport (so that bind errors surface
-//! before anything runs) and spawns the accept loops. [`RunningNode::shutdown`] stops accepting,
-//! tells every session GOODBYE (`wamp.close.system_shutdown`) and waits for them to finish.
+//! [`prepare`] builds everything the node needs from its config and reports every unusable part
+//! (`switchboard check` stops there); [`start_prepared`] builds the realms, binds every transport
+//! (so that bind errors surface before anything runs) and spawns the accept loops; [`start`] does
+//! both. [`RunningNode::shutdown`] stops accepting, tells every session GOODBYE
+//! (`wamp.close.system_shutdown`) and waits for them to finish.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +13,12 @@ use switchboard_proto::ids::IdSequence;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{LoadedConfig, TransportConfig, WorkerConfig};
-use crate::listener::{self, ListenAddr, Protocols};
+mod prepare;
+
+pub use prepare::{PreparedNode, prepare, prepare_dir, prepare_draft};
+
+use crate::config::{ConfigErrors, LoadedConfig};
+use crate::listener::{self, ListenAddr};
 use crate::realm::{Realm, RealmRegistry};
 use crate::session::SessionConfig;
 
@@ -22,14 +28,10 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// A transport's TLS material or static directory is unusable.
-    #[error("transport {index}: {source}")]
-    Setup {
-        /// Position in `workers[0].transports`.
-        index: usize,
-        /// What is wrong.
-        source: crate::listener::SetupError,
-    },
+    /// The config describes material that cannot be used (a TLS key, a JWKS file, a static
+    /// directory): every problem, placed in the file as `switchboard check` reports them.
+    #[error("invalid configuration:\n{0}")]
+    Config(ConfigErrors),
     /// A transport could not bind its endpoint.
     #[error("transport {index}: cannot listen on {endpoint}: {source}")]
     Bind {
@@ -78,41 +80,35 @@ impl RunningNode {
     }
 }
 
-/// Starts a node from a loaded config.
+/// Starts a node from a loaded config: [`prepare`], then [`start_prepared`].
 pub async fn start(loaded: &LoadedConfig) -> Result<RunningNode, StartError> {
+    let node = prepare(loaded).map_err(StartError::Config)?;
+    start_prepared(node).await
+}
+
+/// Starts a prepared node: builds the realms, binds every transport (so that bind errors surface
+/// before anything runs) and spawns the accept loops.
+pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartError> {
     let ids = Arc::new(IdSequence::new());
-    let mut realms = Vec::new();
-    let mut transports: Vec<&TransportConfig> = Vec::new();
-    for WorkerConfig::Router(worker) in &loaded.config.workers {
-        for realm in &worker.realms {
-            realms.push(Arc::new(Realm::new(realm, ids.clone())));
-        }
-        transports.extend(worker.transports.iter());
-    }
+    let realms = node
+        .realms()
+        .map(|realm| Arc::new(Realm::new(realm, ids.clone())))
+        .collect();
     let realms = Arc::new(RealmRegistry::new(realms));
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
 
-    let realm_names: Arc<Vec<String>> = Arc::new(
-        loaded
-            .config
-            .workers
-            .iter()
-            .flat_map(|WorkerConfig::Router(w)| w.realms.iter().map(|r| r.name.clone()))
-            .collect(),
-    );
+    let PreparedNode { loaded, transports } = node;
     let mut bound = Vec::new();
-    for (index, t) in transports.iter().enumerate() {
-        let protocols = Protocols::from_config(t, &loaded.base_dir, realm_names.clone())
-            .map_err(|source| StartError::Setup { index, source })?;
-        let endpoint = t.endpoint();
+    for (index, transport) in transports.into_iter().enumerate() {
+        let endpoint = &transport.endpoint;
         let (listener, addr) =
             listener::bind(endpoint, &loaded.base_dir).map_err(|source| StartError::Bind {
                 index,
                 endpoint: endpoint.to_string(),
                 source,
             })?;
-        bound.push((listener, addr, protocols));
+        bound.push((listener, addr, transport.protocols));
     }
 
     let mut listeners = Vec::new();

@@ -1,7 +1,8 @@
 //! Accepting connections: binds each configured transport's endpoint (TCP or Unix socket, with
 //! or without TLS), and per connection decides what it speaks. A `universal` listener reads the
 //! first octet: 0x7F starts a RawSocket handshake, anything else is HTTP, where configured paths
-//! upgrade to WebSocket or serve web resources ([`crate::web`]).
+//! upgrade to WebSocket or serve web resources ([`crate::web`]). What a transport serves
+//! ([`Protocols`]) is built from its config by `setup`, before anything binds.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -18,23 +19,24 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use switchboard_proto::Serializer;
-use switchboard_transport::websocket::{Deflate, Keepalive, WebSocketSettings};
-use switchboard_transport::{BoxedIo, DEFAULT_MAX_MESSAGE_BYTES, rawsocket, websocket};
+use switchboard_transport::websocket::WebSocketSettings;
+use switchboard_transport::{BoxedIo, rawsocket, websocket};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, UnixListener};
 use tokio_util::task::TaskTracker;
 
 use crate::auth::cookie::CookieJar;
-use crate::auth::limiter::FailureLimiter;
 use crate::auth::{
     ChannelBinding, ClientCertificate, ConnectionInfo, EndpointAuth, TLS_SERVER_END_POINT,
     TrackingCookie,
 };
-use crate::config::{
-    self, EndpointConfig, TransportConfig, WebPathConfig, WebSocketOptions, WebSocketPathConfig,
-};
+use crate::config::EndpointConfig;
 use crate::session::{self, SessionConfig};
 use crate::web::{self, HttpBody, StaticDir};
+
+mod setup;
+
+pub use setup::SetupError;
 
 /// How long a new connection has for its TLS handshake, first octet, RawSocket handshake or HTTP
 /// upgrade, unless the transport configures `open_handshake_timeout`.
@@ -56,20 +58,6 @@ impl std::fmt::Display for ListenAddr {
             ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
         }
     }
-}
-
-/// Why a transport could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    /// TLS material is unusable (validation reports the details).
-    #[error("TLS: {0}")]
-    Tls(String),
-    /// A static directory cannot be served.
-    #[error("static directory {0}: {1}")]
-    StaticDir(PathBuf, io::Error),
-    /// Authentication material is unusable (a JWKS file, a cookie store).
-    #[error("auth: {0}")]
-    Auth(String),
 }
 
 /// A WebSocket endpoint's settings.
@@ -126,69 +114,6 @@ fn wildcard_match(pattern: &str, text: &str) -> bool {
     rest.is_empty()
 }
 
-impl WsEndpoint {
-    fn from_options(o: &WebSocketOptions, setup: &AuthSetup) -> Result<Self, SetupError> {
-        let opts = &o.options;
-        let compression = opts.compression_enabled().then(|| {
-            let d = opts
-                .compression
-                .as_ref()
-                .and_then(|c| c.deflate.clone())
-                .unwrap_or_default();
-            Deflate {
-                own_max_window_bits: d.max_window_bits,
-                peer_max_window_bits: d.request_max_window_bits,
-                own_no_context_takeover: d.no_context_takeover,
-                peer_no_context_takeover: d.request_no_context_takeover,
-            }
-        });
-        let keepalive = opts
-            .auto_ping_interval
-            .filter(|ms| *ms > 0)
-            .map(|interval| Keepalive {
-                interval: Duration::from_millis(interval),
-                // Crossbar's default: as long as the interval.
-                timeout: Duration::from_millis(
-                    opts.auto_ping_timeout
-                        .filter(|t| *t > 0)
-                        .unwrap_or(interval),
-                ),
-                payload_bytes: opts.auto_ping_size.unwrap_or(4),
-            });
-        let auth = Arc::new(
-            EndpointAuth::from_config(o.auth.as_ref(), setup.base, setup.limiter.clone())
-                .map_err(SetupError::Auth)?,
-        );
-        let cookies = match &o.cookie {
-            Some(c) => Some(Arc::new(
-                CookieJar::from_config(c, setup.base).map_err(SetupError::Auth)?,
-            )),
-            None => None,
-        };
-        Ok(Self {
-            serializers: config::serializers(&o.serializers),
-            settings: WebSocketSettings {
-                max_message_bytes: opts.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
-                max_frame_bytes: opts.max_frame_size,
-                fragment_bytes: opts.auto_fragment_size,
-                compression,
-                keepalive,
-            },
-            allowed_origins: opts.allowed_origins.clone(),
-            allow_null_origin: opts.allow_null_origin.unwrap_or(true),
-            webstatus: opts.enable_webstatus.unwrap_or(true),
-            auth,
-            cookies,
-        })
-    }
-}
-
-/// What compiling an endpoint's `auth` needs from its transport.
-struct AuthSetup<'a> {
-    base: &'a Path,
-    limiter: Option<Arc<FailureLimiter>>,
-}
-
 /// A resource on a URL path.
 #[derive(Debug, Clone)]
 enum Resource {
@@ -224,145 +149,6 @@ pub struct Protocols {
     pub close_timeout: Option<Duration>,
     /// Realm names, for the node info page.
     realms: Arc<Vec<String>>,
-}
-
-fn resource(path: &WebPathConfig, base: &Path, setup: &AuthSetup) -> Result<Resource, SetupError> {
-    Ok(match path {
-        WebPathConfig::Static(s) => {
-            let dir = base.join(&s.directory);
-            Resource::Static(
-                StaticDir::new(&dir, &s.options).map_err(|e| SetupError::StaticDir(dir, e))?,
-            )
-        }
-        WebPathConfig::WebSocket(o) => Resource::WebSocket(WsEndpoint::from_options(o, setup)?),
-        WebPathConfig::Redirect(r) => Resource::Redirect(r.url.clone()),
-        WebPathConfig::NodeInfo(_) => Resource::NodeInfo,
-    })
-}
-
-fn path_routes<'a>(paths: impl Iterator<Item = (&'a String, Resource)>) -> HttpRoutes {
-    let mut root = None;
-    let mut children = HashMap::new();
-    for (name, res) in paths {
-        if name == "/" {
-            root = Some(res);
-        } else {
-            children.insert(name.trim_matches('/').to_owned(), res);
-        }
-    }
-    HttpRoutes::Paths { root, children }
-}
-
-impl Protocols {
-    /// The protocols of a transport config; paths resolve against `base`.
-    pub fn from_config(
-        t: &TransportConfig,
-        base: &Path,
-        realms: Arc<Vec<String>>,
-    ) -> Result<Self, SetupError> {
-        let setup = AuthSetup {
-            base,
-            limiter: t.auth_rate_limit().map(|l| {
-                Arc::new(FailureLimiter::new(
-                    l.failures,
-                    Duration::from_secs(l.window),
-                ))
-            }),
-        };
-        let rawsocket = |o: &config::RawSocketOptions| -> Result<_, SetupError> {
-            let auth = EndpointAuth::from_config(o.auth.as_ref(), base, setup.limiter.clone())
-                .map_err(SetupError::Auth)?;
-            Ok((
-                config::serializers(&o.serializers),
-                o.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
-                Arc::new(auth),
-            ))
-        };
-        let server_end_point = t
-            .endpoint()
-            .tls()
-            .and_then(|cfg| crate::tls::server_end_point(cfg, base));
-        let tls = match t.endpoint().tls() {
-            Some(cfg) => {
-                let server = crate::tls::server_config(cfg, base).map_err(|problems| {
-                    SetupError::Tls(
-                        problems
-                            .into_iter()
-                            .map(|p| format!("{}: {}", p.field, p.message))
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                    )
-                })?;
-                Some(tokio_rustls::TlsAcceptor::from(server))
-            }
-            None => None,
-        };
-        let mut websockets: Vec<&WebSocketOptions> = Vec::new();
-        let (rawsocket, http) = match t {
-            TransportConfig::Universal(u) => {
-                let mut resources: Vec<(&String, Resource)> = Vec::new();
-                for (path, WebSocketPathConfig::WebSocket(o)) in &u.websocket {
-                    websockets.push(o);
-                    resources.push((
-                        path,
-                        Resource::WebSocket(WsEndpoint::from_options(o, &setup)?),
-                    ));
-                }
-                if let Some(webcfg) = &u.web {
-                    for (path, p) in &webcfg.paths {
-                        if let WebPathConfig::WebSocket(o) = p {
-                            websockets.push(o);
-                        }
-                        resources.push((path, resource(p, base, &setup)?));
-                    }
-                }
-                let http = (!resources.is_empty()).then(|| path_routes(resources.into_iter()));
-                (u.rawsocket.as_ref().map(rawsocket).transpose()?, http)
-            }
-            TransportConfig::WebSocket(ws) => (
-                None,
-                Some(HttpRoutes::AnyPath(WsEndpoint::from_options(
-                    &ws.websocket(),
-                    &setup,
-                )?)),
-            ),
-            TransportConfig::RawSocket(rs) => (Some(rawsocket(&rs.rawsocket())?), None),
-            TransportConfig::Web(w) => {
-                let mut resources = Vec::new();
-                for (path, p) in &w.paths {
-                    if let WebPathConfig::WebSocket(o) = p {
-                        websockets.push(o);
-                    }
-                    resources.push((path, resource(p, base, &setup)?));
-                }
-                (None, Some(path_routes(resources.into_iter())))
-            }
-        };
-        let opening_timeout = match t {
-            TransportConfig::WebSocket(ws) => ws.options.open_handshake_timeout,
-            _ => websockets
-                .iter()
-                .find_map(|o| o.options.open_handshake_timeout),
-        }
-        .filter(|ms| *ms > 0)
-        .map_or(OPENING_HANDSHAKE_TIMEOUT, Duration::from_millis);
-        let close_timeout = match t {
-            TransportConfig::WebSocket(ws) => ws.options.close_handshake_timeout,
-            _ => websockets
-                .iter()
-                .find_map(|o| o.options.close_handshake_timeout),
-        }
-        .map(Duration::from_millis);
-        Ok(Self {
-            tls,
-            rawsocket,
-            server_end_point,
-            http,
-            opening_timeout,
-            close_timeout,
-            realms,
-        })
-    }
 }
 
 /// A bound listener, ready to accept.

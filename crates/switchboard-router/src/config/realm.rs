@@ -1,0 +1,143 @@
+//! Realms and what is configured per realm: roles with their permissions (or a dynamic authorizer)
+//! and the event store.
+
+use serde::Deserialize;
+use switchboard_proto::UriMatch;
+
+/// A realm.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealmConfig {
+    /// The realm's URI.
+    pub name: String,
+    /// Roles sessions may join with.
+    #[serde(default)]
+    pub roles: Vec<RoleConfig>,
+    /// The realm's event store (event history).
+    #[serde(default)]
+    pub store: Option<StoreConfig>,
+}
+
+/// A realm's `store`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Only `memory` so far.
+    #[serde(rename = "type")]
+    pub kind: StoreKind,
+    /// Topics whose events are kept for `wamp.subscription.get_events`.
+    #[serde(rename = "event-history", default)]
+    pub event_history: Vec<EventHistoryConfig>,
+}
+
+/// Kinds of event store.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// Kept in memory; gone when the router stops.
+    Memory,
+}
+
+/// One `event-history` entry: events on topics matching `uri`, the last `limit` of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventHistoryConfig {
+    /// Topic pattern.
+    pub uri: String,
+    /// How `uri` matches (exact by default).
+    #[serde(rename = "match", default)]
+    pub match_policy: Option<MatchPolicy>,
+    /// How many events are kept.
+    pub limit: usize,
+}
+
+/// A role and its permissions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleConfig {
+    /// Role name (the authrole).
+    pub name: String,
+    /// Permissions on URI patterns.
+    #[serde(default)]
+    pub permissions: Vec<PermissionConfig>,
+    /// A procedure that decides every action of the role (a dynamic authorizer) instead of
+    /// `permissions`.
+    #[serde(default)]
+    pub authorizer: Option<String>,
+}
+
+/// One permission: which actions a role may take on URIs matching a pattern.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionConfig {
+    /// The URI pattern.
+    pub uri: String,
+    /// How `uri` matches (Crossbar's default: exact, or prefix for a pattern ending in `*`).
+    #[serde(rename = "match", default)]
+    pub match_policy: Option<MatchPolicy>,
+    /// Allowed actions.
+    #[serde(default)]
+    pub allow: AllowConfig,
+    /// Identity disclosure to receivers.
+    #[serde(default)]
+    pub disclose: DiscloseConfig,
+    /// Whether the decision may be cached (static permissions always are).
+    #[serde(default)]
+    pub cache: Option<bool>,
+}
+
+/// The `match` values.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum MatchPolicy {
+    Exact,
+    Prefix,
+    Wildcard,
+}
+
+impl From<MatchPolicy> for UriMatch {
+    fn from(m: MatchPolicy) -> Self {
+        match m {
+            MatchPolicy::Exact => UriMatch::Exact,
+            MatchPolicy::Prefix => UriMatch::Prefix,
+            MatchPolicy::Wildcard => UriMatch::Wildcard,
+        }
+    }
+}
+
+/// The four actions of a permission.
+#[derive(Debug, Clone, Copy, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct AllowConfig {
+    #[serde(default)]
+    pub call: bool,
+    #[serde(default)]
+    pub register: bool,
+    #[serde(default)]
+    pub publish: bool,
+    #[serde(default)]
+    pub subscribe: bool,
+}
+
+/// Identity disclosure settings of a permission: whether receivers learn who called or published.
+#[derive(Debug, Clone, Copy, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct DiscloseConfig {
+    #[serde(default)]
+    pub caller: bool,
+    #[serde(default)]
+    pub publisher: bool,
+}
+
+/// The match policy of a permission: explicit `match`, else Crossbar's legacy rule (a trailing `*`
+/// or an empty URI means prefix), else exact.
+pub fn effective_match(p: &PermissionConfig) -> UriMatch {
+    match p.match_policy {
+        Some(m) => m.into(),
+        None if p.uri.ends_with('*') || p.uri.is_empty() => UriMatch::Prefix,
+        None => UriMatch::Exact,
+    }
+}

@@ -1,0 +1,254 @@
+//! Listening transports (`universal`, `websocket`, `rawsocket`, `web`) and the resources a web
+//! transport serves on its URL paths.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::{
+    AuthConfig, AuthRateLimitConfig, CookieConfig, EndpointConfig, RawSocketOptions,
+    RawSocketProtocolOptions, SerializerName, WebSocketOptions, WebSocketProtocolOptions,
+};
+
+/// A listening transport.
+#[derive(Debug, Clone)]
+pub enum TransportConfig {
+    /// WebSocket and RawSocket (and Web) on one endpoint.
+    Universal(UniversalTransportConfig),
+    /// WebSocket only.
+    WebSocket(WebSocketTransportConfig),
+    /// RawSocket only.
+    RawSocket(RawSocketTransportConfig),
+    /// Web resources (static files, redirects) and WebSocket endpoints on URL paths.
+    Web(WebTransportConfig),
+}
+
+tagged!(TransportConfig, "transport", {
+    "universal" => Universal(UniversalTransportConfig),
+    "websocket" => WebSocket(WebSocketTransportConfig),
+    "rawsocket" => RawSocket(RawSocketTransportConfig),
+    "web" => Web(WebTransportConfig),
+});
+
+impl TransportConfig {
+    /// Where the transport listens.
+    pub fn endpoint(&self) -> &EndpointConfig {
+        match self {
+            TransportConfig::Universal(t) => &t.endpoint,
+            TransportConfig::WebSocket(t) => &t.endpoint,
+            TransportConfig::RawSocket(t) => &t.endpoint,
+            TransportConfig::Web(t) => &t.endpoint,
+        }
+    }
+
+    /// The transport's `auth_rate_limit`.
+    pub fn auth_rate_limit(&self) -> Option<AuthRateLimitConfig> {
+        match self {
+            TransportConfig::Universal(t) => t.auth_rate_limit,
+            TransportConfig::WebSocket(t) => t.auth_rate_limit,
+            TransportConfig::RawSocket(t) => t.auth_rate_limit,
+            TransportConfig::Web(t) => t.auth_rate_limit,
+        }
+    }
+}
+
+/// A `universal` transport: RawSocket is told from HTTP by its first octet; HTTP requests go to
+/// the WebSocket endpoints of `websocket` or the resources of `web`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UniversalTransportConfig {
+    /// Transport id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Where to listen.
+    pub endpoint: EndpointConfig,
+    /// Limits failed authentications per client address.
+    #[serde(default)]
+    pub auth_rate_limit: Option<AuthRateLimitConfig>,
+    /// RawSocket settings; absent means RawSocket is not served.
+    #[serde(default)]
+    pub rawsocket: Option<RawSocketOptions>,
+    /// WebSocket endpoints by URL path (`"ws"` is `/ws`).
+    #[serde(default)]
+    pub websocket: BTreeMap<String, WebSocketPathConfig>,
+    /// Web resources.
+    #[serde(default)]
+    pub web: Option<WebConfig>,
+}
+
+/// A WebSocket endpoint on a path of a universal transport.
+#[derive(Debug, Clone)]
+pub enum WebSocketPathConfig {
+    /// A WAMP WebSocket endpoint.
+    WebSocket(WebSocketOptions),
+}
+
+tagged!(WebSocketPathConfig, "websocket path", {
+    "websocket" => WebSocket(WebSocketOptions),
+});
+
+/// A `websocket` transport.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketTransportConfig {
+    /// Transport id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Where to listen.
+    pub endpoint: EndpointConfig,
+    /// Limits failed authentications per client address.
+    #[serde(default)]
+    pub auth_rate_limit: Option<AuthRateLimitConfig>,
+    /// Public URL (informational).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Serializers offered; all three when absent.
+    #[serde(default)]
+    pub serializers: Option<Vec<SerializerName>>,
+    /// Protocol options.
+    #[serde(default)]
+    pub options: WebSocketProtocolOptions,
+    /// Authentication methods.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+    /// Cookie tracking.
+    #[serde(default)]
+    pub cookie: Option<CookieConfig>,
+}
+
+impl WebSocketTransportConfig {
+    /// The WebSocket settings, as for a path of a universal or web transport.
+    pub fn websocket(&self) -> WebSocketOptions {
+        WebSocketOptions {
+            url: self.url.clone(),
+            serializers: self.serializers.clone(),
+            options: self.options.clone(),
+            auth: self.auth.clone(),
+            cookie: self.cookie.clone(),
+        }
+    }
+}
+
+/// A `rawsocket` transport.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSocketTransportConfig {
+    /// Transport id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Where to listen.
+    pub endpoint: EndpointConfig,
+    /// Limits failed authentications per client address.
+    #[serde(default)]
+    pub auth_rate_limit: Option<AuthRateLimitConfig>,
+    /// Serializers offered; all three when absent.
+    #[serde(default)]
+    pub serializers: Option<Vec<SerializerName>>,
+    /// Largest accepted message, in bytes.
+    #[serde(default)]
+    pub max_message_size: Option<usize>,
+    /// Protocol options (`max_message_size`).
+    #[serde(default)]
+    pub options: RawSocketProtocolOptions,
+    /// Authentication methods.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+}
+
+impl RawSocketTransportConfig {
+    /// The RawSocket settings, as for a universal transport.
+    pub fn rawsocket(&self) -> RawSocketOptions {
+        RawSocketOptions {
+            serializers: self.serializers.clone(),
+            max_message_size: self.max_message_size,
+            options: self.options.clone(),
+            auth: self.auth.clone(),
+        }
+    }
+}
+
+/// A `web` transport: resources on URL paths.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebTransportConfig {
+    /// Transport id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Where to listen.
+    pub endpoint: EndpointConfig,
+    /// Limits failed authentications per client address.
+    #[serde(default)]
+    pub auth_rate_limit: Option<AuthRateLimitConfig>,
+    /// Resources by path segment; `"/"` is the root.
+    pub paths: BTreeMap<String, WebPathConfig>,
+}
+
+/// The `web` section of a universal transport.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// Resources by path segment; `"/"` is the root.
+    pub paths: BTreeMap<String, WebPathConfig>,
+}
+
+/// A resource on a path of a web transport.
+#[derive(Debug, Clone)]
+// Read once at start; boxing the WebSocket variant would buy nothing but indirection.
+#[allow(clippy::large_enum_variant)]
+pub enum WebPathConfig {
+    /// Static files from a directory.
+    Static(StaticPathConfig),
+    /// A WAMP WebSocket endpoint.
+    WebSocket(WebSocketOptions),
+    /// An HTTP redirect.
+    Redirect(RedirectPathConfig),
+    /// A page describing the node.
+    NodeInfo(NodeInfoPathConfig),
+}
+
+tagged!(WebPathConfig, "web path", {
+    "static" => Static(StaticPathConfig),
+    "websocket" => WebSocket(WebSocketOptions),
+    "redirect" => Redirect(RedirectPathConfig),
+    "nodeinfo" => NodeInfo(NodeInfoPathConfig),
+});
+
+/// `{"type": "static"}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticPathConfig {
+    /// The directory served; relative to the config file's directory.
+    pub directory: PathBuf,
+    /// Options.
+    #[serde(default)]
+    pub options: StaticOptions,
+}
+
+/// Options of a static path.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StaticOptions {
+    /// Serve an HTML listing for directories without index.html.
+    #[serde(default)]
+    pub enable_directory_listing: bool,
+    /// `Cache-Control: max-age` in seconds.
+    #[serde(default)]
+    pub cache_timeout: Option<u64>,
+    /// Extra MIME types by file extension (`{".wasm": "application/wasm"}`).
+    #[serde(default)]
+    pub mime_types: BTreeMap<String, String>,
+}
+
+/// `{"type": "redirect"}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectPathConfig {
+    /// Where to send the client.
+    pub url: String,
+}
+
+/// `{"type": "nodeinfo"}`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NodeInfoPathConfig {}

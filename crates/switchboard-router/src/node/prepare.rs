@@ -1,0 +1,263 @@
+//! Preparing a node: everything it needs before binding, built from a loaded config. Per transport
+//! that is its [`Protocols`] (the TLS acceptor, the compiled `auth` of each endpoint, cookie jars,
+//! static directories), which is where unusable material shows: a key file that cannot be read, a
+//! JWKS that is no key set, a malformed credential. Each problem is reported with the file, line,
+//! column and path in the config, like the problems loading finds, and all of them at once:
+//! `switchboard check` and `switchboard start` both run this step, so `check` reports what `start`
+//! would refuse. Binding the sockets is left to [`super::start_prepared`].
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::{
+    ConfigDraft, ConfigError, ConfigErrors, EndpointConfig, LoadedConfig, RealmConfig, WorkerConfig,
+};
+use crate::listener::Protocols;
+
+/// A node ready to bind: its config, and what each transport serves.
+pub struct PreparedNode {
+    pub(super) loaded: LoadedConfig,
+    pub(super) transports: Vec<PreparedTransport>,
+}
+
+impl std::fmt::Debug for PreparedNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // What the transports serve (TLS acceptors, compiled auth) does not print; where they
+        // listen does.
+        let endpoints: Vec<String> = self
+            .transports
+            .iter()
+            .map(|t| t.endpoint.to_string())
+            .collect();
+        f.debug_struct("PreparedNode")
+            .field("file", &self.loaded.file)
+            .field("endpoints", &endpoints)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One transport, ready to bind.
+pub(super) struct PreparedTransport {
+    /// Where it listens.
+    pub(super) endpoint: EndpointConfig,
+    /// What it serves.
+    pub(super) protocols: Protocols,
+}
+
+impl PreparedNode {
+    /// The config the node was prepared from.
+    pub fn config(&self) -> &LoadedConfig {
+        &self.loaded
+    }
+
+    /// The realms the node hosts, in config order.
+    pub fn realms(&self) -> impl Iterator<Item = &RealmConfig> {
+        self.loaded
+            .config
+            .workers
+            .iter()
+            .flat_map(|WorkerConfig::Router(w)| &w.realms)
+    }
+}
+
+/// Prepares a node from a loaded (and so valid) config; every problem with its place in the file.
+pub fn prepare(loaded: &LoadedConfig) -> Result<PreparedNode, ConfigErrors> {
+    let (transports, problems) = build(loaded);
+    if !problems.is_empty() {
+        return Err(loaded.locate(problems));
+    }
+    Ok(PreparedNode {
+        loaded: loaded.clone(),
+        transports,
+    })
+}
+
+/// Prepares the node of a config read as far as it could be: what could be read is prepared too,
+/// so the problems of loading, validation and preparation are reported together.
+pub fn prepare_draft(draft: ConfigDraft) -> Result<PreparedNode, ConfigErrors> {
+    let (transports, problems) = draft.config().map(build).unwrap_or_default();
+    let loaded = draft.finish(problems)?;
+    Ok(PreparedNode { loaded, transports })
+}
+
+/// Loads, validates and prepares the config of a node directory (see
+/// [`LoadedConfig::from_dir`]); `Ok(None)` when the directory has none. What `switchboard check`
+/// and `switchboard start` run.
+pub fn prepare_dir(dir: &Path) -> Result<Option<PreparedNode>, ConfigErrors> {
+    ConfigDraft::from_dir(dir).map(prepare_draft).transpose()
+}
+
+/// Builds every transport of `loaded`, collecting the problems (paths as in `loaded.config`).
+fn build(loaded: &LoadedConfig) -> (Vec<PreparedTransport>, Vec<ConfigError>) {
+    let realm_names: Arc<Vec<String>> = Arc::new(
+        loaded
+            .config
+            .workers
+            .iter()
+            .flat_map(|WorkerConfig::Router(w)| w.realms.iter().map(|r| r.name.clone()))
+            .collect(),
+    );
+    let mut transports = Vec::new();
+    let mut problems = Vec::new();
+    for (w, WorkerConfig::Router(worker)) in loaded.config.workers.iter().enumerate() {
+        for (t, transport) in worker.transports.iter().enumerate() {
+            match Protocols::from_config(transport, &loaded.base_dir, realm_names.clone()) {
+                Ok(protocols) => transports.push(PreparedTransport {
+                    endpoint: transport.endpoint().clone(),
+                    protocols,
+                }),
+                Err(setup) => problems.extend(setup.into_iter().map(|e| {
+                    ConfigError::at(
+                        format!("workers[{w}].transports[{t}].{}", e.path),
+                        e.message,
+                    )
+                })),
+            }
+        }
+    }
+    (transports, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every problem of a config file, from loading to preparation.
+    fn all_problems(text: &str) -> Vec<ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("config.json");
+        std::fs::write(&file, text).expect("write");
+        match prepare_draft(ConfigDraft::from_file(&file)) {
+            Ok(_) => Vec::new(),
+            Err(ConfigErrors(errors)) => errors,
+        }
+    }
+
+    /// The (path, message) of every problem of a config file, from loading to preparation.
+    fn problems(text: &str) -> Vec<(String, String)> {
+        all_problems(text)
+            .into_iter()
+            .map(|e| (e.path, e.message))
+            .collect()
+    }
+
+    const REALMS: &str = r#""realms": [{"name": "realm1", "roles": [{"name": "anonymous"}]}]"#;
+
+    #[test]
+    fn preparing_a_loaded_config_places_its_problems_in_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("config.json");
+        let text = format!(
+            "{{\"workers\": [{{\"type\": \"router\", {REALMS},\n\
+             \"transports\": [{{\"type\": \"web\", \"endpoint\": {{\"type\": \"tcp\", \"port\": 0}},\n\
+             \"paths\": {{\"/\": {{\"type\": \"static\",\n  \"directory\": \"gone\"}}}}}}]}}]}}"
+        );
+        std::fs::write(&file, text).expect("write");
+        // Loading has nothing to say against it: whether the directory is there is preparation's.
+        let loaded = LoadedConfig::from_file(&file).expect("loads");
+        let ConfigErrors(errors) = prepare(&loaded).expect_err("the directory is missing");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let e = &errors[0];
+        assert_eq!(e.path, "workers[0].transports[0].paths./.directory");
+        assert!(
+            e.message.starts_with("cannot read `gone`: "),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.file.as_deref(), Some(file.as_path()));
+        assert_eq!(e.position, Some((4, 3)));
+    }
+
+    #[test]
+    fn problems_of_transports_after_a_cut_out_one_keep_the_files_indices() {
+        let errors = all_problems(&format!(
+            r#"{{"workers": [{{"type": "router", {REALMS}, "transports": [
+                {{"type": "mqtt"}},
+                {{"type": "web", "endpoint": {{"type": "tcp", "port": 0}},
+                  "paths": {{"/": {{"type": "static", "directory": "gone"}}}}}}]}}]}}"#
+        ));
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "workers[0].transports[0].type",
+                "workers[0].transports[1].paths./.directory"
+            ],
+            "{errors:?}"
+        );
+        assert_eq!(errors[1].position.map(|p| p.0), Some(4), "{errors:?}");
+    }
+
+    #[test]
+    fn a_problem_validation_reported_is_not_reported_again_by_preparation() {
+        // Validation says a JWT ticket needs `jwks`; compiling the ticket fails for the same reason.
+        let errors = problems(&format!(
+            r#"{{"workers": [{{"type": "router", {REALMS}, "transports": [
+                {{"type": "rawsocket", "endpoint": {{"type": "tcp", "port": 0}},
+                  "auth": {{"ticket": {{"type": "jwt"}}}}}}]}}]}}"#
+        ));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].0, "workers[0].transports[0].auth.ticket.jwks");
+        assert!(
+            errors[0].1.starts_with("type `jwt` needs `jwks`"),
+            "{errors:?}"
+        );
+    }
+
+    // From loading to preparation: roles and methods are validation's, the SCRAM credential and
+    // the cryptosign key preparation's.
+    #[test]
+    fn auth_sections_are_checked_against_roles_methods_and_endpoints() {
+        let errors = problems(
+            r#"{"workers": [{"type": "router",
+                "realms": [{"name": "r", "roles": [{"name": "user"},
+                    {"name": "both", "authorizer": "com.example.authorize", "permissions": [{"uri": "x"}]}]}],
+                "transports": [{"type": "rawsocket", "endpoint": {"type": "tcp", "port": 0},
+                  "auth": {
+                    "ticket": {"type": "static", "principals": {"joe": {"ticket": "t", "role": "nobody"}}},
+                    "wampcra": {"type": "dynamic"},
+                    "scram": {"type": "static", "principals": {"al": {"kdf": "md5", "iterations": 1, "salt": "s",
+                        "stored-key": "00", "server-key": "zz", "role": "user"}}},
+                    "cryptosign": {"type": "jwt", "principals": {"c": {"authorized_keys": ["abc"], "role": "user"}}},
+                    "tls": {"type": "static", "principals": {}},
+                    "cookie": {}
+                  }}]}]}"#,
+        );
+        let at = "workers[0].transports[0].auth";
+        let expect = [
+            (
+                "workers[0].realms[0].roles[1]".to_owned(),
+                "either `permissions` or an `authorizer`",
+            ),
+            (
+                format!("{at}.ticket.principals.joe.role"),
+                "role `nobody` is not defined",
+            ),
+            (
+                format!("{at}.wampcra.authenticator"),
+                "needs the procedure URI",
+            ),
+            (format!("{at}.scram.principals.al"), "unknown kdf"),
+            (
+                format!("{at}.cryptosign.type"),
+                "`jwt` exists for `ticket` only",
+            ),
+            (
+                format!("{at}.cryptosign.principals.c.authorized_keys[0]"),
+                "64 hex digits",
+            ),
+            (format!("{at}.tls"), "ca_certificates"),
+            (
+                format!("{at}.cookie"),
+                "WebSocket endpoint with a `cookie` section",
+            ),
+        ];
+        for (path, text) in expect {
+            assert!(
+                errors.iter().any(|(p, m)| *p == path && m.contains(text)),
+                "no error at {path} saying {text:?}: {errors:?}"
+            );
+        }
+        assert_eq!(errors.len(), 8, "{errors:?}");
+    }
+}
