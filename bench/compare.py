@@ -13,6 +13,10 @@ does not depend on who else uses the machine's cores, unlike rates on a shared 2
 
     bench/compare.py                      # all scenarios, 5 runs of 5 s each
     bench/compare.py --runs 3 --duration 3 --scenarios rpc-8x16,pubsub-1x100
+
+With --baseline BIN, a second Switchboard binary (a release build of an earlier commit) runs in the
+same alternation, and a second table gives this build's figures against it: the before/after check
+of a change. --without-crossbar leaves Crossbar out (for a quick before/after run).
 """
 
 import argparse
@@ -48,7 +52,7 @@ SCENARIOS = {
     "idle-1000": (["idle", "--sessions", "1000", "--concurrency", "50"], "sessions", None),
 }
 
-SB_PORT, CB_PORT, ECHO_PORT = 18080, 18090, 18100
+SB_PORT, CB_PORT, ECHO_PORT, BASE_PORT = 18080, 18090, 18100, 18110
 
 
 def log(msg):
@@ -143,15 +147,15 @@ class Router:
                 pass
 
 
-def start_switchboard(workdir, binary, generation=0):
-    node = workdir / f"switchboard-{generation}"
+def start_switchboard(workdir, binary, generation=0, name="switchboard", port=SB_PORT):
+    node = workdir / f"{name}-{generation}"
     node.mkdir()
-    (node / "config.json").write_text(json.dumps(node_config(SB_PORT), indent=2))
+    (node / "config.json").write_text(json.dumps(node_config(port), indent=2))
     proc = subprocess.Popen([str(binary), "start", str(node), "--loglevel", "warn"],
-                            stdout=subprocess.DEVNULL, stderr=open(workdir / "switchboard.log", "w"),
+                            stdout=subprocess.DEVNULL, stderr=open(workdir / f"{name}.log", "w"),
                             start_new_session=True)
-    wait_port(SB_PORT)
-    return Router("switchboard", proc, proc.pid, SB_PORT)
+    wait_port(port)
+    return Router(name, proc, proc.pid, port)
 
 
 def start_crossbar(workdir, crossbar, generation=0):
@@ -228,6 +232,8 @@ def main():
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--no-build", action="store_true", help="use the existing release binaries")
     ap.add_argument("--out", default=str(REPO / "bench" / "results"))
+    ap.add_argument("--baseline", help="a switchboard binary built from an earlier commit, run in the same alternation")
+    ap.add_argument("--without-crossbar", action="store_true", help="leave Crossbar out (with --baseline: a before/after run)")
     opts = ap.parse_args()
     scenarios = [s for s in opts.scenarios.split(",") if s]
     for s in scenarios:
@@ -239,14 +245,25 @@ def main():
         subprocess.run(["cargo", "build", "--release", "--locked", "-p", "switchboard", "-p", "switchboard-load"], cwd=REPO, check=True)
     target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "release"
     sb_bin, load_bin, echo_bin = target / "switchboard", target / "switchboard-load", target / "switchboard-echo"
-    crossbar = ensure_crossbar()
+    crossbar = None if opts.without_crossbar else ensure_crossbar()
+    baseline = Path(opts.baseline).resolve() if opts.baseline else None
+    if baseline and not baseline.is_file():
+        sys.exit(f"--baseline {baseline}: no such file")
+
+    def start_all(generation):
+        started = [start_switchboard(workdir, sb_bin, generation)]
+        if crossbar:
+            started.append(start_crossbar(workdir, crossbar, generation))
+        if baseline:
+            started.append(start_switchboard(workdir, baseline, generation, "baseline", BASE_PORT))
+        return started
 
     workdir = Path(tempfile.mkdtemp(prefix="sb-compare-"))
-    results = {s: {"switchboard": [], "crossbar": [], "transport": []} for s in scenarios}
+    results = {s: {"switchboard": [], "crossbar": [], "baseline": [], "transport": []} for s in scenarios}
     routers = []
     try:
-        routers = [start_switchboard(workdir, sb_bin), start_crossbar(workdir, crossbar)]
-        log(f"switchboard pid {routers[0].pid}, crossbar router worker pid {routers[1].pid}")
+        routers = start_all(0)
+        log(", ".join(f"{r.name} pid {r.pid}" for r in routers))
         for s in scenarios:
             args, _, echo_args = SCENARIOS[s]
             for run in range(opts.runs):
@@ -256,7 +273,7 @@ def main():
                     for r in routers:
                         r.stop()
                     time.sleep(1)
-                    routers = [start_switchboard(workdir, sb_bin, run + 1), start_crossbar(workdir, crossbar, run + 1)]
+                    routers = start_all(run + 1)
                 # Alternate the order so slow drifts of the machine hit both alike.
                 for router in (routers if run % 2 == 0 else routers[::-1]):
                     r = load(load_bin, args, router, opts.serializer, opts.duration, opts.transport)
@@ -305,6 +322,20 @@ def main():
             f"{fmt(cb.get('router_cpu_us_per_op'), 2)} | {fmt(cr)}x | {fmt(sb.get('p50_us'))}/{fmt(sb.get('p99_us'))} | "
             f"{fmt(cb.get('p50_us'))}/{fmt(cb.get('p99_us'))} | "
             f"{fmt(tl.get('rate')) + ', ' + fmt(tl.get('router_cpu_us_per_op'), 2) if tl else '-'} | {'yes' if ok else 'NO'} |")
+    if baseline:
+        lines += [
+            "",
+            f"Against the baseline build ({baseline}), same runs:",
+            "",
+            "| scenario | rate/s | baseline rate/s | router CPU µs/op | baseline router CPU µs/op | CPU after/before | p50 µs | baseline p50 µs |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for s in scenarios:
+            sb, bl = summary[s]["medians"].get("switchboard", {}), summary[s]["medians"].get("baseline", {})
+            cpu_ratio = (sb.get("router_cpu_us_per_op") / bl.get("router_cpu_us_per_op")
+                         if sb.get("router_cpu_us_per_op") and bl.get("router_cpu_us_per_op") else None)
+            lines.append(f"| {s} | {fmt(sb.get('rate'))} | {fmt(bl.get('rate'))} | {fmt(sb.get('router_cpu_us_per_op'), 2)} | "
+                         f"{fmt(bl.get('router_cpu_us_per_op'), 2)} | {fmt(cpu_ratio, 3)} | {fmt(sb.get('p50_us'))} | {fmt(bl.get('p50_us'))} |")
     table = "\n".join(lines)
     print(table)
     out = Path(opts.out)
@@ -312,7 +343,8 @@ def main():
     stem = out / f"{date}-{commit}-{opts.serializer}-{opts.transport}"
     stem.with_suffix(".md").write_text(table + "\n")
     stem.with_suffix(".json").write_text(json.dumps({
-        "commit": commit, "date": date, "machine": machine, "crossbar": CROSSBAR_VERSION,
+        "commit": commit, "date": date, "machine": machine, "crossbar": CROSSBAR_VERSION if crossbar else None,
+        "baseline": str(baseline) if baseline else None,
         "flags": {"runs": opts.runs, "duration_s": opts.duration, "serializer": opts.serializer,
                   "transport": opts.transport, "cargo_profile": "release"},
         "summary": summary, "raw": results}, indent=1))
