@@ -1,11 +1,126 @@
 //! WAMP-Cryptosign (spec, "WAMP-Cryptosign"): Ed25519 challenge-response: public keys, challenges and
 //! signature checks.
+//!
+//! [`start`] is the method: the principal is the one HELLO's authid names, or without one the
+//! principal holding HELLO's public key, or whoever an authenticator vouches for that key; its
+//! [`Pending`] checks the signature of a fresh challenge.
 
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{ED25519, UnparsedPublicKey};
 use subtle::ConstantTimeEq;
+use switchboard_proto::{Dict, Value, errors};
 
-use super::ChannelBinding;
+use super::dynamic::Answer;
+use super::principals::{Principal, Principals};
+use super::{Authenticated, ChannelBinding, Context, Denied, denied};
+use crate::config::CryptosignPrincipal;
+
+/// Checks HELLO's public key and resolves its principal; the CHALLENGE extra (the challenge, and
+/// the channel binding type when bound) and the exchange waiting for the signature.
+pub(super) async fn start(
+    principals: &Principals<CryptosignPrincipal>,
+    ctx: &Context<'_>,
+) -> Result<(Dict, Pending), Denied> {
+    let Some(pubkey_hex) = ctx.authextra.get("pubkey").and_then(Value::as_str) else {
+        return Err(Denied::new(
+            errors::AUTHENTICATION_FAILED,
+            "WAMP-Cryptosign needs HELLO.Details.authextra.pubkey",
+        ));
+    };
+    let Some(pubkey) = parse_public_key(pubkey_hex) else {
+        return Err(denied(
+            "authextra.pubkey is not an Ed25519 public key in hex",
+        ));
+    };
+    let binding = ctx.channel_binding()?;
+    let same_key = |k: &String| parse_public_key(k) == Some(pubkey);
+    let found = principals
+        .resolve(ctx, |map| match ctx.authid {
+            Some(authid) => map
+                .get_key_value(authid)
+                .ok_or_else(|| ctx.no_such_principal("cryptosign", authid)),
+            None => map
+                .iter()
+                .find(|(_, p)| p.authorized_keys.iter().any(same_key))
+                .ok_or_else(|| {
+                    Denied::new(
+                        errors::NO_SUCH_PRINCIPAL,
+                        "no principal has this public key",
+                    )
+                }),
+        })
+        .await?;
+    if !found.principal.authorized_keys.iter().any(same_key) {
+        return Err(denied(if found.is_static() {
+            "the public key is not authorized for this principal"
+        } else {
+            "the authenticator did not authorize this public key"
+        }));
+    }
+    let mut identity = found.into_identity()?;
+    identity
+        .authextra
+        .insert("pubkey".into(), pubkey_hex.into());
+    let nonce = new_challenge();
+    let mut extra = Dict::new();
+    extra.insert("challenge".into(), hex::encode(nonce).into());
+    if let Some(b) = &binding {
+        extra.insert("channel_binding".into(), b.kind.into());
+    }
+    let pending = Pending {
+        pubkey,
+        nonce,
+        binding,
+        identity,
+    };
+    Ok((extra, pending))
+}
+
+/// A WAMP-Cryptosign exchange waiting for AUTHENTICATE.
+#[derive(Debug)]
+pub(super) struct Pending {
+    pubkey: [u8; 32],
+    nonce: [u8; 32],
+    binding: Option<ChannelBinding>,
+    /// Who the client is once the signature checks out (its authextra names the key).
+    identity: Authenticated,
+}
+
+impl Pending {
+    /// Checks AUTHENTICATE's signature of the challenge.
+    pub(super) fn authenticate(self, signature: &str) -> Result<Authenticated, Denied> {
+        if !verify(&self.pubkey, &self.nonce, self.binding.as_ref(), signature) {
+            return Err(denied("invalid signature"));
+        }
+        Ok(self.identity)
+    }
+}
+
+impl Principal for CryptosignPrincipal {
+    const METHOD: &'static str = "cryptosign";
+
+    fn role(&self) -> &str {
+        &self.role
+    }
+
+    fn realm(&self) -> Option<&str> {
+        self.realm.as_deref()
+    }
+
+    /// The authenticator vouches for one key, its answer's `pubkey`: the key the client must sign
+    /// with.
+    fn from_answer(answer: &Answer) -> Result<Self, Denied> {
+        Ok(CryptosignPrincipal {
+            authorized_keys: answer
+                .field_str("pubkey")
+                .map(str::to_owned)
+                .into_iter()
+                .collect(),
+            role: answer.field_str("role").unwrap_or_default().to_owned(),
+            realm: answer.field_str("realm").map(str::to_owned),
+        })
+    }
+}
 
 /// A public key from its 64 hex digits.
 pub fn parse_public_key(hex_key: &str) -> Option<[u8; 32]> {

@@ -14,6 +14,9 @@
 //!
 //! The server never runs the KDF: it only holds StoredKey and ServerKey, so Argon2id credentials need
 //! no Argon2 implementation here.
+//!
+//! [`start`] is the method: it checks HELLO's nonce, resolves the principal and opens a
+//! [`ScramExchange`]; its [`Pending`] checks the proof.
 
 use std::fmt;
 
@@ -22,9 +25,128 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::{digest, hmac};
 use subtle::ConstantTimeEq;
-use switchboard_proto::{Dict, Value};
+use switchboard_proto::{Dict, Value, errors};
 
-use super::ChannelBinding;
+use super::dynamic::Answer;
+use super::principals::{Found, Principal, Principals};
+use super::{Authenticated, ChannelBinding, Context, Denied, denied};
+use crate::config::ScramPrincipal;
+
+/// Checks HELLO's nonce and channel binding and resolves its principal; the CHALLENGE extra and
+/// the exchange waiting for the proof.
+pub(super) async fn start(
+    principals: &Principals<ScramPrincipal>,
+    ctx: &Context<'_>,
+) -> Result<(Dict, Pending), Denied> {
+    let authid = ctx.required_authid("scram")?;
+    let Some(client_nonce) = ctx.authextra.get("nonce").and_then(Value::as_str) else {
+        return Err(Denied::new(
+            errors::AUTHENTICATION_FAILED,
+            "WAMP-SCRAM needs HELLO.Details.authextra.nonce",
+        ));
+    };
+    // The nonce goes into the comma-separated AuthMessage as is.
+    if client_nonce.is_empty() || client_nonce.contains(',') {
+        return Err(Denied::new(
+            errors::AUTHENTICATION_FAILED,
+            "the WAMP-SCRAM nonce must be a non-empty base64 string",
+        ));
+    }
+    let binding = ctx.channel_binding()?;
+    let found = principals
+        .resolve(ctx, |map| ctx.by_authid(map, "scram"))
+        .await?;
+    let credential = scram_credential(&found.principal).map_err(|why| {
+        Denied::new(
+            errors::AUTHENTICATION_FAILED,
+            format!("the SCRAM credential of {authid:?} is unusable: {why}"),
+        )
+    })?;
+    let (exchange, extra) = ScramExchange::start(authid, client_nonce, credential, binding);
+    let pending = Pending {
+        exchange,
+        found: found.without_principal(),
+    };
+    Ok((extra, pending))
+}
+
+/// A WAMP-SCRAM exchange waiting for AUTHENTICATE.
+pub(super) struct Pending {
+    exchange: ScramExchange,
+    found: Found<()>,
+}
+
+impl Pending {
+    /// Checks the proof; the identity carries the server signature in its authextra
+    /// (`scram_server_signature`), for WELCOME.
+    pub(super) fn authenticate(
+        self,
+        signature: &str,
+        extra: &Dict,
+    ) -> Result<Authenticated, Denied> {
+        let server_signature = self
+            .exchange
+            .finish(signature, extra)
+            .map_err(|why| denied(&format!("invalid proof: {why}")))?;
+        let mut done = self.found.into_identity()?;
+        done.authextra
+            .insert("scram_server_signature".into(), server_signature.into());
+        Ok(done)
+    }
+}
+
+impl Principal for ScramPrincipal {
+    const METHOD: &'static str = "scram";
+
+    fn role(&self) -> &str {
+        &self.role
+    }
+
+    fn realm(&self) -> Option<&str> {
+        self.realm.as_deref()
+    }
+
+    /// The stored credential as the config writes it: `kdf`, `iterations`, `memory`, `salt`,
+    /// `stored-key`, `server-key`; and `role`.
+    fn from_answer(answer: &Answer) -> Result<Self, Denied> {
+        let number = |name: &str| answer.field_u64(name).and_then(|n| u32::try_from(n).ok());
+        Ok(ScramPrincipal {
+            kdf: answer.required_str("kdf")?,
+            iterations: number("iterations")
+                .ok_or_else(|| answer.malformed("the answer has no integer \"iterations\""))?,
+            memory: number("memory"),
+            salt: answer.required_str("salt")?,
+            stored_key: answer.required_str("stored-key")?,
+            server_key: answer.required_str("server-key")?,
+            role: answer.required_str("role")?,
+            realm: answer.field_str("realm").map(str::to_owned),
+        })
+    }
+}
+
+/// The stored credential of a SCRAM principal.
+pub fn scram_credential(p: &ScramPrincipal) -> Result<ScramCredential, String> {
+    let kdf = match p.kdf.as_str() {
+        "argon2id-13" => Kdf::Argon2id13 {
+            memory: p.memory.ok_or("argon2id-13 needs `memory`")?,
+        },
+        "pbkdf2" => Kdf::Pbkdf2,
+        other => return Err(format!("unknown kdf {other:?} (argon2id-13 or pbkdf2)")),
+    };
+    let key = |name: &str, hex_text: &str| {
+        hex::decode(hex_text).map_err(|_| format!("`{name}` is not hex"))
+    };
+    // As Crossbar: the config holds the salt in hex (what Autobahn's derive_scram_credential
+    // writes), the client gets it in base64 and base64-decodes it for its KDF.
+    let salt = key("salt", &p.salt)?;
+    Ok(ScramCredential {
+        kdf,
+        iterations: p.iterations,
+        salt: BASE64.encode(salt),
+        stored_key: key("stored-key", &p.stored_key)?,
+        server_key: key("server-key", &p.server_key)?,
+    })
+}
 
 /// The key derivation function of a credential.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,8 +2,11 @@
 //! signature checks.
 //!
 //! Everything here is byte-compatible with Autobahn's `AuthWampCra` client (`derive_key`,
-//! `compute_wcs`) and with the challenge text Crossbar.io sends.
+//! `compute_wcs`) and with the challenge text Crossbar.io sends. [`WampCra`] is the method: it
+//! resolves HELLO's principal, derives its key and sends the challenge text; its [`Pending`]
+//! checks the signature.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,6 +16,133 @@ use ring::rand::{SecureRandom, SystemRandom};
 use ring::{hmac, pbkdf2};
 use serde::Serialize;
 use subtle::ConstantTimeEq;
+use switchboard_proto::{Dict, errors};
+
+use super::dynamic::Answer;
+use super::principals::{Found, Principal, Principals};
+use super::{Authenticated, Context, Denied, denied};
+use crate::config::{AuthKind, MethodAuthConfig, WampCraPrincipal};
+
+/// The WAMP-CRA method of an endpoint.
+#[derive(Debug)]
+pub(super) struct WampCra {
+    principals: Principals<WampCraPrincipal>,
+    /// The keys of salted static principals, derived once at load (PBKDF2 is slow on purpose;
+    /// doing it per HELLO would hand clients a cheap way to burn CPU).
+    derived_keys: HashMap<String, Vec<u8>>,
+}
+
+impl WampCra {
+    /// The `wampcra` section.
+    pub(super) fn from_config(cfg: &MethodAuthConfig<WampCraPrincipal>) -> Self {
+        let derived_keys = match cfg.kind {
+            AuthKind::Static => cfg
+                .principals
+                .iter()
+                .filter_map(|(authid, p)| {
+                    let salting = salting(p)?;
+                    Some((authid.clone(), signing_key(&p.secret, Some(&salting))))
+                })
+                .collect(),
+            _ => HashMap::new(),
+        };
+        Self {
+            principals: Principals::from_config(cfg),
+            derived_keys,
+        }
+    }
+
+    /// Resolves HELLO's principal; the CHALLENGE extra (the challenge text, and the PBKDF2
+    /// parameters of a salted secret) and the exchange waiting for the signature.
+    pub(super) async fn start(&self, ctx: &Context<'_>) -> Result<(Dict, Pending), Denied> {
+        let authid = ctx.required_authid("wampcra")?;
+        let found = self
+            .principals
+            .resolve(ctx, |map| ctx.by_authid(map, "wampcra"))
+            .await?;
+        let principal = &found.principal;
+        let salting = salting(principal);
+        let key = match self.derived_keys.get(authid) {
+            // Static salted keys are derived once, when the config is loaded.
+            Some(key) if found.is_static() => key.clone(),
+            _ if salting.is_some() => {
+                // PBKDF2 takes as long as the authenticator asked for: not on a runtime thread.
+                let (secret, salting) = (principal.secret.clone(), salting.clone());
+                tokio::task::spawn_blocking(move || signing_key(&secret, salting.as_ref()))
+                    .await
+                    .map_err(|_| {
+                        Denied::new(errors::AUTHENTICATION_FAILED, "deriving the key failed")
+                    })?
+            }
+            _ => signing_key(&principal.secret, None),
+        };
+        let text = challenge_text(authid, &principal.role, found.provider, ctx.session.0);
+        let mut extra = Dict::new();
+        extra.insert("challenge".into(), text.as_str().into());
+        if let Some(s) = &salting {
+            extra.insert("salt".into(), s.salt.as_str().into());
+            extra.insert("iterations".into(), u64::from(s.iterations).into());
+            extra.insert("keylen".into(), (s.keylen as u64).into());
+        }
+        let pending = Pending {
+            key,
+            challenge: text,
+            found: found.without_principal(),
+        };
+        Ok((extra, pending))
+    }
+}
+
+/// A WAMP-CRA exchange waiting for AUTHENTICATE. (No `Debug`: it holds the key.)
+pub(super) struct Pending {
+    key: Vec<u8>,
+    challenge: String,
+    found: Found<()>,
+}
+
+impl Pending {
+    /// Checks AUTHENTICATE's signature of the challenge text.
+    pub(super) fn authenticate(self, signature: &str) -> Result<Authenticated, Denied> {
+        if !verify(&self.key, &self.challenge, signature) {
+            return Err(denied("invalid signature"));
+        }
+        self.found.into_identity()
+    }
+}
+
+impl Principal for WampCraPrincipal {
+    const METHOD: &'static str = "wampcra";
+
+    fn role(&self) -> &str {
+        &self.role
+    }
+
+    fn realm(&self) -> Option<&str> {
+        self.realm.as_deref()
+    }
+
+    /// `secret` and `role`, and for a salted secret `salt`, `iterations` and `keylen`.
+    fn from_answer(answer: &Answer) -> Result<Self, Denied> {
+        let number = |name: &str| answer.field_u64(name);
+        Ok(WampCraPrincipal {
+            secret: answer.required_str("secret")?,
+            role: answer.required_str("role")?,
+            salt: answer.field_str("salt").map(str::to_owned),
+            iterations: number("iterations").and_then(|n| u32::try_from(n).ok()),
+            keylen: number("keylen").and_then(|n| usize::try_from(n).ok()),
+            realm: answer.field_str("realm").map(str::to_owned),
+        })
+    }
+}
+
+/// The PBKDF2 parameters of a salted WAMP-CRA principal (Autobahn's defaults where absent).
+fn salting(p: &WampCraPrincipal) -> Option<Salting> {
+    p.salt.as_ref().map(|salt| Salting {
+        salt: salt.clone(),
+        iterations: p.iterations.unwrap_or(1000),
+        keylen: p.keylen.unwrap_or(32),
+    })
+}
 
 /// PBKDF2 parameters of a salted WAMP-CRA secret (Crossbar's `salt`, `iterations`, `keylen`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,9 @@
 //! The opening handshake: HELLO in; CHALLENGE and AUTHENTICATE when the authentication method
-//! has them (`crate::auth`); WELCOME or ABORT out (spec, "Session Establishment").
+//! has them; WELCOME or ABORT out (spec, "Session Establishment").
+//!
+//! Authentication itself is a state machine without I/O (`crate::auth`): this file drives it,
+//! sending the CHALLENGE it asks for and handing it the AUTHENTICATE that comes back, or the
+//! reason none did (an ABORT, a timeout, a dropped connection, another message).
 
 use std::sync::Arc;
 
@@ -11,7 +15,10 @@ use tracing::debug;
 use super::established::DynamicAuthorization;
 use super::peer::{self, Identity, Peer, SessionId};
 use super::{HELLO_TIMEOUT, SessionConfig, send_now};
-use crate::auth::{Authenticated, ConnectionInfo, EndpointAuth};
+use crate::auth::{
+    AUTHENTICATE_TIMEOUT, Authenticated, ConnectionInfo, Denied, EndpointAuth, HelloRequest,
+    HelloStep,
+};
 use crate::realm::Realm;
 use crate::realm::authz::Role;
 
@@ -89,17 +96,33 @@ pub(super) async fn handshake<T: Transport>(
         return None;
     };
     let session = SessionId(random_global_id());
-    let who = match auth
-        .authenticate(
-            transport,
-            &conn,
-            &cfg.realms,
-            &realm_name,
-            &details,
-            session,
-        )
-        .await
-    {
+    let request = HelloRequest {
+        conn: &conn,
+        realms: &cfg.realms,
+        realm: &realm_name,
+        details: &details,
+        session,
+    };
+    let verdict = match auth.hello(request).await {
+        Ok(HelloStep::Welcome(who)) => Ok(who),
+        Ok(HelloStep::Challenge {
+            method,
+            extra,
+            pending,
+        }) => {
+            let challenge = Message::Challenge {
+                method: method.to_owned(),
+                extra,
+            };
+            send_now(transport, &challenge).await;
+            match read_authenticate(transport).await {
+                Ok((signature, extra)) => pending.authenticate(&signature, &extra).await,
+                Err(why) => Err(pending.abandon(why)),
+            }
+        }
+        Err(denied) => Err(denied),
+    };
+    let who = match verdict {
         Ok(who) => who,
         Err(denied) => {
             send_now(transport, &abort(&denied.reason, denied.message)).await;
@@ -172,6 +195,39 @@ pub(super) async fn handshake<T: Transport>(
         outbox,
         dynamic,
     })
+}
+
+/// Waits for the client's answer to a CHALLENGE: AUTHENTICATE's signature and extra, or why there
+/// is none (spec, "Authentication": the client may ABORT instead).
+async fn read_authenticate<T: Transport>(transport: &mut T) -> Result<(String, Dict), Denied> {
+    let answer = tokio::time::timeout(AUTHENTICATE_TIMEOUT, transport.recv()).await;
+    let bytes = match answer {
+        Ok(Ok(Some(bytes))) => bytes,
+        Ok(_) => {
+            return Err(Denied::new(
+                errors::AUTHENTICATION_FAILED,
+                "the connection ended during authentication",
+            ));
+        }
+        Err(_) => {
+            return Err(Denied::new(
+                errors::AUTHENTICATION_FAILED,
+                "no AUTHENTICATE within the authentication timeout",
+            ));
+        }
+    };
+    match codec::decode(transport.serializer(), &bytes) {
+        Ok(Message::Authenticate { signature, extra }) => Ok((signature, extra)),
+        Ok(Message::Abort { reason, .. }) => Err(Denied::new(
+            errors::AUTHENTICATION_FAILED,
+            format!("the client gave up authenticating ({reason})"),
+        )),
+        Ok(other) => Err(Denied::new(
+            errors::PROTOCOL_VIOLATION,
+            format!("expected AUTHENTICATE, got {}", other.message_type().name()),
+        )),
+        Err(e) => Err(Denied::new(errors::PROTOCOL_VIOLATION, e.to_string())),
+    }
 }
 
 /// The client features of HELLO.Details.roles the dealer acts on.
