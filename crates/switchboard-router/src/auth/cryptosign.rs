@@ -204,6 +204,8 @@ mod tests {
     use ring::signature::{Ed25519KeyPair, KeyPair};
 
     use super::*;
+    use crate::auth::EndpointAuth;
+    use crate::auth::testing::{Hello, endpoint, expect_challenge, expect_denied};
 
     fn key_pair() -> Ed25519KeyPair {
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
@@ -443,5 +445,114 @@ mod tests {
         }
         // A public key that is not a curve point.
         assert!(!verify(&[0xff; 32], &challenge, None, &good));
+    }
+
+    /// An endpoint where `alice` (role `user`) holds `pair`'s key.
+    fn endpoint_for(pair: &Ed25519KeyPair) -> EndpointAuth {
+        endpoint(&format!(
+            r#"{{"cryptosign": {{"type": "static", "principals": {{
+                "alice": {{"authorized_keys": ["{}"], "role": "user", "realm": "realm2"}},
+                "bob": {{"authorized_keys": [], "role": "user"}}}}}}}}"#,
+            hex::encode(public(pair))
+        ))
+    }
+
+    fn hello(pair: &Ed25519KeyPair) -> Hello {
+        Hello::new(&["cryptosign"]).authextra("pubkey", hex::encode(public(pair)).into())
+    }
+
+    /// The challenge of a CHALLENGE extra.
+    fn challenge_of(extra: &Dict) -> [u8; 32] {
+        let mut challenge = [0u8; 32];
+        hex::decode_to_slice(extra["challenge"].as_str().unwrap(), &mut challenge).unwrap();
+        challenge
+    }
+
+    #[tokio::test]
+    async fn the_key_holder_is_welcomed_by_authid_or_by_key_alone() {
+        let pair = key_pair();
+        let auth = endpoint_for(&pair);
+        for hello in [hello(&pair).authid("alice"), hello(&pair)] {
+            let (pending, extra) = expect_challenge(&auth, hello, "cryptosign").await;
+            assert_eq!(extra.len(), 1);
+            let signature = sign96(&pair, &challenge_of(&extra));
+            let who = pending
+                .authenticate(&signature, &Dict::new())
+                .await
+                .unwrap();
+            assert_eq!(
+                (who.authid.as_str(), who.authrole.as_str()),
+                ("alice", "user")
+            );
+            assert_eq!((who.authmethod, who.authprovider), ("cryptosign", "static"));
+            assert_eq!(who.realm.as_deref(), Some("realm2"));
+            assert_eq!(
+                who.authextra.get("pubkey"),
+                Some(&Value::from(hex::encode(public(&pair))))
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_signature_by_another_key_is_denied() {
+        let pair = key_pair();
+        let auth = endpoint_for(&pair);
+        let (pending, extra) = expect_challenge(&auth, hello(&pair), "cryptosign").await;
+        let forged = sign96(&key_pair(), &challenge_of(&extra));
+        let denied = pending
+            .authenticate(&forged, &Dict::new())
+            .await
+            .unwrap_err();
+        assert_eq!(denied.reason, errors::AUTHENTICATION_DENIED);
+        assert_eq!(denied.message, "invalid signature");
+    }
+
+    #[tokio::test]
+    async fn a_key_the_principal_does_not_hold_gets_no_challenge() {
+        let pair = key_pair();
+        let auth = endpoint_for(&pair);
+        let stranger = key_pair();
+        let denied = expect_denied(&auth, hello(&stranger).authid("alice")).await;
+        assert_eq!(denied.reason, errors::AUTHENTICATION_DENIED);
+        assert_eq!(
+            denied.message,
+            "the public key is not authorized for this principal"
+        );
+        let denied = expect_denied(&auth, hello(&pair).authid("bob")).await;
+        assert_eq!(denied.reason, errors::AUTHENTICATION_DENIED);
+        let denied = expect_denied(&auth, hello(&stranger)).await;
+        assert_eq!(denied.reason, errors::NO_SUCH_PRINCIPAL);
+        assert_eq!(denied.message, "no principal has this public key");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_principal_or_a_missing_key_gets_no_challenge() {
+        let pair = key_pair();
+        let auth = endpoint_for(&pair);
+        let denied = expect_denied(&auth, hello(&pair).authid("carol")).await;
+        assert_eq!(denied.reason, errors::NO_SUCH_PRINCIPAL);
+        assert_eq!(denied.message, r#"no cryptosign principal "carol""#);
+        let denied = expect_denied(&auth, Hello::new(&["cryptosign"]).authid("alice")).await;
+        assert_eq!(denied.reason, errors::AUTHENTICATION_FAILED);
+        let not_hex = Hello::new(&["cryptosign"]).authextra("pubkey", "zz".into());
+        let denied = expect_denied(&auth, not_hex).await;
+        assert_eq!(denied.reason, errors::AUTHENTICATION_DENIED);
+    }
+
+    #[tokio::test]
+    async fn a_bound_challenge_is_signed_xored_with_the_binding_data() {
+        let pair = key_pair();
+        let auth = endpoint_for(&pair);
+        let data: Vec<u8> = (100u8..132).collect();
+        let bound = hello(&pair)
+            .authextra("channel_binding", "tls-server-end-point".into())
+            .conn(|c| c.channel_binding = Some(binding(data.clone())));
+        let (pending, extra) = expect_challenge(&auth, bound, "cryptosign").await;
+        assert_eq!(
+            extra["channel_binding"],
+            Value::from("tls-server-end-point")
+        );
+        let signature = sign96(&pair, &xor(&challenge_of(&extra), &data));
+        assert!(pending.authenticate(&signature, &Dict::new()).await.is_ok());
     }
 }

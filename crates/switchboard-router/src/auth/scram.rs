@@ -369,6 +369,7 @@ mod tests {
     use ring::pbkdf2;
 
     use super::*;
+    use crate::auth::testing::{Hello, endpoint, expect_challenge, expect_denied};
 
     /// What a client derives from its password: (ClientKey, StoredKey, ServerKey), as Autobahn's
     /// AuthScram / derive_scram_credential do for `pbkdf2` (salt used as its UTF-8 bytes).
@@ -755,5 +756,109 @@ mod tests {
             exchange.finish("xIQw+Uz+9W+ocl0tWC4IfD5leKF+WYITA/1UkJU4YJE=", &Dict::new()),
             Ok("3gmPEBB0y87n7iaMb2BhIQY4r4cpHRJWVH8oDNnsBP4=".to_string())
         );
+    }
+
+    /// An endpoint whose static principal `alice` has role `user` and the credential of
+    /// [`credential`]`("pw")`, written as the config holds it (hex; the salt's base64 goes out).
+    fn scram_endpoint() -> crate::auth::EndpointAuth {
+        let cred = credential("pw");
+        let salt = hex::encode(BASE64.decode(&cred.salt).unwrap());
+        endpoint(&format!(
+            r#"{{"scram": {{"type": "static", "principals": {{"alice": {{
+                "kdf": "pbkdf2", "iterations": 64, "salt": "{salt}",
+                "stored-key": "{}", "server-key": "{}", "role": "user"}}}}}}}}"#,
+            hex::encode(&cred.stored_key),
+            hex::encode(&cred.server_key)
+        ))
+    }
+
+    fn scram_hello(authid: &str) -> Hello {
+        Hello::new(&["scram"])
+            .authid(authid)
+            .authextra("nonce", CLIENT_NONCE.into())
+    }
+
+    #[tokio::test]
+    async fn the_right_proof_is_welcomed_with_the_server_signature() {
+        let auth = scram_endpoint();
+        let (pending, extra) = expect_challenge(&auth, scram_hello("alice"), "scram").await;
+        assert_eq!(extra["salt"], Value::from("c2FsdHNhbHQ="));
+        let (proof, server_signature) = client("alice", CLIENT_NONCE, "pw", &extra);
+        let who = pending.authenticate(&proof, &Dict::new()).await.unwrap();
+        assert_eq!(
+            (who.authid.as_str(), who.authrole.as_str()),
+            ("alice", "user")
+        );
+        assert_eq!((who.authmethod, who.authprovider), ("scram", "static"));
+        assert_eq!(
+            who.authextra.get("scram_server_signature"),
+            Some(&Value::from(server_signature))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_proof_from_another_password_is_denied() {
+        let auth = scram_endpoint();
+        let (pending, extra) = expect_challenge(&auth, scram_hello("alice"), "scram").await;
+        let (proof, _) = client("alice", CLIENT_NONCE, "wrong", &extra);
+        let denied = pending
+            .authenticate(&proof, &Dict::new())
+            .await
+            .unwrap_err();
+        assert_eq!(denied.reason, errors::AUTHENTICATION_DENIED);
+        assert_eq!(denied.message, "invalid proof: invalid client proof");
+    }
+
+    #[tokio::test]
+    async fn hello_needs_a_known_authid_a_nonce_and_a_binding_the_connection_has() {
+        let auth = scram_endpoint();
+        let denied = expect_denied(&auth, scram_hello("bob")).await;
+        assert_eq!(denied.reason, errors::NO_SUCH_PRINCIPAL);
+        let no_nonce = Hello::new(&["scram"]).authid("alice");
+        let denied = expect_denied(&auth, no_nonce).await;
+        assert_eq!(denied.reason, errors::AUTHENTICATION_FAILED);
+        assert_eq!(
+            denied.message,
+            "WAMP-SCRAM needs HELLO.Details.authextra.nonce"
+        );
+        let ambiguous = Hello::new(&["scram"])
+            .authid("alice")
+            .authextra("nonce", "a,b".into());
+        assert_eq!(
+            expect_denied(&auth, ambiguous).await.reason,
+            errors::AUTHENTICATION_FAILED
+        );
+        let bound =
+            scram_hello("alice").authextra("channel_binding", "tls-server-end-point".into());
+        let denied = expect_denied(&auth, bound).await;
+        assert_eq!(
+            denied.message,
+            "channel binding tls-server-end-point needs a TLS connection"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bound_exchange_needs_this_connections_binding_data() {
+        let auth = scram_endpoint();
+        let binding = ChannelBinding {
+            kind: "tls-server-end-point",
+            data: vec![7; 32],
+        };
+        let hello = scram_hello("alice")
+            .authextra("channel_binding", "tls-server-end-point".into())
+            .conn(|c| c.channel_binding = Some(binding.clone()));
+        let (pending, extra) = expect_challenge(&auth, hello, "scram").await;
+        assert_eq!(
+            extra["channel_binding"],
+            Value::from("tls-server-end-point")
+        );
+        let (proof, _) = client("alice", CLIENT_NONCE, "pw", &extra);
+        let cbind: Dict = [(
+            "cbind_data".to_string(),
+            Value::from(BASE64.encode(&binding.data)),
+        )]
+        .into_iter()
+        .collect();
+        assert!(pending.authenticate(&proof, &cbind).await.is_ok());
     }
 }

@@ -81,6 +81,12 @@ impl Hello {
         self
     }
 
+    /// Asks for `realm` instead of `realm1`.
+    pub(super) fn realm(mut self, realm: &str) -> Self {
+        self.realm = realm.into();
+        self
+    }
+
     /// Changes what the connection brings.
     pub(super) fn conn(mut self, change: impl FnOnce(&mut ConnectionInfo)) -> Self {
         change(&mut self.conn);

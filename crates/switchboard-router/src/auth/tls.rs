@@ -108,6 +108,50 @@ impl Principal for TlsPrincipal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::testing::{Hello, endpoint, expect_denied, expect_welcome};
+
+    const PRINCIPALS: &str = r#"{"tls": {"type": "static", "principals": {
+        "alias": {"certificate-sha1": "b6e5000a", "role": "a"},
+        "alice": {"certificate-sha1": "B6:E5:00:0A", "role": "b", "realm": "realm2"},
+        "client.example": {"role": "c"}}}}"#;
+
+    fn presenting(sha1: &str, common_name: Option<&str>) -> Hello {
+        let cert = ClientCertificate {
+            sha1: sha1.into(),
+            common_name: common_name.map(str::to_owned),
+        };
+        Hello::new(&["tls"]).conn(|c| c.client_certificate = Some(cert))
+    }
+
+    #[tokio::test]
+    async fn a_certificate_is_matched_by_fingerprint_and_hellos_authid_only_chooses() {
+        let auth = endpoint(PRINCIPALS);
+        let who = expect_welcome(&auth, presenting("B6:E5:00:0A", None)).await;
+        assert_eq!((who.authid.as_str(), who.authrole.as_str()), ("alias", "a"));
+        assert_eq!((who.authmethod, who.authprovider), ("tls", "static"));
+        let who = expect_welcome(&auth, presenting("B6:E5:00:0A", None).authid("alice")).await;
+        assert_eq!(who.authid, "alice");
+        assert_eq!(who.realm.as_deref(), Some("realm2"));
+        // An authid the certificate does not match is not believed.
+        let hello = presenting("B6:E5:00:0A", None).authid("client.example");
+        assert_eq!(expect_welcome(&auth, hello).await.authid, "alias");
+    }
+
+    #[tokio::test]
+    async fn a_principal_without_fingerprint_is_matched_by_common_name() {
+        let auth = endpoint(PRINCIPALS);
+        let who = expect_welcome(&auth, presenting("00:11", Some("client.example"))).await;
+        assert_eq!(
+            (who.authid.as_str(), who.authrole.as_str()),
+            ("client.example", "c")
+        );
+        let denied = expect_denied(&auth, presenting("00:11", Some("other.example"))).await;
+        assert_eq!(denied.reason, errors::NO_SUCH_PRINCIPAL);
+        assert_eq!(
+            denied.message,
+            "no principal matches the client certificate"
+        );
+    }
 
     #[test]
     fn certificate_fingerprints_compare_in_any_spelling() {

@@ -317,3 +317,104 @@ fn welcome(session: SessionId, realm: &str, who: &Authenticated) -> Message {
         details,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use switchboard_proto::Serializer;
+    use switchboard_transport::rawsocket::{self, RawSocket};
+    use switchboard_transport::{BoxedIo, DEFAULT_MAX_MESSAGE_BYTES};
+    use tokio::io::AsyncReadExt as _;
+
+    use super::*;
+
+    /// The router's and the client's end of an in-memory RawSocket connection.
+    async fn connection() -> (RawSocket, RawSocket) {
+        let (router_io, client_io) = tokio::io::duplex(64 * 1024);
+        let client = tokio::spawn(rawsocket::connect(
+            Box::new(client_io),
+            Serializer::Json,
+            DEFAULT_MAX_MESSAGE_BYTES,
+        ));
+        let mut router_io: BoxedIo = Box::new(router_io);
+        // The listener reads the first octet (RawSocket's magic) to tell RawSocket from HTTP.
+        let mut magic = [0u8; 1];
+        router_io.read_exact(&mut magic).await.unwrap();
+        let router = rawsocket::accept(router_io, DEFAULT_MAX_MESSAGE_BYTES, &[Serializer::Json])
+            .await
+            .unwrap();
+        (router, client.await.unwrap().unwrap())
+    }
+
+    /// What `read_authenticate` makes of the client sending `msg`.
+    async fn answer_with(msg: Message) -> Result<(String, Dict), Denied> {
+        let (mut router, mut client) = connection().await;
+        send_now(&mut client, &msg).await;
+        read_authenticate(&mut router).await
+    }
+
+    #[tokio::test]
+    async fn authenticate_yields_its_signature_and_extra() {
+        let mut extra = Dict::new();
+        extra.insert("nonce".into(), "n".into());
+        let answer = Message::Authenticate {
+            signature: "sig".into(),
+            extra: extra.clone(),
+        };
+        assert_eq!(answer_with(answer).await, Ok(("sig".into(), extra)));
+    }
+
+    #[tokio::test]
+    async fn an_abort_instead_of_authenticate_is_the_client_giving_up() {
+        let denied = answer_with(Message::abort("com.example.changed_mind", "bye"))
+            .await
+            .unwrap_err();
+        assert_eq!(denied.reason, errors::AUTHENTICATION_FAILED);
+        assert_eq!(
+            denied.message,
+            "the client gave up authenticating (com.example.changed_mind)"
+        );
+        assert!(!denied.failed_attempt);
+    }
+
+    #[tokio::test]
+    async fn another_message_or_garbage_is_a_protocol_violation() {
+        let denied = answer_with(Message::Goodbye {
+            details: Dict::new(),
+            reason: errors::CLOSE_NORMAL.into(),
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(denied.reason, errors::PROTOCOL_VIOLATION);
+        assert_eq!(denied.message, "expected AUTHENTICATE, got GOODBYE");
+        let (mut router, mut client) = connection().await;
+        client
+            .feed(bytes::Bytes::from_static(b"[5,"))
+            .await
+            .unwrap();
+        client.flush().await.unwrap();
+        let denied = read_authenticate(&mut router).await.unwrap_err();
+        assert_eq!(denied.reason, errors::PROTOCOL_VIOLATION);
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_ends_mid_challenge_is_reported() {
+        let (mut router, client) = connection().await;
+        drop(client);
+        let denied = read_authenticate(&mut router).await.unwrap_err();
+        assert_eq!(denied.reason, errors::AUTHENTICATION_FAILED);
+        assert_eq!(denied.message, "the connection ended during authentication");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silence_after_a_challenge_times_out() {
+        let (mut router, _client) = connection().await;
+        let started = tokio::time::Instant::now();
+        let denied = read_authenticate(&mut router).await.unwrap_err();
+        assert!(started.elapsed() >= AUTHENTICATE_TIMEOUT);
+        assert_eq!(denied.reason, errors::AUTHENTICATION_FAILED);
+        assert_eq!(
+            denied.message,
+            "no AUTHENTICATE within the authentication timeout"
+        );
+    }
+}
