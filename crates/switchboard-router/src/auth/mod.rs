@@ -230,7 +230,10 @@ pub enum HelloStep {
 /// [`PendingAuth::abandon`] settle it (and log a denial); dropping it unfinished forgives it.
 pub struct PendingAuth {
     method: &'static str,
-    check: Check,
+    /// Boxed (a few hundred bytes for the largest method): a driver holds the `PendingAuth` while
+    /// it waits for AUTHENTICATE, and a session task's future keeps the size of its largest state
+    /// for the whole life of the session.
+    check: Box<Check>,
     attempt: Attempt,
 }
 
@@ -250,7 +253,7 @@ impl PendingAuth {
         signature: &str,
         extra: &Dict,
     ) -> Result<Authenticated, Denied> {
-        let outcome = match self.check {
+        let outcome = match *self.check {
             Check::Ticket(p) => p.authenticate(signature).await,
             Check::WampCra(p) => p.authenticate(signature),
             Check::Scram(p) => p.authenticate(signature, extra),
@@ -418,25 +421,33 @@ impl EndpointAuth {
                 "ticket" => {
                     if let Some(tickets) = &self.ticket {
                         let (extra, p) = tickets.start(&ctx)?;
-                        return Ok(Step::Challenge("ticket", extra, Check::Ticket(p)));
+                        return Ok(Step::Challenge("ticket", extra, Box::new(Check::Ticket(p))));
                     }
                 }
                 "wampcra" => {
                     if let Some(wampcra) = &self.wampcra {
                         let (extra, p) = wampcra.start(&ctx).await?;
-                        return Ok(Step::Challenge("wampcra", extra, Check::WampCra(p)));
+                        return Ok(Step::Challenge(
+                            "wampcra",
+                            extra,
+                            Box::new(Check::WampCra(p)),
+                        ));
                     }
                 }
                 "scram" => {
                     if let Some(principals) = &self.scram {
                         let (extra, p) = scram::start(principals, &ctx).await?;
-                        return Ok(Step::Challenge("scram", extra, Check::Scram(p)));
+                        return Ok(Step::Challenge("scram", extra, Box::new(Check::Scram(p))));
                     }
                 }
                 "cryptosign" => {
                     if let Some(principals) = &self.cryptosign {
                         let (extra, p) = cryptosign::start(principals, &ctx).await?;
-                        return Ok(Step::Challenge("cryptosign", extra, Check::Cryptosign(p)));
+                        return Ok(Step::Challenge(
+                            "cryptosign",
+                            extra,
+                            Box::new(Check::Cryptosign(p)),
+                        ));
                     }
                 }
                 "tls" => {
@@ -473,7 +484,7 @@ impl EndpointAuth {
 /// A method's first step: the identity, or (method, CHALLENGE.Extra, the check of the answer).
 enum Step {
     Welcome(Authenticated),
-    Challenge(&'static str, Dict, Check),
+    Challenge(&'static str, Dict, Box<Check>),
 }
 
 /// An anonymous session's identity. HELLO's authid is not believed: an anonymous client could
