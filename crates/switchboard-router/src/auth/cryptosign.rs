@@ -1,9 +1,9 @@
 //! WAMP-Cryptosign (spec, "WAMP-Cryptosign"): Ed25519 challenge-response: public keys, challenges and
 //! signature checks.
 //!
-//! [`start`] is the method: the principal is the one HELLO's authid names, or without one the
+//! `start` is the method: the principal is the one HELLO's authid names, or without one the
 //! principal holding HELLO's public key, or whoever an authenticator vouches for that key; its
-//! [`Pending`] checks the signature of a fresh challenge.
+//! `Pending` checks the signature of a fresh challenge.
 
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{ED25519, UnparsedPublicKey};

@@ -5,9 +5,10 @@
 //! The answer is a role name, or a dictionary with `role` and optionally `authid`, `realm` and
 //! `extra` (WELCOME's authextra); for WAMP-CRA, WAMP-SCRAM and WAMP-Cryptosign the dictionary also
 //! carries what the router checks the client's answer against (`secret`; the SCRAM credential;
-//! `pubkey`). An ERROR from the authenticator ends the handshake with that error's URI, so
-//! applications can tell clients why; an authenticator that is missing, fails to answer in time or
-//! answers something else ends it with `wamp.error.authentication_failed`.
+//! `pubkey`), which each method reads in its own `Principal::from_answer`. An ERROR from the
+//! authenticator ends the handshake with that error's URI, so applications can tell clients why;
+//! an authenticator that is missing, fails to answer in time or answers something else ends it
+//! with `wamp.error.authentication_failed`.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! credentials until the oldest failure leaves the window, so guessing a secret online costs
 //! `window / failures` per guess.
 //!
-//! An authentication counts through an [`Attempt`], which the auth state machine begins at HELLO
+//! An authentication counts through an `Attempt`, which the auth state machine begins at HELLO
 //! and settles when the method's verdict is in, however many messages that takes.
 
 use std::collections::{HashMap, VecDeque};

@@ -31,10 +31,11 @@ mod ticket;
 mod tls;
 pub mod wampcra;
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::{fmt, time::Duration};
+use std::time::Duration;
 
 use switchboard_proto::{Dict, Value, errors};
 
@@ -198,7 +199,7 @@ pub struct HelloRequest<'a> {
     pub conn: &'a ConnectionInfo,
     /// The realms: dynamic authenticators are procedures on one of them.
     pub realms: &'a Arc<RealmRegistry>,
-    /// The realm HELLO asked for (it exists).
+    /// The realm HELLO asked for (the driver checked that it exists).
     pub realm: &'a str,
     /// HELLO.Details.
     pub details: &'a Dict,
@@ -578,6 +579,12 @@ mod tests {
     use testing::{
         Hello, SESSION, endpoint, expect_challenge, expect_denied, expect_welcome, limited_endpoint,
     };
+
+    #[test]
+    fn a_pending_exchange_can_outlive_its_request_and_move_between_tasks() {
+        fn owned_and_send<T: Send + 'static>() {}
+        owned_and_send::<PendingAuth>();
+    }
 
     #[tokio::test]
     async fn anonymous_sessions_get_a_generated_authid_whatever_hello_says() {

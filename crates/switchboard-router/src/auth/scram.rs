@@ -15,8 +15,8 @@
 //! The server never runs the KDF: it only holds StoredKey and ServerKey, so Argon2id credentials need
 //! no Argon2 implementation here.
 //!
-//! [`start`] is the method: it checks HELLO's nonce, resolves the principal and opens a
-//! [`ScramExchange`]; its [`Pending`] checks the proof.
+//! `start` is the method: it checks HELLO's nonce, resolves the principal and opens a
+//! [`ScramExchange`]; its `Pending` checks the proof.
 
 use std::fmt;
 

@@ -2,8 +2,8 @@
 //! signature checks.
 //!
 //! Everything here is byte-compatible with Autobahn's `AuthWampCra` client (`derive_key`,
-//! `compute_wcs`) and with the challenge text Crossbar.io sends. [`WampCra`] is the method: it
-//! resolves HELLO's principal, derives its key and sends the challenge text; its [`Pending`]
+//! `compute_wcs`) and with the challenge text Crossbar.io sends. `WampCra` is the method: it
+//! resolves HELLO's principal, derives its key and writes the challenge text; its `Pending`
 //! checks the signature.
 
 use std::collections::HashMap;
