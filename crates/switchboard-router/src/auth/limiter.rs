@@ -108,8 +108,9 @@ impl FailureLimiter {
 /// One authentication as the limiter sees it: a failure from [`Attempt::begin`] on, taken back
 /// when it ends in anything but the client's credentials being refused.
 ///
-/// Only [`Attempt::settle`] ends an attempt with a verdict, and it also logs a denial; an attempt
-/// dropped without one (an exchange nobody finished) is forgiven, as it refused no credentials.
+/// Only [`Attempt::settle`] and [`Attempt::deny`] end an attempt with a verdict, and they also
+/// log a denial; an attempt dropped without one (an exchange nobody finished) is forgiven, as it
+/// refused no credentials. The auth state machine owns its attempts, so no driver can forget one.
 #[derive(Debug)]
 pub(super) struct Attempt {
     /// The limiter and address the attempt counts against, until it is settled.
