@@ -221,3 +221,51 @@ async fn failures_from_one_address_are_rate_limited() {
     assert!(matches!(local.recv().await, Some(Message::Welcome { .. })));
     router.shutdown().await;
 }
+
+/// Sends a ticket HELLO for joe and waits for the CHALLENGE.
+async fn challenged(router: &TestRouter) -> RawPeer {
+    let mut peer = RawPeer::open(router, Via::RawSocketTcp, Serializer::Json).await;
+    peer.send(&hello(methods(&["ticket"]), Some("joe"))).await;
+    assert!(matches!(peer.recv().await, Some(Message::Challenge { .. })));
+    peer
+}
+
+#[tokio::test]
+async fn a_client_that_gives_up_mid_challenge_gets_authentication_failed() {
+    let router = router("").await;
+    let mut peer = challenged(&router).await;
+    peer.send(&Message::abort("com.example.changed_mind", "bye"))
+        .await;
+    match peer.recv().await {
+        Some(Message::Abort { reason, details }) => {
+            assert_eq!(reason, errors::AUTHENTICATION_FAILED);
+            assert_eq!(
+                details.get("message").and_then(Value::as_str),
+                Some("the client gave up authenticating (com.example.changed_mind)")
+            );
+        }
+        other => panic!("expected ABORT, got {other:?}"),
+    }
+    assert!(peer.recv().await.is_none(), "connection closes after ABORT");
+    router.shutdown().await;
+}
+
+#[tokio::test]
+async fn giving_up_or_breaking_the_protocol_mid_challenge_is_not_a_failed_login() {
+    let router = router(r#""auth_rate_limit": {"failures": 1, "window": 60},"#).await;
+    for _ in 0..3 {
+        let mut peer = challenged(&router).await;
+        peer.send(&Message::abort("com.example.changed_mind", "bye"))
+            .await;
+        peer.expect_abort(errors::AUTHENTICATION_FAILED).await;
+        let mut peer = challenged(&router).await;
+        peer.send(&hello(None, None)).await;
+        peer.expect_abort(errors::PROTOCOL_VIOLATION).await;
+    }
+    let mut welcome = ticket_login(&router, Via::RawSocketTcp, "joe", "secret-ticket").await;
+    assert!(matches!(
+        welcome.recv().await,
+        Some(Message::Welcome { .. })
+    ));
+    router.shutdown().await;
+}

@@ -22,6 +22,7 @@ use switchboard_proto::Dict;
 
 use super::Authenticated;
 use crate::config::{CookieConfig, CookieStoreKind};
+use crate::locks::lock;
 
 /// Crossbar's default cookie name.
 pub const DEFAULT_NAME: &str = "cbtid";
@@ -276,13 +277,13 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::auth::TrackingCookie;
+    use crate::auth::testing::{Hello, endpoint, expect_welcome};
     use crate::config::CookieStoreConfig;
 
     fn who() -> Authenticated {
@@ -362,5 +363,38 @@ mod tests {
         )
         .unwrap();
         assert!(expired.authenticated(&id, "realm1").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_remembered_cookie_authenticates_on_its_realm_without_a_challenge() {
+        let jar =
+            Arc::new(CookieJar::from_config(&CookieConfig::default(), Path::new("/")).unwrap());
+        jar.remember("known-id", "realm1", &who());
+        let auth = endpoint(r#"{"anonymous": {"type": "static"}, "cookie": {}}"#);
+        let with_cookie = |id: &str| {
+            let cookie = TrackingCookie {
+                jar: Arc::clone(&jar),
+                id: id.into(),
+                fresh: false,
+            };
+            Hello::new(&["cookie", "anonymous"]).conn(|c| c.cookie = Some(cookie))
+        };
+        let who = expect_welcome(&auth, with_cookie("known-id")).await;
+        assert_eq!(
+            (who.authid.as_str(), who.authrole.as_str()),
+            ("joe", "frontend")
+        );
+        assert_eq!((who.authmethod, who.authprovider), ("cookie", "cookie"));
+        assert_eq!(
+            who.authextra
+                .get("cookie_authmethod")
+                .and_then(|v| v.as_str()),
+            Some("ticket")
+        );
+        // An unknown cookie, or one for another realm, does not apply: the next method does.
+        let who = expect_welcome(&auth, with_cookie("made-up")).await;
+        assert_eq!(who.authmethod, "anonymous");
+        let who = expect_welcome(&auth, with_cookie("known-id").realm("realm2")).await;
+        assert_eq!(who.authmethod, "anonymous");
     }
 }

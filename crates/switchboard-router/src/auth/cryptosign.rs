@@ -1,11 +1,126 @@
 //! WAMP-Cryptosign (spec, "WAMP-Cryptosign"): Ed25519 challenge-response: public keys, challenges and
 //! signature checks.
+//!
+//! `start` is the method: the principal is the one HELLO's authid names, or without one the
+//! principal holding HELLO's public key, or whoever an authenticator vouches for that key; its
+//! `Pending` checks the signature of a fresh challenge.
 
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{ED25519, UnparsedPublicKey};
 use subtle::ConstantTimeEq;
+use switchboard_proto::{Dict, Value, errors};
 
-use super::ChannelBinding;
+use super::dynamic::Answer;
+use super::principals::{Principal, Principals};
+use super::{Authenticated, ChannelBinding, Context, Denied, denied};
+use crate::config::CryptosignPrincipal;
+
+/// Checks HELLO's public key and resolves its principal; the CHALLENGE extra (the challenge, and
+/// the channel binding type when bound) and the exchange waiting for the signature.
+pub(super) async fn start(
+    principals: &Principals<CryptosignPrincipal>,
+    ctx: &Context<'_>,
+) -> Result<(Dict, Pending), Denied> {
+    let Some(pubkey_hex) = ctx.authextra.get("pubkey").and_then(Value::as_str) else {
+        return Err(Denied::new(
+            errors::AUTHENTICATION_FAILED,
+            "WAMP-Cryptosign needs HELLO.Details.authextra.pubkey",
+        ));
+    };
+    let Some(pubkey) = parse_public_key(pubkey_hex) else {
+        return Err(denied(
+            "authextra.pubkey is not an Ed25519 public key in hex",
+        ));
+    };
+    let binding = ctx.channel_binding()?;
+    let same_key = |k: &String| parse_public_key(k) == Some(pubkey);
+    let found = principals
+        .resolve(ctx, |map| match ctx.authid {
+            Some(authid) => map
+                .get_key_value(authid)
+                .ok_or_else(|| ctx.no_such_principal("cryptosign", authid)),
+            None => map
+                .iter()
+                .find(|(_, p)| p.authorized_keys.iter().any(same_key))
+                .ok_or_else(|| {
+                    Denied::new(
+                        errors::NO_SUCH_PRINCIPAL,
+                        "no principal has this public key",
+                    )
+                }),
+        })
+        .await?;
+    if !found.principal.authorized_keys.iter().any(same_key) {
+        return Err(denied(if found.is_static() {
+            "the public key is not authorized for this principal"
+        } else {
+            "the authenticator did not authorize this public key"
+        }));
+    }
+    let mut identity = found.into_identity()?;
+    identity
+        .authextra
+        .insert("pubkey".into(), pubkey_hex.into());
+    let nonce = new_challenge();
+    let mut extra = Dict::new();
+    extra.insert("challenge".into(), hex::encode(nonce).into());
+    if let Some(b) = &binding {
+        extra.insert("channel_binding".into(), b.kind.into());
+    }
+    let pending = Pending {
+        pubkey,
+        nonce,
+        binding,
+        identity,
+    };
+    Ok((extra, pending))
+}
+
+/// A WAMP-Cryptosign exchange waiting for AUTHENTICATE.
+#[derive(Debug)]
+pub(super) struct Pending {
+    pubkey: [u8; 32],
+    nonce: [u8; 32],
+    binding: Option<ChannelBinding>,
+    /// Who the client is once the signature checks out (its authextra names the key).
+    identity: Authenticated,
+}
+
+impl Pending {
+    /// Checks AUTHENTICATE's signature of the challenge.
+    pub(super) fn authenticate(self, signature: &str) -> Result<Authenticated, Denied> {
+        if !verify(&self.pubkey, &self.nonce, self.binding.as_ref(), signature) {
+            return Err(denied("invalid signature"));
+        }
+        Ok(self.identity)
+    }
+}
+
+impl Principal for CryptosignPrincipal {
+    const METHOD: &'static str = "cryptosign";
+
+    fn role(&self) -> &str {
+        &self.role
+    }
+
+    fn realm(&self) -> Option<&str> {
+        self.realm.as_deref()
+    }
+
+    /// The authenticator vouches for one key, its answer's `pubkey`: the key the client must sign
+    /// with.
+    fn from_answer(answer: &Answer) -> Result<Self, Denied> {
+        Ok(CryptosignPrincipal {
+            authorized_keys: answer
+                .field_str("pubkey")
+                .map(str::to_owned)
+                .into_iter()
+                .collect(),
+            role: answer.field_str("role").unwrap_or_default().to_owned(),
+            realm: answer.field_str("realm").map(str::to_owned),
+        })
+    }
+}
 
 /// A public key from its 64 hex digits.
 pub fn parse_public_key(hex_key: &str) -> Option<[u8; 32]> {
@@ -89,6 +204,8 @@ mod tests {
     use ring::signature::{Ed25519KeyPair, KeyPair};
 
     use super::*;
+    use crate::auth::EndpointAuth;
+    use crate::auth::testing::{Hello, endpoint, expect_challenge, expect_denied};
 
     fn key_pair() -> Ed25519KeyPair {
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
@@ -328,5 +445,114 @@ mod tests {
         }
         // A public key that is not a curve point.
         assert!(!verify(&[0xff; 32], &challenge, None, &good));
+    }
+
+    /// An endpoint where `alice` (role `user`) holds `pair`'s key.
+    fn endpoint_for(pair: &Ed25519KeyPair) -> EndpointAuth {
+        endpoint(&format!(
+            r#"{{"cryptosign": {{"type": "static", "principals": {{
+                "alice": {{"authorized_keys": ["{}"], "role": "user", "realm": "realm2"}},
+                "bob": {{"authorized_keys": [], "role": "user"}}}}}}}}"#,
+            hex::encode(public(pair))
+        ))
+    }
+
+    fn hello(pair: &Ed25519KeyPair) -> Hello {
+        Hello::new(&["cryptosign"]).authextra("pubkey", hex::encode(public(pair)).into())
+    }
+
+    /// The challenge of a CHALLENGE extra.
+    fn challenge_of(extra: &Dict) -> [u8; 32] {
+        let mut challenge = [0u8; 32];
+        hex::decode_to_slice(extra["challenge"].as_str().unwrap(), &mut challenge).unwrap();
+        challenge
+    }
+
+    #[tokio::test]
+    async fn the_key_holder_is_welcomed_by_authid_or_by_key_alone() {
+        let pair = key_pair();
+        let auth = endpoint_for(&pair);
+        for hello in [hello(&pair).authid("alice"), hello(&pair)] {
+            let (pending, extra) = expect_challenge(&auth, hello, "cryptosign").await;
+            assert_eq!(extra.len(), 1);
+            let signature = sign96(&pair, &challenge_of(&extra));
+            let who = pending
+                .authenticate(&signature, &Dict::new())
+                .await
+                .unwrap();
+            assert_eq!(
+                (who.authid.as_str(), who.authrole.as_str()),
+                ("alice", "user")
+            );
+            assert_eq!((who.authmethod, who.authprovider), ("cryptosign", "static"));
+            assert_eq!(who.realm.as_deref(), Some("realm2"));
+            assert_eq!(
+                who.authextra.get("pubkey"),
+                Some(&Value::from(hex::encode(public(&pair))))
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_signature_by_another_key_is_denied() {
+        let pair = key_pair();
+        let auth = endpoint_for(&pair);
+        let (pending, extra) = expect_challenge(&auth, hello(&pair), "cryptosign").await;
+        let forged = sign96(&key_pair(), &challenge_of(&extra));
+        let denied = pending
+            .authenticate(&forged, &Dict::new())
+            .await
+            .unwrap_err();
+        assert_eq!(denied.reason, errors::AUTHENTICATION_DENIED);
+        assert_eq!(denied.message, "invalid signature");
+    }
+
+    #[tokio::test]
+    async fn a_key_the_principal_does_not_hold_gets_no_challenge() {
+        let pair = key_pair();
+        let auth = endpoint_for(&pair);
+        let stranger = key_pair();
+        let denied = expect_denied(&auth, hello(&stranger).authid("alice")).await;
+        assert_eq!(denied.reason, errors::AUTHENTICATION_DENIED);
+        assert_eq!(
+            denied.message,
+            "the public key is not authorized for this principal"
+        );
+        let denied = expect_denied(&auth, hello(&pair).authid("bob")).await;
+        assert_eq!(denied.reason, errors::AUTHENTICATION_DENIED);
+        let denied = expect_denied(&auth, hello(&stranger)).await;
+        assert_eq!(denied.reason, errors::NO_SUCH_PRINCIPAL);
+        assert_eq!(denied.message, "no principal has this public key");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_principal_or_a_missing_key_gets_no_challenge() {
+        let pair = key_pair();
+        let auth = endpoint_for(&pair);
+        let denied = expect_denied(&auth, hello(&pair).authid("carol")).await;
+        assert_eq!(denied.reason, errors::NO_SUCH_PRINCIPAL);
+        assert_eq!(denied.message, r#"no cryptosign principal "carol""#);
+        let denied = expect_denied(&auth, Hello::new(&["cryptosign"]).authid("alice")).await;
+        assert_eq!(denied.reason, errors::AUTHENTICATION_FAILED);
+        let not_hex = Hello::new(&["cryptosign"]).authextra("pubkey", "zz".into());
+        let denied = expect_denied(&auth, not_hex).await;
+        assert_eq!(denied.reason, errors::AUTHENTICATION_DENIED);
+    }
+
+    #[tokio::test]
+    async fn a_bound_challenge_is_signed_xored_with_the_binding_data() {
+        let pair = key_pair();
+        let auth = endpoint_for(&pair);
+        let data: Vec<u8> = (100u8..132).collect();
+        let bound = hello(&pair)
+            .authextra("channel_binding", "tls-server-end-point".into())
+            .conn(|c| c.channel_binding = Some(binding(data.clone())));
+        let (pending, extra) = expect_challenge(&auth, bound, "cryptosign").await;
+        assert_eq!(
+            extra["channel_binding"],
+            Value::from("tls-server-end-point")
+        );
+        let signature = sign96(&pair, &xor(&challenge_of(&extra), &data));
+        assert!(pending.authenticate(&signature, &Dict::new()).await.is_ok());
     }
 }

@@ -5,16 +5,18 @@
 //! The answer is a role name, or a dictionary with `role` and optionally `authid`, `realm` and
 //! `extra` (WELCOME's authextra); for WAMP-CRA, WAMP-SCRAM and WAMP-Cryptosign the dictionary also
 //! carries what the router checks the client's answer against (`secret`; the SCRAM credential;
-//! `pubkey`). An ERROR from the authenticator ends the handshake with that error's URI, so
-//! applications can tell clients why; an authenticator that is missing, fails to answer in time or
-//! answers something else ends it with `wamp.error.authentication_failed`.
+//! `pubkey`), which each method reads in its own `Principal::from_answer`. An ERROR from the
+//! authenticator ends the handshake with that error's URI, so applications can tell clients why;
+//! an authenticator that is missing, fails to answer in time or answers something else ends it
+//! with `wamp.error.authentication_failed`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_proto::{Dict, Value, errors};
 
-use super::{Authenticated, Context, Denied};
-use crate::config::{ScramPrincipal, WampCraPrincipal};
+use super::{Authenticated, Denied};
+use crate::realm::RealmRegistry;
 use crate::router_call::CallFailure;
 
 /// How long the router waits for an authenticator.
@@ -29,29 +31,46 @@ pub struct Authenticator {
     pub realm: Option<String>,
 }
 
+/// What an authenticator is asked about one HELLO. Owned, so that a question can wait for the
+/// client's AUTHENTICATE (a dynamic ticket is checked only once the client has sent it).
+#[derive(Debug)]
+pub(super) struct Query {
+    pub(super) realms: Arc<RealmRegistry>,
+    /// The realm HELLO asked for.
+    pub(super) realm: String,
+    /// HELLO's authid.
+    pub(super) authid: Option<String>,
+    /// Crossbar's details: authmethod, authid, authextra, realm, session, transport.
+    pub(super) details: Dict,
+}
+
 /// An authenticator's answer.
 #[derive(Debug)]
-pub(crate) struct Answer {
+pub(super) struct Answer {
     fields: Dict,
     procedure: String,
+    /// HELLO's authid, the identity's authid when the answer names none.
+    hello_authid: Option<String>,
 }
 
 impl Authenticator {
-    /// Calls the authenticator for the HELLO described by `ctx`, with `details`.
-    pub(super) async fn authenticate(
-        &self,
-        ctx: &Context<'_>,
-        details: Dict,
-    ) -> Result<Answer, Denied> {
-        let realm_name = self.realm.as_deref().unwrap_or(ctx.realm);
-        let Some(realm) = ctx.realms.get(realm_name) else {
+    /// Calls the authenticator with `query` as `(realm, authid, details)`.
+    pub(super) async fn ask(&self, query: Query) -> Result<Answer, Denied> {
+        let Query {
+            realms,
+            realm: hello_realm,
+            authid: hello_authid,
+            details,
+        } = query;
+        let realm_name = self.realm.as_deref().unwrap_or(&hello_realm);
+        let Some(realm) = realms.get(realm_name) else {
             return Err(Denied::new(
                 errors::AUTHENTICATION_FAILED,
                 format!("the authenticator's realm {realm_name:?} does not exist"),
             ));
         };
-        let authid = ctx.authid.map_or(Value::Null, Value::from);
-        let args = vec![ctx.realm.into(), authid, Value::Dict(details)];
+        let authid = hello_authid.as_deref().map_or(Value::Null, Value::from);
+        let args = vec![hello_realm.as_str().into(), authid, Value::Dict(details)];
         let result = realm
             .router_call(&self.procedure, args, AUTHENTICATOR_TIMEOUT)
             .await;
@@ -92,6 +111,7 @@ impl Authenticator {
         Ok(Answer {
             fields,
             procedure: self.procedure.clone(),
+            hello_authid,
         })
     }
 }
@@ -109,7 +129,8 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 impl Answer {
-    fn malformed(&self, what: &str) -> Denied {
+    /// A denial for an answer that lacks what the method needs.
+    pub(super) fn malformed(&self, what: &str) -> Denied {
         Denied::new(
             errors::AUTHENTICATION_FAILED,
             format!("dynamic authenticator {}: {what}", self.procedure),
@@ -121,20 +142,22 @@ impl Answer {
         self.fields.get(name).and_then(Value::as_str)
     }
 
-    fn required_str(&self, name: &str) -> Result<String, Denied> {
+    /// An unsigned integer field of the answer.
+    pub(super) fn field_u64(&self, name: &str) -> Option<u64> {
+        self.fields.get(name).and_then(Value::as_u64)
+    }
+
+    /// A string field the answer must have.
+    pub(super) fn required_str(&self, name: &str) -> Result<String, Denied> {
         self.field_str(name)
             .map(str::to_owned)
             .ok_or_else(|| self.malformed(&format!("the answer has no string {name:?}")))
     }
 
     /// The identity the answer grants.
-    pub(super) fn into_authenticated(
-        self,
-        ctx: &Context<'_>,
-        method: &'static str,
-    ) -> Result<Authenticated, Denied> {
+    pub(super) fn into_authenticated(self, method: &'static str) -> Result<Authenticated, Denied> {
         let role = self.required_str("role")?;
-        let authid = match (self.field_str("authid"), ctx.authid) {
+        let authid = match (self.field_str("authid"), self.hello_authid.as_deref()) {
             (Some(a), _) | (None, Some(a)) => a.to_owned(),
             (None, None) => {
                 return Err(self.malformed("no authid: neither HELLO nor the answer has one"));
@@ -151,40 +174,6 @@ impl Answer {
             authmethod: method,
             authprovider: "dynamic",
             authextra,
-            realm: self.field_str("realm").map(str::to_owned),
-        })
-    }
-
-    /// The WAMP-CRA principal in the answer.
-    pub(super) fn wampcra_principal(&self) -> Result<WampCraPrincipal, Denied> {
-        let number = |name: &str| self.fields.get(name).and_then(Value::as_u64);
-        Ok(WampCraPrincipal {
-            secret: self.required_str("secret")?,
-            role: self.required_str("role")?,
-            salt: self.field_str("salt").map(str::to_owned),
-            iterations: number("iterations").and_then(|n| u32::try_from(n).ok()),
-            keylen: number("keylen").and_then(|n| usize::try_from(n).ok()),
-            realm: self.field_str("realm").map(str::to_owned),
-        })
-    }
-
-    /// The WAMP-SCRAM principal in the answer.
-    pub(super) fn scram_principal(&self) -> Result<ScramPrincipal, Denied> {
-        let number = |name: &str| {
-            self.fields
-                .get(name)
-                .and_then(Value::as_u64)
-                .and_then(|n| u32::try_from(n).ok())
-        };
-        Ok(ScramPrincipal {
-            kdf: self.required_str("kdf")?,
-            iterations: number("iterations")
-                .ok_or_else(|| self.malformed("the answer has no integer \"iterations\""))?,
-            memory: number("memory"),
-            salt: self.required_str("salt")?,
-            stored_key: self.required_str("stored-key")?,
-            server_key: self.required_str("server-key")?,
-            role: self.required_str("role")?,
             realm: self.field_str("realm").map(str::to_owned),
         })
     }

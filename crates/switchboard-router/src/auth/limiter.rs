@@ -4,11 +4,20 @@
 //! current window. Once it reaches the limit, its HELLOs are denied without looking at their
 //! credentials until the oldest failure leaves the window, so guessing a secret online costs
 //! `window / failures` per guess.
+//!
+//! An authentication counts through an `Attempt`, which the auth state machine begins at HELLO
+//! and settles when the method's verdict is in, however many messages that takes.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
-use std::sync::Mutex;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use switchboard_proto::errors;
+use tracing::info;
+
+use super::{Authenticated, Denied, peer_text};
+use crate::locks::lock;
 
 /// How many addresses are tracked before expired ones are first swept out; later sweeps wait
 /// until the table has doubled again, so sweeping stays amortized constant per attempt.
@@ -97,6 +106,96 @@ impl FailureLimiter {
     }
 }
 
+/// One authentication as the limiter sees it: a failure from [`Attempt::begin`] on, taken back
+/// when it ends in anything but the client's credentials being refused.
+///
+/// Only [`Attempt::settle`] and [`Attempt::deny`] end an attempt with a verdict, and they also
+/// log a denial; an attempt dropped without one (an exchange nobody finished) is forgiven, as it
+/// refused no credentials. The auth state machine owns its attempts, so no driver can forget one.
+#[derive(Debug)]
+pub(super) struct Attempt {
+    /// The limiter and address the attempt counts against, until it is settled.
+    counted: Option<(Arc<FailureLimiter>, IpAddr)>,
+    peer: Option<SocketAddr>,
+    /// HELLO's authid, for the log line of a denial.
+    authid: Option<String>,
+}
+
+impl Attempt {
+    /// Starts an attempt from `peer` (none on Unix sockets, which are not limited). Refused before
+    /// any credential is looked at when the address used up its failures; that refusal is not
+    /// logged, so a client hammering a blocked address cannot flood the log.
+    pub(super) fn begin(
+        limiter: Option<&Arc<FailureLimiter>>,
+        peer: Option<SocketAddr>,
+        authid: Option<&str>,
+    ) -> Result<Self, Denied> {
+        let counted = limiter.zip(peer).map(|(l, a)| (Arc::clone(l), a.ip()));
+        if let Some((limiter, ip)) = &counted
+            && !limiter.begin_attempt(*ip)
+        {
+            return Err(Denied::new(
+                errors::AUTHENTICATION_DENIED,
+                "too many failed authentication attempts from this address; try again later",
+            ));
+        }
+        Ok(Self {
+            counted,
+            peer,
+            authid: authid.map(str::to_owned),
+        })
+    }
+
+    /// Ends the attempt with its verdict: a refusal of the client's credentials stays counted,
+    /// anything else is forgiven; a denial is logged.
+    pub(super) fn settle(
+        mut self,
+        outcome: Result<Authenticated, Denied>,
+    ) -> Result<Authenticated, Denied> {
+        match &outcome {
+            Ok(_) => self.forgive(),
+            Err(denied) => self.record_denial(denied),
+        }
+        outcome
+    }
+
+    /// Ends the attempt with a denial ([`Self::settle`] with an error).
+    pub(super) fn deny(mut self, denied: Denied) -> Denied {
+        self.record_denial(&denied);
+        denied
+    }
+
+    fn record_denial(&mut self, denied: &Denied) {
+        if denied.failed_attempt {
+            // Stays counted: the limiter is left alone when the attempt is dropped.
+            self.counted = None;
+        } else {
+            self.forgive();
+        }
+        // Failed logins are what an operator (or fail2ban) watches for; the message says what
+        // failed, never what was sent.
+        info!(
+            peer = %peer_text(self.peer),
+            authid = self.authid.as_deref().unwrap_or(""),
+            reason = %denied.reason,
+            "authentication denied: {}",
+            denied.message
+        );
+    }
+
+    fn forgive(&mut self) {
+        if let Some((limiter, ip)) = self.counted.take() {
+            limiter.forgive(ip);
+        }
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        self.forgive();
+    }
+}
+
 fn expire(times: &mut VecDeque<Instant>, now: Instant, window: Duration) {
     while times
         .front()
@@ -104,10 +203,6 @@ fn expire(times: &mut VecDeque<Instant>, now: Instant, window: Duration) {
     {
         times.pop_front();
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -1,44 +1,56 @@
-//! Authentication: which method a HELLO gets, the method's challenge, and the identity it yields.
+//! Authentication: which method a HELLO gets, and each method as a state machine that does no
+//! I/O of its own, so that the session handshake, an HTTP login or a unit test can drive it.
 //!
-//! An endpoint's `auth` section compiles into an [`EndpointAuth`]. The handshake hands it the HELLO;
-//! [`EndpointAuth::authenticate`] takes the first method in the client's `authmethods` that the
+//! An endpoint's `auth` section compiles into an [`EndpointAuth`]. [`EndpointAuth::hello`] takes
+//! a HELLO ([`HelloRequest`]), picks the first method in the client's `authmethods` that the
 //! endpoint offers and that applies to this connection (a cookie that is known, a client
-//! certificate that was presented), runs that method's exchange (CHALLENGE, then AUTHENTICATE),
-//! and returns the [`Authenticated`] identity or the ABORT it ends in ([`Denied`]).
+//! certificate that was presented), and either grants the identity at once
+//! ([`HelloStep::Welcome`]) or asks for a CHALLENGE to be sent ([`HelloStep::Challenge`]); the
+//! [`PendingAuth`] it hands out checks the client's AUTHENTICATE. Either ends in the
+//! [`Authenticated`] identity or the ABORT it gets ([`Denied`]). Reading AUTHENTICATE, its
+//! timeout ([`AUTHENTICATE_TIMEOUT`]) and the ways a client can fail to send it are the driver's
+//! (`session/handshake.rs`).
 //!
-//! Principals come from the config (`static`), from an authenticator procedure (`dynamic`, see
-//! [`dynamic`]), or for tickets from a JWT of an identity provider ([`jwt`]). Secrets are compared
-//! in constant time and never logged: [`Denied`] messages say what failed, not what was sent.
+//! Each method has its file (ticket, wampcra, scram, cryptosign, tls; cookie); the principal
+//! resolution they share is in `principals.rs`. Principals come from the config (`static`), from
+//! an authenticator procedure (`dynamic`, see [`dynamic`]), or for tickets from a JWT of an
+//! identity provider ([`jwt`]). Every attempt counts in the endpoint's failure limiter
+//! ([`limiter`]) from HELLO until its verdict. Secrets are compared in constant time and never
+//! logged: [`Denied`] messages say what failed, not what was sent.
 
 pub mod cookie;
 pub mod cryptosign;
 pub mod dynamic;
 pub mod jwt;
 pub mod limiter;
+mod principals;
 pub mod scram;
+#[cfg(test)]
+mod testing;
+mod ticket;
+mod tls;
 pub mod wampcra;
 
-use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
-use switchboard_proto::{Dict, Message, Value, codec, errors};
-use switchboard_transport::Transport;
-use tracing::info;
+use switchboard_proto::{Dict, Value, errors};
 
-use crate::config::{
-    AuthConfig, AuthKind, CryptosignPrincipal, MethodAuthConfig, ScramPrincipal, TicketAuthConfig,
-    TicketPrincipal, TlsPrincipal, WampCraPrincipal,
-};
+use crate::config::{AuthConfig, CryptosignPrincipal, ScramPrincipal, TlsPrincipal};
 use crate::peer::SessionId;
 use crate::realm::RealmRegistry;
 use cookie::CookieJar;
-use dynamic::{Answer, Authenticator};
-use limiter::FailureLimiter;
+use dynamic::Query;
+use limiter::{Attempt, FailureLimiter};
+use principals::Principals;
+pub use scram::scram_credential;
+pub use tls::ClientCertificate;
 
-/// How long a client has to answer a CHALLENGE.
-pub const AUTHENTICATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a client has to answer a CHALLENGE: the driver of the exchange enforces it.
+pub const AUTHENTICATE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// TLS channel binding data a challenge can be tied to (spec, "Channel Binding").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,49 +65,6 @@ pub struct ChannelBinding {
 
 /// The channel binding type this router supports.
 pub const TLS_SERVER_END_POINT: &str = "tls-server-end-point";
-
-/// What the router knows about a client certificate the TLS handshake verified.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientCertificate {
-    /// SHA-1 of the DER certificate, uppercase colon-separated hex (Crossbar's `certificate-sha1`).
-    pub sha1: String,
-    /// The subject's common name, if it has one.
-    pub common_name: Option<String>,
-}
-
-impl ClientCertificate {
-    /// Fingerprint and common name of a DER certificate.
-    pub fn from_der(der: &[u8]) -> Self {
-        let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, der);
-        let sha1 = digest
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02X}"))
-            .collect::<Vec<_>>()
-            .join(":");
-        let common_name = x509_parser::parse_x509_certificate(der)
-            .ok()
-            .and_then(|(_, cert)| {
-                cert.subject()
-                    .iter_common_name()
-                    .next()
-                    .and_then(|cn| cn.as_str().ok().map(str::to_owned))
-            });
-        Self { sha1, common_name }
-    }
-
-    /// Whether `fingerprint` (as written in a config: any case, with or without colons) is this
-    /// certificate's.
-    fn matches_sha1(&self, fingerprint: &str) -> bool {
-        let normalize = |s: &str| {
-            s.chars()
-                .filter(|c| *c != ':')
-                .map(|c| c.to_ascii_uppercase())
-                .collect::<String>()
-        };
-        normalize(fingerprint) == normalize(&self.sha1)
-    }
-}
 
 /// A connection's tracking cookie.
 #[derive(Debug, Clone)]
@@ -128,11 +97,7 @@ pub struct ConnectionInfo {
 impl ConnectionInfo {
     /// The peer as Crossbar writes it (`tcp4:127.0.0.1:53412`, `unix`).
     pub fn peer_text(&self) -> String {
-        match self.peer_addr {
-            Some(SocketAddr::V4(a)) => format!("tcp4:{}:{}", a.ip(), a.port()),
-            Some(SocketAddr::V6(a)) => format!("tcp6:{}:{}", a.ip(), a.port()),
-            None => "unix".into(),
-        }
+        peer_text(self.peer_addr)
     }
 
     /// Transport details for authenticators and authorizers.
@@ -218,36 +183,99 @@ impl Denied {
     }
 }
 
-/// Static principals or a dynamic authenticator.
-#[derive(Debug)]
-enum Principals<P> {
-    Static(BTreeMap<String, P>),
-    Dynamic(Authenticator),
-}
-
-impl<P: Clone> Principals<P> {
-    fn from_config(cfg: &MethodAuthConfig<P>) -> Self {
-        match (&cfg.kind, &cfg.authenticator) {
-            (AuthKind::Dynamic, Some(procedure)) => Principals::Dynamic(Authenticator {
-                procedure: procedure.clone(),
-                realm: cfg.authenticator_realm.clone(),
-            }),
-            // Validation refused a dynamic method without an authenticator.
-            _ => Principals::Static(cfg.principals.clone()),
-        }
+/// The peer as Crossbar writes it (`tcp4:127.0.0.1:53412`, `unix`).
+fn peer_text(addr: Option<SocketAddr>) -> String {
+    match addr {
+        Some(SocketAddr::V4(a)) => format!("tcp4:{}:{}", a.ip(), a.port()),
+        Some(SocketAddr::V6(a)) => format!("tcp6:{}:{}", a.ip(), a.port()),
+        None => "unix".into(),
     }
 }
 
-/// Where tickets are checked.
+/// A HELLO to authenticate, with what the router knows besides it.
+#[derive(Debug, Clone, Copy)]
+pub struct HelloRequest<'a> {
+    /// The connection the HELLO came on.
+    pub conn: &'a ConnectionInfo,
+    /// The realms: dynamic authenticators are procedures on one of them.
+    pub realms: &'a Arc<RealmRegistry>,
+    /// The realm HELLO asked for (the driver checked that it exists).
+    pub realm: &'a str,
+    /// HELLO.Details.
+    pub details: &'a Dict,
+    /// The id the session will get (anonymous authids and WAMP-CRA challenges carry it).
+    pub session: SessionId,
+}
+
+/// Where a HELLO leads.
 #[derive(Debug)]
-enum Tickets {
-    Static(BTreeMap<String, TicketPrincipal>),
-    Dynamic(Authenticator),
-    Jwt {
-        validator: jwt::JwtValidator,
-        authid_claim: String,
-        role_claim: String,
+pub enum HelloStep {
+    /// The method needs no exchange (anonymous, cookie, TLS client certificate): WELCOME.
+    Welcome(Authenticated),
+    /// The method asks the client: send CHALLENGE(`method`, `extra`) and hand the client's
+    /// AUTHENTICATE to `pending` (or tell it why none came).
+    Challenge {
+        /// CHALLENGE.AuthMethod.
+        method: &'static str,
+        /// CHALLENGE.Extra.
+        extra: Dict,
+        /// The exchange waiting for AUTHENTICATE.
+        pending: PendingAuth,
     },
+}
+
+/// An exchange waiting for the client's AUTHENTICATE. It owns everything it needs (no borrow of
+/// the request or the endpoint), so a driver may keep it between two requests.
+///
+/// It holds the attempt's place in the failure limiter: [`PendingAuth::authenticate`] and
+/// [`PendingAuth::abandon`] settle it (and log a denial); dropping it unfinished forgives it.
+pub struct PendingAuth {
+    method: &'static str,
+    /// Boxed (a few hundred bytes for the largest method): a driver holds the `PendingAuth` while
+    /// it waits for AUTHENTICATE, and a session task's future keeps the size of its largest state
+    /// for the whole life of the session.
+    check: Box<Check>,
+    attempt: Attempt,
+}
+
+// By hand: the exchange holds keys and secrets, which must not reach a log line through `{:?}`.
+impl fmt::Debug for PendingAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingAuth")
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingAuth {
+    /// Checks AUTHENTICATE's signature and extra; the identity, or why it was refused.
+    pub async fn authenticate(
+        self,
+        signature: &str,
+        extra: &Dict,
+    ) -> Result<Authenticated, Denied> {
+        let outcome = match *self.check {
+            Check::Ticket(p) => p.authenticate(signature).await,
+            Check::WampCra(p) => p.authenticate(signature),
+            Check::Scram(p) => p.authenticate(signature, extra),
+            Check::Cryptosign(p) => p.authenticate(signature),
+        };
+        self.attempt.settle(outcome)
+    }
+
+    /// Ends the exchange without an AUTHENTICATE (the client gave up, broke the protocol, went
+    /// away or took too long): `why` is logged and returned for the ABORT.
+    pub fn abandon(self, why: Denied) -> Denied {
+        self.attempt.deny(why)
+    }
+}
+
+/// What checks the answer to a CHALLENGE, per method.
+enum Check {
+    Ticket(ticket::Pending),
+    WampCra(wampcra::Pending),
+    Scram(scram::Pending),
+    Cryptosign(cryptosign::Pending),
 }
 
 /// The authentication methods of one WebSocket or RawSocket endpoint.
@@ -255,11 +283,8 @@ enum Tickets {
 pub struct EndpointAuth {
     /// The role of anonymous sessions, when anonymous authentication is offered.
     anonymous: Option<String>,
-    ticket: Option<Tickets>,
-    wampcra: Option<Principals<WampCraPrincipal>>,
-    /// The keys of salted static WAMP-CRA principals, derived once at load (PBKDF2 is slow on
-    /// purpose; doing it per HELLO would hand clients a cheap way to burn CPU).
-    wampcra_keys: HashMap<String, Vec<u8>>,
+    ticket: Option<ticket::Tickets>,
+    wampcra: Option<wampcra::WampCra>,
     scram: Option<Principals<ScramPrincipal>>,
     cryptosign: Option<Principals<CryptosignPrincipal>>,
     tls: Option<Principals<TlsPrincipal>>,
@@ -274,7 +299,6 @@ impl Default for EndpointAuth {
             anonymous: Some("anonymous".into()),
             ticket: None,
             wampcra: None,
-            wampcra_keys: HashMap::new(),
             scram: None,
             cryptosign: None,
             tls: None,
@@ -306,22 +330,9 @@ impl EndpointAuth {
             ticket: cfg
                 .ticket
                 .as_ref()
-                .map(|t| tickets(t, base_dir))
+                .map(|t| ticket::Tickets::from_config(t, base_dir))
                 .transpose()?,
-            wampcra: cfg.wampcra.as_ref().map(Principals::from_config),
-            wampcra_keys: cfg
-                .wampcra
-                .iter()
-                .filter(|c| c.kind == AuthKind::Static)
-                .flat_map(|c| c.principals.iter())
-                .filter_map(|(authid, p)| {
-                    let salting = wampcra_salting(p)?;
-                    Some((
-                        authid.clone(),
-                        wampcra::signing_key(&p.secret, Some(&salting)),
-                    ))
-                })
-                .collect(),
+            wampcra: cfg.wampcra.as_ref().map(wampcra::WampCra::from_config),
             scram: cfg.scram.as_ref().map(Principals::from_config),
             cryptosign: cfg.cryptosign.as_ref().map(Principals::from_config),
             tls: cfg.tls.as_ref().map(Principals::from_config),
@@ -353,62 +364,31 @@ impl EndpointAuth {
         names
     }
 
-    /// Authenticates a HELLO for `realm` on `conn`; `session` is the id the session will get.
-    pub async fn authenticate<T: Transport>(
-        &self,
-        transport: &mut T,
-        conn: &ConnectionInfo,
-        realms: &RealmRegistry,
-        realm: &str,
-        hello: &Dict,
-        session: SessionId,
-    ) -> Result<Authenticated, Denied> {
-        let ip = conn.peer_addr.map(|a| a.ip());
-        // An attempt counts as failed from its start and is forgiven when it does not fail, so
-        // that attempts made in parallel cannot get past the limit.
-        let limiter = self.limiter.as_ref().zip(ip);
-        if let Some((limiter, ip)) = limiter
-            && !limiter.begin_attempt(ip)
-        {
-            return Err(Denied::new(
-                errors::AUTHENTICATION_DENIED,
-                "too many failed authentication attempts from this address; try again later",
-            ));
+    /// Starts authenticating a HELLO: the identity, the CHALLENGE to send, or the ABORT.
+    ///
+    /// The attempt counts in the failure limiter from here on, so that attempts made in parallel
+    /// cannot get past the limit; it is forgiven when it does not end in refused credentials.
+    pub async fn hello(&self, request: HelloRequest<'_>) -> Result<HelloStep, Denied> {
+        let hello_authid = request.details.get("authid").and_then(Value::as_str);
+        let attempt = Attempt::begin(self.limiter.as_ref(), request.conn.peer_addr, hello_authid)?;
+        match self.choose(&request).await {
+            Ok(Step::Welcome(who)) => attempt.settle(Ok(who)).map(HelloStep::Welcome),
+            Ok(Step::Challenge(method, extra, check)) => Ok(HelloStep::Challenge {
+                method,
+                extra,
+                pending: PendingAuth {
+                    method,
+                    check,
+                    attempt,
+                },
+            }),
+            Err(denied) => Err(attempt.deny(denied)),
         }
-        let outcome = self
-            .run(transport, conn, realms, realm, hello, session)
-            .await;
-        if let Some((limiter, ip)) = limiter
-            && outcome
-                .as_ref()
-                .map_or_else(|d| !d.failed_attempt, |_| true)
-        {
-            limiter.forgive(ip);
-        }
-        if let Err(denied) = &outcome {
-            // Failed logins are what an operator (or fail2ban) watches for; the message says
-            // what failed, never what was sent.
-            let authid = hello.get("authid").and_then(Value::as_str).unwrap_or("");
-            info!(
-                peer = %conn.peer_text(),
-                authid,
-                reason = %denied.reason,
-                "authentication denied: {}",
-                denied.message
-            );
-        }
-        outcome
     }
 
-    async fn run<T: Transport>(
-        &self,
-        transport: &mut T,
-        conn: &ConnectionInfo,
-        realms: &RealmRegistry,
-        realm: &str,
-        hello: &Dict,
-        session: SessionId,
-    ) -> Result<Authenticated, Denied> {
+    /// The first of HELLO's methods that applies, and its first step.
+    async fn choose(&self, request: &HelloRequest<'_>) -> Result<Step, Denied> {
+        let hello = request.details;
         // spec, "Authentication": without authmethods the client asks for anonymous access.
         let offered: Vec<&str> = match hello.get("authmethods") {
             None => vec!["anonymous"],
@@ -420,71 +400,72 @@ impl EndpointAuth {
                 ));
             }
         };
-        let hello_authid = hello.get("authid").and_then(Value::as_str);
         let empty = Dict::new();
-        let authextra = hello
-            .get("authextra")
-            .and_then(Value::as_dict)
-            .unwrap_or(&empty);
         let ctx = Context {
-            conn,
-            realms,
-            realm,
-            session,
-            authid: hello_authid,
-            authextra,
+            conn: request.conn,
+            realms: request.realms,
+            realm: request.realm,
+            session: request.session,
+            authid: hello.get("authid").and_then(Value::as_str),
+            authextra: hello
+                .get("authextra")
+                .and_then(Value::as_dict)
+                .unwrap_or(&empty),
         };
         for method in &offered {
             match *method {
                 "anonymous" => {
                     if let Some(role) = &self.anonymous {
-                        // HELLO's authid is not believed: an anonymous client could otherwise
-                        // pose as any principal to authorizers, callees and the meta API (as
-                        // Crossbar, anonymous sessions get a generated authid).
-                        return Ok(Authenticated {
-                            authid: format!("anonymous-{:x}", session.0),
-                            authrole: role.clone(),
-                            authmethod: "anonymous",
-                            authprovider: "static",
-                            authextra: Dict::new(),
-                            realm: None,
-                        });
+                        return Ok(Step::Welcome(anonymous(role, ctx.session)));
                     }
                 }
                 "ticket" => {
                     if let Some(tickets) = &self.ticket {
-                        return ticket(transport, &ctx, tickets).await;
+                        let (extra, p) = tickets.start(&ctx)?;
+                        return Ok(Step::Challenge("ticket", extra, Box::new(Check::Ticket(p))));
                     }
                 }
                 "wampcra" => {
-                    if let Some(principals) = &self.wampcra {
-                        return wampcra_exchange(transport, &ctx, principals, &self.wampcra_keys)
-                            .await;
+                    if let Some(wampcra) = &self.wampcra {
+                        let (extra, p) = wampcra.start(&ctx).await?;
+                        return Ok(Step::Challenge(
+                            "wampcra",
+                            extra,
+                            Box::new(Check::WampCra(p)),
+                        ));
                     }
                 }
                 "scram" => {
                     if let Some(principals) = &self.scram {
-                        return scram_exchange(transport, &ctx, principals).await;
+                        let (extra, p) = scram::start(principals, &ctx).await?;
+                        return Ok(Step::Challenge("scram", extra, Box::new(Check::Scram(p))));
                     }
                 }
                 "cryptosign" => {
                     if let Some(principals) = &self.cryptosign {
-                        return cryptosign_exchange(transport, &ctx, principals).await;
+                        let (extra, p) = cryptosign::start(principals, &ctx).await?;
+                        return Ok(Step::Challenge(
+                            "cryptosign",
+                            extra,
+                            Box::new(Check::Cryptosign(p)),
+                        ));
                     }
                 }
                 "tls" => {
                     if let (Some(principals), Some(cert)) =
-                        (&self.tls, conn.client_certificate.as_ref())
+                        (&self.tls, request.conn.client_certificate.as_ref())
                     {
-                        return tls_certificate(&ctx, principals, cert).await;
+                        return tls::authenticate(principals, &ctx, cert)
+                            .await
+                            .map(Step::Welcome);
                     }
                 }
                 "cookie" => {
                     if self.cookie
-                        && let Some(c) = &conn.cookie
-                        && let Some(known) = c.jar.authenticated(&c.id, realm)
+                        && let Some(c) = &request.conn.cookie
+                        && let Some(known) = c.jar.authenticated(&c.id, request.realm)
                     {
-                        return Ok(known);
+                        return Ok(Step::Welcome(known));
                     }
                 }
                 _ => {}
@@ -501,35 +482,30 @@ impl EndpointAuth {
     }
 }
 
-fn tickets(cfg: &TicketAuthConfig, base_dir: &Path) -> Result<Tickets, String> {
-    Ok(match cfg.kind {
-        AuthKind::Static => Tickets::Static(cfg.principals.clone()),
-        AuthKind::Dynamic => Tickets::Dynamic(Authenticator {
-            procedure: cfg.authenticator.clone().unwrap_or_default(),
-            realm: cfg.authenticator_realm.clone(),
-        }),
-        AuthKind::Jwt => {
-            let Some(jwks) = &cfg.jwks else {
-                return Err("ticket type jwt needs `jwks`".into());
-            };
-            Tickets::Jwt {
-                validator: jwt::JwtValidator::from_jwks_file(
-                    &base_dir.join(jwks),
-                    cfg.issuer.clone(),
-                    cfg.audience.clone(),
-                    cfg.leeway.unwrap_or(0),
-                )?,
-                authid_claim: cfg.authid_claim.clone().unwrap_or_else(|| "sub".into()),
-                role_claim: cfg.role_claim.clone().unwrap_or_else(|| "role".into()),
-            }
-        }
-    })
+/// A method's first step: the identity, or (method, CHALLENGE.Extra, the check of the answer).
+enum Step {
+    Welcome(Authenticated),
+    Challenge(&'static str, Dict, Box<Check>),
+}
+
+/// An anonymous session's identity. HELLO's authid is not believed: an anonymous client could
+/// otherwise pose as any principal to authorizers, callees and the meta API (as Crossbar,
+/// anonymous sessions get a generated authid).
+fn anonymous(role: &str, session: SessionId) -> Authenticated {
+    Authenticated {
+        authid: format!("anonymous-{:x}", session.0),
+        authrole: role.to_owned(),
+        authmethod: "anonymous",
+        authprovider: "static",
+        authextra: Dict::new(),
+        realm: None,
+    }
 }
 
 /// What every method needs to know about the HELLO it answers.
 struct Context<'a> {
     conn: &'a ConnectionInfo,
-    realms: &'a RealmRegistry,
+    realms: &'a Arc<RealmRegistry>,
     realm: &'a str,
     session: SessionId,
     authid: Option<&'a str>,
@@ -537,26 +513,9 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
-    /// The principal's authid, which static methods need.
-    fn required_authid(&self, method: &str) -> Result<&str, Denied> {
-        self.authid.ok_or_else(|| {
-            Denied::new(
-                errors::NO_SUCH_PRINCIPAL,
-                format!("{method} authentication needs HELLO.Details.authid"),
-            )
-        })
-    }
-
-    fn no_such_principal(&self, method: &str, authid: &str) -> Denied {
-        Denied::new(
-            errors::NO_SUCH_PRINCIPAL,
-            format!("no {method} principal {authid:?}"),
-        )
-    }
-
-    /// The details an authenticator gets (Crossbar's): the HELLO's authid and authextra, the method,
-    /// the session id and the transport.
-    fn authenticator_details(&self, method: &str) -> Dict {
+    /// What an authenticator is asked (Crossbar's details): the HELLO's authid and authextra, the
+    /// method, the session id and the transport.
+    fn query(&self, method: &str) -> Query {
         let mut d = Dict::new();
         d.insert("authmethod".into(), method.into());
         if let Some(authid) = self.authid {
@@ -566,7 +525,12 @@ impl Context<'_> {
         d.insert("realm".into(), self.realm.into());
         d.insert("session".into(), self.session.0.into());
         d.insert("transport".into(), Value::Dict(self.conn.details()));
-        d
+        Query {
+            realms: Arc::clone(self.realms),
+            realm: self.realm.to_owned(),
+            authid: self.authid.map(str::to_owned),
+            details: d,
+        }
     }
 
     /// The channel binding the client asked for in authextra, checked against what this
@@ -596,426 +560,9 @@ impl Context<'_> {
     }
 }
 
-/// Sends CHALLENGE and waits for AUTHENTICATE: its signature and extra.
-async fn challenge<T: Transport>(
-    transport: &mut T,
-    method: &str,
-    extra: Dict,
-) -> Result<(String, Dict), Denied> {
-    let msg = Message::Challenge {
-        method: method.to_owned(),
-        extra,
-    };
-    crate::session::send_now(transport, &msg).await;
-    let answer = tokio::time::timeout(AUTHENTICATE_TIMEOUT, transport.recv()).await;
-    let bytes = match answer {
-        Ok(Ok(Some(bytes))) => bytes,
-        Ok(_) => {
-            return Err(Denied::new(
-                errors::AUTHENTICATION_FAILED,
-                "the connection ended during authentication",
-            ));
-        }
-        Err(_) => {
-            return Err(Denied::new(
-                errors::AUTHENTICATION_FAILED,
-                "no AUTHENTICATE within the authentication timeout",
-            ));
-        }
-    };
-    match codec::decode(transport.serializer(), &bytes) {
-        Ok(Message::Authenticate { signature, extra }) => Ok((signature, extra)),
-        Ok(Message::Abort { reason, .. }) => Err(Denied::new(
-            errors::AUTHENTICATION_FAILED,
-            format!("the client gave up authenticating ({reason})"),
-        )),
-        Ok(other) => Err(Denied::new(
-            errors::PROTOCOL_VIOLATION,
-            format!("expected AUTHENTICATE, got {}", other.message_type().name()),
-        )),
-        Err(e) => Err(Denied::new(errors::PROTOCOL_VIOLATION, e.to_string())),
-    }
-}
-
+/// A refusal of the client's credentials.
 fn denied(message: &str) -> Denied {
     Denied::new(errors::AUTHENTICATION_DENIED, message)
-}
-
-/// A static principal's identity, before the role is checked by the handshake. A principal with a
-/// `realm` joins that realm whatever HELLO asked for, as in Crossbar.
-fn authenticated(
-    authid: String,
-    authrole: String,
-    authmethod: &'static str,
-    realm: Option<&String>,
-) -> Authenticated {
-    Authenticated {
-        authid,
-        authrole,
-        authmethod,
-        authprovider: "static",
-        authextra: Dict::new(),
-        realm: realm.cloned(),
-    }
-}
-
-async fn ticket<T: Transport>(
-    transport: &mut T,
-    ctx: &Context<'_>,
-    tickets: &Tickets,
-) -> Result<Authenticated, Denied> {
-    // A static principal must exist before we ask for its ticket.
-    let principal = match tickets {
-        Tickets::Static(principals) => {
-            let authid = ctx.required_authid("ticket")?;
-            let p = principals
-                .get(authid)
-                .ok_or_else(|| ctx.no_such_principal("ticket", authid))?;
-            Some((authid, p))
-        }
-        _ => None,
-    };
-    let (signature, _) = challenge(transport, "ticket", Dict::new()).await?;
-    match tickets {
-        Tickets::Static(_) => {
-            let Some((authid, p)) = principal else {
-                return Err(denied("no principal"));
-            };
-            if !constant_time_eq(signature.as_bytes(), p.ticket.as_bytes()) {
-                return Err(denied("invalid ticket"));
-            }
-            Ok(authenticated(
-                authid.to_owned(),
-                p.role.clone(),
-                "ticket",
-                p.realm.as_ref(),
-            ))
-        }
-        Tickets::Dynamic(authenticator) => {
-            let mut details = ctx.authenticator_details("ticket");
-            details.insert("ticket".into(), signature.into());
-            let answer = authenticator.authenticate(ctx, details).await?;
-            answer.into_authenticated(ctx, "ticket")
-        }
-        Tickets::Jwt {
-            validator,
-            authid_claim,
-            role_claim,
-        } => {
-            let claims = validator
-                .validate(&signature)
-                .map_err(|why| denied(&format!("invalid token: {why}")))?;
-            let claim = |name: &str| claims.get(name).and_then(serde_json::Value::as_str);
-            let authid = claim(authid_claim)
-                .ok_or_else(|| denied(&format!("the token has no {authid_claim:?} claim")))?;
-            let role = claim(role_claim)
-                .ok_or_else(|| denied(&format!("the token has no {role_claim:?} claim")))?;
-            if let Some(asked) = ctx.authid
-                && asked != authid
-            {
-                return Err(denied("the token is for another authid than HELLO's"));
-            }
-            Ok(Authenticated {
-                authprovider: "jwt",
-                ..authenticated(authid.to_owned(), role.to_owned(), "ticket", None)
-            })
-        }
-    }
-}
-
-/// Where a WAMP-CRA or WAMP-SCRAM principal came from: the config, or an authenticator's answer
-/// (which then also decides the identity: its authid, realm and extra).
-enum Source<P> {
-    Static(P),
-    Dynamic(P, Answer),
-}
-
-impl<P> Source<P> {
-    fn principal(&self) -> &P {
-        match self {
-            Source::Static(p) | Source::Dynamic(p, _) => p,
-        }
-    }
-
-    fn provider(&self) -> &'static str {
-        match self {
-            Source::Static(_) => "static",
-            Source::Dynamic(..) => "dynamic",
-        }
-    }
-
-    /// The identity after a successful exchange.
-    fn identity(
-        self,
-        ctx: &Context<'_>,
-        method: &'static str,
-        authid: &str,
-        role: impl Fn(&P) -> &String,
-        realm: impl Fn(&P) -> Option<&String>,
-    ) -> Result<Authenticated, Denied> {
-        match self {
-            Source::Static(p) => Ok(authenticated(
-                authid.to_owned(),
-                role(&p).clone(),
-                method,
-                realm(&p),
-            )),
-            Source::Dynamic(_, answer) => answer.into_authenticated(ctx, method),
-        }
-    }
-}
-
-async fn wampcra_exchange<T: Transport>(
-    transport: &mut T,
-    ctx: &Context<'_>,
-    principals: &Principals<WampCraPrincipal>,
-    derived_keys: &HashMap<String, Vec<u8>>,
-) -> Result<Authenticated, Denied> {
-    let authid = ctx.required_authid("wampcra")?;
-    let source = match principals {
-        Principals::Static(map) => Source::Static(
-            map.get(authid)
-                .cloned()
-                .ok_or_else(|| ctx.no_such_principal("wampcra", authid))?,
-        ),
-        Principals::Dynamic(authenticator) => {
-            let answer = authenticator
-                .authenticate(ctx, ctx.authenticator_details("wampcra"))
-                .await?;
-            Source::Dynamic(answer.wampcra_principal()?, answer)
-        }
-    };
-    let principal = source.principal();
-    let salting = wampcra_salting(principal);
-    let key = match (&source, derived_keys.get(authid)) {
-        // Static salted keys are derived once, when the config is loaded.
-        (Source::Static(_), Some(key)) => key.clone(),
-        (_, _) if salting.is_some() => {
-            // PBKDF2 takes as long as the authenticator asked for: not on a runtime thread.
-            let (secret, salting) = (principal.secret.clone(), salting.clone());
-            tokio::task::spawn_blocking(move || wampcra::signing_key(&secret, salting.as_ref()))
-                .await
-                .map_err(|_| {
-                    Denied::new(errors::AUTHENTICATION_FAILED, "deriving the key failed")
-                })?
-        }
-        _ => wampcra::signing_key(&principal.secret, None),
-    };
-    let text = wampcra::challenge_text(authid, &principal.role, source.provider(), ctx.session.0);
-    let mut extra = Dict::new();
-    extra.insert("challenge".into(), text.as_str().into());
-    if let Some(s) = &salting {
-        extra.insert("salt".into(), s.salt.as_str().into());
-        extra.insert("iterations".into(), u64::from(s.iterations).into());
-        extra.insert("keylen".into(), (s.keylen as u64).into());
-    }
-    let (signature, _) = challenge(transport, "wampcra", extra).await?;
-    if !wampcra::verify(&key, &text, &signature) {
-        return Err(denied("invalid signature"));
-    }
-    source.identity(ctx, "wampcra", authid, |p| &p.role, |p| p.realm.as_ref())
-}
-
-/// The PBKDF2 parameters of a salted WAMP-CRA principal (Autobahn's defaults where absent).
-fn wampcra_salting(p: &WampCraPrincipal) -> Option<wampcra::Salting> {
-    p.salt.as_ref().map(|salt| wampcra::Salting {
-        salt: salt.clone(),
-        iterations: p.iterations.unwrap_or(1000),
-        keylen: p.keylen.unwrap_or(32),
-    })
-}
-
-async fn scram_exchange<T: Transport>(
-    transport: &mut T,
-    ctx: &Context<'_>,
-    principals: &Principals<ScramPrincipal>,
-) -> Result<Authenticated, Denied> {
-    let authid = ctx.required_authid("scram")?;
-    let Some(client_nonce) = ctx.authextra.get("nonce").and_then(Value::as_str) else {
-        return Err(Denied::new(
-            errors::AUTHENTICATION_FAILED,
-            "WAMP-SCRAM needs HELLO.Details.authextra.nonce",
-        ));
-    };
-    // The nonce goes into the comma-separated AuthMessage as is.
-    if client_nonce.is_empty() || client_nonce.contains(',') {
-        return Err(Denied::new(
-            errors::AUTHENTICATION_FAILED,
-            "the WAMP-SCRAM nonce must be a non-empty base64 string",
-        ));
-    }
-    let binding = ctx.channel_binding()?;
-    let source = match principals {
-        Principals::Static(map) => Source::Static(
-            map.get(authid)
-                .cloned()
-                .ok_or_else(|| ctx.no_such_principal("scram", authid))?,
-        ),
-        Principals::Dynamic(authenticator) => {
-            let answer = authenticator
-                .authenticate(ctx, ctx.authenticator_details("scram"))
-                .await?;
-            Source::Dynamic(answer.scram_principal()?, answer)
-        }
-    };
-    let credential = scram_credential(source.principal()).map_err(|why| {
-        Denied::new(
-            errors::AUTHENTICATION_FAILED,
-            format!("the SCRAM credential of {authid:?} is unusable: {why}"),
-        )
-    })?;
-    let (exchange, extra) = scram::ScramExchange::start(authid, client_nonce, credential, binding);
-    let (signature, extra) = challenge(transport, "scram", extra).await?;
-    let server_signature = exchange
-        .finish(&signature, &extra)
-        .map_err(|why| denied(&format!("invalid proof: {why}")))?;
-    let mut done = source.identity(ctx, "scram", authid, |p| &p.role, |p| p.realm.as_ref())?;
-    done.authextra
-        .insert("scram_server_signature".into(), server_signature.into());
-    Ok(done)
-}
-
-/// The stored credential of a SCRAM principal.
-pub fn scram_credential(p: &ScramPrincipal) -> Result<scram::ScramCredential, String> {
-    let kdf = match p.kdf.as_str() {
-        "argon2id-13" => scram::Kdf::Argon2id13 {
-            memory: p.memory.ok_or("argon2id-13 needs `memory`")?,
-        },
-        "pbkdf2" => scram::Kdf::Pbkdf2,
-        other => return Err(format!("unknown kdf {other:?} (argon2id-13 or pbkdf2)")),
-    };
-    let key = |name: &str, hex_text: &str| {
-        hex::decode(hex_text).map_err(|_| format!("`{name}` is not hex"))
-    };
-    // As Crossbar: the config holds the salt in hex (what Autobahn's derive_scram_credential
-    // writes), the client gets it in base64 and base64-decodes it for its KDF.
-    let salt = key("salt", &p.salt)?;
-    Ok(scram::ScramCredential {
-        kdf,
-        iterations: p.iterations,
-        salt: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, salt),
-        stored_key: key("stored-key", &p.stored_key)?,
-        server_key: key("server-key", &p.server_key)?,
-    })
-}
-
-async fn cryptosign_exchange<T: Transport>(
-    transport: &mut T,
-    ctx: &Context<'_>,
-    principals: &Principals<CryptosignPrincipal>,
-) -> Result<Authenticated, Denied> {
-    let Some(pubkey_hex) = ctx.authextra.get("pubkey").and_then(Value::as_str) else {
-        return Err(Denied::new(
-            errors::AUTHENTICATION_FAILED,
-            "WAMP-Cryptosign needs HELLO.Details.authextra.pubkey",
-        ));
-    };
-    let Some(pubkey) = cryptosign::parse_public_key(pubkey_hex) else {
-        return Err(denied(
-            "authextra.pubkey is not an Ed25519 public key in hex",
-        ));
-    };
-    let binding = ctx.channel_binding()?;
-    let same_key = |k: &String| cryptosign::parse_public_key(k) == Some(pubkey);
-    let identity = match principals {
-        Principals::Static(map) => {
-            let found = match ctx.authid {
-                Some(authid) => map
-                    .get_key_value(authid)
-                    .ok_or_else(|| ctx.no_such_principal("cryptosign", authid))?,
-                None => map
-                    .iter()
-                    .find(|(_, p)| p.authorized_keys.iter().any(same_key))
-                    .ok_or_else(|| {
-                        Denied::new(
-                            errors::NO_SUCH_PRINCIPAL,
-                            "no principal has this public key",
-                        )
-                    })?,
-            };
-            let (authid, p) = found;
-            if !p.authorized_keys.iter().any(same_key) {
-                return Err(denied(
-                    "the public key is not authorized for this principal",
-                ));
-            }
-            authenticated(
-                authid.clone(),
-                p.role.clone(),
-                "cryptosign",
-                p.realm.as_ref(),
-            )
-        }
-        Principals::Dynamic(authenticator) => {
-            let answer = authenticator
-                .authenticate(ctx, ctx.authenticator_details("cryptosign"))
-                .await?;
-            // The authenticator vouches for the key: it must name the key the client signs with.
-            let vouched = answer
-                .field_str("pubkey")
-                .and_then(cryptosign::parse_public_key);
-            if vouched != Some(pubkey) {
-                return Err(denied(
-                    "the authenticator did not authorize this public key",
-                ));
-            }
-            answer.into_authenticated(ctx, "cryptosign")?
-        }
-    };
-    let nonce = cryptosign::new_challenge();
-    let mut extra = Dict::new();
-    extra.insert("challenge".into(), hex::encode(nonce).into());
-    if let Some(b) = &binding {
-        extra.insert("channel_binding".into(), b.kind.into());
-    }
-    let (signature, _) = challenge(transport, "cryptosign", extra).await?;
-    if !cryptosign::verify(&pubkey, &nonce, binding.as_ref(), &signature) {
-        return Err(denied("invalid signature"));
-    }
-    let mut done = identity;
-    done.authextra.insert("pubkey".into(), pubkey_hex.into());
-    Ok(done)
-}
-
-async fn tls_certificate(
-    ctx: &Context<'_>,
-    principals: &Principals<TlsPrincipal>,
-    cert: &ClientCertificate,
-) -> Result<Authenticated, Denied> {
-    let matches = |authid: &str, p: &TlsPrincipal| match &p.certificate_sha1 {
-        Some(fingerprint) => cert.matches_sha1(fingerprint),
-        None => cert.common_name.as_deref() == Some(authid),
-    };
-    match principals {
-        Principals::Static(map) => {
-            // The certificate decides who the client is, as in Crossbar: HELLO's authid only
-            // picks among the principals the certificate matches.
-            let preferred = ctx
-                .authid
-                .and_then(|a| map.get_key_value(a))
-                .filter(|(a, p)| matches(a, p));
-            let (authid, p) = preferred
-                .or_else(|| map.iter().find(|(a, p)| matches(a, p)))
-                .ok_or_else(|| {
-                    Denied::new(
-                        errors::NO_SUCH_PRINCIPAL,
-                        "no principal matches the client certificate",
-                    )
-                })?;
-            Ok(authenticated(
-                authid.clone(),
-                p.role.clone(),
-                "tls",
-                p.realm.as_ref(),
-            ))
-        }
-        Principals::Dynamic(authenticator) => {
-            let answer = authenticator
-                .authenticate(ctx, ctx.authenticator_details("tls"))
-                .await?;
-            answer.into_authenticated(ctx, "tls")
-        }
-    }
 }
 
 /// Constant-time equality of two byte strings (the length is not secret).
@@ -1026,17 +573,150 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use super::*;
+    use testing::{
+        Hello, SESSION, endpoint, expect_challenge, expect_denied, expect_welcome, limited_endpoint,
+    };
 
     #[test]
-    fn certificate_fingerprints_compare_in_any_spelling() {
-        let cert = ClientCertificate {
-            sha1: "B6:E5:00:0A".into(),
-            common_name: None,
-        };
-        assert!(cert.matches_sha1("b6:e5:00:0a"));
-        assert!(cert.matches_sha1("B6E5000A"));
-        assert!(!cert.matches_sha1("B6:E5:00:0B"));
+    fn a_pending_exchange_can_outlive_its_request_and_move_between_tasks() {
+        fn owned_and_send<T: Send + 'static>() {}
+        owned_and_send::<PendingAuth>();
+    }
+
+    #[tokio::test]
+    async fn anonymous_sessions_get_a_generated_authid_whatever_hello_says() {
+        let auth = endpoint(r#"{"anonymous": {"type": "static", "role": "guest"}}"#);
+        let who = expect_welcome(&auth, Hello::new(&["anonymous"]).authid("joe")).await;
+        assert_eq!(who.authid, format!("anonymous-{:x}", SESSION.0));
+        assert_eq!(who.authrole, "guest");
+        assert_eq!((who.authmethod, who.authprovider), ("anonymous", "static"));
+        assert!(who.authextra.is_empty() && who.realm.is_none());
+        // spec, "Authentication": a HELLO without authmethods asks for anonymous access.
+        let who = expect_welcome(&auth, Hello::without_methods()).await;
+        assert_eq!(who.authmethod, "anonymous");
+        // Without an `auth` section, anonymous is all there is, with role `anonymous`.
+        let who = expect_welcome(&EndpointAuth::default(), Hello::without_methods()).await;
+        assert_eq!(who.authrole, "anonymous");
+    }
+
+    const TICKET_AND_ANONYMOUS: &str = r#"{
+        "anonymous": {"type": "static"},
+        "ticket": {"type": "static", "principals": {"joe": {"ticket": "t", "role": "frontend"}}},
+        "tls": {"type": "static", "principals": {"joe": {"role": "frontend"}}},
+        "cookie": {}}"#;
+
+    #[tokio::test]
+    async fn the_first_listed_method_that_applies_is_chosen() {
+        let auth = endpoint(TICKET_AND_ANONYMOUS);
+        // cryptosign is not offered; tls and cookie are, but this connection has no client
+        // certificate and no cookie: anonymous, listed next, applies before ticket.
+        let hello = Hello::new(&["cryptosign", "tls", "cookie", "anonymous", "ticket"]);
+        assert_eq!(expect_welcome(&auth, hello).await.authmethod, "anonymous");
+        let hello = Hello::new(&["ticket", "anonymous"]).authid("joe");
+        expect_challenge(&auth, hello, "ticket").await;
+    }
+
+    #[tokio::test]
+    async fn no_usable_method_names_the_offered_and_available_ones() {
+        let auth = endpoint(TICKET_AND_ANONYMOUS);
+        let denied = expect_denied(&auth, Hello::new(&["wampcra", "tls", "bogus"])).await;
+        assert_eq!(denied.reason, errors::NO_AUTH_METHOD);
+        assert_eq!(
+            denied.message,
+            r#"none of the offered authentication methods ["wampcra", "tls", "bogus"] can be used here; this transport offers ["anonymous", "ticket", "tls", "cookie"]"#
+        );
+        assert!(!denied.failed_attempt);
+        let denied = expect_denied(&auth, Hello::new(&[])).await;
+        assert_eq!(denied.reason, errors::NO_AUTH_METHOD);
+        let not_a_list = Hello::without_methods().detail("authmethods", "ticket".into());
+        let denied = expect_denied(&auth, not_a_list).await;
+        assert_eq!(denied.reason, errors::PROTOCOL_VIOLATION);
+        assert_eq!(
+            denied.message,
+            "HELLO.Details.authmethods must be a list of strings"
+        );
+    }
+
+    const TICKET: &str = r#"{"ticket": {"type": "static", "principals": {
+        "joe": {"ticket": "right", "role": "frontend"}}}}"#;
+
+    /// A ticket login from the test HELLO's address; whether it was welcomed.
+    async fn ticket_login(auth: &EndpointAuth, ticket: &str) -> Result<Authenticated, Denied> {
+        let hello = Hello::new(&["ticket"]).authid("joe");
+        match hello.send(auth).await? {
+            HelloStep::Challenge { pending, .. } => {
+                pending.authenticate(ticket, &Dict::new()).await
+            }
+            HelloStep::Welcome(who) => panic!("a ticket login without a challenge: {who:?}"),
+        }
+    }
+
+    fn limiter(failures: u32) -> Arc<FailureLimiter> {
+        Arc::new(FailureLimiter::new(
+            failures,
+            std::time::Duration::from_secs(60),
+        ))
+    }
+
+    #[tokio::test]
+    async fn an_address_is_refused_after_its_failures_even_with_the_right_ticket() {
+        let auth = limited_endpoint(TICKET, Some(limiter(2)));
+        for _ in 0..2 {
+            let denied = ticket_login(&auth, "wrong").await.unwrap_err();
+            assert_eq!(denied.message, "invalid ticket");
+        }
+        let denied = ticket_login(&auth, "right").await.unwrap_err();
+        assert_eq!(denied.reason, errors::AUTHENTICATION_DENIED);
+        assert_eq!(
+            denied.message,
+            "too many failed authentication attempts from this address; try again later"
+        );
+        // The refusal comes at HELLO, before anything is asked, and for every method.
+        let denied = expect_denied(&auth, Hello::without_methods()).await;
+        assert!(denied.message.starts_with("too many failed"));
+        // Unix socket clients have no address and are not limited.
+        let local = Hello::new(&["ticket"])
+            .authid("joe")
+            .conn(|c| c.peer_addr = None);
+        let (pending, _) = expect_challenge(&auth, local, "ticket").await;
+        assert!(pending.authenticate("right", &Dict::new()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn successes_and_failures_that_are_not_the_clients_are_forgiven() {
+        let auth = limited_endpoint(TICKET, Some(limiter(1)));
+        for _ in 0..3 {
+            ticket_login(&auth, "right").await.unwrap();
+        }
+        // No such method, an exchange the driver abandons (the client went away) and one it
+        // drops unfinished do not count either.
+        expect_denied(&auth, Hello::new(&["wampcra"])).await;
+        let hello = || Hello::new(&["ticket"]).authid("joe");
+        let (pending, _) = expect_challenge(&auth, hello(), "ticket").await;
+        let gone = Denied::new(errors::AUTHENTICATION_FAILED, "the connection ended");
+        assert_eq!(pending.abandon(gone.clone()), gone);
+        let (pending, _) = expect_challenge(&auth, hello(), "ticket").await;
+        drop(pending);
+        // One failure uses up the allowance of 1.
+        ticket_login(&auth, "wrong").await.unwrap_err();
+        let denied = ticket_login(&auth, "right").await.unwrap_err();
+        assert!(denied.message.starts_with("too many failed"));
+    }
+
+    #[tokio::test]
+    async fn an_exchange_in_flight_counts_until_it_is_settled() {
+        let limiter = limiter(1);
+        let auth = limited_endpoint(TICKET, Some(Arc::clone(&limiter)));
+        let ip: IpAddr = [192, 0, 2, 1].into();
+        let (pending, _) =
+            expect_challenge(&auth, Hello::new(&["ticket"]).authid("joe"), "ticket").await;
+        // A second HELLO in parallel finds the allowance used up by the first.
+        assert!(!limiter.begin_attempt(ip));
+        pending.authenticate("right", &Dict::new()).await.unwrap();
+        assert!(limiter.begin_attempt(ip));
     }
 
     #[test]

@@ -14,6 +14,9 @@
 //!
 //! The server never runs the KDF: it only holds StoredKey and ServerKey, so Argon2id credentials need
 //! no Argon2 implementation here.
+//!
+//! `start` is the method: it checks HELLO's nonce, resolves the principal and opens a
+//! [`ScramExchange`]; its `Pending` checks the proof.
 
 use std::fmt;
 
@@ -22,9 +25,128 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::{digest, hmac};
 use subtle::ConstantTimeEq;
-use switchboard_proto::{Dict, Value};
+use switchboard_proto::{Dict, Value, errors};
 
-use super::ChannelBinding;
+use super::dynamic::Answer;
+use super::principals::{Found, Principal, Principals};
+use super::{Authenticated, ChannelBinding, Context, Denied, denied};
+use crate::config::ScramPrincipal;
+
+/// Checks HELLO's nonce and channel binding and resolves its principal; the CHALLENGE extra and
+/// the exchange waiting for the proof.
+pub(super) async fn start(
+    principals: &Principals<ScramPrincipal>,
+    ctx: &Context<'_>,
+) -> Result<(Dict, Pending), Denied> {
+    let authid = ctx.required_authid("scram")?;
+    let Some(client_nonce) = ctx.authextra.get("nonce").and_then(Value::as_str) else {
+        return Err(Denied::new(
+            errors::AUTHENTICATION_FAILED,
+            "WAMP-SCRAM needs HELLO.Details.authextra.nonce",
+        ));
+    };
+    // The nonce goes into the comma-separated AuthMessage as is.
+    if client_nonce.is_empty() || client_nonce.contains(',') {
+        return Err(Denied::new(
+            errors::AUTHENTICATION_FAILED,
+            "the WAMP-SCRAM nonce must be a non-empty base64 string",
+        ));
+    }
+    let binding = ctx.channel_binding()?;
+    let found = principals
+        .resolve(ctx, |map| ctx.by_authid(map, "scram"))
+        .await?;
+    let credential = scram_credential(&found.principal).map_err(|why| {
+        Denied::new(
+            errors::AUTHENTICATION_FAILED,
+            format!("the SCRAM credential of {authid:?} is unusable: {why}"),
+        )
+    })?;
+    let (exchange, extra) = ScramExchange::start(authid, client_nonce, credential, binding);
+    let pending = Pending {
+        exchange,
+        found: found.without_principal(),
+    };
+    Ok((extra, pending))
+}
+
+/// A WAMP-SCRAM exchange waiting for AUTHENTICATE.
+pub(super) struct Pending {
+    exchange: ScramExchange,
+    found: Found<()>,
+}
+
+impl Pending {
+    /// Checks the proof; the identity carries the server signature in its authextra
+    /// (`scram_server_signature`), for WELCOME.
+    pub(super) fn authenticate(
+        self,
+        signature: &str,
+        extra: &Dict,
+    ) -> Result<Authenticated, Denied> {
+        let server_signature = self
+            .exchange
+            .finish(signature, extra)
+            .map_err(|why| denied(&format!("invalid proof: {why}")))?;
+        let mut done = self.found.into_identity()?;
+        done.authextra
+            .insert("scram_server_signature".into(), server_signature.into());
+        Ok(done)
+    }
+}
+
+impl Principal for ScramPrincipal {
+    const METHOD: &'static str = "scram";
+
+    fn role(&self) -> &str {
+        &self.role
+    }
+
+    fn realm(&self) -> Option<&str> {
+        self.realm.as_deref()
+    }
+
+    /// The stored credential as the config writes it: `kdf`, `iterations`, `memory`, `salt`,
+    /// `stored-key`, `server-key`; and `role`.
+    fn from_answer(answer: &Answer) -> Result<Self, Denied> {
+        let number = |name: &str| answer.field_u64(name).and_then(|n| u32::try_from(n).ok());
+        Ok(ScramPrincipal {
+            kdf: answer.required_str("kdf")?,
+            iterations: number("iterations")
+                .ok_or_else(|| answer.malformed("the answer has no integer \"iterations\""))?,
+            memory: number("memory"),
+            salt: answer.required_str("salt")?,
+            stored_key: answer.required_str("stored-key")?,
+            server_key: answer.required_str("server-key")?,
+            role: answer.required_str("role")?,
+            realm: answer.field_str("realm").map(str::to_owned),
+        })
+    }
+}
+
+/// The stored credential of a SCRAM principal.
+pub fn scram_credential(p: &ScramPrincipal) -> Result<ScramCredential, String> {
+    let kdf = match p.kdf.as_str() {
+        "argon2id-13" => Kdf::Argon2id13 {
+            memory: p.memory.ok_or("argon2id-13 needs `memory`")?,
+        },
+        "pbkdf2" => Kdf::Pbkdf2,
+        other => return Err(format!("unknown kdf {other:?} (argon2id-13 or pbkdf2)")),
+    };
+    let key = |name: &str, hex_text: &str| {
+        hex::decode(hex_text).map_err(|_| format!("`{name}` is not hex"))
+    };
+    // As Crossbar: the config holds the salt in hex (what Autobahn's derive_scram_credential
+    // writes), the client gets it in base64 and base64-decodes it for its KDF.
+    let salt = key("salt", &p.salt)?;
+    Ok(ScramCredential {
+        kdf,
+        iterations: p.iterations,
+        salt: BASE64.encode(salt),
+        stored_key: key("stored-key", &p.stored_key)?,
+        server_key: key("server-key", &p.server_key)?,
+    })
+}
 
 /// The key derivation function of a credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,6 +369,7 @@ mod tests {
     use ring::pbkdf2;
 
     use super::*;
+    use crate::auth::testing::{Hello, endpoint, expect_challenge, expect_denied};
 
     /// What a client derives from its password: (ClientKey, StoredKey, ServerKey), as Autobahn's
     /// AuthScram / derive_scram_credential do for `pbkdf2` (salt used as its UTF-8 bytes).
@@ -633,5 +756,109 @@ mod tests {
             exchange.finish("xIQw+Uz+9W+ocl0tWC4IfD5leKF+WYITA/1UkJU4YJE=", &Dict::new()),
             Ok("3gmPEBB0y87n7iaMb2BhIQY4r4cpHRJWVH8oDNnsBP4=".to_string())
         );
+    }
+
+    /// An endpoint whose static principal `alice` has role `user` and the credential of
+    /// [`credential`]`("pw")`, written as the config holds it (hex; the salt's base64 goes out).
+    fn scram_endpoint() -> crate::auth::EndpointAuth {
+        let cred = credential("pw");
+        let salt = hex::encode(BASE64.decode(&cred.salt).unwrap());
+        endpoint(&format!(
+            r#"{{"scram": {{"type": "static", "principals": {{"alice": {{
+                "kdf": "pbkdf2", "iterations": 64, "salt": "{salt}",
+                "stored-key": "{}", "server-key": "{}", "role": "user"}}}}}}}}"#,
+            hex::encode(&cred.stored_key),
+            hex::encode(&cred.server_key)
+        ))
+    }
+
+    fn scram_hello(authid: &str) -> Hello {
+        Hello::new(&["scram"])
+            .authid(authid)
+            .authextra("nonce", CLIENT_NONCE.into())
+    }
+
+    #[tokio::test]
+    async fn the_right_proof_is_welcomed_with_the_server_signature() {
+        let auth = scram_endpoint();
+        let (pending, extra) = expect_challenge(&auth, scram_hello("alice"), "scram").await;
+        assert_eq!(extra["salt"], Value::from("c2FsdHNhbHQ="));
+        let (proof, server_signature) = client("alice", CLIENT_NONCE, "pw", &extra);
+        let who = pending.authenticate(&proof, &Dict::new()).await.unwrap();
+        assert_eq!(
+            (who.authid.as_str(), who.authrole.as_str()),
+            ("alice", "user")
+        );
+        assert_eq!((who.authmethod, who.authprovider), ("scram", "static"));
+        assert_eq!(
+            who.authextra.get("scram_server_signature"),
+            Some(&Value::from(server_signature))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_proof_from_another_password_is_denied() {
+        let auth = scram_endpoint();
+        let (pending, extra) = expect_challenge(&auth, scram_hello("alice"), "scram").await;
+        let (proof, _) = client("alice", CLIENT_NONCE, "wrong", &extra);
+        let denied = pending
+            .authenticate(&proof, &Dict::new())
+            .await
+            .unwrap_err();
+        assert_eq!(denied.reason, errors::AUTHENTICATION_DENIED);
+        assert_eq!(denied.message, "invalid proof: invalid client proof");
+    }
+
+    #[tokio::test]
+    async fn hello_needs_a_known_authid_a_nonce_and_a_binding_the_connection_has() {
+        let auth = scram_endpoint();
+        let denied = expect_denied(&auth, scram_hello("bob")).await;
+        assert_eq!(denied.reason, errors::NO_SUCH_PRINCIPAL);
+        let no_nonce = Hello::new(&["scram"]).authid("alice");
+        let denied = expect_denied(&auth, no_nonce).await;
+        assert_eq!(denied.reason, errors::AUTHENTICATION_FAILED);
+        assert_eq!(
+            denied.message,
+            "WAMP-SCRAM needs HELLO.Details.authextra.nonce"
+        );
+        let ambiguous = Hello::new(&["scram"])
+            .authid("alice")
+            .authextra("nonce", "a,b".into());
+        assert_eq!(
+            expect_denied(&auth, ambiguous).await.reason,
+            errors::AUTHENTICATION_FAILED
+        );
+        let bound =
+            scram_hello("alice").authextra("channel_binding", "tls-server-end-point".into());
+        let denied = expect_denied(&auth, bound).await;
+        assert_eq!(
+            denied.message,
+            "channel binding tls-server-end-point needs a TLS connection"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bound_exchange_needs_this_connections_binding_data() {
+        let auth = scram_endpoint();
+        let binding = ChannelBinding {
+            kind: "tls-server-end-point",
+            data: vec![7; 32],
+        };
+        let hello = scram_hello("alice")
+            .authextra("channel_binding", "tls-server-end-point".into())
+            .conn(|c| c.channel_binding = Some(binding.clone()));
+        let (pending, extra) = expect_challenge(&auth, hello, "scram").await;
+        assert_eq!(
+            extra["channel_binding"],
+            Value::from("tls-server-end-point")
+        );
+        let (proof, _) = client("alice", CLIENT_NONCE, "pw", &extra);
+        let cbind: Dict = [(
+            "cbind_data".to_string(),
+            Value::from(BASE64.encode(&binding.data)),
+        )]
+        .into_iter()
+        .collect();
+        assert!(pending.authenticate(&proof, &cbind).await.is_ok());
     }
 }

@@ -2,8 +2,11 @@
 //! signature checks.
 //!
 //! Everything here is byte-compatible with Autobahn's `AuthWampCra` client (`derive_key`,
-//! `compute_wcs`) and with the challenge text Crossbar.io sends.
+//! `compute_wcs`) and with the challenge text Crossbar.io sends. `WampCra` is the method: it
+//! resolves HELLO's principal, derives its key and writes the challenge text; its `Pending`
+//! checks the signature.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,6 +16,133 @@ use ring::rand::{SecureRandom, SystemRandom};
 use ring::{hmac, pbkdf2};
 use serde::Serialize;
 use subtle::ConstantTimeEq;
+use switchboard_proto::{Dict, errors};
+
+use super::dynamic::Answer;
+use super::principals::{Found, Principal, Principals};
+use super::{Authenticated, Context, Denied, denied};
+use crate::config::{AuthKind, MethodAuthConfig, WampCraPrincipal};
+
+/// The WAMP-CRA method of an endpoint.
+#[derive(Debug)]
+pub(super) struct WampCra {
+    principals: Principals<WampCraPrincipal>,
+    /// The keys of salted static principals, derived once at load (PBKDF2 is slow on purpose;
+    /// doing it per HELLO would hand clients a cheap way to burn CPU).
+    derived_keys: HashMap<String, Vec<u8>>,
+}
+
+impl WampCra {
+    /// The `wampcra` section.
+    pub(super) fn from_config(cfg: &MethodAuthConfig<WampCraPrincipal>) -> Self {
+        let derived_keys = match cfg.kind {
+            AuthKind::Static => cfg
+                .principals
+                .iter()
+                .filter_map(|(authid, p)| {
+                    let salting = salting(p)?;
+                    Some((authid.clone(), signing_key(&p.secret, Some(&salting))))
+                })
+                .collect(),
+            _ => HashMap::new(),
+        };
+        Self {
+            principals: Principals::from_config(cfg),
+            derived_keys,
+        }
+    }
+
+    /// Resolves HELLO's principal; the CHALLENGE extra (the challenge text, and the PBKDF2
+    /// parameters of a salted secret) and the exchange waiting for the signature.
+    pub(super) async fn start(&self, ctx: &Context<'_>) -> Result<(Dict, Pending), Denied> {
+        let authid = ctx.required_authid("wampcra")?;
+        let found = self
+            .principals
+            .resolve(ctx, |map| ctx.by_authid(map, "wampcra"))
+            .await?;
+        let principal = &found.principal;
+        let salting = salting(principal);
+        let key = match self.derived_keys.get(authid) {
+            // Static salted keys are derived once, when the config is loaded.
+            Some(key) if found.is_static() => key.clone(),
+            _ if salting.is_some() => {
+                // PBKDF2 takes as long as the authenticator asked for: not on a runtime thread.
+                let (secret, salting) = (principal.secret.clone(), salting.clone());
+                tokio::task::spawn_blocking(move || signing_key(&secret, salting.as_ref()))
+                    .await
+                    .map_err(|_| {
+                        Denied::new(errors::AUTHENTICATION_FAILED, "deriving the key failed")
+                    })?
+            }
+            _ => signing_key(&principal.secret, None),
+        };
+        let text = challenge_text(authid, &principal.role, found.provider, ctx.session.0);
+        let mut extra = Dict::new();
+        extra.insert("challenge".into(), text.as_str().into());
+        if let Some(s) = &salting {
+            extra.insert("salt".into(), s.salt.as_str().into());
+            extra.insert("iterations".into(), u64::from(s.iterations).into());
+            extra.insert("keylen".into(), (s.keylen as u64).into());
+        }
+        let pending = Pending {
+            key,
+            challenge: text,
+            found: found.without_principal(),
+        };
+        Ok((extra, pending))
+    }
+}
+
+/// A WAMP-CRA exchange waiting for AUTHENTICATE. (No `Debug`: it holds the key.)
+pub(super) struct Pending {
+    key: Vec<u8>,
+    challenge: String,
+    found: Found<()>,
+}
+
+impl Pending {
+    /// Checks AUTHENTICATE's signature of the challenge text.
+    pub(super) fn authenticate(self, signature: &str) -> Result<Authenticated, Denied> {
+        if !verify(&self.key, &self.challenge, signature) {
+            return Err(denied("invalid signature"));
+        }
+        self.found.into_identity()
+    }
+}
+
+impl Principal for WampCraPrincipal {
+    const METHOD: &'static str = "wampcra";
+
+    fn role(&self) -> &str {
+        &self.role
+    }
+
+    fn realm(&self) -> Option<&str> {
+        self.realm.as_deref()
+    }
+
+    /// `secret` and `role`, and for a salted secret `salt`, `iterations` and `keylen`.
+    fn from_answer(answer: &Answer) -> Result<Self, Denied> {
+        let number = |name: &str| answer.field_u64(name);
+        Ok(WampCraPrincipal {
+            secret: answer.required_str("secret")?,
+            role: answer.required_str("role")?,
+            salt: answer.field_str("salt").map(str::to_owned),
+            iterations: number("iterations").and_then(|n| u32::try_from(n).ok()),
+            keylen: number("keylen").and_then(|n| usize::try_from(n).ok()),
+            realm: answer.field_str("realm").map(str::to_owned),
+        })
+    }
+}
+
+/// The PBKDF2 parameters of a salted WAMP-CRA principal (Autobahn's defaults where absent).
+fn salting(p: &WampCraPrincipal) -> Option<Salting> {
+    p.salt.as_ref().map(|salt| Salting {
+        salt: salt.clone(),
+        iterations: p.iterations.unwrap_or(1000),
+        keylen: p.keylen.unwrap_or(32),
+    })
+}
 
 /// PBKDF2 parameters of a salted WAMP-CRA secret (Crossbar's `salt`, `iterations`, `keylen`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,7 +290,10 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 
 #[cfg(test)]
 mod tests {
+    use switchboard_proto::Value;
+
     use super::*;
+    use crate::auth::testing::{Hello, SESSION, endpoint, expect_challenge, expect_denied};
 
     /// A challenge as Crossbar sends it; the expected values below come from Autobahn 26.10.2
     /// (`derive_key`, `compute_wcs`) and were cross-checked with Python's hashlib/hmac.
@@ -311,5 +444,119 @@ mod tests {
         assert_eq!(at(1_709_251_199, 999), "2024-02-29T23:59:59.999Z");
         assert_eq!(at(4_107_542_400, 0), "2100-03-01T00:00:00.000Z");
         assert_eq!(at(253_402_300_799, 0), "9999-12-31T23:59:59.000Z");
+    }
+
+    const PRINCIPALS: &str = r#"{"wampcra": {"type": "static", "principals": {
+        "peter": {"secret": "secret1", "role": "user"},
+        "salty": {"secret": "secret2", "role": "user", "salt": "salt123", "iterations": 100,
+                  "keylen": 16, "realm": "realm2"},
+        "plain-salt": {"secret": "secret3", "role": "user", "salt": "s"}}}}"#;
+
+    /// The client's side, from the CHALLENGE extra, as Autobahn's `derive_key` and `compute_wcs`
+    /// do it: the key is the secret, or for a salted one the base64 text of PBKDF2-HMAC-SHA256;
+    /// the signature is base64(HMAC-SHA256(key, challenge)).
+    fn autobahn_signature(secret: &str, extra: &Dict) -> String {
+        let challenge = extra["challenge"].as_str().unwrap();
+        let key = match extra.get("salt") {
+            None => secret.as_bytes().to_vec(),
+            Some(salt) => {
+                let iterations = u32::try_from(extra["iterations"].as_u64().unwrap()).unwrap();
+                let keylen = usize::try_from(extra["keylen"].as_u64().unwrap()).unwrap();
+                let mut derived = vec![0u8; keylen];
+                pbkdf2::derive(
+                    pbkdf2::PBKDF2_HMAC_SHA256,
+                    NonZeroU32::new(iterations).unwrap(),
+                    salt.as_str().unwrap().as_bytes(),
+                    secret.as_bytes(),
+                    &mut derived,
+                );
+                BASE64.encode(derived).into_bytes()
+            }
+        };
+        let tag = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, &key),
+            challenge.as_bytes(),
+        );
+        BASE64.encode(tag)
+    }
+
+    #[tokio::test]
+    async fn an_unsalted_secret_signs_crossbars_challenge() {
+        let auth = endpoint(PRINCIPALS);
+        let hello = Hello::new(&["wampcra"]).authid("peter");
+        let (pending, extra) = expect_challenge(&auth, hello, "wampcra").await;
+        let keys: Vec<&str> = extra.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["challenge"]);
+        let text: serde_json::Value =
+            serde_json::from_str(extra["challenge"].as_str().unwrap()).unwrap();
+        assert_eq!(text["authid"], "peter");
+        assert_eq!(text["authrole"], "user");
+        assert_eq!(text["authprovider"], "static");
+        assert_eq!(text["session"], SESSION.0);
+        let signature = autobahn_signature("secret1", &extra);
+        let who = pending
+            .authenticate(&signature, &Dict::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            (who.authid.as_str(), who.authrole.as_str()),
+            ("peter", "user")
+        );
+        assert_eq!((who.authmethod, who.authprovider), ("wampcra", "static"));
+        assert_eq!(who.realm, None);
+    }
+
+    #[tokio::test]
+    async fn a_salted_secret_sends_its_pbkdf2_parameters() {
+        let auth = endpoint(PRINCIPALS);
+        let hello = Hello::new(&["wampcra"]).authid("salty");
+        let (pending, extra) = expect_challenge(&auth, hello, "wampcra").await;
+        assert_eq!(extra["salt"], Value::from("salt123"));
+        assert_eq!(extra["iterations"], Value::UInt(100));
+        assert_eq!(extra["keylen"], Value::UInt(16));
+        let signature = autobahn_signature("secret2", &extra);
+        let who = pending
+            .authenticate(&signature, &Dict::new())
+            .await
+            .unwrap();
+        assert_eq!(who.authid, "salty");
+        assert_eq!(who.realm.as_deref(), Some("realm2"));
+        // Autobahn's defaults when the config gives only a salt.
+        let hello = Hello::new(&["wampcra"]).authid("plain-salt");
+        let (pending, extra) = expect_challenge(&auth, hello, "wampcra").await;
+        assert_eq!(extra["iterations"], Value::UInt(1000));
+        assert_eq!(extra["keylen"], Value::UInt(32));
+        let signature = autobahn_signature("secret3", &extra);
+        assert!(pending.authenticate(&signature, &Dict::new()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_signature_with_another_secret_is_denied() {
+        let auth = endpoint(PRINCIPALS);
+        for (authid, wrong) in [("peter", "secret2"), ("salty", "secret1")] {
+            let hello = Hello::new(&["wampcra"]).authid(authid);
+            let (pending, extra) = expect_challenge(&auth, hello, "wampcra").await;
+            let signature = autobahn_signature(wrong, &extra);
+            let denied = pending
+                .authenticate(&signature, &Dict::new())
+                .await
+                .unwrap_err();
+            assert_eq!(denied.reason, errors::AUTHENTICATION_DENIED);
+            assert_eq!(denied.message, "invalid signature");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unknown_or_missing_authid_gets_no_challenge() {
+        let auth = endpoint(PRINCIPALS);
+        let denied = expect_denied(&auth, Hello::new(&["wampcra"]).authid("paul")).await;
+        assert_eq!(denied.reason, errors::NO_SUCH_PRINCIPAL);
+        assert_eq!(denied.message, r#"no wampcra principal "paul""#);
+        let denied = expect_denied(&auth, Hello::new(&["wampcra"])).await;
+        assert_eq!(denied.reason, errors::NO_SUCH_PRINCIPAL);
+        assert_eq!(
+            denied.message,
+            "wampcra authentication needs HELLO.Details.authid"
+        );
     }
 }
