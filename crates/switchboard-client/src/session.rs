@@ -3,6 +3,7 @@
 //! channel; answers come back over oneshot channels.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use switchboard_proto::ids::IdSequence;
@@ -13,6 +14,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::call::{CallHandle, CallSink};
 use crate::driver::{COMMAND_CAPACITY, Command, Driver, Pending};
 use crate::invocation::{Invocation, boxed_handler};
+use crate::join::Welcome;
 use crate::queue::LagQueue;
 use crate::subscription::{Sink, Subscription};
 use crate::{
@@ -55,7 +57,13 @@ impl Session {
         mut transport: T,
         join: &JoinOptions,
     ) -> Result<Session, Error> {
-        let welcome = crate::join::handshake(&mut transport, join).await?;
+        // Boxed as `dyn Future + Send` here, where `T` is generic and the transport's futures
+        // are Send by the trait's bounds: a caller with a concrete transport type then need not
+        // prove it again through the handshake's body, which rustc fails at ("higher-ranked
+        // lifetime error") for the transports' `async fn`s.
+        let handshake: Pin<Box<dyn Future<Output = Result<Welcome, Error>> + Send + '_>> =
+            Box::pin(crate::join::handshake(&mut transport, join));
+        let welcome = handshake.await?;
         let serializer = transport.serializer();
         let (commands, receiver) = mpsc::channel(COMMAND_CAPACITY);
         let (closed_tx, closed) = watch::channel(None);
@@ -139,18 +147,20 @@ impl Session {
             .map_err(|_| Error::Closed)
     }
 
-    /// Sends `msg` as request `request` and waits for its answer.
+    /// Sends `msg` as request `request`, to be answered through `pending`, and waits for the
+    /// `answer`.
     async fn request<R>(
         &self,
         request: Id,
-        msg: &Message,
-        pending: impl FnOnce(oneshot::Sender<Result<R, Error>>) -> Pending,
+        msg: Message,
+        pending: Pending,
+        answer: oneshot::Receiver<Result<R, Error>>,
     ) -> Result<R, Error> {
-        let (reply, answer) = oneshot::channel();
+        let message = self.encode(&msg)?;
         self.command(Command::Request {
             request,
-            message: self.encode(msg)?,
-            pending: pending(reply),
+            message,
+            pending,
         })
         .await?;
         answer.await.map_err(|_| Error::Closed)?
@@ -177,10 +187,9 @@ impl Session {
             procedure: procedure.into(),
             payload: args.into_payload(self.inner.serializer)?,
         };
-        self.request(request, &msg, |reply| {
-            Pending::Call(CallSink::new(reply, None))
-        })
-        .await
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending::Call(CallSink::new(reply, None));
+        self.request(request, msg, pending, answer).await
     }
 
     /// Calls `procedure` asking for progressive results (`receive_progress`), and returns a
@@ -242,7 +251,8 @@ impl Session {
             self.command(Command::Send(self.encode(&msg)?)).await?;
             return Ok(None);
         }
-        self.request(request, &msg, Pending::Publish)
+        let (reply, answer) = oneshot::channel();
+        self.request(request, msg, Pending::Publish(reply), answer)
             .await
             .map(Some)
     }
@@ -276,9 +286,9 @@ impl Session {
             topic: topic.to_owned(),
             queue,
         };
-        let id = self
-            .request(request, &msg, |reply| Pending::Subscribe { sink, reply })
-            .await?;
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending::Subscribe { sink, reply };
+        let id = self.request(request, msg, pending, answer).await?;
         subscription.set_id(id);
         Ok(subscription)
     }
@@ -292,8 +302,9 @@ impl Session {
             request,
             subscription,
         };
-        self.request(request, &msg, |reply| Pending::Unsubscribe(Some(reply)))
-            .await
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending::Unsubscribe(Some(reply));
+        self.request(request, msg, pending, answer).await
     }
 
     /// Registers `procedure`; each call runs `handler` on the session's task, concurrently with
@@ -317,13 +328,13 @@ impl Session {
             options: options.to_dict(),
             procedure: procedure.into(),
         };
-        let handler = boxed_handler(handler);
-        self.request(request, &msg, |reply| Pending::Register {
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending::Register {
             procedure: procedure.to_owned(),
-            handler,
+            handler: boxed_handler(handler),
             reply,
-        })
-        .await
+        };
+        self.request(request, msg, pending, answer).await
     }
 
     /// Unregisters; calls still routed to the registration until the router confirms are
@@ -334,11 +345,12 @@ impl Session {
             request,
             registration,
         };
-        self.request(request, &msg, |reply| Pending::Unregister {
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending::Unregister {
             registration,
             reply,
-        })
-        .await
+        };
+        self.request(request, msg, pending, answer).await
     }
 
     /// Leaves the realm: GOODBYE `wamp.close.close_realm`, then waits for the router's GOODBYE
