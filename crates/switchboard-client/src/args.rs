@@ -33,9 +33,9 @@ impl Args {
         self.args.is_empty() && self.kwargs.is_empty()
     }
 
-    /// The payload of a message in serializer `s`. Empty arguments are left out of the message,
-    /// and an empty list is only sent when keyword arguments follow it (spec, "Message
-    /// Definitions": trailing empty elements are omitted).
+    /// The payload of a message in serializer `s`. Empty arguments are left out of the message;
+    /// an empty positional list is only written when keyword arguments follow it, as the
+    /// message formats need it there.
     pub(crate) fn into_payload(self, s: Serializer) -> Result<Payload, Error> {
         let enc = |v: Value| {
             RawValue::from_value(s, &v)

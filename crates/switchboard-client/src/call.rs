@@ -14,7 +14,7 @@ use futures::Stream;
 use switchboard_proto::{Dict, Id, Message, Serializer, codec};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::driver::Command;
+use crate::command::Command;
 use crate::queue::{LagQueue, Lagged};
 use crate::{Args, CancelMode, Error};
 

@@ -25,13 +25,10 @@ use switchboard_transport::{Transport, TransportError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error};
 
-use crate::call::CallSink;
+use crate::command::{Command, Pending};
 use crate::invocation::{Handler, Invocation, Outcome, Running};
 use crate::subscription::{Sink, pattern_topic};
 use crate::{Args, CloseReason, Error};
-
-/// How many commands may wait for the session task before senders wait in turn.
-pub(crate) const COMMAND_CAPACITY: usize = 256;
 
 /// How long [`Session::leave`](crate::Session::leave) waits for the router's GOODBYE, and how long
 /// closing the transport may take.
@@ -39,73 +36,6 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The reason Autobahn gives when a client leaves.
 const CLOSE_REALM: &str = "wamp.close.close_realm";
-
-/// What the handles ask the session task to do. Messages come encoded: the handles encode on
-/// their own tasks, the session task only writes.
-pub(crate) enum Command {
-    /// Send a request whose answer is routed to `pending` under `request`.
-    Request {
-        request: Id,
-        message: Bytes,
-        pending: Pending,
-    },
-    /// Send a message that gets no answer (PUBLISH without acknowledge, CANCEL).
-    Send(Bytes),
-    /// One local subscription ends.
-    Unsubscribe {
-        subscription: Id,
-        key: u64,
-        reply: oneshot::Sender<Result<(), Error>>,
-    },
-    /// A progressive result of a running invocation; `written` once it is on the wire.
-    Progress {
-        request: Id,
-        args: Args,
-        written: oneshot::Sender<Result<(), Error>>,
-    },
-    /// Leave the realm; `done` when the session has ended.
-    Leave { done: oneshot::Sender<()> },
-}
-
-/// A request waiting for its answer.
-pub(crate) enum Pending {
-    Call(CallSink),
-    Publish(oneshot::Sender<Result<Id, Error>>),
-    Subscribe {
-        sink: Sink,
-        reply: oneshot::Sender<Result<Id, Error>>,
-    },
-    /// `reply` is `None` for the UNSUBSCRIBE the task sends itself when nobody listens any more.
-    Unsubscribe(Option<oneshot::Sender<Result<(), Error>>>),
-    Register {
-        procedure: String,
-        handler: Handler,
-        reply: oneshot::Sender<Result<Id, Error>>,
-    },
-    Unregister {
-        registration: Id,
-        reply: oneshot::Sender<Result<(), Error>>,
-    },
-}
-
-impl Pending {
-    /// Answers with ERROR (or with `Closed` when the session ends).
-    fn fail(self, e: Error) {
-        match self {
-            Pending::Call(sink) => sink.finish(Err(e)),
-            Pending::Publish(r) => drop(r.send(Err(e))),
-            Pending::Subscribe { reply, .. } | Pending::Register { reply, .. } => {
-                drop(reply.send(Err(e)))
-            }
-            Pending::Unsubscribe(reply) => {
-                if let Some(r) = reply {
-                    drop(r.send(Err(e)));
-                }
-            }
-            Pending::Unregister { reply, .. } => drop(reply.send(Err(e))),
-        }
-    }
-}
 
 /// What the session task owns.
 pub(crate) struct Driver<T> {
@@ -314,6 +244,7 @@ impl<T: Transport> Driver<T> {
                 }
                 Ok(())
             }
+            // Handled before the match.
             Command::Leave { .. } => Ok(()),
         }
     }
@@ -343,8 +274,9 @@ impl<T: Transport> Driver<T> {
         reply: oneshot::Sender<Result<(), Error>>,
     ) -> Result<(), Ended> {
         if let Some(sinks) = self.sinks_by_subscription.get_mut(&subscription) {
+            // Subscriptions dropped without unsubscribing go too.
             sinks.retain(|s| {
-                let keep = s.key != key;
+                let keep = s.key != key && !s.queue.consumer_gone();
                 if !keep {
                     s.queue.close();
                 }
@@ -646,3 +578,6 @@ impl<T: Transport> Driver<T> {
         self.send(&answer).await.err()
     }
 }
+
+#[cfg(test)]
+mod tests;

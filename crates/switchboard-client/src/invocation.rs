@@ -28,7 +28,7 @@ use futures::stream::{FuturesUnordered, StreamExt as _};
 use switchboard_proto::{Dict, Id, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::driver::Command;
+use crate::command::Command;
 use crate::{Args, CallError, Error};
 
 /// What a procedure handler's future returns.

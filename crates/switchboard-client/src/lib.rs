@@ -26,6 +26,7 @@
 mod args;
 mod auth;
 mod call;
+mod command;
 mod connect;
 mod driver;
 mod error;

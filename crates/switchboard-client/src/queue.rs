@@ -96,6 +96,11 @@ impl<T> LagQueue<T> {
         }
     }
 
+    /// Whether the consumer dropped its end.
+    pub(crate) fn consumer_gone(&self) -> bool {
+        self.lock().consumer_gone
+    }
+
     /// Called by the consumer's `Drop`.
     pub(crate) fn drop_consumer(&self) {
         let mut s = self.lock();
@@ -198,6 +203,7 @@ mod tests {
         let q = LagQueue::new(8);
         q.push(1);
         q.drop_consumer();
+        assert!(q.consumer_gone());
         assert!(!q.push(2));
     }
 }

@@ -12,7 +12,8 @@ use switchboard_transport::Transport;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::call::{CallHandle, CallSink};
-use crate::driver::{COMMAND_CAPACITY, Command, Driver, Pending};
+use crate::command::{COMMAND_CAPACITY, Command, Pending};
+use crate::driver::Driver;
 use crate::invocation::{Invocation, boxed_handler};
 use crate::join::Welcome;
 use crate::queue::LagQueue;

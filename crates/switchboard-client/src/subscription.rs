@@ -20,7 +20,7 @@ use futures::Stream;
 use switchboard_proto::{Dict, Id, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::driver::Command;
+use crate::command::Command;
 use crate::queue::{LagQueue, Lagged};
 use crate::{Args, Error};
 
