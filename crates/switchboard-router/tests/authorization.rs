@@ -109,8 +109,7 @@ async fn a_realm_without_the_anonymous_role_refuses_anonymous_sessions() {
     let err =
         switchboard_client::Session::connect(&router.options(Via::RawSocketTcp, Serializer::Cbor))
             .await
-            .err()
-            .expect("refused");
+            .expect_err("refused");
     assert!(
         matches!(err, Error::Aborted { ref reason, .. } if reason == "wamp.error.no_such_role"),
         "{err}"

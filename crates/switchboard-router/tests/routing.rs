@@ -254,8 +254,7 @@ async fn unknown_realm_is_aborted_with_no_such_realm() {
     opts.join.realm = "nope".into();
     let err = switchboard_client::Session::connect(&opts)
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(
         matches!(err, Error::Aborted { ref reason, .. } if reason == "wamp.error.no_such_realm"),
         "{err}"
