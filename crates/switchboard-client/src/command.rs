@@ -49,8 +49,12 @@ pub(crate) enum Pending {
         sink: Sink,
         reply: oneshot::Sender<Result<Id, Error>>,
     },
-    /// `reply` is `None` for the UNSUBSCRIBE the task sends itself when nobody listens any more.
-    Unsubscribe(Option<oneshot::Sender<Result<(), Error>>>),
+    /// UNSUBSCRIBE of `subscription`; `reply` is `None` for the one the task sends itself when
+    /// nobody listens any more.
+    Unsubscribe {
+        subscription: Id,
+        reply: Option<oneshot::Sender<Result<(), Error>>>,
+    },
     Register {
         procedure: String,
         handler: Handler,
@@ -71,7 +75,7 @@ impl Pending {
             Pending::Subscribe { reply, .. } | Pending::Register { reply, .. } => {
                 drop(reply.send(Err(e)))
             }
-            Pending::Unsubscribe(reply) => {
+            Pending::Unsubscribe { reply, .. } => {
                 if let Some(r) = reply {
                     drop(r.send(Err(e)));
                 }

@@ -297,7 +297,13 @@ impl<T: Transport> Driver<T> {
         reply: Option<oneshot::Sender<Result<(), Error>>>,
     ) -> Result<(), Ended> {
         let request = self.requests.next_id();
-        self.pending.insert(request, Pending::Unsubscribe(reply));
+        self.pending.insert(
+            request,
+            Pending::Unsubscribe {
+                subscription,
+                reply,
+            },
+        );
         self.send(&Message::Unsubscribe {
             request,
             subscription,
@@ -470,7 +476,7 @@ impl<T: Transport> Driver<T> {
     }
 
     /// UNSUBSCRIBED: the answer to our UNSUBSCRIBE, or (request 0, spec "Subscription
-    /// Revocation") the router ending a subscription, whose streams then end.
+    /// Revocation") the router ending a subscription. Either way its streams end.
     fn unsubscribed(&mut self, request: Id, details: Option<&Dict>) {
         if request == 0 {
             let revoked = details.and_then(|d| d.get("subscription")?.as_u64());
@@ -480,8 +486,23 @@ impl<T: Transport> Driver<T> {
             {
                 sink.queue.close();
             }
-        } else if let Some(Pending::Unsubscribe(Some(reply))) = self.pending.remove(&request) {
-            let _ = reply.send(Ok(()));
+        } else if let Some(Pending::Unsubscribe {
+            subscription,
+            reply,
+        }) = self.pending.remove(&request)
+        {
+            // Local subscriptions still there (an unsubscribe by id) end with it. A SUBSCRIBE sent
+            // after the UNSUBSCRIBE is answered after this, so its subscription is not affected.
+            for sink in self
+                .sinks_by_subscription
+                .remove(&subscription)
+                .unwrap_or_default()
+            {
+                sink.queue.close();
+            }
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(()));
+            }
         }
     }
 

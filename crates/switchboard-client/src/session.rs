@@ -10,6 +10,7 @@ use switchboard_proto::ids::IdSequence;
 use switchboard_proto::{Dict, Id, Message, Serializer, Value, codec};
 use switchboard_transport::Transport;
 use tokio::sync::{mpsc, oneshot, watch};
+use tracing::Instrument as _;
 
 use crate::call::{CallHandle, CallSink};
 use crate::command::{COMMAND_CAPACITY, Command, Pending};
@@ -76,13 +77,21 @@ impl Session {
             requests.clone(),
             closed_tx,
         );
-        tokio::spawn(driver.run());
         let realm = welcome
             .details
             .get("realm")
             .and_then(Value::as_str)
             .unwrap_or(&join.realm)
             .to_owned();
+        let detail = |key: &str| welcome.details.get(key).and_then(Value::as_str);
+        let span = tracing::info_span!(
+            "client_session",
+            id = welcome.session,
+            realm = %realm,
+            authid = detail("authid").unwrap_or_default(),
+            authrole = detail("authrole").unwrap_or_default(),
+        );
+        tokio::spawn(driver.run().instrument(span));
         Ok(Session {
             inner: Arc::new(Inner {
                 id: welcome.session,
@@ -304,7 +313,10 @@ impl Session {
             subscription,
         };
         let (reply, answer) = oneshot::channel();
-        let pending = Pending::Unsubscribe(Some(reply));
+        let pending = Pending::Unsubscribe {
+            subscription,
+            reply: Some(reply),
+        };
         self.request(request, msg, pending, answer).await
     }
 

@@ -362,6 +362,54 @@ async fn pattern_subscriptions_and_registrations_name_the_actual_uri() {
 }
 
 #[tokio::test]
+async fn subscription_streams_end_when_unsubscribed_locally_by_id_or_by_the_router() {
+    let router = start_router().await;
+    let realm = router
+        .node
+        .as_ref()
+        .and_then(|n| n.realms().get("realm1"))
+        .expect("realm1");
+    let s = router.connect(Via::WebSocketTcp, Serializer::Json).await;
+    let publisher = router.connect(Via::RawSocketTcp, Serializer::Cbor).await;
+    let topic = "com.example.t";
+    let a = s
+        .subscribe(topic, SubscribeOptions::default())
+        .await
+        .expect("a");
+    let mut b = s
+        .subscribe(topic, SubscribeOptions::default())
+        .await
+        .expect("b");
+    assert_eq!(a.id(), b.id(), "the router's subscription is shared");
+    // The first unsubscribe is local: the other subscription still gets events.
+    a.unsubscribe().await.expect("unsubscribe a");
+    publisher
+        .publish(topic, number(1), PublishOptions::acknowledged())
+        .await
+        .expect("publish");
+    assert_eq!(first_number(&next_event(&mut b).await.args), 1);
+    assert_eq!(realm.broker.subscription_count(), 1);
+    // By id: the router forgets it and the local stream ends.
+    s.unsubscribe(b.id()).await.expect("unsubscribe by id");
+    assert!(within(b.next()).await.is_none());
+    assert_eq!(realm.broker.subscription_count(), 0);
+    // Revoked by the router (spec, "Subscription Revocation"): the stream ends too.
+    let mut c = s
+        .subscribe(topic, SubscribeOptions::default())
+        .await
+        .expect("c");
+    publisher
+        .call(
+            "wamp.subscription.remove_subscriber",
+            Args::positional(vec![c.id().into(), s.id().into()]),
+        )
+        .await
+        .expect("revoke");
+    assert!(within(c.next()).await.is_none());
+    router.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_lagging_subscriber_loses_the_oldest_events_is_told_how_many_and_stays_up() {
     let router = start_router().await;
     let subscriber = router.connect(Via::RawSocketTcp, Serializer::Cbor).await;
