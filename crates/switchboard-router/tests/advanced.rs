@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{RawPeer, Via, start_router};
+use switchboard_client::{PublishOptions, SubscribeOptions};
 use switchboard_proto::{Dict, Message, Payload, RawValue, Serializer, Value};
 
 /// Joins `realm1` announcing the callee features `features` (e.g. `call_canceling`).
@@ -451,8 +452,10 @@ async fn disclose_me_reveals_callers_and_publishers() {
         Some(Message::Subscribed { .. })
     ));
     let other = router.connect(Via::WebSocketTcp, Serializer::Cbor).await;
-    let mut disclose = Dict::new();
-    disclose.insert("disclose_me".into(), true.into());
+    let disclose = PublishOptions {
+        disclose_me: true,
+        ..PublishOptions::default()
+    };
     other
         .publish("com.news", switchboard_client::Args::default(), disclose)
         .await
@@ -488,44 +491,68 @@ async fn black_and_whitelists_choose_the_receivers_of_an_event() {
     let mut ids = Vec::new();
     for _ in 0..3 {
         let s = router.connect(Via::RawSocketTcp, Serializer::MsgPack).await;
-        let (_, events) = s.subscribe("com.list").await.expect("subscribe");
+        let events = s
+            .subscribe("com.list", SubscribeOptions::default())
+            .await
+            .expect("subscribe");
         ids.push(s.id());
         subs.push((s, events));
     }
-    let publish = |n: u64, options: Dict| {
+    let publish = |n: u64, options: PublishOptions| {
         let p = &publisher;
         async move {
-            let mut o = options;
-            o.insert("acknowledge".into(), true.into());
+            let o = PublishOptions {
+                acknowledge: true,
+                ..options
+            };
             let args = switchboard_client::Args::positional(vec![n.into()]);
             p.publish("com.list", args, o).await.expect("publish");
         }
     };
-    publish(1, opts(&[("exclude", Value::List(vec![ids[0].into()]))])).await;
-    publish(2, opts(&[("eligible", Value::List(vec![ids[1].into()]))])).await;
+    publish(
+        1,
+        PublishOptions {
+            exclude: vec![ids[0]],
+            ..PublishOptions::default()
+        },
+    )
+    .await;
+    publish(
+        2,
+        PublishOptions {
+            eligible: Some(vec![ids[1]]),
+            ..PublishOptions::default()
+        },
+    )
+    .await;
     publish(
         3,
-        opts(&[
-            ("eligible_authrole", Value::List(vec!["anonymous".into()])),
-            ("exclude", Value::List(vec![ids[2].into()])),
-        ]),
+        PublishOptions {
+            eligible_authrole: Some(vec!["anonymous".into()]),
+            exclude: vec![ids[2]],
+            ..PublishOptions::default()
+        },
     )
     .await;
     publish(
         4,
-        opts(&[("exclude_authrole", Value::List(vec!["anonymous".into()]))]),
+        PublishOptions {
+            exclude_authrole: vec!["anonymous".into()],
+            ..PublishOptions::default()
+        },
     )
     .await;
     // A marker everybody gets: what arrived before it is all that will arrive.
-    publish(5, Dict::new()).await;
+    publish(5, PublishOptions::default()).await;
     let expected: [&[u64]; 3] = [&[3, 5], &[1, 2, 3, 5], &[1, 5]];
     for (i, (_, events)) in subs.iter_mut().enumerate() {
         let mut got = Vec::new();
         while got.last() != Some(&5) {
-            let e = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            let e = tokio::time::timeout(Duration::from_secs(10), events.next())
                 .await
                 .expect("in time")
-                .expect("event");
+                .expect("event")
+                .expect("no events lost");
             got.push(e.args.args[0].as_u64().expect("number"));
         }
         assert_eq!(got, expected[i], "subscriber {i}");
@@ -537,9 +564,10 @@ async fn black_and_whitelists_choose_the_receivers_of_an_event() {
 async fn retained_events_reach_late_subscribers_that_ask_for_them() {
     let router = start_router().await;
     let publisher = router.connect(Via::WebSocketTcp, Serializer::Cbor).await;
-    let mut retain = Dict::new();
-    retain.insert("retain".into(), true.into());
-    retain.insert("acknowledge".into(), true.into());
+    let retain = PublishOptions {
+        retain: true,
+        ..PublishOptions::acknowledged()
+    };
     for n in [1u64, 2] {
         let a = switchboard_client::Args::positional(vec![n.into()]);
         publisher
@@ -597,8 +625,8 @@ async fn retained_events_reach_late_subscribers_that_ask_for_them() {
 async fn testaments_are_published_when_the_session_ends_however_it_ends() {
     let router = start_router().await;
     let watcher = router.connect(Via::WebSocketTcp, Serializer::Json).await;
-    let (_, mut events) = watcher
-        .subscribe("com.last.words")
+    let mut events = watcher
+        .subscribe("com.last.words", SubscribeOptions::default())
         .await
         .expect("subscribe");
     for graceful in [true, false] {
@@ -628,10 +656,11 @@ async fn testaments_are_published_when_the_session_ends_however_it_ends() {
             assert!(matches!(dying.recv().await, Some(Message::Goodbye { .. })));
         }
         drop(dying); // the socket just drops when not graceful
-        let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+        let event = tokio::time::timeout(Duration::from_secs(10), events.next())
             .await
             .expect("in time")
-            .expect("event");
+            .expect("event")
+            .expect("no events lost");
         assert_eq!(event.args.args, vec![Value::Bool(graceful)]);
     }
     // flush_testaments withdraws them.
@@ -663,21 +692,20 @@ async fn testaments_are_published_when_the_session_ends_however_it_ends() {
         .get("realm1")
         .expect("realm");
     common::eventually(|| realm.session_count() == 1).await;
-    let mut ack = Dict::new();
-    ack.insert("acknowledge".into(), true.into());
     let probe = router.connect(Via::RawSocketTcp, Serializer::Json).await;
     probe
         .publish(
             "com.last.words",
             switchboard_client::Args::positional(vec!["probe".into()]),
-            ack,
+            PublishOptions::acknowledged(),
         )
         .await
         .expect("publish");
-    let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+    let event = tokio::time::timeout(Duration::from_secs(10), events.next())
         .await
         .expect("in time")
-        .expect("event");
+        .expect("event")
+        .expect("no events lost");
     assert_eq!(
         event.args.args,
         vec![Value::from("probe")],

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{Via, start_router_with};
-use switchboard_client::{Args, Error};
+use switchboard_client::{Args, Error, PublishOptions, RegisterOptions, SubscribeOptions};
 use switchboard_proto::{Dict, Serializer};
 
 const REALMS: &str = r#"[{"name": "realm1", "roles": [{"name": "anonymous", "permissions": [
@@ -24,14 +24,25 @@ async fn each_action_is_allowed_or_denied_by_the_role_with_exact_before_longer_p
     let s = router.connect(Via::WebSocketTcp, Serializer::Json).await;
 
     // register: denied under com.example. (prefix allows only call/subscribe), allowed by exact.
-    let e = s.register("com.example.proc", Ok).await.unwrap_err();
+    let e = s
+        .register("com.example.proc", RegisterOptions::default(), common::echo)
+        .await
+        .unwrap_err();
     assert!(is_not_authorized(&e), "{e}");
-    s.register("com.example.admin.ping", Ok)
-        .await
-        .expect("exact permission allows register");
-    s.register("com.example.own.proc", Ok)
-        .await
-        .expect("own prefix allows register");
+    s.register(
+        "com.example.admin.ping",
+        RegisterOptions::default(),
+        common::echo,
+    )
+    .await
+    .expect("exact permission allows register");
+    s.register(
+        "com.example.own.proc",
+        RegisterOptions::default(),
+        common::echo,
+    )
+    .await
+    .expect("own prefix allows register");
 
     // call: allowed by the short prefix (so the dealer answers no_such_procedure), denied by a
     // longer prefix without call (even though the shorter one allows it), allowed again by exact.
@@ -58,20 +69,29 @@ async fn each_action_is_allowed_or_denied_by_the_role_with_exact_before_longer_p
         .expect("exact beats longer prefix");
 
     // publish and subscribe.
-    let mut ack = Dict::new();
-    ack.insert("acknowledge".into(), true.into());
     let e = s
-        .publish("com.example.news", Args::default(), ack.clone())
+        .publish(
+            "com.example.news",
+            Args::default(),
+            PublishOptions::acknowledged(),
+        )
         .await
         .unwrap_err();
     assert!(is_not_authorized(&e), "{e}");
-    s.publish("com.example.own.news", Args::default(), ack)
-        .await
-        .expect("publish allowed");
-    s.subscribe("com.example.news")
+    s.publish(
+        "com.example.own.news",
+        Args::default(),
+        PublishOptions::acknowledged(),
+    )
+    .await
+    .expect("publish allowed");
+    s.subscribe("com.example.news", SubscribeOptions::default())
         .await
         .expect("subscribe allowed");
-    let e = s.subscribe("com.example.admin.log").await.unwrap_err();
+    let e = s
+        .subscribe("com.example.admin.log", SubscribeOptions::default())
+        .await
+        .unwrap_err();
     assert!(is_not_authorized(&e), "{e}");
 
     // Nothing is allowed outside the patterns.
@@ -89,8 +109,7 @@ async fn a_realm_without_the_anonymous_role_refuses_anonymous_sessions() {
     let err =
         switchboard_client::Session::connect(&router.options(Via::RawSocketTcp, Serializer::Cbor))
             .await
-            .err()
-            .expect("refused");
+            .expect_err("refused");
     assert!(
         matches!(err, Error::Aborted { ref reason, .. } if reason == "wamp.error.no_such_role"),
         "{err}"
@@ -116,17 +135,19 @@ async fn authorized(s: &switchboard_client::Session, action: &str, uri: &str) ->
             Err(Error::Wamp { ref uri, .. }) if uri == "wamp.error.no_such_procedure" => Ok(()),
             other => other.map(|_| ()),
         },
-        "register" => match s.register(uri, Ok).await {
+        "register" => match s
+            .register(uri, RegisterOptions::default(), common::echo)
+            .await
+        {
             Ok(id) => s.unregister(id).await,
             Err(e) => Err(e),
         },
-        "publish" => {
-            let mut ack = Dict::new();
-            ack.insert("acknowledge".into(), true.into());
-            s.publish(uri, Args::default(), ack).await.map(|_| ())
-        }
-        "subscribe" => match s.subscribe(uri).await {
-            Ok((id, _)) => s.unsubscribe(id).await,
+        "publish" => s
+            .publish(uri, Args::default(), PublishOptions::acknowledged())
+            .await
+            .map(|_| ()),
+        "subscribe" => match s.subscribe(uri, SubscribeOptions::default()).await {
+            Ok(subscription) => subscription.unsubscribe().await,
             Err(e) => Err(e),
         },
         other => panic!("unknown action {other}"),
@@ -207,7 +228,7 @@ async fn disclose_rules_reveal_caller_and_publisher_only_where_the_role_says_so(
     }
     for topic in ["com.open.t", "com.quiet.t"] {
         other
-            .publish(topic, Args::default(), Dict::new())
+            .publish(topic, Args::default(), PublishOptions::default())
             .await
             .expect("publish");
         let Some(Message::Event { details, .. }) = peer.recv().await else {

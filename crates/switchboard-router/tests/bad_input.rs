@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{ALL_VIAS, RawPeer, Via, start_router};
-use switchboard_client::Args;
+use switchboard_client::{Args, RegisterOptions};
 use switchboard_proto::{Dict, Message, Serializer};
 use tokio::io::AsyncWriteExt;
 
@@ -46,7 +46,9 @@ fn garbage(s: Serializer) -> Vec<Vec<u8>> {
 async fn router_still_serves(router: &common::TestRouter) {
     let s = router.connect(Via::WebSocketTcp, Serializer::Json).await;
     let name = format!("com.example.alive.{}", s.id());
-    s.register(&name, Ok).await.expect("register");
+    s.register(&name, RegisterOptions::default(), common::echo)
+        .await
+        .expect("register");
     let r = s
         .call(&name, Args::positional(vec![1u64.into()]))
         .await
@@ -75,7 +77,10 @@ async fn garbage_in_an_established_session_ends_only_that_session() {
     let router = start_router().await;
     let bystander = router.connect(Via::RawSocketTcp, Serializer::MsgPack).await;
     let name = "com.example.bystander";
-    bystander.register(name, Ok).await.expect("register");
+    bystander
+        .register(name, RegisterOptions::default(), common::echo)
+        .await
+        .expect("register");
     for via in ALL_VIAS {
         for s in Serializer::ALL {
             for g in garbage(s) {

@@ -5,7 +5,9 @@ mod common;
 use std::time::Duration;
 
 use common::{RawPeer, Via, start_router};
-use switchboard_client::{Args, Error, Session, TransportKind};
+use switchboard_client::{
+    Args, Error, PublishOptions, RegisterOptions, Session, SubscribeOptions, TransportKind,
+};
 use switchboard_proto::{Dict, Message, Payload, Serializer};
 use switchboard_router::session::{self, SessionConfig};
 use switchboard_transport::rawsocket;
@@ -117,8 +119,13 @@ async fn caller_that_leaves_mid_call_does_not_disturb_the_callee() {
 async fn registrations_and_subscriptions_of_a_leaving_session_are_removed() {
     let router = start_router().await;
     let s = router.connect(Via::WebSocketTcp, Serializer::Json).await;
-    s.register("com.example.gone", Ok).await.expect("register");
-    s.subscribe("com.example.topic").await.expect("subscribe");
+    s.register("com.example.gone", RegisterOptions::default(), common::echo)
+        .await
+        .expect("register");
+    let _subscription = s
+        .subscribe("com.example.topic", SubscribeOptions::default())
+        .await
+        .expect("subscribe");
     let realm = router
         .node
         .as_ref()
@@ -197,13 +204,15 @@ async fn subscriber_that_stops_reading_is_closed_as_a_slow_consumer() {
 
     let publisher = router.connect(Via::RawSocketTcp, Serializer::Json).await;
     let payload = Args::positional(vec!["x".repeat(1000).into()]);
-    let mut ack = Dict::new();
-    ack.insert("acknowledge".into(), true.into());
     for _ in 0..200 {
         // Every publish is acknowledged: the publisher never waits for the slow subscriber.
         timeout(
             WAIT,
-            publisher.publish("com.example.firehose", payload.clone(), ack.clone()),
+            publisher.publish(
+                "com.example.firehose",
+                payload.clone(),
+                PublishOptions::acknowledged(),
+            ),
         )
         .await
         .expect("publish not blocked")
@@ -231,7 +240,7 @@ async fn websocket_negotiates_permessage_deflate_when_offered() {
     let callee = Session::connect(&opts).await.expect("join");
     let caller = Session::connect(&opts).await.expect("join");
     callee
-        .register("com.example.big", Ok)
+        .register("com.example.big", RegisterOptions::default(), common::echo)
         .await
         .expect("register");
     let big = Args::positional(vec!["abc".repeat(10_000).into()]);

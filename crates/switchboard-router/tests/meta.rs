@@ -6,7 +6,9 @@ mod common;
 use std::time::Duration;
 
 use common::{RawPeer, Via, start_router, start_router_with};
-use switchboard_client::{Args, Error, Session};
+use switchboard_client::{
+    Args, CloseReason, Error, PublishOptions, Session, SubscribeOptions, Subscription,
+};
 use switchboard_proto::{Dict, Message, Serializer, Value};
 
 async fn meta(s: &Session, procedure: &str, args: Vec<Value>) -> Value {
@@ -32,19 +34,20 @@ fn as_ids(v: &Value) -> Vec<u64> {
 async fn session_meta_procedures_and_events_describe_the_realm() {
     let router = start_router().await;
     let watcher = router.connect(Via::WebSocketTcp, Serializer::Json).await;
-    let (_, mut joins) = watcher
-        .subscribe("wamp.session.on_join")
+    let mut joins = watcher
+        .subscribe("wamp.session.on_join", SubscribeOptions::default())
         .await
         .expect("subscribe");
-    let (_, mut leaves) = watcher
-        .subscribe("wamp.session.on_leave")
+    let mut leaves = watcher
+        .subscribe("wamp.session.on_leave", SubscribeOptions::default())
         .await
         .expect("subscribe");
     let other = router.connect(Via::RawSocketTcp, Serializer::Cbor).await;
-    let join = tokio::time::timeout(Duration::from_secs(10), joins.recv())
+    let join = tokio::time::timeout(Duration::from_secs(10), joins.next())
         .await
         .expect("in time")
-        .expect("on_join");
+        .expect("on_join")
+        .expect("no events lost");
     let details = join.args.args[0].as_dict().expect("details");
     assert_eq!(
         details.get("session").and_then(Value::as_u64),
@@ -81,10 +84,11 @@ async fn session_meta_procedures_and_events_describe_the_realm() {
 
     let other_id = other.id();
     other.leave().await.expect("leave");
-    let leave = tokio::time::timeout(Duration::from_secs(10), leaves.recv())
+    let leave = tokio::time::timeout(Duration::from_secs(10), leaves.next())
         .await
         .expect("in time")
-        .expect("on_leave");
+        .expect("on_leave")
+        .expect("no events lost");
     assert_eq!(leave.args.args[0], Value::UInt(other_id));
     router.shutdown().await;
 }
@@ -107,10 +111,13 @@ async fn kill_ends_other_sessions_with_goodbye_but_never_the_caller() {
         )
         .await
         .expect("kill");
-    let (reason, details) = tokio::time::timeout(Duration::from_secs(10), victim.closed())
-        .await
-        .expect("in time")
-        .expect("GOODBYE");
+    let CloseReason::Goodbye { reason, details } =
+        tokio::time::timeout(Duration::from_secs(10), victim.closed())
+            .await
+            .expect("in time")
+    else {
+        panic!("expected GOODBYE")
+    };
     assert_eq!(reason, "com.example.maintenance");
     assert_eq!(details.get("message").and_then(Value::as_str), Some("bye"));
     let err = admin
@@ -137,11 +144,14 @@ async fn kill_ends_other_sessions_with_goodbye_but_never_the_caller() {
         "everyone with the role except the caller"
     );
     for s in &others {
-        let (reason, _) = tokio::time::timeout(Duration::from_secs(10), s.closed())
+        let closed = tokio::time::timeout(Duration::from_secs(10), s.closed())
             .await
-            .expect("in time")
-            .expect("GOODBYE");
-        assert_eq!(reason, "wamp.close.killed");
+            .expect("in time");
+        assert_eq!(
+            closed.router_reason(),
+            Some("wamp.close.killed"),
+            "{closed:?}"
+        );
     }
     assert_eq!(
         meta(&admin, "wamp.session.count", vec![]).await,
@@ -162,14 +172,16 @@ async fn futures_join(router: &common::TestRouter, n: usize) -> Vec<Session> {
 async fn registration_meta_api_lists_looks_up_and_revokes() {
     let router = start_router().await;
     let observer = router.connect(Via::WebSocketTcp, Serializer::Json).await;
-    let mut topics = Vec::new();
+    let mut topics: Vec<Subscription> = Vec::new();
     for t in ["on_create", "on_register", "on_unregister", "on_delete"] {
         topics.push(
             observer
-                .subscribe(&format!("wamp.registration.{t}"))
+                .subscribe(
+                    &format!("wamp.registration.{t}"),
+                    SubscribeOptions::default(),
+                )
                 .await
-                .expect("subscribe")
-                .1,
+                .expect("subscribe"),
         );
     }
     let mut callee = RawPeer::join(&router, Via::RawSocketTcp, Serializer::Json).await;
@@ -186,10 +198,11 @@ async fn registration_meta_api_lists_looks_up_and_revokes() {
         panic!("REGISTERED")
     };
     for events in topics.iter_mut().take(2) {
-        let e = tokio::time::timeout(Duration::from_secs(10), events.recv())
+        let e = tokio::time::timeout(Duration::from_secs(10), events.next())
             .await
             .expect("in time")
-            .expect("event");
+            .expect("event")
+            .expect("no events lost");
         assert_eq!(
             e.args.args[0].as_u64(),
             Some(callee_session(&observer, registration).await)
@@ -271,10 +284,11 @@ async fn registration_meta_api_lists_looks_up_and_revokes() {
         other => panic!("expected router-initiated UNREGISTERED, got {other:?}"),
     }
     for events in topics.iter_mut().skip(2) {
-        tokio::time::timeout(Duration::from_secs(10), events.recv())
+        tokio::time::timeout(Duration::from_secs(10), events.next())
             .await
             .expect("in time")
-            .expect("event");
+            .expect("event")
+            .expect("no events lost");
     }
     let err = observer
         .call("com.meta.x", Args::default())
@@ -313,10 +327,11 @@ async fn subscription_meta_api_lists_matches_and_revokes() {
     let Some(Message::Subscribed { subscription, .. }) = sub.recv().await else {
         panic!("SUBSCRIBED")
     };
-    let (exact, _events) = observer
-        .subscribe("com.room1.temp")
+    let exact_subscription = observer
+        .subscribe("com.room1.temp", SubscribeOptions::default())
         .await
         .expect("subscribe");
+    let exact = exact_subscription.id();
     assert_eq!(
         as_ids(
             &meta(
@@ -406,14 +421,12 @@ async fn event_history_keeps_the_configured_number_of_events_per_topic() {
         "store": {"type": "memory", "event-history": [{"uri": "com.example.oncounter", "limit": 3}]}}]"#;
     let router = start_router_with(Some(realms)).await;
     let publisher = router.connect(Via::RawSocketTcp, Serializer::MsgPack).await;
-    let mut ack = Dict::new();
-    ack.insert("acknowledge".into(), true.into());
     for n in 0..5u64 {
         publisher
             .publish(
                 "com.example.oncounter",
                 Args::positional(vec![n.into()]),
-                ack.clone(),
+                PublishOptions::acknowledged(),
             )
             .await
             .expect("publish");
@@ -421,16 +434,17 @@ async fn event_history_keeps_the_configured_number_of_events_per_topic() {
             .publish(
                 "com.example.other",
                 Args::positional(vec![n.into()]),
-                ack.clone(),
+                PublishOptions::acknowledged(),
             )
             .await
             .expect("publish");
     }
     let reader = router.connect(Via::WebSocketTcp, Serializer::Json).await;
-    let (subscription, _events) = reader
-        .subscribe("com.example.oncounter")
+    let counter_subscription = reader
+        .subscribe("com.example.oncounter", SubscribeOptions::default())
         .await
         .expect("subscribe");
+    let subscription = counter_subscription.id();
     let events = meta(
         &reader,
         "wamp.subscription.get_events",
@@ -462,10 +476,11 @@ async fn event_history_keeps_the_configured_number_of_events_per_topic() {
     .await;
     assert_eq!(two.as_list().map(<[Value]>::len), Some(2));
     // A topic without history has none.
-    let (other, _e) = reader
-        .subscribe("com.example.other")
+    let other_subscription = reader
+        .subscribe("com.example.other", SubscribeOptions::default())
         .await
         .expect("subscribe");
+    let other = other_subscription.id();
     assert_eq!(
         meta(&reader, "wamp.subscription.get_events", vec![other.into()]).await,
         Value::List(Vec::new())

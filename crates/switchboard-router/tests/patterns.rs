@@ -5,7 +5,7 @@
 mod common;
 
 use common::{RawPeer, Via, start_router};
-use switchboard_client::{Args, Error};
+use switchboard_client::{Args, Error, PublishOptions, RegisterOptions};
 use switchboard_proto::{Dict, Message, Payload, Serializer, Value};
 
 fn with_match(policy: &str) -> Dict {
@@ -40,7 +40,7 @@ async fn prefix_and_wildcard_subscriptions_get_events_naming_their_topic() {
         .publish(
             "com.app.sensor.temp",
             Args::positional(vec![21u64.into()]),
-            Dict::new(),
+            PublishOptions::default(),
         )
         .await
         .expect("publish");
@@ -71,7 +71,11 @@ async fn prefix_and_wildcard_subscriptions_get_events_naming_their_topic() {
     assert_eq!(seen, expected);
     // A topic only the prefix matches.
     publisher
-        .publish("com.app.sensor.humidity.x", Args::default(), Dict::new())
+        .publish(
+            "com.app.sensor.humidity.x",
+            Args::default(),
+            PublishOptions::default(),
+        )
         .await
         .expect("publish");
     let Some(Message::Event { subscription, .. }) = sub.recv().await else {
@@ -165,7 +169,9 @@ async fn one_pattern_per_policy_can_be_registered_and_invalid_patterns_are_refus
     let a = router.connect(Via::WebSocketTcp, Serializer::Json).await;
     let b = router.connect(Via::RawSocketTcp, Serializer::Json).await;
     let mut raw = RawPeer::join(&router, Via::WebSocketTcp, Serializer::Json).await;
-    a.register("com.app.x", Ok).await.expect("exact");
+    a.register("com.app.x", RegisterOptions::default(), common::echo)
+        .await
+        .expect("exact");
     // The same URI under another policy is another registration.
     raw.send(&Message::Register {
         request: 1,
@@ -186,7 +192,10 @@ async fn one_pattern_per_policy_can_be_registered_and_invalid_patterns_are_refus
         }
         other => panic!("expected ERROR, got {other:?}"),
     }
-    let err = b.register("com.app.x", Ok).await.unwrap_err();
+    let err = b
+        .register("com.app.x", RegisterOptions::default(), common::echo)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, Error::Wamp { ref uri, .. } if uri == "wamp.error.procedure_already_exists")
     );

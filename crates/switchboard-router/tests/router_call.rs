@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Via, start_router};
-use switchboard_client::Args;
+use switchboard_client::{Args, CallError, RegisterOptions};
 use switchboard_proto::{Serializer, Value};
 use switchboard_router::router_call::CallFailure;
 
@@ -17,17 +17,17 @@ async fn the_router_gets_a_callees_result_and_its_errors() {
     let router = start_router().await;
     let callee = router.connect(Via::WebSocketTcp, Serializer::Cbor).await;
     callee
-        .register("com.example.echo", |a: Args| {
-            Ok(Args::positional(vec![Value::List(a.args)]))
-        })
+        .register(
+            "com.example.echo",
+            RegisterOptions::default(),
+            |i| async move { Ok(Args::positional(vec![Value::List(i.into_args().args)])) },
+        )
         .await
         .expect("register");
     callee
-        .register("com.example.deny", |_| {
-            Err((
-                "com.example.denied".into(),
-                Args::positional(vec!["no entry".into()]),
-            ))
+        .register("com.example.deny", RegisterOptions::default(), |_| async {
+            Err(CallError::new("com.example.denied")
+                .with_args(Args::positional(vec!["no entry".into()])))
         })
         .await
         .expect("register");

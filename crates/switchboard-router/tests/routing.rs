@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{ALL_VIAS, Via, start_router};
-use switchboard_client::{Args, Error};
+use switchboard_client::{
+    Args, CallError, CloseReason, Error, PublishOptions, RegisterOptions, SubscribeOptions,
+};
 use switchboard_proto::{Dict, Serializer, Value};
 use tokio::time::timeout;
 
@@ -36,7 +38,10 @@ async fn call_reaches_callee_and_result_echoes_payload_on_every_transport_and_se
             let callee = router.connect(via, s).await;
             let caller = router.connect(via, s).await;
             let proc_name = format!("com.example.echo.{}", callee.id());
-            callee.register(&proc_name, Ok).await.expect("register");
+            callee
+                .register(&proc_name, RegisterOptions::default(), common::echo)
+                .await
+                .expect("register");
             let result = timeout(WAIT, caller.call(&proc_name, sample_args()))
                 .await
                 .expect("in time")
@@ -57,7 +62,10 @@ async fn payload_crosses_serializers_with_binary_intact() {
             let callee = router.connect(Via::RawSocketTcp, callee_s).await;
             let caller = router.connect(Via::WebSocketTcp, caller_s).await;
             let name = format!("com.example.cross.{}", callee.id());
-            callee.register(&name, Ok).await.expect("register");
+            callee
+                .register(&name, RegisterOptions::default(), common::echo)
+                .await
+                .expect("register");
             let result = timeout(WAIT, caller.call(&name, sample_args()))
                 .await
                 .expect("in time")
@@ -75,42 +83,47 @@ async fn acknowledged_publish_reaches_every_subscriber_but_not_the_publisher() {
     let mut subscribers = Vec::new();
     for (i, s) in Serializer::ALL.into_iter().enumerate() {
         let session = router.connect(ALL_VIAS[i % 4], s).await;
-        let (sub_id, events) = session
-            .subscribe("com.example.topic")
+        let events = session
+            .subscribe("com.example.topic", SubscribeOptions::default())
             .await
             .expect("subscribe");
-        subscribers.push((session, sub_id, events));
+        subscribers.push((session, events.id(), events));
     }
     // One subscription id shared by all subscribers of a topic.
     assert!(subscribers.windows(2).all(|w| w[0].1 == w[1].1));
-    let (_, mut own_events) = publisher
-        .subscribe("com.example.topic")
+    let mut own_events = publisher
+        .subscribe("com.example.topic", SubscribeOptions::default())
         .await
         .expect("subscribe");
 
-    let mut ack = Dict::new();
-    ack.insert("acknowledge".into(), true.into());
     let publication = publisher
-        .publish("com.example.topic", sample_args(), ack)
+        .publish(
+            "com.example.topic",
+            sample_args(),
+            PublishOptions::acknowledged(),
+        )
         .await
         .expect("publish");
     let publication = publication.expect("acknowledged");
     for (_, _, events) in &mut subscribers {
-        let event = timeout(WAIT, events.recv())
+        let event = timeout(WAIT, events.next())
             .await
             .expect("in time")
-            .expect("event");
+            .expect("event")
+            .expect("no events lost");
         assert_eq!(event.publication, publication);
         assert_eq!(event.args, sample_args());
     }
     // Publisher exclusion is the default.
-    let mut ack = Dict::new();
-    ack.insert("acknowledge".into(), true.into());
     publisher
-        .publish("com.example.other", Args::default(), ack)
+        .publish(
+            "com.example.other",
+            Args::default(),
+            PublishOptions::acknowledged(),
+        )
         .await
         .expect("publish");
-    assert!(own_events.try_recv().is_err());
+    assert!(own_events.try_next().is_none());
     router.shutdown().await;
 }
 
@@ -118,13 +131,14 @@ async fn acknowledged_publish_reaches_every_subscriber_but_not_the_publisher() {
 async fn publisher_receives_its_own_event_when_exclude_me_is_false() {
     let router = start_router().await;
     let session = router.connect(Via::RawSocketTcp, Serializer::Cbor).await;
-    let (_, mut events) = session
-        .subscribe("com.myapp.topic1")
+    let mut events = session
+        .subscribe("com.myapp.topic1", SubscribeOptions::default())
         .await
         .expect("subscribe");
-    let mut opts = Dict::new();
-    opts.insert("exclude_me".into(), false.into());
-    opts.insert("acknowledge".into(), true.into());
+    let opts = PublishOptions {
+        exclude_me: Some(false),
+        ..PublishOptions::acknowledged()
+    };
     session
         .publish(
             "com.myapp.topic1",
@@ -133,10 +147,11 @@ async fn publisher_receives_its_own_event_when_exclude_me_is_false() {
         )
         .await
         .expect("publish");
-    let event = timeout(WAIT, events.recv())
+    let event = timeout(WAIT, events.next())
         .await
         .expect("in time")
-        .expect("event");
+        .expect("event")
+        .expect("no events lost");
     assert_eq!(event.args.args, vec![Value::from("Hello, world!")]);
     router.shutdown().await;
 }
@@ -161,10 +176,13 @@ async fn registering_a_taken_procedure_gives_procedure_already_exists() {
     let router = start_router().await;
     let a = router.connect(Via::WebSocketTcp, Serializer::Json).await;
     let b = router.connect(Via::RawSocketTcp, Serializer::Json).await;
-    a.register("com.example.once", Ok)
+    a.register("com.example.once", RegisterOptions::default(), common::echo)
         .await
         .expect("first register");
-    let err = b.register("com.example.once", Ok).await.unwrap_err();
+    let err = b
+        .register("com.example.once", RegisterOptions::default(), common::echo)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, Error::Wamp { ref uri, .. } if uri == "wamp.error.procedure_already_exists"),
         "{err}"
@@ -187,7 +205,10 @@ async fn unregister_and_unsubscribe_of_unknown_ids_give_the_spec_errors() {
         "{err}"
     );
     // After unregistering, the procedure is gone.
-    let reg = s.register("com.example.temp", Ok).await.expect("register");
+    let reg = s
+        .register("com.example.temp", RegisterOptions::default(), common::echo)
+        .await
+        .expect("register");
     s.unregister(reg).await.expect("unregister");
     let err = s
         .call("com.example.temp", Args::default())
@@ -206,11 +227,9 @@ async fn callee_error_reaches_the_caller_with_uri_and_args() {
     let callee = router.connect(Via::RawSocketUnix, Serializer::Cbor).await;
     let caller = router.connect(Via::WebSocketUnix, Serializer::Json).await;
     callee
-        .register("com.example.fail", |_| {
-            Err((
-                "com.example.error.oops".into(),
-                Args::positional(vec!["bad".into()]),
-            ))
+        .register("com.example.fail", RegisterOptions::default(), |_| async {
+            Err(CallError::new("com.example.error.oops")
+                .with_args(Args::positional(vec!["bad".into()])))
         })
         .await
         .expect("register");
@@ -232,11 +251,10 @@ async fn callee_error_reaches_the_caller_with_uri_and_args() {
 async fn unknown_realm_is_aborted_with_no_such_realm() {
     let router = start_router().await;
     let mut opts = router.options(Via::WebSocketTcp, Serializer::Json);
-    opts.realm = "nope".into();
+    opts.join.realm = "nope".into();
     let err = switchboard_client::Session::connect(&opts)
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(
         matches!(err, Error::Aborted { ref reason, .. } if reason == "wamp.error.no_such_realm"),
         "{err}"
@@ -253,10 +271,10 @@ async fn router_shutdown_says_goodbye_to_every_session() {
         .await;
     let shutdown = tokio::spawn(router.shutdown());
     for s in [&a, &b] {
-        let (reason, _) = timeout(WAIT, s.closed())
-            .await
-            .expect("in time")
-            .expect("GOODBYE");
+        let CloseReason::Goodbye { reason, .. } = timeout(WAIT, s.closed()).await.expect("in time")
+        else {
+            panic!("expected GOODBYE")
+        };
         assert_eq!(reason, "wamp.close.system_shutdown");
     }
     shutdown.await.expect("shutdown completes");
@@ -273,19 +291,21 @@ async fn every_realm_is_reachable_through_every_transport_and_realms_are_isolate
     let mut callees = Vec::new();
     for realm in ["realm1", "com.example.second"] {
         let mut opts = router.options(Via::WebSocketTcp, Serializer::Json);
-        opts.realm = realm.into();
+        opts.join.realm = realm.into();
         let callee = switchboard_client::Session::connect(&opts)
             .await
             .expect("join");
         callee
-            .register("com.example.where", move |_| {
-                Ok(Args::positional(vec![realm.into()]))
-            })
+            .register(
+                "com.example.where",
+                RegisterOptions::default(),
+                move |_| async move { Ok(Args::positional(vec![realm.into()])) },
+            )
             .await
             .expect("register");
         for via in ALL_VIAS {
             let mut opts = router.options(via, Serializer::Cbor);
-            opts.realm = realm.into();
+            opts.join.realm = realm.into();
             let caller = switchboard_client::Session::connect(&opts)
                 .await
                 .expect("join");

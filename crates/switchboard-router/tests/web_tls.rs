@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use switchboard_client::{Args, ConnectOptions, Endpoint, Session, TransportKind};
+use switchboard_client::{Args, ConnectOptions, Endpoint, RegisterOptions, Session, TransportKind};
 use switchboard_proto::Serializer;
 use switchboard_router::{LoadedConfig, RunningNode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -243,19 +243,21 @@ async fn wamp_works_over_tls_on_tcp_and_unix_sockets_and_https_serves_files() {
     let tls = Some((client_tls(&node.ca), "localhost".to_owned()));
     let tcp = tcp_addr(&node, 1);
     let callee = Session::connect(&ConnectOptions {
-        endpoint: Endpoint::Tcp(tcp.to_string()),
         tls: tls.clone(),
-        transport: TransportKind::WebSocket {
-            path: "/ws".into(),
-            compression: true,
-        },
-        serializer: Serializer::Cbor,
-        realm: "realm1".into(),
+        ..ConnectOptions::new(
+            Endpoint::Tcp(tcp.to_string()),
+            TransportKind::WebSocket {
+                path: "/ws".into(),
+                compression: true,
+            },
+            Serializer::Cbor,
+            "realm1",
+        )
     })
     .await
     .expect("wss join");
     callee
-        .register("com.example.tls", Ok)
+        .register("com.example.tls", RegisterOptions::default(), common::echo)
         .await
         .expect("register");
     for transport in [
@@ -266,11 +268,13 @@ async fn wamp_works_over_tls_on_tcp_and_unix_sockets_and_https_serves_files() {
         },
     ] {
         let caller = Session::connect(&ConnectOptions {
-            endpoint: Endpoint::Unix(node.dir.path().join("tls.sock")),
             tls: tls.clone(),
-            transport,
-            serializer: Serializer::MsgPack,
-            realm: "realm1".into(),
+            ..ConnectOptions::new(
+                Endpoint::Unix(node.dir.path().join("tls.sock")),
+                transport,
+                Serializer::MsgPack,
+                "realm1",
+            )
         })
         .await
         .expect("join over TLS on a unix socket");

@@ -6,7 +6,9 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use switchboard_client::{Args, ConnectOptions, Endpoint, Session, TransportKind};
+use switchboard_client::{
+    Args, CloseReason, ConnectOptions, Endpoint, RegisterOptions, Session, TransportKind,
+};
 use switchboard_proto::Serializer;
 
 #[test]
@@ -214,22 +216,25 @@ async fn start_from_a_node_directory_serves_both_transports_and_sigterm_says_goo
     .await
     .expect("join");
     callee
-        .register("com.example.add2", |a: Args| {
-            let sum: u64 = a.args.iter().filter_map(|v| v.as_u64()).sum();
-            Ok(Args::positional(vec![sum.into()]))
-        })
+        .register(
+            "com.example.add2",
+            RegisterOptions::default(),
+            |i| async move {
+                let sum: u64 = i.positional().iter().filter_map(|v| v.as_u64()).sum();
+                Ok(Args::positional(vec![sum.into()]))
+            },
+        )
         .await
         .expect("register");
-    let caller = Session::connect(&ConnectOptions {
-        endpoint: Endpoint::Unix(unix),
-        tls: None,
-        transport: TransportKind::WebSocket {
+    let caller = Session::connect(&ConnectOptions::new(
+        Endpoint::Unix(unix),
+        TransportKind::WebSocket {
             path: "/ws".into(),
             compression: true,
         },
-        serializer: Serializer::Json,
-        realm: "realm1".into(),
-    })
+        Serializer::Json,
+        "realm1",
+    ))
     .await
     .expect("join");
     let r = caller
@@ -246,10 +251,13 @@ async fn start_from_a_node_directory_serves_both_transports_and_sigterm_says_goo
         .expect("join");
     assert!(status.success(), "exit status {status:?}");
     for s in [&callee, &caller] {
-        let (reason, _) = tokio::time::timeout(Duration::from_secs(10), s.closed())
-            .await
-            .expect("closed")
-            .expect("GOODBYE");
+        let CloseReason::Goodbye { reason, .. } =
+            tokio::time::timeout(Duration::from_secs(10), s.closed())
+                .await
+                .expect("closed")
+        else {
+            panic!("expected GOODBYE")
+        };
         assert_eq!(reason, "wamp.close.system_shutdown");
     }
 }

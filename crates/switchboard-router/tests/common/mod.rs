@@ -5,7 +5,9 @@
 
 use std::path::PathBuf;
 
-use switchboard_client::{ConnectOptions, Endpoint, Session, TransportKind};
+use switchboard_client::{
+    Args, CallError, ConnectOptions, Endpoint, Invocation, Session, TransportKind,
+};
 use switchboard_proto::Serializer;
 use switchboard_router::{LoadedConfig, RunningNode};
 
@@ -99,13 +101,7 @@ impl TestRouter {
             Via::WebSocketUnix => (Endpoint::Unix(self.unix.clone()), ws()),
             Via::RawSocketUnix => (Endpoint::Unix(self.unix.clone()), TransportKind::RawSocket),
         };
-        ConnectOptions {
-            endpoint,
-            tls: None,
-            transport,
-            serializer,
-            realm: "realm1".into(),
-        }
+        ConnectOptions::new(endpoint, transport, serializer, "realm1")
     }
 
     pub async fn connect(&self, via: Via, serializer: Serializer) -> Session {
@@ -119,6 +115,11 @@ impl TestRouter {
             node.shutdown().await;
         }
     }
+}
+
+/// A procedure handler that answers with the call's own arguments.
+pub async fn echo(invocation: Invocation) -> Result<Args, CallError> {
+    Ok(invocation.into_args())
 }
 
 fn ws() -> TransportKind {
