@@ -23,7 +23,7 @@ use switchboard_proto::Serializer;
 
 use crate::conn::{Credentials, Target};
 use crate::measure::Progress;
-use crate::scenario::{Ctx, connect, echo, idle, pubsub, rpc};
+use crate::scenario::{Ctx, Load, PubSubParams, connect, echo, idle, pubsub, rpc};
 
 /// Load generator for WAMP routers; prints one JSON line per run.
 #[derive(Parser)]
@@ -36,35 +36,31 @@ struct Cli {
 #[derive(Subcommand)]
 enum Scenario {
     /// N callers with K calls in flight each, against one callee this tool registers.
+    #[command(
+        mut_arg("in_flight", |a| a.help("Calls in flight per caller")),
+        mut_arg("payload", |a| a.help("Bytes of padding in each call's arguments")),
+    )]
     Rpc {
         #[command(flatten)]
         common: Common,
         /// Caller sessions.
         #[arg(long, default_value_t = 8)]
         callers: usize,
-        /// Calls in flight per caller.
-        #[arg(long, default_value_t = 16)]
-        in_flight: usize,
-        /// Bytes of padding in each call's arguments.
-        #[arg(long, default_value_t = 64)]
-        payload: usize,
+        #[command(flatten)]
+        load: LoadArgs,
     },
     /// P publishers (acknowledged, K in flight each) and S subscribers on one topic.
+    #[command(
+        mut_arg("publishers", |a| a.help("Publisher sessions")),
+        mut_arg("subscribers", |a| a.help("Subscriber sessions")),
+        mut_arg("in_flight", |a| a.help("Unacknowledged publishes in flight per publisher")),
+        mut_arg("payload", |a| a.help("Bytes of padding in each event's arguments")),
+    )]
     Pubsub {
         #[command(flatten)]
         common: Common,
-        /// Publisher sessions.
-        #[arg(long, default_value_t = 1)]
-        publishers: usize,
-        /// Subscriber sessions.
-        #[arg(long, default_value_t = 100)]
-        subscribers: usize,
-        /// Unacknowledged publishes in flight per publisher.
-        #[arg(long, default_value_t = 16)]
-        in_flight: usize,
-        /// Bytes of padding in each event's arguments.
-        #[arg(long, default_value_t = 64)]
-        payload: usize,
+        #[command(flatten)]
+        args: PubSubArgs,
     },
     /// C concurrent openers: connect, HELLO, WELCOME, GOODBYE, close, as fast as possible.
     Connect {
@@ -86,36 +82,97 @@ enum Scenario {
         concurrency: usize,
     },
     /// Plain WebSocket/RawSocket echo (no WAMP) against `switchboard-echo`: the transport limit.
+    #[command(
+        mut_arg("in_flight", |a| a.help("Messages in flight per connection")),
+        mut_arg("payload", |a| a.help("Message size in bytes (at least the 25-byte header)")),
+    )]
     Echo {
         #[command(flatten)]
         common: Common,
         /// Connections.
         #[arg(long, default_value_t = 8)]
         connections: usize,
-        /// Messages in flight per connection.
-        #[arg(long, default_value_t = 16)]
-        in_flight: usize,
-        /// Message size in bytes (at least the 25-byte header).
-        #[arg(long, default_value_t = 64)]
-        payload: usize,
+        #[command(flatten)]
+        load: LoadArgs,
     },
     /// Plain fan-out (no WAMP) against `switchboard-echo --fanout`: the transport limit of pubsub.
+    #[command(
+        mut_arg("publishers", |a| a.help("Publishing connections")),
+        mut_arg("subscribers", |a| a.help("Subscribing connections")),
+        mut_arg("in_flight", |a| a.help("Unacknowledged messages in flight per publisher")),
+        mut_arg("payload", |a| a.help("Message size in bytes (at least the 41-byte header)")),
+    )]
     Fanout {
         #[command(flatten)]
         common: Common,
-        /// Publishing connections.
-        #[arg(long, default_value_t = 1)]
-        publishers: usize,
-        /// Subscribing connections.
-        #[arg(long, default_value_t = 100)]
-        subscribers: usize,
-        /// Unacknowledged messages in flight per publisher.
-        #[arg(long, default_value_t = 16)]
-        in_flight: usize,
-        /// Message size in bytes (at least the 41-byte header).
-        #[arg(long, default_value_t = 64)]
-        payload: usize,
+        #[command(flatten)]
+        args: PubSubArgs,
     },
+}
+
+impl Scenario {
+    /// The options every scenario takes.
+    fn common(&self) -> &Common {
+        match self {
+            Scenario::Rpc { common, .. }
+            | Scenario::Pubsub { common, .. }
+            | Scenario::Connect { common, .. }
+            | Scenario::Idle { common, .. }
+            | Scenario::Echo { common, .. }
+            | Scenario::Fanout { common, .. } => common,
+        }
+    }
+}
+
+/// Options of the scenarios that keep requests in flight on every sending connection. Each
+/// scenario words their help for what they mean there (`mut_arg` on its variant).
+#[derive(Args, Clone, Copy)]
+struct LoadArgs {
+    /// Requests in flight per sending connection.
+    #[arg(long, default_value_t = 16)]
+    in_flight: usize,
+    /// Payload bytes per request.
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+}
+
+impl LoadArgs {
+    /// The scenario's load, also recorded for the report.
+    fn load(self, params: &mut report::Params) -> Load {
+        params.in_flight = Some(self.in_flight);
+        params.payload = Some(self.payload);
+        Load {
+            in_flight: self.in_flight,
+            payload: self.payload,
+        }
+    }
+}
+
+/// Options of `pubsub` and of its transport-limit reference `fanout`, whose variants word their
+/// help.
+#[derive(Args, Clone, Copy)]
+struct PubSubArgs {
+    /// Publishers.
+    #[arg(long, default_value_t = 1)]
+    publishers: usize,
+    /// Subscribers.
+    #[arg(long, default_value_t = 100)]
+    subscribers: usize,
+    #[command(flatten)]
+    load: LoadArgs,
+}
+
+impl PubSubArgs {
+    /// The scenario's parameters, also recorded for the report.
+    fn params(self, params: &mut report::Params) -> PubSubParams {
+        params.publishers = Some(self.publishers);
+        params.subscribers = Some(self.subscribers);
+        PubSubParams {
+            publishers: self.publishers,
+            subscribers: self.subscribers,
+            load: self.load.load(params),
+        }
+    }
 }
 
 /// Options every scenario takes.
@@ -214,14 +271,7 @@ fn seconds(s: f64, what: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let common = match &cli.scenario {
-        Scenario::Rpc { common, .. }
-        | Scenario::Pubsub { common, .. }
-        | Scenario::Connect { common, .. }
-        | Scenario::Idle { common, .. }
-        | Scenario::Echo { common, .. }
-        | Scenario::Fanout { common, .. } => common.clone(),
-    };
+    let common = cli.scenario.common().clone();
     let threads = common.threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
@@ -279,40 +329,16 @@ async fn run(scenario: Scenario, common: Common, threads: usize) -> anyhow::Resu
     };
     let mut params = report::Params::default();
     let (name, outcome) = match scenario {
-        Scenario::Rpc {
-            callers,
-            in_flight,
-            payload,
-            ..
-        } => {
+        Scenario::Rpc { callers, load, .. } => {
             params.callers = Some(callers);
-            params.in_flight = Some(in_flight);
-            params.payload = Some(payload);
             let p = rpc::Params {
                 callers,
-                in_flight,
-                payload,
+                load: load.load(&mut params),
             };
             ("rpc", rpc::run(&ctx, p).await?)
         }
-        Scenario::Pubsub {
-            publishers,
-            subscribers,
-            in_flight,
-            payload,
-            ..
-        } => {
-            params.publishers = Some(publishers);
-            params.subscribers = Some(subscribers);
-            params.in_flight = Some(in_flight);
-            params.payload = Some(payload);
-            let p = pubsub::Params {
-                publishers,
-                subscribers,
-                in_flight,
-                payload,
-            };
-            ("pubsub", pubsub::run(&ctx, p).await?)
+        Scenario::Pubsub { args, .. } => {
+            ("pubsub", pubsub::run(&ctx, args.params(&mut params)).await?)
         }
         Scenario::Connect { concurrency, .. } => {
             params.concurrency = Some(concurrency);
@@ -335,41 +361,19 @@ async fn run(scenario: Scenario, common: Common, threads: usize) -> anyhow::Resu
             ("idle", idle::run(&ctx, p).await?)
         }
         Scenario::Echo {
-            connections,
-            in_flight,
-            payload,
-            ..
+            connections, load, ..
         } => {
             params.connections = Some(connections);
-            params.in_flight = Some(in_flight);
-            params.payload = Some(payload);
             let p = echo::Params {
-                senders: connections,
-                subscribers: 0,
-                in_flight,
-                payload,
+                connections,
+                load: load.load(&mut params),
             };
             ("echo", echo::run_echo(&ctx, p).await?)
         }
-        Scenario::Fanout {
-            publishers,
-            subscribers,
-            in_flight,
-            payload,
-            ..
-        } => {
-            params.publishers = Some(publishers);
-            params.subscribers = Some(subscribers);
-            params.in_flight = Some(in_flight);
-            params.payload = Some(payload);
-            let p = echo::Params {
-                senders: publishers,
-                subscribers,
-                in_flight,
-                payload,
-            };
-            ("fanout", echo::run_fanout(&ctx, p).await?)
-        }
+        Scenario::Fanout { args, .. } => (
+            "fanout",
+            echo::run_fanout(&ctx, args.params(&mut params)).await?,
+        ),
     };
     for e in &outcome.tally.error_samples {
         eprintln!("[{name}] error: {e}");

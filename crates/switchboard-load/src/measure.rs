@@ -43,6 +43,21 @@ impl Window {
         t >= self.start && t < self.end
     }
 
+    /// Until when a sending loop with `outstanding` requests unanswered waits for replies at
+    /// `now`: the window's end while the window lasts (so that the loop wakes then even when
+    /// nothing arrives, and a stalled router cannot keep it past the drain deadline), the drain
+    /// deadline after it. `None` once the window is over and nothing is outstanding: the loop is
+    /// done.
+    pub fn wait_until(&self, now: Instant, outstanding: usize) -> Option<Instant> {
+        if now < self.end {
+            Some(self.end)
+        } else if outstanding > 0 {
+            Some(self.drain_deadline)
+        } else {
+            None
+        }
+    }
+
     /// The measured window's length in seconds.
     pub fn seconds(&self) -> f64 {
         (self.end - self.start).as_secs_f64()
@@ -169,6 +184,19 @@ impl Tally {
         self.errors += n;
         if self.error_samples.len() < MAX_ERROR_SAMPLES {
             self.error_samples.push(message());
+        }
+    }
+
+    /// Counts the failure that ended `task`'s loop.
+    pub fn failure(&mut self, task: impl std::fmt::Display, e: &anyhow::Error) {
+        self.error(1, || format!("{task}: {}", describe(e)));
+    }
+
+    /// Counts `n` requests of `task` left without an answer, one error each; `what` names them
+    /// ("calls unanswered").
+    pub fn unanswered(&mut self, task: impl std::fmt::Display, n: usize, what: &str) {
+        if n > 0 {
+            self.error(n as u64, || format!("{task}: {n} {what}"));
         }
     }
 
@@ -336,5 +364,20 @@ impl Progress {
                 last = total;
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sending_loop_waits_for_the_window_end_then_only_for_what_is_outstanding() {
+        let secs = Duration::from_secs;
+        let w = Window::new(secs(1), secs(10), secs(5));
+        assert_eq!(w.wait_until(w.base, 0), Some(w.end));
+        assert_eq!(w.wait_until(w.start, 3), Some(w.end));
+        assert_eq!(w.wait_until(w.end, 3), Some(w.drain_deadline));
+        assert_eq!(w.wait_until(w.end, 0), None);
     }
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::time::Instant;
 
-use super::{Ctx, Outcome};
+use super::{Ctx, Outcome, measure, merge_all, spawn_each};
 use crate::conn::Target;
-use crate::measure::{Progress, Tally, Window, sample_window};
+use crate::measure::{Progress, Tally, Window};
 
 /// The longest one cycle may take before it counts as failed.
 const CYCLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,18 +32,12 @@ pub async fn run(ctx: &Ctx, p: Params) -> anyhow::Result<Outcome> {
         .leave()
         .await
         .context("closing a first session")?;
-    let window = ctx.window();
-    let samples = sample_window(window, ctx.router_pid);
-    let progress = ctx.progress.report("connect", window, ctx.quiet);
-    let tasks: Vec<_> = (0..p.concurrency.max(1))
-        .map(|_| tokio::spawn(open_loop(ctx.target.clone(), window, ctx.progress.clone())))
-        .collect();
-    let mut tally = Tally::default();
-    for t in tasks {
-        tally.merge(t.await?);
-    }
-    progress.abort();
-    Ok(Outcome::new(tally, window, samples.await?))
+    measure(ctx, "connect", |window| {
+        merge_all(spawn_each(0..p.concurrency.max(1), |_, _| {
+            open_loop(ctx.target.clone(), window, ctx.progress.clone())
+        }))
+    })
+    .await
 }
 
 async fn open_loop(target: Target, window: Window, progress: Progress) -> Tally {
@@ -61,9 +55,7 @@ async fn open_loop(target: Target, window: Window, progress: Progress) -> Tally 
                 }
             }
             Ok(Err(e)) => {
-                tally.error(1, || {
-                    format!("session cycle: {}", crate::measure::describe(&e))
-                });
+                tally.failure("session cycle", &e);
                 // Typically out of ports or file descriptors: back off instead of spinning.
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }

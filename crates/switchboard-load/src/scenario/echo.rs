@@ -12,32 +12,26 @@
 //! time, in hex, then `x` padding up to `--payload` bytes (at least the header's length).
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use bytes::Bytes;
 use futures::{StreamExt as _, TryStreamExt as _};
-use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::order::{Sent, Track};
-use super::pubsub::{Finals, FinalsRx, complete, count_arrival, sleep_until_opt};
-use super::{Ctx, Outcome};
+use super::order::{Sent, Subscriber, finals_channel, merge_publishers_then_subscribers};
+use super::requester::{Requester, keep_in_flight};
+use super::{Ctx, Load, Outcome, PubSubParams, measure, merge_all, spawn_each};
 use crate::conn::{Conn, Target};
-use crate::measure::{Progress, Tally, Window, sample_window};
+use crate::measure::{Progress, Tally, Window};
 
-/// Connection-count and size parameters of both scenarios.
+/// The `echo` parameters.
 #[derive(Debug, Clone, Copy)]
 pub struct Params {
-    /// `echo`: connections; `fanout`: publishers.
-    pub senders: usize,
-    /// `fanout` only: subscriber connections.
-    pub subscribers: usize,
-    /// Messages in flight per sending connection.
-    pub in_flight: usize,
-    /// Message size in bytes.
-    pub payload: usize,
+    /// Connections.
+    pub connections: usize,
+    /// Messages in flight per connection, and their size in bytes.
+    pub load: Load,
 }
 
 /// Opens `n` connections, 64 handshakes at a time.
@@ -63,118 +57,86 @@ fn pad_to(m: &mut String, size: usize) {
 
 /// Runs `echo`.
 pub async fn run_echo(ctx: &Ctx, p: Params) -> anyhow::Result<Outcome> {
-    let conns = open_all(&ctx.target, p.senders)
+    let conns = open_all(&ctx.target, p.connections)
         .await
         .context("connecting to the echo server")?;
-    let window = ctx.window();
-    let samples = sample_window(window, ctx.router_pid);
-    let progress = ctx.progress.report("echo", window, ctx.quiet);
-    let tasks: Vec<_> = conns
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| {
-            tokio::spawn(echo_loop(
-                c,
-                i as u64,
-                p.in_flight,
-                p.payload,
-                window,
-                ctx.progress.clone(),
-            ))
-        })
-        .collect();
-    let mut tally = Tally::default();
-    for t in tasks {
-        tally.merge(t.await?);
-    }
-    progress.abort();
-    Ok(Outcome::new(tally, window, samples.await?))
+    measure(ctx, "echo", |window| {
+        let tasks = spawn_each(conns, |id, conn| {
+            let echo = Echo {
+                conn,
+                id,
+                size: p.load.payload,
+                seq: 0,
+                pending: VecDeque::with_capacity(p.load.in_flight),
+                tally: Tally::default(),
+                progress: ctx.progress.clone(),
+            };
+            echo_loop(echo, p.load.in_flight, window)
+        });
+        merge_all(tasks)
+    })
+    .await
 }
 
-/// One echo connection: `in_flight` messages outstanding; each must come back unchanged, in order.
-async fn echo_loop(
-    mut conn: Conn,
+/// One echo connection: each message must come back unchanged, in order.
+struct Echo {
+    conn: Conn,
     id: u64,
-    in_flight: usize,
     size: usize,
-    window: Window,
+    seq: u64,
+    /// Messages sent and not echoed yet, oldest first, with when they were sent.
+    pending: VecDeque<(Instant, Bytes)>,
+    tally: Tally,
     progress: Progress,
-) -> Tally {
-    let mut tally = Tally::default();
-    let mut pending: VecDeque<(Instant, Bytes)> = VecDeque::with_capacity(in_flight);
-    let mut seq = 0u64;
-    let outcome: anyhow::Result<()> = async {
-        for _ in 0..in_flight {
-            let m = echo_message(id, seq, size);
-            seq += 1;
-            pending.push_back((Instant::now(), m.clone()));
-            conn.feed(m).await?;
-        }
-        conn.flush().await?;
-        loop {
-            let now = Instant::now();
-            if pending.is_empty() && now >= window.end {
-                return Ok(());
-            }
-            let wake = if now < window.end {
-                window.end
-            } else {
-                window.drain_deadline
-            };
-            let first = match tokio::time::timeout_at(wake, conn.recv()).await {
-                Ok(r) => r,
-                Err(_) if wake == window.drain_deadline => return Ok(()),
-                Err(_) => continue,
-            };
-            let mut completed = 0usize;
-            let mut incoming = first;
-            loop {
-                let got = incoming?.ok_or_else(|| anyhow!("connection closed"))?;
-                let now = Instant::now();
-                match pending.pop_front() {
-                    Some((at, want)) if want == got => {
-                        completed += 1;
-                        progress.add(1);
-                        if window.contains(now) {
-                            tally.ops += 1;
-                            tally.latency.record(now - at);
-                        }
-                    }
-                    Some(_) => bail!("an echo differs from the message sent"),
-                    None => bail!("an echo of a message never sent"),
+}
+
+impl Requester for Echo {
+    fn conn(&mut self) -> &mut Conn {
+        &mut self.conn
+    }
+
+    fn outstanding(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn request(&mut self, _: &Window) -> anyhow::Result<Bytes> {
+        let m = echo_message(self.id, self.seq, self.size);
+        self.seq += 1;
+        self.pending.push_back((Instant::now(), m.clone()));
+        Ok(m)
+    }
+
+    fn answer(&mut self, got: Bytes, window: &Window) -> anyhow::Result<bool> {
+        let now = Instant::now();
+        match self.pending.pop_front() {
+            Some((at, want)) if want == got => {
+                self.progress.add(1);
+                if window.contains(now) {
+                    self.tally.ops += 1;
+                    self.tally.latency.record(now - at);
                 }
-                match conn.try_recv() {
-                    Some(r) => incoming = r,
-                    None => break,
-                }
+                Ok(true)
             }
-            if Instant::now() < window.end {
-                for _ in 0..completed {
-                    let m = echo_message(id, seq, size);
-                    seq += 1;
-                    pending.push_back((Instant::now(), m.clone()));
-                    conn.feed(m).await?;
-                }
-            }
-            conn.flush().await?;
+            Some(_) => bail!("an echo differs from the message sent"),
+            None => bail!("an echo of a message never sent"),
         }
     }
-    .await;
+}
+
+/// Runs one echo connection with `in_flight` messages outstanding.
+async fn echo_loop(mut echo: Echo, in_flight: usize, window: Window) -> Tally {
+    let outcome = keep_in_flight(&mut echo, in_flight, &window).await;
+    let id = echo.id;
     if let Err(e) = outcome {
-        tally.error(1, || {
-            format!("echo connection {id}: {}", crate::measure::describe(&e))
-        });
+        echo.tally.failure(format_args!("echo connection {id}"), &e);
     }
-    if !pending.is_empty() {
-        tally.error(pending.len() as u64, || {
-            format!(
-                "echo connection {id}: {} messages unanswered",
-                pending.len()
-            )
-        });
-    }
-    conn.close().await;
-    tally
+    echo.tally.unanswered(
+        format_args!("echo connection {id}"),
+        echo.pending.len(),
+        "messages unanswered",
+    );
+    echo.conn.close().await;
+    echo.tally
 }
 
 /// Length of a fan-out message header: `P`, publisher (8), sequence (16), send time (16).
@@ -202,239 +164,161 @@ fn parse_fanout(m: &[u8], size: usize) -> Option<(u64, u64, u64)> {
     Some((hex(1..9)?, hex(9..25)?, hex(25..41)?))
 }
 
+/// Opens a subscriber connection: it announces itself and waits for its announcement to come
+/// back, so the hub has it in its list and no publication can pass it by.
+async fn join_hub(target: &Target, i: usize) -> anyhow::Result<Conn> {
+    let mut c = target.open().await?;
+    let hello = Bytes::from(format!("J{i:08x}"));
+    c.send(hello.clone()).await?;
+    let wait = async {
+        loop {
+            match c.recv().await? {
+                Some(m) if m == hello => return anyhow::Ok(()),
+                Some(_) => {}
+                None => bail!("the hub closed the connection"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .map_err(|_| anyhow!("the hub did not echo a join message"))??;
+    Ok(c)
+}
+
 /// Runs `fanout`.
-pub async fn run_fanout(ctx: &Ctx, p: Params) -> anyhow::Result<Outcome> {
-    // Subscribers announce themselves and wait for their announcement to come back: then the hub
-    // has them in its list, and no publication can pass them by.
+pub async fn run_fanout(ctx: &Ctx, p: PubSubParams) -> anyhow::Result<Outcome> {
     let subscribers: Vec<Conn> = futures::stream::iter(0..p.subscribers)
-        .map(|i| async move {
-            let mut c = ctx.target.open().await?;
-            let hello = Bytes::from(format!("J{i:08x}"));
-            c.send(hello.clone()).await?;
-            let wait = async {
-                loop {
-                    match c.recv().await? {
-                        Some(m) if m == hello => return anyhow::Ok(()),
-                        Some(_) => {}
-                        None => bail!("the hub closed the connection"),
-                    }
-                }
-            };
-            tokio::time::timeout(Duration::from_secs(10), wait)
-                .await
-                .map_err(|_| anyhow!("the hub did not echo a join message"))??;
-            anyhow::Ok(c)
-        })
+        .map(|i| join_hub(&ctx.target, i))
         .buffer_unordered(64)
         .try_collect()
         .await
         .context("subscribers connect to the hub")?;
-    let publishers = open_all(&ctx.target, p.senders)
+    let publishers = open_all(&ctx.target, p.publishers)
         .await
         .context("publishers connect to the hub")?;
-    let window = ctx.window();
-    let samples = sample_window(window, ctx.router_pid);
-    let progress = ctx.progress.report("fanout", window, ctx.quiet);
-    let (finals_tx, finals_rx) = watch::channel(None);
-    let sub_tasks: Vec<_> = subscribers
-        .into_iter()
-        .map(|c| {
-            tokio::spawn(fanout_subscriber(
-                c,
-                p.senders,
-                p.payload,
+    measure(ctx, "fanout", |window| async move {
+        let (finals_tx, finals_rx) = finals_channel();
+        let sub_tasks = spawn_each(subscribers, |_, conn| {
+            let sub = Subscriber::new(
+                p.publishers,
                 window,
                 finals_rx.clone(),
                 ctx.progress.clone(),
-            ))
-        })
-        .collect();
-    let pub_tasks: Vec<_> = publishers
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| {
-            tokio::spawn(fanout_publisher(
-                c,
-                i as u64,
-                p.in_flight,
-                p.payload,
-                window,
-            ))
-        })
-        .collect();
-    let mut tally = Tally::default();
-    let mut sent = Vec::with_capacity(p.senders);
-    for t in pub_tasks {
-        let (s, t) = t.await?;
-        sent.push(s);
-        tally.merge(t);
-    }
-    let deadline = window
-        .drain_deadline
-        .max(Instant::now() + Duration::from_millis(500));
-    finals_tx.send_replace(Some(Arc::new(Finals { sent, deadline })));
-    for t in sub_tasks {
-        tally.merge(t.await?);
-    }
-    progress.abort();
-    Ok(Outcome::new(tally, window, samples.await?))
+            );
+            fanout_subscriber(conn, p.load.payload, sub)
+        });
+        let pub_tasks = spawn_each(publishers, |id, conn| {
+            let publisher = HubPublisher {
+                conn,
+                id,
+                size: p.load.payload,
+                sent: Sent::default(),
+                pending: VecDeque::with_capacity(p.load.in_flight),
+                tally: Tally::default(),
+            };
+            fanout_publisher(publisher, p.load.in_flight, window)
+        });
+        merge_publishers_then_subscribers(pub_tasks, sub_tasks, finals_tx, &window).await
+    })
+    .await
 }
 
 /// One hub publisher: its own messages come back as acknowledgements, in order; other publishers'
 /// messages and join announcements are ignored.
-async fn fanout_publisher(
-    mut conn: Conn,
+struct HubPublisher {
+    conn: Conn,
     id: u64,
-    in_flight: usize,
     size: usize,
+    sent: Sent,
+    /// Messages sent and not acknowledged yet, oldest first: (sent at, seq, message).
+    pending: VecDeque<(Instant, u64, Bytes)>,
+    tally: Tally,
+}
+
+impl Requester for HubPublisher {
+    fn conn(&mut self) -> &mut Conn {
+        &mut self.conn
+    }
+
+    fn outstanding(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn request(&mut self, window: &Window) -> anyhow::Result<Bytes> {
+        let now = Instant::now();
+        let seq = self.sent.count;
+        let m = fanout_message(self.id, seq, window.stamp(now), self.size);
+        self.pending.push_back((now, seq, m.clone()));
+        self.sent.count += 1;
+        Ok(m)
+    }
+
+    fn answer(&mut self, got: Bytes, window: &Window) -> anyhow::Result<bool> {
+        let mine = parse_fanout(&got, self.size).is_some_and(|(p, _, _)| p == self.id);
+        if !mine {
+            return Ok(false);
+        }
+        let now = Instant::now();
+        match self.pending.pop_front() {
+            Some((at, _, want)) if want == got => {
+                if window.contains(now) {
+                    self.tally.publishes += 1;
+                    self.tally.ack_latency.record(now - at);
+                }
+                Ok(true)
+            }
+            _ => bail!("the hub's acknowledgement differs from the message sent"),
+        }
+    }
+}
+
+/// Runs one hub publisher with `in_flight` messages outstanding.
+async fn fanout_publisher(
+    mut publisher: HubPublisher,
+    in_flight: usize,
     window: Window,
 ) -> (Sent, Tally) {
-    let mut tally = Tally::default();
-    let mut sent = Sent::default();
-    let mut pending: VecDeque<(Instant, u64, Bytes)> = VecDeque::with_capacity(in_flight);
-    let issue = |sent: &mut Sent, pending: &mut VecDeque<(Instant, u64, Bytes)>| {
-        let now = Instant::now();
-        let m = fanout_message(id, sent.count, window.stamp(now), size);
-        pending.push_back((now, sent.count, m.clone()));
-        sent.count += 1;
-        m
-    };
-    let outcome: anyhow::Result<()> = async {
-        for _ in 0..in_flight {
-            conn.feed(issue(&mut sent, &mut pending)).await?;
-        }
-        conn.flush().await?;
-        loop {
-            let now = Instant::now();
-            if pending.is_empty() && now >= window.end {
-                return Ok(());
-            }
-            let wake = if now < window.end {
-                window.end
-            } else {
-                window.drain_deadline
-            };
-            let first = match tokio::time::timeout_at(wake, conn.recv()).await {
-                Ok(r) => r,
-                Err(_) if wake == window.drain_deadline => return Ok(()),
-                Err(_) => continue,
-            };
-            let mut completed = 0usize;
-            let mut incoming = first;
-            loop {
-                let got = incoming?.ok_or_else(|| anyhow!("connection closed"))?;
-                let mine = parse_fanout(&got, size).is_some_and(|(p, _, _)| p == id);
-                if mine {
-                    let now = Instant::now();
-                    match pending.pop_front() {
-                        Some((at, _, want)) if want == got => {
-                            completed += 1;
-                            if window.contains(now) {
-                                tally.publishes += 1;
-                                tally.ack_latency.record(now - at);
-                            }
-                        }
-                        _ => bail!("the hub's acknowledgement differs from the message sent"),
-                    }
-                }
-                match conn.try_recv() {
-                    Some(r) => incoming = r,
-                    None => break,
-                }
-            }
-            if Instant::now() < window.end {
-                for _ in 0..completed {
-                    conn.feed(issue(&mut sent, &mut pending)).await?;
-                }
-            }
-            conn.flush().await?;
-        }
-    }
-    .await;
+    let outcome = keep_in_flight(&mut publisher, in_flight, &window).await;
+    let HubPublisher {
+        mut conn,
+        id,
+        mut sent,
+        pending,
+        mut tally,
+        ..
+    } = publisher;
     if let Err(e) = outcome {
-        tally.error(1, || {
-            format!("fan-out publisher {id}: {}", crate::measure::describe(&e))
-        });
+        tally.failure(format_args!("fan-out publisher {id}"), &e);
     }
-    if !pending.is_empty() {
-        tally.error(pending.len() as u64, || {
-            format!(
-                "fan-out publisher {id}: {} messages unacknowledged",
-                pending.len()
-            )
-        });
-        sent.unacked.extend(pending.iter().map(|(_, seq, _)| *seq));
-    }
+    tally.unanswered(
+        format_args!("fan-out publisher {id}"),
+        pending.len(),
+        "messages unacknowledged",
+    );
+    sent.unacked.extend(pending.iter().map(|(_, seq, _)| *seq));
     conn.close().await;
     (sent, tally)
 }
 
 /// One hub subscriber: the same bookkeeping as a `pubsub` subscriber.
-async fn fanout_subscriber(
-    mut conn: Conn,
-    publishers: usize,
-    size: usize,
-    window: Window,
-    mut finals: FinalsRx,
-    progress: Progress,
-) -> Tally {
-    let mut tally = Tally::default();
-    let mut tracks: Vec<Track> = (0..publishers).map(|_| Track::default()).collect();
-    let outcome: anyhow::Result<()> = async {
-        loop {
-            let known = finals.borrow_and_update().clone();
-            if let Some(f) = &known
-                && complete(&tracks, f)
-            {
-                return Ok(());
-            }
-            let deadline = known.as_ref().map(|f| f.deadline);
-            let first = tokio::select! {
-                changed = finals.changed() => {
-                    changed.map_err(|_| anyhow!("finals channel closed"))?;
-                    continue;
-                }
-                _ = sleep_until_opt(deadline) => return Ok(()),
-                r = conn.recv() => r,
-            };
-            let mut incoming = first;
-            loop {
-                let got = incoming?.ok_or_else(|| anyhow!("connection closed"))?;
-                if got.first() != Some(&b'J') {
-                    match parse_fanout(&got, size) {
-                        Some((p, seq, ts)) if (p as usize) < tracks.len() => count_arrival(
-                            &mut tally,
-                            &mut tracks[p as usize],
-                            seq,
-                            window.unstamp(ts),
-                            &window,
-                            &progress,
-                        ),
-                        _ => tally.error(1, || "malformed fan-out message".to_owned()),
-                    }
-                }
-                match conn.try_recv() {
-                    Some(r) => incoming = r,
-                    None => break,
+async fn fanout_subscriber(mut conn: Conn, size: usize, mut sub: Subscriber) -> Tally {
+    let received = sub
+        .receive(&mut conn, |sub, got| {
+            // Join announcements of other subscribers come by too.
+            if got.first() != Some(&b'J') {
+                let counted = parse_fanout(&got, size)
+                    .is_some_and(|(p, seq, stamp)| sub.arrive(p as usize, seq, stamp));
+                if !counted {
+                    sub.tally
+                        .error(1, || "malformed fan-out message".to_owned());
                 }
             }
-        }
-    }
-    .await;
-    if let Err(e) = outcome {
-        tally.error(1, || {
-            format!("fan-out subscriber: {}", crate::measure::describe(&e))
-        });
-    }
-    if let Ok(f) = finals.wait_for(Option::is_some).await
-        && let Some(f) = f.as_ref()
-    {
-        for (t, s) in tracks.iter().zip(&f.sent) {
-            tally.lost += t.lost(s);
-        }
-    }
+            Ok(())
+        })
+        .await;
+    sub.finish(received, "fan-out subscriber").await;
     conn.close().await;
-    tally
+    sub.tally
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use futures::StreamExt as _;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Ctx, IdleFigures, Outcome};
+use super::{Ctx, IdleFigures, Outcome, merge_all};
 use crate::conn::Wamp;
 use crate::measure::{Tally, Window, open_files_limit, sample, sample_window};
 
@@ -76,9 +76,7 @@ pub async fn run(ctx: &Ctx, p: Params) -> anyhow::Result<Outcome> {
                 ctx.progress.add(1);
                 holders.push(tokio::spawn(hold(w, stop.clone())));
             }
-            Err(e) => tally.error(1, || {
-                format!("opening a session: {}", crate::measure::describe(&e))
-            }),
+            Err(e) => tally.failure("opening a session", &e),
         }
     }
     drop(opened);
@@ -105,9 +103,7 @@ pub async fn run(ctx: &Ctx, p: Params) -> anyhow::Result<Outcome> {
     tokio::time::sleep_until(window.end).await;
     let samples = samples.await?;
     stop.cancel();
-    for h in holders {
-        tally.merge(h.await?);
-    }
+    tally.merge(merge_all(holders).await?);
     Ok(Outcome {
         seconds: window.seconds(),
         idle: Some(IdleFigures {
@@ -149,9 +145,7 @@ async fn hold(mut w: Wamp, stop: CancellationToken) -> Tally {
         }
     }
     if let Err(e) = w.leave_within(LEAVE_PATIENCE).await {
-        tally.error(1, || {
-            format!("leaving an idle session: {}", crate::measure::describe(&e))
-        });
+        tally.failure("leaving an idle session", &e);
     }
     tally
 }

@@ -1,19 +1,22 @@
-//! The scenarios, and what they share: the run context and the outcome a scenario hands back for
-//! the report.
+//! The scenarios, and what they share: the run context, the measured phase every windowed
+//! scenario runs ([`measure`]: window, CPU/memory sampling, progress lines, one task per
+//! connection, their tallies merged), and the outcome a scenario hands back for the report.
 
 pub mod connect;
 pub mod echo;
 pub mod idle;
 pub mod order;
 pub mod pubsub;
+pub mod requester;
 pub mod rpc;
 
 use std::time::Duration;
 
 use futures::{StreamExt as _, TryStreamExt as _};
+use tokio::task::JoinHandle;
 
 use crate::conn::{Target, Wamp};
-use crate::measure::{Progress, Samples, Tally, Window};
+use crate::measure::{Progress, Samples, Tally, Window, sample_window};
 
 /// What every scenario gets from the command line.
 pub struct Ctx {
@@ -75,6 +78,71 @@ impl Outcome {
             idle: None,
         }
     }
+}
+
+/// What each sending connection of `rpc`, `pubsub`, `echo` and `fanout` keeps outstanding.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    /// Requests in flight per sending connection: calls, unacknowledged publishes, messages.
+    pub in_flight: usize,
+    /// Payload size in bytes: padding in each call's or event's arguments (`rpc`, `pubsub`), the
+    /// whole message (`echo`, `fanout`).
+    pub payload: usize,
+}
+
+/// Connection counts and load of `pubsub` and of its transport-limit reference `fanout`.
+#[derive(Debug, Clone, Copy)]
+pub struct PubSubParams {
+    /// Publishing sessions or connections.
+    pub publishers: usize,
+    /// Subscribing sessions or connections.
+    pub subscribers: usize,
+    /// What each publisher keeps outstanding.
+    pub load: Load,
+}
+
+/// The measured phase of a windowed scenario, whose connections are already open: starts the
+/// window, samples CPU and memory at its start and end, prints progress lines labelled `name`,
+/// and runs `load`, which drives the connections through the window and hands back their merged
+/// tally.
+pub async fn measure<F, Fut>(ctx: &Ctx, name: &'static str, load: F) -> anyhow::Result<Outcome>
+where
+    F: FnOnce(Window) -> Fut,
+    Fut: Future<Output = anyhow::Result<Tally>>,
+{
+    let window = ctx.window();
+    let samples = sample_window(window, ctx.router_pid);
+    let progress = ctx.progress.report(name, window, ctx.quiet);
+    let tally = load(window).await;
+    progress.abort();
+    Ok(Outcome::new(tally?, window, samples.await?))
+}
+
+/// Spawns one task per item (a connection, a session, an opener), handing each its index. A
+/// `Vec`, not an iterator: every task runs before the first is awaited.
+pub fn spawn_each<T, F, Fut>(
+    items: impl IntoIterator<Item = T>,
+    mut task: F,
+) -> Vec<JoinHandle<Fut::Output>>
+where
+    F: FnMut(u64, T) -> Fut,
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    items
+        .into_iter()
+        .zip(0u64..)
+        .map(|(item, i)| tokio::spawn(task(i, item)))
+        .collect()
+}
+
+/// Awaits every task and merges their tallies, in order.
+pub async fn merge_all(tasks: Vec<JoinHandle<Tally>>) -> anyhow::Result<Tally> {
+    let mut tally = Tally::default();
+    for t in tasks {
+        tally.merge(t.await?);
+    }
+    Ok(tally)
 }
 
 /// Joins `n` sessions, at most `concurrency` handshakes at a time.

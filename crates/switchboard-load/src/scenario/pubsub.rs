@@ -5,46 +5,22 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
 use futures::{StreamExt as _, TryStreamExt as _};
 use serde::de::IgnoredAny;
-use switchboard_proto::{Dict, Id, Message, MessageType, Payload, Serializer, Value};
-use tokio::sync::watch;
+use switchboard_proto::{Dict, Id, Message, MessageType, Payload, Serializer, Value, codec};
 use tokio::time::Instant;
 
-use super::order::{Arrival, Sent, Track};
-use super::{Ctx, Outcome, join_all, run_id};
-use crate::conn::{Target, Wamp, list_args};
-use crate::measure::{Progress, Tally, Window, sample_window};
-
-/// The `pubsub` parameters.
-#[derive(Debug, Clone, Copy)]
-pub struct Params {
-    /// Publisher sessions.
-    pub publishers: usize,
-    /// Subscriber sessions.
-    pub subscribers: usize,
-    /// Unacknowledged publishes in flight per publisher.
-    pub in_flight: usize,
-    /// Bytes of padding in each event's arguments.
-    pub payload: usize,
-}
-
-/// What subscribers learn once the publishers are done.
-pub struct Finals {
-    /// Per publisher, what it sent.
-    pub sent: Vec<Sent>,
-    /// Subscribers stop waiting for missing events here.
-    pub deadline: Instant,
-}
-
-/// The finals channel: `None` while publishers are still running.
-pub type FinalsRx = watch::Receiver<Option<Arc<Finals>>>;
+use super::order::{Sent, Subscriber, finals_channel, merge_publishers_then_subscribers};
+use super::requester::{Requester, keep_in_flight};
+use super::{Ctx, Outcome, PubSubParams, join_all, measure, run_id, spawn_each};
+use crate::conn::{Conn, Target, Wamp, list_args};
+use crate::measure::{Tally, Window};
 
 /// Runs the scenario.
-pub async fn run(ctx: &Ctx, p: Params) -> anyhow::Result<Outcome> {
+pub async fn run(ctx: &Ctx, p: PubSubParams) -> anyhow::Result<Outcome> {
     let topic: Arc<str> = format!("switchboard.load.topic.t{}", run_id()).into();
     let subscribers: Vec<(Wamp, Id)> = futures::stream::iter(0..p.subscribers)
         .map(|_| subscribe(&ctx.target, &topic))
@@ -56,57 +32,36 @@ pub async fn run(ctx: &Ctx, p: Params) -> anyhow::Result<Outcome> {
         .await
         .context("publishers join")?;
 
-    let window = ctx.window();
-    let samples = sample_window(window, ctx.router_pid);
-    let progress = ctx.progress.report("pubsub", window, ctx.quiet);
-    let (finals_tx, finals_rx) = watch::channel(None);
-    let pad: Arc<str> = "x".repeat(p.payload).into();
-    let sub_tasks: Vec<_> = subscribers
-        .into_iter()
-        .map(|(w, sub)| {
-            tokio::spawn(subscribe_loop(
-                w,
-                sub,
+    measure(ctx, "pubsub", |window| async move {
+        let (finals_tx, finals_rx) = finals_channel();
+        let pad: Arc<str> = "x".repeat(p.load.payload).into();
+        let sub_tasks = spawn_each(subscribers, |_, (w, subscription)| {
+            let sub = Subscriber::new(
                 p.publishers,
-                pad.clone(),
                 window,
                 finals_rx.clone(),
                 ctx.progress.clone(),
-            ))
-        })
-        .collect();
-    let pub_tasks: Vec<_> = publishers
-        .into_iter()
-        .enumerate()
-        .map(|(i, w)| {
-            tokio::spawn(publish_loop(
+            );
+            subscribe_loop(w, subscription, pad.clone(), sub)
+        });
+        let mut options = Dict::new();
+        options.insert("acknowledge".into(), Value::Bool(true));
+        let pub_tasks = spawn_each(publishers, |id, w| {
+            let publisher = Publisher {
                 w,
-                i as u64,
-                topic.clone(),
-                pad.clone(),
-                p.in_flight,
-                window,
-            ))
-        })
-        .collect();
-    let mut tally = Tally::default();
-    let mut sent = Vec::with_capacity(p.publishers);
-    for t in pub_tasks {
-        let (s, t) = t.await?;
-        sent.push(s);
-        tally.merge(t);
-    }
-    // Subscribers get at least a moment after the last acknowledgement, even when publishers
-    // used up the drain time.
-    let deadline = window
-        .drain_deadline
-        .max(Instant::now() + Duration::from_millis(500));
-    finals_tx.send_replace(Some(Arc::new(Finals { sent, deadline })));
-    for t in sub_tasks {
-        tally.merge(t.await?);
-    }
-    progress.abort();
-    Ok(Outcome::new(tally, window, samples.await?))
+                id,
+                topic: topic.clone(),
+                pad: pad.clone(),
+                options: options.clone(),
+                sent: Sent::default(),
+                pending: HashMap::with_capacity(p.load.in_flight * 2),
+                tally: Tally::default(),
+            };
+            publish_loop(publisher, p.load.in_flight, window)
+        });
+        merge_publishers_then_subscribers(pub_tasks, sub_tasks, finals_tx, &window).await
+    })
+    .await
 }
 
 /// Joins and subscribes to `topic`.
@@ -187,310 +142,164 @@ fn fast_event(serializer: Serializer, bytes: &[u8], pad: &str) -> Option<(Id, us
     ))
 }
 
-/// Counts one arrival of `seq` from a publisher.
-pub fn count_arrival(
-    tally: &mut Tally,
-    track: &mut Track,
-    seq: u64,
-    sent_at: Instant,
-    window: &Window,
-    progress: &Progress,
-) {
-    let now = Instant::now();
-    match track.arrive(seq) {
-        a @ (Arrival::Fresh | Arrival::Late) => {
-            if a == Arrival::Late {
-                tally.reordered += 1;
-            }
-            progress.add(1);
-            if window.contains(now) {
-                tally.ops += 1;
-                tally.latency.record(now.saturating_duration_since(sent_at));
-            }
-        }
-        Arrival::Duplicate => tally.duplicated += 1,
-        Arrival::Corrupt => tally.error(1, || format!("sequence number {seq} is implausible")),
-    }
-}
-
-/// Whether a subscriber has everything the publishers had acknowledged.
-pub fn complete(tracks: &[Track], finals: &Finals) -> bool {
-    tracks.iter().zip(&finals.sent).all(|(t, s)| t.lost(s) == 0)
-}
-
 /// One subscriber: receives until it has every acknowledged event or the drain deadline passes.
 async fn subscribe_loop(
     mut w: Wamp,
     subscription: Id,
-    publishers: usize,
     pad: Arc<str>,
-    window: Window,
-    mut finals: FinalsRx,
-    progress: Progress,
+    mut sub: Subscriber,
 ) -> Tally {
-    let mut tally = Tally::default();
-    let mut tracks: Vec<Track> = (0..publishers).map(|_| Track::default()).collect();
-    let outcome: anyhow::Result<()> = async {
-        loop {
-            let known = finals.borrow_and_update().clone();
-            if let Some(f) = &known
-                && complete(&tracks, f)
+    let serializer = w.serializer;
+    let received = sub
+        .receive(&mut w.conn, |sub, bytes| {
+            if let Some((s, p, seq, stamp)) = fast_event(serializer, &bytes, &pad)
+                && s == subscription
+                && sub.arrive(p, seq, stamp)
             {
                 return Ok(());
             }
-            let deadline = known.as_ref().map(|f| f.deadline);
-            let first = tokio::select! {
-                changed = finals.changed() => {
-                    // The sender lives until every subscriber is done, so this cannot fail.
-                    changed.map_err(|_| anyhow!("finals channel closed"))?;
-                    continue;
-                }
-                _ = sleep_until_opt(deadline) => return Ok(()),
-                r = w.conn.recv() => r,
-            };
-            let mut incoming = first;
-            loop {
-                let bytes = incoming?.ok_or_else(|| anyhow!("connection closed"))?;
-                if let Some((s, p, seq, ts)) = fast_event(w.serializer, &bytes, &pad)
-                    && s == subscription
-                    && p < tracks.len()
-                {
-                    count_arrival(
-                        &mut tally,
-                        &mut tracks[p],
-                        seq,
-                        window.unstamp(ts),
-                        &window,
-                        &progress,
-                    );
-                } else {
-                    match w.decode(&bytes)? {
-                        Message::Event {
-                            subscription: s,
-                            payload,
-                            ..
-                        } if s == subscription => match parse_event(&payload, &pad) {
-                            Some((p, seq, ts)) if p < tracks.len() => count_arrival(
-                                &mut tally,
-                                &mut tracks[p],
-                                seq,
-                                window.unstamp(ts),
-                                &window,
-                                &progress,
-                            ),
-                            _ => tally.error(1, || format!("malformed event payload {payload:?}")),
-                        },
-                        Message::Goodbye { reason, .. } | Message::Abort { reason, .. } => {
-                            bail!("router closed the session: {reason}")
-                        }
-                        _ => {}
+            match codec::decode(serializer, &bytes)? {
+                Message::Event {
+                    subscription: s,
+                    payload,
+                    ..
+                } if s == subscription => {
+                    let counted = parse_event(&payload, &pad)
+                        .is_some_and(|(p, seq, stamp)| sub.arrive(p, seq, stamp));
+                    if !counted {
+                        sub.tally
+                            .error(1, || format!("malformed event payload {payload:?}"));
                     }
                 }
-                match w.conn.try_recv() {
-                    Some(r) => incoming = r,
-                    None => break,
+                Message::Goodbye { reason, .. } | Message::Abort { reason, .. } => {
+                    bail!("router closed the session: {reason}")
                 }
+                _ => {}
             }
-        }
-    }
-    .await;
-    let healthy = match outcome {
-        Ok(()) => true,
-        Err(e) => {
-            tally.error(1, || {
-                format!("subscriber: {}", crate::measure::describe(&e))
-            });
-            false
-        }
-    };
-    // The coordinator always publishes the finals; lost events are judged against them.
-    if let Ok(f) = finals.wait_for(Option::is_some).await
-        && let Some(f) = f.as_ref()
-    {
-        for (t, s) in tracks.iter().zip(&f.sent) {
-            tally.lost += t.lost(s);
-        }
-    }
+            Ok(())
+        })
+        .await;
+    let healthy = sub.finish(received, "subscriber").await;
     if healthy && let Err(e) = w.leave().await {
-        tally.error(1, || {
-            format!("subscriber leaving: {}", crate::measure::describe(&e))
-        });
+        sub.tally.failure("subscriber leaving", &e);
     }
-    tally
+    sub.tally
 }
 
-/// Sleeps until `deadline`, or forever without one.
-pub async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// One publisher: keeps `in_flight` acknowledged publishes outstanding until the window ends,
-/// then waits for the outstanding acknowledgements.
-async fn publish_loop(
-    mut w: Wamp,
-    publisher: u64,
+/// One publisher: acknowledged PUBLISHes, each answered by PUBLISHED or ERROR.
+struct Publisher {
+    w: Wamp,
+    id: u64,
     topic: Arc<str>,
     pad: Arc<str>,
-    in_flight: usize,
-    window: Window,
-) -> (Sent, Tally) {
-    let mut tally = Tally::default();
-    let mut sent = Sent::default();
-    // Request id -> (sent at, seq).
-    let mut pending: HashMap<Id, (Instant, u64)> = HashMap::with_capacity(in_flight * 2);
-    let mut options = Dict::new();
-    options.insert("acknowledge".into(), Value::Bool(true));
-    let mut out = Publisher {
-        publisher,
-        topic: &topic,
-        pad: &pad,
-        options: &options,
-        window: &window,
-    };
-    let outcome: anyhow::Result<()> = async {
-        for _ in 0..in_flight {
-            out.issue(&mut w, &mut sent, &mut pending).await?;
-        }
-        w.conn.flush().await?;
-        loop {
-            let now = Instant::now();
-            if pending.is_empty() && now >= window.end {
-                return Ok(());
-            }
-            let wake = if now < window.end {
-                window.end
-            } else {
-                window.drain_deadline
-            };
-            let first = match tokio::time::timeout_at(wake, w.conn.recv()).await {
-                Ok(r) => r,
-                Err(_) if wake == window.drain_deadline => return Ok(()),
-                Err(_) => continue,
-            };
-            let mut completed = 0usize;
-            let mut incoming = first;
-            loop {
-                let bytes = incoming?.ok_or_else(|| anyhow!("connection closed"))?;
-                let now = Instant::now();
-                match w.decode(&bytes)? {
-                    Message::Published { request, .. } => match pending.remove(&request) {
-                        Some((at, _)) => {
-                            completed += 1;
-                            if window.contains(now) {
-                                tally.publishes += 1;
-                                tally.ack_latency.record(now - at);
-                            }
-                        }
-                        None => {
-                            tally.error(1, || format!("PUBLISHED for unknown request {request}"))
-                        }
-                    },
-                    Message::Error {
-                        request_type,
-                        request,
-                        error,
-                        ..
-                    } if request_type == MessageType::Publish.code() => {
-                        if let Some((_, seq)) = pending.remove(&request) {
-                            completed += 1;
-                            sent.unacked.insert(seq);
-                        }
-                        tally.error(1, || format!("PUBLISH failed: {error}"));
-                    }
-                    Message::Goodbye { reason, .. } | Message::Abort { reason, .. } => {
-                        bail!("router closed the session: {reason}")
-                    }
-                    _ => {}
-                }
-                match w.conn.try_recv() {
-                    Some(r) => incoming = r,
-                    None => break,
-                }
-            }
-            if Instant::now() < window.end {
-                for _ in 0..completed {
-                    out.issue(&mut w, &mut sent, &mut pending).await?;
-                }
-            }
-            w.conn.flush().await?;
-        }
-    }
-    .await;
-    let healthy = match outcome {
-        Ok(()) => true,
-        Err(e) => {
-            tally.error(1, || {
-                format!("publisher {publisher}: {}", crate::measure::describe(&e))
-            });
-            false
-        }
-    };
-    if !pending.is_empty() {
-        tally.error(pending.len() as u64, || {
-            format!(
-                "publisher {publisher}: {} publishes unacknowledged",
-                pending.len()
-            )
-        });
-        sent.unacked.extend(pending.values().map(|(_, seq)| *seq));
-    }
-    if healthy && let Err(e) = w.leave().await {
-        tally.error(1, || {
-            format!(
-                "publisher {publisher} leaving: {}",
-                crate::measure::describe(&e)
-            )
-        });
-    }
-    (sent, tally)
+    /// `{"acknowledge": true}`.
+    options: Dict,
+    sent: Sent,
+    /// Request id -> (sent at, seq).
+    pending: HashMap<Id, (Instant, u64)>,
+    tally: Tally,
 }
 
-/// What every PUBLISH of one publisher shares.
-struct Publisher<'a> {
-    publisher: u64,
-    topic: &'a str,
-    pad: &'a str,
-    options: &'a Dict,
-    window: &'a Window,
-}
+impl Requester for Publisher {
+    fn conn(&mut self) -> &mut Conn {
+        &mut self.w.conn
+    }
 
-impl Publisher<'_> {
-    /// Queues the next PUBLISH.
-    async fn issue(
-        &mut self,
-        w: &mut Wamp,
-        sent: &mut Sent,
-        pending: &mut HashMap<Id, (Instant, u64)>,
-    ) -> anyhow::Result<()> {
-        let request = w.next_request();
-        let seq = sent.count;
+    fn outstanding(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn request(&mut self, window: &Window) -> anyhow::Result<Bytes> {
+        let request = self.w.next_request();
+        let seq = self.sent.count;
         let now = Instant::now();
         let args = list_args(
-            w.serializer,
+            self.w.serializer,
             vec![
-                self.publisher.into(),
+                self.id.into(),
                 seq.into(),
-                self.window.stamp(now).into(),
-                Value::Str(self.pad.to_owned()),
+                window.stamp(now).into(),
+                Value::Str(String::from(&*self.pad)),
             ],
         )?;
-        let bytes = w.encode(&Message::Publish {
+        let bytes = self.w.encode(&Message::Publish {
             request,
             options: self.options.clone(),
-            topic: self.topic.to_owned(),
+            topic: String::from(&*self.topic),
             payload: Payload {
                 args: Some(args),
                 kwargs: None,
             },
         })?;
-        sent.count += 1;
-        pending.insert(request, (now, seq));
-        w.conn.feed(bytes).await?;
-        Ok(())
+        self.sent.count += 1;
+        self.pending.insert(request, (now, seq));
+        Ok(bytes)
     }
+
+    fn answer(&mut self, bytes: Bytes, window: &Window) -> anyhow::Result<bool> {
+        let now = Instant::now();
+        match self.w.decode(&bytes)? {
+            Message::Published { request, .. } => match self.pending.remove(&request) {
+                Some((at, _)) => {
+                    if window.contains(now) {
+                        self.tally.publishes += 1;
+                        self.tally.ack_latency.record(now - at);
+                    }
+                    Ok(true)
+                }
+                None => {
+                    self.tally
+                        .error(1, || format!("PUBLISHED for unknown request {request}"));
+                    Ok(false)
+                }
+            },
+            Message::Error {
+                request_type,
+                request,
+                error,
+                ..
+            } if request_type == MessageType::Publish.code() => {
+                let settled = self.pending.remove(&request);
+                if let Some((_, seq)) = settled {
+                    self.sent.unacked.insert(seq);
+                }
+                self.tally.error(1, || format!("PUBLISH failed: {error}"));
+                Ok(settled.is_some())
+            }
+            Message::Goodbye { reason, .. } | Message::Abort { reason, .. } => {
+                bail!("router closed the session: {reason}")
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+/// Runs one publisher: keeps `in_flight` acknowledged publishes outstanding until the window
+/// ends, then waits for the outstanding acknowledgements.
+async fn publish_loop(mut publisher: Publisher, in_flight: usize, window: Window) -> (Sent, Tally) {
+    let outcome = keep_in_flight(&mut publisher, in_flight, &window).await;
+    let Publisher {
+        w,
+        id,
+        mut sent,
+        pending,
+        mut tally,
+        ..
+    } = publisher;
+    let healthy = outcome.is_ok();
+    if let Err(e) = outcome {
+        tally.failure(format_args!("publisher {id}"), &e);
+    }
+    tally.unanswered(
+        format_args!("publisher {id}"),
+        pending.len(),
+        "publishes unacknowledged",
+    );
+    sent.unacked.extend(pending.values().map(|(_, seq)| *seq));
+    if healthy && let Err(e) = w.leave().await {
+        tally.failure(format_args!("publisher {id} leaving"), &e);
+    }
+    (sent, tally)
 }
 
 #[cfg(test)]

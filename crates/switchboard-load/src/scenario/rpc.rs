@@ -5,24 +5,24 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
 use switchboard_proto::{Dict, Id, Message, MessageType, Payload, RawValue, Value};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Ctx, Outcome, join_all, run_id};
-use crate::conn::{Wamp, list_args};
-use crate::measure::{Tally, Window, sample_window};
+use super::requester::{Requester, keep_in_flight};
+use super::{Ctx, Load, Outcome, join_all, measure, merge_all, run_id, spawn_each};
+use crate::conn::{Conn, Wamp, list_args};
+use crate::measure::{Progress, Tally, Window};
 
 /// The `rpc` parameters.
 #[derive(Debug, Clone, Copy)]
 pub struct Params {
     /// Caller sessions.
     pub callers: usize,
-    /// Calls in flight per caller.
-    pub in_flight: usize,
-    /// Bytes of padding in each call's arguments.
-    pub payload: usize,
+    /// Calls in flight per caller, and bytes of padding in each call's arguments.
+    pub load: Load,
 }
 
 /// Runs the scenario.
@@ -45,35 +45,29 @@ pub async fn run(ctx: &Ctx, p: Params) -> anyhow::Result<Outcome> {
         .await
         .context("callers join")?;
 
-    let window = ctx.window();
-    let samples = sample_window(window, ctx.router_pid);
-    let progress = ctx.progress.report("rpc", window, ctx.quiet);
-    let stop = CancellationToken::new();
-    let callee_task = tokio::spawn(serve_callee(callee, stop.clone()));
-    let pad: Arc<str> = "x".repeat(p.payload).into();
-    let tasks: Vec<_> = callers
-        .into_iter()
-        .enumerate()
-        .map(|(i, w)| {
-            tokio::spawn(call_loop(
+    measure(ctx, "rpc", |window| async move {
+        let stop = CancellationToken::new();
+        let callee_task = tokio::spawn(serve_callee(callee, stop.clone()));
+        let pad: Arc<str> = "x".repeat(p.load.payload).into();
+        let tasks = spawn_each(callers, |id, w| {
+            let caller = Caller {
                 w,
-                i as u64,
-                procedure.clone(),
-                pad.clone(),
-                p.in_flight,
-                window,
-                ctx.progress.clone(),
-            ))
-        })
-        .collect();
-    let mut tally = Tally::default();
-    for t in tasks {
-        tally.merge(t.await?);
-    }
-    stop.cancel();
-    tally.merge(callee_task.await?);
-    progress.abort();
-    Ok(Outcome::new(tally, window, samples.await?))
+                id,
+                procedure: procedure.clone(),
+                pad: pad.clone(),
+                seq: 0,
+                pending: HashMap::with_capacity(p.load.in_flight * 2),
+                tally: Tally::default(),
+                progress: ctx.progress.clone(),
+            };
+            call_loop(caller, p.load.in_flight, window)
+        });
+        let mut tally = merge_all(tasks).await?;
+        stop.cancel();
+        tally.merge(callee_task.await?);
+        Ok(tally)
+    })
+    .await
 }
 
 /// The callee: answers every INVOCATION with a YIELD of the same payload, in batches.
@@ -141,153 +135,128 @@ struct Pending {
     args: RawValue,
 }
 
-/// One caller: keeps `in_flight` calls outstanding until the window ends, then drains.
-async fn call_loop(
-    mut w: Wamp,
-    caller: u64,
+/// One caller: CALLs whose arguments are `[caller, seq, pad]`, each answered by a RESULT that
+/// must echo them, or by an ERROR.
+struct Caller {
+    w: Wamp,
+    id: u64,
     procedure: Arc<str>,
     pad: Arc<str>,
-    in_flight: usize,
-    window: Window,
-    progress: crate::measure::Progress,
-) -> Tally {
-    let mut tally = Tally::default();
-    let mut pending: HashMap<Id, Pending> = HashMap::with_capacity(in_flight * 2);
-    let mut seq = 0u64;
-    let outcome: anyhow::Result<()> = async {
-        for _ in 0..in_flight {
-            issue(&mut w, caller, &mut seq, &procedure, &pad, &mut pending).await?;
-        }
-        w.conn.flush().await?;
-        loop {
-            let now = Instant::now();
-            if pending.is_empty() && now >= window.end {
-                return Ok(());
-            }
-            // Wake at the window's end even when nothing arrives, so a stalled router cannot
-            // keep the run going past the drain deadline.
-            let wake = if now < window.end {
-                window.end
-            } else {
-                window.drain_deadline
-            };
-            let first = match tokio::time::timeout_at(wake, w.conn.recv()).await {
-                Ok(r) => r,
-                Err(_) if wake == window.drain_deadline => return Ok(()),
-                Err(_) => continue,
-            };
-            let mut completed = 0usize;
-            let mut next = Some(first);
-            while let Some(incoming) = next {
-                let bytes = incoming?.ok_or_else(|| anyhow::anyhow!("connection closed"))?;
-                let msg = w.decode(&bytes)?;
-                let now = Instant::now();
-                match msg {
-                    Message::Result {
-                        request, payload, ..
-                    } => match pending.remove(&request) {
-                        None => {
-                            tally.error(1, || format!("RESULT for unknown request {request}"));
-                        }
-                        Some(call) => {
-                            completed += 1;
-                            progress.add(1);
-                            if !echoes(&call.args, &payload) {
-                                tally.error(1, || {
-                                    format!("result {payload:?} does not echo {:?}", call.args)
-                                });
-                            } else if window.contains(now) {
-                                tally.ops += 1;
-                                tally.latency.record(now - call.sent);
-                            }
-                        }
-                    },
-                    Message::Error {
-                        request_type,
-                        request,
-                        error,
-                        ..
-                    } if request_type == MessageType::Call.code() => {
-                        if pending.remove(&request).is_some() {
-                            completed += 1;
-                        }
-                        tally.error(1, || format!("CALL failed: {error}"));
-                    }
-                    Message::Goodbye { reason, .. } | Message::Abort { reason, .. } => {
-                        anyhow::bail!("router closed the session: {reason}");
-                    }
-                    _ => {}
+    seq: u64,
+    pending: HashMap<Id, Pending>,
+    tally: Tally,
+    progress: Progress,
+}
+
+impl Requester for Caller {
+    fn conn(&mut self) -> &mut Conn {
+        &mut self.w.conn
+    }
+
+    fn outstanding(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn request(&mut self, _: &Window) -> anyhow::Result<Bytes> {
+        let request = self.w.next_request();
+        let args = list_args(
+            self.w.serializer,
+            vec![
+                self.id.into(),
+                self.seq.into(),
+                Value::Str(String::from(&*self.pad)),
+            ],
+        )?;
+        self.seq += 1;
+        let msg = Message::Call {
+            request,
+            options: Dict::new(),
+            procedure: String::from(&*self.procedure),
+            payload: Payload {
+                args: Some(args.clone()),
+                kwargs: None,
+            },
+        };
+        let bytes = self.w.encode(&msg)?;
+        self.pending.insert(
+            request,
+            Pending {
+                sent: Instant::now(),
+                args,
+            },
+        );
+        Ok(bytes)
+    }
+
+    fn answer(&mut self, bytes: Bytes, window: &Window) -> anyhow::Result<bool> {
+        let msg = self.w.decode(&bytes)?;
+        let now = Instant::now();
+        match msg {
+            Message::Result {
+                request, payload, ..
+            } => match self.pending.remove(&request) {
+                None => {
+                    self.tally
+                        .error(1, || format!("RESULT for unknown request {request}"));
+                    Ok(false)
                 }
-                next = w.conn.try_recv();
-            }
-            if Instant::now() < window.end {
-                for _ in 0..completed {
-                    issue(&mut w, caller, &mut seq, &procedure, &pad, &mut pending).await?;
+                Some(call) => {
+                    self.progress.add(1);
+                    if !echoes(&call.args, &payload) {
+                        self.tally.error(1, || {
+                            format!("result {payload:?} does not echo {:?}", call.args)
+                        });
+                    } else if window.contains(now) {
+                        self.tally.ops += 1;
+                        self.tally.latency.record(now - call.sent);
+                    }
+                    Ok(true)
                 }
+            },
+            Message::Error {
+                request_type,
+                request,
+                error,
+                ..
+            } if request_type == MessageType::Call.code() => {
+                let settled = self.pending.remove(&request).is_some();
+                self.tally.error(1, || format!("CALL failed: {error}"));
+                Ok(settled)
             }
-            w.conn.flush().await?;
+            Message::Goodbye { reason, .. } | Message::Abort { reason, .. } => {
+                bail!("router closed the session: {reason}")
+            }
+            _ => Ok(false),
         }
     }
-    .await;
+}
+
+/// Runs one caller: keeps `in_flight` calls outstanding until the window ends, then drains.
+async fn call_loop(mut caller: Caller, in_flight: usize, window: Window) -> Tally {
+    let outcome = keep_in_flight(&mut caller, in_flight, &window).await;
+    let Caller {
+        w,
+        id,
+        pending,
+        mut tally,
+        ..
+    } = caller;
     if let Err(e) = outcome {
-        tally.error(1, || {
-            format!("caller {caller}: {}", crate::measure::describe(&e))
-        });
+        tally.failure(format_args!("caller {id}"), &e);
         tally.error(pending.len() as u64, || {
-            format!("caller {caller}: {} calls unanswered", pending.len())
+            format!("caller {id}: {} calls unanswered", pending.len())
         });
         return tally;
     }
-    if !pending.is_empty() {
-        tally.error(pending.len() as u64, || {
-            format!(
-                "caller {caller}: {} calls unanswered at the drain deadline",
-                pending.len()
-            )
-        });
-    }
+    tally.unanswered(
+        format_args!("caller {id}"),
+        pending.len(),
+        "calls unanswered at the drain deadline",
+    );
     if let Err(e) = w.leave().await {
-        tally.error(1, || {
-            format!("caller {caller} leaving: {}", crate::measure::describe(&e))
-        });
+        tally.failure(format_args!("caller {id} leaving"), &e);
     }
     tally
-}
-
-/// Queues one CALL whose arguments are `[caller, seq, pad]`.
-async fn issue(
-    w: &mut Wamp,
-    caller: u64,
-    seq: &mut u64,
-    procedure: &str,
-    pad: &str,
-    pending: &mut HashMap<Id, Pending>,
-) -> anyhow::Result<()> {
-    let request = w.next_request();
-    let args = list_args(
-        w.serializer,
-        vec![caller.into(), (*seq).into(), Value::Str(pad.to_owned())],
-    )?;
-    *seq += 1;
-    let msg = Message::Call {
-        request,
-        options: Dict::new(),
-        procedure: procedure.to_owned(),
-        payload: Payload {
-            args: Some(args.clone()),
-            kwargs: None,
-        },
-    };
-    let bytes = w.encode(&msg)?;
-    pending.insert(
-        request,
-        Pending {
-            sent: Instant::now(),
-            args,
-        },
-    );
-    w.conn.feed(bytes).await?;
-    Ok(())
 }
 
 /// Whether a RESULT's payload equals the call's arguments: the same bytes (a router that passes
