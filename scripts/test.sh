@@ -29,6 +29,9 @@ else
     cargo test --workspace --locked --no-fail-fast
 fi
 
+step "doc tests (the examples in the API docs compile and run)"
+cargo test --workspace --locked --doc
+
 step "load tool against target/debug/switchboard (correctness only)"
 scripts/load-check.sh target/debug
 

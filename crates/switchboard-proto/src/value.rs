@@ -62,6 +62,25 @@ impl Value {
         }
     }
 
+    /// The integer inside as an `i64`, if this is an integer that fits one.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Int(n) => Some(*n),
+            Value::UInt(n) => i64::try_from(*n).ok(),
+            _ => None,
+        }
+    }
+
+    /// The number inside as an `f64`, if this is a number (integers are converted).
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Float(x) => Some(*x),
+            Value::Int(n) => Some(*n as f64),
+            Value::UInt(n) => Some(*n as f64),
+            _ => None,
+        }
+    }
+
     /// The boolean inside, if this is a boolean.
     pub fn as_bool(&self) -> Option<bool> {
         match self {

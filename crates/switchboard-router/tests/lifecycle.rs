@@ -179,7 +179,15 @@ async fn subscriber_that_stops_reading_is_closed_as_a_slow_consumer() {
         let t = rawsocket::accept(io, 1 << 20, &Serializer::ALL)
             .await
             .expect("handshake");
-        session::run(t, cfg, std::sync::Arc::default(), Box::default()).await;
+        session::run(
+            t,
+            cfg,
+            session::Admission::Authenticate {
+                auth: Default::default(),
+                conn: Default::default(),
+            },
+        )
+        .await;
     });
     let mut slow = common::RawPeer {
         transport: Box::new(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{Via, start_router};
 use switchboard_client::{Args, CallError, RegisterOptions};
 use switchboard_proto::{Serializer, Value};
-use switchboard_router::router_call::CallFailure;
+use switchboard_router::realm::router_caller::CallFailure;
 
 const PATIENCE: Duration = Duration::from_secs(5);
 

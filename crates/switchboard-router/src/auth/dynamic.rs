@@ -17,7 +17,7 @@ use switchboard_proto::{Dict, Value, errors};
 
 use super::{Authenticated, Denied};
 use crate::realm::RealmRegistry;
-use crate::router_call::CallFailure;
+use crate::realm::router_caller::CallFailure;
 
 /// How long the router waits for an authenticator.
 pub const AUTHENTICATOR_TIMEOUT: Duration = Duration::from_secs(10);

@@ -3,8 +3,9 @@
 //! [`prepare`] builds everything the node needs from its config and reports every unusable part
 //! (`switchboard check` stops there); [`start_prepared`] builds the realms, binds every transport
 //! (so that bind errors surface before anything runs) and spawns the accept loops; [`start`] does
-//! both. [`RunningNode::shutdown`] stops accepting, tells every session GOODBYE
-//! (`wamp.close.system_shutdown`) and waits for them to finish.
+//! both. [`NodeBuilder`] starts a node with components hosted in its process (`crate::embed`).
+//! [`RunningNode::shutdown`] stops accepting, tells every session GOODBYE
+//! (`wamp.close.system_shutdown`), in-process ones included, and waits for them to finish.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,10 @@ mod prepare;
 pub use prepare::{PreparedNode, prepare, prepare_dir, prepare_draft};
 
 use crate::config::{ConfigErrors, LoadedConfig};
+use crate::embed::{Component, InProcess, TrustedIdentity};
 use crate::listener::{self, ListenAddr};
+use crate::realm::authz::TRUSTED_ROLE;
+use crate::realm::router_caller::ROUTER_AUTHID;
 use crate::realm::{Realm, RealmRegistry};
 use crate::session::SessionConfig;
 
@@ -42,6 +46,17 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// An in-process session could not join: the router's own caller of a realm, or a hosted
+    /// component (its realm or role does not exist).
+    #[error("in-process session {authid:?} on realm {realm:?} cannot join: {source}")]
+    Join {
+        /// The session's realm.
+        realm: String,
+        /// The session's authid.
+        authid: String,
+        /// Why.
+        source: switchboard_client::Error,
+    },
 }
 
 /// A started node.
@@ -49,11 +64,17 @@ pub struct RunningNode {
     /// Where each transport listens, in config order.
     pub listeners: Vec<ListenAddr>,
     realms: Arc<RealmRegistry>,
+    in_process: InProcess,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
 
 impl RunningNode {
+    /// Joins in-process sessions to this node (see `crate::embed`).
+    pub fn in_process(&self) -> &InProcess {
+        &self.in_process
+    }
+
     /// The realm registry (for embedding and tests).
     pub fn realms(&self) -> &Arc<RealmRegistry> {
         &self.realms
@@ -97,6 +118,24 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
     let realms = Arc::new(RealmRegistry::new(realms));
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let in_process = InProcess::new(
+        SessionConfig::new(realms.clone(), shutdown.clone()),
+        tracker.clone(),
+    );
+    // Each realm's caller joins before any listener accepts, so dynamic authenticators and
+    // authorizers are reachable from the first HELLO on.
+    for realm in realms.all() {
+        let identity = TrustedIdentity::new(realm.name(), ROUTER_AUTHID, TRUSTED_ROLE).hidden();
+        let caller = in_process
+            .join(identity)
+            .await
+            .map_err(|source| StartError::Join {
+                realm: realm.name().to_owned(),
+                authid: ROUTER_AUTHID.to_owned(),
+                source,
+            })?;
+        realm.set_router_caller(caller);
+    }
 
     let PreparedNode { loaded, transports } = node;
     let mut bound = Vec::new();
@@ -130,7 +169,84 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
     Ok(RunningNode {
         listeners,
         realms,
+        in_process,
         shutdown,
         tracker,
     })
+}
+
+type HostFn = Box<
+    dyn FnOnce(InProcess) -> futures::future::BoxFuture<'static, Result<(), StartError>> + Send,
+>;
+
+/// Starts a node with application components hosted in its process: the entry point for a Rust
+/// program that embeds Switchboard.
+///
+/// ```no_run
+/// # async fn run(config: switchboard_router::LoadedConfig) -> Result<(), Box<dyn std::error::Error>> {
+/// use switchboard_client::Session;
+/// use switchboard_router::embed::{Component, ComponentError, TrustedIdentity};
+/// use switchboard_router::node::NodeBuilder;
+///
+/// struct Hello;
+/// impl Component for Hello {
+///     async fn on_join(&self, session: Session) -> Result<(), ComponentError> {
+///         session.publish("com.example.hello", Default::default(), Default::default()).await?;
+///         Ok(())
+///     }
+/// }
+///
+/// let node = NodeBuilder::new(config)
+///     .component(TrustedIdentity::new("realm1", "hello", "backend"), Hello)
+///     .start()
+///     .await?;
+/// node.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+pub struct NodeBuilder {
+    loaded: LoadedConfig,
+    components: Vec<HostFn>,
+}
+
+impl NodeBuilder {
+    /// A node from `loaded`, with no components yet.
+    pub fn new(loaded: LoadedConfig) -> Self {
+        Self {
+            loaded,
+            components: Vec::new(),
+        }
+    }
+
+    /// Hosts `component` in a session joined as `identity`, started in the order added.
+    pub fn component<C: Component>(mut self, identity: TrustedIdentity, component: C) -> Self {
+        self.components.push(Box::new(move |in_process: InProcess| {
+            Box::pin(async move {
+                let (realm, authid) = (identity.realm.clone(), identity.authid.clone());
+                in_process
+                    .host(identity, component)
+                    .await
+                    .map(drop)
+                    .map_err(|source| StartError::Join {
+                        realm,
+                        authid,
+                        source,
+                    })
+            })
+        }));
+        self
+    }
+
+    /// Starts the node ([`start`]), then joins each component's session and runs its
+    /// `on_join`. A component that cannot join stops the node and is the error.
+    pub async fn start(self) -> Result<RunningNode, StartError> {
+        let node = start(&self.loaded).await?;
+        for host in self.components {
+            if let Err(e) = host(node.in_process.clone()).await {
+                node.shutdown().await;
+                return Err(e);
+            }
+        }
+        Ok(node)
+    }
 }

@@ -72,6 +72,9 @@ impl Decision {
     }
 }
 
+/// The name of the built-in role of the router's own in-process sessions (see [`Role::trusted`]).
+pub const TRUSTED_ROLE: &str = "trusted";
+
 /// A role's compiled permissions.
 #[derive(Debug, Clone)]
 pub struct Role {
@@ -113,6 +116,27 @@ impl Role {
             name: cfg.name.clone(),
             permissions,
             authorizer: cfg.authorizer.clone(),
+        }
+    }
+
+    /// The built-in `trusted` role: every action on every URI, nothing disclosed. Only sessions
+    /// that live in the router's process (its own caller, components the embedder vouches for)
+    /// may get it, and only where the realm does not define a role of that name; a connection
+    /// from outside never does.
+    pub fn trusted() -> Self {
+        let everything = Permission {
+            pattern: Uri::parse_loose("", UriMatch::Prefix).expect("the empty prefix is valid"),
+            policy: UriMatch::Prefix,
+            decision: Decision {
+                allow: [true; 4],
+                disclose_caller: false,
+                disclose_publisher: false,
+            },
+        };
+        Self {
+            name: TRUSTED_ROLE.to_owned(),
+            permissions: vec![everything],
+            authorizer: None,
         }
     }
 

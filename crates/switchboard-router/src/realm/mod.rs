@@ -13,6 +13,7 @@ pub(crate) mod broker;
 pub(crate) mod dealer;
 pub mod meta_api;
 pub mod meta_events;
+pub mod router_caller;
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -24,7 +25,6 @@ use crate::config::RealmConfig;
 use crate::delivery::send_to;
 use crate::locks::{read, write};
 use crate::peer::{Peer, SessionId};
-use crate::router_call::{CallFailure, RouterCaller};
 use authz::Role;
 use broker::Broker;
 use dealer::{CallError, Dealer, InvokePolicy};
@@ -53,8 +53,8 @@ pub struct Realm {
     roles: HashMap<String, Arc<Role>>,
     /// Listed sessions. Written on join/leave only.
     sessions: RwLock<HashMap<SessionId, Peer>>,
-    /// The router's own caller session, made on first use.
-    caller: OnceLock<RouterCaller>,
+    /// The router's own caller session (`router_caller`), joined by the node at start.
+    caller: OnceLock<switchboard_client::Session>,
 }
 
 impl Realm {
@@ -230,20 +230,6 @@ impl Realm {
     /// How many registrations exist.
     pub fn registration_count(&self) -> usize {
         self.dealer.registration_count()
-    }
-
-    /// Calls `procedure` on this realm as the router itself (dynamic authenticators and
-    /// authorizers), waiting at most `timeout`.
-    pub async fn router_call(
-        &self,
-        procedure: &str,
-        args: Vec<Value>,
-        timeout: std::time::Duration,
-    ) -> Result<Value, CallFailure> {
-        self.caller
-            .get_or_init(RouterCaller::new)
-            .call(&self.dealer, procedure, args, timeout)
-            .await
     }
 }
 

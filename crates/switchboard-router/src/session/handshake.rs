@@ -13,13 +13,12 @@ use switchboard_transport::Transport;
 use tracing::debug;
 
 use super::authorize::DynamicAuthorization;
-use super::{HELLO_TIMEOUT, SessionConfig, send_now};
+use super::{Admission, HELLO_TIMEOUT, SessionConfig, TrustedIdentity, send_now};
 use crate::auth::{
-    AUTHENTICATE_TIMEOUT, Authenticated, ConnectionInfo, Denied, EndpointAuth, HelloRequest,
-    HelloStep,
+    AUTHENTICATE_TIMEOUT, Authenticated, Denied, EndpointAuth, HelloRequest, HelloStep,
 };
 use crate::peer::{self, Identity, Peer, SessionId};
-use crate::realm::authz::Role;
+use crate::realm::authz::{Role, TRUSTED_ROLE};
 use crate::realm::{Realm, Visibility};
 
 /// A session that passed the handshake.
@@ -28,6 +27,8 @@ pub(super) struct Joined {
     pub(super) role: Arc<Role>,
     pub(super) peer: Peer,
     pub(super) outbox: peer::Outbox,
+    /// Whether the realm lists the session.
+    pub(super) visibility: Visibility,
     /// The dynamic authorizer's side of the session, when its role has one.
     pub(super) dynamic: Option<Box<DynamicAuthorization>>,
 }
@@ -36,8 +37,7 @@ pub(super) struct Joined {
 pub(super) async fn handshake<T: Transport>(
     transport: &mut T,
     cfg: &SessionConfig,
-    auth: Arc<EndpointAuth>,
-    conn: Box<ConnectionInfo>,
+    admission: Admission,
 ) -> Option<Joined> {
     let first = tokio::select! {
         r = tokio::time::timeout(HELLO_TIMEOUT, transport.recv()) => r,
@@ -96,34 +96,22 @@ pub(super) async fn handshake<T: Transport>(
         return None;
     };
     let session = SessionId(random_global_id());
-    let request = HelloRequest {
-        conn: &conn,
-        realms: &cfg.realms,
-        realm: &realm_name,
-        details: &details,
-        session,
-    };
-    // The auth futures are boxed: awaited inline they would be part of the session task's future,
-    // which keeps its size for the whole life of the session (2,968 bytes inline, 2,336 boxed,
-    // with RawSocket; one allocation per HELLO and one per AUTHENTICATE).
-    let verdict = match Box::pin(auth.hello(request)).await {
-        Ok(HelloStep::Welcome(who)) => Ok(who),
-        Ok(HelloStep::Challenge {
-            method,
-            extra,
-            pending,
-        }) => {
-            let challenge = Message::Challenge {
-                method: method.to_owned(),
-                extra,
+    let (verdict, conn, visibility) = match admission {
+        Admission::Authenticate { auth, conn } => {
+            let request = HelloRequest {
+                conn: &conn,
+                realms: &cfg.realms,
+                realm: &realm_name,
+                details: &details,
+                session,
             };
-            send_now(transport, &challenge).await;
-            match read_authenticate(transport).await {
-                Ok((signature, extra)) => Box::pin(pending.authenticate(&signature, &extra)).await,
-                Err(why) => Err(pending.abandon(why)),
-            }
+            let verdict = authenticate(transport, &auth, request).await;
+            (verdict, Some(conn), Visibility::Listed)
         }
-        Err(denied) => Err(denied),
+        Admission::Trusted(identity) => {
+            let visibility = identity.visibility;
+            (vouched(&identity, &realm_name), None, visibility)
+        }
     };
     let who = match verdict {
         Ok(who) => who,
@@ -145,12 +133,15 @@ pub(super) async fn handshake<T: Transport>(
         },
         _ => (realm, realm_name),
     };
-    let Some(role) = realm.role(&who.authrole) else {
+    // Only the router's own sessions may fall back on the built-in trusted role.
+    let builtin =
+        (conn.is_none() && who.authrole == TRUSTED_ROLE).then(|| Arc::new(Role::trusted()));
+    let Some(role) = realm.role(&who.authrole).or(builtin) else {
         let text = format!("realm {realm_name:?} has no role {:?}", who.authrole);
         send_now(transport, &abort(errors::NO_SUCH_ROLE, text)).await;
         return None;
     };
-    if let Some(c) = &conn.cookie
+    if let Some(c) = conn.as_ref().and_then(|c| c.cookie.as_ref())
         && c.fresh
     {
         c.jar.remember(&c.id, &realm_name, &who);
@@ -169,7 +160,7 @@ pub(super) async fn handshake<T: Transport>(
         transport.peer_max_message_bytes(),
         cfg.outbox_capacity,
     );
-    realm.join(&peer, Visibility::Listed);
+    realm.join(&peer, visibility);
     send_now(transport, &welcome(session, &realm_name, &who)).await;
     // Only a dynamically authorized session keeps these: every other session would carry them for
     // nothing (idle memory per session counts).
@@ -181,7 +172,10 @@ pub(super) async fn handshake<T: Transport>(
         d.insert("authmethod".into(), who.authmethod.into());
         d.insert("authprovider".into(), who.authprovider.into());
         d.insert("authextra".into(), Value::Dict(who.authextra.clone()));
-        d.insert("transport".into(), Value::Dict(conn.details()));
+        let transport = conn
+            .as_ref()
+            .map_or_else(in_process_details, |c| c.details());
+        d.insert("transport".into(), Value::Dict(transport));
         Box::new(DynamicAuthorization {
             details: d,
             cache: Default::default(),
@@ -192,8 +186,66 @@ pub(super) async fn handshake<T: Transport>(
         role,
         peer,
         outbox,
+        visibility,
         dynamic,
     })
+}
+
+/// Runs the endpoint's authentication for a HELLO, driving its CHALLENGE/AUTHENTICATE exchange.
+async fn authenticate<T: Transport>(
+    transport: &mut T,
+    auth: &EndpointAuth,
+    request: HelloRequest<'_>,
+) -> Result<Authenticated, Denied> {
+    // The auth futures are boxed: awaited inline they would be part of the session task's future,
+    // which keeps its size for the whole life of the session (2,968 bytes inline, 2,336 boxed,
+    // with RawSocket; one allocation per HELLO and one per AUTHENTICATE).
+    match Box::pin(auth.hello(request)).await? {
+        HelloStep::Welcome(who) => Ok(who),
+        HelloStep::Challenge {
+            method,
+            extra,
+            pending,
+        } => {
+            let challenge = Message::Challenge {
+                method: method.to_owned(),
+                extra,
+            };
+            send_now(transport, &challenge).await;
+            match read_authenticate(transport).await {
+                Ok((signature, extra)) => Box::pin(pending.authenticate(&signature, &extra)).await,
+                Err(why) => Err(pending.abandon(why)),
+            }
+        }
+    }
+}
+
+/// The identity an embedder vouches for, once HELLO asked for its realm.
+fn vouched(identity: &TrustedIdentity, hello_realm: &str) -> Result<Authenticated, Denied> {
+    if identity.realm != hello_realm {
+        return Err(Denied::new(
+            errors::NO_SUCH_REALM,
+            format!(
+                "this in-process session may only join realm {:?}, not {hello_realm:?}",
+                identity.realm
+            ),
+        ));
+    }
+    Ok(Authenticated {
+        authid: identity.authid.clone(),
+        authrole: identity.authrole.clone(),
+        authmethod: "trusted",
+        authprovider: "embedded",
+        authextra: identity.authextra.clone(),
+        realm: None,
+    })
+}
+
+/// What a dynamic authorizer is told about the transport of an in-process session.
+fn in_process_details() -> Dict {
+    let mut d = Dict::new();
+    d.insert("type".into(), "inprocess".into());
+    d
 }
 
 /// Waits for the client's answer to a CHALLENGE: AUTHENTICATE's signature and extra, or why there

@@ -1,6 +1,9 @@
 //! One task per peer: the opening handshake (HELLO -> WELCOME or ABORT), then the established
 //! session, which routes the peer's PUBLISH and CALL on this task and writes what other sessions
 //! queued into its outbox, until GOODBYE, a protocol violation, a dropped connection or shutdown.
+//!
+//! A connection from outside and a session living in the router's process (`crate::embed`) run
+//! this same code; they differ only in how they are admitted ([`Admission`]).
 
 mod authorize;
 mod established;
@@ -12,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_proto::{Message, codec};
+use switchboard_proto::{Dict, Message, codec};
 use switchboard_transport::Transport;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug_span};
@@ -59,18 +62,74 @@ impl SessionConfig {
     }
 }
 
-/// Runs a session on `transport` until it ends: authenticated by `auth`, with what the connection
-/// knows about its client in `conn`.
-pub async fn run<T: Transport>(
-    mut transport: T,
-    cfg: SessionConfig,
-    auth: Arc<EndpointAuth>,
-    conn: Box<ConnectionInfo>,
-) {
+/// How a session is admitted at HELLO.
+#[derive(Debug)]
+pub enum Admission {
+    /// A connection from outside: authenticated by its endpoint's methods.
+    Authenticate {
+        /// The endpoint's authentication methods.
+        auth: Arc<EndpointAuth>,
+        /// What the connection knows about its client.
+        conn: Box<ConnectionInfo>,
+    },
+    /// A session in the router's own process, whose identity its embedder vouches for: no
+    /// authentication, but the realm, the role and every later action are checked as for anyone.
+    Trusted(Box<TrustedIdentity>),
+}
+
+/// Who an in-process session is. The embedder vouches for it, so HELLO's claims do not count;
+/// WELCOME says `authmethod` `trusted` and `authprovider` `embedded`.
+#[derive(Debug, Clone)]
+pub struct TrustedIdentity {
+    /// The realm the session joins (HELLO must name the same).
+    pub realm: String,
+    /// Its authid.
+    pub authid: String,
+    /// Its role: one of the realm's roles, or the built-in `trusted` role where the realm has
+    /// no role of that name (see `Role::trusted`).
+    pub authrole: String,
+    /// What WELCOME.Details.authextra carries.
+    pub authextra: Dict,
+    /// Whether the realm's meta API lists it.
+    pub visibility: Visibility,
+}
+
+impl TrustedIdentity {
+    /// A listed session of `realm` as `authid` with `authrole`.
+    pub fn new(
+        realm: impl Into<String>,
+        authid: impl Into<String>,
+        authrole: impl Into<String>,
+    ) -> Self {
+        Self {
+            realm: realm.into(),
+            authid: authid.into(),
+            authrole: authrole.into(),
+            authextra: Dict::new(),
+            visibility: Visibility::Listed,
+        }
+    }
+
+    /// The same identity, hidden from the realm's meta API.
+    pub fn hidden(self) -> Self {
+        Self {
+            visibility: Visibility::Hidden,
+            ..self
+        }
+    }
+
+    /// The same identity with `authextra`.
+    pub fn with_authextra(self, authextra: Dict) -> Self {
+        Self { authextra, ..self }
+    }
+}
+
+/// Runs a session on `transport` until it ends, admitted as `admission` says.
+pub async fn run<T: Transport>(mut transport: T, cfg: SessionConfig, admission: Admission) {
     let serializer = transport.serializer();
     // The handshake owns what only authentication needs, so it is freed when the session joins.
     // (Boxing its future was measured: no smaller idle sessions, one more allocation each.)
-    let Some(joined) = handshake(&mut transport, &cfg, auth, conn).await else {
+    let Some(joined) = handshake(&mut transport, &cfg, admission).await else {
         transport.close().await;
         return;
     };
@@ -79,6 +138,7 @@ pub async fn run<T: Transport>(
         role,
         peer,
         outbox,
+        visibility,
         dynamic,
     } = joined;
     // A debug-level span: entering and leaving it on every poll of the session costs about 3% of
@@ -96,7 +156,7 @@ pub async fn run<T: Transport>(
         realm,
         role,
         peer,
-        visibility: Visibility::Listed,
+        visibility,
         subscriptions: HashMap::new(),
         registrations: HashSet::new(),
         authz_cache: HashMap::new(),

@@ -1,0 +1,135 @@
+//! Sessions that live in the router's own process: components an embedder hosts, and (as they
+//! come) bridges, the local side of links and the management API. Everything that plugs into the
+//! router is a WAMP session; this module is how one joins without a socket.
+//!
+//! An in-process session is a [`switchboard_client::Session`] joined over an in-memory transport
+//! (`switchboard_transport::memory`) to a router-side session task that runs exactly the code a
+//! socket session runs (`session::run`): the same authorization (a denied action is denied), the
+//! same meta events, testaments, clean-up when it ends, and GOODBYE `wamp.close.system_shutdown`
+//! at shutdown, since the node tracks its task like every other. The only difference is the
+//! admission: the embedder vouches for its identity ([`TrustedIdentity`]) instead of
+//! authenticating it.
+//!
+//! Messages cross the in-memory transport encoded (MessagePack), so there is one code path for
+//! every session; `bench/results/` has what an in-process call and publication cost.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt as _;
+use switchboard_client::{JoinOptions, Session};
+use switchboard_proto::Serializer;
+use switchboard_transport::memory;
+use tokio_util::task::TaskTracker;
+
+pub use crate::session::TrustedIdentity;
+use crate::session::{self, Admission, SessionConfig};
+
+/// The serializer in-process sessions speak: MessagePack keeps binary values as they are and is
+/// the cheapest of the three to encode and decode.
+pub const IN_PROCESS_SERIALIZER: Serializer = Serializer::MsgPack;
+
+/// An application component hosted in the router's process: it gets a joined session and may
+/// register procedures, subscribe, call and publish through it, under its role's permissions.
+///
+/// ```no_run
+/// use switchboard_client::{Args, RegisterOptions, Session};
+/// use switchboard_router::embed::{Component, ComponentError};
+///
+/// struct Adder;
+///
+/// impl Component for Adder {
+///     async fn on_join(&self, session: Session) -> Result<(), ComponentError> {
+///         session
+///             .register("com.example.add2", RegisterOptions::default(), |call| async move {
+///                 let sum: i64 = call.positional().iter().filter_map(|v| v.as_i64()).sum();
+///                 Ok(Args::positional(vec![sum.into()]))
+///             })
+///             .await?;
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait Component: Send + Sync + 'static {
+    /// Runs once the component's session has joined. The session stays joined after this
+    /// returns `Ok` (its registrations and subscriptions keep serving) until the router ends it
+    /// (shutdown, `wamp.session.kill`) or the component leaves. An `Err`, or a panic, ends only
+    /// this session: it is logged and the session leaves.
+    fn on_join(&self, session: Session) -> impl Future<Output = Result<(), ComponentError>> + Send;
+}
+
+/// What a component's `on_join` may fail with.
+pub type ComponentError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Joins in-process sessions to a running node; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct InProcess {
+    sessions: SessionConfig,
+    tracker: TaskTracker,
+}
+
+impl InProcess {
+    /// In-process sessions on the node's realms, tracked (and shut down) with its other sessions.
+    pub(crate) fn new(sessions: SessionConfig, tracker: TaskTracker) -> Self {
+        Self { sessions, tracker }
+    }
+
+    /// Joins a session as `identity` (its realm must exist, and its role must be one of the
+    /// realm's or the built-in `trusted`; otherwise the join fails with the router's ABORT).
+    pub async fn join(
+        &self,
+        identity: TrustedIdentity,
+    ) -> Result<Session, switchboard_client::Error> {
+        let (router_end, client_end) =
+            memory::pair(IN_PROCESS_SERIALIZER, memory::DEFAULT_CAPACITY_MESSAGES);
+        let join = JoinOptions::new(identity.realm.clone());
+        let admission = Admission::Trusted(Box::new(identity));
+        self.tracker
+            .spawn(session::run(router_end, self.sessions.clone(), admission));
+        Session::join(client_end, &join).await
+    }
+
+    /// Hosts `component` in a session joined as `identity`: joins (an `Err` when the router
+    /// refuses it), then runs its `on_join` on its own task, which keeps the session open until
+    /// it ends. Returns a handle to the component's session.
+    pub async fn host<C: Component>(
+        &self,
+        identity: TrustedIdentity,
+        component: C,
+    ) -> Result<Session, switchboard_client::Error> {
+        let name = identity.authid.clone();
+        let session = self.join(identity).await?;
+        tokio::spawn(run_component(name, component, session.clone()));
+        Ok(session)
+    }
+}
+
+/// A hosted component's life: `on_join`, then waiting for its session to end.
+async fn run_component<C: Component>(name: String, component: C, session: Session) {
+    // A panic in `on_join` must end this component's session only, never the router.
+    let outcome = AssertUnwindSafe(component.on_join(session.clone()))
+        .catch_unwind()
+        .await;
+    let failure = match outcome {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(panic) => Some(format!("panicked: {}", panic_text(panic.as_ref()))),
+    };
+    if let Some(why) = failure {
+        tracing::error!(component = %name, "component failed in on_join: {why}; its session leaves");
+        let _ = session.leave().await;
+        return;
+    }
+    // The session's registrations and subscriptions live as long as a handle to it: keep this one
+    // until the router or the component ends it.
+    let why = session.closed().await;
+    tracing::info!(component = %name, "component session ended: {why}");
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-text panic")
+}
