@@ -241,16 +241,19 @@ def launch_router(
     tcp_ports: list[int],
     unix_paths: list[str] = (),
     startup_timeout: float | None = None,
+    argv: list[str] | None = None,
 ) -> Router:
     """Write ``config`` into ``nd`` and start the router; returns once it
     accepts TCP connections on every port in ``tcp_ports`` (a TLS port
     accepts plain TCP connections too) and on every unix socket path.
+    ``argv`` runs another program than the router under test on the node
+    directory (a program that embeds Switchboard).
     Raises RuntimeError (with the log tail) if it exits or times out."""
     kind = nd.kind
     nd.write_config(config)
     log_path = nd.node_dir / "router.log"
     try:
-        argv = router_argv(nd, "start")
+        argv = argv or router_argv(nd, "start")
     except RuntimeError:
         nd.remove()
         raise

@@ -186,7 +186,7 @@ type HostFn = Box<
 /// # async fn run(config: switchboard_router::LoadedConfig) -> Result<(), Box<dyn std::error::Error>> {
 /// use switchboard_client::Session;
 /// use switchboard_router::embed::{Component, ComponentError, TrustedIdentity};
-/// use switchboard_router::node::NodeBuilder;
+/// use switchboard_router::node::{self, NodeBuilder};
 ///
 /// struct Hello;
 /// impl Component for Hello {
@@ -196,7 +196,8 @@ type HostFn = Box<
 ///     }
 /// }
 ///
-/// let node = NodeBuilder::new(config)
+/// let prepared = node::prepare(&config)?; // every config problem at once, as `check` reports them
+/// let node = NodeBuilder::new(prepared)
 ///     .component(TrustedIdentity::new("realm1", "hello", "backend"), Hello)
 ///     .start()
 ///     .await?;
@@ -205,15 +206,15 @@ type HostFn = Box<
 /// # }
 /// ```
 pub struct NodeBuilder {
-    loaded: LoadedConfig,
+    prepared: PreparedNode,
     components: Vec<HostFn>,
 }
 
 impl NodeBuilder {
-    /// A node from `loaded`, with no components yet.
-    pub fn new(loaded: LoadedConfig) -> Self {
+    /// A node from its prepared config ([`prepare`]), with no components yet.
+    pub fn new(prepared: PreparedNode) -> Self {
         Self {
-            loaded,
+            prepared,
             components: Vec::new(),
         }
     }
@@ -237,10 +238,10 @@ impl NodeBuilder {
         self
     }
 
-    /// Starts the node ([`start`]), then joins each component's session and runs its
+    /// Starts the node ([`start_prepared`]), then joins each component's session and runs its
     /// `on_join`. A component that cannot join stops the node and is the error.
     pub async fn start(self) -> Result<RunningNode, StartError> {
-        let node = start(&self.loaded).await?;
+        let node = start_prepared(self.prepared).await?;
         for host in self.components {
             if let Err(e) = host(node.in_process.clone()).await {
                 node.shutdown().await;
