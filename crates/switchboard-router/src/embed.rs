@@ -66,12 +66,20 @@ pub type ComponentError = Box<dyn std::error::Error + Send + Sync>;
 pub struct InProcess {
     sessions: SessionConfig,
     tracker: TaskTracker,
+    /// The node's runtime: the router's side of an in-process session runs there, whichever
+    /// runtime the embedder joins from (its own side runs on the joining task's runtime).
+    runtime: tokio::runtime::Handle,
 }
 
 impl InProcess {
-    /// In-process sessions on the node's realms, tracked (and shut down) with its other sessions.
+    /// In-process sessions on the node's realms, tracked (and shut down) with its other sessions;
+    /// must be made on the node's runtime.
     pub(crate) fn new(sessions: SessionConfig, tracker: TaskTracker) -> Self {
-        Self { sessions, tracker }
+        Self {
+            sessions,
+            tracker,
+            runtime: tokio::runtime::Handle::current(),
+        }
     }
 
     /// Joins a session as `identity` (its realm must exist, and its role must be one of the
@@ -84,8 +92,10 @@ impl InProcess {
             memory::pair(IN_PROCESS_SERIALIZER, memory::DEFAULT_CAPACITY_MESSAGES);
         let join = JoinOptions::new(identity.realm.clone());
         let admission = Admission::Trusted(Box::new(identity));
-        self.tracker
-            .spawn(session::run(router_end, self.sessions.clone(), admission));
+        self.tracker.spawn_on(
+            session::run(router_end, self.sessions.clone(), admission),
+            &self.runtime,
+        );
         Session::join(client_end, &join).await
     }
 
