@@ -1,33 +1,47 @@
 //! What in-process sessions cost the router, next to the same work over loopback WebSocket:
-//! a call round trip (in-process caller -> in-process callee) and a publication delivered to
-//! in-process subscribers, as the router's CPU per operation.
+//! a call round trip (caller -> callee -> caller) and a publication delivered to subscribers, as
+//! the router's CPU per operation, and as the whole process's CPU per operation.
 //!
 //! ```sh
-//! cargo bench -p switchboard-router --bench inprocess            # 5 s windows
-//! cargo bench -p switchboard-router --bench inprocess -- 2       # 2 s windows
+//! cargo bench -p switchboard-router --bench inprocess                   # 5 s windows
+//! cargo bench -p switchboard-router --bench inprocess -- 2 calls        # 2 s, calls only
 //! ```
 //!
-//! The router and the clients run on two runtimes of their own, each on its own named worker
-//! thread, so the router's CPU (utime + stime of its threads, from `/proc/self/task`) is measured
-//! apart from the clients' in the same process, for both kinds of session alike. The clients are
-//! `switchboard-client` sessions either way: joined in-process (MessagePack over the in-memory
-//! transport), or over WebSocket to the node's listener (MessagePack too, so the serializer is the
-//! same). Figures are CPU per operation, which does not depend on who else uses the machine's
-//! cores; rates are printed too but do.
+//! Arguments: a number (the window in seconds), `calls` or `events` (one part only),
+//! `inprocess` or `websocket` (one kind of session only).
+//!
+//! The router and the clients run on two runtimes, each with one named worker thread. The clients
+//! are `switchboard-client` sessions either way: joined in-process, or over WebSocket to the node's
+//! listener (MessagePack both ways, so the serializer is the same).
+//! - Over WebSocket the router's work runs on its own thread: its CPU is that thread's utime +
+//!   stime (`/proc/self/task`).
+//! - In-process, the router's side of a session runs inline on the client's task
+//!   (`embed::InlineSession`): its CPU is the time spent inside the polls of that transport
+//!   ([`Timed`]), which includes the routing into other sessions' outboxes, plus whatever is left
+//!   on the router's thread. What the timing itself adds (about one clock read per poll, measured
+//!   at start) is taken off.
+//!
+//! "All threads" is the whole process: router and clients. CPU per operation does not depend on
+//! who else uses the machine's cores; the rates do.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use switchboard_client::{
-    Args, ConnectOptions, PublishOptions, RegisterOptions, Session, SubscribeOptions,
+    Args, ConnectOptions, JoinOptions, PublishOptions, RegisterOptions, Session, SubscribeOptions,
 };
 use switchboard_proto::{Serializer, Value};
 use switchboard_router::embed::TrustedIdentity;
-use switchboard_router::{LoadedConfig, RunningNode, node};
+use switchboard_router::{RunningNode, node};
+use switchboard_transport::{Transport, TransportError};
 
-/// Calls in flight at once from the caller.
+/// Calls in flight at once from each caller.
 const CALLS_IN_FLIGHT: usize = 16;
+/// Callers in the second call scenario (as `bench/compare.py`'s rpc-8x16).
+const MANY_CALLERS: usize = 8;
 /// Publications in flight at once (acknowledged, so the publisher cannot run away).
 const PUBLISHES_IN_FLIGHT: usize = 16;
 /// Subscribers of the topic.
@@ -41,7 +55,8 @@ const CONFIG: &str = r#"{"version": 2, "workers": [{"type": "router",
     "transports": [{"type": "universal", "endpoint": {"type": "tcp", "port": 0, "interface": "127.0.0.1"},
         "rawsocket": {}, "websocket": {"ws": {"type": "websocket"}}}]}]}"#;
 
-/// Cumulative CPU time of this process's threads whose name starts with `prefix`.
+/// Cumulative CPU time of this process's threads whose name starts with `prefix` (all of them
+/// for the empty prefix).
 fn threads_cpu(prefix: &str) -> Duration {
     let ticks_per_second = 100.0; // USER_HZ on Linux
     let mut ticks = 0u64;
@@ -55,7 +70,7 @@ fn threads_cpu(prefix: &str) -> Duration {
             continue;
         }
         let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
-        // Fields after the parenthesised command name: state is the 3rd field, utime the 14th.
+        // Fields after the parenthesised command name start with the state, field 3.
         let fields: Vec<&str> = stat
             .rsplit_once(')')
             .map(|(_, rest)| rest.split_whitespace().collect())
@@ -66,8 +81,73 @@ fn threads_cpu(prefix: &str) -> Duration {
     Duration::from_secs_f64(ticks as f64 / ticks_per_second)
 }
 
+/// Time spent inside polls, and how many polls.
+#[derive(Default)]
+struct PollTime {
+    nanos: AtomicU64,
+    polls: AtomicU64,
+}
+
+/// Awaits `fut`, adding the time spent inside each of its polls to `spent`.
+async fn timed<F: Future>(spent: &PollTime, fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        let started = Instant::now();
+        let polled = fut.as_mut().poll(cx);
+        let nanos = started.elapsed().as_nanos() as u64;
+        spent.nanos.fetch_add(nanos, Ordering::Relaxed);
+        spent.polls.fetch_add(1, Ordering::Relaxed);
+        polled
+    })
+    .await
+}
+
+/// What timing an empty interval reads, on average: the clock's share of every timed poll.
+fn clock_cost() -> Duration {
+    const READS: u32 = 1_000_000;
+    let mut total = Duration::ZERO;
+    for _ in 0..READS {
+        let started = Instant::now();
+        total += started.elapsed();
+    }
+    total / READS
+}
+
+/// A transport whose every poll is timed: wrapped around the router's side of an in-process
+/// session, the time is the router's work for that session.
+struct Timed<T> {
+    inner: T,
+    spent: Arc<PollTime>,
+}
+
+impl<T: Transport> Transport for Timed<T> {
+    fn serializer(&self) -> Serializer {
+        self.inner.serializer()
+    }
+
+    fn peer_max_message_bytes(&self) -> Option<usize> {
+        self.inner.peer_max_message_bytes()
+    }
+
+    async fn recv(&mut self) -> Result<Option<Bytes>, TransportError> {
+        timed(&self.spent, self.inner.recv()).await
+    }
+
+    async fn feed(&mut self, msg: Bytes) -> Result<(), TransportError> {
+        timed(&self.spent, self.inner.feed(msg)).await
+    }
+
+    async fn flush(&mut self) -> Result<(), TransportError> {
+        timed(&self.spent, self.inner.flush()).await
+    }
+
+    async fn close(&mut self) {
+        timed(&self.spent, self.inner.close()).await
+    }
+}
+
 /// How sessions reach the node.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Via {
     InProcess,
     WebSocket,
@@ -82,22 +162,40 @@ impl Via {
     }
 }
 
+/// What one measured window gave.
+struct Figures {
+    rate: f64,
+    router_cpu: Duration,
+    all_cpu: Duration,
+}
+
 struct Bench {
     node: RunningNode,
     router: tokio::runtime::Runtime,
     clients: tokio::runtime::Runtime,
+    /// Time spent inside the router's side of in-process sessions.
+    inline_router: Arc<PollTime>,
+    /// What timing adds to each timed poll.
+    clock_cost: Duration,
     window: Duration,
 }
 
 impl Bench {
     async fn join(&self, via: Via, authid: &str) -> Session {
         match via {
-            Via::InProcess => self
-                .node
-                .in_process()
-                .join(TrustedIdentity::new("realm1", authid, "anonymous"))
-                .await
-                .expect("in-process join"),
+            Via::InProcess => {
+                let transport = Timed {
+                    inner: self.node.in_process().transport(TrustedIdentity::new(
+                        "realm1",
+                        authid,
+                        "anonymous",
+                    )),
+                    spent: self.inline_router.clone(),
+                };
+                Session::join(transport, &JoinOptions::new("realm1"))
+                    .await
+                    .expect("in-process join")
+            }
             Via::WebSocket => {
                 let addr = self.node.tcp_addr().expect("tcp listener");
                 Session::connect(&ConnectOptions::websocket(
@@ -112,24 +210,37 @@ impl Bench {
         }
     }
 
-    /// Runs `work` (which counts operations into the counter) for a warm-up second, then for the
-    /// window; returns operations per second and router CPU per operation.
-    fn measure(&self, ops: &AtomicU64, stop: &AtomicBool) -> (f64, Duration) {
+    /// Lets the work counting into `ops` run for a warm-up second, then measures a window.
+    fn measure(&self, ops: &AtomicU64, stop: &AtomicBool) -> Figures {
         std::thread::sleep(Duration::from_secs(1));
-        let (ops0, cpu0, t0) = (ops.load(Ordering::Relaxed), threads_cpu("router"), Instant::now());
+        let snapshot = || {
+            let inline = Duration::from_nanos(self.inline_router.nanos.load(Ordering::Relaxed));
+            let polls = self.inline_router.polls.load(Ordering::Relaxed);
+            let timing = Duration::from_nanos(self.clock_cost.as_nanos() as u64 * polls);
+            (
+                ops.load(Ordering::Relaxed),
+                threads_cpu("router") + inline.saturating_sub(timing),
+                threads_cpu(""),
+                Instant::now(),
+            )
+        };
+        let (ops0, router0, all0, t0) = snapshot();
         std::thread::sleep(self.window);
-        let (ops1, cpu1, t1) = (ops.load(Ordering::Relaxed), threads_cpu("router"), Instant::now());
+        let (ops1, router1, all1, t1) = snapshot();
         stop.store(true, Ordering::Relaxed);
         let n = (ops1 - ops0).max(1);
-        let rate = n as f64 / (t1 - t0).as_secs_f64();
-        (rate, (cpu1 - cpu0) / n as u32)
+        Figures {
+            rate: n as f64 / (t1 - t0).as_secs_f64(),
+            router_cpu: (router1 - router0) / n as u32,
+            all_cpu: (all1 - all0) / n as u32,
+        }
     }
 
-    fn calls(&self, via: Via) -> (f64, Duration) {
+    fn calls(&self, via: Via, callers: usize) -> Figures {
         let ops = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let procedure = format!("bench.echo.{}", via.name().len());
-        let (caller, callee) = self.clients.block_on(async {
+        let procedure = format!("bench.echo.{via:?}.{callers}");
+        let (sessions, callee) = self.clients.block_on(async {
             let callee = self.join(via, "callee").await;
             callee
                 .register(&procedure, RegisterOptions::default(), |call| async move {
@@ -137,35 +248,43 @@ impl Bench {
                 })
                 .await
                 .expect("register");
-            (self.join(via, "caller").await, callee)
+            let mut sessions = Vec::new();
+            for i in 0..callers {
+                sessions.push(self.join(via, &format!("caller-{i}")).await);
+            }
+            (sessions, callee)
         });
         let payload = Args::positional(vec![Value::Str("x".repeat(PAYLOAD_BYTES))]);
-        for _ in 0..CALLS_IN_FLIGHT {
-            let (caller, ops, stop) = (caller.clone(), ops.clone(), stop.clone());
-            let (procedure, payload) = (procedure.clone(), payload.clone());
-            self.clients.spawn(async move {
-                while !stop.load(Ordering::Relaxed) {
-                    caller
-                        .call(&procedure, payload.clone())
-                        .await
-                        .expect("call");
-                    ops.fetch_add(1, Ordering::Relaxed);
-                }
-            });
+        for caller in &sessions {
+            for _ in 0..CALLS_IN_FLIGHT {
+                let (caller, ops, stop) = (caller.clone(), ops.clone(), stop.clone());
+                let (procedure, payload) = (procedure.clone(), payload.clone());
+                self.clients.spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        caller
+                            .call(&procedure, payload.clone())
+                            .await
+                            .expect("call");
+                        ops.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
         }
         let figures = self.measure(&ops, &stop);
         self.clients.block_on(async {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let _ = caller.leave().await;
+            for caller in sessions {
+                let _ = caller.leave().await;
+            }
             let _ = callee.leave().await;
         });
         figures
     }
 
-    fn events(&self, via: Via) -> (f64, Duration) {
+    fn events(&self, via: Via) -> Figures {
         let delivered = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let topic = format!("bench.news.{}", via.name().len());
+        let topic = format!("bench.news.{via:?}");
         let (publisher, subscribers) = self.clients.block_on(async {
             let mut subscribers = Vec::new();
             for i in 0..SUBSCRIBERS {
@@ -223,29 +342,37 @@ fn runtime(name: &str) -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
 fn main() {
-    // `cargo bench` passes `--bench`; a number among the arguments is the window in seconds.
-    let seconds = std::env::args()
-        .skip(1)
+    // `cargo bench` passes `--bench`; the other arguments are ours.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let seconds = args
+        .iter()
         .find_map(|a| a.parse::<f64>().ok())
         .unwrap_or(5.0);
-    // `calls` or `events` among the arguments runs only that part (for profiling one of them).
-    let only = std::env::args().find(|a| a == "calls" || a == "events");
-    let runs = |part: &str| only.as_deref().is_none_or(|o| o == part);
-    // Likewise `inprocess` or `websocket` runs only that kind of session.
-    let only_via = std::env::args().find(|a| a == "inprocess" || a == "websocket");
+    let part = |name: &str| {
+        let parts = ["calls", "events"];
+        !args.iter().any(|a| parts.contains(&a.as_str())) || args.iter().any(|a| a == name)
+    };
     let vias: Vec<Via> = [Via::InProcess, Via::WebSocket]
         .into_iter()
         .filter(|v| {
-            only_via.as_deref().is_none_or(|o| {
-                (o == "inprocess") == matches!(v, Via::InProcess)
-            })
+            let chosen = |name: &str| args.iter().any(|a| a == name);
+            match (chosen("inprocess"), chosen("websocket")) {
+                (false, false) | (true, true) => true,
+                (true, false) => *v == Via::InProcess,
+                (false, true) => *v == Via::WebSocket,
+            }
         })
         .collect();
+
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("config.json");
     std::fs::write(&file, CONFIG).expect("config");
-    let loaded = LoadedConfig::from_file(&file).expect("config");
+    let loaded = switchboard_router::LoadedConfig::from_file(&file).expect("config");
     let router = runtime("router");
     let node = router.block_on(async {
         let prepared = node::prepare(&loaded).expect("prepare");
@@ -255,44 +382,59 @@ fn main() {
         node,
         router,
         clients: runtime("clients"),
+        inline_router: Arc::default(),
+        clock_cost: clock_cost(),
         window: Duration::from_secs_f64(seconds),
     };
     println!(
-        "router CPU per operation, {seconds} s windows; calls: {CALLS_IN_FLIGHT} in flight; \
-         events: 1 publisher ({PUBLISHES_IN_FLIGHT} acknowledged in flight) -> {SUBSCRIBERS} \
-         subscribers; {PAYLOAD_BYTES}-byte payloads\n"
+        "{seconds} s windows; calls: 1 or {MANY_CALLERS} callers with {CALLS_IN_FLIGHT} in flight \
+         each, to one callee; \
+         events: 1 publisher ({PUBLISHES_IN_FLIGHT} acknowledged publications in flight) -> \
+         {SUBSCRIBERS} subscribers; {PAYLOAD_BYTES}-byte payloads; timing one poll costs {} ns\n",
+        bench.clock_cost.as_nanos()
     );
-    println!("| operation | sessions | rate /s | router CPU µs/op |");
-    println!("|---|---|---|---|");
-    let mut per_call = Vec::new();
-    for &via in vias.iter().filter(|_| runs("calls")) {
-        let (rate, cpu) = bench.calls(via);
-        println!(
-            "| call round trip | {} | {rate:.0} | {:.2} |",
-            via.name(),
-            cpu.as_secs_f64() * 1e6
-        );
-        per_call.push(cpu);
+    println!("| operation | sessions | rate /s | router CPU µs/op | all threads CPU µs/op |");
+    println!("|---|---|---|---|---|");
+    let mut router_cpu = Vec::new();
+    let scenarios = [
+        ("calls", "call round trip, 1 caller"),
+        ("calls-8", "call round trip, 8 callers"),
+        ("events", "event delivered"),
+    ];
+    for (name, label) in scenarios {
+        if !part(name.trim_end_matches("-8")) {
+            continue;
+        }
+        for &via in &vias {
+            let f = match name {
+                "calls" => bench.calls(via, 1),
+                "calls-8" => bench.calls(via, MANY_CALLERS),
+                _ => bench.events(via),
+            };
+            println!(
+                "| {label} | {} | {:.0} | {:.2} | {:.2} |",
+                via.name(),
+                f.rate,
+                us(f.router_cpu),
+                us(f.all_cpu)
+            );
+            router_cpu.push((name, via, f.router_cpu));
+        }
     }
-    let mut per_event = Vec::new();
-    for &via in vias.iter().filter(|_| runs("events")) {
-        let (rate, cpu) = bench.events(via);
-        println!(
-            "| event delivered | {} | {rate:.0} | {:.2} |",
-            via.name(),
-            cpu.as_secs_f64() * 1e6
-        );
-        per_event.push(cpu);
+    for (name, _) in scenarios {
+        let of = |via: Via| {
+            router_cpu
+                .iter()
+                .find(|(n, v, _)| *n == name && *v == via)
+                .map(|(_, _, cpu)| cpu.as_secs_f64())
+        };
+        if let (Some(inline), Some(websocket)) = (of(Via::InProcess), of(Via::WebSocket)) {
+            println!(
+                "\n{name}: in-process / WebSocket router CPU = {:.2}",
+                inline / websocket
+            );
+        }
     }
-    let ratio = |v: &[Duration]| match v {
-        [inprocess, websocket] => format!("{:.2}", inprocess.as_secs_f64() / websocket.as_secs_f64()),
-        _ => "-".to_owned(),
-    };
-    println!(
-        "\nin-process / WebSocket router CPU: calls {}, events {}",
-        ratio(&per_call),
-        ratio(&per_event)
-    );
     let Bench { node, router, .. } = bench;
     router.block_on(node.shutdown());
 }

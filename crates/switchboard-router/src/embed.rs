@@ -2,16 +2,19 @@
 //! come) bridges, the local side of links and the management API. Everything that plugs into the
 //! router is a WAMP session; this module is how one joins without a socket.
 //!
-//! An in-process session is a [`switchboard_client::Session`] joined over an in-memory transport
-//! (`switchboard_transport::memory`) to a router-side session task that runs exactly the code a
-//! socket session runs (`session::run`): the same authorization (a denied action is denied), the
-//! same meta events, testaments, clean-up when it ends, and GOODBYE `wamp.close.system_shutdown`
-//! at shutdown, since the node tracks its task like every other. The only difference is the
-//! admission: the embedder vouches for its identity ([`TrustedIdentity`]) instead of
-//! authenticating it.
+//! An in-process session is a [`switchboard_client::Session`] whose transport is the router's side
+//! of the session itself ([`InlineSession`]): what the client sends is handled inline, on the
+//! client's own task, by exactly the code that handles a socket session's messages (the same
+//! authorization, so a denied action is denied; the same meta events, testaments and clean-up when
+//! it ends), and what the router queues for it is read from its outbox. The node counts it among
+//! its sessions, so shutdown tells it GOODBYE `wamp.close.system_shutdown` and waits for it. The
+//! only difference from a socket session is the admission: the embedder vouches for its identity
+//! ([`TrustedIdentity`]) instead of authenticating it.
 //!
-//! Messages cross the in-memory transport encoded (MessagePack), so there is one code path for
-//! every session; `bench/results/` has what an in-process call and publication cost.
+//! Messages stay encoded (MessagePack) between the client and the router, which keeps one code
+//! path; what the inline design saves is the router's own task per session and the task switches
+//! in and out of it. `bench/results/` has what an in-process call and publication cost, next to
+//! the same over WebSocket and next to a design with a router task per in-process session.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -19,11 +22,10 @@ use std::panic::AssertUnwindSafe;
 use futures::FutureExt as _;
 use switchboard_client::{JoinOptions, Session};
 use switchboard_proto::Serializer;
-use switchboard_transport::memory;
 use tokio_util::task::TaskTracker;
 
-pub use crate::session::TrustedIdentity;
-use crate::session::{self, Admission, SessionConfig};
+use crate::session::SessionConfig;
+pub use crate::session::{InlineSession, TrustedIdentity};
 
 /// The serializer in-process sessions speak: MessagePack keeps binary values as they are and is
 /// the cheapest of the three to encode and decode.
@@ -66,20 +68,23 @@ pub type ComponentError = Box<dyn std::error::Error + Send + Sync>;
 pub struct InProcess {
     sessions: SessionConfig,
     tracker: TaskTracker,
-    /// The node's runtime: the router's side of an in-process session runs there, whichever
-    /// runtime the embedder joins from (its own side runs on the joining task's runtime).
-    runtime: tokio::runtime::Handle,
 }
 
 impl InProcess {
-    /// In-process sessions on the node's realms, tracked (and shut down) with its other sessions;
-    /// must be made on the node's runtime.
+    /// In-process sessions on the node's realms, tracked (and shut down) with its other sessions.
     pub(crate) fn new(sessions: SessionConfig, tracker: TaskTracker) -> Self {
-        Self {
-            sessions,
-            tracker,
-            runtime: tokio::runtime::Handle::current(),
-        }
+        Self { sessions, tracker }
+    }
+
+    /// The router's side of a new in-process session as `identity`, for a client to join over
+    /// (what [`Self::join`] does with `switchboard-client`).
+    pub fn transport(&self, identity: TrustedIdentity) -> InlineSession {
+        InlineSession::new(
+            self.sessions.clone(),
+            identity,
+            IN_PROCESS_SERIALIZER,
+            self.tracker.token(),
+        )
     }
 
     /// Joins a session as `identity` (its realm must exist, and its role must be one of the
@@ -88,15 +93,8 @@ impl InProcess {
         &self,
         identity: TrustedIdentity,
     ) -> Result<Session, switchboard_client::Error> {
-        let (router_end, client_end) =
-            memory::pair(IN_PROCESS_SERIALIZER, memory::DEFAULT_CAPACITY_MESSAGES);
         let join = JoinOptions::new(identity.realm.clone());
-        let admission = Admission::Trusted(Box::new(identity));
-        self.tracker.spawn_on(
-            session::run(router_end, self.sessions.clone(), admission),
-            &self.runtime,
-        );
-        Session::join(client_end, &join).await
+        Session::join(self.transport(identity), &join).await
     }
 
     /// Hosts `component` in a session joined as `identity`: joins (an `Err` when the router

@@ -121,6 +121,8 @@ struct PeerInner {
     slow: AtomicBool,
     /// Set by `kill`: the GOODBYE reason and message the session ends with.
     killed: Mutex<Option<(String, Option<String>)>>,
+    /// Set with `killed`, so that a lock-free check can tell (see [`Peer::is_ended`]).
+    kill_requested: AtomicBool,
     wake: Notify,
     invocation_ids: IdSequence,
     /// Invocations sent to this session, by INVOCATION.Request id. Locked briefly by the caller's
@@ -170,6 +172,7 @@ impl Peer {
                 outbox: tx,
                 slow: AtomicBool::new(false),
                 killed: Mutex::new(None),
+                kill_requested: AtomicBool::new(false),
                 wake: Notify::new(),
                 invocation_ids: IdSequence::new(),
                 pending_invocations: Mutex::new(HashMap::new()),
@@ -223,9 +226,21 @@ impl Peer {
     }
 
     /// Ends the session from outside (`wamp.session.kill`): its task says GOODBYE with `reason`.
+    ///
+    /// Besides waking [`Self::ended`], this queues an empty message: a reader that waits on the
+    /// outbox alone (an in-process session) wakes up and checks [`Self::is_ended`]. Readers of the
+    /// outbox skip empty messages. (A full outbox needs no wake-up call: its reader has work.)
     pub fn kill(&self, reason: &str, message: Option<String>) {
         *lock(&self.inner.killed) = Some((reason.to_owned(), message));
+        self.inner.kill_requested.store(true, Ordering::Release);
         self.inner.wake.notify_one();
+        let _ = self.inner.outbox.try_send(Bytes::new());
+    }
+
+    /// Whether another task ended the session (slow consumer or kill), without waiting or locking:
+    /// [`Self::ended`] then completes at once and says how.
+    pub fn is_ended(&self) -> bool {
+        self.is_slow() || self.inner.kill_requested.load(Ordering::Acquire)
     }
 
     /// Completes when another task ended the session: marked as a slow consumer, or killed (used by

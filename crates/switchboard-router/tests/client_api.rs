@@ -622,15 +622,7 @@ async fn a_session_joins_over_an_in_memory_transport() {
         let t = rawsocket::accept(io, 1 << 20, &Serializer::ALL)
             .await
             .expect("handshake");
-        session::run(
-            t,
-            cfg,
-            session::Admission::Authenticate {
-                auth: Default::default(),
-                conn: Default::default(),
-            },
-        )
-        .await;
+        session::run(t, cfg, Default::default(), Default::default()).await;
     });
     let transport = rawsocket::connect(Box::new(client_io), Serializer::Cbor, 1 << 20)
         .await

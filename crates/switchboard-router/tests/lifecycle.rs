@@ -179,15 +179,7 @@ async fn subscriber_that_stops_reading_is_closed_as_a_slow_consumer() {
         let t = rawsocket::accept(io, 1 << 20, &Serializer::ALL)
             .await
             .expect("handshake");
-        session::run(
-            t,
-            cfg,
-            session::Admission::Authenticate {
-                auth: Default::default(),
-                conn: Default::default(),
-            },
-        )
-        .await;
+        session::run(t, cfg, Default::default(), Default::default()).await;
     });
     let mut slow = common::RawPeer {
         transport: Box::new(

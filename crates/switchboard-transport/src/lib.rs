@@ -2,11 +2,11 @@
 //!
 //! A session sees a transport only through [`Transport`]: whole WAMP messages in and out, already
 //! framed, in one serializer fixed at connection time. The WebSocket ([`websocket`]) and RawSocket
-//! ([`rawsocket`]) implementations hide their libraries and framing behind it; [`memory`] connects
-//! a session living in the router's own process. Accepting connections
-//! (and telling the two apart on one port) is the router's job; see its `listener` module.
+//! ([`rawsocket`]) implementations hide their libraries and framing behind it; the router's side of
+//! an in-process session implements it too (the router's `session::InlineSession`). Accepting
+//! connections (and telling the two apart on one port) is the router's job; see its `listener`
+//! module.
 
-pub mod memory;
 pub mod rawsocket;
 pub mod websocket;
 

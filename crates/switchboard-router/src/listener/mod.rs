@@ -31,7 +31,7 @@ use crate::auth::{
     TrackingCookie,
 };
 use crate::config::EndpointConfig;
-use crate::session::{self, Admission, SessionConfig};
+use crate::session::{self, SessionConfig};
 use crate::web::{self, HttpBody, StaticDir};
 
 mod setup;
@@ -312,15 +312,7 @@ async fn connection(
         conn.transport = "rawsocket";
         match tokio::time::timeout_at(deadline, rawsocket::accept(io, *max, serializers)).await {
             Ok(Ok(transport)) => {
-                session::run(
-                    transport,
-                    sessions,
-                    Admission::Authenticate {
-                        auth: auth.clone(),
-                        conn: Box::new(conn),
-                    },
-                )
-                .await
+                session::run(transport, sessions, auth.clone(), Box::new(conn)).await
             }
             Ok(Err(e)) => tracing::debug!("RawSocket handshake failed: {e}"),
             Err(_) => tracing::debug!("RawSocket handshake timed out"),
@@ -462,9 +454,7 @@ fn websocket_request(
             let conn = Box::new(conn);
             tracker.spawn(async move {
                 match transport.await {
-                    Ok(t) => {
-                        session::run(t, sessions, Admission::Authenticate { auth, conn }).await
-                    }
+                    Ok(t) => session::run(t, sessions, auth, conn).await,
                     Err(e) => tracing::debug!("{e}"),
                 }
             });

@@ -12,6 +12,7 @@ use switchboard_transport::{Transport, TransportError};
 use tracing::debug;
 
 use super::authorize::DynamicAuthorization;
+use super::handshake::Joined;
 use super::procedures::Testament;
 use super::{GOODBYE_REPLY_TIMEOUT, SessionConfig, WRITE_BATCH_MESSAGES, send_now};
 use crate::delivery::{encode_or_log, error_with_text};
@@ -48,6 +49,32 @@ pub(super) struct Established {
 }
 
 impl Established {
+    /// The established state of a session that passed the handshake, and its outbox.
+    pub(super) fn new(joined: Joined) -> (Self, peer::Outbox) {
+        let Joined {
+            realm,
+            role,
+            peer,
+            outbox,
+            visibility,
+            dynamic,
+        } = joined;
+        let session = Established {
+            realm,
+            role,
+            peer,
+            visibility,
+            subscriptions: HashMap::new(),
+            registrations: HashSet::new(),
+            authz_cache: HashMap::new(),
+            dynamic,
+            testaments: Vec::new(),
+        };
+        (session, outbox)
+    }
+
+    /// The socket session's loop: reads and handles the peer's messages, writes its outbox, and
+    /// ends the session.
     pub(super) async fn run<T: Transport>(
         &mut self,
         mut transport: T,
@@ -59,10 +86,7 @@ impl Established {
             tokio::select! {
                 biased;
                 _ = cfg.shutdown.cancelled() => break End::Shutdown,
-                why = self.peer.ended() => break match why {
-                    PeerEnd::SlowConsumer => End::SlowConsumer,
-                    PeerEnd::Killed { reason, message } => End::Killed(reason, message),
-                },
+                why = self.peer.ended() => break End::from_peer(why),
                 Some(first) = outbox.rx.recv() => {
                     // A peer that stops reading blocks this write; its outbox then fills up and
                     // marks it slow, which must end the session even mid-write.
@@ -77,9 +101,9 @@ impl Established {
                 }
                 incoming = transport.recv() => match incoming {
                     Ok(Some(bytes)) => {
-                        let msg = match codec::decode(self.peer.serializer(), &bytes) {
+                        let msg = match self.decode(&bytes) {
                             Ok(m) => m,
-                            Err(e) => break End::Violation(e.to_string()),
+                            Err(end) => break end,
                         };
                         let flow = if self.role.authorizer().is_none() {
                             // A statically authorized message never waits: every await in
@@ -155,82 +179,50 @@ impl Established {
         }
     }
 
-    /// Sends what the way the session ended calls for: the GOODBYE reply, GOODBYE on shutdown, or
-    /// ABORT.
+    /// Sends what the way the session ended calls for ([`End::last_words`]); after GOODBYE on
+    /// shutdown, waits (bounded) for the peer's reply.
     async fn say_last_words<T: Transport>(
         &self,
         transport: &mut T,
         outbox: &mut peer::Outbox,
         end: End,
     ) {
-        match end {
-            End::Goodbye => {
-                // Deliver what was routed to us before we left, then answer the GOODBYE last
-                // (spec: nothing follows GOODBYE).
-                while let Ok(m) = outbox.rx.try_recv() {
-                    if transport.feed(m).await.is_err() {
+        if matches!(end, End::Goodbye) {
+            // Deliver what was routed to us before we left, then answer the GOODBYE last
+            // (spec: nothing follows GOODBYE).
+            while let Ok(m) = outbox.rx.try_recv() {
+                if !m.is_empty() && transport.feed(m).await.is_err() {
+                    break;
+                }
+            }
+        }
+        if let Some(words) = end.last_words() {
+            send_now(transport, &words).await;
+        }
+        if matches!(end, End::Shutdown) {
+            // Wait (bounded) for the peer's GOODBYE reply, ignoring anything else it sends.
+            let _ = tokio::time::timeout(GOODBYE_REPLY_TIMEOUT, async {
+                while let Ok(Some(bytes)) = transport.recv().await {
+                    if let Ok(Message::Goodbye { .. }) =
+                        codec::decode(transport.serializer(), &bytes)
+                    {
                         break;
                     }
                 }
-                send_now(transport, &Message::goodbye(errors::GOODBYE_AND_OUT)).await;
-                debug!("left with GOODBYE");
-            }
-            End::Shutdown => {
-                send_now(transport, &Message::goodbye(errors::SYSTEM_SHUTDOWN)).await;
-                // Wait (bounded) for the peer's GOODBYE reply, ignoring anything else it sends.
-                let _ = tokio::time::timeout(GOODBYE_REPLY_TIMEOUT, async {
-                    while let Ok(Some(bytes)) = transport.recv().await {
-                        if let Ok(Message::Goodbye { .. }) =
-                            codec::decode(transport.serializer(), &bytes)
-                        {
-                            break;
-                        }
-                    }
-                })
-                .await;
-                debug!("closed by router shutdown");
-            }
-            End::SlowConsumer => {
-                send_now(
-                    transport,
-                    &Message::abort(
-                        errors::SLOW_CONSUMER,
-                        "the session could not keep up with its messages",
-                    ),
-                )
-                .await;
-            }
-            // A frame may be half written: anything more would be garbage to the peer.
-            End::SlowConsumerMidWrite => debug!("closed as a slow consumer"),
-            End::Killed(reason, message) => {
-                let mut details = switchboard_proto::Dict::new();
-                if let Some(m) = message {
-                    details.insert("message".into(), m.into());
-                }
-                send_now(transport, &Message::Goodbye { details, reason }).await;
-                debug!("killed through the meta API");
-            }
-            End::Violation(text) => {
-                debug!("protocol violation: {text}");
-                send_now(transport, &Message::abort(errors::PROTOCOL_VIOLATION, text)).await;
-            }
-            End::TransportError(e) => {
-                debug!("transport error: {e}");
-                if matches!(e, TransportError::TooLarge { .. }) {
-                    send_now(
-                        transport,
-                        &Message::abort(errors::PROTOCOL_VIOLATION, e.to_string()),
-                    )
-                    .await;
-                }
-            }
-            End::Dropped => debug!("connection dropped"),
+            })
+            .await;
         }
+        debug!("session ended: {end}");
+    }
+
+    /// Decodes a message from the peer; one that does not decode ends the session.
+    pub(super) fn decode(&self, bytes: &Bytes) -> Result<Message, End> {
+        codec::decode(self.peer.serializer(), bytes).map_err(|e| End::Violation(e.to_string()))
     }
 
     /// Publishes the session's testaments (spec, "Testament": on any end of the session), then
     /// removes everything it holds from the realm, which fails the calls it owed answers to.
-    fn leave(&mut self) {
+    pub(super) fn leave(&mut self) {
         self.publish_testaments();
         self.realm.leave(
             &self.peer,
@@ -264,16 +256,79 @@ impl Established {
     }
 }
 
-enum End {
+/// Why a session ended.
+#[derive(Debug)]
+pub(super) enum End {
+    /// The peer said GOODBYE.
     Goodbye,
+    /// The router is shutting down.
     Shutdown,
+    /// Its outbox overflowed.
     SlowConsumer,
+    /// Its outbox overflowed while a frame was being written: nothing more can be sent.
     SlowConsumerMidWrite,
     /// Killed through the meta API: GOODBYE with this reason and message.
     Killed(String, Option<String>),
+    /// The peer broke the protocol.
     Violation(String),
+    /// The transport failed.
     TransportError(TransportError),
+    /// The connection closed without GOODBYE.
     Dropped,
+}
+
+impl End {
+    /// Why another task ended the session.
+    pub(super) fn from_peer(why: PeerEnd) -> Self {
+        match why {
+            PeerEnd::SlowConsumer => End::SlowConsumer,
+            PeerEnd::Killed { reason, message } => End::Killed(reason, message),
+        }
+    }
+
+    /// How a session that ended this way says so, if it can: the GOODBYE reply, GOODBYE on
+    /// shutdown or kill, or ABORT (spec, "Session Closing").
+    pub(super) fn last_words(&self) -> Option<Message> {
+        match self {
+            End::Goodbye => Some(Message::goodbye(errors::GOODBYE_AND_OUT)),
+            End::Shutdown => Some(Message::goodbye(errors::SYSTEM_SHUTDOWN)),
+            End::SlowConsumer => Some(Message::abort(
+                errors::SLOW_CONSUMER,
+                "the session could not keep up with its messages",
+            )),
+            // A frame may be half written: anything more would be garbage to the peer.
+            End::SlowConsumerMidWrite => None,
+            End::Killed(reason, message) => {
+                let mut details = switchboard_proto::Dict::new();
+                if let Some(m) = message {
+                    details.insert("message".into(), m.as_str().into());
+                }
+                Some(Message::Goodbye {
+                    details,
+                    reason: reason.clone(),
+                })
+            }
+            End::Violation(text) => Some(Message::abort(errors::PROTOCOL_VIOLATION, text.clone())),
+            End::TransportError(e @ TransportError::TooLarge { .. }) => {
+                Some(Message::abort(errors::PROTOCOL_VIOLATION, e.to_string()))
+            }
+            End::TransportError(_) | End::Dropped => None,
+        }
+    }
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::Goodbye => write!(f, "left with GOODBYE"),
+            End::Shutdown => write!(f, "closed by router shutdown"),
+            End::SlowConsumer | End::SlowConsumerMidWrite => write!(f, "closed as a slow consumer"),
+            End::Killed(reason, _) => write!(f, "killed through the meta API ({reason})"),
+            End::Violation(text) => write!(f, "protocol violation: {text}"),
+            End::TransportError(e) => write!(f, "transport error: {e}"),
+            End::Dropped => write!(f, "connection dropped"),
+        }
+    }
 }
 
 /// Writes `first` and whatever else is already queued (up to a batch), then flushes once.
@@ -282,9 +337,13 @@ async fn write_batch<T: Transport>(
     outbox: &mut peer::Outbox,
     first: Bytes,
 ) -> Result<(), TransportError> {
-    transport.feed(first).await?;
+    // Empty messages are `Peer::kill`'s wake-up calls, not for the peer.
+    if !first.is_empty() {
+        transport.feed(first).await?;
+    }
     for _ in 1..WRITE_BATCH_MESSAGES {
         match outbox.rx.try_recv() {
+            Ok(m) if m.is_empty() => {}
             Ok(m) => transport.feed(m).await?,
             Err(_) => break,
         }

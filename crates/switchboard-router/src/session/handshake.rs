@@ -8,14 +8,15 @@
 use std::sync::Arc;
 
 use switchboard_proto::ids::random_global_id;
-use switchboard_proto::{Dict, Message, Uri, UriMatch, Value, codec, errors};
+use switchboard_proto::{Dict, Message, Serializer, Uri, UriMatch, Value, codec, errors};
 use switchboard_transport::Transport;
 use tracing::debug;
 
 use super::authorize::DynamicAuthorization;
-use super::{Admission, HELLO_TIMEOUT, SessionConfig, TrustedIdentity, send_now};
+use super::{HELLO_TIMEOUT, SessionConfig, TrustedIdentity, send_now};
 use crate::auth::{
-    AUTHENTICATE_TIMEOUT, Authenticated, Denied, EndpointAuth, HelloRequest, HelloStep,
+    AUTHENTICATE_TIMEOUT, Authenticated, ConnectionInfo, Denied, EndpointAuth, HelloRequest,
+    HelloStep,
 };
 use crate::peer::{self, Identity, Peer, SessionId};
 use crate::realm::authz::{Role, TRUSTED_ROLE};
@@ -37,7 +38,8 @@ pub(super) struct Joined {
 pub(super) async fn handshake<T: Transport>(
     transport: &mut T,
     cfg: &SessionConfig,
-    admission: Admission,
+    auth: Arc<EndpointAuth>,
+    conn: Box<ConnectionInfo>,
 ) -> Option<Joined> {
     let first = tokio::select! {
         r = tokio::time::timeout(HELLO_TIMEOUT, transport.recv()) => r,
@@ -62,18 +64,90 @@ pub(super) async fn handshake<T: Transport>(
             return None;
         }
     };
-    let abort = |reason: &str, text: String| Message::abort(reason, text);
-    let (realm_name, details) = match codec::decode(transport.serializer(), &bytes) {
+    let serializer = transport.serializer();
+    let outcome = async {
+        let (realm, details) = read_hello(cfg, serializer, &bytes)?;
+        let session = SessionId(random_global_id());
+        let request = HelloRequest {
+            conn: &conn,
+            realms: &cfg.realms,
+            realm: realm.name(),
+            details: &details,
+            session,
+        };
+        let verdict = authenticate(transport, &auth, request).await;
+        let who = verdict.map_err(Refusal::from)?;
+        let peer_max = transport.peer_max_message_bytes();
+        let newcomer = Newcomer {
+            realm,
+            details,
+            session,
+            who,
+            conn: Some(&conn),
+            visibility: Visibility::Listed,
+            serializer,
+            peer_max_message_bytes: peer_max,
+        };
+        admit(cfg, newcomer)
+    }
+    .await;
+    match outcome {
+        Ok((joined, welcome)) => {
+            send_now(transport, &welcome).await;
+            Some(joined)
+        }
+        Err(refusal) => {
+            send_now(transport, &refusal.abort()).await;
+            None
+        }
+    }
+}
+
+/// Why a HELLO is refused: the ABORT's reason and text.
+#[derive(Debug)]
+pub(super) struct Refusal {
+    reason: String,
+    text: String,
+}
+
+impl Refusal {
+    fn new(reason: &str, text: String) -> Self {
+        Self {
+            reason: reason.to_owned(),
+            text,
+        }
+    }
+
+    /// The ABORT that says it.
+    pub(super) fn abort(self) -> Message {
+        Message::abort(&self.reason, self.text)
+    }
+}
+
+impl From<Denied> for Refusal {
+    fn from(denied: Denied) -> Self {
+        Self {
+            reason: denied.reason,
+            text: denied.message,
+        }
+    }
+}
+
+/// The realm HELLO asks for and HELLO's details, checked (spec, "HELLO"); `Err` is the ABORT
+/// to answer with.
+pub(super) fn read_hello(
+    cfg: &SessionConfig,
+    serializer: Serializer,
+    bytes: &bytes::Bytes,
+) -> Result<(Arc<Realm>, Dict), Refusal> {
+    let abort = Refusal::new;
+    let (realm_name, details) = match codec::decode(serializer, bytes) {
         Ok(Message::Hello { realm, details }) => (realm, details),
         Ok(other) => {
             let text = format!("expected HELLO, got {}", other.message_type().name());
-            send_now(transport, &abort(errors::PROTOCOL_VIOLATION, text)).await;
-            return None;
+            return Err(abort(errors::PROTOCOL_VIOLATION, text));
         }
-        Err(e) => {
-            send_now(transport, &abort(errors::PROTOCOL_VIOLATION, e.to_string())).await;
-            return None;
-        }
+        Err(e) => return Err(abort(errors::PROTOCOL_VIOLATION, e.to_string())),
     };
     // spec, "HELLO": Details.roles announces at least one client role.
     let announces_a_role = details
@@ -82,69 +156,73 @@ pub(super) async fn handshake<T: Transport>(
         .is_some_and(|roles| !roles.is_empty());
     if !announces_a_role {
         let text = "HELLO.Details.roles must announce at least one role".to_owned();
-        send_now(transport, &abort(errors::PROTOCOL_VIOLATION, text)).await;
-        return None;
+        return Err(abort(errors::PROTOCOL_VIOLATION, text));
     }
     if Uri::parse_loose(&realm_name, UriMatch::Exact).is_err() {
         let text = format!("{realm_name:?} is not a valid realm URI");
-        send_now(transport, &abort(errors::INVALID_URI, text)).await;
-        return None;
+        return Err(abort(errors::INVALID_URI, text));
     }
-    let Some(realm) = cfg.realms.get(&realm_name) else {
-        let text = format!("no realm named {realm_name:?} on this router");
-        send_now(transport, &abort(errors::NO_SUCH_REALM, text)).await;
-        return None;
-    };
-    let session = SessionId(random_global_id());
-    let (verdict, conn, visibility) = match admission {
-        Admission::Authenticate { auth, conn } => {
-            let request = HelloRequest {
-                conn: &conn,
-                realms: &cfg.realms,
-                realm: &realm_name,
-                details: &details,
-                session,
-            };
-            let verdict = authenticate(transport, &auth, request).await;
-            (verdict, Some(conn), Visibility::Listed)
+    match cfg.realms.get(&realm_name) {
+        Some(realm) => Ok((realm, details)),
+        None => {
+            let text = format!("no realm named {realm_name:?} on this router");
+            Err(abort(errors::NO_SUCH_REALM, text))
         }
-        Admission::Trusted(identity) => {
-            let visibility = identity.visibility;
-            (vouched(&identity, &realm_name), None, visibility)
-        }
-    };
-    let who = match verdict {
-        Ok(who) => who,
-        Err(denied) => {
-            send_now(transport, &abort(&denied.reason, denied.message)).await;
-            return None;
-        }
-    };
+    }
+}
+
+/// A session that passed authentication (or was vouched for), about to join.
+pub(super) struct Newcomer<'a> {
+    /// The realm HELLO asked for.
+    pub(super) realm: Arc<Realm>,
+    /// HELLO.Details.
+    pub(super) details: Dict,
+    /// The id the session gets.
+    pub(super) session: SessionId,
+    /// Who it is.
+    pub(super) who: Authenticated,
+    /// What the connection knows about the client; `None` for an in-process session.
+    pub(super) conn: Option<&'a ConnectionInfo>,
+    /// Whether the realm lists it.
+    pub(super) visibility: Visibility,
+    /// The serializer it speaks.
+    pub(super) serializer: Serializer,
+    /// The largest message it accepts, if it said.
+    pub(super) peer_max_message_bytes: Option<usize>,
+}
+
+/// Joins a newcomer to its realm with its role; returns the joined session and the WELCOME to
+/// send, or the ABORT to send (no such realm or role).
+pub(super) fn admit(cfg: &SessionConfig, n: Newcomer<'_>) -> Result<(Joined, Message), Refusal> {
+    let Newcomer {
+        realm,
+        details,
+        session,
+        who,
+        conn,
+        visibility,
+        serializer,
+        peer_max_message_bytes,
+    } = n;
     // A dynamic authenticator may put the session into another realm than HELLO asked for.
-    let (realm, realm_name) = match &who.realm {
-        Some(other) if *other != realm_name => match cfg.realms.get(other) {
-            Some(r) => (r, other.clone()),
-            None => {
-                let text =
-                    format!("the authenticator assigned realm {other:?}, which does not exist");
-                send_now(transport, &abort(errors::NO_SUCH_REALM, text)).await;
-                return None;
-            }
-        },
-        _ => (realm, realm_name),
+    let realm = match &who.realm {
+        Some(other) if other != realm.name() => cfg.realms.get(other).ok_or_else(|| {
+            let text = format!("the authenticator assigned realm {other:?}, which does not exist");
+            Refusal::new(errors::NO_SUCH_REALM, text)
+        })?,
+        _ => realm,
     };
     // Only the router's own sessions may fall back on the built-in trusted role.
     let builtin =
         (conn.is_none() && who.authrole == TRUSTED_ROLE).then(|| Arc::new(Role::trusted()));
     let Some(role) = realm.role(&who.authrole).or(builtin) else {
-        let text = format!("realm {realm_name:?} has no role {:?}", who.authrole);
-        send_now(transport, &abort(errors::NO_SUCH_ROLE, text)).await;
-        return None;
+        let text = format!("realm {:?} has no role {:?}", realm.name(), who.authrole);
+        return Err(Refusal::new(errors::NO_SUCH_ROLE, text));
     };
-    if let Some(c) = conn.as_ref().and_then(|c| c.cookie.as_ref())
+    if let Some(c) = conn.and_then(|c| c.cookie.as_ref())
         && c.fresh
     {
-        c.jar.remember(&c.id, &realm_name, &who);
+        c.jar.remember(&c.id, realm.name(), &who);
     }
     let identity = Identity {
         session,
@@ -156,12 +234,12 @@ pub(super) async fn handshake<T: Transport>(
     let (peer, outbox) = Peer::new(
         identity,
         client_features(&details),
-        transport.serializer(),
-        transport.peer_max_message_bytes(),
+        serializer,
+        peer_max_message_bytes,
         cfg.outbox_capacity,
     );
     realm.join(&peer, visibility);
-    send_now(transport, &welcome(session, &realm_name, &who)).await;
+    let welcome = welcome(session, realm.name(), &who);
     // Only a dynamically authorized session keeps these: every other session would carry them for
     // nothing (idle memory per session counts).
     let dynamic = role.authorizer().map(|_| {
@@ -172,23 +250,22 @@ pub(super) async fn handshake<T: Transport>(
         d.insert("authmethod".into(), who.authmethod.into());
         d.insert("authprovider".into(), who.authprovider.into());
         d.insert("authextra".into(), Value::Dict(who.authextra.clone()));
-        let transport = conn
-            .as_ref()
-            .map_or_else(in_process_details, |c| c.details());
+        let transport = conn.map_or_else(in_process_details, ConnectionInfo::details);
         d.insert("transport".into(), Value::Dict(transport));
         Box::new(DynamicAuthorization {
             details: d,
             cache: Default::default(),
         })
     });
-    Some(Joined {
+    let joined = Joined {
         realm,
         role,
         peer,
         outbox,
         visibility,
         dynamic,
-    })
+    };
+    Ok((joined, welcome))
 }
 
 /// Runs the endpoint's authentication for a HELLO, driving its CHALLENGE/AUTHENTICATE exchange.
@@ -221,7 +298,10 @@ async fn authenticate<T: Transport>(
 }
 
 /// The identity an embedder vouches for, once HELLO asked for its realm.
-fn vouched(identity: &TrustedIdentity, hello_realm: &str) -> Result<Authenticated, Denied> {
+pub(super) fn vouched(
+    identity: &TrustedIdentity,
+    hello_realm: &str,
+) -> Result<Authenticated, Denied> {
     if identity.realm != hello_realm {
         return Err(Denied::new(
             errors::NO_SUCH_REALM,

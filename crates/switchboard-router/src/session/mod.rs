@@ -2,16 +2,18 @@
 //! session, which routes the peer's PUBLISH and CALL on this task and writes what other sessions
 //! queued into its outbox, until GOODBYE, a protocol violation, a dropped connection or shutdown.
 //!
-//! A connection from outside and a session living in the router's process (`crate::embed`) run
-//! this same code; they differ only in how they are admitted ([`Admission`]).
+//! A connection from outside ([`run`]) and a session living in the router's process
+//! ([`InlineSession`], `crate::embed`) run this same code; they differ in who drives it (the
+//! session's own task, or the in-process client's) and in how they are admitted (authenticated,
+//! or vouched for by the embedder: [`TrustedIdentity`]).
 
 mod authorize;
 mod established;
 mod handlers;
 mod handshake;
+mod inline;
 mod procedures;
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +26,8 @@ use crate::auth::{ConnectionInfo, EndpointAuth};
 use crate::peer::OUTBOX_CAPACITY_MESSAGES;
 use crate::realm::{RealmRegistry, Visibility};
 use established::Established;
-use handshake::{Joined, handshake};
+use handshake::handshake;
+pub use inline::InlineSession;
 
 /// How long a new connection has to send HELLO.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,21 +63,6 @@ impl SessionConfig {
             final_write_timeout: FINAL_WRITE_TIMEOUT,
         }
     }
-}
-
-/// How a session is admitted at HELLO.
-#[derive(Debug)]
-pub enum Admission {
-    /// A connection from outside: authenticated by its endpoint's methods.
-    Authenticate {
-        /// The endpoint's authentication methods.
-        auth: Arc<EndpointAuth>,
-        /// What the connection knows about its client.
-        conn: Box<ConnectionInfo>,
-    },
-    /// A session in the router's own process, whose identity its embedder vouches for: no
-    /// authentication, but the realm, the role and every later action are checked as for anyone.
-    Trusted(Box<TrustedIdentity>),
 }
 
 /// Who an in-process session is. The embedder vouches for it, so HELLO's claims do not count;
@@ -124,45 +112,33 @@ impl TrustedIdentity {
     }
 }
 
-/// Runs a session on `transport` until it ends, admitted as `admission` says.
-pub async fn run<T: Transport>(mut transport: T, cfg: SessionConfig, admission: Admission) {
+/// Runs a session on `transport` until it ends: authenticated by `auth`, with what the connection
+/// knows about its client in `conn`.
+pub async fn run<T: Transport>(
+    mut transport: T,
+    cfg: SessionConfig,
+    auth: Arc<EndpointAuth>,
+    conn: Box<ConnectionInfo>,
+) {
     let serializer = transport.serializer();
     // The handshake owns what only authentication needs, so it is freed when the session joins.
     // (Boxing its future was measured: no smaller idle sessions, one more allocation each.)
-    let Some(joined) = handshake(&mut transport, &cfg, admission).await else {
+    let Some(joined) = handshake(&mut transport, &cfg, auth, conn).await else {
         transport.close().await;
         return;
     };
-    let Joined {
-        realm,
-        role,
-        peer,
-        outbox,
-        visibility,
-        dynamic,
-    } = joined;
+    let (mut session, outbox) = Established::new(joined);
     // A debug-level span: entering and leaving it on every poll of the session costs about 3% of
     // the router's CPU under load (perf), so it is only active when debug logging is on, which is
     // also the only level sessions log at.
     let span = debug_span!(
         "session",
-        id = peer.id().0,
-        realm = realm.name(),
-        authid = %peer.identity().authid,
-        authrole = %peer.identity().authrole,
+        id = session.peer.id().0,
+        realm = session.realm.name(),
+        authid = %session.peer.identity().authid,
+        authrole = %session.peer.identity().authrole,
         serializer = serializer.name(),
     );
-    let mut session = Established {
-        realm,
-        role,
-        peer,
-        visibility,
-        subscriptions: HashMap::new(),
-        registrations: HashSet::new(),
-        authz_cache: HashMap::new(),
-        dynamic,
-        testaments: Vec::new(),
-    };
     session.run(transport, outbox, &cfg).instrument(span).await;
 }
 
