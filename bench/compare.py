@@ -307,7 +307,7 @@ def main():
                      ratio(cb.get("router_cpu_us_per_op"), sb.get("router_cpu_us_per_op")), correct))
 
     lines = [
-        f"Switchboard {commit} vs Crossbar.io {CROSSBAR_VERSION}, {date}, {machine}.",
+        f"Switchboard {commit} vs {'Crossbar.io ' + CROSSBAR_VERSION if crossbar else 'no Crossbar (--without-crossbar)'}, {date}, {machine}.",
         f"{opts.serializer} over {opts.transport}, 64-byte payloads, median of {opts.runs} alternating runs of {opts.duration:g} s; release build.",
         "",
         "| scenario | Switchboard rate/s | Crossbar rate/s | rate ratio | Switchboard router CPU µs/op | Crossbar router CPU µs/op | CPU ratio | Switchboard p50/p99 µs | Crossbar p50/p99 µs | transport limit rate/s, CPU µs/op | all runs correct |",

@@ -1,7 +1,7 @@
 //! The node configuration: Crossbar.io's node config format (version 2), as typed serde structs.
 //! This is the router's ground floor: parsed and validated data only, importing nothing from the
 //! layers above; building what the data describes (TLS acceptors, authentication, listeners) is
-//! [`crate::node`]'s preparation step.
+//! the node's preparation step (`node::prepare`).
 //!
 //! The types mirror the file. Every struct rejects unknown fields, so a key we do not support yet is
 //! an error that names it instead of being silently ignored; `type`-tagged sections (workers,
@@ -9,7 +9,7 @@
 //! their full path. Loading reads JSON with comments or YAML and attaches file, line and column to
 //! every error; validation checks what the types cannot see (cross-references, clashing
 //! endpoints) and reports every problem at once. `switchboard check` and `switchboard start` run
-//! exactly the same code: [`crate::node::prepare_dir`].
+//! exactly the same code: `node::prepare_dir`.
 //!
 //! One module per part of the file: [`NodeConfig`] and its workers (`node`), realms and roles
 //! (`realm`), transports and web paths (`transport`), where they listen (`endpoint`), what their

@@ -3,7 +3,7 @@
 //! queued into its outbox, until GOODBYE, a protocol violation, a dropped connection or shutdown.
 //!
 //! A connection from outside ([`run`]) and a session living in the router's process
-//! ([`InlineSession`], `crate::embed`) run this same code; they differ in who drives it (the
+//! ([`InlineSession`], made by the `embed` module) run this same code; they differ in who drives it (the
 //! session's own task, or the in-process client's) and in how they are admitted (authenticated,
 //! or vouched for by the embedder: [`TrustedIdentity`]).
 

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses a different part of this module
 
+pub mod raw_wamp;
+
 use std::path::PathBuf;
 
 use switchboard_client::{
