@@ -47,7 +47,6 @@ fn run_load(args: &[&str]) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_wamp_scenario_runs_clean_against_the_router() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let config = r#"{"version": 2, "workers": [{"type": "router",
         "realms": [{"name": "realm1", "roles": [{"name": "anonymous", "permissions": [
             {"uri": "", "match": "prefix", "allow": {"call": true, "register": true, "publish": true, "subscribe": true}}]}]}],
@@ -59,9 +58,7 @@ async fn every_wamp_scenario_runs_clean_against_the_router() {
             "websocket": {"ws": {"type": "websocket", "auth": {"anonymous": {"type": "static"},
                 "ticket": {"type": "static", "principals": {"joe": {"ticket": "t1", "role": "anonymous"}}},
                 "wampcra": {"type": "static", "users": {"peter": {"secret": "s1", "role": "anonymous"}}}}}}}]}]}"#;
-    let file = dir.path().join("config.json");
-    std::fs::write(&file, config).expect("write config");
-    let loaded = LoadedConfig::from_file(&file).expect("valid config");
+    let loaded = LoadedConfig::from_json(config, std::path::Path::new(".")).expect("valid config");
     let node = switchboard_router::start(&loaded)
         .await
         .expect("router starts");

@@ -369,10 +369,8 @@ fn main() {
         })
         .collect();
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("config.json");
-    std::fs::write(&file, CONFIG).expect("config");
-    let loaded = switchboard_router::LoadedConfig::from_file(&file).expect("config");
+    let loaded = switchboard_router::LoadedConfig::from_json(CONFIG, std::path::Path::new("."))
+        .expect("config");
     let router = runtime("router");
     let node = router.block_on(async {
         let prepared = node::prepare(&loaded).expect("prepare");

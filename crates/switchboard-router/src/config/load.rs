@@ -93,6 +93,16 @@ impl LoadedConfig {
         ConfigDraft::from_file_with_env(file, env).finish(Vec::new())
     }
 
+    /// Loads and validates a config given as JSON text (comments allowed), as a program that embeds
+    /// Switchboard or a test writes it; relative paths in it resolve against `base_dir`. Errors
+    /// have a line and column but no file.
+    pub fn from_json(text: &str, base_dir: &Path) -> Result<Self, ConfigErrors> {
+        ConfigDraft::from_text(text, false, None, base_dir, &|name| {
+            std::env::var(name).ok()
+        })
+        .finish(Vec::new())
+    }
+
     /// Runs the cross-reference checks (also part of `from_file`).
     pub fn validate(&self) -> Result<(), ConfigErrors> {
         let errors = super::validate::validate(&self.config, &self.base_dir);
@@ -146,16 +156,14 @@ impl ConfigDraft {
     /// Reads one config file with the given environment lookup: parses it, reporting every problem
     /// the types find, and validates what could be read.
     pub fn from_file_with_env(file: &Path, env: &dyn Fn(&str) -> Option<String>) -> Self {
-        let with_file = |mut e: ConfigError| {
-            e.file = Some(file.to_path_buf());
-            e
-        };
         let text = match std::fs::read_to_string(file) {
             Ok(text) => text,
             Err(e) => {
+                let mut error = ConfigError::at("", format!("cannot read: {e}"));
+                error.file = Some(file.to_path_buf());
                 return Self {
                     loaded: None,
-                    errors: vec![with_file(ConfigError::at("", format!("cannot read: {e}")))],
+                    errors: vec![error],
                 };
             }
         };
@@ -163,11 +171,25 @@ impl ConfigDraft {
             file.extension().and_then(|e| e.to_str()),
             Some("yaml" | "yml")
         );
-        let parsed = parse_document(&text, yaml, env);
-        let base_dir = file
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
+        let base_dir = file.parent().unwrap_or(Path::new("."));
+        Self::from_text(&text, yaml, Some(file), base_dir, env)
+    }
+
+    /// Reads a config from `text` (YAML or JSON with comments), found in `file` if it came from
+    /// one; relative paths resolve against `base_dir`.
+    fn from_text(
+        text: &str,
+        yaml: bool,
+        file: Option<&Path>,
+        base_dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Self {
+        let with_file = |mut e: ConfigError| {
+            e.file = file.map(Path::to_path_buf);
+            e
+        };
+        let parsed = parse_document(text, yaml, env);
+        let base_dir = base_dir.to_path_buf();
         let mut errors: Vec<ConfigError> = parsed.errors.into_iter().map(with_file).collect();
         // Validation runs on what could be read (a syntax error leaves nothing to validate).
         let Some(config) = parsed.config else {
@@ -178,7 +200,7 @@ impl ConfigDraft {
         };
         let loaded = LoadedConfig {
             config,
-            file: Some(file.to_path_buf()),
+            file: file.map(Path::to_path_buf),
             base_dir,
             source: SourceMap {
                 positions: parsed.positions,
@@ -244,6 +266,20 @@ mod tests {
     fn builtin_default_parses_and_validates() {
         let loaded = LoadedConfig::builtin();
         assert!(loaded.validate().is_ok());
+    }
+
+    #[test]
+    fn a_config_given_as_text_loads_and_its_errors_have_positions_but_no_file() {
+        let loaded = LoadedConfig::from_json(DEFAULT_CONFIG_JSON, Path::new("/srv/node"))
+            .expect("the built-in config as text");
+        assert_eq!(loaded.file, None);
+        assert_eq!(loaded.base_dir, Path::new("/srv/node"));
+        let errors = LoadedConfig::from_json("{\"version\": 2,\n \"workers\": 7}", Path::new("."))
+            .expect_err("workers must be a list");
+        let error = &errors.0[0];
+        assert_eq!(error.file, None);
+        assert_eq!(error.path, "workers");
+        assert_eq!(error.position.map(|(line, _)| line), Some(2), "{error}");
     }
 
     #[test]

@@ -61,9 +61,7 @@ pub async fn start_router_custom(
             format!(", {endpoint_extra}")
         },
     );
-    let file = dir.path().join("config.json");
-    std::fs::write(&file, config).expect("write config");
-    let loaded = LoadedConfig::from_file(&file).expect("valid config");
+    let loaded = LoadedConfig::from_json(&config, dir.path()).expect("valid config");
     let node = switchboard_router::start(&loaded)
         .await
         .expect("router starts");
