@@ -603,30 +603,14 @@ async fn leaving_or_dropping_every_handle_ends_the_session_cleanly() {
 
 #[tokio::test]
 async fn a_session_joins_over_an_in_memory_transport() {
-    use switchboard_router::session::{self, SessionConfig};
-    use switchboard_transport::rawsocket;
+    use switchboard_router::session::SessionConfig;
     let router = start_router().await;
     let node = router.node.as_ref().expect("node");
-    let (client_io, server_io) = tokio::io::duplex(64 * 1024);
     let cfg = SessionConfig::new(
         node.realms().clone(),
         tokio_util::sync::CancellationToken::new(),
     );
-    tokio::spawn(async move {
-        let mut io: switchboard_transport::BoxedIo = Box::new(server_io);
-        // The listener reads RawSocket's first octet to tell it from HTTP; so must we.
-        let mut magic = [0u8; 1];
-        tokio::io::AsyncReadExt::read_exact(&mut io, &mut magic)
-            .await
-            .expect("magic");
-        let t = rawsocket::accept(io, 1 << 20, &Serializer::ALL)
-            .await
-            .expect("handshake");
-        session::run(t, cfg, Default::default(), Default::default()).await;
-    });
-    let transport = rawsocket::connect(Box::new(client_io), Serializer::Cbor, 1 << 20)
-        .await
-        .expect("rawsocket");
+    let (transport, _server) = common::session_over_pipe(cfg, 64 * 1024, Serializer::Cbor).await;
     let s = Session::join(transport, &JoinOptions::new("realm1"))
         .await
         .expect("join");

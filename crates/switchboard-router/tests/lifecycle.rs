@@ -9,8 +9,7 @@ use switchboard_client::{
     Args, Error, PublishOptions, RegisterOptions, Session, SubscribeOptions, TransportKind,
 };
 use switchboard_proto::{Dict, Message, Payload, Serializer};
-use switchboard_router::session::{self, SessionConfig};
-use switchboard_transport::rawsocket;
+use switchboard_router::session::SessionConfig;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
@@ -167,26 +166,11 @@ async fn subscriber_that_stops_reading_is_closed_as_a_slow_consumer() {
     let node = router.node.as_ref().expect("node");
     // The slow subscriber runs over RawSocket on an in-memory pipe with a 4 KiB buffer and an
     // outbox of 8 messages, so that it fills up after a handful of events.
-    let (client_io, server_io) = tokio::io::duplex(4096);
     let mut cfg = SessionConfig::new(node.realms().clone(), CancellationToken::new());
     cfg.outbox_capacity = 8;
-    let server = tokio::spawn(async move {
-        let mut io: switchboard_transport::BoxedIo = Box::new(server_io);
-        let mut magic = [0u8; 1];
-        tokio::io::AsyncReadExt::read_exact(&mut io, &mut magic)
-            .await
-            .expect("magic");
-        let t = rawsocket::accept(io, 1 << 20, &Serializer::ALL)
-            .await
-            .expect("handshake");
-        session::run(t, cfg, Default::default(), Default::default()).await;
-    });
+    let (client, server) = common::session_over_pipe(cfg, 4096, Serializer::Json).await;
     let mut slow = common::RawPeer {
-        transport: Box::new(
-            rawsocket::connect(Box::new(client_io), Serializer::Json, 1 << 20)
-                .await
-                .expect("connect"),
-        ),
+        transport: Box::new(client),
         serializer: Serializer::Json,
     };
     slow.send(&common::hello("realm1")).await;

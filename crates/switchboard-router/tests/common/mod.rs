@@ -295,3 +295,34 @@ pub fn hello(realm: &str) -> switchboard_proto::Message {
         details,
     }
 }
+
+/// A RawSocket session over an in-memory pipe of `pipe_bytes` bytes, served by `session::run` with
+/// `cfg` (a test can shrink the outbox), as the listener would serve a connection: the client
+/// side of the RawSocket, speaking `serializer`, and the server task.
+pub async fn session_over_pipe(
+    cfg: switchboard_router::session::SessionConfig,
+    pipe_bytes: usize,
+    serializer: Serializer,
+) -> (
+    switchboard_transport::rawsocket::RawSocket,
+    tokio::task::JoinHandle<()>,
+) {
+    use switchboard_transport::rawsocket;
+    let (client_io, server_io) = tokio::io::duplex(pipe_bytes);
+    let server = tokio::spawn(async move {
+        let mut io: switchboard_transport::BoxedIo = Box::new(server_io);
+        // The listener reads RawSocket's first octet to tell it from HTTP; so must we.
+        let mut magic = [0u8; 1];
+        tokio::io::AsyncReadExt::read_exact(&mut io, &mut magic)
+            .await
+            .expect("magic");
+        let t = rawsocket::accept(io, 1 << 20, &Serializer::ALL)
+            .await
+            .expect("handshake");
+        switchboard_router::session::run(t, cfg, Default::default(), Default::default()).await;
+    });
+    let client = rawsocket::connect(Box::new(client_io), serializer, 1 << 20)
+        .await
+        .expect("rawsocket");
+    (client, server)
+}
