@@ -19,17 +19,9 @@ const WAIT: Duration = Duration::from_secs(10);
 async fn callee_that_leaves_mid_call_makes_its_caller_get_an_error() {
     let router = start_router().await;
     let mut callee = RawPeer::join(&router, Via::RawSocketTcp, Serializer::Json).await;
-    callee
-        .send(&Message::Register {
-            request: 1,
-            options: Dict::new(),
-            procedure: "com.example.slow".into(),
-        })
-        .await;
-    assert!(matches!(
-        callee.recv().await,
-        Some(Message::Registered { .. })
-    ));
+    common::raw_wamp::register(&mut callee, 1, "com.example.slow", Default::default())
+        .await
+        .expect("registered");
     let caller = router.connect(Via::WebSocketTcp, Serializer::Cbor).await;
     let call = tokio::spawn(async move { caller.call("com.example.slow", Args::default()).await });
     // The callee gets the INVOCATION and vanishes without answering.
@@ -54,17 +46,9 @@ async fn callee_that_leaves_mid_call_makes_its_caller_get_an_error() {
 async fn caller_that_leaves_mid_call_does_not_disturb_the_callee() {
     let router = start_router().await;
     let mut callee = RawPeer::join(&router, Via::RawSocketTcp, Serializer::MsgPack).await;
-    callee
-        .send(&Message::Register {
-            request: 1,
-            options: Dict::new(),
-            procedure: "com.example.p".into(),
-        })
-        .await;
-    assert!(matches!(
-        callee.recv().await,
-        Some(Message::Registered { .. })
-    ));
+    common::raw_wamp::register(&mut callee, 1, "com.example.p", Default::default())
+        .await
+        .expect("registered");
     let mut caller = RawPeer::join(&router, Via::WebSocketTcp, Serializer::Json).await;
     caller
         .send(&Message::Call {

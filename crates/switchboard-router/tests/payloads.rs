@@ -100,17 +100,9 @@ async fn cbor_tag_reaches_cbor_subscribers_and_the_publisher_hears_json_could_no
 async fn msgpack_binary_reaches_a_json_caller_as_a_nul_base64_string() {
     let router = start_router().await;
     let mut callee = RawPeer::join(&router, Via::RawSocketTcp, Serializer::MsgPack).await;
-    callee
-        .send(&Message::Register {
-            request: 1,
-            options: Dict::new(),
-            procedure: "com.example.bin".into(),
-        })
-        .await;
-    assert!(matches!(
-        callee.recv().await,
-        Some(Message::Registered { .. })
-    ));
+    common::raw_wamp::register(&mut callee, 1, "com.example.bin", Default::default())
+        .await
+        .expect("registered");
     let mut caller = RawPeer::join(&router, Via::WebSocketTcp, Serializer::Json).await;
     caller
         .send(&Message::Call {

@@ -84,17 +84,9 @@ async fn a_missing_or_silent_callee_makes_the_call_unavailable() {
 
     // A callee that never answers: a raw peer registers and then ignores the INVOCATION.
     let mut silent = common::RawPeer::join(&router, Via::RawSocketTcp, Serializer::Json).await;
-    silent
-        .send(&switchboard_proto::Message::Register {
-            request: 1,
-            options: Default::default(),
-            procedure: "com.example.silent".into(),
-        })
-        .await;
-    assert!(matches!(
-        silent.recv().await,
-        Some(switchboard_proto::Message::Registered { .. })
-    ));
+    common::raw_wamp::register(&mut silent, 1, "com.example.silent", Default::default())
+        .await
+        .expect("registered");
     let started = std::time::Instant::now();
     let timed_out = realm
         .router_call("com.example.silent", Vec::new(), Duration::from_millis(300))
