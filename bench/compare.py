@@ -327,15 +327,16 @@ def main():
             "",
             f"Against the baseline build ({baseline}), same runs:",
             "",
-            "| scenario | rate/s | baseline rate/s | router CPU µs/op | baseline router CPU µs/op | CPU after/before | p50 µs | baseline p50 µs |",
-            "|---|---|---|---|---|---|---|---|",
+            "| scenario | rate/s | baseline rate/s | router CPU µs/op | baseline router CPU µs/op | CPU after/before | p50 µs | baseline p50 µs | KB/session (idle) | baseline KB/session |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for s in scenarios:
             sb, bl = summary[s]["medians"].get("switchboard", {}), summary[s]["medians"].get("baseline", {})
             cpu_ratio = (sb.get("router_cpu_us_per_op") / bl.get("router_cpu_us_per_op")
                          if sb.get("router_cpu_us_per_op") and bl.get("router_cpu_us_per_op") else None)
             lines.append(f"| {s} | {fmt(sb.get('rate'))} | {fmt(bl.get('rate'))} | {fmt(sb.get('router_cpu_us_per_op'), 2)} | "
-                         f"{fmt(bl.get('router_cpu_us_per_op'), 2)} | {fmt(cpu_ratio, 3)} | {fmt(sb.get('p50_us'))} | {fmt(bl.get('p50_us'))} |")
+                         f"{fmt(bl.get('router_cpu_us_per_op'), 2)} | {fmt(cpu_ratio, 3)} | {fmt(sb.get('p50_us'))} | {fmt(bl.get('p50_us'))} | "
+                         f"{fmt(sb.get('kb_per_session'))} | {fmt(bl.get('kb_per_session'))} |")
     table = "\n".join(lines)
     print(table)
     out = Path(opts.out)

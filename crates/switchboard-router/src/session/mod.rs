@@ -1,11 +1,12 @@
-//! One task per peer: the opening handshake (HELLO -> WELCOME or ABORT), then the established
-//! session, which routes the peer's PUBLISH and CALL on this task and writes what other sessions
-//! queued into its outbox, until GOODBYE, a protocol violation, a dropped connection or shutdown.
+//! Sessions: the opening handshake (HELLO -> WELCOME or ABORT), then the established session,
+//! which routes the peer's PUBLISH and CALL on the session's own task and hands it what other
+//! sessions queued into its outbox, until GOODBYE, a protocol violation, a dropped connection, a
+//! kill or shutdown.
 //!
-//! A connection from outside ([`run`]) and a session living in the router's process
-//! ([`InlineSession`], made by the `embed` module) run this same code; they differ in who drives it (the
-//! session's own task, or the in-process client's) and in how they are admitted (authenticated,
-//! or vouched for by the embedder: [`TrustedIdentity`]).
+//! A connection from outside ([`run`], one task per connection) and a session living in the
+//! router's process ([`InlineSession`], made by the `embed` module) run this same code; they
+//! differ in who drives it (the session's own task, or the in-process client's) and in how they
+//! are admitted (authenticated, or vouched for by the embedder: [`TrustedIdentity`]).
 
 mod authorize;
 mod established;
