@@ -46,7 +46,7 @@ pub use invocation::{HandlerResult, Invocation};
 pub use join::JoinOptions;
 pub use options::{
     CallOptions, CancelMode, DEFAULT_PROGRESS_CAPACITY, DEFAULT_SUBSCRIPTION_CAPACITY,
-    InvokePolicy, MatchPolicy, PublishOptions, RegisterOptions, SubscribeOptions,
+    InvokePolicy, PublishOptions, RegisterOptions, SubscribeOptions, UriMatch,
 };
 pub use queue::Lagged;
 pub use session::Session;

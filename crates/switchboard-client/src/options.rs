@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+pub use switchboard_proto::UriMatch;
+pub use switchboard_proto::options::{CancelMode, InvokePolicy};
 use switchboard_proto::{Dict, Id, Value};
 
 /// How many events a [`Subscription`](crate::Subscription) buffers by default (see
@@ -16,84 +18,6 @@ pub const DEFAULT_SUBSCRIPTION_CAPACITY: usize = 1024;
 /// How many progressive results a [`CallHandle`](crate::CallHandle) buffers by default (see
 /// [`CallOptions::progress_capacity`]).
 pub const DEFAULT_PROGRESS_CAPACITY: usize = 1024;
-
-/// How a subscription or registration URI matches (spec, "Pattern-based Subscription" and
-/// "Pattern-based Registration").
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum MatchPolicy {
-    /// The URI itself.
-    #[default]
-    Exact,
-    /// Every URI that starts with this one.
-    Prefix,
-    /// Every URI with the same number of components that equals this one in each non-empty
-    /// component.
-    Wildcard,
-}
-
-impl MatchPolicy {
-    /// The spec's name (`match` option value).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MatchPolicy::Exact => "exact",
-            MatchPolicy::Prefix => "prefix",
-            MatchPolicy::Wildcard => "wildcard",
-        }
-    }
-}
-
-/// Which callee of a shared registration gets a call (spec, "Shared Registration").
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum InvokePolicy {
-    /// One callee only: registering a taken procedure fails.
-    #[default]
-    Single,
-    /// The callees in turn.
-    RoundRobin,
-    /// A callee picked at random.
-    Random,
-    /// The callee that registered first.
-    First,
-    /// The callee that registered last.
-    Last,
-}
-
-impl InvokePolicy {
-    /// The spec's name (`invoke` option value).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InvokePolicy::Single => "single",
-            InvokePolicy::RoundRobin => "roundrobin",
-            InvokePolicy::Random => "random",
-            InvokePolicy::First => "first",
-            InvokePolicy::Last => "last",
-        }
-    }
-}
-
-/// How a call is canceled (spec, "Call Canceling"; CANCEL.Options.mode).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CancelMode {
-    /// The call fails at once with `wamp.error.canceled`; the callee is not told and its answer
-    /// is dropped.
-    Skip,
-    /// The callee is interrupted; the call ends with the callee's answer (usually
-    /// `wamp.error.canceled`, or its result if it finished first).
-    Kill,
-    /// The call fails at once with `wamp.error.canceled`, and the callee is interrupted.
-    KillNoWait,
-}
-
-impl CancelMode {
-    /// The spec's name (`mode` option value).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CancelMode::Skip => "skip",
-            CancelMode::Kill => "kill",
-            CancelMode::KillNoWait => "killnowait",
-        }
-    }
-}
 
 /// Options of a call.
 #[derive(Debug, Clone, PartialEq)]
@@ -234,7 +158,7 @@ impl PublishOptions {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SubscribeOptions {
     /// `match`: exact, prefix or wildcard.
-    pub match_policy: MatchPolicy,
+    pub match_policy: UriMatch,
     /// `get_retained`: ask for the topic's retained event (spec, "Event Retention").
     pub get_retained: bool,
     /// How many events are buffered for a consumer that does not keep up (local, not sent; at
@@ -247,7 +171,7 @@ pub struct SubscribeOptions {
 impl Default for SubscribeOptions {
     fn default() -> Self {
         Self {
-            match_policy: MatchPolicy::Exact,
+            match_policy: UriMatch::Exact,
             get_retained: false,
             capacity: DEFAULT_SUBSCRIPTION_CAPACITY,
             extra: Dict::new(),
@@ -257,7 +181,7 @@ impl Default for SubscribeOptions {
 
 impl SubscribeOptions {
     /// Default options with another match policy.
-    pub fn matching(match_policy: MatchPolicy) -> Self {
+    pub fn matching(match_policy: UriMatch) -> Self {
         Self {
             match_policy,
             ..Self::default()
@@ -266,7 +190,7 @@ impl SubscribeOptions {
 
     pub(crate) fn to_dict(&self) -> Dict {
         let mut d = self.extra.clone();
-        if self.match_policy != MatchPolicy::Exact {
+        if self.match_policy != UriMatch::Exact {
             d.insert("match".into(), self.match_policy.as_str().into());
         }
         flag(&mut d, "get_retained", self.get_retained);
@@ -278,7 +202,7 @@ impl SubscribeOptions {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RegisterOptions {
     /// `match`: exact, prefix or wildcard.
-    pub match_policy: MatchPolicy,
+    pub match_policy: UriMatch,
     /// `invoke`: how calls are shared between the callees of one procedure.
     pub invoke: InvokePolicy,
     /// `disclose_caller`: ask the dealer to tell this callee who calls (spec, "Caller
@@ -290,7 +214,7 @@ pub struct RegisterOptions {
 
 impl RegisterOptions {
     /// Default options with another match policy.
-    pub fn matching(match_policy: MatchPolicy) -> Self {
+    pub fn matching(match_policy: UriMatch) -> Self {
         Self {
             match_policy,
             ..Self::default()
@@ -307,7 +231,7 @@ impl RegisterOptions {
 
     pub(crate) fn to_dict(&self) -> Dict {
         let mut d = self.extra.clone();
-        if self.match_policy != MatchPolicy::Exact {
+        if self.match_policy != UriMatch::Exact {
             d.insert("match".into(), self.match_policy.as_str().into());
         }
         if self.invoke != InvokePolicy::Single {
@@ -396,7 +320,7 @@ mod tests {
     fn subscribe_and_register_options_name_their_policies() {
         let s = SubscribeOptions {
             get_retained: true,
-            ..SubscribeOptions::matching(MatchPolicy::Wildcard)
+            ..SubscribeOptions::matching(UriMatch::Wildcard)
         }
         .to_dict();
         assert_eq!(s["match"], Value::from("wildcard"));
@@ -405,7 +329,7 @@ mod tests {
         let r = RegisterOptions {
             invoke: InvokePolicy::RoundRobin,
             disclose_caller: true,
-            ..RegisterOptions::matching(MatchPolicy::Prefix)
+            ..RegisterOptions::matching(UriMatch::Prefix)
         }
         .to_dict();
         assert_eq!(keys(&r), ["match", "invoke", "disclose_caller"]);

@@ -1,4 +1,6 @@
-//! Type checks of the option and detail dictionaries the router acts on.
+//! The option and detail dictionaries: their type checks, and the enumerated option values both
+//! ends of a session use ([`InvokePolicy`], [`CancelMode`]; the `match` option is
+//! [`crate::UriMatch`]).
 //!
 //! A known option with a value of the wrong type is a protocol violation (the WAMP test vectors name
 //! each one); unknown options are ignored, as the spec requires for extensibility.
@@ -7,6 +9,79 @@ use crate::value::{Dict, Value};
 
 /// `enc_algo` values autobahn accepts for payload passthru (end-to-end encryption) mode.
 const ENC_ALGOS: [&str; 4] = ["null", "cryptobox", "mqtt", "xbr"];
+
+/// How calls to a shared registration pick their callee (spec, "Shared Registration";
+/// REGISTER.Options.invoke).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum InvokePolicy {
+    /// One callee only: registering a taken procedure fails.
+    #[default]
+    Single,
+    /// The callees in turn, in registration order.
+    RoundRobin,
+    /// A callee picked at random per call.
+    Random,
+    /// The callee that registered first (hot standby).
+    First,
+    /// The callee that registered last.
+    Last,
+}
+
+impl InvokePolicy {
+    /// The option value as written on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Single => "single",
+            Self::RoundRobin => "roundrobin",
+            Self::Random => "random",
+            Self::First => "first",
+            Self::Last => "last",
+        }
+    }
+
+    /// The policy a REGISTER's options ask for (their types already checked); single when absent.
+    pub fn from_options(options: &Dict) -> Self {
+        match options.get("invoke").and_then(Value::as_str) {
+            Some("roundrobin") => Self::RoundRobin,
+            Some("random") => Self::Random,
+            Some("first") => Self::First,
+            Some("last") => Self::Last,
+            _ => Self::Single,
+        }
+    }
+}
+
+/// How a call is canceled (spec, "Call Canceling"; CANCEL.Options.mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelMode {
+    /// ERROR to the caller now; the callee is not told, and its answer is dropped.
+    Skip,
+    /// INTERRUPT to the callee; its answer (ERROR or RESULT) goes to the caller.
+    Kill,
+    /// ERROR to the caller now and INTERRUPT to the callee, whose answer is dropped.
+    KillNoWait,
+}
+
+impl CancelMode {
+    /// The option value as written on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Skip => "skip",
+            Self::Kill => "kill",
+            Self::KillNoWait => "killnowait",
+        }
+    }
+
+    /// The mode a CANCEL's options ask for; `killnowait` (Crossbar's default) when absent or
+    /// unknown.
+    pub fn from_options(options: &Dict) -> Self {
+        match options.get("mode").and_then(Value::as_str) {
+            Some("skip") => Self::Skip,
+            Some("kill") => Self::Kill,
+            _ => Self::KillNoWait,
+        }
+    }
+}
 
 type Check = fn(&Value) -> bool;
 

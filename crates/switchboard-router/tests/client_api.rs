@@ -13,8 +13,8 @@ use std::time::Duration;
 use common::{Via, start_router};
 use switchboard_client::{
     Args, CallError, CallOptions, CancelMode, CloseReason, Error, Event, Invocation, InvokePolicy,
-    JoinOptions, Lagged, MatchPolicy, PublishOptions, RegisterOptions, Session, SubscribeOptions,
-    Subscription,
+    JoinOptions, Lagged, PublishOptions, RegisterOptions, Session, SubscribeOptions, Subscription,
+    UriMatch,
 };
 use switchboard_proto::{Serializer, Value, errors};
 use tokio::sync::{mpsc, oneshot};
@@ -294,14 +294,11 @@ async fn pattern_subscriptions_and_registrations_name_the_actual_uri() {
     let s = router.connect(Via::WebSocketTcp, Serializer::Cbor).await;
     let publisher = router.connect(Via::RawSocketTcp, Serializer::Json).await;
     let mut prefix = s
-        .subscribe("com.app.", SubscribeOptions::matching(MatchPolicy::Prefix))
+        .subscribe("com.app.", SubscribeOptions::matching(UriMatch::Prefix))
         .await
         .expect("prefix");
     let mut wildcard = s
-        .subscribe(
-            "com..temp",
-            SubscribeOptions::matching(MatchPolicy::Wildcard),
-        )
+        .subscribe("com..temp", SubscribeOptions::matching(UriMatch::Wildcard))
         .await
         .expect("wildcard");
     for topic in ["com.app.sensor.1", "com.room.temp"] {
@@ -315,7 +312,7 @@ async fn pattern_subscriptions_and_registrations_name_the_actual_uri() {
 
     s.register(
         "com..ping",
-        RegisterOptions::matching(MatchPolicy::Wildcard),
+        RegisterOptions::matching(UriMatch::Wildcard),
         |inv: Invocation| async move {
             let caller = inv.caller().map_or(Value::Null, Value::UInt);
             Ok(Args::positional(vec![inv.procedure().into(), caller]))

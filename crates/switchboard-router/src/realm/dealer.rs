@@ -13,54 +13,13 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use switchboard_proto::ids::IdSequence;
+use switchboard_proto::options::{CancelMode, InvokePolicy};
 use switchboard_proto::{Dict, Id, Message, MessageType, Payload, Uri, UriMatch, codec, errors};
 
 use crate::delivery::{copy_passthru, encode_or_log, error_with_text, identity_details, send_to};
 use crate::locks::{read, write};
 use crate::matcher::{PatternIndex, policy_index};
 use crate::peer::{CallInFlight, Peer, PendingInvocation, SendError, SessionId};
-
-/// How calls to a shared registration pick their callee (spec, "Shared Registration").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InvokePolicy {
-    /// One callee only; further registrations fail.
-    Single,
-    /// Callees in turn, in registration order.
-    RoundRobin,
-    /// A random callee per call.
-    Random,
-    /// The first callee registered (hot standby).
-    First,
-    /// The last callee registered.
-    Last,
-}
-
-impl InvokePolicy {
-    /// The option value as written on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Single => "single",
-            Self::RoundRobin => "roundrobin",
-            Self::Random => "random",
-            Self::First => "first",
-            Self::Last => "last",
-        }
-    }
-
-    /// Parses REGISTER.Options.invoke (already type-checked by the codec); single when absent.
-    pub fn from_options(options: &Dict) -> Self {
-        match options
-            .get("invoke")
-            .and_then(switchboard_proto::Value::as_str)
-        {
-            Some("roundrobin") => Self::RoundRobin,
-            Some("random") => Self::Random,
-            Some("first") => Self::First,
-            Some("last") => Self::Last,
-            _ => Self::Single,
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Registration {
@@ -146,39 +105,6 @@ impl CallError {
             &self.message,
             serializer,
         )
-    }
-}
-
-/// How a call is canceled (spec, "Call Canceling").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CancelMode {
-    /// ERROR to the caller now; the callee is not told, its answer is dropped.
-    Skip,
-    /// INTERRUPT to the callee; its answer (ERROR or RESULT) goes to the caller.
-    Kill,
-    /// ERROR to the caller now and INTERRUPT to the callee, whose answer is dropped.
-    KillNoWait,
-}
-
-impl CancelMode {
-    /// Parses CANCEL.Options.mode; `killnowait` (Crossbar's default) when absent or unknown.
-    pub fn from_options(options: &Dict) -> Self {
-        match options
-            .get("mode")
-            .and_then(switchboard_proto::Value::as_str)
-        {
-            Some("skip") => Self::Skip,
-            Some("kill") => Self::Kill,
-            _ => Self::KillNoWait,
-        }
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Skip => "skip",
-            Self::Kill => "kill",
-            Self::KillNoWait => "killnowait",
-        }
     }
 }
 

@@ -27,8 +27,9 @@ use crate::locks::{read, write};
 use crate::peer::{Peer, SessionId};
 use authz::Role;
 use broker::Broker;
-use dealer::{CallError, Dealer, InvokePolicy};
+use dealer::{CallError, Dealer};
 use meta_events::Kind;
+use switchboard_proto::options::InvokePolicy;
 
 /// Whether a session shows in the realm's meta API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use switchboard_proto::{Dict, Id, Message, MessageType, Payload, UriMatch, Value
 use super::established::{Established, Flow};
 use crate::realm::authz::Action;
 use crate::realm::broker::PublishOutcome;
-use crate::realm::dealer::{CancelMode, InvokePolicy};
+use switchboard_proto::options::{CancelMode, InvokePolicy};
 
 /// A boolean option, false when absent (the codec already checked its type).
 fn flag(options: &Dict, name: &str) -> bool {
