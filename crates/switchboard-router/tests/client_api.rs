@@ -1,6 +1,6 @@
 //! The client library against a real router: async handlers, progressive results, cancellation,
 //! timeouts, publish and subscribe options, patterns, lagging subscribers, panicking handlers, the
-//! ways a session ends, and joining over an in-memory transport. (Client authentication is in
+//! ways a session ends, and joining over any transport (an in-memory pipe). (Client authentication is in
 //! `client_auth.rs`.)
 
 mod common;

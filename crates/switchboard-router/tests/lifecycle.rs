@@ -142,7 +142,7 @@ async fn goodbye_is_answered_with_goodbye_and_out() {
     router.shutdown().await;
 }
 
-/// The outbox policy (see `session::peer`): a subscriber that stops reading is closed as a slow
+/// The outbox policy (see `peer`): a subscriber that stops reading is closed as a slow
 /// consumer; the publisher is never blocked and nothing else is affected.
 #[tokio::test]
 async fn subscriber_that_stops_reading_is_closed_as_a_slow_consumer() {
