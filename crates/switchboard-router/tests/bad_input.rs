@@ -1,6 +1,6 @@
 //! Bad input ends the offending session with ABORT `wamp.error.protocol_violation` and never
 //! harms the router or other sessions: garbage in every serializer over both transports,
-//! out-of-order messages, truncated and oversized frames.
+//! out-of-order messages, ids out of range, truncated and oversized frames.
 
 mod common;
 
@@ -155,6 +155,53 @@ async fn messages_out_of_order_are_protocol_violations() {
         peer.send(&msg).await;
         peer.expect_abort(PROTOCOL_VIOLATION).await;
     }
+    router_still_serves(&router).await;
+    router.shutdown().await;
+}
+
+/// Spec, "Identifiers": ids run from 1 to 2^53. A client message with a 0 in any id field ends
+/// the session with ABORT `protocol_violation`, over both transports.
+#[tokio::test]
+async fn an_id_of_zero_in_any_client_message_is_a_protocol_violation() {
+    let router = start_router().await;
+    let zero_ids = [
+        r#"[16, 0, {"acknowledge": true}, "com.x.topic"]"#,
+        r#"[32, 0, {}, "com.x.topic"]"#,
+        r#"[34, 0, 1]"#,
+        r#"[34, 1, 0]"#,
+        r#"[48, 0, {}, "com.x.procedure"]"#,
+        r#"[49, 0, {}]"#,
+        r#"[64, 0, {}, "com.x.procedure"]"#,
+        r#"[66, 0, 1]"#,
+        r#"[66, 1, 0]"#,
+        r#"[70, 0, {}]"#,
+        r#"[8, 68, 0, {}, "com.x.error"]"#,
+    ];
+    for (i, text) in zero_ids.iter().enumerate() {
+        let via = [Via::WebSocketTcp, Via::RawSocketTcp][i % 2];
+        let mut peer = RawPeer::join(&router, via, Serializer::Json).await;
+        peer.send_raw(text.as_bytes()).await;
+        match peer.recv().await {
+            Some(Message::Abort { reason, details }) => {
+                assert_eq!(reason, PROTOCOL_VIOLATION, "{text}");
+                let why = details.get("message").and_then(|m| m.as_str());
+                assert!(
+                    why.is_some_and(|w| w.contains("[1, 2^53]")),
+                    "{text}: {why:?}"
+                );
+            }
+            other => panic!("{text}: expected ABORT, got {other:?}"),
+        }
+        assert!(peer.recv().await.is_none(), "{text}: the connection closes");
+    }
+    // A request id of 1 is fine.
+    let mut peer = RawPeer::join(&router, Via::WebSocketTcp, Serializer::Json).await;
+    peer.send_raw(br#"[16, 1, {"acknowledge": true}, "com.x.topic"]"#)
+        .await;
+    assert!(matches!(
+        peer.recv().await,
+        Some(Message::Published { request: 1, .. })
+    ));
     router_still_serves(&router).await;
     router.shutdown().await;
 }

@@ -150,13 +150,27 @@ impl Elements {
         decode_value(self.serializer, &self.items[i]).map_err(|e| self.bad(format!("{name}: {e}")))
     }
 
+    /// An id (spec, "Identifiers": integers in [1, 2^53]).
     fn id(&self, i: usize, name: &str) -> Result<u64, DecodeError> {
         match self.value(i, name)? {
-            Value::UInt(n) if n <= crate::ids::MAX_ID => Ok(n),
+            Value::UInt(n) if (1..=crate::ids::MAX_ID).contains(&n) => Ok(n),
+            Value::UInt(n) => {
+                Err(self.bad(format!("{name} must be an integer in [1, 2^53], got {n}")))
+            }
             other => Err(self.bad(format!(
-                "{name} must be an integer in [0, 2^53], got {}",
+                "{name} must be an integer in [1, 2^53], got {}",
                 other.kind()
             ))),
+        }
+    }
+
+    /// The request id of UNSUBSCRIBED and UNREGISTERED: an id, or 0 when the router revokes a
+    /// subscription or registration on its own (spec, "Subscription Revocation", "Registration
+    /// Revocation").
+    fn request_or_revocation(&self, i: usize, name: &str) -> Result<u64, DecodeError> {
+        match self.value(i, name)? {
+            Value::UInt(0) => Ok(0),
+            _ => self.id(i, name),
         }
     }
 
@@ -327,7 +341,7 @@ pub fn decode(serializer: Serializer, input: &Bytes) -> Result<Message, DecodeEr
         T::Unsubscribed => {
             e.expect_len(2, 3)?;
             Message::Unsubscribed {
-                request: e.id(1, "UNSUBSCRIBE.Request")?,
+                request: e.request_or_revocation(1, "UNSUBSCRIBE.Request")?,
                 details: if e.items.len() == 3 {
                     Some(e.dict(2, "Details")?)
                 } else {
@@ -414,7 +428,7 @@ pub fn decode(serializer: Serializer, input: &Bytes) -> Result<Message, DecodeEr
         T::Unregistered => {
             e.expect_len(2, 3)?;
             Message::Unregistered {
-                request: e.id(1, "UNREGISTER.Request")?,
+                request: e.request_or_revocation(1, "UNREGISTER.Request")?,
                 details: if e.items.len() == 3 {
                     Some(e.dict(2, "Details")?)
                 } else {
