@@ -294,3 +294,58 @@ async fn rawsocket_ping_is_answered_with_a_pong_carrying_the_same_payload() {
     assert_eq!(pong, [0x02, 0, 0, 4, b'p', b'i', b'n', b'g']);
     router.shutdown().await;
 }
+
+/// Dead-peer detection: a peer that stops answering the router's pings (a laptop that closed its
+/// lid, a NAT that dropped the connection) is closed as a lost connection, and its testament is
+/// published, over WebSocket and RawSocket alike.
+#[tokio::test]
+async fn a_peer_that_stops_answering_pings_is_closed_and_its_testament_published() {
+    let router = common::start_router_custom(
+        None,
+        r#""options": {"auto_ping_interval": 100, "auto_ping_timeout": 100}"#,
+        "",
+    )
+    .await;
+    let observer = router.connect(Via::RawSocketTcp, Serializer::Cbor).await;
+    let mut wills = observer
+        .subscribe("com.example.will", SubscribeOptions::default())
+        .await
+        .expect("subscribe");
+    for via in [Via::WebSocketTcp, Via::RawSocketTcp] {
+        let mut silent = RawPeer::join(&router, via, Serializer::Json).await;
+        let testament = Message::Call {
+            request: 1,
+            options: Dict::new(),
+            procedure: "wamp.session.add_testament".into(),
+            payload: Payload {
+                args: Some(
+                    switchboard_proto::RawValue::from_value(
+                        Serializer::Json,
+                        &switchboard_proto::Value::List(vec![
+                            "com.example.will".into(),
+                            switchboard_proto::Value::List(vec![format!("{via:?}").into()]),
+                            switchboard_proto::Value::Dict(Dict::new()),
+                        ]),
+                    )
+                    .expect("encode"),
+                ),
+                kwargs: None,
+            },
+        };
+        silent.send(&testament).await;
+        assert!(matches!(silent.recv().await, Some(Message::Result { .. })));
+        // From now on the peer reads nothing, so it answers no ping: the router gives up after
+        // one interval and one timeout.
+        let will = timeout(WAIT, wills.next())
+            .await
+            .expect("the testament within the patience")
+            .expect("an event")
+            .expect("not lagged");
+        assert_eq!(
+            will.args.args,
+            vec![switchboard_proto::Value::from(format!("{via:?}"))]
+        );
+        drop(silent);
+    }
+    router.shutdown().await;
+}

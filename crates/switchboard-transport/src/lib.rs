@@ -20,6 +20,18 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// `max_message_size` is 1 MiB as well).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
+/// Pings the router sends to find dead peers: one every `interval`; no answer within `timeout`
+/// ends the connection (WebSocket ping/pong frames, RawSocket PING/PONG frames).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Time between pings.
+    pub interval: std::time::Duration,
+    /// Time allowed for the answer.
+    pub timeout: std::time::Duration,
+    /// Ping payload size in bytes (at most 125 on WebSocket).
+    pub payload_bytes: usize,
+}
+
 /// Why a transport stopped working.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {

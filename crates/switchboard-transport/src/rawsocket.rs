@@ -1,6 +1,7 @@
 //! WAMP RawSocket (spec, "RawSocket Transport"): a 4-byte handshake that picks the serializer and
 //! each side's maximum message length, then frames with a 4-byte header (message type, 24-bit
-//! length), including PING/PONG.
+//! length), including PING/PONG: the peer's PINGs are answered, and with a [`Keepalive`] the
+//! router sends its own and ends a connection whose peer stops answering.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
@@ -8,7 +9,7 @@ use switchboard_proto::Serializer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::{Decoder, Encoder, Framed};
 
-use super::{BoxedIo, Transport, TransportError};
+use super::{BoxedIo, Keepalive, Transport, TransportError};
 
 /// The magic first octet of a RawSocket handshake; also how the universal listener tells RawSocket
 /// from HTTP.
@@ -91,6 +92,7 @@ pub async fn accept(
         ),
         serializer,
         peer_max: client_max.min(MAX_FRAME_BYTES),
+        keepalive: None,
     })
 }
 
@@ -130,6 +132,7 @@ pub async fn connect(
         ),
         serializer,
         peer_max,
+        keepalive: None,
     })
 }
 
@@ -185,10 +188,11 @@ impl Decoder for FrameCodec {
     }
 }
 
-/// What we write: a message or a PONG answering a PING.
+/// What we write: a message, a PONG answering a PING, or a keepalive PING of ours.
 enum OutFrame {
     Message(Bytes),
     Pong(Bytes),
+    Ping(Bytes),
 }
 
 impl Encoder<OutFrame> for FrameCodec {
@@ -198,6 +202,7 @@ impl Encoder<OutFrame> for FrameCodec {
         let (kind, payload) = match item {
             OutFrame::Message(p) => (FRAME_REGULAR, p),
             OutFrame::Pong(p) => (FRAME_PONG, p),
+            OutFrame::Ping(p) => (FRAME_PING, p),
         };
         if payload.len() > MAX_FRAME_BYTES {
             return Err(TransportError::TooLarge {
@@ -219,6 +224,49 @@ pub struct RawSocket {
     framed: Framed<BoxedIo, FrameCodec>,
     serializer: Serializer,
     peer_max: usize,
+    keepalive: Option<KeepaliveState>,
+}
+
+/// Keepalive bookkeeping, owned by the connection's task.
+struct KeepaliveState {
+    settings: Keepalive,
+    /// When the next PING is due, or (while one is outstanding) when its PONG is overdue.
+    next: tokio::time::Instant,
+    awaiting_pong: bool,
+}
+
+impl RawSocket {
+    /// The same connection, sending a PING every `keepalive.interval` and failing when one is not
+    /// answered within `keepalive.timeout` (spec, "RawSocket Transport": a peer must answer PING
+    /// with PONG).
+    pub fn with_keepalive(mut self, keepalive: Option<Keepalive>) -> Self {
+        self.keepalive = keepalive.map(|settings| KeepaliveState {
+            next: tokio::time::Instant::now() + settings.interval,
+            settings,
+            awaiting_pong: false,
+        });
+        self
+    }
+
+    /// Sends the next PING, or fails the connection when the last one went unanswered.
+    async fn keepalive_due(&mut self) -> Result<(), TransportError> {
+        let Some(k) = &mut self.keepalive else {
+            return Ok(());
+        };
+        if k.awaiting_pong {
+            return Err(TransportError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "no PONG within {:?} (auto_ping_timeout)",
+                    k.settings.timeout
+                ),
+            )));
+        }
+        k.awaiting_pong = true;
+        k.next = tokio::time::Instant::now() + k.settings.timeout;
+        let payload = Bytes::from(vec![b'p'; k.settings.payload_bytes]);
+        self.framed.send(OutFrame::Ping(payload)).await
+    }
 }
 
 impl Transport for RawSocket {
@@ -232,12 +280,34 @@ impl Transport for RawSocket {
 
     async fn recv(&mut self) -> Result<Option<Bytes>, TransportError> {
         loop {
-            match self.framed.next().await {
+            // Cancel-safe: the codec keeps partial frames, and the keepalive deadline lives in
+            // `self`, so a dropped `recv` loses nothing.
+            let frame = match &self.keepalive {
+                Some(k) => {
+                    let due = k.next;
+                    tokio::select! {
+                        frame = self.framed.next() => frame,
+                        _ = tokio::time::sleep_until(due) => {
+                            self.keepalive_due().await?;
+                            continue;
+                        }
+                    }
+                }
+                None => self.framed.next().await,
+            };
+            match frame {
                 None => return Ok(None),
                 Some(Err(e)) => return Err(e),
                 Some(Ok(Frame::Message(m))) => return Ok(Some(m)),
                 Some(Ok(Frame::Ping(p))) => self.framed.send(OutFrame::Pong(p)).await?,
-                Some(Ok(Frame::Pong)) => {}
+                Some(Ok(Frame::Pong)) => {
+                    if let Some(k) = &mut self.keepalive
+                        && k.awaiting_pong
+                    {
+                        k.awaiting_pong = false;
+                        k.next = tokio::time::Instant::now() + k.settings.interval;
+                    }
+                }
             }
         }
     }

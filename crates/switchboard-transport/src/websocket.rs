@@ -4,7 +4,6 @@
 //! subprotocol and map frames to messages.
 
 use std::future::Future;
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures::SinkExt;
@@ -15,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use yawc::close::CloseCode;
 use yawc::{Frame, OpCode, Options, WebSocket};
 
-use super::{Transport, TransportError};
+use super::{Keepalive, Transport, TransportError};
 
 /// Read buffer of a client connection.
 const CLIENT_READ_BUFFER_BYTES: usize = 16 * 1024;
@@ -33,17 +32,6 @@ pub struct Deflate {
     pub own_no_context_takeover: bool,
     /// Ask the peer to reset its context after every message.
     pub peer_no_context_takeover: bool,
-}
-
-/// Router-initiated pings: a ping every `interval`; no pong within `timeout` ends the connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Keepalive {
-    /// Time between pings.
-    pub interval: Duration,
-    /// Time allowed for the pong.
-    pub timeout: Duration,
-    /// Ping payload size in bytes (at most 125).
-    pub payload_bytes: usize,
 }
 
 /// Everything configurable about one WebSocket endpoint.

@@ -3,7 +3,9 @@
 
 /// The built-in configuration `switchboard start` runs without a node directory, and the one
 /// `switchboard init` writes: a universal listener on 127.0.0.1:8080 (WebSocket at `/ws`, RawSocket
-/// on the same port), realm `realm1`, the `anonymous` role allowed everything.
+/// on the same port), realm `realm1`, the `anonymous` role allowed everything. Both endpoints ping
+/// their peers every 30 s and close a connection whose peer does not answer within 10 s, so a
+/// peer that vanished without closing (a laptop's lid, a NAT that forgot the connection) is found.
 pub const DEFAULT_CONFIG_JSON: &str = r#"{
     "version": 2,
     "controller": {},
@@ -47,12 +49,20 @@ pub const DEFAULT_CONFIG_JSON: &str = r#"{
                         "backlog": 1024
                     },
                     "rawsocket": {
-                        "serializers": ["cbor", "msgpack", "json"]
+                        "serializers": ["cbor", "msgpack", "json"],
+                        "options": {
+                            "auto_ping_interval": 30000,
+                            "auto_ping_timeout": 10000
+                        }
                     },
                     "websocket": {
                         "ws": {
                             "type": "websocket",
-                            "serializers": ["cbor", "msgpack", "json"]
+                            "serializers": ["cbor", "msgpack", "json"],
+                            "options": {
+                                "auto_ping_interval": 30000,
+                                "auto_ping_timeout": 10000
+                            }
                         }
                     }
                 }

@@ -151,6 +151,16 @@ pub struct RawSocketProtocolOptions {
     /// Largest accepted message, in bytes.
     #[serde(default)]
     pub max_message_size: Option<usize>,
+    /// Milliseconds between router-sent PINGs; 0 or absent disables them (Switchboard's key,
+    /// named as WebSocket's).
+    #[serde(default)]
+    pub auto_ping_interval: Option<u64>,
+    /// Milliseconds to wait for the PONG before dropping the connection.
+    #[serde(default)]
+    pub auto_ping_timeout: Option<u64>,
+    /// Bytes of payload in each PING.
+    #[serde(default)]
+    pub auto_ping_size: Option<usize>,
 }
 
 /// A serializer name in a config.

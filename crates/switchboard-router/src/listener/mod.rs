@@ -135,12 +135,21 @@ enum HttpRoutes {
     },
 }
 
+/// A RawSocket endpoint, resolved from its config.
+#[derive(Clone)]
+struct RawSocketEndpoint {
+    serializers: Vec<Serializer>,
+    max_message_bytes: usize,
+    keepalive: Option<switchboard_transport::Keepalive>,
+    auth: Arc<EndpointAuth>,
+}
+
 /// What one transport serves, resolved from its config.
 #[derive(Clone)]
 pub struct Protocols {
     tls: Option<tokio_rustls::TlsAcceptor>,
-    /// RawSocket serializers, size limit and authentication, if RawSocket is served.
-    rawsocket: Option<(Vec<Serializer>, usize, Arc<EndpointAuth>)>,
+    /// The RawSocket endpoint, if RawSocket is served.
+    rawsocket: Option<RawSocketEndpoint>,
     /// `tls-server-end-point` channel binding data, on TLS transports.
     server_end_point: Option<Vec<u8>>,
     http: Option<HttpRoutes>,
@@ -306,13 +315,15 @@ async fn connection(
         _ => return,
     }
     if first[0] == rawsocket::MAGIC {
-        let Some((serializers, max, auth)) = &protocols.rawsocket else {
+        let Some(endpoint) = &protocols.rawsocket else {
             return;
         };
         conn.transport = "rawsocket";
-        match tokio::time::timeout_at(deadline, rawsocket::accept(io, *max, serializers)).await {
+        let handshake = rawsocket::accept(io, endpoint.max_message_bytes, &endpoint.serializers);
+        match tokio::time::timeout_at(deadline, handshake).await {
             Ok(Ok(transport)) => {
-                session::run(transport, sessions, auth.clone(), Box::new(conn)).await
+                let transport = transport.with_keepalive(endpoint.keepalive.clone());
+                session::run(transport, sessions, endpoint.auth.clone(), Box::new(conn)).await
             }
             Ok(Err(e)) => tracing::debug!("RawSocket handshake failed: {e}"),
             Err(_) => tracing::debug!("RawSocket handshake timed out"),

@@ -8,9 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_transport::DEFAULT_MAX_MESSAGE_BYTES;
-use switchboard_transport::websocket::{Deflate, Keepalive, WebSocketSettings};
+use switchboard_transport::Keepalive;
+use switchboard_transport::websocket::{Deflate, WebSocketSettings};
 
-use super::{HttpRoutes, OPENING_HANDSHAKE_TIMEOUT, Protocols, Resource, WsEndpoint};
+use super::{
+    HttpRoutes, OPENING_HANDSHAKE_TIMEOUT, Protocols, RawSocketEndpoint, Resource, WsEndpoint,
+};
 use crate::auth::EndpointAuth;
 use crate::auth::cookie::CookieJar;
 use crate::auth::limiter::FailureLimiter;
@@ -75,19 +78,11 @@ impl WsEndpoint {
                 peer_no_context_takeover: d.request_no_context_takeover,
             }
         });
-        let keepalive = opts
-            .auto_ping_interval
-            .filter(|ms| *ms > 0)
-            .map(|interval| Keepalive {
-                interval: Duration::from_millis(interval),
-                // Crossbar's default: as long as the interval.
-                timeout: Duration::from_millis(
-                    opts.auto_ping_timeout
-                        .filter(|t| *t > 0)
-                        .unwrap_or(interval),
-                ),
-                payload_bytes: opts.auto_ping_size.unwrap_or(4),
-            });
+        let keepalive = keepalive(
+            opts.auto_ping_interval,
+            opts.auto_ping_timeout,
+            opts.auto_ping_size.map(|size| size.min(125)),
+        );
         let mut problems = Vec::new();
         let auth = keep(endpoint_auth(o.auth.as_ref(), setup, at), &mut problems);
         let cookies = match &o.cookie {
@@ -120,6 +115,21 @@ impl WsEndpoint {
             cookies,
         })
     }
+}
+
+/// Router-sent pings from the `auto_ping_*` options (milliseconds): none when the interval is 0
+/// or absent; the timeout defaults to the interval, as Crossbar's does, and the payload to 4 bytes.
+fn keepalive(
+    interval: Option<u64>,
+    timeout: Option<u64>,
+    size: Option<usize>,
+) -> Option<Keepalive> {
+    let interval = interval.filter(|ms| *ms > 0)?;
+    Some(Keepalive {
+        interval: Duration::from_millis(interval),
+        timeout: Duration::from_millis(timeout.filter(|t| *t > 0).unwrap_or(interval)),
+        payload_bytes: size.unwrap_or(4),
+    })
 }
 
 /// What compiling an endpoint's `auth` needs from its transport.
@@ -236,11 +246,17 @@ impl Protocols {
         };
         let rawsocket = |o: &config::RawSocketOptions, at: &str| -> Result<_, Vec<SetupError>> {
             let auth = endpoint_auth(o.auth.as_ref(), &setup, at)?;
-            Ok((
-                config::serializers(&o.serializers),
-                o.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
+            let opts = &o.options;
+            Ok(RawSocketEndpoint {
+                serializers: config::serializers(&o.serializers),
+                max_message_bytes: o.max_message_bytes().unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
+                keepalive: keepalive(
+                    opts.auto_ping_interval,
+                    opts.auto_ping_timeout,
+                    opts.auto_ping_size,
+                ),
                 auth,
-            ))
+            })
         };
         let server_end_point = t
             .endpoint()
