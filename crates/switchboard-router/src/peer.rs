@@ -318,9 +318,15 @@ impl Peer {
             .fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Takes every pending invocation (the session is leaving).
-    pub fn drain_pending_invocations(&self) -> Vec<PendingInvocation> {
-        self.pending_invocations().drain().map(|(_, p)| p).collect()
+    /// How many invocations this session owes an answer to.
+    pub fn pending_invocation_count(&self) -> usize {
+        self.pending_invocations().len()
+    }
+
+    /// Takes every pending invocation, with its INVOCATION.Request id (the session is leaving, or
+    /// the router is shutting down).
+    pub fn drain_pending_invocations(&self) -> Vec<(Id, PendingInvocation)> {
+        self.pending_invocations().drain().collect()
     }
 
     fn pending_invocations(&self) -> std::sync::MutexGuard<'_, HashMap<Id, PendingInvocation>> {

@@ -37,6 +37,11 @@ enum Command {
     Start {
         /// Node directory (default: the current directory).
         dir: Option<PathBuf>,
+        /// Seconds a shutdown (Ctrl-C, SIGTERM) gives calls in flight to finish before their
+        /// callers get `wamp.error.canceled` (default: the config's
+        /// `controller.options.shutdown_grace`, else 5).
+        #[arg(long, value_name = "SECONDS", value_parser = parse_grace)]
+        shutdown_grace: Option<f64>,
     },
     /// Validate the configuration of DIR exactly as `start` would, without starting.
     Check {
@@ -113,14 +118,30 @@ fn init(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn start(dir: Option<&Path>) -> anyhow::Result<()> {
+/// A number of seconds, 0 or more.
+fn parse_grace(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 => Ok(s),
+        _ => Err(format!(
+            "expected a number of seconds, 0 or more; got {text:?}"
+        )),
+    }
+}
+
+async fn start(dir: Option<&Path>, shutdown_grace: Option<f64>) -> anyhow::Result<()> {
     let prepared = prepare(dir)?;
-    let node = node::start_prepared(prepared).await?;
+    let mut node = node::start_prepared(prepared).await?;
+    if let Some(seconds) = shutdown_grace {
+        node.set_shutdown_grace(std::time::Duration::from_secs_f64(seconds));
+    }
     for addr in &node.listeners {
         println!("switchboard listening on {addr}");
     }
     wait_for_signal().await;
-    tracing::info!("shutting down: closing sessions");
+    tracing::info!(
+        "shutting down: no new sessions or calls; up to {:?} for the calls in flight",
+        node.shutdown_grace()
+    );
     node.shutdown().await;
     tracing::info!("stopped");
     Ok(())
@@ -154,11 +175,14 @@ fn main() -> ExitCode {
             Some(f) => println!("{}: configuration is valid", f.display()),
             None => println!("no config.json: the built-in default configuration is valid"),
         }),
-        Command::Start { dir } => tokio::runtime::Builder::new_multi_thread()
+        Command::Start {
+            dir,
+            shutdown_grace,
+        } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .context("starting the tokio runtime")
-            .and_then(|rt| rt.block_on(start(dir.as_deref()))),
+            .and_then(|rt| rt.block_on(start(dir.as_deref(), shutdown_grace))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

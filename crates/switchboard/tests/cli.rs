@@ -1,5 +1,6 @@
 //! The `switchboard` command as a user runs it: init, check, start (from a node directory and with
-//! the built-in default), version, and graceful shutdown on SIGTERM.
+//! the built-in default), version, and graceful shutdown on SIGTERM (GOODBYE, and calls in flight
+//! cut off after `--shutdown-grace`).
 
 mod common;
 
@@ -260,6 +261,69 @@ async fn start_from_a_node_directory_serves_both_transports_and_sigterm_says_goo
         };
         assert_eq!(reason, "wamp.close.system_shutdown");
     }
+}
+
+#[tokio::test]
+async fn sigterm_cuts_off_a_call_in_flight_after_the_shutdown_grace_and_exits_zero() {
+    let dir = common::node_dir();
+    let router = common::start_with(Some(dir.path()), 2, &["--shutdown-grace", "0.5"]);
+    let callee = Session::connect(&ConnectOptions::rawsocket(
+        &router.tcp,
+        Serializer::Cbor,
+        "realm1",
+    ))
+    .await
+    .expect("join");
+    let (invoked, mut was_invoked) = tokio::sync::mpsc::channel::<()>(1);
+    callee
+        .register(
+            "com.example.forever",
+            RegisterOptions::default(),
+            move |_| {
+                let invoked = invoked.clone();
+                async move {
+                    let _ = invoked.send(()).await;
+                    std::future::pending::<()>().await;
+                    Ok(Args::default())
+                }
+            },
+        )
+        .await
+        .expect("register");
+    let caller = Session::connect(&ConnectOptions::websocket(
+        &router.tcp,
+        "/ws",
+        Serializer::Json,
+        "realm1",
+    ))
+    .await
+    .expect("join");
+    let call = tokio::spawn({
+        let caller = caller.clone();
+        async move { caller.call("com.example.forever", Args::default()).await }
+    });
+    tokio::time::timeout(Duration::from_secs(10), was_invoked.recv())
+        .await
+        .expect("the callee was invoked");
+
+    let started = std::time::Instant::now();
+    let status = tokio::task::spawn_blocking(move || router.terminate())
+        .await
+        .expect("join");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(500) + Duration::from_secs(5),
+        "exits within the grace plus 5 s: {:?}",
+        started.elapsed()
+    );
+    let outcome = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the caller got an answer")
+        .expect("task");
+    assert!(
+        matches!(&outcome, Err(switchboard_client::Error::Wamp { uri, .. }) if uri == "wamp.error.canceled"),
+        "{outcome:?}"
+    );
 }
 
 #[tokio::test]

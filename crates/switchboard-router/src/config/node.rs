@@ -31,10 +31,40 @@ pub struct ControllerConfig {
     pub id: Option<String>,
     /// Controller options.
     #[serde(default)]
-    pub options: Option<TitleOptions>,
+    pub options: Option<ControllerOptions>,
 }
 
-/// Options that only carry a title (controller and worker `options`).
+impl NodeConfig {
+    /// How long a shutdown waits for calls in flight to finish (`controller.options.shutdown_grace`).
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        let seconds = self
+            .controller
+            .as_ref()
+            .and_then(|c| c.options.as_ref())
+            .and_then(|o| o.shutdown_grace)
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECONDS);
+        std::time::Duration::from_secs_f64(seconds)
+    }
+}
+
+/// The default of `controller.options.shutdown_grace`, in seconds.
+pub const DEFAULT_SHUTDOWN_GRACE_SECONDS: f64 = 5.0;
+
+/// The controller's `options`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerOptions {
+    /// A title shown in logs.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Seconds a shutdown gives calls in flight to finish before their callers get
+    /// `wamp.error.canceled` (Switchboard's key; `switchboard start --shutdown-grace` overrides it).
+    #[serde(default)]
+    pub shutdown_grace: Option<f64>,
+}
+
+/// Options that only carry a title (a worker's `options`).
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct TitleOptions {

@@ -33,6 +33,18 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
             "expected at least one worker of type `router`",
         ));
     }
+    if let Some(grace) = config
+        .controller
+        .as_ref()
+        .and_then(|c| c.options.as_ref())
+        .and_then(|o| o.shutdown_grace)
+        && !(grace.is_finite() && grace >= 0.0)
+    {
+        errors.push(ConfigError::at(
+            "controller.options.shutdown_grace",
+            format!("expected a number of seconds, 0 or more; got {grace}"),
+        ));
+    }
     let mut endpoints: HashMap<String, String> = HashMap::new();
     for (w, WorkerConfig::Router(worker)) in config.workers.iter().enumerate() {
         let mut realm_names = HashSet::new();

@@ -23,6 +23,7 @@ use switchboard_transport::websocket::WebSocketSettings;
 use switchboard_transport::{BoxedIo, rawsocket, websocket};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, UnixListener};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::cookie::CookieJar;
@@ -220,17 +221,18 @@ pub fn bind(endpoint: &EndpointConfig, base_dir: &Path) -> io::Result<(Listener,
     }
 }
 
-/// Accepts connections until shutdown; each connection runs on its own tracked task.
+/// Accepts connections until `stop_accepting` (the node is shutting down); each connection runs on
+/// its own tracked task.
 pub async fn serve(
     listener: Listener,
     protocols: Arc<Protocols>,
     sessions: SessionConfig,
     tracker: TaskTracker,
+    stop_accepting: CancellationToken,
 ) {
-    let shutdown = sessions.shutdown.clone();
     loop {
         let accepted: io::Result<(BoxedIo, Option<std::net::SocketAddr>)> = tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = stop_accepting.cancelled() => break,
             r = accept(&listener) => r,
         };
         match accepted {

@@ -4,7 +4,9 @@
 //! (`switchboard check` stops there); [`start_prepared`] builds the realms, binds every transport
 //! (so that bind errors surface before anything runs) and spawns the accept loops; [`start`] does
 //! both. [`NodeBuilder`] starts a node with components hosted in its process (`crate::embed`).
-//! [`RunningNode::shutdown`] stops accepting, tells every session GOODBYE
+//! [`RunningNode::shutdown`] drains: it stops accepting connections, sessions and new calls, gives
+//! calls in flight the shutdown grace to finish (the rest fail with `wamp.error.canceled` and
+//! their callees are interrupted), then tells every session GOODBYE
 //! (`wamp.close.system_shutdown`), in-process ones included, and waits for them to finish.
 
 use std::sync::Arc;
@@ -26,8 +28,12 @@ use crate::realm::router_caller::ROUTER_AUTHID;
 use crate::realm::{Realm, RealmRegistry};
 use crate::session::SessionConfig;
 
-/// How long shutdown waits for sessions to say GOODBYE before giving up on them.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long shutdown waits for sessions to say GOODBYE before giving up on them (after the calls in
+/// flight had their own grace).
+pub const GOODBYE_GRACE: Duration = Duration::from_secs(5);
+
+/// How often a draining node looks whether its calls in flight are done.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +71,11 @@ pub struct RunningNode {
     pub listeners: Vec<ListenAddr>,
     realms: Arc<RealmRegistry>,
     in_process: InProcess,
+    /// How long a shutdown gives calls in flight to finish.
+    shutdown_grace: Duration,
+    /// Cancelled when the node starts shutting down: listeners stop accepting.
+    stop_accepting: CancellationToken,
+    /// Cancelled once calls in flight are done or cut off: sessions say GOODBYE.
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -88,15 +99,64 @@ impl RunningNode {
         })
     }
 
-    /// Stops accepting, closes every session with GOODBYE and waits (bounded) for them to end.
+    /// How long a shutdown gives calls in flight to finish (`controller.options.shutdown_grace`,
+    /// 5 s by default).
+    pub fn shutdown_grace(&self) -> Duration {
+        self.shutdown_grace
+    }
+
+    /// Overrides the config's shutdown grace (`switchboard start --shutdown-grace`).
+    pub fn set_shutdown_grace(&mut self, grace: Duration) {
+        self.shutdown_grace = grace;
+    }
+
+    /// Shuts the node down gracefully: stops accepting connections, new sessions and new calls;
+    /// waits up to the shutdown grace for the calls in flight; fails those still pending for their
+    /// callers (`wamp.error.canceled`) and interrupts their callees; then closes every session with
+    /// GOODBYE `wamp.close.system_shutdown` and waits (at most [`GOODBYE_GRACE`]) for them to end.
     pub async fn shutdown(self) {
+        let realms = self.realms.all();
+        for realm in &realms {
+            realm.start_draining();
+        }
+        self.stop_accepting.cancel();
+        let deadline = tokio::time::Instant::now() + self.shutdown_grace;
+        let mut announced = false;
+        loop {
+            let in_flight: usize = realms.iter().map(|r| r.calls_in_flight()).sum();
+            if in_flight == 0 {
+                break;
+            }
+            if !announced {
+                tracing::info!(
+                    "shutdown: waiting up to {:?} for {in_flight} call(s) in flight",
+                    self.shutdown_grace
+                );
+                announced = true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                for realm in &realms {
+                    let cut = realm.cut_off_calls();
+                    if cut > 0 {
+                        tracing::warn!(
+                            realm = realm.name(),
+                            "shutdown: {cut} call(s) in flight did not finish within {:?}: \
+                             their callers got wamp.error.canceled, their callees INTERRUPT",
+                            self.shutdown_grace
+                        );
+                    }
+                }
+                break;
+            }
+            tokio::time::sleep(DRAIN_POLL.min(deadline - tokio::time::Instant::now())).await;
+        }
         self.shutdown.cancel();
         self.tracker.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait())
+        if tokio::time::timeout(GOODBYE_GRACE, self.tracker.wait())
             .await
             .is_err()
         {
-            tracing::warn!("some sessions did not close within {SHUTDOWN_GRACE:?}");
+            tracing::warn!("some sessions did not close within {GOODBYE_GRACE:?}");
         }
     }
 }
@@ -117,7 +177,9 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
         .collect();
     let realms = Arc::new(RealmRegistry::new(realms));
     let shutdown = CancellationToken::new();
+    let stop_accepting = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let shutdown_grace = node.config().config.shutdown_grace();
     let in_process = InProcess::new(
         SessionConfig::new(realms.clone(), shutdown.clone()),
         tracker.clone(),
@@ -163,6 +225,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
             protocols,
             sessions,
             tracker.clone(),
+            stop_accepting.clone(),
         ));
         listeners.push(addr);
     }
@@ -170,6 +233,8 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
         listeners,
         realms,
         in_process,
+        shutdown_grace,
+        stop_accepting,
         shutdown,
         tracker,
     })

@@ -571,7 +571,7 @@ impl Dealer {
     /// A session left (its registrations are already gone): fail the calls it owed an answer to
     /// (as callee), and withdraw the calls it was waiting for (as caller).
     pub(super) fn session_left(&self, peer: &Peer) {
-        for pending in peer.drain_pending_invocations() {
+        for (_, pending) in peer.drain_pending_invocations() {
             let caller = &pending.caller;
             caller.untrack_call(pending.call_request);
             send_to(
@@ -599,6 +599,37 @@ impl Dealer {
                 );
             }
         }
+    }
+
+    /// The router is shutting down and `callee` did not answer in time: each call it owes an answer
+    /// to fails for its caller with ERROR `wamp.error.canceled`, and the callee gets INTERRUPT
+    /// (when it handles them). Returns how many calls were cut off.
+    pub(super) fn cut_off(&self, callee: &Peer) -> usize {
+        let pending = callee.drain_pending_invocations();
+        for (invocation, p) in &pending {
+            p.caller.untrack_call(p.call_request);
+            send_to(
+                &p.caller,
+                CallError::new(
+                    errors::CANCELED,
+                    "the router shut down before the callee answered",
+                )
+                .to_message(p.call_request, p.caller.serializer()),
+            );
+            if callee.features().callee_call_canceling {
+                let mut options = Dict::new();
+                options.insert("mode".into(), CancelMode::KillNoWait.as_str().into());
+                options.insert("reason".into(), errors::CANCELED.into());
+                send_to(
+                    callee,
+                    Message::Interrupt {
+                        request: *invocation,
+                        options,
+                    },
+                );
+            }
+        }
+        pending.len()
     }
 
     /// How many registrations exist.

@@ -16,6 +16,7 @@ pub mod meta_events;
 pub mod router_caller;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use switchboard_proto::ids::IdSequence;
@@ -30,6 +31,9 @@ use broker::Broker;
 use dealer::{CallError, Dealer};
 use meta_events::Kind;
 use switchboard_proto::options::InvokePolicy;
+
+/// The error a listed session's new CALL gets while the node shuts down.
+pub const SHUTTING_DOWN: &str = "switchboard.error.shutting_down";
 
 /// Whether a session shows in the realm's meta API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +58,10 @@ pub struct Realm {
     roles: HashMap<String, Arc<Role>>,
     /// Listed sessions. Written on join/leave only.
     sessions: RwLock<HashMap<SessionId, Peer>>,
+    /// Hidden sessions: not in the meta API, but still sessions the node drains at shutdown.
+    hidden: RwLock<HashMap<SessionId, Peer>>,
+    /// Set when the node starts shutting down: new sessions and new calls are refused.
+    draining: AtomicBool,
     /// The router's own caller session (`router_caller`), joined by the node at start.
     caller: OnceLock<switchboard_client::Session>,
 }
@@ -71,6 +79,8 @@ impl Realm {
                 .map(|r| (r.name.clone(), Arc::new(Role::from_config(r))))
                 .collect(),
             sessions: RwLock::new(HashMap::new()),
+            hidden: RwLock::new(HashMap::new()),
+            draining: AtomicBool::new(false),
             caller: OnceLock::new(),
         }
     }
@@ -87,9 +97,14 @@ impl Realm {
 
     /// Admits a session that passed the handshake (`on_join` for a listed one).
     pub fn join(&self, peer: &Peer, visibility: Visibility) {
-        if visibility == Visibility::Listed {
-            write(&self.sessions).insert(peer.id(), peer.clone());
-            self.emit_joined(peer);
+        match visibility {
+            Visibility::Listed => {
+                write(&self.sessions).insert(peer.id(), peer.clone());
+                self.emit_joined(peer);
+            }
+            Visibility::Hidden => {
+                write(&self.hidden).insert(peer.id(), peer.clone());
+            }
         }
     }
 
@@ -111,10 +126,48 @@ impl Realm {
             self.unregister(peer.id(), id);
         }
         self.dealer.session_left(peer);
-        if visibility == Visibility::Listed {
-            write(&self.sessions).remove(&peer.id());
-            self.emit_left(peer);
+        match visibility {
+            Visibility::Listed => {
+                write(&self.sessions).remove(&peer.id());
+                self.emit_left(peer);
+            }
+            Visibility::Hidden => {
+                write(&self.hidden).remove(&peer.id());
+            }
         }
+    }
+
+    /// The node is shutting down: from now on the realm admits no session and routes no new call
+    /// from a listed session (`SHUTTING_DOWN`); calls in flight go on.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Whether the node is shutting down (see [`Self::start_draining`]).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// How many calls the realm's sessions still owe an answer to.
+    pub fn calls_in_flight(&self) -> usize {
+        let count = |table: &RwLock<HashMap<SessionId, Peer>>| -> usize {
+            read(table)
+                .values()
+                .map(Peer::pending_invocation_count)
+                .sum()
+        };
+        count(&self.sessions) + count(&self.hidden)
+    }
+
+    /// The node's shutdown grace is over: every call still in flight fails for its caller with
+    /// `wamp.error.canceled` and its callee is interrupted. Returns how many were cut off.
+    pub fn cut_off_calls(&self) -> usize {
+        let mut callees = self.sessions();
+        callees.extend(read(&self.hidden).values().cloned());
+        callees
+            .iter()
+            .map(|callee| self.dealer.cut_off(callee))
+            .sum()
     }
 
     /// Subscribes `peer` to `topic` under `policy`; returns the subscription id (shared by every

@@ -187,9 +187,9 @@ impl Established {
         outbox: &mut peer::Outbox,
         end: End,
     ) {
-        if matches!(end, End::Goodbye) {
-            // Deliver what was routed to us before we left, then answer the GOODBYE last
-            // (spec: nothing follows GOODBYE).
+        if end.delivers_what_is_queued() {
+            // Deliver what was routed to us before we left (results of calls cut off by a
+            // shutdown among them), then say GOODBYE last (spec: nothing follows GOODBYE).
             while let Ok(m) = outbox.rx.try_recv() {
                 if !m.is_empty() && transport.feed(m).await.is_err() {
                     break;
@@ -284,6 +284,13 @@ impl End {
             PeerEnd::SlowConsumer => End::SlowConsumer,
             PeerEnd::Killed { reason, message } => End::Killed(reason, message),
         }
+    }
+
+    /// Whether the session still delivers what was queued for it before its last words: when it
+    /// ends with GOODBYE (its own, a shutdown, a kill), but not as a slow consumer or a broken
+    /// connection.
+    pub(super) fn delivers_what_is_queued(&self) -> bool {
+        matches!(self, End::Goodbye | End::Shutdown | End::Killed(..))
     }
 
     /// How a session that ended this way says so, if it can: the GOODBYE reply, GOODBYE on

@@ -7,6 +7,7 @@ use switchboard_proto::{Dict, Id, Message, MessageType, Payload, UriMatch, Value
 use super::established::{Established, Flow};
 use crate::realm::authz::Action;
 use crate::realm::broker::PublishOutcome;
+use crate::realm::{SHUTTING_DOWN, Visibility};
 use switchboard_proto::options::{CancelMode, InvokePolicy};
 
 /// A boolean option, false when absent (the codec already checked its type).
@@ -292,6 +293,17 @@ impl Established {
                 }),
                 Err(e) => self.reply(e.to_message(request, self.peer.serializer())),
             }
+            return Flow::Continue;
+        }
+        // A shutting-down node finishes the calls in flight but takes no new ones, except from its
+        // own hidden sessions (the router's caller answers authorization questions until the end).
+        if self.realm.is_draining() && self.visibility == Visibility::Listed {
+            self.reply_error(
+                MessageType::Call,
+                request,
+                SHUTTING_DOWN,
+                "the router is shutting down and takes no new calls",
+            );
             return Flow::Continue;
         }
         // spec, "Caller Identification": the role's config or the caller's own request.

@@ -212,6 +212,10 @@ pub(super) fn admit(cfg: &SessionConfig, n: Newcomer<'_>) -> Result<(Joined, Mes
         })?,
         _ => realm,
     };
+    if realm.is_draining() {
+        let text = "the router is shutting down and admits no new session".to_owned();
+        return Err(Refusal::new(errors::SYSTEM_SHUTDOWN, text));
+    }
     // Only the router's own sessions may fall back on the built-in trusted role.
     let builtin =
         (conn.is_none() && who.authrole == TRUSTED_ROLE).then(|| Arc::new(Role::trusted()));

@@ -155,9 +155,9 @@ impl InlineSession {
         };
         // Leave the realm first, so nothing new is routed to the session while it closes.
         session.leave();
-        if matches!(end, End::Goodbye) {
-            // What was routed to the session before it left, then the GOODBYE reply (spec:
-            // nothing follows GOODBYE).
+        if end.delivers_what_is_queued() {
+            // What was routed to the session before it left, then its GOODBYE (spec: nothing
+            // follows GOODBYE).
             while let Ok(m) = outbox.rx.try_recv() {
                 if !m.is_empty() {
                     self.pending.push_back(m);

@@ -34,8 +34,13 @@ pub fn node_dir() -> tempfile::TempDir {
 
 /// Starts `switchboard start [dir]` and waits for its `listeners` "listening on" lines.
 pub fn start(dir: Option<&Path>, listeners: usize) -> RouterProcess {
+    start_with(dir, listeners, &[])
+}
+
+/// [`start`] with more arguments for `switchboard start`.
+pub fn start_with(dir: Option<&Path>, listeners: usize, args: &[&str]) -> RouterProcess {
     let mut cmd = Command::new(bin());
-    cmd.arg("start").arg("--loglevel").arg("warn");
+    cmd.arg("start").arg("--loglevel").arg("warn").args(args);
     if let Some(d) = dir {
         cmd.arg(d);
     }
