@@ -247,9 +247,13 @@ where
 pub struct WebSocketTransport<S> {
     ws: WebSocket<S>,
     serializer: Serializer,
-    /// The close code our closing handshake will carry: 1000 unless reading failed, in which case
-    /// RFC 6455 §7.4.1 names the reason (1009 message too big, 1002 protocol error).
+    /// The close code our closing handshake will carry: 1000, or 1001 when the peer stopped
+    /// answering pings.
     close_code: CloseCode,
+    /// Whether our side's Close frame is already on its way: yawc answers the peer's Close with
+    /// one, and sends one with the RFC 6455 §7.4.1 code when reading fails. RFC 6455 §5.5.1: one
+    /// Close frame per side, so [`Transport::close`] then only closes the connection.
+    close_sent: bool,
     keepalive: Option<KeepaliveState>,
 }
 
@@ -267,6 +271,7 @@ impl<S> WebSocketTransport<S> {
             ws,
             serializer,
             close_code: CloseCode::Normal,
+            close_sent: false,
             keepalive: keepalive.map(|settings| KeepaliveState {
                 next: tokio::time::Instant::now() + settings.interval,
                 settings,
@@ -354,17 +359,18 @@ where
                 Ok(frame) => frame,
                 Err(yawc::WebSocketError::ConnectionClosed) => return Ok(None),
                 Err(e) => {
-                    self.close_code = match e {
-                        yawc::WebSocketError::FrameTooLarge => CloseCode::Size,
-                        ref other if other.as_io_error().is_some() => CloseCode::Error,
-                        _ => CloseCode::Protocol,
-                    };
+                    // yawc has queued a Close frame with the code RFC 6455 §7.4.1 names for it.
+                    self.close_sent = true;
                     return Err(ws_error(e));
                 }
             };
             match frame.opcode() {
                 OpCode::Text | OpCode::Binary => return Ok(Some(frame.into_payload())),
-                OpCode::Close => return Ok(None),
+                OpCode::Close => {
+                    // yawc has queued the answering Close frame.
+                    self.close_sent = true;
+                    return Ok(None);
+                }
                 OpCode::Pong => {
                     if let Some(k) = &mut self.keepalive
                         && k.awaiting_pong
@@ -395,12 +401,20 @@ where
     }
 
     async fn close(&mut self) {
-        let reason: &[u8] = match self.close_code {
-            CloseCode::Size => b"message too big",
-            CloseCode::Protocol => b"protocol error",
-            _ => b"",
-        };
-        let _ = self.ws.send(Frame::close(self.close_code, reason)).await;
+        if self.close_sent {
+            // Get yawc's queued Close frame out (readiness writes the frames yawc owes the peer),
+            // then close the connection without a second one.
+            let _ = futures::future::poll_fn(|cx| {
+                futures::Sink::<Frame>::poll_ready(std::pin::Pin::new(&mut self.ws), cx)
+            })
+            .await;
+        } else {
+            let reason: &[u8] = match self.close_code {
+                CloseCode::Away => b"no pong within the ping timeout",
+                _ => b"",
+            };
+            let _ = self.ws.send(Frame::close(self.close_code, reason)).await;
+        }
         let _ = SinkExt::<Frame>::close(&mut self.ws).await;
     }
 }
