@@ -47,28 +47,98 @@ pub(crate) fn identity_details(peer: &Peer, prefix: &str) -> Dict {
     d
 }
 
-/// A message encoded lazily, at most once per serializer.
-pub(crate) struct EncodedOnce<'a> {
-    msg: &'a Message,
-    cache: [Option<Result<Bytes, EncodeError>>; 3],
+/// The slot of a serializer in per-serializer arrays.
+fn slot(serializer: Serializer) -> usize {
+    match serializer {
+        Serializer::Json => 0,
+        Serializer::MsgPack => 1,
+        Serializer::Cbor => 2,
+    }
 }
 
-impl<'a> EncodedOnce<'a> {
-    pub(crate) fn new(msg: &'a Message) -> Self {
+/// A publication's payload in every serializer its receivers speak, converted before any of them
+/// gets the event (spec, "Serializers": conversion between serializers): either the payload
+/// converts for every receiver, or the publication is refused and nobody gets it.
+pub(crate) struct PayloadPerSerializer {
+    /// The serializer the publisher wrote the payload in (`None`: no payload, nothing to convert).
+    native: Option<Serializer>,
+    converted: [Option<Payload>; 3],
+}
+
+impl PayloadPerSerializer {
+    /// Converts `payload` into each of `serializers` it is not already in.
+    pub(crate) fn convert(
+        payload: &Payload,
+        serializers: impl IntoIterator<Item = Serializer>,
+    ) -> Result<Self, EncodeError> {
+        let native = payload
+            .args
+            .as_ref()
+            .or(payload.kwargs.as_ref())
+            .map(|raw| raw.serializer());
+        let mut converted: [Option<Payload>; 3] = [None, None, None];
+        if let Some(native) = native {
+            for serializer in serializers {
+                let slot = &mut converted[slot(serializer)];
+                if serializer == native || slot.is_some() {
+                    continue;
+                }
+                let to = |raw: &Option<switchboard_proto::RawValue>| {
+                    raw.as_ref()
+                        .map(|r| r.to_serializer(serializer))
+                        .transpose()
+                };
+                *slot = Some(Payload {
+                    args: to(&payload.args)?,
+                    kwargs: to(&payload.kwargs)?,
+                });
+            }
+        }
+        Ok(Self { native, converted })
+    }
+}
+
+/// An EVENT encoded lazily, at most once per serializer, with the payload already converted for
+/// that serializer ([`PayloadPerSerializer`]).
+pub(crate) struct EncodedEvent<'a> {
+    /// The EVENT with the payload as published.
+    event: &'a Message,
+    payloads: &'a PayloadPerSerializer,
+    cache: [Option<Option<Bytes>>; 3],
+}
+
+impl<'a> EncodedEvent<'a> {
+    pub(crate) fn new(event: &'a Message, payloads: &'a PayloadPerSerializer) -> Self {
         Self {
-            msg,
+            event,
+            payloads,
             cache: [None, None, None],
         }
     }
 
-    pub(crate) fn get(&mut self, serializer: Serializer) -> Result<Bytes, EncodeError> {
-        let slot = match serializer {
-            Serializer::Json => 0,
-            Serializer::MsgPack => 1,
-            Serializer::Cbor => 2,
-        };
-        self.cache[slot]
-            .get_or_insert_with(|| codec::encode(serializer, self.msg))
+    /// The EVENT in `serializer`; `None` only if encoding a message the router built failed
+    /// (logged as an internal fault).
+    pub(crate) fn get(&mut self, serializer: Serializer) -> Option<Bytes> {
+        let (event, payloads) = (self.event, self.payloads);
+        self.cache[slot(serializer)]
+            .get_or_insert_with(|| {
+                let converted = payloads.converted[slot(serializer)].as_ref();
+                let encoded = match (converted, event) {
+                    (Some(payload), Message::Event { .. })
+                        if payloads.native != Some(serializer) =>
+                    {
+                        let mut in_serializer = event.clone();
+                        if let Message::Event { payload: p, .. } = &mut in_serializer {
+                            *p = payload.clone();
+                        }
+                        codec::encode(serializer, &in_serializer)
+                    }
+                    _ => codec::encode(serializer, event),
+                };
+                encoded
+                    .inspect_err(|e| tracing::error!("cannot encode an EVENT: {e}"))
+                    .ok()
+            })
             .clone()
     }
 }

@@ -59,27 +59,41 @@ async fn json_payload_with_more_precision_than_f64_arrives_byte_for_byte() {
     router.shutdown().await;
 }
 
+/// A CBOR tag has no JSON form. Subscribers that all speak CBOR get the tagged value byte for
+/// byte; with a JSON subscriber too, the publication is refused before anyone gets it (all or
+/// nothing), and the publisher hears why.
 #[tokio::test]
-async fn cbor_tag_reaches_cbor_subscribers_and_the_publisher_hears_json_could_not_get_it() {
+async fn cbor_tag_reaches_cbor_subscribers_and_with_a_json_subscriber_nobody_gets_it() {
     let router = start_router().await;
     let mut cbor_sub = RawPeer::join(&router, Via::RawSocketTcp, Serializer::Cbor).await;
     subscribe(&mut cbor_sub, "com.example.tagged").await;
-    let mut json_sub = RawPeer::join(&router, Via::WebSocketTcp, Serializer::Json).await;
-    subscribe(&mut json_sub, "com.example.tagged").await;
     let mut publisher = RawPeer::join(&router, Via::RawSocketUnix, Serializer::Cbor).await;
     // [tag 1 (epoch time) 1700000000]
     let args = Bytes::from_static(&[0x81, 0xc1, 0x1a, 0x65, 0x53, 0xf1, 0x00]);
-    publisher
-        .send(&Message::Publish {
-            request: 9,
-            options: ack(),
-            topic: "com.example.tagged".into(),
-            payload: Payload {
-                args: Some(RawValue::from_encoded(Serializer::Cbor, args.clone())),
-                kwargs: None,
-            },
-        })
-        .await;
+    let publish = |request| Message::Publish {
+        request,
+        options: ack(),
+        topic: "com.example.tagged".into(),
+        payload: Payload {
+            args: Some(RawValue::from_encoded(Serializer::Cbor, args.clone())),
+            kwargs: None,
+        },
+    };
+    publisher.send(&publish(8)).await;
+    assert!(matches!(
+        publisher.recv().await,
+        Some(Message::Published { request: 8, .. })
+    ));
+    match cbor_sub.recv().await {
+        Some(Message::Event { payload, .. }) => {
+            assert_eq!(payload.args.expect("args").bytes(), &args)
+        }
+        other => panic!("expected EVENT, got {other:?}"),
+    }
+
+    let mut json_sub = RawPeer::join(&router, Via::WebSocketTcp, Serializer::Json).await;
+    subscribe(&mut json_sub, "com.example.tagged").await;
+    publisher.send(&publish(9)).await;
     match publisher.recv().await {
         Some(Message::Error { request, error, .. }) => {
             assert_eq!(request, 9);
@@ -87,11 +101,24 @@ async fn cbor_tag_reaches_cbor_subscribers_and_the_publisher_hears_json_could_no
         }
         other => panic!("expected ERROR for the publisher, got {other:?}"),
     }
-    match cbor_sub.recv().await {
-        Some(Message::Event { payload, .. }) => {
-            assert_eq!(payload.args.expect("args").bytes(), &args)
+    // Neither subscriber got the refused publication: the next thing each gets is a later event.
+    publisher
+        .send(&Message::Publish {
+            request: 10,
+            options: ack(),
+            topic: "com.example.tagged".into(),
+            payload: Payload::EMPTY,
+        })
+        .await;
+    assert!(matches!(
+        publisher.recv().await,
+        Some(Message::Published { request: 10, .. })
+    ));
+    for sub in [&mut cbor_sub, &mut json_sub] {
+        match sub.recv().await {
+            Some(Message::Event { payload, .. }) => assert!(payload.is_empty(), "{payload:?}"),
+            other => panic!("expected the later EVENT, got {other:?}"),
         }
-        other => panic!("expected EVENT, got {other:?}"),
     }
     router.shutdown().await;
 }
@@ -242,6 +269,79 @@ async fn passthru_payloads_and_their_options_reach_subscribers_and_callees_untou
             }
             other => panic!("expected EVENT, got {other:?}"),
         }
+    }
+    router.shutdown().await;
+}
+
+/// One nesting limit for all three serializers (`codec::MAX_PAYLOAD_DEPTH`): a payload at the limit
+/// reaches subscribers of every serializer, converted; one level deeper ends the publisher's
+/// session with ABORT `protocol_violation`, whatever it speaks.
+#[tokio::test]
+async fn payloads_nest_up_to_the_one_limit_in_every_serializer() {
+    use switchboard_proto::codec::MAX_PAYLOAD_DEPTH;
+    fn nested(depth: usize) -> Value {
+        let mut v = Value::Str("core".into());
+        for _ in 1..depth {
+            v = Value::List(vec![v]);
+        }
+        Value::List(vec![v])
+    }
+    let router = start_router().await;
+    let mut subscribers = Vec::new();
+    for (via, serializer) in [
+        (Via::WebSocketTcp, Serializer::Json),
+        (Via::RawSocketTcp, Serializer::MsgPack),
+        (Via::WebSocketUnix, Serializer::Cbor),
+    ] {
+        let mut sub = RawPeer::join(&router, via, serializer).await;
+        subscribe(&mut sub, "com.example.deep").await;
+        subscribers.push((sub, serializer));
+    }
+    for serializer in Serializer::ALL {
+        let mut publisher = RawPeer::join(&router, Via::RawSocketTcp, serializer).await;
+        let at_limit =
+            RawValue::from_value(serializer, &nested(MAX_PAYLOAD_DEPTH)).expect("encode");
+        publisher
+            .send(&Message::Publish {
+                request: 1,
+                options: ack(),
+                topic: "com.example.deep".into(),
+                payload: Payload {
+                    args: Some(at_limit),
+                    kwargs: None,
+                },
+            })
+            .await;
+        assert!(
+            matches!(publisher.recv().await, Some(Message::Published { .. })),
+            "{serializer:?} at the limit"
+        );
+        for (sub, theirs) in &mut subscribers {
+            match sub.recv().await {
+                Some(Message::Event { payload, .. }) => assert_eq!(
+                    payload.args.expect("args").to_value().expect("decode"),
+                    nested(MAX_PAYLOAD_DEPTH),
+                    "{serializer:?} -> {theirs:?}"
+                ),
+                other => panic!("{serializer:?} -> {theirs:?}: expected EVENT, got {other:?}"),
+            }
+        }
+        let too_deep =
+            RawValue::from_value(serializer, &nested(MAX_PAYLOAD_DEPTH + 1)).expect("encode");
+        publisher
+            .send(&Message::Publish {
+                request: 2,
+                options: ack(),
+                topic: "com.example.deep".into(),
+                payload: Payload {
+                    args: Some(too_deep),
+                    kwargs: None,
+                },
+            })
+            .await;
+        publisher
+            .expect_abort("wamp.error.protocol_violation")
+            .await;
     }
     router.shutdown().await;
 }

@@ -200,6 +200,10 @@ impl Elements {
             args: raw(i),
             kwargs: raw(i + 1),
         };
+        // One nesting limit for every serializer, so that whatever passes converts to any other.
+        for element in [&payload.args, &payload.kwargs].into_iter().flatten() {
+            super::check_depth(self.serializer, element.bytes(), super::MAX_PAYLOAD_DEPTH)?;
+        }
         if passthru {
             if payload.kwargs.is_some() {
                 return Err(self.bad("a payload passthru message has a single payload element"));

@@ -8,6 +8,7 @@
 //! payload has no equivalent in the target format (a CBOR tag, a MessagePack extension, ...).
 
 mod decode;
+mod depth;
 mod encode;
 
 use bytes::Bytes;
@@ -16,6 +17,7 @@ use crate::value::Value;
 
 pub use decode::decode;
 use decode::decode_value;
+pub use depth::{MAX_PAYLOAD_DEPTH, check_depth};
 pub use encode::encode;
 use encode::write_value;
 

@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use switchboard_proto::ids::{IdSequence, random_global_id};
-use switchboard_proto::{Dict, Id, Message, Payload, Uri, UriMatch};
+use switchboard_proto::{Dict, Id, Message, Payload, Serializer, Uri, UriMatch};
 
-use crate::delivery::{EncodedOnce, copy_passthru, identity_details};
+use crate::delivery::{EncodedEvent, PayloadPerSerializer, copy_passthru, identity_details};
 use crate::locks::{read, write};
 use crate::matcher::{PatternIndex, policy_index};
 use crate::peer::{Peer, SessionId};
@@ -87,8 +87,8 @@ static HISTORY_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64:
 pub enum PublishOutcome {
     /// Delivered (to zero or more subscribers) under this publication id.
     Published(Id),
-    /// The payload could not be converted for subscribers using another serializer; those did not get
-    /// the event. The publisher must get an ERROR.
+    /// The payload could not be converted for subscribers using another serializer: nobody got the
+    /// event. The publisher must get an ERROR.
     Unconvertible(Id, String),
 }
 
@@ -345,7 +345,33 @@ impl Broker {
             .and_then(|v| v.as_bool())
             .unwrap_or(true);
         let receivers = Receivers::from_options(options);
-        let mut unconvertible = None;
+        let receives = |subscriber: &Peer| {
+            !(exclude_me && Some(subscriber) == publisher)
+                && receivers.as_ref().is_none_or(|r| r.admits(subscriber))
+        };
+        // spec, serializer conversion: the payload is converted once for each serializer among the
+        // receivers, before anyone gets the event; a payload that does not convert for some refuses
+        // the publication for all (the decoders' nesting limit is checked on the way in, so this
+        // is rare).
+        let mut serializers: [Option<Serializer>; 3] = [None; 3];
+        if !payload.is_empty() {
+            let mut found = 0;
+            for subscriber in targets.iter().flat_map(|t| t.subscribers.iter()) {
+                let serializer = Some(subscriber.serializer());
+                if !serializers.contains(&serializer) && receives(subscriber) {
+                    serializers[found] = serializer;
+                    found += 1;
+                    if found == serializers.len() {
+                        break;
+                    }
+                }
+            }
+        }
+        let payloads =
+            match PayloadPerSerializer::convert(payload, serializers.into_iter().flatten()) {
+                Ok(p) => p,
+                Err(e) => return PublishOutcome::Unconvertible(publication, e.to_string()),
+            };
         for target in targets {
             let mut details = match publisher {
                 Some(p) if disclose => identity_details(p, "publisher"),
@@ -362,28 +388,23 @@ impl Broker {
                 details,
                 payload: payload.clone(),
             };
-            let mut encoded = EncodedOnce::new(&event);
+            let mut encoded = EncodedEvent::new(&event, &payloads);
             for subscriber in target.subscribers.iter() {
-                if exclude_me && Some(subscriber) == publisher {
+                if !receives(subscriber) {
                     continue;
                 }
-                if receivers.as_ref().is_some_and(|r| !r.admits(subscriber)) {
+                let Some(bytes) = encoded.get(subscriber.serializer()) else {
                     continue;
-                }
-                match encoded.get(subscriber.serializer()) {
-                    Ok(bytes) => {
-                        if subscriber.accepts_len(bytes.len()) {
-                            // A full outbox marks the subscriber as a slow consumer; it is closed, and
-                            // nobody else waits for it.
-                            let _ = subscriber.send(bytes);
-                        } else {
-                            tracing::debug!(
-                                session = subscriber.id().0,
-                                "event larger than the subscriber accepts; not sent"
-                            );
-                        }
-                    }
-                    Err(e) => unconvertible = Some(e.to_string()),
+                };
+                if subscriber.accepts_len(bytes.len()) {
+                    // A full outbox marks the subscriber as a slow consumer; it is closed, and
+                    // nobody else waits for it.
+                    let _ = subscriber.send(bytes);
+                } else {
+                    tracing::debug!(
+                        session = subscriber.id().0,
+                        "event larger than the subscriber accepts; not sent"
+                    );
                 }
             }
         }
@@ -426,10 +447,7 @@ impl Broker {
                 },
             );
         }
-        match unconvertible {
-            Some(reason) => PublishOutcome::Unconvertible(publication, reason),
-            None => PublishOutcome::Published(publication),
-        }
+        PublishOutcome::Published(publication)
     }
 
     /// The retained events whose topics match `pattern` under `policy`, for a new subscription
