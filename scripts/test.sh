@@ -4,7 +4,8 @@
 #   (nextest when installed, else cargo test), then the interop suite with Autobahn|Python (PyPI,
 #   into .venv) and Autobahn|JS (npm, into tests/interop/js/node_modules) against the built binary,
 #   and Autobahn|JS's browser bundle in headless Chromium (Debian's chromium, apt-get installed
-#   when missing).
+#   when missing). The fuzz targets (fuzz/) run 20 s each when a nightly toolchain is present
+#   (scripts/fuzz.sh installs cargo-fuzz).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -31,6 +32,9 @@ fi
 
 step "doc tests (the examples in the API docs compile and run)"
 cargo test --workspace --locked --doc
+
+step "fuzz: every target for 20 s (skipped, saying so, without a nightly toolchain)"
+scripts/fuzz.sh
 
 step "load tool against target/debug/switchboard (correctness only)"
 scripts/load-check.sh target/debug

@@ -216,6 +216,32 @@ pub fn accept<B>(
     })
 }
 
+/// The server side over a connection whose HTTP upgrade happened elsewhere (a proxy in front of
+/// the router, a fuzzer feeding raw frames): no handshake here; `extensions` is the
+/// `Sec-WebSocket-Extensions` value both sides agreed on (permessage-deflate), if any.
+pub fn server_over<S>(
+    io: S,
+    serializer: Serializer,
+    extensions: Option<&str>,
+    settings: &WebSocketSettings,
+) -> Result<WebSocketTransport<S>, TransportError>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let ws = WebSocket::from_stream_with_extensions(
+        io,
+        yawc::Role::Server,
+        extensions,
+        settings.options(yawc::Role::Server),
+    )
+    .map_err(|e| TransportError::Protocol(format!("WebSocket setup failed: {e}")))?;
+    Ok(WebSocketTransport::new(
+        ws,
+        serializer,
+        settings.keepalive.clone(),
+    ))
+}
+
 /// The client side: runs the opening handshake on `io` for `url`, offering exactly one WAMP
 /// subprotocol (yawc does not report which one a server picked, so we never offer a choice).
 pub async fn connect<S>(

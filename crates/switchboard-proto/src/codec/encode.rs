@@ -89,6 +89,11 @@ impl ArrayWriter {
     fn str(&mut self, s: &str) -> Result<(), EncodeError> {
         self.sep();
         match self.serializer {
+            // The same rule as for values (see `json_unrepresentable`): a string field starting
+            // with NUL would be read back as binary, so it has no JSON form.
+            Serializer::Json if s.starts_with('\0') => Err(EncodeError::Unconvertible(
+                "a text string starting with NUL reads as binary in JSON (WAMP binary rule)".into(),
+            )),
             Serializer::Json => serde_json::to_writer(&mut self.buf, s)
                 .map_err(|e| EncodeError::Unconvertible(e.to_string())),
             Serializer::MsgPack => {

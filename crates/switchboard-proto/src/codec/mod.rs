@@ -211,6 +211,38 @@ mod tests {
         }
     }
 
+    /// Found by the `decode_msgpack` and `decode_cbor` fuzz targets: a CHALLENGE whose method is a
+    /// text string starting with NUL was encoded to JSON as a string that reads back as binary.
+    #[test]
+    fn a_string_field_starting_with_nul_has_no_json_form() {
+        let crashes: [(Serializer, &[u8]); 2] = [
+            (
+                Serializer::MsgPack,
+                &[
+                    0x93, 0x04, 0xac, 0, 0, 0, 0, 0, 0, 0, 0x02, 0, 0, 0x61, 0x0d, 0x80,
+                ],
+            ),
+            (
+                Serializer::Cbor,
+                &[0x83, 0x04, 0x67, 0, 0, 0, 0, 0, 0, 0, 0xa0],
+            ),
+        ];
+        for (serializer, bytes) in crashes {
+            let msg = decode(serializer, &Bytes::copy_from_slice(bytes)).expect("decodes");
+            assert!(
+                matches!(
+                    encode(Serializer::Json, &msg),
+                    Err(EncodeError::Unconvertible(_))
+                ),
+                "{serializer:?}"
+            );
+            for other in [Serializer::MsgPack, Serializer::Cbor] {
+                let again = encode(other, &msg).expect("encodes");
+                assert_eq!(decode(other, &again).expect("decodes"), msg);
+            }
+        }
+    }
+
     #[test]
     fn every_serializer_round_trips_a_publish_with_binary_and_big_integers() {
         for s in Serializer::ALL {

@@ -103,6 +103,12 @@ impl LoadedConfig {
         .finish(Vec::new())
     }
 
+    /// Loads and validates a config given as YAML text, as [`Self::from_json`] does JSON.
+    pub fn from_yaml(text: &str, base_dir: &Path) -> Result<Self, ConfigErrors> {
+        ConfigDraft::from_text(text, true, None, base_dir, &|name| std::env::var(name).ok())
+            .finish(Vec::new())
+    }
+
     /// Runs the cross-reference checks (also part of `from_file`).
     pub fn validate(&self) -> Result<(), ConfigErrors> {
         let errors = super::validate::validate(&self.config, &self.base_dir);
