@@ -60,8 +60,11 @@ fn init_logging(level: &str) {
     };
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: a log file or a pipe (systemd, a supervisor) gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
 }
@@ -130,6 +133,9 @@ fn parse_grace(text: &str) -> Result<f64, String> {
 
 async fn start(dir: Option<&Path>, shutdown_grace: Option<f64>) -> anyhow::Result<()> {
     let prepared = prepare(dir)?;
+    for note in prepared.notes() {
+        tracing::info!("{note}");
+    }
     let mut node = node::start_prepared(prepared).await?;
     if let Some(seconds) = shutdown_grace {
         node.set_shutdown_grace(std::time::Duration::from_secs_f64(seconds));
@@ -171,9 +177,14 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Init { dir } => init(&dir),
-        Command::Check { dir } => prepare(dir.as_deref()).map(|node| match &node.config().file {
-            Some(f) => println!("{}: configuration is valid", f.display()),
-            None => println!("no config.json: the built-in default configuration is valid"),
+        Command::Check { dir } => prepare(dir.as_deref()).map(|node| {
+            for note in node.notes() {
+                println!("note: {note}");
+            }
+            match &node.config().file {
+                Some(f) => println!("{}: configuration is valid", f.display()),
+                None => println!("no config.json: the built-in default configuration is valid"),
+            }
         }),
         Command::Start {
             dir,

@@ -12,7 +12,7 @@
 //! exactly the same code: `node::prepare_dir`.
 //!
 //! One module per part of the file: [`NodeConfig`] and its workers (`node`), realms and roles
-//! (`realm`), transports and web paths (`transport`), where they listen (`endpoint`), what their
+//! (`realm`), guest workers (`guest`), transports and web paths (`transport`), where they listen (`endpoint`), what their
 //! WAMP endpoints speak (`protocol`) and how they authenticate (`auth`).
 
 // First: the modules after it use its `tagged!` macro.
@@ -23,6 +23,7 @@ mod auth;
 mod default;
 mod endpoint;
 mod error;
+mod guest;
 mod load;
 mod node;
 mod parse;
@@ -36,6 +37,7 @@ pub use auth::*;
 pub use default::*;
 pub use endpoint::*;
 pub use error::*;
+pub use guest::*;
 pub use load::*;
 pub use node::*;
 pub use protocol::*;

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{RealmConfig, TransportConfig};
+use super::{GuestWorkerConfig, RealmConfig, TransportConfig};
 
 /// A node configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -78,11 +78,46 @@ pub struct TitleOptions {
 pub enum WorkerConfig {
     /// A router worker.
     Router(RouterWorkerConfig),
+    /// A guest worker: a program the node starts and supervises.
+    Guest(Box<GuestWorkerConfig>),
 }
 
 tagged!(WorkerConfig, "worker", {
     "router" => Router(RouterWorkerConfig),
+    "guest" => Guest(Box<GuestWorkerConfig>),
 });
+
+impl WorkerConfig {
+    /// The router worker, if this is one.
+    pub fn as_router(&self) -> Option<&RouterWorkerConfig> {
+        match self {
+            Self::Router(w) => Some(w),
+            Self::Guest(_) => None,
+        }
+    }
+
+    /// The worker's id: the configured one, else Crossbar's default by position (`worker001` for
+    /// the first worker).
+    pub fn id(&self, index: usize) -> String {
+        let configured = match self {
+            Self::Router(w) => w.id.as_ref(),
+            Self::Guest(w) => w.id.as_ref(),
+        };
+        configured
+            .cloned()
+            .unwrap_or_else(|| format!("worker{:03}", index + 1))
+    }
+}
+
+impl NodeConfig {
+    /// The router workers, with their positions in `workers`.
+    pub fn router_workers(&self) -> impl Iterator<Item = (usize, &RouterWorkerConfig)> {
+        self.workers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| w.as_router().map(|r| (i, r)))
+    }
+}
 
 /// A router worker: realms and the transports clients reach them through.
 #[derive(Debug, Clone, Deserialize)]

@@ -15,6 +15,7 @@ use super::{
     TransportConfig, WampCraPrincipal, WebPathConfig, WebSocketOptions, WebSocketPathConfig,
     WorkerConfig, effective_match,
 };
+use super::{GUEST_STOP_SIGNALS, GuestWorkerConfig};
 
 /// Runs every check; relative paths resolve against `base`.
 pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
@@ -46,7 +47,7 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
         ));
     }
     let mut endpoints: HashMap<String, String> = HashMap::new();
-    for (w, WorkerConfig::Router(worker)) in config.workers.iter().enumerate() {
+    for (w, worker) in config.router_workers() {
         let mut realm_names = HashSet::new();
         let mut roles_defined = HashSet::new();
         for (r, realm) in worker.realms.iter().enumerate() {
@@ -82,7 +83,98 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
             check_transport(transport, &at, &known, &mut errors);
         }
     }
+    let mut worker_ids: HashSet<String> = HashSet::new();
+    for (w, worker) in config.workers.iter().enumerate() {
+        let id = worker.id(w);
+        // (The message names no index: a draft with an unreadable worker is validated without it,
+        // and only paths are mapped back to the file.)
+        if !worker_ids.insert(id.clone()) {
+            errors.push(ConfigError::at(
+                format!("workers[{w}].id"),
+                format!("worker id `{id}` is already the id of an earlier worker"),
+            ));
+        }
+        if let WorkerConfig::Guest(guest) = worker {
+            check_guest(guest, &format!("workers[{w}]"), &mut errors);
+        }
+    }
     errors
+}
+
+/// A guest worker's values (its executable and working directory are checked when the node is
+/// prepared).
+fn check_guest(guest: &GuestWorkerConfig, at: &str, errors: &mut Vec<ConfigError>) {
+    let options = &guest.options;
+    let mut require = |ok: bool, key: &str, expected: &str, got: String| {
+        if !ok {
+            errors.push(ConfigError::at(
+                format!("{at}.options.{key}"),
+                format!("expected {expected}; got {got}"),
+            ));
+        }
+    };
+    if let Some(signal) = &options.stop_signal {
+        let name = signal.strip_prefix("SIG").unwrap_or(signal);
+        require(
+            GUEST_STOP_SIGNALS.contains(&name),
+            "stop_signal",
+            &format!("one of {}", GUEST_STOP_SIGNALS.join(", ")),
+            format!("{signal:?}"),
+        );
+    }
+    let seconds = |s: f64| s.is_finite() && s >= 0.0;
+    if let Some(timeout) = options.stop_timeout {
+        require(
+            seconds(timeout),
+            "stop_timeout",
+            "a number of seconds, 0 or more",
+            timeout.to_string(),
+        );
+    }
+    let b = &options.restart_backoff;
+    require(
+        seconds(b.initial) && b.initial > 0.0,
+        "restart_backoff.initial",
+        "a number of seconds above 0",
+        b.initial.to_string(),
+    );
+    require(
+        seconds(b.max) && b.max >= b.initial,
+        "restart_backoff.max",
+        "a number of seconds, at least restart_backoff.initial",
+        b.max.to_string(),
+    );
+    require(
+        b.factor.is_finite() && b.factor >= 1.0,
+        "restart_backoff.factor",
+        "a number, 1 or more",
+        b.factor.to_string(),
+    );
+    require(
+        b.jitter.is_finite() && (0.0..1.0).contains(&b.jitter),
+        "restart_backoff.jitter",
+        "a fraction from 0 up to (not including) 1",
+        b.jitter.to_string(),
+    );
+    require(
+        seconds(b.reset_after),
+        "restart_backoff.reset_after",
+        "a number of seconds, 0 or more",
+        b.reset_after.to_string(),
+    );
+    require(
+        seconds(options.max_restarts.window) && options.max_restarts.window > 0.0,
+        "max_restarts.window",
+        "a number of seconds above 0",
+        options.max_restarts.window.to_string(),
+    );
+    if options.watch.is_some() {
+        errors.push(ConfigError::at(
+            format!("{at}.options.watch"),
+            "unsupported yet: restarting a guest when its files change; remove `watch` and \
+             restart the node after a change",
+        ));
+    }
 }
 
 /// A realm's event history patterns and its roles (whose names are unique within the realm).

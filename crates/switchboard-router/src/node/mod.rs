@@ -3,11 +3,12 @@
 //! [`prepare`] builds everything the node needs from its config and reports every unusable part
 //! (`switchboard check` stops there); [`start_prepared`] builds the realms, binds every transport
 //! (so that bind errors surface before anything runs) and spawns the accept loops; [`start`] does
-//! both. [`NodeBuilder`] starts a node with components hosted in its process (`crate::embed`).
+//! both, then starts the guest workers (`guest`). [`NodeBuilder`] starts a node with components hosted in its process (`crate::embed`).
 //! [`RunningNode::shutdown`] drains: it stops accepting connections, sessions and new calls, gives
 //! calls in flight the shutdown grace to finish (the rest fail with `wamp.error.canceled` and
 //! their callees are interrupted), then tells every session GOODBYE
-//! (`wamp.close.system_shutdown`), in-process ones included, and waits for them to finish.
+//! (`wamp.close.system_shutdown`), in-process ones included, while it stops the guest workers, and
+//! waits for both.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +17,10 @@ use switchboard_proto::ids::IdSequence;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+mod guest;
 mod prepare;
 
+pub use guest::{GuestSupervisor, PreparedGuest};
 pub use prepare::{PreparedNode, prepare, prepare_dir, prepare_draft};
 
 use crate::config::{ConfigErrors, LoadedConfig};
@@ -78,6 +81,7 @@ pub struct RunningNode {
     /// Cancelled once calls in flight are done or cut off: sessions say GOODBYE.
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    guests: GuestSupervisor,
 }
 
 impl RunningNode {
@@ -152,12 +156,20 @@ impl RunningNode {
         }
         self.shutdown.cancel();
         self.tracker.close();
-        if tokio::time::timeout(GOODBYE_GRACE, self.tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("some sessions did not close within {GOODBYE_GRACE:?}");
-        }
+        let sessions = async {
+            if tokio::time::timeout(GOODBYE_GRACE, self.tracker.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!("some sessions did not close within {GOODBYE_GRACE:?}");
+            }
+        };
+        tokio::join!(sessions, self.guests.stop());
+    }
+
+    /// The ids of the guest workers the node supervises, in start order.
+    pub fn guest_ids(&self) -> impl Iterator<Item = &str> {
+        self.guests.ids()
     }
 }
 
@@ -199,7 +211,11 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
         realm.set_router_caller(caller);
     }
 
-    let PreparedNode { loaded, transports } = node;
+    let PreparedNode {
+        loaded,
+        transports,
+        guests,
+    } = node;
     let mut bound = Vec::new();
     for (index, transport) in transports.into_iter().enumerate() {
         let endpoint = &transport.endpoint;
@@ -229,6 +245,8 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
         ));
         listeners.push(addr);
     }
+    // Guests start once the router listens: most of them connect to it.
+    let guests = GuestSupervisor::start(guests);
     Ok(RunningNode {
         listeners,
         realms,
@@ -237,6 +255,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
         stop_accepting,
         shutdown,
         tracker,
+        guests,
     })
 }
 

@@ -10,14 +10,18 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::{
-    ConfigDraft, ConfigError, ConfigErrors, EndpointConfig, LoadedConfig, RealmConfig, WorkerConfig,
+    ConfigDraft, ConfigError, ConfigErrors, EndpointConfig, LoadedConfig, RealmConfig,
+    RestartPolicy, WorkerConfig,
 };
 use crate::listener::Protocols;
+
+use super::guest::PreparedGuest;
 
 /// A node ready to bind: its config, and what each transport serves.
 pub struct PreparedNode {
     pub(super) loaded: LoadedConfig,
     pub(super) transports: Vec<PreparedTransport>,
+    pub(super) guests: Vec<PreparedGuest>,
 }
 
 impl std::fmt::Debug for PreparedNode {
@@ -54,30 +58,61 @@ impl PreparedNode {
     pub fn realms(&self) -> impl Iterator<Item = &RealmConfig> {
         self.loaded
             .config
-            .workers
+            .router_workers()
+            .flat_map(|(_, w)| &w.realms)
+    }
+
+    /// The guest workers the node starts, in config order.
+    pub fn guests(&self) -> &[PreparedGuest] {
+        &self.guests
+    }
+
+    /// What `switchboard check` and `switchboard start` tell a Crossbar user about this config
+    /// where Switchboard behaves differently from Crossbar.
+    pub fn notes(&self) -> Vec<String> {
+        self.guests
             .iter()
-            .flat_map(|WorkerConfig::Router(w)| &w.realms)
+            .filter(|g| g.restart != RestartPolicy::Never)
+            .map(|g| {
+                format!(
+                    "guest worker `{}` is restarted when it {} (options.restart: {}); Crossbar \
+                     never restarts a guest, set options.restart to restart-never for that",
+                    g.id,
+                    if g.restart == RestartPolicy::Always {
+                        "exits"
+                    } else {
+                        "fails"
+                    },
+                    g.restart.as_str()
+                )
+            })
+            .collect()
     }
 }
 
 /// Prepares a node from a loaded (and so valid) config; every problem with its place in the file.
 pub fn prepare(loaded: &LoadedConfig) -> Result<PreparedNode, ConfigErrors> {
-    let (transports, problems) = build(loaded);
+    let (transports, guests, problems) = build(loaded);
     if !problems.is_empty() {
         return Err(loaded.locate(problems));
     }
     Ok(PreparedNode {
         loaded: loaded.clone(),
         transports,
+        guests,
     })
 }
 
 /// Prepares the node of a config read as far as it could be: what could be read is prepared too,
 /// so the problems of loading, validation and preparation are reported together.
 pub fn prepare_draft(draft: ConfigDraft) -> Result<PreparedNode, ConfigErrors> {
-    let (transports, problems) = draft.config().map(build).unwrap_or_default();
+    let (transports, guests, problems) = draft.config().map(build).unwrap_or_default();
     let loaded = draft.finish(problems)?;
-    Ok(PreparedNode { loaded, transports })
+    Ok(PreparedNode {
+        loaded,
+        transports,
+        guests,
+    })
 }
 
 /// Loads, validates and prepares the config of a node directory (see
@@ -87,19 +122,19 @@ pub fn prepare_dir(dir: &Path) -> Result<Option<PreparedNode>, ConfigErrors> {
     ConfigDraft::from_dir(dir).map(prepare_draft).transpose()
 }
 
-/// Builds every transport of `loaded`, collecting the problems (paths as in `loaded.config`).
-fn build(loaded: &LoadedConfig) -> (Vec<PreparedTransport>, Vec<ConfigError>) {
+/// Builds every transport and guest worker of `loaded`, collecting the problems (paths as in
+/// `loaded.config`).
+fn build(loaded: &LoadedConfig) -> (Vec<PreparedTransport>, Vec<PreparedGuest>, Vec<ConfigError>) {
     let realm_names: Arc<Vec<String>> = Arc::new(
         loaded
             .config
-            .workers
-            .iter()
-            .flat_map(|WorkerConfig::Router(w)| w.realms.iter().map(|r| r.name.clone()))
+            .router_workers()
+            .flat_map(|(_, w)| w.realms.iter().map(|r| r.name.clone()))
             .collect(),
     );
     let mut transports = Vec::new();
     let mut problems = Vec::new();
-    for (w, WorkerConfig::Router(worker)) in loaded.config.workers.iter().enumerate() {
+    for (w, worker) in loaded.config.router_workers() {
         for (t, transport) in worker.transports.iter().enumerate() {
             match Protocols::from_config(transport, &loaded.base_dir, realm_names.clone()) {
                 Ok(protocols) => transports.push(PreparedTransport {
@@ -115,7 +150,20 @@ fn build(loaded: &LoadedConfig) -> (Vec<PreparedTransport>, Vec<ConfigError>) {
             }
         }
     }
-    (transports, problems)
+    let mut guests = Vec::new();
+    for (w, worker) in loaded.config.workers.iter().enumerate() {
+        if let WorkerConfig::Guest(guest) = worker {
+            match PreparedGuest::prepare(worker.id(w), guest, &loaded.base_dir) {
+                Ok(guest) => guests.push(guest),
+                Err(setup) => problems.extend(
+                    setup
+                        .into_iter()
+                        .map(|e| ConfigError::at(format!("workers[{w}].{}", e.path), e.message)),
+                ),
+            }
+        }
+    }
+    (transports, guests, problems)
 }
 
 #[cfg(test)]

@@ -1,0 +1,522 @@
+//! Guest workers at run time: each configured program is started in config order, in its own
+//! process group, with its output in the node's log, restarted by its restart policy, and stopped
+//! (stop signal, then SIGKILL to the whole group) when the node shuts down.
+//!
+//! One supervising task per guest owns its process. Preparing ([`PreparedGuest::prepare`])
+//! resolves the executable and the working directory, so `switchboard check` reports a program
+//! that cannot run before anything starts.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{
+    ConfigError, DEFAULT_GUEST_STOP_TIMEOUT_SECONDS, EnvInherit, GUEST_STOP_SIGNALS, GuestOutput,
+    GuestStdin, GuestWorkerConfig, MaxRestarts, RestartBackoff, RestartPolicy, StdinKeyword,
+};
+
+/// The longest output line logged as one; longer ones are logged in pieces of this size.
+const MAX_LOG_LINE: u64 = 16 * 1024;
+
+/// A guest worker ready to start: everything resolved against the node directory.
+#[derive(Debug, Clone)]
+pub struct PreparedGuest {
+    /// The worker id.
+    pub id: String,
+    /// The resolved executable.
+    pub program: PathBuf,
+    args: Vec<String>,
+    workdir: PathBuf,
+    /// `None`: the node's whole environment; `Some(names)`: only these of it.
+    inherit: Option<Vec<String>>,
+    vars: Vec<(String, String)>,
+    stdin: StdinPlan,
+    stdout: GuestOutput,
+    stderr: GuestOutput,
+    /// The restart policy.
+    pub restart: RestartPolicy,
+    backoff: RestartBackoff,
+    max_restarts: MaxRestarts,
+    stop_signal: Signal,
+    stop_timeout: Duration,
+}
+
+/// What a guest's stdin gets.
+#[derive(Debug, Clone)]
+enum StdinPlan {
+    /// A pipe the node keeps open and never writes (Crossbar's default).
+    Open,
+    /// End of file at once.
+    Closed,
+    /// These bytes, then end of file unless `close` is false.
+    Write { bytes: Vec<u8>, close: bool },
+}
+
+impl PreparedGuest {
+    /// Resolves the guest worker `id` against the node directory `base`: the
+    /// working directory must exist, the executable must be an executable file (looked up in the
+    /// working directory, then on `PATH`). Problems carry their path inside the worker.
+    pub fn prepare(
+        id: String,
+        config: &GuestWorkerConfig,
+        base: &Path,
+    ) -> Result<Self, Vec<ConfigError>> {
+        let options = &config.options;
+        let mut problems = Vec::new();
+        let workdir = match &options.workdir {
+            Some(dir) => base.join(dir),
+            None => base.to_path_buf(),
+        };
+        if !workdir.is_dir() {
+            problems.push(ConfigError::at(
+                "options.workdir",
+                format!("{} is not a directory", workdir.display()),
+            ));
+        }
+        let path_var = options
+            .env
+            .vars
+            .get("PATH")
+            .cloned()
+            .or_else(|| std::env::var("PATH").ok())
+            .unwrap_or_default();
+        let program = match resolve_executable(&config.executable, &workdir, &path_var) {
+            Ok(program) => Some(program),
+            Err(message) => {
+                problems.push(ConfigError::at("executable", message));
+                None
+            }
+        };
+        let stdin = match &options.stdin {
+            None => StdinPlan::Open,
+            Some(GuestStdin::Keyword(StdinKeyword::Close)) => StdinPlan::Closed,
+            Some(GuestStdin::Value(v)) => StdinPlan::Write {
+                bytes: serde_json::to_vec(&v.value).unwrap_or_default(),
+                close: v.close,
+            },
+        };
+        let stop_signal = stop_signal(options.stop_signal.as_deref().unwrap_or("TERM"));
+        let (Some(program), Some(stop_signal), true) = (program, stop_signal, problems.is_empty())
+        else {
+            // The stop signal and the numbers are checked by validation, with their paths.
+            return Err(problems);
+        };
+        let inherit = match &options.env.inherit {
+            EnvInherit::All(true) => None,
+            EnvInherit::All(false) => Some(Vec::new()),
+            EnvInherit::Names(names) => Some(names.clone()),
+        };
+        let mut vars: Vec<(String, String)> = options
+            .env
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        // Python buffers its output when it goes to a pipe, which holds a guest's log lines back
+        // (Crossbar sets this too, unless the config does).
+        if !options.env.vars.contains_key("PYTHONUNBUFFERED") {
+            vars.push(("PYTHONUNBUFFERED".into(), "1".into()));
+        }
+        vars.push(("SWITCHBOARD_WORKER_ID".into(), id.clone()));
+        Ok(Self {
+            id,
+            program,
+            args: config.arguments.clone(),
+            workdir,
+            inherit,
+            vars,
+            stdin,
+            stdout: options.stdout,
+            stderr: options.stderr,
+            restart: options.restart,
+            backoff: options.restart_backoff,
+            max_restarts: options.max_restarts,
+            stop_signal,
+            stop_timeout: Duration::from_secs_f64(
+                options
+                    .stop_timeout
+                    .unwrap_or(DEFAULT_GUEST_STOP_TIMEOUT_SECONDS),
+            ),
+        })
+    }
+
+    /// Starts the process once, in a process group of its own.
+    fn spawn(&self) -> std::io::Result<Running> {
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.args)
+            .current_dir(&self.workdir)
+            .process_group(0)
+            // Should the supervising task be dropped without stopping it (a panic), the process
+            // does not outlive its handle.
+            .kill_on_drop(true)
+            .stdin(match self.stdin {
+                StdinPlan::Closed => Stdio::null(),
+                StdinPlan::Open | StdinPlan::Write { .. } => Stdio::piped(),
+            })
+            .stdout(output(self.stdout))
+            .stderr(output(self.stderr));
+        if let Some(names) = &self.inherit {
+            command.env_clear();
+            for name in names {
+                if let Some(value) = std::env::var_os(name) {
+                    command.env(name, value);
+                }
+            }
+        }
+        command.envs(self.vars.iter().map(|(k, v)| (k, v)));
+        let mut child = command.spawn()?;
+        let pid = child.id().unwrap_or_default();
+        if let Err(e) = spawn_watchdog(pid) {
+            tracing::warn!(worker = %self.id, pid, "no watchdog for this guest (it would outlive a node killed with SIGKILL): {e}");
+        }
+        let span = tracing::info_span!("guest", worker = %self.id, pid);
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(log_lines(out, span.clone(), "stdout"));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(log_lines(err, span.clone(), "stderr"));
+        }
+        let stdin = child.stdin.take();
+        let stdin = match (&self.stdin, stdin) {
+            (StdinPlan::Write { bytes, close }, Some(mut pipe)) => {
+                // A process that never reads its stdin must not block the supervisor: the value
+                // is written by a task of its own, which keeps the pipe open afterwards if asked.
+                let (bytes, close) = (bytes.clone(), *close);
+                let writer = tokio::spawn(async move {
+                    let _ = pipe.write_all(&bytes).await;
+                    let _ = pipe.flush().await;
+                    (!close).then_some(pipe)
+                });
+                StdinHolder::Writing(writer)
+            }
+            (_, pipe) => StdinHolder::Pipe(pipe),
+        };
+        Ok(Running {
+            child,
+            pid,
+            span,
+            _stdin: stdin,
+            started: Instant::now(),
+        })
+    }
+
+    /// Sends the stop signal to the process group, and SIGKILL once the stop timeout has passed.
+    async fn stop(&self, running: &mut Running) -> Option<ExitStatus> {
+        signal_group(running.pid, self.stop_signal);
+        let status = match tokio::time::timeout(self.stop_timeout, running.child.wait()).await {
+            Ok(status) => status.ok(),
+            Err(_) => {
+                tracing::warn!(
+                    parent: &running.span,
+                    "did not exit within {:?} of SIG{}: killing its process group",
+                    self.stop_timeout,
+                    signal_name(self.stop_signal)
+                );
+                signal_group(running.pid, Signal::SIGKILL);
+                running.child.wait().await.ok()
+            }
+        };
+        // What the process started and left in its group goes with it.
+        signal_group(running.pid, Signal::SIGKILL);
+        status
+    }
+}
+
+/// A started process.
+struct Running {
+    child: Child,
+    pid: u32,
+    span: tracing::Span,
+    /// Held for as long as the process runs: dropping an open pipe would close the guest's stdin.
+    _stdin: StdinHolder,
+    started: Instant,
+}
+
+/// The node's end of a guest's stdin.
+enum StdinHolder {
+    Pipe(#[allow(dead_code)] Option<ChildStdin>),
+    Writing(#[allow(dead_code)] JoinHandle<Option<ChildStdin>>),
+}
+
+/// The guest workers of a running node.
+pub struct GuestSupervisor {
+    guests: Vec<(String, CancellationToken, JoinHandle<()>)>,
+}
+
+impl GuestSupervisor {
+    /// Starts every guest in order (each process is started before the next one) and supervises
+    /// them.
+    pub fn start(guests: Vec<PreparedGuest>) -> Self {
+        let guests = guests
+            .into_iter()
+            .map(|guest| {
+                let stop = CancellationToken::new();
+                tracing::info!(worker = %guest.id, program = %guest.program.display(), "starting guest worker");
+                let first = guest.spawn();
+                let id = guest.id.clone();
+                let task = tokio::spawn(supervise(guest, first, stop.clone()));
+                (id, stop, task)
+            })
+            .collect();
+        Self { guests }
+    }
+
+    /// The ids of the guest workers, in start order.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.guests.iter().map(|(id, _, _)| id.as_str())
+    }
+
+    /// Stops every guest (its stop signal, then SIGKILL to its process group after its stop
+    /// timeout) and waits until all have exited.
+    pub async fn stop(self) {
+        for (_, stop, _) in &self.guests {
+            stop.cancel();
+        }
+        for (id, _, task) in self.guests {
+            if let Err(e) = task.await {
+                tracing::error!(worker = %id, "guest supervisor ended abnormally: {e}");
+            }
+        }
+    }
+}
+
+/// Runs one guest until it is stopped, restarting it by its policy.
+async fn supervise(
+    guest: PreparedGuest,
+    mut spawned: std::io::Result<Running>,
+    stop: CancellationToken,
+) {
+    let mut restarts: VecDeque<Instant> = VecDeque::new();
+    let mut delay = guest.backoff.initial;
+    loop {
+        let (failed, uptime) = match spawned {
+            Ok(mut running) => {
+                tracing::info!(parent: &running.span, "guest worker started");
+                let status = tokio::select! {
+                    status = running.child.wait() => status,
+                    () = stop.cancelled() => {
+                        let status = guest.stop(&mut running).await;
+                        tracing::info!(
+                            parent: &running.span,
+                            "guest worker stopped ({})",
+                            status.map_or_else(|| "status unknown".into(), describe)
+                        );
+                        return;
+                    }
+                };
+                // Children it left in its group do not outlive it.
+                signal_group(running.pid, Signal::SIGKILL);
+                let failed = match &status {
+                    Ok(status) if status.success() => {
+                        tracing::info!(parent: &running.span, "guest worker exited with success");
+                        false
+                    }
+                    Ok(status) => {
+                        tracing::warn!(parent: &running.span, "guest worker failed: {}", describe(*status));
+                        true
+                    }
+                    Err(e) => {
+                        tracing::warn!(parent: &running.span, "guest worker lost: {e}");
+                        true
+                    }
+                };
+                (failed, running.started.elapsed())
+            }
+            Err(e) => {
+                tracing::error!(worker = %guest.id, program = %guest.program.display(), "guest worker could not start: {e}");
+                (true, Duration::ZERO)
+            }
+        };
+        let restart = match guest.restart {
+            RestartPolicy::Never => false,
+            RestartPolicy::OnFailed => failed,
+            RestartPolicy::Always => true,
+        };
+        if !restart {
+            tracing::info!(worker = %guest.id, "not restarted (options.restart is {})", guest.restart.as_str());
+            return;
+        }
+        if uptime.as_secs_f64() >= guest.backoff.reset_after {
+            delay = guest.backoff.initial;
+        }
+        let now = Instant::now();
+        let window = Duration::from_secs_f64(guest.max_restarts.window);
+        while restarts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > window)
+        {
+            restarts.pop_front();
+        }
+        if restarts.len() >= guest.max_restarts.count as usize {
+            tracing::error!(
+                worker = %guest.id,
+                "guest worker failed: restarted {} times within {} s (options.max_restarts); not restarting it again",
+                restarts.len(),
+                guest.max_restarts.window
+            );
+            return;
+        }
+        restarts.push_back(now);
+        let wait = jittered(delay, guest.backoff.jitter);
+        delay = (delay * guest.backoff.factor).min(guest.backoff.max);
+        tracing::info!(worker = %guest.id, "restarting guest worker in {wait:.2?}");
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = stop.cancelled() => return,
+        }
+        spawned = guest.spawn();
+    }
+}
+
+/// What a guest's watchdog runs: while the node (`$1`) lives, nothing; once it is gone, SIGKILL to
+/// the whole process group, the watchdog included.
+const WATCHDOG_SCRIPT: &str = r#"while kill -0 "$1" 2>/dev/null; do sleep 1; done; kill -KILL 0"#;
+
+/// Starts a watchdog in the process group of the guest `pid`: a shell that polls the node's pid
+/// every second and kills the group once the node is gone, so that a node killed with SIGKILL
+/// (which runs no clean-up) leaves no guest behind. The kernel's parent-death signal would do
+/// this without a process, but setting it needs code between fork and exec, which only `unsafe`
+/// reaches in Rust. The watchdog dies with the group whenever the node stops or reaps the guest;
+/// its handle is dropped at once and tokio reaps it.
+fn spawn_watchdog(pid: u32) -> std::io::Result<()> {
+    let group = i32::try_from(pid).map_err(std::io::Error::other)?;
+    Command::new("/bin/sh")
+        .arg("-c")
+        .arg(WATCHDOG_SCRIPT)
+        .arg("switchboard-guest-watchdog")
+        .arg(std::process::id().to_string())
+        .process_group(group)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(drop)
+}
+
+/// `delay` seconds, lengthened or shortened at random by up to `jitter` of it.
+fn jittered(delay: f64, jitter: f64) -> Duration {
+    let factor = if jitter > 0.0 {
+        1.0 + rand::random_range(-jitter..=jitter)
+    } else {
+        1.0
+    };
+    Duration::from_secs_f64((delay * factor).max(0.0))
+}
+
+/// Logs each line `reader` yields under `span` (the worker id and pid), until end of file.
+async fn log_lines(reader: impl AsyncRead + Unpin, span: tracing::Span, stream: &'static str) {
+    let mut reader = BufReader::new(reader);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match (&mut reader)
+            .take(MAX_LOG_LINE)
+            .read_until(b'\n', &mut line)
+            .await
+        {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                tracing::info!(parent: &span, stream, "{}", text.trim_end_matches(['\n', '\r']));
+            }
+        }
+    }
+}
+
+fn output(mode: GuestOutput) -> Stdio {
+    match mode {
+        GuestOutput::Log => Stdio::piped(),
+        GuestOutput::Drop | GuestOutput::Close => Stdio::null(),
+    }
+}
+
+/// Sends `signal` to the process group led by `pid`; a group that is gone already is fine.
+fn signal_group(pid: u32, signal: Signal) {
+    if let Ok(pid) = i32::try_from(pid)
+        && pid > 0
+    {
+        let _ = killpg(Pid::from_raw(pid), signal);
+    }
+}
+
+/// How a process ended, in words.
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => match Signal::try_from(signal) {
+            Ok(s) => format!("killed by {s}"),
+            Err(_) => format!("killed by signal {signal}"),
+        },
+        (None, None) => "ended".into(),
+    }
+}
+
+/// The signal `options.stop_signal` names (one of [`GUEST_STOP_SIGNALS`]).
+pub(crate) fn stop_signal(name: &str) -> Option<Signal> {
+    let name = name.strip_prefix("SIG").unwrap_or(name);
+    if !GUEST_STOP_SIGNALS.contains(&name) {
+        return None;
+    }
+    Some(match name {
+        "INT" => Signal::SIGINT,
+        "HUP" => Signal::SIGHUP,
+        "QUIT" => Signal::SIGQUIT,
+        "USR1" => Signal::SIGUSR1,
+        "USR2" => Signal::SIGUSR2,
+        "KILL" => Signal::SIGKILL,
+        _ => Signal::SIGTERM,
+    })
+}
+
+fn signal_name(signal: Signal) -> &'static str {
+    signal.as_str().trim_start_matches("SIG")
+}
+
+/// Finds the executable a guest names: in its working directory first (a name with a slash only
+/// there), then on `path_var`; it must be a file with an execute bit.
+fn resolve_executable(name: &str, workdir: &Path, path_var: &str) -> Result<PathBuf, String> {
+    if name.is_empty() {
+        return Err("expected the program to run, got an empty string".into());
+    }
+    let local = workdir.join(name);
+    if name.contains('/') || local.is_file() {
+        return check_executable(&local).map(|()| local);
+    }
+    for dir in std::env::split_paths(path_var) {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return check_executable(&candidate).map(|()| candidate);
+        }
+    }
+    Err(format!(
+        "`{name}` was not found: it is not in {} and not on PATH",
+        workdir.display()
+    ))
+}
+
+fn check_executable(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => Err(format!("{} is not a file", path.display())),
+        Ok(meta) if meta.permissions().mode() & 0o111 == 0 => Err(format!(
+            "{} is not executable (mode {:o}; chmod +x it)",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
