@@ -47,6 +47,8 @@ pub struct WebSocketSettings {
     pub compression: Option<Deflate>,
     /// Keepalive pings.
     pub keepalive: Option<Keepalive>,
+    /// Refuse an upgrade that offers no subprotocol (server side; else such a client gets JSON).
+    pub require_subprotocol: bool,
 }
 
 impl WebSocketSettings {
@@ -58,6 +60,7 @@ impl WebSocketSettings {
             fragment_bytes: None,
             compression: compression.then(Deflate::default),
             keepalive: None,
+            require_subprotocol: false,
         }
     }
 
@@ -193,6 +196,13 @@ pub fn accept<B>(
         allowed,
     )
     .map_err(UpgradeError::NoSubprotocol)?;
+    if negotiated.is_none() && settings.require_subprotocol {
+        return Err(UpgradeError::NoSubprotocol(
+            "the client offered no WebSocket subprotocol, and this endpoint requires one of \
+             wamp.2.json, wamp.2.msgpack, wamp.2.cbor"
+                .into(),
+        ));
+    }
     let serializer = negotiated.unwrap_or(Serializer::Json);
     let (mut response, upgrade) =
         WebSocket::upgrade_with_options(request, settings.options(yawc::Role::Server))

@@ -133,6 +133,9 @@ fn parse_grace(text: &str) -> Result<f64, String> {
 
 async fn start(dir: Option<&Path>, shutdown_grace: Option<f64>) -> anyhow::Result<()> {
     let prepared = prepare(dir)?;
+    for warning in &prepared.warnings().0 {
+        tracing::warn!("{warning}");
+    }
     for note in prepared.notes() {
         tracing::info!("{note}");
     }
@@ -178,6 +181,9 @@ fn main() -> ExitCode {
         }
         Command::Init { dir } => init(&dir),
         Command::Check { dir } => prepare(dir.as_deref()).map(|node| {
+            for warning in &node.warnings().0 {
+                println!("warning: {warning}");
+            }
             for note in node.notes() {
                 println!("note: {note}");
             }

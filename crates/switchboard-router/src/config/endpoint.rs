@@ -74,6 +74,9 @@ pub struct TcpEndpointConfig {
 pub struct UnixEndpointConfig {
     /// Socket path; relative paths resolve against the config's directory.
     pub path: PathBuf,
+    /// Listen backlog.
+    #[serde(default)]
+    pub backlog: Option<u32>,
     /// TLS.
     #[serde(default)]
     pub tls: Option<TlsConfig>,

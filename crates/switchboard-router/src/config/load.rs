@@ -119,6 +119,12 @@ impl LoadedConfig {
         }
     }
 
+    /// Keys Crossbar accepts that have no effect here, one warning each (paths in
+    /// [`config`](Self::config), to be placed with [`locate`](Self::locate)).
+    pub fn warnings(&self) -> Vec<ConfigError> {
+        super::validate::warnings(&self.config)
+    }
+
     /// Places problems found in this config after loading (by the node's preparation, with paths
     /// in [`config`](Self::config)) in the file, as loading places its own: file, line, column.
     pub fn locate(&self, errors: Vec<ConfigError>) -> ConfigErrors {

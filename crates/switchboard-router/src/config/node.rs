@@ -32,6 +32,9 @@ pub struct ControllerConfig {
     /// Controller options.
     #[serde(default)]
     pub options: Option<ControllerOptions>,
+    /// Crossbar.io FX's management uplink: accepted with a warning, it has no effect.
+    #[serde(default)]
+    pub fabric: Option<serde_json::Value>,
 }
 
 impl NodeConfig {
@@ -62,29 +65,75 @@ pub struct ControllerOptions {
     /// `wamp.error.canceled` (Switchboard's key; `switchboard start --shutdown-grace` overrides it).
     #[serde(default)]
     pub shutdown_grace: Option<f64>,
+    /// Crossbar's node shutdown triggers (`shutdown_on_worker_exit`, ...): accepted with a
+    /// warning, they have no effect (Switchboard's router never exits on its own).
+    #[serde(default)]
+    pub shutdown: Option<serde_json::Value>,
+    /// Crossbar's parallel worker start: accepted with a warning, it has no effect.
+    #[serde(default)]
+    pub enable_parallel_worker_start: Option<serde_json::Value>,
 }
 
-/// Options that only carry a title (a worker's `options`).
+/// A router worker's `options`: Crossbar's native worker options. Only `title` means something
+/// here; the others set up a Python worker process, which Switchboard does not have, and are
+/// accepted with a warning.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct TitleOptions {
+pub struct NativeWorkerOptions {
     /// A title shown in logs.
     #[serde(default)]
     pub title: Option<String>,
+    /// Python module search path of the worker process.
+    #[serde(default)]
+    pub pythonpath: Option<serde_json::Value>,
+    /// CPUs the worker process is pinned to.
+    #[serde(default)]
+    pub cpu_affinity: Option<serde_json::Value>,
+    /// Environment of the worker process.
+    #[serde(default)]
+    pub env: Option<serde_json::Value>,
+    /// Twisted reactor of the worker process.
+    #[serde(default)]
+    pub reactor: Option<serde_json::Value>,
+    /// Crossbar's controller API exposure to the worker.
+    #[serde(default)]
+    pub expose_controller: Option<serde_json::Value>,
+    /// Crossbar's shared state exposure to the worker.
+    #[serde(default)]
+    pub expose_shared: Option<serde_json::Value>,
+}
+
+impl NativeWorkerOptions {
+    /// The options present that have no effect in Switchboard, by key.
+    pub fn without_effect(&self) -> Vec<&'static str> {
+        [
+            ("pythonpath", self.pythonpath.is_some()),
+            ("cpu_affinity", self.cpu_affinity.is_some()),
+            ("env", self.env.is_some()),
+            ("reactor", self.reactor.is_some()),
+            ("expose_controller", self.expose_controller.is_some()),
+            ("expose_shared", self.expose_shared.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, present)| present.then_some(key))
+        .collect()
+    }
 }
 
 /// A worker.
 #[derive(Debug, Clone)]
+// Read once at start: the size difference costs nothing worth an indirection.
+#[allow(clippy::large_enum_variant)]
 pub enum WorkerConfig {
     /// A router worker.
     Router(RouterWorkerConfig),
     /// A guest worker: a program the node starts and supervises.
-    Guest(Box<GuestWorkerConfig>),
+    Guest(GuestWorkerConfig),
 }
 
 tagged!(WorkerConfig, "worker", {
     "router" => Router(RouterWorkerConfig),
-    "guest" => Guest(Box<GuestWorkerConfig>),
+    "guest" => Guest(GuestWorkerConfig),
 });
 
 impl WorkerConfig {
@@ -128,7 +177,7 @@ pub struct RouterWorkerConfig {
     pub id: Option<String>,
     /// Worker options.
     #[serde(default)]
-    pub options: Option<TitleOptions>,
+    pub options: Option<NativeWorkerOptions>,
     /// Realms hosted.
     #[serde(default)]
     pub realms: Vec<RealmConfig>,

@@ -10,6 +10,9 @@ use super::{AuthConfig, CookieConfig};
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct WebSocketOptions {
+    /// Crossbar's per-endpoint debug logging: accepted with a warning (use `--loglevel debug`).
+    #[serde(default)]
+    pub debug: Option<bool>,
     /// Public URL (informational).
     #[serde(default)]
     pub url: Option<String>,
@@ -38,6 +41,10 @@ pub struct WebSocketProtocolOptions {
     /// without `deflate`.
     #[serde(default)]
     pub compression: Option<CompressionConfig>,
+    /// Refuse clients that offer no WebSocket subprotocol (Crossbar's key, true there by default).
+    /// Absent or false: such a client speaks JSON, as plain WebSocket tools expect.
+    #[serde(default)]
+    pub require_websocket_subprotocol: Option<bool>,
     /// Milliseconds allowed for the opening handshake (the seed's `opening_timeout`).
     #[serde(default)]
     pub open_handshake_timeout: Option<u64>,

@@ -61,6 +61,9 @@ pub struct UniversalTransportConfig {
     /// Transport id.
     #[serde(default)]
     pub id: Option<String>,
+    /// Crossbar's per-transport debug logging: accepted with a warning (use `--loglevel debug`).
+    #[serde(default)]
+    pub debug: Option<bool>,
     /// Where to listen.
     pub endpoint: EndpointConfig,
     /// Limits failed authentications per client address.
@@ -95,6 +98,9 @@ pub struct WebSocketTransportConfig {
     /// Transport id.
     #[serde(default)]
     pub id: Option<String>,
+    /// Crossbar's per-transport debug logging: accepted with a warning (use `--loglevel debug`).
+    #[serde(default)]
+    pub debug: Option<bool>,
     /// Where to listen.
     pub endpoint: EndpointConfig,
     /// Limits failed authentications per client address.
@@ -121,6 +127,7 @@ impl WebSocketTransportConfig {
     /// The WebSocket settings, as for a path of a universal or web transport.
     pub fn websocket(&self) -> WebSocketOptions {
         WebSocketOptions {
+            debug: self.debug,
             url: self.url.clone(),
             serializers: self.serializers.clone(),
             options: self.options.clone(),
@@ -137,6 +144,9 @@ pub struct RawSocketTransportConfig {
     /// Transport id.
     #[serde(default)]
     pub id: Option<String>,
+    /// Crossbar's per-transport debug logging: accepted with a warning (use `--loglevel debug`).
+    #[serde(default)]
+    pub debug: Option<bool>,
     /// Where to listen.
     pub endpoint: EndpointConfig,
     /// Limits failed authentications per client address.
@@ -145,6 +155,9 @@ pub struct RawSocketTransportConfig {
     /// Serializers offered; all three when absent.
     #[serde(default)]
     pub serializers: Option<Vec<SerializerName>>,
+    /// One serializer: the older form of `serializers` (Crossbar still reads it).
+    #[serde(default)]
+    pub serializer: Option<SerializerName>,
     /// Largest accepted message, in bytes.
     #[serde(default)]
     pub max_message_size: Option<usize>,
@@ -160,7 +173,10 @@ impl RawSocketTransportConfig {
     /// The RawSocket settings, as for a universal transport.
     pub fn rawsocket(&self) -> RawSocketOptions {
         RawSocketOptions {
-            serializers: self.serializers.clone(),
+            serializers: self
+                .serializers
+                .clone()
+                .or_else(|| self.serializer.map(|s| vec![s])),
             max_message_size: self.max_message_size,
             options: self.options.clone(),
             auth: self.auth.clone(),
@@ -175,6 +191,9 @@ pub struct WebTransportConfig {
     /// Transport id.
     #[serde(default)]
     pub id: Option<String>,
+    /// Crossbar's per-transport debug logging: accepted with a warning (use `--loglevel debug`).
+    #[serde(default)]
+    pub debug: Option<bool>,
     /// Where to listen.
     pub endpoint: EndpointConfig,
     /// Limits failed authentications per client address.

@@ -83,6 +83,19 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
             check_transport(transport, &at, &known, &mut errors);
         }
     }
+    for (w, worker) in config.router_workers() {
+        for (t, transport) in worker.transports.iter().enumerate() {
+            if let TransportConfig::RawSocket(rs) = transport
+                && rs.serializer.is_some()
+                && rs.serializers.is_some()
+            {
+                errors.push(ConfigError::at(
+                    format!("workers[{w}].transports[{t}].serializer"),
+                    "expected `serializers` or its older form `serializer`, not both",
+                ));
+            }
+        }
+    }
     let mut worker_ids: HashSet<String> = HashSet::new();
     for (w, worker) in config.workers.iter().enumerate() {
         let id = worker.id(w);
@@ -99,6 +112,89 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
         }
     }
     errors
+}
+
+/// Keys Crossbar accepts that have no effect in Switchboard: each is accepted and named in one
+/// warning (`switchboard check` prints them, `switchboard start` logs them).
+pub(super) fn warnings(config: &NodeConfig) -> Vec<ConfigError> {
+    let mut warnings = Vec::new();
+    if let Some(controller) = &config.controller {
+        if controller.fabric.is_some() {
+            warnings.push(ConfigError::at(
+                "controller.fabric",
+                "has no effect: Crossbar.io FX's management uplink; Switchboard has none",
+            ));
+        }
+        if let Some(options) = &controller.options {
+            if options.shutdown.is_some() {
+                warnings.push(ConfigError::at(
+                    "controller.options.shutdown",
+                    "has no effect: Switchboard's router runs in the node's own process and never \
+                     exits on its own; the node stops on SIGTERM or Ctrl-C",
+                ));
+            }
+            if options.enable_parallel_worker_start.is_some() {
+                warnings.push(ConfigError::at(
+                    "controller.options.enable_parallel_worker_start",
+                    "has no effect: workers start one after the other, in config order",
+                ));
+            }
+        }
+    }
+    for (w, worker) in config.router_workers() {
+        if let Some(options) = &worker.options {
+            for key in options.without_effect() {
+                warnings.push(ConfigError::at(
+                    format!("workers[{w}].options.{key}"),
+                    "has no effect: it sets up a Python worker process, and Switchboard's router \
+                     runs in the node's own process",
+                ));
+            }
+        }
+        for (t, transport) in worker.transports.iter().enumerate() {
+            let at = format!("workers[{w}].transports[{t}]");
+            let mut debug_keys = Vec::new();
+            let transport_debug = match transport {
+                TransportConfig::Universal(u) => {
+                    for (path, WebSocketPathConfig::WebSocket(o)) in &u.websocket {
+                        if o.debug.is_some() {
+                            debug_keys.push(format!("{at}.websocket.{path}.debug"));
+                        }
+                    }
+                    if let Some(web) = &u.web {
+                        web_debug_keys(&web.paths, &format!("{at}.web.paths"), &mut debug_keys);
+                    }
+                    u.debug
+                }
+                TransportConfig::WebSocket(ws) => ws.debug,
+                TransportConfig::RawSocket(rs) => rs.debug,
+                TransportConfig::Web(web) => {
+                    web_debug_keys(&web.paths, &format!("{at}.paths"), &mut debug_keys);
+                    web.debug
+                }
+            };
+            if transport_debug.is_some() {
+                debug_keys.insert(0, format!("{at}.debug"));
+            }
+            warnings.extend(debug_keys.into_iter().map(|path| {
+                ConfigError::at(
+                    path,
+                    "has no effect: Switchboard's log level is one for the node (--loglevel debug)",
+                )
+            }));
+        }
+    }
+    warnings
+}
+
+fn web_debug_keys(paths: &BTreeMap<String, WebPathConfig>, at: &str, keys: &mut Vec<String>) {
+    for (path, resource) in paths {
+        if let WebPathConfig::WebSocket(o) = resource
+            && o.debug.is_some()
+        {
+            keys.push(format!("{at}.{path}.debug"));
+        }
+    }
 }
 
 /// A guest worker's values (its executable and working directory are checked when the node is

@@ -122,6 +122,8 @@ enum Resource {
     Static(StaticDir),
     Redirect(String),
     NodeInfo,
+    /// A static directory that did not exist when the node started.
+    Missing,
 }
 
 /// How HTTP requests of one transport are answered.
@@ -159,6 +161,9 @@ pub struct Protocols {
     pub close_timeout: Option<Duration>,
     /// Realm names, for the node info page.
     realms: Arc<Vec<String>>,
+    /// What the transport serves differently from what its config asks (a static directory that
+    /// does not exist), relative to the transport's section.
+    pub warnings: Vec<SetupError>,
 }
 
 /// A bound listener, ready to accept.
@@ -212,7 +217,12 @@ pub fn bind(endpoint: &EndpointConfig, base_dir: &Path) -> io::Result<(Listener,
             }) {
                 std::fs::remove_file(&path)?;
             }
-            let listener = UnixListener::bind(&path)?;
+            let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
+            socket.bind(&socket2::SockAddr::unix(&path)?)?;
+            let backlog = u.backlog.unwrap_or(1024).min(i32::MAX as u32) as i32;
+            socket.listen(backlog)?;
+            socket.set_nonblocking(true)?;
+            let listener = UnixListener::from_std(std::os::unix::net::UnixListener::from(socket))?;
             Ok((
                 Listener::Unix(listener, path.clone()),
                 ListenAddr::Unix(path),
@@ -416,6 +426,7 @@ async fn serve_resource(
         }
         Resource::Redirect(url) => web::redirect(url),
         Resource::NodeInfo => web::node_info(&protocols.realms),
+        Resource::Missing => web::text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
 

@@ -107,6 +107,7 @@ impl WsEndpoint {
                 fragment_bytes: opts.auto_fragment_size,
                 compression,
                 keepalive,
+                require_subprotocol: opts.require_websocket_subprotocol.unwrap_or(false),
             },
             allowed_origins: opts.allowed_origins.clone(),
             allow_null_origin: opts.allow_null_origin.unwrap_or(true),
@@ -194,10 +195,27 @@ fn resource(
     base: &Path,
     setup: &AuthSetup,
     at: &str,
+    warnings: &mut Vec<SetupError>,
 ) -> Result<Resource, Vec<SetupError>> {
     Ok(match path {
         WebPathConfig::Static(s) => {
             let dir = base.join(&s.directory);
+            // Crossbar starts without a directory that does not exist and answers 404 there; a
+            // path that exists and cannot be served is a mistake worth stopping for.
+            if std::fs::symlink_metadata(&dir)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+            {
+                warnings.push(SetupError::at(
+                    field(at, "directory"),
+                    format!(
+                        "`{}` does not exist ({}): this path answers 404 until it does and the \
+                         node is restarted",
+                        s.directory.display(),
+                        dir.display()
+                    ),
+                ));
+                return Ok(Resource::Missing);
+            }
             // Listing it first: a path that exists but is no readable directory is refused too.
             let served = std::fs::read_dir(&dir).and_then(|_| StaticDir::new(&dir, &s.options));
             Resource::Static(served.map_err(|e| {
@@ -235,6 +253,7 @@ impl Protocols {
         realms: Arc<Vec<String>>,
     ) -> Result<Self, Vec<SetupError>> {
         let mut problems = Vec::new();
+        let mut warnings = Vec::new();
         let setup = AuthSetup {
             base,
             limiter: t.auth_rate_limit().map(|l| {
@@ -293,7 +312,9 @@ impl Protocols {
                             websockets.push(o);
                         }
                         let at = format!("web.paths.{path}");
-                        if let Some(r) = keep(resource(p, base, &setup, &at), &mut problems) {
+                        if let Some(r) =
+                            keep(resource(p, base, &setup, &at, &mut warnings), &mut problems)
+                        {
                             resources.push((path, r));
                         }
                     }
@@ -323,7 +344,9 @@ impl Protocols {
                         websockets.push(o);
                     }
                     let at = format!("paths.{path}");
-                    if let Some(r) = keep(resource(p, base, &setup, &at), &mut problems) {
+                    if let Some(r) =
+                        keep(resource(p, base, &setup, &at, &mut warnings), &mut problems)
+                    {
                         resources.push((path, r));
                     }
                 }
@@ -356,6 +379,7 @@ impl Protocols {
             opening_timeout,
             close_timeout,
             realms,
+            warnings,
         })
     }
 }

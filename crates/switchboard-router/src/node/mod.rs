@@ -215,6 +215,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
         loaded,
         transports,
         guests,
+        ..
     } = node;
     let mut bound = Vec::new();
     for (index, transport) in transports.into_iter().enumerate() {

@@ -22,6 +22,9 @@ pub struct PreparedNode {
     pub(super) loaded: LoadedConfig,
     pub(super) transports: Vec<PreparedTransport>,
     pub(super) guests: Vec<PreparedGuest>,
+    /// Keys without effect and what is served differently from what the config asks, placed in
+    /// the file.
+    warnings: ConfigErrors,
 }
 
 impl std::fmt::Debug for PreparedNode {
@@ -46,6 +49,8 @@ pub(super) struct PreparedTransport {
     pub(super) endpoint: EndpointConfig,
     /// What it serves.
     pub(super) protocols: Protocols,
+    /// Its place in the config (`workers[0].transports[1]`).
+    at: String,
 }
 
 impl PreparedNode {
@@ -65,6 +70,13 @@ impl PreparedNode {
     /// The guest workers the node starts, in config order.
     pub fn guests(&self) -> &[PreparedGuest] {
         &self.guests
+    }
+
+    /// Keys Crossbar accepts that have no effect here, and what is served differently from what
+    /// the config asks (a static directory that does not exist): `switchboard check` prints them
+    /// and `switchboard start` logs them, each with its place in the file.
+    pub fn warnings(&self) -> &ConfigErrors {
+        &self.warnings
     }
 
     /// What `switchboard check` and `switchboard start` tell a Crossbar user about this config
@@ -96,10 +108,12 @@ pub fn prepare(loaded: &LoadedConfig) -> Result<PreparedNode, ConfigErrors> {
     if !problems.is_empty() {
         return Err(loaded.locate(problems));
     }
+    let warnings = warnings(loaded, &transports);
     Ok(PreparedNode {
         loaded: loaded.clone(),
         transports,
         guests,
+        warnings,
     })
 }
 
@@ -108,10 +122,12 @@ pub fn prepare(loaded: &LoadedConfig) -> Result<PreparedNode, ConfigErrors> {
 pub fn prepare_draft(draft: ConfigDraft) -> Result<PreparedNode, ConfigErrors> {
     let (transports, guests, problems) = draft.config().map(build).unwrap_or_default();
     let loaded = draft.finish(problems)?;
+    let warnings = warnings(&loaded, &transports);
     Ok(PreparedNode {
         loaded,
         transports,
         guests,
+        warnings,
     })
 }
 
@@ -120,6 +136,18 @@ pub fn prepare_draft(draft: ConfigDraft) -> Result<PreparedNode, ConfigErrors> {
 /// and `switchboard start` run.
 pub fn prepare_dir(dir: &Path) -> Result<Option<PreparedNode>, ConfigErrors> {
     ConfigDraft::from_dir(dir).map(prepare_draft).transpose()
+}
+
+/// The warnings of a config whose transports were built, placed in its file.
+fn warnings(loaded: &LoadedConfig, transports: &[PreparedTransport]) -> ConfigErrors {
+    let mut warnings = loaded.warnings();
+    warnings.extend(transports.iter().flat_map(|t| {
+        t.protocols
+            .warnings
+            .iter()
+            .map(|w| ConfigError::at(format!("{}.{}", t.at, w.path), w.message.clone()))
+    }));
+    loaded.locate(warnings)
 }
 
 /// Builds every transport and guest worker of `loaded`, collecting the problems (paths as in
@@ -140,6 +168,7 @@ fn build(loaded: &LoadedConfig) -> (Vec<PreparedTransport>, Vec<PreparedGuest>, 
                 Ok(protocols) => transports.push(PreparedTransport {
                     endpoint: transport.endpoint().clone(),
                     protocols,
+                    at: format!("workers[{w}].transports[{t}]"),
                 }),
                 Err(setup) => problems.extend(setup.into_iter().map(|e| {
                     ConfigError::at(
@@ -201,9 +230,11 @@ mod tests {
              \"paths\": {{\"/\": {{\"type\": \"static\",\n  \"directory\": \"gone\"}}}}}}]}}]}}"
         );
         std::fs::write(&file, text).expect("write");
-        // Loading has nothing to say against it: whether the directory is there is preparation's.
+        // A file where the directory should be.
+        std::fs::write(dir.path().join("gone"), "").expect("write");
+        // Loading has nothing to say against it: whether the directory is usable is preparation's.
         let loaded = LoadedConfig::from_file(&file).expect("loads");
-        let ConfigErrors(errors) = prepare(&loaded).expect_err("the directory is missing");
+        let ConfigErrors(errors) = prepare(&loaded).expect_err("the directory is a file");
         assert_eq!(errors.len(), 1, "{errors:?}");
         let e = &errors[0];
         assert_eq!(e.path, "workers[0].transports[0].paths./.directory");
@@ -217,12 +248,36 @@ mod tests {
     }
 
     #[test]
+    fn a_static_directory_that_does_not_exist_is_a_warning_placed_in_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("config.json");
+        let text = format!(
+            "{{\"workers\": [{{\"type\": \"router\", {REALMS},\n\
+             \"transports\": [{{\"type\": \"web\", \"endpoint\": {{\"type\": \"tcp\", \"port\": 0}},\n\
+             \"paths\": {{\"/\": {{\"type\": \"static\",\n  \"directory\": \"gone\"}}}}}}]}}]}}"
+        );
+        std::fs::write(&file, text).expect("write");
+        let loaded = LoadedConfig::from_file(&file).expect("loads");
+        let node = prepare(&loaded).expect("a missing directory does not stop the node");
+        let ConfigErrors(warnings) = node.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        let w = &warnings[0];
+        assert_eq!(w.path, "workers[0].transports[0].paths./.directory");
+        assert!(
+            w.message.starts_with("`gone` does not exist"),
+            "{}",
+            w.message
+        );
+        assert_eq!(w.position, Some((4, 3)));
+    }
+
+    #[test]
     fn problems_of_transports_after_a_cut_out_one_keep_the_files_indices() {
         let errors = all_problems(&format!(
             r#"{{"workers": [{{"type": "router", {REALMS}, "transports": [
                 {{"type": "mqtt"}},
                 {{"type": "web", "endpoint": {{"type": "tcp", "port": 0}},
-                  "paths": {{"/": {{"type": "static", "directory": "gone"}}}}}}]}}]}}"#
+                  "paths": {{"/": {{"type": "static", "directory": "config.json"}}}}}}]}}]}}"#
         ));
         let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
