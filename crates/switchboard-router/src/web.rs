@@ -71,6 +71,68 @@ pub fn node_info(realms: &[String]) -> Response<HttpBody> {
     response(StatusCode::OK, "text/html; charset=utf-8", body)
 }
 
+/// A fixed JSON document on a web path (the `json` path type), rendered once at start.
+#[derive(Debug, Clone)]
+pub struct JsonDocument {
+    body: Bytes,
+    allow_cross_origin: bool,
+    discourage_caching: bool,
+}
+
+impl JsonDocument {
+    /// The document of a `json` path.
+    pub fn new(config: &crate::config::JsonPathConfig) -> Self {
+        let body = if config.options.prettify {
+            let mut out = Vec::new();
+            let formatter = serde_json::ser::PrettyFormatter::with_indent(b"   ");
+            let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
+            serde::Serialize::serialize(&config.value, &mut serializer)
+                .map(|()| out)
+                .unwrap_or_default()
+        } else {
+            serde_json::to_vec(&config.value).unwrap_or_default()
+        };
+        Self {
+            body: Bytes::from(body),
+            allow_cross_origin: config.options.allow_cross_origin,
+            discourage_caching: config.options.discourage_caching,
+        }
+    }
+
+    /// Answers a request: the document to GET (and HEAD), 405 to other methods.
+    pub fn serve<B>(&self, req: &Request<B>) -> Response<HttpBody> {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+        let body = if req.method() == Method::HEAD {
+            Bytes::new()
+        } else {
+            self.body.clone()
+        };
+        let mut r = response(StatusCode::OK, "application/json; charset=utf-8", body);
+        let headers = r.headers_mut();
+        if self.discourage_caching {
+            headers.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store, no-cache, must-revalidate, max-age=0"),
+            );
+        }
+        if self.allow_cross_origin
+            && let Some(origin) = req.headers().get(header::ORIGIN)
+        {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+        }
+        r
+    }
+}
+
 /// A served directory.
 #[derive(Debug, Clone)]
 pub struct StaticDir {

@@ -1,7 +1,8 @@
 //! Keys of Crossbar's config that `check` used to refuse, through the binary: the ones without
 //! effect are accepted with one warning each (file, line, path); a static directory that does not
-//! exist is a warning and answers 404; `require_websocket_subprotocol`, a Unix endpoint's
-//! `backlog` and RawSocket's older `serializer` work.
+//! exist is a warning and answers 404; the `json` path type serves its value;
+//! `require_websocket_subprotocol`, a Unix endpoint's `backlog` and RawSocket's older `serializer`
+//! work.
 
 mod common;
 
@@ -31,7 +32,8 @@ fn crossbar_node_dir() -> tempfile::TempDir {
              "endpoint": {"type": "tcp", "port": 0, "interface": "127.0.0.1"},
              "paths": {"/": {"type": "static", "directory": "../web"},
                        "strict": {"type": "websocket", "debug": false, "options": {"require_websocket_subprotocol": true}},
-                       "ws": {"type": "websocket"}}},
+                       "ws": {"type": "websocket"},
+                       "info": {"type": "json", "value": {"param1": "foobar", "param2": [1, 2, 3]}, "options": {"discourage_caching": true}}}},
             {"type": "rawsocket", "serializer": "msgpack",
              "endpoint": {"type": "unix", "path": "router.sock", "backlog": 64}}
         ]
@@ -88,6 +90,15 @@ fn check_accepts_crossbar_keys_without_effect_with_one_warning_each() {
     assert!(stdout.contains("configuration is valid"), "{stdout}");
 }
 
+/// Sends one HTTP request (which asks to close the connection) and returns the whole response.
+fn http_request(addr: &str, request: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
+}
+
 /// Sends a WebSocket upgrade for `path` (with `protocol` as the offered subprotocol, if any) and
 /// returns the status line.
 fn upgrade_status(addr: &str, path: &str, protocol: Option<&str>) -> String {
@@ -122,15 +133,40 @@ async fn a_crossbar_node_with_those_keys_starts_and_serves() {
     let addr = router.tcp.clone();
 
     // The static directory that does not exist answers 404; the node still serves WebSocket.
-    let mut stream = TcpStream::connect(&addr).expect("connect");
-    write!(
-        stream,
-        "GET /index.html HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
+    let response = http_request(
+        &addr,
+        "GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+
+    // The JSON value service: the value, compact, with CORS for the asking origin; GET only.
+    let response = http_request(
+        &addr,
+        "GET /info HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example.com\r\nConnection: close\r\n\r\n",
+    );
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let lower = response.to_ascii_lowercase();
+    assert!(
+        lower.contains("content-type: application/json; charset=utf-8"),
+        "{response}"
+    );
+    assert!(
+        lower.contains("access-control-allow-origin: https://app.example.com"),
+        "{response}"
+    );
+    assert!(
+        lower.contains("cache-control: no-store, no-cache, must-revalidate, max-age=0"),
+        "{response}"
+    );
+    assert!(
+        response.ends_with("\r\n\r\n{\"param1\":\"foobar\",\"param2\":[1,2,3]}"),
+        "{response}"
+    );
+    let response = http_request(
+        &addr,
+        "POST /info HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert!(response.starts_with("HTTP/1.1 405"), "{response}");
 
     // require_websocket_subprotocol: a client offering none is refused there, and only there.
     let strict = upgrade_status(&addr, "strict", None);

@@ -224,6 +224,8 @@ pub enum WebPathConfig {
     Redirect(RedirectPathConfig),
     /// A page describing the node.
     NodeInfo(NodeInfoPathConfig),
+    /// A fixed JSON document.
+    Json(JsonPathConfig),
 }
 
 tagged!(WebPathConfig, "web path", {
@@ -231,6 +233,7 @@ tagged!(WebPathConfig, "web path", {
     "websocket" => WebSocket(WebSocketOptions),
     "redirect" => Redirect(RedirectPathConfig),
     "nodeinfo" => NodeInfo(NodeInfoPathConfig),
+    "json" => Json(JsonPathConfig),
 });
 
 /// `{"type": "static"}`.
@@ -265,6 +268,42 @@ pub struct StaticOptions {
 pub struct RedirectPathConfig {
     /// Where to send the client.
     pub url: String,
+}
+
+/// `{"type": "json"}`: the `value` served as a JSON document (Crossbar's JSON value service).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonPathConfig {
+    /// Service id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The document.
+    pub value: serde_json::Value,
+    /// How it is served.
+    #[serde(default)]
+    pub options: JsonPathOptions,
+}
+
+/// Options of a JSON value path.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JsonPathOptions {
+    /// Indent the document (three spaces, as Crossbar) instead of the compact form.
+    pub prettify: bool,
+    /// Answer requests from any origin (CORS); on by default, as in Crossbar.
+    pub allow_cross_origin: bool,
+    /// `Cache-Control: no-store, no-cache, must-revalidate, max-age=0`.
+    pub discourage_caching: bool,
+}
+
+impl Default for JsonPathOptions {
+    fn default() -> Self {
+        Self {
+            prettify: false,
+            allow_cross_origin: true,
+            discourage_caching: false,
+        }
+    }
 }
 
 /// `{"type": "nodeinfo"}`.

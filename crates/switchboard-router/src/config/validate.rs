@@ -716,7 +716,7 @@ fn check_web_paths<'a>(
                     ));
                 }
             }
-            WebPathConfig::Static(_) | WebPathConfig::NodeInfo(_) => {}
+            WebPathConfig::Static(_) | WebPathConfig::NodeInfo(_) | WebPathConfig::Json(_) => {}
         }
     }
 }

@@ -124,6 +124,8 @@ enum Resource {
     NodeInfo,
     /// A static directory that did not exist when the node started.
     Missing,
+    /// A fixed JSON document.
+    Json(web::JsonDocument),
 }
 
 /// How HTTP requests of one transport are answered.
@@ -427,6 +429,8 @@ async fn serve_resource(
         Resource::Redirect(url) => web::redirect(url),
         Resource::NodeInfo => web::node_info(&protocols.realms),
         Resource::Missing => web::text(StatusCode::NOT_FOUND, "not found\n"),
+        Resource::Json(doc) if rel.is_empty() || rel == "/" => doc.serve(&req),
+        Resource::Json(_) => web::text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
 

@@ -228,6 +228,7 @@ fn resource(
         WebPathConfig::WebSocket(o) => Resource::WebSocket(WsEndpoint::from_options(o, setup, at)?),
         WebPathConfig::Redirect(r) => Resource::Redirect(r.url.clone()),
         WebPathConfig::NodeInfo(_) => Resource::NodeInfo,
+        WebPathConfig::Json(j) => Resource::Json(crate::web::JsonDocument::new(j)),
     })
 }
 
