@@ -147,7 +147,11 @@ impl Elements {
     }
 
     fn value(&self, i: usize, name: &str) -> Result<Value, DecodeError> {
-        decode_value(self.serializer, &self.items[i]).map_err(|e| self.bad(format!("{name}: {e}")))
+        // The nesting limit holds for options and details too: a dict that decodes here must
+        // encode for a peer of any serializer and decode there again.
+        super::check_depth(self.serializer, &self.items[i], super::MAX_PAYLOAD_DEPTH)
+            .and_then(|()| decode_value(self.serializer, &self.items[i]))
+            .map_err(|e| self.bad(format!("{name}: {e}")))
     }
 
     /// An id (spec, "Identifiers": integers in [1, 2^53]).

@@ -1,5 +1,6 @@
-//! How deep a payload nests, found by walking its bytes without building values: the check that
-//! keeps one nesting limit ([`MAX_PAYLOAD_DEPTH`]) for all three serializers.
+//! How deep a value nests, found by walking its bytes without building values: the check that
+//! keeps one nesting limit ([`MAX_PAYLOAD_DEPTH`]) for all three serializers, on payloads and on
+//! every other element of a message (options, details).
 //!
 //! Payloads pass through the router as the sender's bytes, so nothing else would look inside them
 //! on the way; but a payload converted for a peer of another serializer is decoded into a
@@ -10,9 +11,9 @@
 
 use super::{DecodeError, Serializer};
 
-/// How deep lists and dicts may nest in a payload (`Arguments` or `ArgumentsKw`), the payload's own
-/// list or dict counting as 1. Below every decoder's recursion limit, so any payload that passes
-/// converts to every serializer.
+/// How deep lists and dicts may nest in a payload (`Arguments` or `ArgumentsKw`) or in any other
+/// element of a message (an options or details dict), the element's own list or dict counting as 1.
+/// Below every decoder's recursion limit, so anything that passes converts to every serializer.
 pub const MAX_PAYLOAD_DEPTH: usize = 100;
 
 /// Checks that `bytes`, one value in `serializer`, nests at most `limit` deep.
@@ -20,7 +21,7 @@ pub fn check_depth(serializer: Serializer, bytes: &[u8], limit: usize) -> Result
     let too_deep = || {
         DecodeError::Syntax(
             serializer.name(),
-            format!("the payload nests deeper than {limit} levels"),
+            format!("the value nests deeper than {limit} levels"),
         )
     };
     let truncated = || DecodeError::Syntax(serializer.name(), "truncated value".into());

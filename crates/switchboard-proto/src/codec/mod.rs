@@ -211,6 +211,63 @@ mod tests {
         }
     }
 
+    /// Found by the `decode_msgpack` fuzz target in its long run: a WELCOME whose details nest 260
+    /// lists deep decoded (the limit covered payloads only) but, converted to CBOR, did not decode
+    /// again (ciborium's own recursion limit). Options and details now have the payloads' limit.
+    #[test]
+    fn options_and_details_have_the_payload_nesting_limit_in_every_serializer() {
+        let crash = format!(
+            "9302cf00000002202395b481a5726f6c657382a622726f61657256a66465616c657293{}02cf00000002ff0b202380",
+            "91".repeat(260)
+        );
+        let crash = Bytes::from(hex_bytes(&crash));
+        let err = decode(Serializer::MsgPack, &crash).expect_err("too deep");
+        assert!(err.to_string().contains("nests deeper than 100"), "{err}");
+
+        let nested = |depth: usize| {
+            let mut v = Value::List(Vec::new());
+            for _ in 1..depth {
+                v = Value::List(vec![v]);
+            }
+            v
+        };
+        for serializer in Serializer::ALL {
+            for (depth, ok) in [
+                (MAX_PAYLOAD_DEPTH - 1, true),
+                (MAX_PAYLOAD_DEPTH + 1, false),
+            ] {
+                // The details dict itself is one level: its value nests `depth` deep below it.
+                let mut details = Dict::new();
+                details.insert("roles".into(), nested(depth));
+                let msg = Message::Welcome {
+                    session: 1,
+                    details,
+                };
+                let bytes = encode(serializer, &msg).expect("encodes");
+                match decode(serializer, &bytes) {
+                    Ok(decoded) => {
+                        assert!(ok, "{serializer:?}: {depth} deep decoded");
+                        for other in Serializer::ALL {
+                            let again = encode(other, &decoded).expect("encodes");
+                            decode(other, &again).expect("converts to every serializer");
+                        }
+                    }
+                    Err(e) => {
+                        assert!(!ok, "{serializer:?}: {depth} deep refused: {e}");
+                        assert!(e.to_string().contains("nests deeper than 100"), "{e}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn hex_bytes(hex: &str) -> Vec<u8> {
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
     /// Found by the `decode_msgpack` and `decode_cbor` fuzz targets: a CHALLENGE whose method is a
     /// text string starting with NUL was encoded to JSON as a string that reads back as binary.
     #[test]
