@@ -360,3 +360,58 @@ fn a_node_killed_with_sigkill_leaves_no_guest_behind() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_watched_guest_is_restarted_when_its_files_change() {
+    let marker = format!("SB_GUEST_WATCH_TEST_{}", std::process::id());
+    let guests = [
+        format!(
+            r#""id": "server", "executable": "sh", "arguments": ["-c", "echo start >> starts; exec sleep 1000"],
+            "options": {{"watch": {{"directories": ["src"], "action": "restart", "timeout": 0.2}},
+                        "env": {{"vars": {{"{marker}": "1"}}}}}}"#
+        ),
+        // Fails at once and is not restarted: it comes back with the next change.
+        r#""id": "script", "executable": "sh", "arguments": ["-c", "echo run >> runs; exit 1"],
+            "options": {"restart": "restart-never", "watch": {"directories": ["src"], "timeout": 0.2}}"#
+            .to_string(),
+    ];
+    let dir = node_with_guests(&[&guests[0], &guests[1]]);
+    std::fs::create_dir(dir.path().join("src")).expect("mkdir src");
+    let node = Node::start(dir.path(), &[]);
+    wait_for_file(&dir.path().join("starts"), |t| t == "start\n");
+    node.wait_for_log(&[
+        "script",
+        "waiting for a change under options.watch.directories",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("runs")).expect("runs"),
+        "run\n"
+    );
+
+    // An editor's swap file is no change.
+    std::fs::write(dir.path().join("src").join(".app.js.swp"), "x").expect("write");
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("starts")).expect("starts"),
+        "start\n"
+    );
+
+    // A change restarts both, once, the old process gone before the new one starts.
+    std::fs::write(dir.path().join("src").join("app.js"), "// v2").expect("write");
+    wait_for_file(&dir.path().join("starts"), |t| t == "start\nstart\n");
+    wait_for_file(&dir.path().join("runs"), |t| t == "run\nrun\n");
+    node.wait_for_log(&["server", "files changed under options.watch.directories"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        processes_marked(&marker).len(),
+        1,
+        "one server process after the restart"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("starts")).expect("starts"),
+        "start\nstart\n"
+    );
+    let (status, log) = node.terminate();
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(processes_marked(&marker).is_empty(), "{log}");
+}

@@ -46,9 +46,9 @@ pub struct GuestOptions {
     /// What happens to stderr (default: each line goes to the node's log).
     #[serde(default)]
     pub stderr: GuestOutput,
-    /// Restart when the program changes (Crossbar's key; not supported yet).
+    /// Restart the process when files under these directories change (Crossbar's key).
     #[serde(default)]
-    pub watch: Option<serde_json::Value>,
+    pub watch: Option<GuestWatch>,
     /// When the node starts the process again after it exited (Switchboard's key; Crossbar never
     /// restarts a guest).
     #[serde(default)]
@@ -162,6 +162,24 @@ pub enum GuestOutput {
     /// SIGPIPE; Switchboard gives the process `/dev/null` instead.)
     Close,
 }
+
+/// A guest's `options.watch`: restart it when its files change.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuestWatch {
+    /// Directories watched, with everything below them; relative to the node directory.
+    pub directories: Vec<String>,
+    /// What a change does: `restart` (the only action).
+    #[serde(default)]
+    pub action: Option<String>,
+    /// Seconds from the first change to the restart (more changes in between restart it once;
+    /// default 1, as in Crossbar).
+    #[serde(default)]
+    pub timeout: Option<f64>,
+}
+
+/// The default of `options.watch.timeout`, in seconds.
+pub const DEFAULT_GUEST_WATCH_DELAY_SECONDS: f64 = 1.0;
 
 /// When a guest is started again after it exited.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]

@@ -264,12 +264,29 @@ fn check_guest(guest: &GuestWorkerConfig, at: &str, errors: &mut Vec<ConfigError
         "a number of seconds above 0",
         options.max_restarts.window.to_string(),
     );
-    if options.watch.is_some() {
-        errors.push(ConfigError::at(
-            format!("{at}.options.watch"),
-            "unsupported yet: restarting a guest when its files change; remove `watch` and \
-             restart the node after a change",
-        ));
+    if let Some(watch) = &options.watch {
+        if let Some(action) = watch.action.as_deref()
+            && action != "restart"
+        {
+            errors.push(ConfigError::at(
+                format!("{at}.options.watch.action"),
+                format!("expected `restart` (the only action); got {action:?}"),
+            ));
+        }
+        if let Some(timeout) = watch.timeout
+            && !seconds(timeout)
+        {
+            errors.push(ConfigError::at(
+                format!("{at}.options.watch.timeout"),
+                format!("expected a number of seconds, 0 or more; got {timeout}"),
+            ));
+        }
+        if watch.directories.is_empty() {
+            errors.push(ConfigError::at(
+                format!("{at}.options.watch.directories"),
+                "expected at least one directory to watch",
+            ));
+        }
     }
 }
 

@@ -15,13 +15,15 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{
-    ConfigError, DEFAULT_GUEST_STOP_TIMEOUT_SECONDS, EnvInherit, GUEST_STOP_SIGNALS, GuestOutput,
-    GuestStdin, GuestWorkerConfig, MaxRestarts, RestartBackoff, RestartPolicy, StdinKeyword,
+    ConfigError, DEFAULT_GUEST_STOP_TIMEOUT_SECONDS, DEFAULT_GUEST_WATCH_DELAY_SECONDS, EnvInherit,
+    GUEST_STOP_SIGNALS, GuestOutput, GuestStdin, GuestWorkerConfig, MaxRestarts, RestartBackoff,
+    RestartPolicy, StdinKeyword,
 };
 
 /// The longest output line logged as one; longer ones are logged in pieces of this size.
@@ -48,6 +50,15 @@ pub struct PreparedGuest {
     max_restarts: MaxRestarts,
     stop_signal: Signal,
     stop_timeout: Duration,
+    watch: Option<WatchPlan>,
+}
+
+/// Restarting a guest when its files change (`options.watch`).
+#[derive(Debug, Clone)]
+struct WatchPlan {
+    directories: Vec<PathBuf>,
+    /// From the first change to the restart.
+    delay: Duration,
 }
 
 /// What a guest's stdin gets.
@@ -96,6 +107,29 @@ impl PreparedGuest {
                 None
             }
         };
+        let mut watch = None;
+        if let Some(w) = &options.watch {
+            let mut directories = Vec::new();
+            for (i, dir) in w.directories.iter().enumerate() {
+                let path = base.join(dir);
+                if path.is_dir() {
+                    directories.push(path);
+                } else {
+                    problems.push(ConfigError::at(
+                        format!("options.watch.directories[{i}]"),
+                        format!("{} is not a directory", path.display()),
+                    ));
+                }
+            }
+            watch = Some(WatchPlan {
+                directories,
+                delay: Duration::from_secs_f64(
+                    w.timeout
+                        .filter(|t| t.is_finite() && *t >= 0.0)
+                        .unwrap_or(DEFAULT_GUEST_WATCH_DELAY_SECONDS),
+                ),
+            });
+        }
         let stdin = match &options.stdin {
             None => StdinPlan::Open,
             Some(GuestStdin::Keyword(StdinKeyword::Close)) => StdinPlan::Closed,
@@ -146,6 +180,7 @@ impl PreparedGuest {
                     .stop_timeout
                     .unwrap_or(DEFAULT_GUEST_STOP_TIMEOUT_SECONDS),
             ),
+            watch,
         })
     }
 
@@ -290,12 +325,24 @@ impl GuestSupervisor {
     }
 }
 
-/// Runs one guest until it is stopped, restarting it by its policy.
+/// Runs one guest until it is stopped, restarting it by its policy, and when its files change.
 async fn supervise(
     guest: PreparedGuest,
     mut spawned: std::io::Result<Running>,
     stop: CancellationToken,
 ) {
+    // Held for as long as the guest is supervised: dropping the watcher ends the watching.
+    let (_watcher, mut changes) = match &guest.watch {
+        Some(plan) => match FileWatch::start(plan) {
+            Ok((watcher, changes)) => (Some(watcher), Some(changes)),
+            Err(e) => {
+                tracing::error!(worker = %guest.id, "cannot watch options.watch.directories: {e}");
+                (None, None)
+            }
+        },
+        None => (None, None),
+    };
+    let delay_after_change = guest.watch.as_ref().map_or(Duration::ZERO, |w| w.delay);
     let mut restarts: VecDeque<Instant> = VecDeque::new();
     let mut delay = guest.backoff.initial;
     loop {
@@ -312,6 +359,28 @@ async fn supervise(
                             status.map_or_else(|| "status unknown".into(), describe)
                         );
                         return;
+                    }
+                    () = next_change(&mut changes) => {
+                        tracing::info!(
+                            parent: &running.span,
+                            "files changed under options.watch.directories: restarting the guest worker in {delay_after_change:?}"
+                        );
+                        if !settle(&mut changes, delay_after_change, &stop).await {
+                            guest.stop(&mut running).await;
+                            return;
+                        }
+                        // The old process is gone before the new one starts.
+                        let status = guest.stop(&mut running).await;
+                        tracing::info!(
+                            parent: &running.span,
+                            "guest worker stopped for the restart ({})",
+                            status.map_or_else(|| "status unknown".into(), describe)
+                        );
+                        // New code: the restart history starts over.
+                        restarts.clear();
+                        delay = guest.backoff.initial;
+                        spawned = guest.spawn();
+                        continue;
                     }
                 };
                 // Children it left in its group do not outlive it.
@@ -342,10 +411,6 @@ async fn supervise(
             RestartPolicy::OnFailed => failed,
             RestartPolicy::Always => true,
         };
-        if !restart {
-            tracing::info!(worker = %guest.id, "not restarted (options.restart is {})", guest.restart.as_str());
-            return;
-        }
         if uptime.as_secs_f64() >= guest.backoff.reset_after {
             delay = guest.backoff.initial;
         }
@@ -357,14 +422,35 @@ async fn supervise(
         {
             restarts.pop_front();
         }
-        if restarts.len() >= guest.max_restarts.count as usize {
-            tracing::error!(
-                worker = %guest.id,
-                "guest worker failed: restarted {} times within {} s (options.max_restarts); not restarting it again",
-                restarts.len(),
-                guest.max_restarts.window
-            );
-            return;
+        let gave_up = restart && restarts.len() >= guest.max_restarts.count as usize;
+        if !restart || gave_up {
+            if gave_up {
+                tracing::error!(
+                    worker = %guest.id,
+                    "guest worker failed: restarted {} times within {} s (options.max_restarts); not restarting it again",
+                    restarts.len(),
+                    guest.max_restarts.window
+                );
+            } else {
+                tracing::info!(worker = %guest.id, "not restarted (options.restart is {})", guest.restart.as_str());
+            }
+            if changes.is_none() {
+                return;
+            }
+            // A watched guest comes back with the next change of its files.
+            tracing::info!(worker = %guest.id, "waiting for a change under options.watch.directories");
+            tokio::select! {
+                () = next_change(&mut changes) => {}
+                () = stop.cancelled() => return,
+            }
+            if !settle(&mut changes, delay_after_change, &stop).await {
+                return;
+            }
+            tracing::info!(worker = %guest.id, "files changed under options.watch.directories: starting the guest worker");
+            restarts.clear();
+            delay = guest.backoff.initial;
+            spawned = guest.spawn();
+            continue;
         }
         restarts.push_back(now);
         let wait = jittered(delay, guest.backoff.jitter);
@@ -373,9 +459,91 @@ async fn supervise(
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = stop.cancelled() => return,
+            () = next_change(&mut changes) => {
+                if !settle(&mut changes, delay_after_change, &stop).await {
+                    return;
+                }
+            }
         }
         spawned = guest.spawn();
     }
+}
+
+/// Watching a guest's directories: each relevant change is one message on the channel.
+struct FileWatch;
+
+impl FileWatch {
+    fn start(
+        plan: &WatchPlan,
+    ) -> notify::Result<(notify::RecommendedWatcher, mpsc::UnboundedReceiver<()>)> {
+        use notify::Watcher as _;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if let Ok(event) = event
+                    && is_relevant(&event)
+                {
+                    let _ = tx.send(());
+                }
+            })?;
+        for dir in &plan.directories {
+            watcher.watch(dir, notify::RecursiveMode::Recursive)?;
+        }
+        Ok((watcher, rx))
+    }
+}
+
+/// A change that should restart a guest: files created, written, renamed or removed, except an
+/// editor's swap, backup and lock files.
+fn is_relevant(event: &notify::Event) -> bool {
+    use notify::EventKind;
+    let kind = matches!(
+        event.kind,
+        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
+    );
+    let editor_file = |path: &Path| {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        name.ends_with('~')
+            || name.ends_with(".swp")
+            || name.ends_with(".swx")
+            || name.starts_with(".#")
+            || name == "4913"
+    };
+    kind && !event.paths.iter().all(|p| editor_file(p))
+}
+
+/// The next change, or never without a watch.
+async fn next_change(changes: &mut Option<mpsc::UnboundedReceiver<()>>) {
+    match changes {
+        Some(rx) => {
+            if rx.recv().await.is_none() {
+                // The watcher is gone: no more changes.
+                *changes = None;
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits `delay` after a change, taking in the changes that come meanwhile (an editor or a build
+/// writes several files: one restart). `false` when the node is stopping.
+async fn settle(
+    changes: &mut Option<mpsc::UnboundedReceiver<()>>,
+    delay: Duration,
+    stop: &CancellationToken,
+) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(delay) => {}
+        () = stop.cancelled() => return false,
+    }
+    if let Some(rx) = changes {
+        while rx.try_recv().is_ok() {}
+    }
+    true
 }
 
 /// What a guest's watchdog runs: while the node (`$1`) lives, nothing; once it is gone, SIGKILL to
