@@ -1,6 +1,7 @@
 //! Guest workers at run time: each configured program is started in config order, in its own
-//! process group, with its output in the node's log, restarted by its restart policy, and stopped
-//! (stop signal, then SIGKILL to the whole group) when the node shuts down.
+//! process group, with its output in the node's log, restarted by its restart policy or when its
+//! watched files change, and stopped (stop signal, then SIGKILL to the whole group) when the node
+//! shuts down; a watchdog in the group ends it should the node be killed outright.
 //!
 //! One supervising task per guest owns its process. Preparing ([`PreparedGuest::prepare`])
 //! resolves the executable and the working directory, so `switchboard check` reports a program
