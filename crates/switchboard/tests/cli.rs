@@ -87,7 +87,7 @@ fn check_names_the_file_and_position_of_a_config_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(
         dir.path().join("config.json"),
-        "{\"version\": 2,\n \"workers\": [{\"type\": \"router\", \"components\": []}]}",
+        "{\"version\": 2,\n \"workers\": [{\"type\": \"router\", \"links\": []}]}",
     )
     .expect("write");
     let out = Command::new(common::bin())
@@ -98,10 +98,10 @@ fn check_names_the_file_and_position_of_a_config_error() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("config.json:2:") && err.contains("workers[0].components"),
+        err.contains("config.json:2:") && err.contains("workers[0].links"),
         "{err}"
     );
-    assert!(err.contains("unsupported: `components`"), "{err}");
+    assert!(err.contains("unsupported: `links`"), "{err}");
 }
 
 /// A node directory whose only transport has unusable material: its TLS key names a directory, its

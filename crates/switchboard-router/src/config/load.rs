@@ -303,10 +303,10 @@ mod tests {
 
     #[test]
     fn unknown_key_inside_a_tagged_section_is_unsupported_with_full_path_and_line() {
-        let e = only_error("{\"workers\": [\n {\"type\": \"router\",\n  \"components\": []}]}");
-        assert_eq!(e.path, "workers[0].components");
+        let e = only_error("{\"workers\": [\n {\"type\": \"router\",\n  \"links\": []}]}");
+        assert_eq!(e.path, "workers[0].links");
         assert!(
-            e.message.starts_with("unsupported: `components`"),
+            e.message.starts_with("unsupported: `links`"),
             "{}",
             e.message
         );
@@ -342,7 +342,7 @@ mod tests {
     #[test]
     fn every_type_error_is_reported_not_just_the_first() {
         let ConfigErrors(errors) = parse(
-            r#"{"version": 2, "workers": [{"type": "router", "components": [],
+            r#"{"version": 2, "workers": [{"type": "router", "links": [],
                 "realms": [{"roles": []}, {"name": "ok", "roles": [{"name": "r", "permissions": [{"uri": "", "match": "glob"}]}]}],
                 "transports": [{"type": "mqtt"}, {"type": "rawsocket", "endpoint": {"type": "tcp", "port": "x"}}]}]}"#,
         )
@@ -351,7 +351,7 @@ mod tests {
         assert_eq!(
             paths,
             [
-                "workers[0].components",
+                "workers[0].links",
                 "workers[0].realms[0]",
                 "workers[0].realms[1].roles[0].permissions[0].match",
                 "workers[0].transports[0].type",

@@ -20,6 +20,7 @@
 mod tagged;
 
 mod auth;
+mod component;
 mod default;
 mod endpoint;
 mod error;
@@ -34,6 +35,7 @@ mod transport;
 mod validate;
 
 pub use auth::*;
+pub use component::*;
 pub use default::*;
 pub use endpoint::*;
 pub use error::*;

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{GuestWorkerConfig, RealmConfig, TransportConfig};
+use super::{ComponentConfig, GuestWorkerConfig, RealmConfig, TransportConfig};
 
 /// A node configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -74,18 +74,19 @@ pub struct ControllerOptions {
     pub enable_parallel_worker_start: Option<serde_json::Value>,
 }
 
-/// A router worker's `options`: Crossbar's native worker options. Only `title` means something
-/// here; the others set up a Python worker process, which Switchboard does not have, and are
-/// accepted with a warning.
+/// A router worker's `options`: Crossbar's native worker options. `title`, and `pythonpath` where
+/// the worker hosts components, mean something here; the others set up a Python worker process,
+/// which Switchboard does not have, and are accepted with a warning.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct NativeWorkerOptions {
     /// A title shown in logs.
     #[serde(default)]
     pub title: Option<String>,
-    /// Python module search path of the worker process.
+    /// Where the worker's components are imported from, relative to the node directory (default:
+    /// the node directory).
     #[serde(default)]
-    pub pythonpath: Option<serde_json::Value>,
+    pub pythonpath: Option<Vec<String>>,
     /// CPUs the worker process is pinned to.
     #[serde(default)]
     pub cpu_affinity: Option<serde_json::Value>,
@@ -104,10 +105,11 @@ pub struct NativeWorkerOptions {
 }
 
 impl NativeWorkerOptions {
-    /// The options present that have no effect in Switchboard, by key.
-    pub fn without_effect(&self) -> Vec<&'static str> {
+    /// The options present that have no effect in Switchboard, by key (`pythonpath` has one for a
+    /// worker that hosts components).
+    pub fn without_effect(&self, hosts_components: bool) -> Vec<&'static str> {
         [
-            ("pythonpath", self.pythonpath.is_some()),
+            ("pythonpath", self.pythonpath.is_some() && !hosts_components),
             ("cpu_affinity", self.cpu_affinity.is_some()),
             ("env", self.env.is_some()),
             ("reactor", self.reactor.is_some()),
@@ -184,4 +186,7 @@ pub struct RouterWorkerConfig {
     /// Listening transports.
     #[serde(default)]
     pub transports: Vec<TransportConfig>,
+    /// Application components the node runs for this router (Python classes).
+    #[serde(default)]
+    pub components: Vec<ComponentConfig>,
 }

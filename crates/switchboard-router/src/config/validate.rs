@@ -15,7 +15,10 @@ use super::{
     TransportConfig, WampCraPrincipal, WebPathConfig, WebSocketOptions, WebSocketPathConfig,
     WorkerConfig, effective_match,
 };
-use super::{GUEST_STOP_SIGNALS, GuestWorkerConfig};
+use super::{
+    CROSSBAR_BUILTIN_COMPONENTS, ComponentConfig, GUEST_STOP_SIGNALS, GuestWorkerConfig,
+    RouterWorkerConfig,
+};
 
 /// Runs every check; relative paths resolve against `base`.
 pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
@@ -82,6 +85,7 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
             );
             check_transport(transport, &at, &known, &mut errors);
         }
+        check_components(worker, &format!("workers[{w}]"), &mut errors);
     }
     for (w, worker) in config.router_workers() {
         for (t, transport) in worker.transports.iter().enumerate() {
@@ -114,6 +118,62 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
     errors
 }
 
+/// A router worker's components: importable names, realms and roles of this worker, unique ids.
+fn check_components(worker: &RouterWorkerConfig, at: &str, errors: &mut Vec<ConfigError>) {
+    let mut ids = HashSet::new();
+    for (c, ComponentConfig::Class(component)) in worker.components.iter().enumerate() {
+        let here = format!("{at}.components[{c}]");
+        let id = component
+            .id
+            .clone()
+            .unwrap_or_else(|| format!("component{:03}", c + 1));
+        if !ids.insert(id.clone()) {
+            errors.push(ConfigError::at(
+                format!("{here}.id"),
+                format!("component id `{id}` is already the id of an earlier component"),
+            ));
+        }
+        let classname = &component.classname;
+        if CROSSBAR_BUILTIN_COMPONENTS
+            .iter()
+            .any(|prefix| classname.starts_with(prefix))
+        {
+            errors.push(ConfigError::at(
+                format!("{here}.classname"),
+                format!(
+                    "unsupported yet: `{classname}` is one of Crossbar's built-in components \
+                     (the REST and PostgreSQL bridges), which Switchboard will build in"
+                ),
+            ));
+        } else if !classname.contains('.') || classname.split('.').any(str::is_empty) {
+            errors.push(ConfigError::at(
+                format!("{here}.classname"),
+                format!("expected `package.module.Class`; got {classname:?}"),
+            ));
+        }
+        match worker.realms.iter().find(|r| r.name == component.realm) {
+            None => errors.push(ConfigError::at(
+                format!("{here}.realm"),
+                format!(
+                    "realm `{}` is not a realm of this router worker",
+                    component.realm
+                ),
+            )),
+            Some(realm) if !realm.roles.iter().any(|r| r.name == component.role()) => {
+                errors.push(ConfigError::at(
+                    format!("{here}.role"),
+                    format!(
+                        "role `{}` is not a role of realm `{}`",
+                        component.role(),
+                        realm.name
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+}
+
 /// Keys Crossbar accepts that have no effect in Switchboard: each is accepted and named in one
 /// warning (`switchboard check` prints them, `switchboard start` logs them).
 pub(super) fn warnings(config: &NodeConfig) -> Vec<ConfigError> {
@@ -143,7 +203,7 @@ pub(super) fn warnings(config: &NodeConfig) -> Vec<ConfigError> {
     }
     for (w, worker) in config.router_workers() {
         if let Some(options) = &worker.options {
-            for key in options.without_effect() {
+            for key in options.without_effect(!worker.components.is_empty()) {
                 warnings.push(ConfigError::at(
                     format!("workers[{w}].options.{key}"),
                     "has no effect: it sets up a Python worker process, and Switchboard's router \

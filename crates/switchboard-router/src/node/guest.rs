@@ -52,6 +52,8 @@ pub struct PreparedGuest {
     stop_signal: Signal,
     stop_timeout: Duration,
     watch: Option<WatchPlan>,
+    /// A process of a hosted component rather than a configured guest worker.
+    pub(super) hosted_component: bool,
 }
 
 /// Restarting a guest when its files change (`options.watch`).
@@ -182,7 +184,41 @@ impl PreparedGuest {
                     .unwrap_or(DEFAULT_GUEST_STOP_TIMEOUT_SECONDS),
             ),
             watch,
+            hosted_component: false,
         })
+    }
+
+    /// A process the node runs for one of its own purposes (a hosted component): `program` with
+    /// `args` in `workdir`, the node's environment plus `vars`, stdin closed, output logged,
+    /// restarted when it fails with the default backoff and limit, stopped with SIGTERM.
+    pub(super) fn supervised(
+        id: String,
+        program: PathBuf,
+        args: Vec<String>,
+        workdir: PathBuf,
+        vars: Vec<(String, String)>,
+    ) -> Self {
+        let mut vars = vars;
+        vars.push(("PYTHONUNBUFFERED".into(), "1".into()));
+        vars.push(("SWITCHBOARD_WORKER_ID".into(), id.clone()));
+        Self {
+            id,
+            program,
+            args,
+            workdir,
+            inherit: None,
+            vars,
+            stdin: StdinPlan::Closed,
+            stdout: GuestOutput::Log,
+            stderr: GuestOutput::Log,
+            restart: RestartPolicy::OnFailed,
+            backoff: RestartBackoff::default(),
+            max_restarts: MaxRestarts::default(),
+            stop_signal: Signal::SIGTERM,
+            stop_timeout: Duration::from_secs_f64(DEFAULT_GUEST_STOP_TIMEOUT_SECONDS),
+            watch: None,
+            hosted_component: true,
+        }
     }
 
     /// Starts the process once, in a process group of its own.

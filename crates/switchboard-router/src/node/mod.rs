@@ -17,6 +17,7 @@ use switchboard_proto::ids::IdSequence;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+mod component;
 mod guest;
 mod prepare;
 
@@ -82,6 +83,8 @@ pub struct RunningNode {
     shutdown: CancellationToken,
     tracker: TaskTracker,
     guests: GuestSupervisor,
+    /// The private directory of hosted components, removed at shutdown.
+    component_dir: Option<std::path::PathBuf>,
 }
 
 impl RunningNode {
@@ -165,6 +168,9 @@ impl RunningNode {
             }
         };
         tokio::join!(sessions, self.guests.stop());
+        if let Some(dir) = &self.component_dir {
+            component::remove_dir(dir);
+        }
     }
 
     /// The ids of the guest workers the node supervises, in start order.
@@ -215,8 +221,16 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
         loaded,
         transports,
         guests,
+        component_dir,
         ..
     } = node;
+    if let Some(dir) = &component_dir {
+        component::create_dir(dir).map_err(|source| StartError::Bind {
+            index: transports.len().saturating_sub(1),
+            endpoint: format!("unix:{}", dir.display()),
+            source,
+        })?;
+    }
     let mut bound = Vec::new();
     for (index, transport) in transports.into_iter().enumerate() {
         let endpoint = &transport.endpoint;
@@ -226,12 +240,14 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
                 endpoint: endpoint.to_string(),
                 source,
             })?;
-        bound.push((listener, addr, transport.protocols));
+        bound.push((listener, addr, transport.protocols, transport.private));
     }
 
     let mut listeners = Vec::new();
-    for (listener, addr, protocols) in bound {
-        tracing::info!(transport = %addr, "listening");
+    for (listener, addr, protocols, private) in bound {
+        if !private {
+            tracing::info!(transport = %addr, "listening");
+        }
         let mut sessions = SessionConfig::new(realms.clone(), shutdown.clone());
         if let Some(timeout) = protocols.close_timeout {
             sessions.final_write_timeout = timeout;
@@ -244,7 +260,9 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
             tracker.clone(),
             stop_accepting.clone(),
         ));
-        listeners.push(addr);
+        if !private {
+            listeners.push(addr);
+        }
     }
     // Guests start once the router listens: most of them connect to it.
     let guests = GuestSupervisor::start(guests);
@@ -257,6 +275,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
         shutdown,
         tracker,
         guests,
+        component_dir,
     })
 }
 

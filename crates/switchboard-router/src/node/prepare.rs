@@ -15,6 +15,7 @@ use crate::config::{
 };
 use crate::listener::Protocols;
 
+use super::component::PreparedComponents;
 use super::guest::PreparedGuest;
 
 /// A node ready to bind: its config, and what each transport serves.
@@ -22,6 +23,8 @@ pub struct PreparedNode {
     pub(super) loaded: LoadedConfig,
     pub(super) transports: Vec<PreparedTransport>,
     pub(super) guests: Vec<PreparedGuest>,
+    /// The private directory of hosted components, if the node hosts any.
+    pub(super) component_dir: Option<std::path::PathBuf>,
     /// Keys without effect and what is served differently from what the config asks, placed in
     /// the file.
     warnings: ConfigErrors,
@@ -51,6 +54,8 @@ pub(super) struct PreparedTransport {
     pub(super) protocols: Protocols,
     /// Its place in the config (`workers[0].transports[1]`).
     at: String,
+    /// The node's own transport for its hosted components: not announced.
+    pub(super) private: bool,
 }
 
 impl PreparedNode {
@@ -84,7 +89,7 @@ impl PreparedNode {
     pub fn notes(&self) -> Vec<String> {
         self.guests
             .iter()
-            .filter(|g| g.restart != RestartPolicy::Never)
+            .filter(|g| !g.hosted_component && g.restart != RestartPolicy::Never)
             .map(|g| {
                 format!(
                     "guest worker `{}` is restarted when it {} (options.restart: {}); Crossbar \
@@ -104,7 +109,7 @@ impl PreparedNode {
 
 /// Prepares a node from a loaded (and so valid) config; every problem with its place in the file.
 pub fn prepare(loaded: &LoadedConfig) -> Result<PreparedNode, ConfigErrors> {
-    let (transports, guests, problems) = build(loaded);
+    let (transports, guests, problems, component_dir) = build(loaded);
     if !problems.is_empty() {
         return Err(loaded.locate(problems));
     }
@@ -113,6 +118,7 @@ pub fn prepare(loaded: &LoadedConfig) -> Result<PreparedNode, ConfigErrors> {
         loaded: loaded.clone(),
         transports,
         guests,
+        component_dir,
         warnings,
     })
 }
@@ -120,13 +126,15 @@ pub fn prepare(loaded: &LoadedConfig) -> Result<PreparedNode, ConfigErrors> {
 /// Prepares the node of a config read as far as it could be: what could be read is prepared too,
 /// so the problems of loading, validation and preparation are reported together.
 pub fn prepare_draft(draft: ConfigDraft) -> Result<PreparedNode, ConfigErrors> {
-    let (transports, guests, problems) = draft.config().map(build).unwrap_or_default();
+    let (transports, guests, problems, component_dir) =
+        draft.config().map(build).unwrap_or_default();
     let loaded = draft.finish(problems)?;
     let warnings = warnings(&loaded, &transports);
     Ok(PreparedNode {
         loaded,
         transports,
         guests,
+        component_dir,
         warnings,
     })
 }
@@ -152,7 +160,14 @@ fn warnings(loaded: &LoadedConfig, transports: &[PreparedTransport]) -> ConfigEr
 
 /// Builds every transport and guest worker of `loaded`, collecting the problems (paths as in
 /// `loaded.config`).
-fn build(loaded: &LoadedConfig) -> (Vec<PreparedTransport>, Vec<PreparedGuest>, Vec<ConfigError>) {
+fn build(
+    loaded: &LoadedConfig,
+) -> (
+    Vec<PreparedTransport>,
+    Vec<PreparedGuest>,
+    Vec<ConfigError>,
+    Option<std::path::PathBuf>,
+) {
     let realm_names: Arc<Vec<String>> = Arc::new(
         loaded
             .config
@@ -169,6 +184,7 @@ fn build(loaded: &LoadedConfig) -> (Vec<PreparedTransport>, Vec<PreparedGuest>, 
                     endpoint: transport.endpoint().clone(),
                     protocols,
                     at: format!("workers[{w}].transports[{t}]"),
+                    private: false,
                 }),
                 Err(setup) => problems.extend(setup.into_iter().map(|e| {
                     ConfigError::at(
@@ -192,7 +208,32 @@ fn build(loaded: &LoadedConfig) -> (Vec<PreparedTransport>, Vec<PreparedGuest>, 
             }
         }
     }
-    (transports, guests, problems)
+    let mut component_dir = None;
+    match PreparedComponents::prepare(loaded) {
+        Ok(None) => {}
+        Ok(Some(components)) => {
+            match Protocols::from_config(&components.transport, &loaded.base_dir, realm_names) {
+                Ok(protocols) => {
+                    transports.push(PreparedTransport {
+                        endpoint: components.transport.endpoint().clone(),
+                        protocols,
+                        at: "components".into(),
+                        private: true,
+                    });
+                    component_dir = Some(components.dir().to_path_buf());
+                    guests.extend(components.processes);
+                }
+                Err(setup) => problems.extend(setup.into_iter().map(|e| {
+                    ConfigError::at(
+                        "workers",
+                        format!("internal: the components' transport: {e}"),
+                    )
+                })),
+            }
+        }
+        Err(e) => problems.extend(e),
+    }
+    (transports, guests, problems, component_dir)
 }
 
 #[cfg(test)]

@@ -1,0 +1,185 @@
+"""Python application components hosted by the node, configured as Crossbar configures them: a
+router worker's ``components`` of ``"type": "class"`` with ``options.pythonpath``. The node runs
+each class (asyncio or Twisted) in a supervised Python process that joins with the configured
+realm and role; Autobahn|Python clients call what they register and get what they publish; a
+component whose ``onJoin`` raises is restarted and its traceback is in the node's log.
+
+The components run under ``SWITCHBOARD_PYTHON``, set to this suite's Python (which has Autobahn
+and Twisted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import textwrap
+
+import pytest
+from autobahn.wamp.exception import ApplicationError
+
+from interop_client import bounded, close_all, connect, eventually, run
+from interop_router import free_tcp_port, launch_router, make_node_dir
+
+if os.environ.get("INTEROP_ROUTER", "switchboard") != "switchboard":
+    pytest.skip("the node's log and SWITCHBOARD_PYTHON are Switchboard's", allow_module_level=True)
+
+ASYNCIO_BACKEND = '''
+import asyncio
+from autobahn.asyncio.wamp import ApplicationSession
+
+
+class Backend(ApplicationSession):
+    async def onJoin(self, details):
+        await self.register(lambda a, b: a + b, "com.example.add2")
+        await self.register(lambda: [details.authid, details.authrole], "com.example.whoami")
+        counter = 0
+        while True:
+            self.publish("com.example.oncounter", counter)
+            counter += 1
+            await asyncio.sleep(0.1)
+'''
+
+TWISTED_BACKEND = '''
+from twisted.internet.defer import inlineCallbacks
+from autobahn.twisted.wamp import ApplicationSession
+
+
+class Backend(ApplicationSession):
+    @inlineCallbacks
+    def onJoin(self, details):
+        yield self.register(lambda a, b: a * b, "com.example.mul2")
+        yield self.register(lambda: self.config.extra, "com.example.twisted_extra")
+        print("twisted backend ready", flush=True)
+'''
+
+FAILING = '''
+import os
+from autobahn.asyncio.wamp import ApplicationSession
+
+
+class Failing(ApplicationSession):
+    async def onJoin(self, details):
+        with open(os.path.join(os.path.dirname(__file__), "attempts"), "a") as f:
+            f.write("attempt\\n")
+        raise RuntimeError("the failing component fails on purpose")
+'''
+
+ROLES = [
+    {"name": "anonymous", "permissions": [
+        {"uri": "com.example.", "match": "prefix",
+         "allow": {"call": True, "register": False, "publish": False, "subscribe": True}},
+        {"uri": "wamp.", "match": "prefix",
+         "allow": {"call": True, "register": False, "publish": False, "subscribe": True}}]},
+    {"name": "backend", "permissions": [
+        {"uri": "com.example.", "match": "prefix",
+         "allow": {"call": True, "register": True, "publish": True, "subscribe": True}}]},
+]
+
+
+@pytest.fixture(scope="module")
+def node():
+    nd = make_node_dir("switchboard")
+    app = nd.config_dir / "app"
+    app.mkdir()
+    (app / "asyncio_backend.py").write_text(textwrap.dedent(ASYNCIO_BACKEND))
+    (app / "twisted_backend.py").write_text(textwrap.dedent(TWISTED_BACKEND))
+    (app / "failing.py").write_text(textwrap.dedent(FAILING))
+    port = free_tcp_port()
+    config = {
+        "version": 2,
+        "workers": [{
+            "type": "router",
+            "options": {"pythonpath": ["app"]},
+            "realms": [{"name": "realm1", "roles": ROLES}],
+            "transports": [{
+                "type": "universal",
+                "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"},
+                "rawsocket": {},
+                "websocket": {"ws": {"type": "websocket"}},
+            }],
+            "components": [
+                {"type": "class", "id": "aio", "classname": "asyncio_backend.Backend",
+                 "realm": "realm1", "role": "backend"},
+                {"type": "class", "id": "tx", "classname": "twisted_backend.Backend",
+                 "realm": "realm1", "role": "backend", "extra": {"greeting": "hello", "n": [1, 2]}},
+                {"type": "class", "id": "failing", "classname": "failing.Failing",
+                 "realm": "realm1", "role": "backend"},
+            ],
+        }],
+    }
+    previous = os.environ.get("SWITCHBOARD_PYTHON")
+    os.environ["SWITCHBOARD_PYTHON"] = sys.executable
+    try:
+        router = launch_router(nd, config, [port])
+    finally:
+        if previous is None:
+            os.environ.pop("SWITCHBOARD_PYTHON", None)
+        else:
+            os.environ["SWITCHBOARD_PYTHON"] = previous
+    router.app_dir = app
+    try:
+        yield router
+    finally:
+        router.close()
+
+
+async def call_when_registered(session, procedure, *args):
+    """Components join after the node listens: retry while the procedure is not there yet."""
+    for _ in range(1500):
+        try:
+            return await session.call(procedure, *args)
+        except ApplicationError as e:
+            if e.error != "wamp.error.no_such_procedure":
+                raise
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{procedure} was never registered")
+
+
+@pytest.mark.parametrize("transport,serializer", [("websocket_tcp", "json"), ("rawsocket_tcp", "msgpack")])
+def test_clients_call_and_subscribe_to_asyncio_and_twisted_components(node, transport, serializer):
+    async def scenario():
+        client = None
+        try:
+            client = await connect(node, transport, serializer)
+            session = client.session
+            assert await bounded(call_when_registered(session, "com.example.add2", 2, 3), "add2") == 5
+            assert await bounded(call_when_registered(session, "com.example.mul2", 3, 4), "mul2") == 12
+            extra = await bounded(call_when_registered(session, "com.example.twisted_extra"), "extra")
+            assert extra == {"greeting": "hello", "n": [1, 2]}, extra
+
+            counters = []
+            await session.subscribe(counters.append, "com.example.oncounter")
+            await eventually(lambda: len(counters) >= 2, "two counter events")
+            assert counters[1] == counters[0] + 1, counters
+
+            # The component joined with its configured role, as an ordinary session.
+            authid, authrole = await bounded(call_when_registered(session, "com.example.whoami"), "whoami")
+            assert (authid, authrole) == ("component:aio", "backend")
+            add2 = await session.call("wamp.registration.lookup", "com.example.add2")
+            [callee] = await session.call("wamp.registration.list_callees", add2)
+            details = await session.call("wamp.session.get", callee)
+            assert (details["authid"], details["authrole"]) == ("component:aio", "backend"), details
+        finally:
+            await close_all(client)
+
+    run(scenario())
+
+
+def test_a_component_whose_on_join_raises_is_restarted_and_its_traceback_logged(node):
+    attempts = node.app_dir / "attempts"
+
+    async def restarted():
+        await eventually(
+            lambda: attempts.exists() and len(attempts.read_text().splitlines()) >= 2,
+            "a second attempt of the failing component",
+            timeout=30,
+        )
+
+    run(restarted())
+    log = node.log_tail(400)
+    assert "failing.Failing.onJoin raised" in log, log
+    assert "RuntimeError: the failing component fails on purpose" in log, log
+    assert "worker=failing" in log and "restarting guest worker" in log, log
+    # The others are not affected.
+    assert "twisted backend ready" in log, log
