@@ -1,8 +1,10 @@
 """Python application components hosted by the node, configured as Crossbar configures them: a
-router worker's ``components`` of ``"type": "class"`` with ``options.pythonpath``. The node runs
-each class (asyncio or Twisted) in a supervised Python process that joins with the configured
-realm and role; Autobahn|Python clients call what they register and get what they publish; a
-component whose ``onJoin`` raises is restarted and its traceback is in the node's log.
+router worker's ``components`` of ``"type": "class"`` with ``options.pythonpath``, and a
+``container`` worker's components with their own ``transport``. The node runs each class
+(asyncio or Twisted) in a supervised Python process; a router worker's component joins with the
+configured realm and role, a container's through its transport. Autobahn|Python clients call what
+they register and get what they publish; a component whose ``onJoin`` raises is restarted and its
+traceback is in the node's log.
 
 The components run under ``SWITCHBOARD_PYTHON``, set to this suite's Python (which has Autobahn
 and Twisted).
@@ -53,6 +55,17 @@ class Backend(ApplicationSession):
         print("twisted backend ready", flush=True)
 '''
 
+CONTAINER_BACKEND = '''
+from twisted.internet.defer import inlineCallbacks
+from autobahn.twisted.wamp import ApplicationSession
+
+
+class Echo(ApplicationSession):
+    @inlineCallbacks
+    def onJoin(self, details):
+        yield self.register(lambda *args: [details.authrole, list(args)], "com.example.container.echo")
+'''
+
 FAILING = '''
 import os
 from autobahn.asyncio.wamp import ApplicationSession
@@ -69,6 +82,8 @@ ROLES = [
     {"name": "anonymous", "permissions": [
         {"uri": "com.example.", "match": "prefix",
          "allow": {"call": True, "register": False, "publish": False, "subscribe": True}},
+        {"uri": "com.example.container.", "match": "prefix",
+         "allow": {"call": True, "register": True, "publish": True, "subscribe": True}},
         {"uri": "wamp.", "match": "prefix",
          "allow": {"call": True, "register": False, "publish": False, "subscribe": True}}]},
     {"name": "backend", "permissions": [
@@ -85,6 +100,7 @@ def node():
     (app / "asyncio_backend.py").write_text(textwrap.dedent(ASYNCIO_BACKEND))
     (app / "twisted_backend.py").write_text(textwrap.dedent(TWISTED_BACKEND))
     (app / "failing.py").write_text(textwrap.dedent(FAILING))
+    (app / "container_backend.py").write_text(textwrap.dedent(CONTAINER_BACKEND))
     port = free_tcp_port()
     config = {
         "version": 2,
@@ -105,6 +121,14 @@ def node():
                  "realm": "realm1", "role": "backend", "extra": {"greeting": "hello", "n": [1, 2]}},
                 {"type": "class", "id": "failing", "classname": "failing.Failing",
                  "realm": "realm1", "role": "backend"},
+            ],
+        }, {
+            "type": "container",
+            "options": {"pythonpath": ["app"]},
+            "components": [
+                {"type": "class", "id": "echo", "classname": "container_backend.Echo", "realm": "realm1",
+                 "transport": {"type": "rawsocket", "serializer": "msgpack",
+                               "endpoint": {"type": "tcp", "host": "127.0.0.1", "port": port}}},
             ],
         }],
     }
@@ -160,6 +184,10 @@ def test_clients_call_and_subscribe_to_asyncio_and_twisted_components(node, tran
             [callee] = await session.call("wamp.registration.list_callees", add2)
             details = await session.call("wamp.session.get", callee)
             assert (details["authid"], details["authrole"]) == ("component:aio", "backend"), details
+
+            # The container's component joined through its own transport, as an anonymous client.
+            echo = await bounded(call_when_registered(session, "com.example.container.echo", 1, "x"), "echo")
+            assert echo == ["anonymous", [1, "x"]], echo
         finally:
             await close_all(client)
 

@@ -1,5 +1,6 @@
-//! Application components a router worker hosts (Crossbar's `components` of a router worker):
-//! Python classes, each run by the node in a supervised Python process that joins the router.
+//! Application components (Crossbar's `components` of router and container workers): Python
+//! classes, each run by the node in a supervised Python process that joins a router: a router
+//! worker's through the node's private socket, a container worker's through its `transport`.
 
 use serde::Deserialize;
 
@@ -41,6 +42,168 @@ impl ClassComponentConfig {
     pub fn role(&self) -> &str {
         self.role.as_deref().unwrap_or("anonymous")
     }
+}
+
+/// A `container` worker: components that connect to a router through their own transport (this
+/// node's or another's), as Crossbar's container workers host them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerWorkerConfig {
+    /// Worker id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Worker options.
+    #[serde(default)]
+    pub options: ContainerOptions,
+    /// The components.
+    #[serde(default)]
+    pub components: Vec<ContainerComponentConfig>,
+}
+
+/// A container worker's `options`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerOptions {
+    /// A title shown in logs.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Where the components are imported from, relative to the node directory (default: the node
+    /// directory).
+    #[serde(default)]
+    pub pythonpath: Option<Vec<String>>,
+    /// When a component's process is started again (default `restart-on-failed`).
+    #[serde(default)]
+    pub restart: Option<super::RestartPolicy>,
+    /// Crossbar's container shutdown mode: accepted with a warning, it has no effect.
+    #[serde(default)]
+    pub shutdown: Option<serde_json::Value>,
+    /// CPUs of Crossbar's worker process: accepted with a warning.
+    #[serde(default)]
+    pub cpu_affinity: Option<serde_json::Value>,
+    /// Environment of Crossbar's worker process: accepted with a warning.
+    #[serde(default)]
+    pub env: Option<serde_json::Value>,
+    /// Twisted reactor of Crossbar's worker process: accepted with a warning.
+    #[serde(default)]
+    pub reactor: Option<serde_json::Value>,
+    /// Crossbar's controller API exposure: accepted with a warning.
+    #[serde(default)]
+    pub expose_controller: Option<serde_json::Value>,
+    /// Crossbar's shared state exposure: accepted with a warning.
+    #[serde(default)]
+    pub expose_shared: Option<serde_json::Value>,
+}
+
+impl ContainerOptions {
+    /// The options present that have no effect in Switchboard, by key.
+    pub fn without_effect(&self) -> Vec<&'static str> {
+        [
+            ("shutdown", self.shutdown.is_some()),
+            ("cpu_affinity", self.cpu_affinity.is_some()),
+            ("env", self.env.is_some()),
+            ("reactor", self.reactor.is_some()),
+            ("expose_controller", self.expose_controller.is_some()),
+            ("expose_shared", self.expose_shared.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, present)| present.then_some(key))
+        .collect()
+    }
+}
+
+/// A component of a container worker.
+#[derive(Debug, Clone)]
+pub enum ContainerComponentConfig {
+    /// A Python class deriving from Autobahn's `ApplicationSession`.
+    Class(ContainerClassComponentConfig),
+}
+
+tagged!(ContainerComponentConfig, "component", {
+    "class" => Class(ContainerClassComponentConfig),
+});
+
+/// `{"type": "class"}` in a container worker.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerClassComponentConfig {
+    /// Component id (default `component001`, ... by position).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The class, `package.module.Class`, importable from the worker's `options.pythonpath`.
+    pub classname: String,
+    /// The realm it joins.
+    pub realm: String,
+    /// Handed to the component as `config.extra`.
+    #[serde(default)]
+    pub extra: Option<serde_json::Value>,
+    /// How it connects.
+    pub transport: ClientTransportConfig,
+    /// Crossbar's references to other components: accepted, unused.
+    #[serde(default)]
+    pub references: Option<serde_json::Value>,
+}
+
+/// How a container component connects to its router (Crossbar's client transport).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTransportConfig {
+    /// `websocket` or `rawsocket`.
+    #[serde(rename = "type")]
+    pub kind: ClientTransportKind,
+    /// Where the router listens.
+    pub endpoint: ClientEndpointConfig,
+    /// The WebSocket URL (`ws://host:port/path`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// WebSocket serializers offered.
+    #[serde(default)]
+    pub serializers: Option<Vec<super::SerializerName>>,
+    /// The RawSocket serializer.
+    #[serde(default)]
+    pub serializer: Option<super::SerializerName>,
+    /// Protocol options (`max_message_size`): accepted, Autobahn's defaults apply.
+    #[serde(default)]
+    pub options: Option<serde_json::Value>,
+    /// Crossbar's debug flag: accepted.
+    #[serde(default)]
+    pub debug: Option<bool>,
+}
+
+/// The kind of a client transport.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientTransportKind {
+    /// WebSocket.
+    Websocket,
+    /// RawSocket.
+    Rawsocket,
+}
+
+/// Where a client transport connects.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientEndpointConfig {
+    /// `tcp` or `unix`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// TCP host.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// TCP port.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Unix socket path, relative to the node directory.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// TLS: `{hostname, ca_certificates, certificate, key}` (files relative to the node directory).
+    #[serde(default)]
+    pub tls: Option<serde_json::Value>,
+    /// IP version: accepted.
+    #[serde(default)]
+    pub version: Option<u8>,
+    /// Connect timeout in seconds: accepted.
+    #[serde(default)]
+    pub timeout: Option<f64>,
 }
 
 /// The prefixes of Crossbar's own built-in components, which are not Python classes to import.

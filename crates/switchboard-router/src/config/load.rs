@@ -315,9 +315,9 @@ mod tests {
 
     #[test]
     fn unsupported_type_points_at_the_type_key() {
-        let e = only_error(r#"{"workers": [{"type": "container"}]}"#);
+        let e = only_error(r#"{"workers": [{"type": "websocket-testee"}]}"#);
         assert_eq!(e.path, "workers[0].type");
-        assert_eq!(e.message, "unsupported: worker type `container`");
+        assert_eq!(e.message, "unsupported: worker type `websocket-testee`");
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 use serde::Deserialize;
 
-use super::{ComponentConfig, GuestWorkerConfig, RealmConfig, TransportConfig};
+use super::{
+    ComponentConfig, ContainerWorkerConfig, GuestWorkerConfig, RealmConfig, TransportConfig,
+};
 
 /// A node configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -131,11 +133,14 @@ pub enum WorkerConfig {
     Router(RouterWorkerConfig),
     /// A guest worker: a program the node starts and supervises.
     Guest(GuestWorkerConfig),
+    /// A container worker: Python components connecting through their own transports.
+    Container(ContainerWorkerConfig),
 }
 
 tagged!(WorkerConfig, "worker", {
     "router" => Router(RouterWorkerConfig),
     "guest" => Guest(GuestWorkerConfig),
+    "container" => Container(ContainerWorkerConfig),
 });
 
 impl WorkerConfig {
@@ -143,7 +148,7 @@ impl WorkerConfig {
     pub fn as_router(&self) -> Option<&RouterWorkerConfig> {
         match self {
             Self::Router(w) => Some(w),
-            Self::Guest(_) => None,
+            Self::Guest(_) | Self::Container(_) => None,
         }
     }
 
@@ -153,6 +158,7 @@ impl WorkerConfig {
         let configured = match self {
             Self::Router(w) => w.id.as_ref(),
             Self::Guest(w) => w.id.as_ref(),
+            Self::Container(w) => w.id.as_ref(),
         };
         configured
             .cloned()

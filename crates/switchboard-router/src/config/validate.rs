@@ -16,8 +16,8 @@ use super::{
     WorkerConfig, effective_match,
 };
 use super::{
-    CROSSBAR_BUILTIN_COMPONENTS, ComponentConfig, GUEST_STOP_SIGNALS, GuestWorkerConfig,
-    RouterWorkerConfig,
+    CROSSBAR_BUILTIN_COMPONENTS, ClientTransportKind, ComponentConfig, ContainerComponentConfig,
+    ContainerWorkerConfig, GUEST_STOP_SIGNALS, GuestWorkerConfig, RouterWorkerConfig,
 };
 
 /// Runs every check; relative paths resolve against `base`.
@@ -111,8 +111,12 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
                 format!("worker id `{id}` is already the id of an earlier worker"),
             ));
         }
-        if let WorkerConfig::Guest(guest) = worker {
-            check_guest(guest, &format!("workers[{w}]"), &mut errors);
+        match worker {
+            WorkerConfig::Guest(guest) => check_guest(guest, &format!("workers[{w}]"), &mut errors),
+            WorkerConfig::Container(container) => {
+                check_container(container, &format!("workers[{w}]"), &mut errors)
+            }
+            WorkerConfig::Router(_) => {}
         }
     }
     errors
@@ -133,24 +137,7 @@ fn check_components(worker: &RouterWorkerConfig, at: &str, errors: &mut Vec<Conf
                 format!("component id `{id}` is already the id of an earlier component"),
             ));
         }
-        let classname = &component.classname;
-        if CROSSBAR_BUILTIN_COMPONENTS
-            .iter()
-            .any(|prefix| classname.starts_with(prefix))
-        {
-            errors.push(ConfigError::at(
-                format!("{here}.classname"),
-                format!(
-                    "unsupported yet: `{classname}` is one of Crossbar's built-in components \
-                     (the REST and PostgreSQL bridges), which Switchboard will build in"
-                ),
-            ));
-        } else if !classname.contains('.') || classname.split('.').any(str::is_empty) {
-            errors.push(ConfigError::at(
-                format!("{here}.classname"),
-                format!("expected `package.module.Class`; got {classname:?}"),
-            ));
-        }
+        check_classname(&component.classname, &here, errors);
         match worker.realms.iter().find(|r| r.name == component.realm) {
             None => errors.push(ConfigError::at(
                 format!("{here}.realm"),
@@ -170,6 +157,74 @@ fn check_components(worker: &RouterWorkerConfig, at: &str, errors: &mut Vec<Conf
                 ));
             }
             Some(_) => {}
+        }
+    }
+}
+
+/// A component's `classname`: an importable name, not one of Crossbar's built-in components.
+fn check_classname(classname: &str, at: &str, errors: &mut Vec<ConfigError>) {
+    if CROSSBAR_BUILTIN_COMPONENTS
+        .iter()
+        .any(|prefix| classname.starts_with(prefix))
+    {
+        errors.push(ConfigError::at(
+            format!("{at}.classname"),
+            format!(
+                "unsupported yet: `{classname}` is one of Crossbar's built-in components \
+                 (the REST and PostgreSQL bridges), which Switchboard will build in"
+            ),
+        ));
+    } else if !classname.contains('.') || classname.split('.').any(str::is_empty) {
+        errors.push(ConfigError::at(
+            format!("{at}.classname"),
+            format!("expected `package.module.Class`; got {classname:?}"),
+        ));
+    }
+}
+
+/// A container worker's components: importable names, unique ids, transports that say where to
+/// connect.
+fn check_container(container: &ContainerWorkerConfig, at: &str, errors: &mut Vec<ConfigError>) {
+    let mut ids = HashSet::new();
+    for (c, ContainerComponentConfig::Class(component)) in container.components.iter().enumerate() {
+        let here = format!("{at}.components[{c}]");
+        let id = component
+            .id
+            .clone()
+            .unwrap_or_else(|| format!("component{:03}", c + 1));
+        if !ids.insert(id.clone()) {
+            errors.push(ConfigError::at(
+                format!("{here}.id"),
+                format!("component id `{id}` is already the id of an earlier component"),
+            ));
+        }
+        check_classname(&component.classname, &here, errors);
+        let t = &component.transport;
+        let endpoint = &t.endpoint;
+        let missing = match endpoint.kind.as_str() {
+            "tcp" if endpoint.host.is_none() => Some("host"),
+            "tcp" if endpoint.port.is_none() => Some("port"),
+            "unix" if endpoint.path.is_none() => Some("path"),
+            "tcp" | "unix" => None,
+            other => {
+                errors.push(ConfigError::at(
+                    format!("{here}.transport.endpoint.type"),
+                    format!("expected `tcp` or `unix`; got {other:?}"),
+                ));
+                None
+            }
+        };
+        if let Some(key) = missing {
+            errors.push(ConfigError::at(
+                format!("{here}.transport.endpoint.{key}"),
+                format!("a `{}` endpoint needs `{key}`", endpoint.kind),
+            ));
+        }
+        if t.kind == ClientTransportKind::Websocket && t.url.is_none() {
+            errors.push(ConfigError::at(
+                format!("{here}.transport.url"),
+                "a websocket transport needs its `url` (ws://host:port/path)",
+            ));
         }
     }
 }
@@ -197,6 +252,17 @@ pub(super) fn warnings(config: &NodeConfig) -> Vec<ConfigError> {
                 warnings.push(ConfigError::at(
                     "controller.options.enable_parallel_worker_start",
                     "has no effect: workers start one after the other, in config order",
+                ));
+            }
+        }
+    }
+    for (w, worker) in config.workers.iter().enumerate() {
+        if let WorkerConfig::Container(container) = worker {
+            for key in container.options.without_effect() {
+                warnings.push(ConfigError::at(
+                    format!("workers[{w}].options.{key}"),
+                    "has no effect: it sets up Crossbar's container process; each component runs \
+                     in a Python process of its own",
                 ));
             }
         }

@@ -15,7 +15,10 @@ use ring::rand::{SecureRandom as _, SystemRandom};
 use serde_json::json;
 
 use super::guest::PreparedGuest;
-use crate::config::{ComponentConfig, ConfigError, LoadedConfig, TransportConfig};
+use crate::config::{
+    ClientTransportConfig, ClientTransportKind, ComponentConfig, ConfigError,
+    ContainerComponentConfig, LoadedConfig, SerializerName, TransportConfig, WorkerConfig,
+};
 
 /// The runner every component process runs.
 const RUNNER: &str = include_str!("component_runner.py");
@@ -35,8 +38,8 @@ pub fn python() -> PathBuf {
 pub struct PreparedComponents {
     /// The private directory: the socket and the runner.
     pub(super) dir: PathBuf,
-    /// The private transport the components join through.
-    pub(super) transport: TransportConfig,
+    /// The private transport router components join through (none without router components).
+    pub(super) transport: Option<TransportConfig>,
     /// One supervised process per component.
     pub(super) processes: Vec<PreparedGuest>,
 }
@@ -47,73 +50,110 @@ impl PreparedComponents {
         &self.dir
     }
 
-    /// The components of every router worker of `loaded`, or `None` when there are none.
-    /// Problems (no usable Python with Autobahn) carry their paths in the config.
+    /// The components of every router and container worker of `loaded`, or `None` when there are
+    /// none. Problems (no usable Python with Autobahn) carry their paths in the config.
     pub fn prepare(loaded: &LoadedConfig) -> Result<Option<Self>, Vec<ConfigError>> {
-        let components: Vec<(String, usize, &ComponentConfig, Vec<PathBuf>)> = loaded
-            .config
-            .router_workers()
-            .flat_map(|(w, worker)| {
-                let pythonpath: Vec<PathBuf> =
-                    match worker.options.as_ref().and_then(|o| o.pythonpath.as_ref()) {
-                        Some(paths) => paths.iter().map(|p| loaded.base_dir.join(p)).collect(),
-                        None => vec![loaded.base_dir.clone()],
-                    };
-                worker
-                    .components
-                    .iter()
-                    .enumerate()
-                    .map(move |(c, component)| {
-                        (
+        let base = &loaded.base_dir;
+        let pythonpath_of = |paths: Option<&Vec<String>>| -> Vec<PathBuf> {
+            match paths {
+                Some(paths) => paths.iter().map(|p| base.join(p)).collect(),
+                None => vec![base.clone()],
+            }
+        };
+        let mut router_components = Vec::new();
+        let mut container_components = Vec::new();
+        for (w, worker) in loaded.config.workers.iter().enumerate() {
+            match worker {
+                WorkerConfig::Router(router) => {
+                    let pythonpath =
+                        pythonpath_of(router.options.as_ref().and_then(|o| o.pythonpath.as_ref()));
+                    for (c, ComponentConfig::Class(component)) in
+                        router.components.iter().enumerate()
+                    {
+                        router_components.push((
                             format!("workers[{w}].components[{c}]"),
-                            c,
+                            component_id(component.id.as_ref(), c),
                             component,
                             pythonpath.clone(),
-                        )
-                    })
-            })
-            .collect();
-        let Some((first_at, _, _, _)) = components.first() else {
-            return Ok(None);
+                        ));
+                    }
+                }
+                WorkerConfig::Container(container) => {
+                    let pythonpath = pythonpath_of(container.options.pythonpath.as_ref());
+                    for (c, ContainerComponentConfig::Class(component)) in
+                        container.components.iter().enumerate()
+                    {
+                        container_components.push((
+                            format!("workers[{w}].components[{c}]"),
+                            component_id(component.id.as_ref(), c),
+                            component,
+                            pythonpath.clone(),
+                            container.options.restart,
+                        ));
+                    }
+                }
+                WorkerConfig::Guest(_) => {}
+            }
+        }
+        let first_at = match (router_components.first(), container_components.first()) {
+            (Some((at, ..)), _) | (None, Some((at, ..))) => at.clone(),
+            (None, None) => return Ok(None),
         };
-        check_python(first_at)?;
+        check_python(&first_at)?;
 
         let dir = std::env::temp_dir().join(format!("switchboard-{}", random_hex(8)));
         let socket = dir.join("components.sock");
         let runner = dir.join(RUNNER_FILE);
+        let process = |id: String, spec: serde_json::Value| {
+            PreparedGuest::supervised(
+                id,
+                python(),
+                vec!["-u".into(), runner.display().to_string()],
+                base.clone(),
+                vec![("SWITCHBOARD_COMPONENT".into(), spec.to_string())],
+            )
+        };
         let mut principals = serde_json::Map::new();
         let mut processes = Vec::new();
-        for (_, c, ComponentConfig::Class(component), pythonpath) in &components {
-            let id = component
-                .id
-                .clone()
-                .unwrap_or_else(|| format!("component{:03}", c + 1));
+        for (_, id, component, pythonpath) in &router_components {
             let authid = format!("component:{id}");
             let ticket = random_hex(32);
             principals.insert(
                 authid.clone(),
                 json!({"ticket": ticket, "role": component.role(), "realm": component.realm}),
             );
-            let spec = json!({
-                "classname": component.classname,
-                "realm": component.realm,
-                "extra": component.extra,
-                "pythonpath": pythonpath,
-                "transport": {
-                    "type": "rawsocket",
-                    "endpoint": {"type": "unix", "path": socket},
-                    "serializer": "json",
-                },
-                "authid": authid,
-                "ticket": ticket,
-            });
-            processes.push(PreparedGuest::supervised(
-                id,
-                python(),
-                vec!["-u".into(), runner.display().to_string()],
-                loaded.base_dir.clone(),
-                vec![("SWITCHBOARD_COMPONENT".into(), spec.to_string())],
+            processes.push(process(
+                id.clone(),
+                json!({
+                    "classname": component.classname,
+                    "realm": component.realm,
+                    "extra": component.extra,
+                    "pythonpath": pythonpath,
+                    "transport": {
+                        "type": "rawsocket",
+                        "endpoint": {"type": "unix", "path": socket},
+                        "serializer": "json",
+                    },
+                    "authid": authid,
+                    "ticket": ticket,
+                }),
             ));
+        }
+        for (_, id, component, pythonpath, restart) in &container_components {
+            let mut p = process(
+                id.clone(),
+                json!({
+                    "classname": component.classname,
+                    "realm": component.realm,
+                    "extra": component.extra,
+                    "pythonpath": pythonpath,
+                    "transport": autobahn_transport(&component.transport, base),
+                }),
+            );
+            if let Some(restart) = restart {
+                p.restart = *restart;
+            }
+            processes.push(p);
         }
         let transport = serde_json::from_value(json!({
             "type": "rawsocket",
@@ -129,9 +169,69 @@ impl PreparedComponents {
         })?;
         Ok(Some(Self {
             dir,
-            transport,
+            transport: (!router_components.is_empty()).then_some(transport),
             processes,
         }))
+    }
+}
+
+fn component_id(configured: Option<&String>, index: usize) -> String {
+    configured
+        .cloned()
+        .unwrap_or_else(|| format!("component{:03}", index + 1))
+}
+
+/// A container component's transport in the form Autobahn|Python's `Component` takes, its files
+/// and socket paths resolved against the node directory.
+fn autobahn_transport(t: &ClientTransportConfig, base: &Path) -> serde_json::Value {
+    let e = &t.endpoint;
+    let mut endpoint = json!({"type": e.kind});
+    if let Some(host) = &e.host {
+        endpoint["host"] = json!(host);
+    }
+    if let Some(port) = e.port {
+        endpoint["port"] = json!(port);
+    }
+    if let Some(path) = &e.path {
+        endpoint["path"] = json!(base.join(path));
+    }
+    if let Some(serde_json::Value::Object(tls)) = &e.tls {
+        let mut tls = tls.clone();
+        for key in ["certificate", "key"] {
+            if let Some(serde_json::Value::String(file)) = tls.get(key) {
+                let resolved = json!(base.join(file));
+                tls.insert(key.into(), resolved);
+            }
+        }
+        if let Some(serde_json::Value::Array(cas)) = tls.get("ca_certificates") {
+            let resolved: Vec<serde_json::Value> = cas
+                .iter()
+                .filter_map(|c| c.as_str().map(|c| json!(base.join(c))))
+                .collect();
+            tls.insert("ca_certificates".into(), json!(resolved));
+        }
+        endpoint["tls"] = serde_json::Value::Object(tls);
+    }
+    let name = |s: SerializerName| match s {
+        SerializerName::Json => "json",
+        SerializerName::Msgpack => "msgpack",
+        SerializerName::Cbor => "cbor",
+    };
+    match t.kind {
+        ClientTransportKind::Websocket => {
+            let mut transport = json!({"type": "websocket", "url": t.url, "endpoint": endpoint});
+            if let Some(serializers) = &t.serializers {
+                transport["serializers"] =
+                    json!(serializers.iter().map(|s| name(*s)).collect::<Vec<_>>());
+            }
+            transport
+        }
+        ClientTransportKind::Rawsocket => json!({
+            "type": "rawsocket",
+            "url": t.url,
+            "endpoint": endpoint,
+            "serializer": name(t.serializer.unwrap_or(SerializerName::Json)),
+        }),
     }
 }
 

@@ -2,8 +2,9 @@
 ApplicationSession (asyncio or Twisted), as Crossbar hosts `"type": "class"` components.
 
 The node starts this script in a supervised process, one per component, with the component in
-the environment variable SWITCHBOARD_COMPONENT (JSON: classname, realm, extra, pythonpath, the
-transport to the node's private socket, authid and ticket). The process ends when the session
+the environment variable SWITCHBOARD_COMPONENT (JSON: classname, realm, extra, pythonpath and the
+transport; for a router worker's component the node's private socket, authid and ticket; for a
+container worker's component the transport it configures, and no credentials). The process ends when the session
 ends, and exits non-zero when it fails (the class cannot be imported, onJoin raises, the session
 leaves or the connection is lost): the node restarts it like a guest worker. Tracebacks go to
 stderr, which the node logs under the component's id.
@@ -43,16 +44,19 @@ def main():
     import txaio
 
     class Hosted(cls):
-        """The component's class, joining with the node's ticket for it, and failing the process
-        when its session fails."""
+        """The component's class, joining with the node's ticket where the node gave one (a
+        router worker's component), and failing the process when its session fails."""
 
         def onConnect(self):
-            self.join(self.config.realm, authmethods=["ticket"], authid=spec["authid"])
+            if spec.get("authid"):
+                self.join(self.config.realm, authmethods=["ticket"], authid=spec["authid"])
+            else:
+                super().onConnect()
 
         def onChallenge(self, challenge):
-            if challenge.method == "ticket":
+            if spec.get("authid") and challenge.method == "ticket":
                 return spec["ticket"]
-            raise RuntimeError(f"unexpected authentication challenge {challenge.method}")
+            return super().onChallenge(challenge)
 
         def onJoin(self, details):
             result = txaio.as_future(super().onJoin, details)
@@ -75,8 +79,23 @@ def main():
             finally:
                 fail(f"{spec['classname']}: connection to the router lost")
 
+    transport = dict(spec["transport"], max_retries=0)
+    tls = transport.get("endpoint", {}).get("tls")
+    if isinstance(tls, dict):
+        if twisted:
+            fail("TLS in a container component's transport is supported for asyncio components only")
+        import ssl
+
+        context = ssl.create_default_context()
+        for ca in tls.get("ca_certificates", []):
+            context.load_verify_locations(ca)
+        if tls.get("certificate"):
+            context.load_cert_chain(tls["certificate"], tls.get("key"))
+        if tls.get("hostname") is None:
+            context.check_hostname = False
+        transport["endpoint"] = dict(transport["endpoint"], tls=context)
     component = Component(
-        transports=[dict(spec["transport"], max_retries=0)],
+        transports=[transport],
         realm=spec["realm"],
         extra=spec.get("extra"),
         session_factory=Hosted,

@@ -212,24 +212,24 @@ fn build(
     match PreparedComponents::prepare(loaded) {
         Ok(None) => {}
         Ok(Some(components)) => {
-            match Protocols::from_config(&components.transport, &loaded.base_dir, realm_names) {
-                Ok(protocols) => {
-                    transports.push(PreparedTransport {
-                        endpoint: components.transport.endpoint().clone(),
+            component_dir = Some(components.dir().to_path_buf());
+            if let Some(private) = &components.transport {
+                match Protocols::from_config(private, &loaded.base_dir, realm_names) {
+                    Ok(protocols) => transports.push(PreparedTransport {
+                        endpoint: private.endpoint().clone(),
                         protocols,
                         at: "components".into(),
                         private: true,
-                    });
-                    component_dir = Some(components.dir().to_path_buf());
-                    guests.extend(components.processes);
+                    }),
+                    Err(setup) => problems.extend(setup.into_iter().map(|e| {
+                        ConfigError::at(
+                            "workers",
+                            format!("internal: the components' transport: {e}"),
+                        )
+                    })),
                 }
-                Err(setup) => problems.extend(setup.into_iter().map(|e| {
-                    ConfigError::at(
-                        "workers",
-                        format!("internal: the components' transport: {e}"),
-                    )
-                })),
             }
+            guests.extend(components.processes);
         }
         Err(e) => problems.extend(e),
     }
