@@ -34,7 +34,7 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
     if config.workers.is_empty() {
         errors.push(ConfigError::at(
             "workers",
-            "expected at least one worker of type `router`",
+            "expected at least one worker (a `router`, `guest` or `container`)",
         ));
     }
     if let Some(grace) = config
