@@ -206,5 +206,12 @@ pub struct ClientEndpointConfig {
     pub timeout: Option<f64>,
 }
 
+/// A component's id: the configured one, else `component001`, ... by its position in `components`.
+pub fn component_id(configured: Option<&String>, index: usize) -> String {
+    configured
+        .cloned()
+        .unwrap_or_else(|| format!("component{:03}", index + 1))
+}
+
 /// The prefixes of Crossbar's own built-in components, which are not Python classes to import.
 pub const CROSSBAR_BUILTIN_COMPONENTS: &[&str] = &["crossbar.bridge.", "crossbar.adapter."];

@@ -17,7 +17,7 @@ use super::{
 };
 use super::{
     CROSSBAR_BUILTIN_COMPONENTS, ClientTransportKind, ComponentConfig, ContainerComponentConfig,
-    ContainerWorkerConfig, GUEST_STOP_SIGNALS, GuestWorkerConfig, RouterWorkerConfig,
+    ContainerWorkerConfig, GUEST_STOP_SIGNALS, GuestWorkerConfig, RouterWorkerConfig, component_id,
 };
 
 /// Runs every check; relative paths resolve against `base`.
@@ -127,16 +127,12 @@ fn check_components(worker: &RouterWorkerConfig, at: &str, errors: &mut Vec<Conf
     let mut ids = HashSet::new();
     for (c, ComponentConfig::Class(component)) in worker.components.iter().enumerate() {
         let here = format!("{at}.components[{c}]");
-        let id = component
-            .id
-            .clone()
-            .unwrap_or_else(|| format!("component{:03}", c + 1));
-        if !ids.insert(id.clone()) {
-            errors.push(ConfigError::at(
-                format!("{here}.id"),
-                format!("component id `{id}` is already the id of an earlier component"),
-            ));
-        }
+        check_component_id(
+            &mut ids,
+            component_id(component.id.as_ref(), c),
+            &here,
+            errors,
+        );
         check_classname(&component.classname, &here, errors);
         match worker.realms.iter().find(|r| r.name == component.realm) {
             None => errors.push(ConfigError::at(
@@ -159,6 +155,22 @@ fn check_components(worker: &RouterWorkerConfig, at: &str, errors: &mut Vec<Conf
             Some(_) => {}
         }
     }
+}
+
+/// A component's id, which must differ from the earlier components' of its worker.
+fn check_component_id(
+    ids: &mut HashSet<String>,
+    id: String,
+    here: &str,
+    errors: &mut Vec<ConfigError>,
+) {
+    if ids.contains(&id) {
+        errors.push(ConfigError::at(
+            format!("{here}.id"),
+            format!("component id `{id}` is already the id of an earlier component"),
+        ));
+    }
+    ids.insert(id);
 }
 
 /// A component's `classname`: an importable name, not one of Crossbar's built-in components.
@@ -188,16 +200,12 @@ fn check_container(container: &ContainerWorkerConfig, at: &str, errors: &mut Vec
     let mut ids = HashSet::new();
     for (c, ContainerComponentConfig::Class(component)) in container.components.iter().enumerate() {
         let here = format!("{at}.components[{c}]");
-        let id = component
-            .id
-            .clone()
-            .unwrap_or_else(|| format!("component{:03}", c + 1));
-        if !ids.insert(id.clone()) {
-            errors.push(ConfigError::at(
-                format!("{here}.id"),
-                format!("component id `{id}` is already the id of an earlier component"),
-            ));
-        }
+        check_component_id(
+            &mut ids,
+            component_id(component.id.as_ref(), c),
+            &here,
+            errors,
+        );
         check_classname(&component.classname, &here, errors);
         let t = &component.transport;
         let endpoint = &t.endpoint;

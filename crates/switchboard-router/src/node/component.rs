@@ -18,6 +18,7 @@ use super::guest::PreparedGuest;
 use crate::config::{
     ClientTransportConfig, ClientTransportKind, ComponentConfig, ConfigError,
     ContainerComponentConfig, LoadedConfig, SerializerName, TransportConfig, WorkerConfig,
+    component_id,
 };
 
 /// The runner every component process runs.
@@ -173,12 +174,6 @@ impl PreparedComponents {
             processes,
         }))
     }
-}
-
-fn component_id(configured: Option<&String>, index: usize) -> String {
-    configured
-        .cloned()
-        .unwrap_or_else(|| format!("component{:03}", index + 1))
 }
 
 /// A container component's transport in the form Autobahn|Python's `Component` takes, its files
