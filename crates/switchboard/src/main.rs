@@ -1,13 +1,15 @@
-//! The `switchboard` command: `init` writes a node directory, `start` runs a router from one (or
-//! from the built-in default), `check` validates a config exactly as `start` would, `version`
-//! prints the version.
+//! The `switchboard` command: `init` writes a node directory from a template, `start` runs a
+//! router from one (or from the built-in default), `check` validates a config exactly as `start`
+//! would, `version` prints the version.
+
+mod templates;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use switchboard_router::config::{LoadedConfig, init_config_json};
+use switchboard_router::config::LoadedConfig;
 use switchboard_router::node::{self, PreparedNode};
 
 #[derive(Parser)]
@@ -26,11 +28,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create a node directory with a config.json and a web/ folder.
+    /// Create a node directory from a template: by default a router node (config.json and a web/
+    /// folder); `--template hello:python` and the other hello apps add a backend and a page.
     Init {
         /// Directory to create (default: the current directory).
-        #[arg(default_value = ".")]
-        dir: PathBuf,
+        #[arg(conflicts_with = "appdir")]
+        dir: Option<PathBuf>,
+        /// The same as DIR (Crossbar's name for it).
+        #[arg(long, value_name = "DIR")]
+        appdir: Option<PathBuf>,
+        /// The template to write (`switchboard init --list` shows them).
+        #[arg(long, default_value = "default")]
+        template: String,
+        /// The app's name, in the template's file names and contents (letters, digits and _).
+        #[arg(long, default_value = "hello")]
+        appname: String,
+        /// List the templates and exit.
+        #[arg(long)]
+        list: bool,
     },
     /// Start the router: from DIR's config.json (or DIR/.crossbar/config.json), else the built-in
     /// default (127.0.0.1:8080, WebSocket on /ws and RawSocket, realm realm1, anonymous allowed all).
@@ -83,42 +98,36 @@ fn prepare(dir: Option<&Path>) -> anyhow::Result<PreparedNode> {
     prepared.map_err(|errors| anyhow::anyhow!("invalid configuration:\n{errors}"))
 }
 
-const INDEX_HTML: &str = r#"<!DOCTYPE html>
-<html>
-<head><meta charset="utf-8"><title>Switchboard node</title></head>
-<body>
-<h1>Switchboard node</h1>
-<p>This page is served by the node from its <code>web/</code> folder. The WAMP router is on
-<code>ws://127.0.0.1:8080/ws</code> (WebSocket) and <code>rs://127.0.0.1:8080</code> (RawSocket), realm
-<code>realm1</code>. Node info: <a href="/info">/info</a>.</p>
-<p>Connect with Autobahn|JS:</p>
-<pre>
-const connection = new autobahn.Connection({url: "ws://127.0.0.1:8080/ws", realm: "realm1"});
-connection.onopen = (session) => session.call("com.example.add2", [2, 3]).then(console.log);
-connection.open();
-</pre>
-</body>
-</html>
-"#;
-
-fn init(dir: &Path) -> anyhow::Result<()> {
-    let config = dir.join("config.json");
-    if config.exists() {
-        anyhow::bail!("{} already exists; not overwriting it", config.display());
+/// `switchboard init`: lists the templates, or writes one into `dir`.
+fn init(template: &str, appname: &str, dir: &Path) -> anyhow::Result<()> {
+    let template = templates::find(template)?;
+    let written = template.write(appname, dir)?;
+    println!(
+        "Initialized {} from the template {} in {}:",
+        if template.name == "default" {
+            "a Switchboard node".to_string()
+        } else {
+            format!("the app {appname}")
+        },
+        template.name,
+        dir.display()
+    );
+    for path in &written {
+        println!("  {}", path.display());
     }
-    std::fs::create_dir_all(dir.join("web"))
-        .with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::write(&config, init_config_json())
-        .with_context(|| format!("writing {}", config.display()))?;
-    let index = dir.join("web").join("index.html");
-    if !index.exists() {
-        std::fs::write(&index, INDEX_HTML)
-            .with_context(|| format!("writing {}", index.display()))?;
-    }
-    println!("Initialized a Switchboard node in {}", dir.display());
-    println!("  config: {}", config.display());
-    println!("Start it with: switchboard start {}", dir.display());
+    println!(
+        "{}",
+        template
+            .next_steps
+            .replace("{dir}", &dir.display().to_string())
+    );
     Ok(())
+}
+
+fn list_templates() {
+    for template in templates::TEMPLATES {
+        println!("{:<14} {}", template.name, template.summary);
+    }
 }
 
 /// A number of seconds, 0 or more.
@@ -179,7 +188,21 @@ fn main() -> ExitCode {
             println!("switchboard {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::Init { dir } => init(&dir),
+        Command::Init { list: true, .. } => {
+            list_templates();
+            Ok(())
+        }
+        Command::Init {
+            dir,
+            appdir,
+            template,
+            appname,
+            list: false,
+        } => init(
+            &template,
+            &appname,
+            &dir.or(appdir).unwrap_or_else(|| PathBuf::from(".")),
+        ),
         Command::Check { dir } => prepare(dir.as_deref()).map(|node| {
             for warning in &node.warnings().0 {
                 println!("warning: {warning}");

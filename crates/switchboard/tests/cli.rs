@@ -83,6 +83,91 @@ fn init_writes_a_node_directory_that_check_accepts() {
 }
 
 #[test]
+fn init_lists_its_templates_and_writes_each_hello_app_that_check_accepts() {
+    let out = Command::new(common::bin())
+        .args(["init", "--list"])
+        .output()
+        .expect("run");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{listing}");
+    for name in ["default", "hello:python", "hello:nodejs", "hello:browser"] {
+        assert!(
+            listing.lines().any(|l| l.starts_with(&format!("{name} "))),
+            "{listing}"
+        );
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    // hello:python's check needs a Python with Autobahn: the Python interop suite runs that one.
+    for (template, script) in [
+        ("hello:nodejs", "myapp/myapp.js"),
+        ("hello:browser", "web/backend.js"),
+    ] {
+        let app = dir.path().join(template.replace(':', "_"));
+        let out = Command::new(common::bin())
+            .args(["init", "--template", template, "--appname", "myapp"])
+            .arg(&app)
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{template}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for file in [
+            ".crossbar/config.json",
+            "README.md",
+            "web/index.html",
+            "web/autobahn.min.js",
+            script,
+        ] {
+            assert!(app.join(file).is_file(), "{template}: {file}");
+        }
+        let out = Command::new(common::bin())
+            .arg("check")
+            .arg(&app)
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{template}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Nothing is overwritten: a second init into the same directory fails and names a file.
+        let out = Command::new(common::bin())
+            .args([
+                "init",
+                "--template",
+                template,
+                "--appname",
+                "myapp",
+                "--appdir",
+            ])
+            .arg(&app)
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("README.md"),
+            "{template}: {err}"
+        );
+    }
+
+    let out = Command::new(common::bin())
+        .args(["init", "--template", "hello:cobol"])
+        .arg(dir.path().join("x"))
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("hello:python") && err.contains("--list"),
+        "{err}"
+    );
+    assert!(!dir.path().join("x").exists());
+}
+
+#[test]
 fn check_names_the_file_and_position_of_a_config_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(

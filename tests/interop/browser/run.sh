@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Browser interop: the Autobahn|JS browser bundle (npm autobahn-browser) in headless Chromium
 # against the router binary: register/call and acknowledged publish/subscribe with json, msgpack
-# and cbor, plus calls to and events for a Node session outside the browser. See run.js.
+# and cbor, plus calls to and events for a Node session outside the browser (run.js); and the
+# apps of `switchboard init --template`, each initialised, started and loaded (templates.js,
+# which runs hello:python's backend under SWITCHBOARD_PYTHON, default <repo>/.venv/bin/python).
 #
 #   tests/interop/browser/run.sh
 #
@@ -55,9 +57,24 @@ else
 fi
 
 # --- run --------------------------------------------------------------------------------------
-# run.js bounds every step and kills what it started; this timeout is a last resort
+# run.js: the bundle against the router; templates.js: the apps of `switchboard init --template`.
+# Each bounds every step and kills what it started; these timeouts are a last resort.
 cd "$HERE" || die "cd $HERE"
-timeout 300 node "${NODE_FLAGS[@]}" run.js
-rc=$?
-if [ "$rc" -eq 124 ]; then printf 'browser interop: run.js killed after 300 s\n0 passed, 1 failed\n'; fi
+passed=0 failed=0 rc=0
+for script in run.js templates.js; do
+    out="$(mktemp)"
+    timeout 600 node "${NODE_FLAGS[@]}" "$script" | tee "$out"
+    code=${PIPESTATUS[0]}
+    [ "$code" -eq 124 ] && printf 'browser interop: %s killed after 600 s\n' "$script"
+    [ "$code" -ne 0 ] && rc=1
+    counts="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -1)"
+    rm -f "$out"
+    if [ -n "$counts" ]; then
+        passed=$((passed + ${counts%% passed*}))
+        f="${counts#*, }"; failed=$((failed + ${f%% failed}))
+    else
+        failed=$((failed + 1))
+    fi
+done
+printf '%s passed, %s failed\n' "$passed" "$failed"
 exit "$rc"

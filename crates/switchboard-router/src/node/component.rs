@@ -54,7 +54,10 @@ impl PreparedComponents {
     /// The components of every router and container worker of `loaded`, or `None` when there are
     /// none. Problems (no usable Python with Autobahn) carry their paths in the config.
     pub fn prepare(loaded: &LoadedConfig) -> Result<Option<Self>, Vec<ConfigError>> {
-        let base = &loaded.base_dir;
+        // Absolute: the component's process runs in another working directory than the node's
+        // (`switchboard start .` gives a relative base).
+        let base =
+            std::path::absolute(&loaded.base_dir).unwrap_or_else(|_| loaded.base_dir.clone());
         let pythonpath_of = |paths: Option<&Vec<String>>| -> Vec<PathBuf> {
             match paths {
                 Some(paths) => paths.iter().map(|p| base.join(p)).collect(),
@@ -148,7 +151,7 @@ impl PreparedComponents {
                     "realm": component.realm,
                     "extra": component.extra,
                     "pythonpath": pythonpath,
-                    "transport": autobahn_transport(&component.transport, base),
+                    "transport": autobahn_transport(&component.transport, &base),
                 }),
             );
             if let Some(restart) = restart {

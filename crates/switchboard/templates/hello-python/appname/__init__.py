@@ -1,0 +1,1 @@
+"""{{ appname }}: a WAMP application hosted by a Switchboard node (see ../README.md)."""

@@ -1,0 +1,222 @@
+'use strict';
+// The app templates of `switchboard init`, end to end as a user runs them, in headless Chromium.
+//
+//   node [--experimental-websocket] templates.js       (normally via ./run.sh)
+//
+// For each template: `switchboard init --template T --appname myapp myapp` in a temp dir, the
+// node's port 8080 changed to a free one (the only edit), `switchboard start .` inside the app
+// directory, then Chromium loads http://127.0.0.1:<port>/ and the page must show the sum
+// com.example.add2(2, 3) = 5 from the backend and a counter that the backend publishes and that
+// increases. The backend also has to receive the page's hello on com.example.onhello. hello:python
+// runs its backend under SWITCHBOARD_PYTHON (default <repo>/.venv/bin/python, which
+// ../run.sh creates); hello:nodejs gets node_modules from here (autobahn, the version its
+// package.json names) instead of `npm install`. The default template's page must load too.
+//
+// Also checks that the Autobahn|JS the binary embeds (crates/switchboard/templates/vendor) is
+// byte for byte the autobahn.min.js of the npm package autobahn-browser installed here, and that
+// the node serves exactly that file.
+//
+// Environment: as run.js; INTEROP_KEEP_NODE_DIR=1 keeps the app directories.
+
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const {
+  HERE, REPO, ROUTER_BIN, PAGE_TIMEOUT_MS, STEP_TIMEOUT_MS, WATCHDOG_MS, sleep, until, freePort,
+  canConnect, spawnGroup, killGroup, exited, startChromium, collectConsole, stopChromium,
+  armWatchdog,
+} = require('./harness');
+
+const PYTHON = process.env.SWITCHBOARD_PYTHON || path.join(REPO, '.venv', 'bin', 'python');
+const VENDORED_AUTOBAHN = path.join(REPO, 'crates', 'switchboard', 'templates', 'vendor', 'autobahn-browser', 'autobahn.min.js');
+
+/** `switchboard init` of `template` into <parent>/myapp, on a free port; returns the app dir. */
+async function initApp(parent, template) {
+  const init = spawnSync(ROUTER_BIN, ['init', '--template', template, '--appname', 'myapp', 'myapp'], {
+    cwd: parent, encoding: 'utf8', timeout: STEP_TIMEOUT_MS,
+  });
+  if (init.status !== 0) throw new Error(`switchboard init --template ${template} failed: ${init.stderr}${init.stdout}`);
+  const appDir = path.join(parent, 'myapp');
+  const port = await freePort();
+  for (const config of [path.join(appDir, '.crossbar', 'config.json'), path.join(appDir, 'config.json')]) {
+    if (!fs.existsSync(config)) continue;
+    const text = fs.readFileSync(config, 'utf8');
+    if (!/\b8080\b/.test(text)) throw new Error(`${config} does not listen on 8080 like the default node`);
+    fs.writeFileSync(config, text.replace(/\b8080\b/g, String(port)));
+  }
+  return { appDir, port };
+}
+
+/** `switchboard start .` in appDir, as the README says; resolves once it listens. */
+async function startNode(appDir, port, env) {
+  const logPath = path.join(appDir, 'node.log');
+  const logFd = fs.openSync(logPath, 'w');
+  const proc = spawnGroup([ROUTER_BIN, 'start', '.'], { cwd: appDir, env, stdio: ['ignore', logFd, logFd] });
+  fs.closeSync(logFd);
+  const log = () => fs.readFileSync(logPath, 'utf8');
+  try {
+    await until('node listening', STEP_TIMEOUT_MS, async () => {
+      if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`node exited (${proc.exitCode ?? proc.signalCode})`);
+      return canConnect(port);
+    });
+  } catch (err) {
+    throw new Error(`${err.message}; node.log:\n${log().split('\n').slice(-30).join('\n')}`);
+  }
+  return { proc, log };
+}
+
+/** The page's add2 and counter fields, read over the DevTools protocol. */
+async function readPage(cdp) {
+  const { result } = await cdp.send('Runtime.evaluate', {
+    expression: `JSON.stringify({
+      title: document.title,
+      add2: (document.getElementById('add2') || {}).textContent,
+      counter: (document.getElementById('counter') || {}).textContent,
+    })`,
+    returnByValue: true,
+  });
+  return JSON.parse(result.value);
+}
+
+async function checkHelloPage(cdp, url, template, check) {
+  const nav = await cdp.send('Page.navigate', { url });
+  if (nav.errorText) throw new Error(`navigating to ${url}: ${nav.errorText}`);
+  let last = {};
+  const isCounter = (text) => /^\d+$/.test(text || '');
+  try {
+    await until('add2 result and a counter value', PAGE_TIMEOUT_MS, async () => {
+      last = await readPage(cdp);
+      return last.add2 === '5' && isCounter(last.counter);
+    });
+    check(`${template}: the page shows com.example.add2(2, 3) = 5 from the backend`, true);
+  } catch (err) {
+    check(`${template}: the page shows com.example.add2(2, 3) = 5 and a counter`, false, `${err.message}; page: ${JSON.stringify(last)}`);
+    return;
+  }
+  const first = Number(last.counter);
+  try {
+    await until('a later counter value', 10000, async () => {
+      last = await readPage(cdp);
+      return isCounter(last.counter) && Number(last.counter) > first;
+    });
+    check(`${template}: the page shows the backend's counter increasing (${first} -> ${last.counter})`, true);
+  } catch (err) {
+    check(`${template}: the page shows the backend's counter increasing`, false, `${err.message}; first ${first}, page: ${JSON.stringify(last)}`);
+  }
+}
+
+async function runTemplate(chromium, template, check, diagnostics) {
+  const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'sbinterop-template-'));
+  const env = { ...process.env };
+  let node;
+  try {
+    const { appDir, port } = await initApp(parent, template);
+    if (template === 'hello:python') {
+      if (!fs.existsSync(PYTHON)) throw new Error(`${PYTHON} missing: set SWITCHBOARD_PYTHON to a Python with autobahn, or run ../run.sh first`);
+      env.SWITCHBOARD_PYTHON = PYTHON;
+    }
+    if (template === 'hello:nodejs') {
+      // What `npm install` would put there: this test's node_modules has the autobahn version
+      // the template's package.json names.
+      const wanted = JSON.parse(fs.readFileSync(path.join(appDir, 'package.json'), 'utf8')).dependencies.autobahn;
+      const have = require('autobahn/package.json').version;
+      if (wanted !== have) throw new Error(`the template wants autobahn ${wanted}, this test has ${have}: align tests/interop/browser/package.json`);
+      fs.symlinkSync(path.join(HERE, 'node_modules'), path.join(appDir, 'node_modules'));
+      // Autobahn|JS needs the global WebSocket: behind a flag before Node 22.
+      if (Number(process.versions.node.split('.')[0]) < 22) {
+        env.NODE_OPTIONS = `${env.NODE_OPTIONS || ''} --experimental-websocket`.trim();
+      }
+    }
+    node = await startNode(appDir, port, env);
+    const url = `http://127.0.0.1:${port}/`;
+    if (template === 'default') {
+      await cdp(chromium).send('Page.navigate', { url });
+      const title = await until('the default page', STEP_TIMEOUT_MS, async () => (await readPage(cdp(chromium))).title);
+      check('default: the page of switchboard init loads', title === 'Switchboard node', `title ${JSON.stringify(title)}`);
+      return;
+    }
+    await checkHelloPage(cdp(chromium), url, template, check);
+    if (template !== 'hello:browser') {
+      // The page says hello once connected; the backend logs what it received.
+      try {
+        await until('the backend logs the page\'s hello', 10000, async () => node.log().includes('event for com.example.onhello: Hello from'));
+        check(`${template}: the backend received the page's hello on com.example.onhello`, true);
+      } catch (err) {
+        check(`${template}: the backend received the page's hello on com.example.onhello`, false, err.message);
+      }
+    }
+    // Autobahn|JS comes from the node itself, exactly the vendored file.
+    const served = Buffer.from(await (await fetch(`${url}autobahn.min.js`, { signal: AbortSignal.timeout(STEP_TIMEOUT_MS) })).arrayBuffer());
+    check(`${template}: the node serves the embedded Autobahn|JS`, served.equals(fs.readFileSync(VENDORED_AUTOBAHN)), `${served.length} bytes`);
+  } catch (err) {
+    check(`${template}: harness (init, node start or page)`, false, err.message);
+  } finally {
+    if (node) {
+      killGroup(node.proc, 'SIGTERM');
+      if (!await exited(node.proc, 15000)) {
+        killGroup(node.proc);
+        check(`${template}: the node stops on SIGTERM`, false, 'still running after 15 s, killed');
+      } else if (node.proc.exitCode !== 0) {
+        check(`${template}: the node stops on SIGTERM`, false, `exit ${node.proc.exitCode ?? node.proc.signalCode}`);
+      }
+      diagnostics.push(`--- ${template} node.log (last lines):\n${node.log().split('\n').slice(-25).join('\n')}`);
+    }
+    if (process.env.INTEROP_KEEP_NODE_DIR) console.log(`app dir kept: ${parent}`);
+    else fs.rmSync(parent, { recursive: true, force: true });
+  }
+}
+
+const cdp = (chromium) => chromium.cdp;
+
+async function main() {
+  const checks = [];
+  const check = (name, ok, error) => checks.push({ name, ok, error: ok ? undefined : error });
+  const diagnostics = [];
+  const consoleLines = [];
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sbinterop-chromium-'));
+  const t0 = Date.now();
+  let chromium;
+  try {
+    const vendored = fs.readFileSync(VENDORED_AUTOBAHN);
+    const npm = fs.readFileSync(require.resolve('autobahn-browser/autobahn.min.js'));
+    check(`the embedded autobahn.min.js is npm autobahn-browser ${require('autobahn-browser/package.json').version}'s, byte for byte`,
+      vendored.equals(npm), `${vendored.length} bytes vendored, ${npm.length} from npm`);
+    chromium = await startChromium(userDataDir);
+    await collectConsole(chromium.cdp, consoleLines);
+    await chromium.cdp.send('Page.enable');
+    console.log(`switchboard ${ROUTER_BIN}; ${chromium.version}`);
+    for (const template of ['default', 'hello:python', 'hello:nodejs', 'hello:browser']) {
+      await runTemplate(chromium, template, check, diagnostics);
+    }
+  } catch (err) {
+    check('harness (Chromium)', false, err.message);
+  } finally {
+    if (chromium) await stopChromium(chromium);
+    fs.rmSync(userDataDir, { recursive: true, force: true });
+  }
+  let failed = 0;
+  for (const c of checks) {
+    if (c.ok) console.log(`ok   ${c.name}`);
+    else { failed++; console.log(`FAIL ${c.name}: ${c.error}`); }
+  }
+  if (failed) {
+    if (consoleLines.length) console.log(`browser console:\n  ${consoleLines.join('\n  ')}`);
+    console.log(diagnostics.join('\n'));
+  }
+  console.log(`template tests took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(`${checks.length - failed} passed, ${failed} failed`);
+  return failed === 0 && checks.length > 0 ? 0 : 1;
+}
+
+if (typeof WebSocket === 'undefined') {
+  console.error('templates.js needs the global WebSocket: Node 22+, or node --experimental-websocket');
+  console.log('0 passed, 1 failed');
+  process.exit(2);
+}
+const watchdog = armWatchdog(4 * WATCHDOG_MS);
+main().then((code) => {
+  clearTimeout(watchdog);
+  process.exitCode = code;
+  setTimeout(() => process.exit(code), 500).unref();
+});
