@@ -487,3 +487,40 @@ async fn event_history_keeps_the_configured_number_of_events_per_topic() {
     );
     router.shutdown().await;
 }
+
+#[tokio::test]
+async fn event_history_entries_without_a_limit_keep_the_stores_limit() {
+    // Crossbar's memory store: `limit` on the store is the default of its event-history entries.
+    let realms = r#"[{"name": "realm1",
+        "roles": [{"name": "anonymous", "permissions": [{"uri": "", "match": "prefix", "allow": {"call": true, "register": true, "publish": true, "subscribe": true}}]}],
+        "store": {"type": "memory", "limit": 2, "event-history": [{"uri": "com.example.a"}, {"uri": "com.example.b", "limit": 4}]}}]"#;
+    let router = start_router_with(Some(realms)).await;
+    let publisher = router.connect(Via::RawSocketTcp, Serializer::MsgPack).await;
+    for n in 0..5u64 {
+        for topic in ["com.example.a", "com.example.b"] {
+            publisher
+                .publish(
+                    topic,
+                    Args::positional(vec![n.into()]),
+                    PublishOptions::acknowledged(),
+                )
+                .await
+                .expect("publish");
+        }
+    }
+    let reader = router.connect(Via::WebSocketTcp, Serializer::Json).await;
+    for (topic, kept) in [("com.example.a", 2), ("com.example.b", 4)] {
+        let subscription = reader
+            .subscribe(topic, SubscribeOptions::default())
+            .await
+            .expect("subscribe");
+        let events = meta(
+            &reader,
+            "wamp.subscription.get_events",
+            vec![subscription.id().into(), 10u64.into()],
+        )
+        .await;
+        assert_eq!(events.as_list().map(<[Value]>::len), Some(kept), "{topic}");
+    }
+    router.shutdown().await;
+}

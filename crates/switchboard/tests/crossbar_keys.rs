@@ -201,3 +201,125 @@ async fn a_crossbar_node_with_those_keys_starts_and_serves() {
     let status = router.terminate();
     assert!(status.success(), "{status:?}");
 }
+
+/// Realm, role and auth keys of Crossbar's examples: `trace` and `authenticator-role` have no
+/// effect; `allow-by-default` decides for a role with neither `permissions` nor an `authorizer`
+/// (and is ignored, with a warning, where it has one, as in Crossbar).
+fn realm_keys_node_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = r#"{
+    "version": 2,
+    "workers": [{
+        "type": "router",
+        "realms": [
+            {"name": "realm1", "trace": true,
+             "roles": [{"name": "anonymous", "allow-by-default": true}]},
+            {"name": "realm2",
+             "roles": [{"name": "anonymous", "allow-by-default": true,
+                        "permissions": []}]}
+        ],
+        "transports": [{"type": "websocket",
+            "endpoint": {"type": "tcp", "port": 0, "interface": "127.0.0.1"},
+            "auth": {"anonymous": {"type": "static", "realm": "realm1"},
+                     "ticket": {"type": "dynamic", "authenticator": "com.example.authenticate",
+                                "authenticator-role": "authenticator"}}}]
+    }]
+}"#;
+    std::fs::write(dir.path().join("config.json"), config).expect("write");
+    dir
+}
+
+#[test]
+fn check_warns_about_realm_role_and_auth_keys_without_effect() {
+    let dir = realm_keys_node_dir();
+    let out = Command::new(common::bin())
+        .arg("check")
+        .arg(dir.path())
+        .output()
+        .expect("run check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for (line, text) in [
+        (6, "workers[0].realms[0].trace: has no effect"),
+        (
+            9,
+            "workers[0].realms[1].roles[0].allow-by-default: has no effect",
+        ),
+        (
+            14,
+            "workers[0].transports[0].auth.anonymous.realm: has no effect",
+        ),
+        (
+            16,
+            "workers[0].transports[0].auth.ticket.authenticator-role: has no effect",
+        ),
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with("warning: ")
+                && l.contains(&format!(":{line}:"))
+                && l.contains(text)),
+            "no warning on line {line} with {text:?}:\n{stdout}"
+        );
+    }
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("warning: "))
+            .count(),
+        4,
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn allow_by_default_allows_everything_only_to_a_role_without_permissions() {
+    use switchboard_client::{Args, RegisterOptions};
+    let dir = realm_keys_node_dir();
+    let router = common::start(Some(dir.path()), 1);
+    let connect = |realm: &'static str| {
+        let addr = router.tcp.clone();
+        async move {
+            Session::connect(&ConnectOptions::new(
+                Endpoint::Tcp(addr),
+                TransportKind::WebSocket {
+                    path: "/".into(),
+                    compression: false,
+                },
+                Serializer::Json,
+                realm,
+            ))
+            .await
+            .expect("join")
+        }
+    };
+    let open = connect("realm1").await;
+    open.register(
+        "com.example.add2",
+        RegisterOptions::default(),
+        |inv| async move {
+            let sum: u64 = inv.args.args.iter().filter_map(|v| v.as_u64()).sum();
+            Ok(Args::positional(vec![sum.into()]))
+        },
+    )
+    .await
+    .expect("register: allow-by-default allows it");
+    let result = open
+        .call(
+            "com.example.add2",
+            Args::positional(vec![2u64.into(), 3u64.into()]),
+        )
+        .await
+        .expect("call");
+    assert_eq!(result.args, vec![5u64.into()]);
+    // realm2's role has `permissions` (none): they decide, and allow nothing.
+    let closed = connect("realm2").await;
+    let refused = closed
+        .register(
+            "com.example.add2",
+            RegisterOptions::default(),
+            |_| async move { Ok(Args::default()) },
+        )
+        .await
+        .expect_err("a role with empty permissions may not register");
+    assert!(refused.to_string().contains("not_authorized"), "{refused}");
+}

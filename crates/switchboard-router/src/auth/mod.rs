@@ -278,11 +278,23 @@ enum Check {
     Cryptosign(cryptosign::Pending),
 }
 
+/// How anonymous sessions are admitted.
+#[derive(Debug)]
+enum Anonymous {
+    /// With this role, and this authid or a generated one each.
+    Static {
+        role: String,
+        authid: Option<String>,
+    },
+    /// As an authenticator decides (asked with a generated authid).
+    Dynamic(dynamic::Authenticator),
+}
+
 /// The authentication methods of one WebSocket or RawSocket endpoint.
 #[derive(Debug)]
 pub struct EndpointAuth {
-    /// The role of anonymous sessions, when anonymous authentication is offered.
-    anonymous: Option<String>,
+    /// How anonymous sessions are admitted, when anonymous authentication is offered.
+    anonymous: Option<Anonymous>,
     ticket: Option<ticket::Tickets>,
     wampcra: Option<wampcra::WampCra>,
     scram: Option<Principals<ScramPrincipal>>,
@@ -296,7 +308,10 @@ impl Default for EndpointAuth {
     /// No `auth` section: anonymous sessions with role `anonymous`, as Crossbar.
     fn default() -> Self {
         Self {
-            anonymous: Some("anonymous".into()),
+            anonymous: Some(Anonymous::Static {
+                role: "anonymous".into(),
+                authid: None,
+            }),
             ticket: None,
             wampcra: None,
             scram: None,
@@ -326,7 +341,16 @@ impl EndpointAuth {
             anonymous: cfg
                 .anonymous
                 .as_ref()
-                .map(|a| a.role.clone().unwrap_or_else(|| "anonymous".into())),
+                .map(|a| match a.dynamic().procedure() {
+                    Some(procedure) => Anonymous::Dynamic(dynamic::Authenticator {
+                        procedure,
+                        realm: a.authenticator_realm.clone(),
+                    }),
+                    None => Anonymous::Static {
+                        role: a.role.clone().unwrap_or_else(|| "anonymous".into()),
+                        authid: a.authid.clone(),
+                    },
+                }),
             ticket: cfg
                 .ticket
                 .as_ref()
@@ -414,11 +438,28 @@ impl EndpointAuth {
         };
         for method in &offered {
             match *method {
-                "anonymous" => {
-                    if let Some(role) = &self.anonymous {
-                        return Ok(Step::Welcome(anonymous(role, ctx.session)));
+                "anonymous" => match &self.anonymous {
+                    Some(Anonymous::Static { role, authid }) => {
+                        return Ok(Step::Welcome(anonymous(
+                            role,
+                            authid.as_deref(),
+                            ctx.session,
+                        )));
                     }
-                }
+                    Some(Anonymous::Dynamic(authenticator)) => {
+                        // As Crossbar: the authenticator is asked about a generated authid, which
+                        // the session keeps unless the answer names another.
+                        let mut query = ctx.query("anonymous");
+                        let authid = anonymous_authid(ctx.session);
+                        query
+                            .details
+                            .insert("authid".into(), authid.as_str().into());
+                        query.authid = Some(authid);
+                        let answer = authenticator.ask(query).await?;
+                        return answer.into_authenticated("anonymous").map(Step::Welcome);
+                    }
+                    None => {}
+                },
                 "ticket" => {
                     if let Some(tickets) = &self.ticket {
                         let (extra, p) = tickets.start(&ctx)?;
@@ -490,16 +531,21 @@ enum Step {
 
 /// An anonymous session's identity. HELLO's authid is not believed: an anonymous client could
 /// otherwise pose as any principal to authorizers, callees and the meta API (as Crossbar,
-/// anonymous sessions get a generated authid).
-fn anonymous(role: &str, session: SessionId) -> Authenticated {
+/// anonymous sessions get a generated authid, or the one the config gives them all).
+fn anonymous(role: &str, authid: Option<&str>, session: SessionId) -> Authenticated {
     Authenticated {
-        authid: format!("anonymous-{:x}", session.0),
+        authid: authid.map_or_else(|| anonymous_authid(session), str::to_owned),
         authrole: role.to_owned(),
         authmethod: "anonymous",
         authprovider: "static",
         authextra: Dict::new(),
         realm: None,
     }
+}
+
+/// The authid an anonymous session gets unless the config or an authenticator gives another.
+fn anonymous_authid(session: SessionId) -> String {
+    format!("anonymous-{:x}", session.0)
 }
 
 /// What every method needs to know about the HELLO it answers.

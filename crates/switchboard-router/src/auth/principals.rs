@@ -37,11 +37,13 @@ pub(super) enum Principals<P> {
 impl<P: Clone> Principals<P> {
     /// The principals of a method's config section.
     pub(super) fn from_config(cfg: &MethodAuthConfig<P>) -> Self {
-        match (&cfg.kind, &cfg.authenticator) {
-            (AuthKind::Dynamic, Some(procedure)) => Principals::Dynamic(Authenticator {
-                procedure: procedure.clone(),
-                realm: cfg.authenticator_realm.clone(),
-            }),
+        match (cfg.kind, cfg.dynamic().procedure()) {
+            (AuthKind::Dynamic | AuthKind::Function, Some(procedure)) => {
+                Principals::Dynamic(Authenticator {
+                    procedure,
+                    realm: cfg.authenticator_realm.clone(),
+                })
+            }
             // Validation refused a dynamic method without an authenticator.
             _ => Principals::Static(cfg.principals.clone()),
         }

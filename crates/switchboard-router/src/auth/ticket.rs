@@ -37,8 +37,8 @@ impl Tickets {
     pub(super) fn from_config(cfg: &TicketAuthConfig, base_dir: &Path) -> Result<Self, String> {
         Ok(match cfg.kind {
             AuthKind::Static => Tickets::Static(cfg.principals.clone()),
-            AuthKind::Dynamic => Tickets::Dynamic(Authenticator {
-                procedure: cfg.authenticator.clone().unwrap_or_default(),
+            AuthKind::Dynamic | AuthKind::Function => Tickets::Dynamic(Authenticator {
+                procedure: cfg.dynamic().procedure().unwrap_or_default(),
                 realm: cfg.authenticator_realm.clone(),
             }),
             AuthKind::Jwt => {

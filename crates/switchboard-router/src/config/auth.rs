@@ -40,12 +40,169 @@ pub struct AuthConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnonymousAuthConfig {
-    /// Only `static` is supported.
+    /// `static` (the role below), `dynamic` (an authenticator decides) or `function`.
     #[serde(rename = "type")]
     pub kind: AuthKind,
-    /// The role anonymous sessions get.
+    /// The role anonymous sessions get (`static`).
     #[serde(default)]
     pub role: Option<String>,
+    /// The authid every anonymous session gets (`static`; by default each gets its own).
+    #[serde(default)]
+    pub authid: Option<String>,
+    /// Accepted as Crossbar accepts it, without effect: an anonymous session joins the realm its
+    /// HELLO names.
+    #[serde(default)]
+    pub realm: Option<String>,
+    /// The procedure a dynamic method calls.
+    #[serde(default)]
+    pub authenticator: Option<String>,
+    /// The realm the authenticator is registered on; the realm the client joins when absent.
+    #[serde(rename = "authenticator-realm", default)]
+    pub authenticator_realm: Option<String>,
+    /// Crossbar's role for the session that calls the authenticator (accepted with a warning:
+    /// the router calls authenticators from its own trusted session).
+    #[serde(rename = "authenticator-role", default)]
+    pub authenticator_role: Option<String>,
+    /// `function`: the Python function (`module.function`) that creates the authenticator.
+    #[serde(default)]
+    pub create: Option<String>,
+    /// `function`: what `create` is given as its `config`.
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+    /// `function`: Crossbar passes its worker controller to `create` (accepted with a warning:
+    /// Switchboard passes `None`).
+    #[serde(default)]
+    pub expose_controller: Option<bool>,
+}
+
+/// The keys every method section has for `dynamic` and `function` (each section declares them
+/// itself: serde's `flatten` would lose the refusal of unknown keys).
+#[derive(Debug, Clone, Copy)]
+pub struct DynamicAuthConfig<'a> {
+    /// The section's `type`.
+    pub kind: AuthKind,
+    /// `authenticator`.
+    pub authenticator: Option<&'a String>,
+    /// `authenticator-realm`.
+    pub authenticator_realm: Option<&'a String>,
+    /// `authenticator-role`.
+    pub authenticator_role: Option<&'a String>,
+    /// `create`.
+    pub create: Option<&'a String>,
+    /// `config`.
+    pub config: Option<&'a serde_json::Value>,
+    /// `expose_controller`.
+    pub expose_controller: Option<bool>,
+}
+
+macro_rules! dynamic_keys {
+    ($($t:ty),*) => {$(
+        impl $t {
+            /// The section's `dynamic` and `function` keys.
+            pub fn dynamic(&self) -> DynamicAuthConfig<'_> {
+                DynamicAuthConfig {
+                    kind: self.kind,
+                    authenticator: self.authenticator.as_ref(),
+                    authenticator_realm: self.authenticator_realm.as_ref(),
+                    authenticator_role: self.authenticator_role.as_ref(),
+                    create: self.create.as_ref(),
+                    config: self.config.as_ref(),
+                    expose_controller: self.expose_controller,
+                }
+            }
+        }
+    )*};
+}
+dynamic_keys!(AnonymousAuthConfig, TicketAuthConfig);
+
+impl<P> MethodAuthConfig<P> {
+    /// The section's `dynamic` and `function` keys.
+    pub fn dynamic(&self) -> DynamicAuthConfig<'_> {
+        DynamicAuthConfig {
+            kind: self.kind,
+            authenticator: self.authenticator.as_ref(),
+            authenticator_realm: self.authenticator_realm.as_ref(),
+            authenticator_role: self.authenticator_role.as_ref(),
+            create: self.create.as_ref(),
+            config: self.config.as_ref(),
+            expose_controller: self.expose_controller,
+        }
+    }
+}
+
+/// A `function` authenticator: a Python function that creates `authenticate(realm, authid,
+/// details)`, run by the node in a helper process and reached through a procedure of its own
+/// (Crossbar's `"type": "function"`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionAuthenticator {
+    /// `module.function`, importable from the router worker's `options.pythonpath`.
+    pub create: String,
+    /// Given to `create` as its `config`.
+    pub config: serde_json::Value,
+}
+
+impl FunctionAuthenticator {
+    /// The procedure the node registers for it, on every realm: named after what it runs, so the
+    /// same function with the same config is one authenticator wherever it is configured.
+    pub fn procedure(&self) -> String {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut hasher = std::hash::DefaultHasher::new();
+        self.create.hash(&mut hasher);
+        self.config.to_string().hash(&mut hasher);
+        format!(
+            "switchboard.authenticator.function.{:016x}",
+            hasher.finish()
+        )
+    }
+}
+
+impl DynamicAuthConfig<'_> {
+    /// The procedure the section calls: its `authenticator` when dynamic, the function's
+    /// procedure when `function`.
+    pub fn procedure(&self) -> Option<String> {
+        match self.kind {
+            AuthKind::Dynamic => self.authenticator.cloned(),
+            AuthKind::Function => self.function().map(|f| f.procedure()),
+            AuthKind::Static | AuthKind::Jwt => None,
+        }
+    }
+
+    /// The function of a `function` section.
+    pub fn function(&self) -> Option<FunctionAuthenticator> {
+        match (self.kind, self.create) {
+            (AuthKind::Function, Some(create)) => Some(FunctionAuthenticator {
+                create: create.clone(),
+                config: self.config.cloned().unwrap_or(serde_json::Value::Null),
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl AuthConfig {
+    /// The `dynamic` and `function` keys of each method section present, by method name.
+    pub fn dynamic_sections(&self) -> Vec<(&'static str, DynamicAuthConfig<'_>)> {
+        let mut sections = Vec::new();
+        if let Some(a) = &self.anonymous {
+            sections.push(("anonymous", a.dynamic()));
+        }
+        if let Some(t) = &self.ticket {
+            sections.push(("ticket", t.dynamic()));
+        }
+        if let Some(m) = &self.wampcra {
+            sections.push(("wampcra", m.dynamic()));
+        }
+        if let Some(m) = &self.scram {
+            sections.push(("scram", m.dynamic()));
+        }
+        if let Some(m) = &self.cryptosign {
+            sections.push(("cryptosign", m.dynamic()));
+        }
+        if let Some(m) = &self.tls {
+            sections.push(("tls", m.dynamic()));
+        }
+        sections
+    }
 }
 
 /// How principals are found.
@@ -58,6 +215,8 @@ pub enum AuthKind {
     Dynamic,
     /// The ticket is a JWT of an identity provider (ticket only).
     Jwt,
+    /// A Python function decides (Crossbar's in-process authenticator functions).
+    Function,
 }
 
 impl AuthKind {
@@ -67,6 +226,7 @@ impl AuthKind {
             AuthKind::Static => "static",
             AuthKind::Dynamic => "dynamic",
             AuthKind::Jwt => "jwt",
+            AuthKind::Function => "function",
         }
     }
 }
@@ -75,7 +235,7 @@ impl AuthKind {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, bound(deserialize = "P: Deserialize<'de>"))]
 pub struct MethodAuthConfig<P> {
-    /// `static` or `dynamic`.
+    /// `static`, `dynamic` or `function`.
     #[serde(rename = "type")]
     pub kind: AuthKind,
     /// Principals by authid.
@@ -87,13 +247,27 @@ pub struct MethodAuthConfig<P> {
     /// The realm the authenticator is registered on; the realm the client joins when absent.
     #[serde(rename = "authenticator-realm", default)]
     pub authenticator_realm: Option<String>,
+    /// Crossbar's role for the session that calls the authenticator (accepted with a warning:
+    /// the router calls authenticators from its own trusted session).
+    #[serde(rename = "authenticator-role", default)]
+    pub authenticator_role: Option<String>,
+    /// `function`: the Python function (`module.function`) that creates the authenticator.
+    #[serde(default)]
+    pub create: Option<String>,
+    /// `function`: what `create` is given as its `config`.
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+    /// `function`: Crossbar passes its worker controller to `create` (accepted with a warning:
+    /// Switchboard passes `None`).
+    #[serde(default)]
+    pub expose_controller: Option<bool>,
 }
 
 /// `auth.ticket`: static principals, a dynamic authenticator, or JWTs.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TicketAuthConfig {
-    /// `static`, `dynamic` or `jwt`.
+    /// `static`, `dynamic`, `function` or `jwt`.
     #[serde(rename = "type")]
     pub kind: AuthKind,
     /// Principals by authid (`static`).
@@ -105,6 +279,20 @@ pub struct TicketAuthConfig {
     /// The realm the authenticator is registered on; the realm the client joins when absent.
     #[serde(rename = "authenticator-realm", default)]
     pub authenticator_realm: Option<String>,
+    /// Crossbar's role for the session that calls the authenticator (accepted with a warning:
+    /// the router calls authenticators from its own trusted session).
+    #[serde(rename = "authenticator-role", default)]
+    pub authenticator_role: Option<String>,
+    /// `function`: the Python function (`module.function`) that creates the authenticator.
+    #[serde(default)]
+    pub create: Option<String>,
+    /// `function`: what `create` is given as its `config`.
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+    /// `function`: Crossbar passes its worker controller to `create` (accepted with a warning:
+    /// Switchboard passes `None`).
+    #[serde(default)]
+    pub expose_controller: Option<bool>,
     /// The identity provider's public keys, a JWKS file (`jwt`); relative to the node directory.
     #[serde(default)]
     pub jwks: Option<PathBuf>,

@@ -108,10 +108,10 @@ pub struct NativeWorkerOptions {
 
 impl NativeWorkerOptions {
     /// The options present that have no effect in Switchboard, by key (`pythonpath` has one for a
-    /// worker that hosts components).
-    pub fn without_effect(&self, hosts_components: bool) -> Vec<&'static str> {
+    /// worker that runs Python: components or function authenticators).
+    pub fn without_effect(&self, runs_python: bool) -> Vec<&'static str> {
         [
-            ("pythonpath", self.pythonpath.is_some() && !hosts_components),
+            ("pythonpath", self.pythonpath.is_some() && !runs_python),
             ("cpu_affinity", self.cpu_affinity.is_some()),
             ("env", self.env.is_some()),
             ("reactor", self.reactor.is_some()),

@@ -16,6 +16,9 @@ pub struct RealmConfig {
     /// The realm's event store (event history).
     #[serde(default)]
     pub store: Option<StoreConfig>,
+    /// Crossbar.io FX's router tracing (accepted with a warning: no effect).
+    #[serde(default)]
+    pub trace: Option<serde_json::Value>,
 }
 
 /// A realm's `store`.
@@ -28,6 +31,24 @@ pub struct StoreConfig {
     /// Topics whose events are kept for `wamp.subscription.get_events`.
     #[serde(rename = "event-history", default)]
     pub event_history: Vec<EventHistoryConfig>,
+    /// How many events an `event-history` entry without its own `limit` keeps (Crossbar's
+    /// default: 100).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// How many events an `event-history` entry keeps when neither it nor its store says (Crossbar's
+/// `GLOBAL_HISTORY_LIMIT`).
+pub const DEFAULT_EVENT_HISTORY_LIMIT: usize = 100;
+
+impl StoreConfig {
+    /// How many events `entry` keeps: its own `limit`, else the store's, else 100.
+    pub fn limit_of(&self, entry: &EventHistoryConfig) -> usize {
+        entry
+            .limit
+            .or(self.limit)
+            .unwrap_or(DEFAULT_EVENT_HISTORY_LIMIT)
+    }
 }
 
 /// Kinds of event store.
@@ -47,8 +68,9 @@ pub struct EventHistoryConfig {
     /// How `uri` matches (exact by default).
     #[serde(rename = "match", default)]
     pub match_policy: Option<MatchPolicy>,
-    /// How many events are kept.
-    pub limit: usize,
+    /// How many events are kept (default: the store's `limit`).
+    #[serde(default)]
+    pub limit: Option<usize>,
 }
 
 /// A role and its permissions.
@@ -59,11 +81,30 @@ pub struct RoleConfig {
     pub name: String,
     /// Permissions on URI patterns.
     #[serde(default)]
-    pub permissions: Vec<PermissionConfig>,
+    pub permissions: Option<Vec<PermissionConfig>>,
     /// A procedure that decides every action of the role (a dynamic authorizer) instead of
     /// `permissions`.
     #[serde(default)]
     pub authorizer: Option<String>,
+    /// For a role with neither `permissions` nor an `authorizer` (as in Crossbar): `true` allows
+    /// every action on every URI, `false` (the default) none.
+    #[serde(rename = "allow-by-default", default)]
+    pub allow_by_default: Option<bool>,
+}
+
+impl RoleConfig {
+    /// The role's static permissions (none for a role without `permissions`).
+    pub fn permissions(&self) -> &[PermissionConfig] {
+        self.permissions.as_deref().unwrap_or_default()
+    }
+
+    /// Whether `allow-by-default` decides this role's actions: only when it has neither
+    /// `permissions` nor an `authorizer`, as in Crossbar.
+    pub fn allows_by_default(&self) -> bool {
+        self.permissions.is_none()
+            && self.authorizer.is_none()
+            && self.allow_by_default == Some(true)
+    }
 }
 
 /// One permission: which actions a role may take on URIs matching a pattern.

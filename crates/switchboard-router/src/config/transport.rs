@@ -42,6 +42,49 @@ impl TransportConfig {
         }
     }
 
+    /// Every endpoint's `auth` section, with its path below the transport (`auth`,
+    /// `rawsocket.auth`, `websocket.ws.auth`, `paths.ws.auth`, ...).
+    pub fn auth_sections(&self) -> Vec<(String, &AuthConfig)> {
+        fn web_paths<'a>(
+            paths: &'a BTreeMap<String, WebPathConfig>,
+            at: &str,
+        ) -> Vec<(String, &'a AuthConfig)> {
+            paths
+                .iter()
+                .filter_map(|(name, path)| match path {
+                    WebPathConfig::WebSocket(ws) => {
+                        ws.auth.as_ref().map(|a| (format!("{at}.{name}.auth"), a))
+                    }
+                    _ => None,
+                })
+                .collect()
+        }
+        let mut sections = Vec::new();
+        match self {
+            TransportConfig::Universal(u) => {
+                if let Some(a) = u.rawsocket.as_ref().and_then(|r| r.auth.as_ref()) {
+                    sections.push(("rawsocket.auth".to_owned(), a));
+                }
+                for (name, WebSocketPathConfig::WebSocket(ws)) in &u.websocket {
+                    if let Some(a) = &ws.auth {
+                        sections.push((format!("websocket.{name}.auth"), a));
+                    }
+                }
+                if let Some(web) = &u.web {
+                    sections.extend(web_paths(&web.paths, "web.paths"));
+                }
+            }
+            TransportConfig::WebSocket(ws) => {
+                sections.extend(ws.auth.as_ref().map(|a| ("auth".to_owned(), a)))
+            }
+            TransportConfig::RawSocket(rs) => {
+                sections.extend(rs.auth.as_ref().map(|a| ("auth".to_owned(), a)))
+            }
+            TransportConfig::Web(web) => sections.extend(web_paths(&web.paths, "paths")),
+        }
+        sections
+    }
+
     /// The transport's `auth_rate_limit`.
     pub fn auth_rate_limit(&self) -> Option<AuthRateLimitConfig> {
         match self {

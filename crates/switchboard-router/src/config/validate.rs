@@ -10,10 +10,10 @@ use std::path::Path;
 use switchboard_proto::{Uri, UriMatch};
 
 use super::{
-    AuthConfig, AuthKind, ConfigError, CryptosignPrincipal, EndpointConfig, MethodAuthConfig,
-    NodeConfig, RealmConfig, ScramPrincipal, TicketAuthConfig, TicketPrincipal, TlsPrincipal,
-    TransportConfig, WampCraPrincipal, WebPathConfig, WebSocketOptions, WebSocketPathConfig,
-    WorkerConfig, effective_match,
+    AuthConfig, AuthKind, ConfigError, CryptosignPrincipal, DynamicAuthConfig, EndpointConfig,
+    MethodAuthConfig, NodeConfig, RealmConfig, ScramPrincipal, TicketAuthConfig, TicketPrincipal,
+    TlsPrincipal, TransportConfig, WampCraPrincipal, WebPathConfig, WebSocketOptions,
+    WebSocketPathConfig, WorkerConfig, effective_match,
 };
 use super::{
     CROSSBAR_BUILTIN_COMPONENTS, ClientTransportKind, ComponentConfig, ContainerComponentConfig,
@@ -276,13 +276,49 @@ pub(super) fn warnings(config: &NodeConfig) -> Vec<ConfigError> {
         }
     }
     for (w, worker) in config.router_workers() {
+        for (r, realm) in worker.realms.iter().enumerate() {
+            let at = format!("workers[{w}].realms[{r}]");
+            if realm.trace.is_some() {
+                warnings.push(ConfigError::at(
+                    format!("{at}.trace"),
+                    "has no effect: Crossbar.io FX's message tracing through its management API; \
+                     Switchboard has none (the session meta API and --loglevel trace show traffic)",
+                ));
+            }
+            for (i, role) in realm.roles.iter().enumerate() {
+                if role.allow_by_default.is_some()
+                    && !role.allows_by_default()
+                    && role.allow_by_default != Some(false)
+                {
+                    warnings.push(ConfigError::at(
+                        format!("{at}.roles[{i}].allow-by-default"),
+                        "has no effect: this role's `permissions` or `authorizer` decide its \
+                         actions (as in Crossbar, where `allow-by-default` only applies to a role \
+                         with neither)",
+                    ));
+                }
+            }
+        }
         if let Some(options) = &worker.options {
-            for key in options.without_effect(!worker.components.is_empty()) {
+            let functions = worker.transports.iter().any(|t| {
+                t.auth_sections().iter().any(|(_, auth)| {
+                    auth.dynamic_sections()
+                        .iter()
+                        .any(|(_, d)| d.function().is_some())
+                })
+            });
+            for key in options.without_effect(!worker.components.is_empty() || functions) {
                 warnings.push(ConfigError::at(
                     format!("workers[{w}].options.{key}"),
                     "has no effect: it sets up a Python worker process, and Switchboard's router \
                      runs in the node's own process",
                 ));
+            }
+        }
+        for (t, transport) in worker.transports.iter().enumerate() {
+            for (section, auth) in transport.auth_sections() {
+                let at = format!("workers[{w}].transports[{t}].{section}");
+                auth_warnings(&at, auth, &mut warnings);
             }
         }
         for (t, transport) in worker.transports.iter().enumerate() {
@@ -319,6 +355,33 @@ pub(super) fn warnings(config: &NodeConfig) -> Vec<ConfigError> {
         }
     }
     warnings
+}
+
+/// The keys of an `auth` section at `at` that Switchboard accepts without effect.
+fn auth_warnings(at: &str, auth: &AuthConfig, warnings: &mut Vec<ConfigError>) {
+    if auth.anonymous.as_ref().is_some_and(|a| a.realm.is_some()) {
+        warnings.push(ConfigError::at(
+            format!("{at}.anonymous.realm"),
+            "has no effect (nor has it in Crossbar): an anonymous session joins the realm its \
+             HELLO names",
+        ));
+    }
+    for (method, dynamic) in auth.dynamic_sections() {
+        if dynamic.authenticator_role.is_some() {
+            warnings.push(ConfigError::at(
+                format!("{at}.{method}.authenticator-role"),
+                "has no effect: the router calls authenticators from its own trusted session on \
+                 the authenticator's realm",
+            ));
+        }
+        if dynamic.expose_controller == Some(true) {
+            warnings.push(ConfigError::at(
+                format!("{at}.{method}.expose_controller"),
+                "has no effect: Switchboard has no Crossbar worker controller to give `create`, \
+                 which gets None as its `controller`",
+            ));
+        }
+    }
 }
 
 fn web_debug_keys(paths: &BTreeMap<String, WebPathConfig>, at: &str, keys: &mut Vec<String>) {
@@ -444,7 +507,7 @@ fn check_realm(realm: &RealmConfig, at: &str, errors: &mut Vec<ConfigError>) {
             ));
         }
         if let Some(authorizer) = &role.authorizer {
-            if !role.permissions.is_empty() {
+            if !role.permissions().is_empty() {
                 errors.push(ConfigError::at(
                     format!("{at}.roles[{i}]"),
                     "a role has either `permissions` or an `authorizer`, not both",
@@ -452,7 +515,7 @@ fn check_realm(realm: &RealmConfig, at: &str, errors: &mut Vec<ConfigError>) {
             }
             check_procedure(errors, format!("{at}.roles[{i}].authorizer"), authorizer);
         }
-        for (p, perm) in role.permissions.iter().enumerate() {
+        for (p, perm) in role.permissions().iter().enumerate() {
             let uri = perm.uri.strip_suffix('*').unwrap_or(&perm.uri);
             let path = format!("{at}.roles[{i}].permissions[{p}].uri");
             check_pattern(errors, path, &perm.uri, uri, effective_match(perm));
@@ -607,9 +670,7 @@ principal!(
 /// What validation reads of every method section (`ticket`, `wampcra`, `scram`, `cryptosign`,
 /// `tls`): its type, its authenticator, and the role and realm of each principal.
 trait MethodSection {
-    fn kind(&self) -> AuthKind;
-    fn authenticator(&self) -> Option<&String>;
-    fn authenticator_realm(&self) -> Option<&String>;
+    fn dynamic(&self) -> DynamicAuthConfig<'_>;
     /// (authid, role, realm) of each principal.
     fn principals(&self) -> Vec<(&String, &String, Option<&String>)>;
 }
@@ -627,14 +688,8 @@ fn principals_of<P: Principal>(
 macro_rules! method_section {
     ($($t:ty),*) => {$(
         impl MethodSection for $t {
-            fn kind(&self) -> AuthKind {
-                self.kind
-            }
-            fn authenticator(&self) -> Option<&String> {
-                self.authenticator.as_ref()
-            }
-            fn authenticator_realm(&self) -> Option<&String> {
-                self.authenticator_realm.as_ref()
+            fn dynamic(&self) -> DynamicAuthConfig<'_> {
+                <$t>::dynamic(self)
             }
             fn principals(&self) -> Vec<(&String, &String, Option<&String>)> {
                 principals_of(&self.principals)
@@ -694,17 +749,20 @@ fn check_auth(
     errors: &mut Vec<ConfigError>,
 ) {
     if let Some(anon) = &auth.anonymous {
-        if anon.kind != AuthKind::Static {
-            errors.push(ConfigError::at(
-                format!("{at}.anonymous.type"),
-                "anonymous authentication is `static` only",
-            ));
+        let path = format!("{at}.anonymous");
+        match anon.kind {
+            AuthKind::Static => known.check_role(
+                errors,
+                format!("{path}.role"),
+                anon.role.as_deref().unwrap_or("anonymous"),
+            ),
+            AuthKind::Jwt => errors.push(ConfigError::at(
+                format!("{path}.type"),
+                "type `jwt` exists for `ticket` only (expected `static`, `dynamic` or `function`)",
+            )),
+            AuthKind::Dynamic | AuthKind::Function => {}
         }
-        known.check_role(
-            errors,
-            format!("{at}.anonymous.role"),
-            anon.role.as_deref().unwrap_or("anonymous"),
-        );
+        check_dynamic(&path, anon.dynamic(), known, errors);
     }
     let methods: [(&str, Option<&dyn MethodSection>); 5] = [
         ("ticket", auth.ticket.as_ref().map(|c| c as _)),
@@ -757,24 +815,37 @@ fn check_method(
     known: &Known,
     errors: &mut Vec<ConfigError>,
 ) {
-    let kind = section.kind();
-    match (kind, section.authenticator()) {
+    let dynamic = section.dynamic();
+    if dynamic.kind == AuthKind::Jwt && name != "ticket" {
+        errors.push(ConfigError::at(
+            format!("{path}.type"),
+            "type `jwt` exists for `ticket` only (expected `static`, `dynamic` or `function`)",
+        ));
+    }
+    check_dynamic(path, dynamic, known, errors);
+    for (authid, role, realm) in section.principals() {
+        known.check_role(errors, format!("{path}.principals.{authid}.role"), role);
+        known.check_realm(errors, format!("{path}.principals.{authid}.realm"), realm);
+    }
+}
+
+/// The `dynamic` and `function` keys of the method section at `path`: a dynamic section names
+/// its authenticator, a function section its `create`, and neither key appears elsewhere.
+fn check_dynamic(
+    path: &str,
+    dynamic: DynamicAuthConfig<'_>,
+    known: &Known,
+    errors: &mut Vec<ConfigError>,
+) {
+    let kind = dynamic.kind;
+    match (kind, dynamic.authenticator) {
         (AuthKind::Dynamic, None) => errors.push(ConfigError::at(
             format!("{path}.authenticator"),
             "a dynamic method needs the procedure URI of its `authenticator`",
         )),
         (AuthKind::Dynamic, Some(uri)) => {
             check_procedure(errors, format!("{path}.authenticator"), uri);
-            known.check_realm(
-                errors,
-                format!("{path}.authenticator-realm"),
-                section.authenticator_realm(),
-            );
         }
-        (AuthKind::Jwt, _) if name != "ticket" => errors.push(ConfigError::at(
-            format!("{path}.type"),
-            "type `jwt` exists for `ticket` only (expected `static` or `dynamic`)",
-        )),
         (_, Some(_)) => errors.push(ConfigError::at(
             format!("{path}.authenticator"),
             format!(
@@ -782,11 +853,46 @@ fn check_method(
                 kind.as_str()
             ),
         )),
-        _ => {}
+        (_, None) => {}
     }
-    for (authid, role, realm) in section.principals() {
-        known.check_role(errors, format!("{path}.principals.{authid}.role"), role);
-        known.check_realm(errors, format!("{path}.principals.{authid}.realm"), realm);
+    match (kind, dynamic.create) {
+        (AuthKind::Function, None) => errors.push(ConfigError::at(
+            format!("{path}.create"),
+            "a function method needs `create`: the Python function (`module.function`) that \
+             returns the authenticate function",
+        )),
+        (AuthKind::Function, Some(create)) => {
+            let (module, function) = create.rsplit_once('.').unwrap_or_default();
+            let identifier = |s: &str| {
+                s.chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphabetic() || c == '_')
+                    && s.chars().all(|c| c.is_alphanumeric() || c == '_')
+            };
+            if !(module.split('.').all(identifier) && identifier(function)) {
+                errors.push(ConfigError::at(
+                    format!("{path}.create"),
+                    format!(
+                        "expected `module.function` (a Python function to import), got {create:?}"
+                    ),
+                ));
+            }
+        }
+        (_, Some(_)) => errors.push(ConfigError::at(
+            format!("{path}.create"),
+            format!(
+                "`create` is only used by type `function`, not `{}`",
+                kind.as_str()
+            ),
+        )),
+        (_, None) => {}
+    }
+    if matches!(kind, AuthKind::Dynamic | AuthKind::Function) {
+        known.check_realm(
+            errors,
+            format!("{path}.authenticator-realm"),
+            dynamic.authenticator_realm,
+        );
     }
 }
 

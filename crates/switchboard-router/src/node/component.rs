@@ -103,7 +103,7 @@ impl PreparedComponents {
             (Some((at, ..)), _) | (None, Some((at, ..))) => at.clone(),
             (None, None) => return Ok(None),
         };
-        check_python(&first_at)?;
+        check_python(&first_at, "components")?;
 
         let dir = std::env::temp_dir().join(format!("switchboard-{}", random_hex(8)));
         let socket = dir.join("components.sock");
@@ -250,8 +250,9 @@ pub(super) fn remove_dir(dir: &Path) {
     }
 }
 
-/// Checks that the Python the components need is there and has Autobahn.
-fn check_python(at: &str) -> Result<(), Vec<ConfigError>> {
+/// Checks that the Python that `what` (components, function authenticators) need is there and has
+/// Autobahn.
+pub(super) fn check_python(at: &str, what: &str) -> Result<(), Vec<ConfigError>> {
     let python = python();
     let problem = |message: String| Err(vec![ConfigError::at(at, message)]);
     match std::process::Command::new(&python)
@@ -263,14 +264,14 @@ fn check_python(at: &str) -> Result<(), Vec<ConfigError>> {
     {
         Ok(status) if status.success() => Ok(()),
         Ok(_) => problem(format!(
-            "components run under Python `{}`, which cannot import Autobahn: install it \
+            "{what} run under Python `{}`, which cannot import Autobahn: install it \
              (`{} -m pip install autobahn`, and `twisted` for Twisted components) or point \
              SWITCHBOARD_PYTHON at a Python that has it",
             python.display(),
             python.display()
         )),
         Err(e) => problem(format!(
-            "components run under Python `{}`, which cannot be started ({e}): install Python 3 \
+            "{what} run under Python `{}`, which cannot be started ({e}): install Python 3 \
              with Autobahn, or point SWITCHBOARD_PYTHON at one",
             python.display()
         )),

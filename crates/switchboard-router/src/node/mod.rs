@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 mod component;
+mod function_auth;
 mod guest;
 mod prepare;
 
@@ -85,6 +86,8 @@ pub struct RunningNode {
     guests: GuestSupervisor,
     /// The private directory of hosted components, removed at shutdown.
     component_dir: Option<std::path::PathBuf>,
+    /// The helpers of the function authenticators.
+    functions: function_auth::FunctionHosts,
 }
 
 impl RunningNode {
@@ -167,7 +170,7 @@ impl RunningNode {
                 tracing::warn!("some sessions did not close within {GOODBYE_GRACE:?}");
             }
         };
-        tokio::join!(sessions, self.guests.stop());
+        tokio::join!(sessions, self.guests.stop(), self.functions.stop());
         if let Some(dir) = &self.component_dir {
             component::remove_dir(dir);
         }
@@ -222,8 +225,11 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
         transports,
         guests,
         component_dir,
+        functions,
         ..
     } = node;
+    // Registered before any listener accepts, so that no client can take their procedures.
+    let functions = function_auth::FunctionHosts::start(functions, &in_process, &realms).await?;
     if let Some(dir) = &component_dir {
         component::create_dir(dir).map_err(|source| StartError::Bind {
             index: transports.len().saturating_sub(1),
@@ -276,6 +282,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
         tracker,
         guests,
         component_dir,
+        functions,
     })
 }
 

@@ -16,6 +16,7 @@ use crate::config::{
 use crate::listener::Protocols;
 
 use super::component::PreparedComponents;
+use super::function_auth::{self, PreparedFunction};
 use super::guest::PreparedGuest;
 
 /// A node ready to bind: its config, and what each transport serves.
@@ -25,6 +26,8 @@ pub struct PreparedNode {
     pub(super) guests: Vec<PreparedGuest>,
     /// The private directory of hosted components, if the node hosts any.
     pub(super) component_dir: Option<std::path::PathBuf>,
+    /// The function authenticators of its transports.
+    pub(super) functions: Vec<PreparedFunction>,
     /// Keys without effect and what is served differently from what the config asks, placed in
     /// the file.
     warnings: ConfigErrors,
@@ -109,7 +112,13 @@ impl PreparedNode {
 
 /// Prepares a node from a loaded (and so valid) config; every problem with its place in the file.
 pub fn prepare(loaded: &LoadedConfig) -> Result<PreparedNode, ConfigErrors> {
-    let (transports, guests, problems, component_dir) = build(loaded);
+    let Built {
+        transports,
+        guests,
+        problems,
+        component_dir,
+        functions,
+    } = build(loaded);
     if !problems.is_empty() {
         return Err(loaded.locate(problems));
     }
@@ -119,6 +128,7 @@ pub fn prepare(loaded: &LoadedConfig) -> Result<PreparedNode, ConfigErrors> {
         transports,
         guests,
         component_dir,
+        functions,
         warnings,
     })
 }
@@ -126,8 +136,13 @@ pub fn prepare(loaded: &LoadedConfig) -> Result<PreparedNode, ConfigErrors> {
 /// Prepares the node of a config read as far as it could be: what could be read is prepared too,
 /// so the problems of loading, validation and preparation are reported together.
 pub fn prepare_draft(draft: ConfigDraft) -> Result<PreparedNode, ConfigErrors> {
-    let (transports, guests, problems, component_dir) =
-        draft.config().map(build).unwrap_or_default();
+    let Built {
+        transports,
+        guests,
+        problems,
+        component_dir,
+        functions,
+    } = draft.config().map(build).unwrap_or_default();
     let loaded = draft.finish(problems)?;
     let warnings = warnings(&loaded, &transports);
     Ok(PreparedNode {
@@ -135,6 +150,7 @@ pub fn prepare_draft(draft: ConfigDraft) -> Result<PreparedNode, ConfigErrors> {
         transports,
         guests,
         component_dir,
+        functions,
         warnings,
     })
 }
@@ -158,16 +174,20 @@ fn warnings(loaded: &LoadedConfig, transports: &[PreparedTransport]) -> ConfigEr
     loaded.locate(warnings)
 }
 
-/// Builds every transport and guest worker of `loaded`, collecting the problems (paths as in
-/// `loaded.config`).
-fn build(
-    loaded: &LoadedConfig,
-) -> (
-    Vec<PreparedTransport>,
-    Vec<PreparedGuest>,
-    Vec<ConfigError>,
-    Option<std::path::PathBuf>,
-) {
+/// What [`build`] makes of a config.
+#[derive(Default)]
+struct Built {
+    transports: Vec<PreparedTransport>,
+    guests: Vec<PreparedGuest>,
+    /// Paths as in `loaded.config`.
+    problems: Vec<ConfigError>,
+    component_dir: Option<std::path::PathBuf>,
+    functions: Vec<PreparedFunction>,
+}
+
+/// Builds every transport, guest worker, hosted component and function authenticator of
+/// `loaded`, collecting the problems.
+fn build(loaded: &LoadedConfig) -> Built {
     let realm_names: Arc<Vec<String>> = Arc::new(
         loaded
             .config
@@ -233,7 +253,17 @@ fn build(
         }
         Err(e) => problems.extend(e),
     }
-    (transports, guests, problems, component_dir)
+    let functions = function_auth::prepare(loaded).unwrap_or_else(|e| {
+        problems.extend(e);
+        Vec::new()
+    });
+    Built {
+        transports,
+        guests,
+        problems,
+        component_dir,
+        functions,
+    }
 }
 
 #[cfg(test)]

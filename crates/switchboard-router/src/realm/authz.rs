@@ -88,8 +88,24 @@ impl Role {
     /// Compiles a role from its config. Invalid patterns were refused by config validation; any
     /// that slip through never match.
     pub fn from_config(cfg: &RoleConfig) -> Self {
+        if cfg.allows_by_default() {
+            return Self {
+                name: cfg.name.clone(),
+                permissions: vec![Permission {
+                    pattern: Uri::parse_loose("", UriMatch::Prefix)
+                        .expect("the empty prefix matches every URI"),
+                    policy: UriMatch::Prefix,
+                    decision: Decision {
+                        allow: [true; 4],
+                        disclose_caller: false,
+                        disclose_publisher: false,
+                    },
+                }],
+                authorizer: None,
+            };
+        }
         let permissions = cfg
-            .permissions
+            .permissions()
             .iter()
             .filter_map(|p| {
                 let policy = effective_match(p);

@@ -189,15 +189,14 @@ impl Broker {
     /// configures.
     pub fn new(ids: Arc<IdSequence>, store: Option<&crate::config::StoreConfig>) -> Self {
         let history = store
-            .map(|s| s.event_history.as_slice())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|h| {
+            .into_iter()
+            .flat_map(|s| s.event_history.iter().map(move |h| (s, h)))
+            .filter_map(|(store, h)| {
                 let policy = h.match_policy.map_or(UriMatch::Exact, UriMatch::from);
                 Some(HistoryLog {
                     pattern: Uri::parse_loose(&h.uri, policy).ok()?,
                     policy,
-                    limit: h.limit,
+                    limit: store.limit_of(h),
                     events: std::sync::Mutex::new(std::collections::VecDeque::new()),
                 })
             })
