@@ -415,3 +415,110 @@ fn a_watched_guest_is_restarted_when_its_files_change() {
     assert!(status.success(), "{status:?}\n{log}");
     assert!(processes_marked(&marker).is_empty(), "{log}");
 }
+
+/// A file's content as a number of nanoseconds (written by `date +%s%N`).
+fn nanos(path: &Path) -> u128 {
+    let text = wait_for_file(path, |t| t.ends_with('\n'));
+    text.trim().parse().expect("nanoseconds")
+}
+
+#[test]
+fn a_guest_with_a_log_readiness_rule_holds_back_the_next_one_until_it_prints_it_or_times_out() {
+    let dir = node_with_guests(&[
+        r#""id": "first", "executable": "sh",
+        "arguments": ["-c", "sleep 1; date +%s%N > first_ready; echo the first one is ready; exec sleep 60"],
+        "options": {"ready": {"log": "first one is ready", "timeout": 20}}"#,
+        r#""id": "second", "executable": "sh",
+        "arguments": ["-c", "date +%s%N > second_started; echo never ready; exec sleep 60"],
+        "options": {"ready": {"log": "a text it never prints", "timeout": 1}}"#,
+        r#""id": "third", "executable": "sh",
+        "arguments": ["-c", "date +%s%N > third_started; exec sleep 60"]"#,
+    ]);
+    let node = Node::start(dir.path(), &[]);
+    let first_ready = nanos(&dir.path().join("first_ready"));
+    let second_started = nanos(&dir.path().join("second_started"));
+    assert!(
+        second_started >= first_ready,
+        "the second guest started {} ms before the first was ready",
+        (first_ready - second_started) / 1_000_000
+    );
+    node.wait_for_log(&[
+        "first",
+        "guest worker is ready (it printed \"first one is ready\")",
+    ]);
+    // The second never gets ready: the third starts once its timeout has passed.
+    let third_started = nanos(&dir.path().join("third_started"));
+    assert!(
+        third_started >= second_started + 900_000_000,
+        "the third guest started {} ms after the second, before its 1 s readiness timeout",
+        (third_started - second_started) / 1_000_000
+    );
+    node.wait_for_log(&[
+        "second",
+        "is not ready after 1s",
+        "starting the next worker anyway",
+    ]);
+    let (status, log) = node.terminate();
+    assert!(status.success(), "{status:?}\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_with_a_procedure_readiness_rule_holds_back_the_next_one_until_it_is_registered() {
+    use switchboard_client::{
+        Args, ConnectOptions, Endpoint, RegisterOptions, Session, TransportKind,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = r#"{"version": 2, "workers": [
+        {"type": "router",
+         "realms": [{"name": "realm1", "roles": [{"name": "anonymous", "permissions": [
+             {"uri": "", "match": "prefix", "allow": {"call": true, "register": true, "publish": true, "subscribe": true}}]}]}],
+         "transports": [{"type": "rawsocket", "endpoint": {"type": "unix", "path": "node.sock"}}]},
+        {"type": "guest", "id": "backend", "executable": "sh", "arguments": ["-c", "exec sleep 60"],
+         "options": {"ready": {"procedure": "com.example.add2", "timeout": 30}}},
+        {"type": "guest", "id": "frontend", "executable": "sh",
+         "arguments": ["-c", "date +%s%N > frontend_started; exec sleep 60"]}
+    ]}"#;
+    std::fs::write(dir.path().join("config.json"), config).expect("write config");
+    let node = Node::start(dir.path(), &[]);
+    node.wait_for_log(&["backend", "guest worker started"]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !dir.path().join("frontend_started").exists(),
+        "the frontend started before com.example.add2 was registered"
+    );
+    let session = Session::connect(&ConnectOptions::new(
+        Endpoint::Unix(dir.path().join("node.sock")),
+        TransportKind::RawSocket,
+        switchboard_proto::Serializer::Json,
+        "realm1",
+    ))
+    .await
+    .expect("join");
+    let registered_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    session
+        .register(
+            "com.example.add2",
+            RegisterOptions::default(),
+            |_| async move { Ok(Args::default()) },
+        )
+        .await
+        .expect("register");
+    let path = dir.path().join("frontend_started");
+    let started = tokio::task::spawn_blocking(move || nanos(&path))
+        .await
+        .expect("join");
+    assert!(
+        started >= registered_at,
+        "the frontend started before the registration"
+    );
+    node.wait_for_log(&[
+        "backend",
+        "guest worker is ready (com.example.add2 is registered)",
+    ]);
+    session.leave().await.expect("leave");
+    let (status, log) = node.terminate();
+    assert!(status.success(), "{status:?}\n{log}");
+}

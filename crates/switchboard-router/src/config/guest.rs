@@ -67,7 +67,32 @@ pub struct GuestOptions {
     /// SIGKILL (Switchboard's key; default 10).
     #[serde(default)]
     pub stop_timeout: Option<f64>,
+    /// When the guest counts as ready, which the next worker in config order waits for
+    /// (Switchboard's key; without it the next one starts right after this one's process).
+    #[serde(default)]
+    pub ready: Option<GuestReady>,
 }
+
+/// A guest's `options.ready`: one condition, and how long the node waits for it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuestReady {
+    /// Ready once a line of its stdout or stderr contains this text.
+    #[serde(default)]
+    pub log: Option<String>,
+    /// Ready once this procedure is registered (by anyone) on `realm`.
+    #[serde(default)]
+    pub procedure: Option<String>,
+    /// The realm of `procedure` (default: the node's realm, where it has exactly one).
+    #[serde(default)]
+    pub realm: Option<String>,
+    /// Seconds to wait; then the next worker starts anyway, with a warning (default 30).
+    #[serde(default)]
+    pub timeout: Option<f64>,
+}
+
+/// The default of `options.ready.timeout`, in seconds.
+pub const DEFAULT_GUEST_READY_TIMEOUT_SECONDS: f64 = 30.0;
 
 /// A guest's `options.env`.
 #[derive(Debug, Clone, Deserialize)]

@@ -17,7 +17,8 @@ use super::{
 };
 use super::{
     CROSSBAR_BUILTIN_COMPONENTS, ClientTransportKind, ComponentConfig, ContainerComponentConfig,
-    ContainerWorkerConfig, GUEST_STOP_SIGNALS, GuestWorkerConfig, RouterWorkerConfig, component_id,
+    ContainerWorkerConfig, GUEST_STOP_SIGNALS, GuestReady, GuestWorkerConfig, RouterWorkerConfig,
+    component_id,
 };
 
 /// Runs every check; relative paths resolve against `base`.
@@ -100,6 +101,10 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
             }
         }
     }
+    let realm_names: Vec<&str> = config
+        .router_workers()
+        .flat_map(|(_, w)| w.realms.iter().map(|r| r.name.as_str()))
+        .collect();
     let mut worker_ids: HashSet<String> = HashSet::new();
     for (w, worker) in config.workers.iter().enumerate() {
         let id = worker.id(w);
@@ -112,7 +117,17 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
             ));
         }
         match worker {
-            WorkerConfig::Guest(guest) => check_guest(guest, &format!("workers[{w}]"), &mut errors),
+            WorkerConfig::Guest(guest) => {
+                check_guest(guest, &format!("workers[{w}]"), &mut errors);
+                if let Some(ready) = &guest.options.ready {
+                    check_ready(
+                        ready,
+                        &format!("workers[{w}].options.ready"),
+                        &realm_names,
+                        &mut errors,
+                    );
+                }
+            }
             WorkerConfig::Container(container) => {
                 check_container(container, &format!("workers[{w}]"), &mut errors)
             }
@@ -391,6 +406,59 @@ fn web_debug_keys(paths: &BTreeMap<String, WebPathConfig>, at: &str, keys: &mut 
         {
             keys.push(format!("{at}.{path}.debug"));
         }
+    }
+}
+
+/// A guest's `options.ready`: one condition (a log text or a procedure on one of the node's
+/// realms) and a timeout.
+fn check_ready(ready: &GuestReady, at: &str, realms: &[&str], errors: &mut Vec<ConfigError>) {
+    match (&ready.log, &ready.procedure) {
+        (Some(_), Some(_)) | (None, None) => errors.push(ConfigError::at(
+            at,
+            "expected one condition: `log` (a text the guest prints) or `procedure` (a URI \
+             someone registers)",
+        )),
+        (Some(text), None) => {
+            if text.is_empty() {
+                errors.push(ConfigError::at(
+                    format!("{at}.log"),
+                    "expected a text to wait for",
+                ));
+            }
+            if ready.realm.is_some() {
+                errors.push(ConfigError::at(
+                    format!("{at}.realm"),
+                    "`realm` goes with `procedure`",
+                ));
+            }
+        }
+        (None, Some(procedure)) => {
+            check_procedure(errors, format!("{at}.procedure"), procedure);
+            match (&ready.realm, realms) {
+                (Some(realm), _) if !realms.contains(&realm.as_str()) => {
+                    errors.push(ConfigError::at(
+                        format!("{at}.realm"),
+                        format!("realm `{realm}` is not defined"),
+                    ))
+                }
+                (None, [_]) | (Some(_), _) => {}
+                (None, _) => errors.push(ConfigError::at(
+                    format!("{at}.realm"),
+                    format!(
+                        "the node has {} realms: say on which one `procedure` is registered",
+                        realms.len()
+                    ),
+                )),
+            }
+        }
+    }
+    if let Some(timeout) = ready.timeout
+        && !(timeout.is_finite() && timeout > 0.0)
+    {
+        errors.push(ConfigError::at(
+            format!("{at}.timeout"),
+            format!("expected a number of seconds above 0; got {timeout}"),
+        ));
     }
 }
 

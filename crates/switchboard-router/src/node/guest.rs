@@ -5,27 +5,30 @@
 //!
 //! One supervising task per guest owns its process. Preparing ([`PreparedGuest::prepare`])
 //! resolves the executable and the working directory, so `switchboard check` reports a program
-//! that cannot run before anything starts.
+//! that cannot run before anything starts. A guest with `options.ready` holds back the ones after
+//! it until it is ready (it printed a text, or a procedure got registered) or its timeout passed.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{
-    ConfigError, DEFAULT_GUEST_STOP_TIMEOUT_SECONDS, DEFAULT_GUEST_WATCH_DELAY_SECONDS, EnvInherit,
-    GUEST_STOP_SIGNALS, GuestOutput, GuestStdin, GuestWorkerConfig, MaxRestarts, RestartBackoff,
-    RestartPolicy, StdinKeyword,
+    ConfigError, DEFAULT_GUEST_READY_TIMEOUT_SECONDS, DEFAULT_GUEST_STOP_TIMEOUT_SECONDS,
+    DEFAULT_GUEST_WATCH_DELAY_SECONDS, EnvInherit, GUEST_STOP_SIGNALS, GuestOutput, GuestStdin,
+    GuestWorkerConfig, MaxRestarts, RestartBackoff, RestartPolicy, StdinKeyword,
 };
+use crate::realm::RealmRegistry;
 
 /// The longest output line logged as one; longer ones are logged in pieces of this size.
 const MAX_LOG_LINE: u64 = 16 * 1024;
@@ -52,8 +55,40 @@ pub struct PreparedGuest {
     stop_signal: Signal,
     stop_timeout: Duration,
     watch: Option<WatchPlan>,
+    /// When the guest counts as ready for the next worker to start.
+    ready: Option<ReadyPlan>,
+    /// Told when a line matches a `log` readiness rule (set when the guest starts).
+    ready_signal: Option<Arc<watch::Sender<bool>>>,
     /// A process of a hosted component rather than a configured guest worker.
     pub(super) hosted_component: bool,
+}
+
+/// A guest's `options.ready`.
+#[derive(Debug, Clone)]
+struct ReadyPlan {
+    rule: ReadyRule,
+    timeout: Duration,
+}
+
+/// What makes a guest ready.
+#[derive(Debug, Clone)]
+enum ReadyRule {
+    /// A line of its output contains this text.
+    Log(String),
+    /// This procedure is registered on this realm (the node's only realm when `None`).
+    Procedure {
+        procedure: String,
+        realm: Option<String>,
+    },
+}
+
+impl ReadyRule {
+    fn describe(&self) -> String {
+        match self {
+            ReadyRule::Log(text) => format!("it printed {text:?}"),
+            ReadyRule::Procedure { procedure, .. } => format!("{procedure} is registered"),
+        }
+    }
 }
 
 /// Restarting a guest when its files change (`options.watch`).
@@ -184,6 +219,24 @@ impl PreparedGuest {
                     .unwrap_or(DEFAULT_GUEST_STOP_TIMEOUT_SECONDS),
             ),
             watch,
+            ready: options.ready.as_ref().and_then(|r| {
+                let rule = match (&r.log, &r.procedure) {
+                    (Some(text), None) => ReadyRule::Log(text.clone()),
+                    (None, Some(procedure)) => ReadyRule::Procedure {
+                        procedure: procedure.clone(),
+                        realm: r.realm.clone(),
+                    },
+                    // Validation refused anything else.
+                    _ => return None,
+                };
+                Some(ReadyPlan {
+                    rule,
+                    timeout: Duration::from_secs_f64(
+                        r.timeout.unwrap_or(DEFAULT_GUEST_READY_TIMEOUT_SECONDS),
+                    ),
+                })
+            }),
+            ready_signal: None,
             hosted_component: false,
         })
     }
@@ -217,6 +270,8 @@ impl PreparedGuest {
             stop_signal: Signal::SIGTERM,
             stop_timeout: Duration::from_secs_f64(DEFAULT_GUEST_STOP_TIMEOUT_SECONDS),
             watch: None,
+            ready: None,
+            ready_signal: None,
             hosted_component: true,
         }
     }
@@ -252,11 +307,21 @@ impl PreparedGuest {
             tracing::warn!(worker = %self.id, pid, "no watchdog for this guest (it would outlive a node killed with SIGKILL): {e}");
         }
         let span = tracing::info_span!("guest", worker = %self.id, pid);
+        let ready = match (&self.ready, &self.ready_signal) {
+            (
+                Some(ReadyPlan {
+                    rule: ReadyRule::Log(text),
+                    ..
+                }),
+                Some(signal),
+            ) => Some((text.clone(), signal.clone())),
+            _ => None,
+        };
         if let Some(out) = child.stdout.take() {
-            tokio::spawn(log_lines(out, span.clone(), "stdout"));
+            tokio::spawn(log_lines(out, span.clone(), "stdout", ready.clone()));
         }
         if let Some(err) = child.stderr.take() {
-            tokio::spawn(log_lines(err, span.clone(), "stderr"));
+            tokio::spawn(log_lines(err, span.clone(), "stderr", ready));
         }
         let stdin = child.stdin.take();
         let stdin = match (&self.stdin, stdin) {
@@ -322,44 +387,125 @@ enum StdinHolder {
 
 /// The guest workers of a running node.
 pub struct GuestSupervisor {
-    guests: Vec<(String, CancellationToken, JoinHandle<()>)>,
+    ids: Vec<String>,
+    /// Cancelled at shutdown: no further guest starts, and every started one stops.
+    stop: CancellationToken,
+    /// Starts the guests in order; yields each one's id and supervising task.
+    starter: JoinHandle<Vec<(String, JoinHandle<()>)>>,
 }
 
 impl GuestSupervisor {
-    /// Starts every guest in order (each process is started before the next one) and supervises
-    /// them.
-    pub fn start(guests: Vec<PreparedGuest>) -> Self {
-        let guests = guests
-            .into_iter()
-            .map(|guest| {
-                let stop = CancellationToken::new();
-                tracing::info!(worker = %guest.id, program = %guest.program.display(), "starting guest worker");
-                let first = guest.spawn();
-                let id = guest.id.clone();
-                let task = tokio::spawn(supervise(guest, first, stop.clone()));
-                (id, stop, task)
-            })
-            .collect();
-        Self { guests }
+    /// Starts every guest in config order (each process is started before the next one, and a
+    /// guest with `options.ready` is waited for) and supervises them. `realms` answers whether
+    /// a `procedure` readiness rule holds.
+    pub fn start(guests: Vec<PreparedGuest>, realms: Arc<RealmRegistry>) -> Self {
+        let ids = guests.iter().map(|g| g.id.clone()).collect();
+        let stop = CancellationToken::new();
+        let starter = tokio::spawn(start_in_order(guests, realms, stop.clone()));
+        Self { ids, stop, starter }
     }
 
     /// The ids of the guest workers, in start order.
     pub fn ids(&self) -> impl Iterator<Item = &str> {
-        self.guests.iter().map(|(id, _, _)| id.as_str())
+        self.ids.iter().map(String::as_str)
     }
 
     /// Stops every guest (its stop signal, then SIGKILL to its process group after its stop
     /// timeout) and waits until all have exited.
     pub async fn stop(self) {
-        for (_, stop, _) in &self.guests {
-            stop.cancel();
-        }
-        for (id, _, task) in self.guests {
+        self.stop.cancel();
+        let started = self.starter.await.unwrap_or_default();
+        for (id, task) in started {
             if let Err(e) = task.await {
                 tracing::error!(worker = %id, "guest supervisor ended abnormally: {e}");
             }
         }
     }
+}
+
+/// Starts `guests` one after the other, waiting for each one's readiness where it has a rule.
+async fn start_in_order(
+    guests: Vec<PreparedGuest>,
+    realms: Arc<RealmRegistry>,
+    stop: CancellationToken,
+) -> Vec<(String, JoinHandle<()>)> {
+    let mut started = Vec::new();
+    for mut guest in guests {
+        if stop.is_cancelled() {
+            break;
+        }
+        let ready = guest.ready.clone().map(|plan| {
+            let (signal, ready) = watch::channel(false);
+            guest.ready_signal = Some(Arc::new(signal));
+            (plan, ready)
+        });
+        tracing::info!(worker = %guest.id, program = %guest.program.display(), "starting guest worker");
+        let first = guest.spawn();
+        let id = guest.id.clone();
+        started.push((
+            id.clone(),
+            tokio::spawn(supervise(guest, first, stop.child_token())),
+        ));
+        if let Some((plan, ready)) = ready {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = wait_ready(&id, &plan, ready, &realms) => {}
+            }
+        }
+    }
+    started
+}
+
+/// Waits until the guest `id` is ready by `plan`, or its timeout passes.
+async fn wait_ready(
+    id: &str,
+    plan: &ReadyPlan,
+    mut ready: watch::Receiver<bool>,
+    realms: &RealmRegistry,
+) {
+    let became_ready = async {
+        match &plan.rule {
+            ReadyRule::Log(_) => {
+                let _ = ready.wait_for(|ready| *ready).await;
+            }
+            ReadyRule::Procedure { procedure, realm } => {
+                while !is_registered(realms, realm.as_deref(), procedure).await {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    };
+    let what = plan.rule.describe();
+    match tokio::time::timeout(plan.timeout, became_ready).await {
+        Ok(()) => tracing::info!(worker = %id, "guest worker is ready ({what})"),
+        Err(_) => tracing::warn!(
+            worker = %id,
+            "guest worker is not ready after {:?} (options.ready: waiting until {what}): starting the next worker anyway",
+            plan.timeout
+        ),
+    }
+}
+
+/// Whether `procedure` is registered on `realm` (the node's only realm when `None`), asked
+/// through the meta API like any session would.
+async fn is_registered(realms: &RealmRegistry, realm: Option<&str>, procedure: &str) -> bool {
+    let realm = match realm {
+        Some(name) => realms.get(name),
+        None => realms.all().into_iter().next(),
+    };
+    let Some(realm) = realm else {
+        return false;
+    };
+    matches!(
+        realm
+            .router_call(
+                "wamp.registration.lookup",
+                vec![procedure.into()],
+                Duration::from_secs(2),
+            )
+            .await,
+        Ok(id) if !matches!(id, switchboard_proto::Value::Null)
+    )
 }
 
 /// Runs one guest until it is stopped, restarting it by its policy, and when its files change.
@@ -621,7 +767,12 @@ fn jittered(delay: f64, jitter: f64) -> Duration {
 }
 
 /// Logs each line `reader` yields under `span` (the worker id and pid), until end of file.
-async fn log_lines(reader: impl AsyncRead + Unpin, span: tracing::Span, stream: &'static str) {
+async fn log_lines(
+    reader: impl AsyncRead + Unpin,
+    span: tracing::Span,
+    stream: &'static str,
+    ready: Option<(String, Arc<watch::Sender<bool>>)>,
+) {
     let mut reader = BufReader::new(reader);
     let mut line = Vec::new();
     loop {
@@ -635,6 +786,11 @@ async fn log_lines(reader: impl AsyncRead + Unpin, span: tracing::Span, stream: 
             Ok(_) => {
                 let text = String::from_utf8_lossy(&line);
                 tracing::info!(parent: &span, stream, "{}", text.trim_end_matches(['\n', '\r']));
+                if let Some((needle, signal)) = &ready
+                    && text.contains(needle.as_str())
+                {
+                    signal.send_replace(true);
+                }
             }
         }
     }

@@ -271,7 +271,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
         }
     }
     // Guests start once the router listens: most of them connect to it.
-    let guests = GuestSupervisor::start(guests);
+    let guests = GuestSupervisor::start(guests, realms.clone());
     Ok(RunningNode {
         listeners,
         realms,
