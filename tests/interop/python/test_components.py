@@ -66,6 +66,15 @@ class Echo(ApplicationSession):
         yield self.register(lambda *args: [details.authrole, list(args)], "com.example.container.echo")
 '''
 
+ASYNCIO_CONTAINER_BACKEND = '''
+from autobahn.asyncio.wamp import ApplicationSession
+
+
+class Upper(ApplicationSession):
+    async def onJoin(self, details):
+        await self.register(lambda text: [details.authrole, text.upper()], "com.example.container.upper")
+'''
+
 FAILING = '''
 import os
 from autobahn.asyncio.wamp import ApplicationSession
@@ -101,6 +110,7 @@ def node():
     (app / "twisted_backend.py").write_text(textwrap.dedent(TWISTED_BACKEND))
     (app / "failing.py").write_text(textwrap.dedent(FAILING))
     (app / "container_backend.py").write_text(textwrap.dedent(CONTAINER_BACKEND))
+    (app / "container_asyncio.py").write_text(textwrap.dedent(ASYNCIO_CONTAINER_BACKEND))
     port = free_tcp_port()
     config = {
         "version": 2,
@@ -128,6 +138,9 @@ def node():
             "components": [
                 {"type": "class", "id": "echo", "classname": "container_backend.Echo", "realm": "realm1",
                  "transport": {"type": "rawsocket", "serializer": "msgpack",
+                               "endpoint": {"type": "tcp", "host": "127.0.0.1", "port": port}}},
+                {"type": "class", "id": "upper", "classname": "container_asyncio.Upper", "realm": "realm1",
+                 "transport": {"type": "websocket", "url": f"ws://127.0.0.1:{port}/ws", "serializers": ["cbor"],
                                "endpoint": {"type": "tcp", "host": "127.0.0.1", "port": port}}},
             ],
         }],
@@ -188,6 +201,9 @@ def test_clients_call_and_subscribe_to_asyncio_and_twisted_components(node, tran
             # The container's component joined through its own transport, as an anonymous client.
             echo = await bounded(call_when_registered(session, "com.example.container.echo", 1, "x"), "echo")
             assert echo == ["anonymous", [1, "x"]], echo
+            # An asyncio class in a container, over WebSocket with CBOR.
+            upper = await bounded(call_when_registered(session, "com.example.container.upper", "hi"), "upper")
+            assert upper == ["anonymous", "HI"], upper
         finally:
             await close_all(client)
 
