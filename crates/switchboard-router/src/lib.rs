@@ -12,6 +12,7 @@ pub mod auth;
 pub mod config;
 mod delivery;
 pub mod embed;
+pub mod http_bridge;
 pub mod listener;
 mod locks;
 pub mod matcher;

@@ -12,7 +12,8 @@
 //! exactly the same code: `node::prepare_dir`.
 //!
 //! One module per part of the file: [`NodeConfig`] and its workers (`node`), realms and roles
-//! (`realm`), guest workers (`guest`), transports and web paths (`transport`), where they listen (`endpoint`), what their
+//! (`realm`), guest workers (`guest`), transports and web paths (`transport`), the HTTP bridge's
+//! paths (`http_bridge`), where they listen (`endpoint`), what their
 //! WAMP endpoints speak (`protocol`) and how they authenticate (`auth`).
 
 // First: the modules after it use its `tagged!` macro.
@@ -25,6 +26,7 @@ mod default;
 mod endpoint;
 mod error;
 mod guest;
+mod http_bridge;
 mod load;
 mod node;
 mod parse;
@@ -40,6 +42,7 @@ pub use default::*;
 pub use endpoint::*;
 pub use error::*;
 pub use guest::*;
+pub use http_bridge::*;
 pub use load::*;
 pub use node::*;
 pub use protocol::*;

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{
-    AuthConfig, AuthRateLimitConfig, CookieConfig, EndpointConfig, RawSocketOptions,
-    RawSocketProtocolOptions, SerializerName, WebSocketOptions, WebSocketProtocolOptions,
+    AuthConfig, AuthRateLimitConfig, CookieConfig, EndpointConfig, HttpBridgeKind,
+    HttpBridgePathConfig, RawSocketOptions, RawSocketProtocolOptions, SerializerName,
+    WebSocketOptions, WebSocketProtocolOptions,
 };
 
 /// A listening transport.
@@ -83,6 +84,16 @@ impl TransportConfig {
             TransportConfig::Web(web) => sections.extend(web_paths(&web.paths, "paths")),
         }
         sections
+    }
+
+    /// The transport's web paths and where they are below it (`web.paths` of a universal
+    /// transport, `paths` of a web transport).
+    pub fn web_paths(&self) -> Option<(&'static str, &BTreeMap<String, WebPathConfig>)> {
+        match self {
+            TransportConfig::Universal(u) => u.web.as_ref().map(|w| ("web.paths", &w.paths)),
+            TransportConfig::Web(w) => Some(("paths", &w.paths)),
+            TransportConfig::WebSocket(_) | TransportConfig::RawSocket(_) => None,
+        }
     }
 
     /// The transport's `auth_rate_limit`.
@@ -269,6 +280,12 @@ pub enum WebPathConfig {
     NodeInfo(NodeInfoPathConfig),
     /// A fixed JSON document.
     Json(JsonPathConfig),
+    /// The HTTP bridge: a POST publishes an event.
+    Publisher(HttpBridgePathConfig),
+    /// The HTTP bridge: a POST calls a procedure.
+    Caller(HttpBridgePathConfig),
+    /// The HTTP bridge: a POST becomes an event on the configured topic.
+    Webhook(HttpBridgePathConfig),
 }
 
 tagged!(WebPathConfig, "web path", {
@@ -277,7 +294,22 @@ tagged!(WebPathConfig, "web path", {
     "redirect" => Redirect(RedirectPathConfig),
     "nodeinfo" => NodeInfo(NodeInfoPathConfig),
     "json" => Json(JsonPathConfig),
+    "publisher" => Publisher(HttpBridgePathConfig),
+    "caller" => Caller(HttpBridgePathConfig),
+    "webhook" => Webhook(HttpBridgePathConfig),
 });
+
+impl WebPathConfig {
+    /// The HTTP bridge path this is, if it is one.
+    pub fn http_bridge(&self) -> Option<(HttpBridgeKind, &HttpBridgePathConfig)> {
+        match self {
+            WebPathConfig::Publisher(c) => Some((HttpBridgeKind::Publisher, c)),
+            WebPathConfig::Caller(c) => Some((HttpBridgeKind::Caller, c)),
+            WebPathConfig::Webhook(c) => Some((HttpBridgeKind::Webhook, c)),
+            _ => None,
+        }
+    }
+}
 
 /// `{"type": "static"}`.
 #[derive(Debug, Clone, Deserialize)]

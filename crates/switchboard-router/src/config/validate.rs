@@ -17,8 +17,8 @@ use super::{
 };
 use super::{
     CROSSBAR_BUILTIN_COMPONENTS, ClientTransportKind, ComponentConfig, ContainerComponentConfig,
-    ContainerWorkerConfig, GUEST_STOP_SIGNALS, GuestReady, GuestWorkerConfig, RouterWorkerConfig,
-    component_id,
+    ContainerWorkerConfig, GUEST_STOP_SIGNALS, GuestReady, GuestWorkerConfig, HttpBridgeKind,
+    RouterWorkerConfig, component_id,
 };
 
 /// Runs every check; relative paths resolve against `base`.
@@ -87,6 +87,7 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
             check_transport(transport, &at, &known, &mut errors);
         }
         check_components(worker, &format!("workers[{w}]"), &mut errors);
+        check_http_bridges(worker, w, &mut errors);
     }
     for (w, worker) in config.router_workers() {
         for (t, transport) in worker.transports.iter().enumerate() {
@@ -405,6 +406,11 @@ fn web_debug_keys(paths: &BTreeMap<String, WebPathConfig>, at: &str, keys: &mut 
             && o.debug.is_some()
         {
             keys.push(format!("{at}.{path}.debug"));
+        }
+        if let Some((_, bridge)) = resource.http_bridge()
+            && bridge.options.debug.is_some()
+        {
+            keys.push(format!("{at}.{path}.options.debug"));
         }
     }
 }
@@ -1041,7 +1047,91 @@ fn check_web_paths<'a>(
                     ));
                 }
             }
-            WebPathConfig::Static(_) | WebPathConfig::NodeInfo(_) | WebPathConfig::Json(_) => {}
+            WebPathConfig::Static(_)
+            | WebPathConfig::NodeInfo(_)
+            | WebPathConfig::Json(_)
+            | WebPathConfig::Publisher(_)
+            | WebPathConfig::Caller(_)
+            | WebPathConfig::Webhook(_) => {}
+        }
+    }
+}
+
+/// The HTTP bridge paths of a router worker's transports: the realm and a role of it, both or
+/// neither of `key` and `secret`, a webhook's topic, the `require_ip` networks.
+fn check_http_bridges(worker: &RouterWorkerConfig, w: usize, errors: &mut Vec<ConfigError>) {
+    for (t, transport) in worker.transports.iter().enumerate() {
+        let Some((prefix, paths)) = transport.web_paths() else {
+            continue;
+        };
+        for (name, path) in paths {
+            let Some((kind, bridge)) = path.http_bridge() else {
+                continue;
+            };
+            let at = format!("workers[{w}].transports[{t}].{prefix}.{name}");
+            match worker.realms.iter().find(|r| r.name == bridge.realm) {
+                None => errors.push(ConfigError::at(
+                    format!("{at}.realm"),
+                    format!("realm `{}` is not defined in this worker", bridge.realm),
+                )),
+                Some(realm) if !realm.roles.iter().any(|r| r.name == bridge.role) => {
+                    errors.push(ConfigError::at(
+                        format!("{at}.role"),
+                        format!(
+                            "role `{}` is not defined in realm `{}`",
+                            bridge.role, realm.name
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+            let o = &bridge.options;
+            if o.key.is_some() != o.secret.is_some() {
+                errors.push(ConfigError::at(
+                    format!("{at}.options"),
+                    "signed requests need both `key` and `secret`",
+                ));
+            }
+            match (kind, &o.topic) {
+                (HttpBridgeKind::Webhook, None) => errors.push(ConfigError::at(
+                    format!("{at}.options.topic"),
+                    "a webhook needs the `topic` its requests are published to",
+                )),
+                (HttpBridgeKind::Webhook, Some(topic)) => {
+                    if Uri::parse_loose(topic, UriMatch::Exact).is_err() {
+                        errors.push(ConfigError::at(
+                            format!("{at}.options.topic"),
+                            format!("`{topic}` is not a valid topic URI"),
+                        ));
+                    }
+                }
+                (_, Some(_)) => errors.push(ConfigError::at(
+                    format!("{at}.options.topic"),
+                    format!("`topic` is a webhook's, not a {}'s", kind.as_str()),
+                )),
+                (_, None) => {}
+            }
+            if kind != HttpBridgeKind::Webhook {
+                for (key, present) in [
+                    ("success_response", o.success_response.is_some()),
+                    ("error_response", o.error_response.is_some()),
+                ] {
+                    if present {
+                        errors.push(ConfigError::at(
+                            format!("{at}.options.{key}"),
+                            format!("`{key}` is a webhook's, not a {}'s", kind.as_str()),
+                        ));
+                    }
+                }
+            }
+            for (i, net) in o.require_ip.iter().flatten().enumerate() {
+                if let Err(why) = crate::config::IpNetwork::parse(net) {
+                    errors.push(ConfigError::at(
+                        format!("{at}.options.require_ip[{i}]"),
+                        why,
+                    ));
+                }
+            }
         }
     }
 }

@@ -126,6 +126,8 @@ enum Resource {
     Missing,
     /// A fixed JSON document.
     Json(web::JsonDocument),
+    /// The HTTP bridge: publisher, caller or webhook.
+    HttpBridge(Arc<crate::http_bridge::HttpBridge>),
 }
 
 /// How HTTP requests of one transport are answered.
@@ -431,6 +433,10 @@ async fn serve_resource(
         Resource::Missing => web::text(StatusCode::NOT_FOUND, "not found\n"),
         Resource::Json(doc) if rel.is_empty() || rel == "/" => doc.serve(&req),
         Resource::Json(_) => web::text(StatusCode::NOT_FOUND, "not found\n"),
+        Resource::HttpBridge(bridge) if rel.is_empty() || rel == "/" => {
+            bridge.serve(req, &conn, &sessions, tracker).await
+        }
+        Resource::HttpBridge(_) => web::text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
 

@@ -229,6 +229,13 @@ fn resource(
         WebPathConfig::Redirect(r) => Resource::Redirect(r.url.clone()),
         WebPathConfig::NodeInfo(_) => Resource::NodeInfo,
         WebPathConfig::Json(j) => Resource::Json(crate::web::JsonDocument::new(j)),
+        WebPathConfig::Publisher(c) | WebPathConfig::Caller(c) | WebPathConfig::Webhook(c) => {
+            let (kind, _) = path.http_bridge().expect("an HTTP bridge path");
+            let name = at.rsplit('.').next().unwrap_or(at);
+            Resource::HttpBridge(std::sync::Arc::new(crate::http_bridge::HttpBridge::new(
+                kind, c, name,
+            )))
+        }
     })
 }
 
