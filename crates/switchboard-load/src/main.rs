@@ -23,7 +23,7 @@ use switchboard_proto::Serializer;
 
 use crate::conn::{Credentials, Target};
 use crate::measure::Progress;
-use crate::scenario::{Ctx, Load, PubSubParams, connect, echo, idle, pubsub, rpc};
+use crate::scenario::{Ctx, Load, PubSubParams, callee, connect, echo, idle, pubsub, rpc};
 
 /// Load generator for WAMP routers; prints one JSON line per run.
 #[derive(Parser)]
@@ -61,6 +61,15 @@ enum Scenario {
         common: Common,
         #[command(flatten)]
         args: PubSubArgs,
+    },
+    /// One callee of PROCEDURE (answering with the call's arguments) for the window, while
+    /// something else calls it (the HTTP caller benchmark); counts the invocations answered.
+    Callee {
+        #[command(flatten)]
+        common: Common,
+        /// The procedure to register.
+        #[arg(long, default_value = "switchboard.load.echo")]
+        procedure: String,
     },
     /// C concurrent openers: connect, HELLO, WELCOME, GOODBYE, close, as fast as possible.
     Connect {
@@ -116,6 +125,7 @@ impl Scenario {
         match self {
             Scenario::Rpc { common, .. }
             | Scenario::Pubsub { common, .. }
+            | Scenario::Callee { common, .. }
             | Scenario::Connect { common, .. }
             | Scenario::Idle { common, .. }
             | Scenario::Echo { common, .. }
@@ -340,6 +350,7 @@ async fn run(scenario: Scenario, common: Common, threads: usize) -> anyhow::Resu
         Scenario::Pubsub { args, .. } => {
             ("pubsub", pubsub::run(&ctx, args.params(&mut params)).await?)
         }
+        Scenario::Callee { procedure, .. } => ("callee", callee::run(&ctx, &procedure).await?),
         Scenario::Connect { concurrency, .. } => {
             params.concurrency = Some(concurrency);
             (

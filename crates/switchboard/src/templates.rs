@@ -126,6 +126,19 @@ pub const TEMPLATES: &[Template] = &[
             ("web/autobahn.LICENSE", AUTOBAHN_LICENSE),
         ],
     },
+    Template {
+        name: "rest",
+        summary: "the HTTP bridge: publish, call and webhook paths for curl and other HTTP clients, and a page that shows the events",
+        next_steps: "Start it with: switchboard start {dir}\n\
+             then open http://127.0.0.1:8080/ and run the curl lines of {dir}/README.md",
+        files: &[
+            (".crossbar/config.json", text!("rest/.crossbar/config.json")),
+            ("README.md", text!("rest/README.md")),
+            ("web/index.html", text!("rest/web/index.html")),
+            ("web/autobahn.min.js", AUTOBAHN_JS),
+            ("web/autobahn.LICENSE", AUTOBAHN_LICENSE),
+        ],
+    },
 ];
 
 /// The template called `name`, or an error that lists them all.
@@ -209,8 +222,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_hello_template_names_its_files_and_contents_after_the_app() {
-        for template in TEMPLATES.iter().filter(|t| t.name.starts_with("hello:")) {
+    fn every_template_names_its_files_and_contents_after_the_app() {
+        for template in TEMPLATES {
             let files = template.render("myapp").expect("render");
             for (path, bytes) in &files {
                 assert!(
@@ -227,6 +240,9 @@ mod tests {
                         path.display()
                     );
                 }
+            }
+            if template.name == "default" {
+                continue;
             }
             // The page loads Autobahn|JS from next to itself.
             let page = files

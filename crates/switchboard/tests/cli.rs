@@ -90,7 +90,13 @@ fn init_lists_its_templates_and_writes_each_hello_app_that_check_accepts() {
         .expect("run");
     let listing = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{listing}");
-    for name in ["default", "hello:python", "hello:nodejs", "hello:browser"] {
+    for name in [
+        "default",
+        "hello:python",
+        "hello:nodejs",
+        "hello:browser",
+        "rest",
+    ] {
         assert!(
             listing.lines().any(|l| l.starts_with(&format!("{name} "))),
             "{listing}"
@@ -102,6 +108,7 @@ fn init_lists_its_templates_and_writes_each_hello_app_that_check_accepts() {
     for (template, script) in [
         ("hello:nodejs", "myapp/myapp.js"),
         ("hello:browser", "web/backend.js"),
+        ("rest", "README.md"),
     ] {
         let app = dir.path().join(template.replace(':', "_"));
         let out = Command::new(common::bin())

@@ -3,6 +3,9 @@ writes starts with ``switchboard start`` run inside it, the node hosts the Pytho
 (``myapp/myapp.py``) as a component under ``SWITCHBOARD_PYTHON``, and an Autobahn|Python client
 calls ``com.example.add2``, gets the counter and says hello to the backend. The page of every
 hello template is checked in headless Chromium by ``tests/interop/browser/templates.js``.
+
+``--template rest``: the curl lines of its README work as written (on this test's port), and an
+Autobahn|Python subscriber gets the events they publish.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -113,3 +117,58 @@ def test_hello_python_page_and_autobahn_js_are_served_from_the_node(app):
     assert '<script src="autobahn.min.js"></script>' in page and "<title>myapp</title>" in page
     with urllib.request.urlopen(f"http://127.0.0.1:{app.port}/autobahn.min.js", timeout=10) as r:
         assert r.status == 200 and len(r.read()) > 100_000
+
+
+def init_app(template: str) -> tuple[Path, Path]:
+    """(parent, app dir) of ``switchboard init --template TEMPLATE --appname myapp myapp``."""
+    parent = Path(tempfile.mkdtemp(prefix="sbinterop-template-"))
+    init = subprocess.run(
+        [str(switchboard_bin()), "init", "--template", template, "--appname", "myapp", "myapp"],
+        cwd=parent, capture_output=True, text=True, timeout=30,
+    )
+    assert init.returncode == 0, init.stderr
+    return parent, parent / "myapp"
+
+
+def test_the_rest_templates_readme_curl_lines_work_as_written():
+    curl = shutil.which("curl")
+    assert curl, "curl is needed for this test: apt-get install curl"
+    parent, app_dir = init_app("rest")
+    port = free_tcp_port()
+    readme = (app_dir / "README.md").read_text()
+    lines = [line.strip() for line in readme.splitlines() if line.strip().startswith("curl ")]
+    assert len(lines) == 3, readme
+    nd = NodeDir(app_dir, app_dir / ".crossbar", "switchboard")
+    config = json.loads(nd.config_path.read_text().replace("8080", str(port)))
+    router = launch_router(nd, config, [port], argv=[str(switchboard_bin()), "start", "."])
+
+    async def scenario():
+        client = await connect(router, "websocket_tcp", "json")
+        try:
+            events = []
+            for topic in ("com.example.onhttp", "com.example.webhook"):
+                await client.session.subscribe(lambda *a, t=topic, **kw: events.append((t, a, kw)), topic)
+            answers = []
+            for line in lines:
+                argv = shlex.split(line.replace("8080", str(port)))
+                out = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=30)
+                assert out.returncode == 0, (line, out.stderr)
+                answers.append(out.stdout)
+            published, counted, hooked = answers
+            assert isinstance(json.loads(published)["id"], int), published
+            (count,) = json.loads(counted)["args"]
+            assert isinstance(count, int) and count >= 2, counted
+            assert hooked == "OK", hooked
+            await eventually(lambda: len(events) == 2, "the two events", timeout=10)
+            by_topic = {t: (a, kw) for t, a, kw in events}
+            assert by_topic["com.example.onhttp"] == (("Hello from curl",), {"n": 1}), events
+            message = by_topic["com.example.webhook"][0][0]
+            assert message["body"] == "anything at all, as a webhook would send it", message
+        finally:
+            await close_all(client)
+
+    try:
+        run(scenario())
+    finally:
+        router.close()
+        shutil.rmtree(parent, ignore_errors=True)

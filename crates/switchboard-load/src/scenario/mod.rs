@@ -2,6 +2,7 @@
 //! scenario runs ([`measure`]: window, CPU/memory sampling, progress lines, one task per
 //! connection, their tallies merged), and the outcome a scenario hands back for the report.
 
+pub mod callee;
 pub mod connect;
 pub mod echo;
 pub mod idle;

@@ -47,7 +47,7 @@ pub async fn run(ctx: &Ctx, p: Params) -> anyhow::Result<Outcome> {
 
     measure(ctx, "rpc", |window| async move {
         let stop = CancellationToken::new();
-        let callee_task = tokio::spawn(serve_callee(callee, stop.clone()));
+        let callee_task = tokio::spawn(serve_callee(callee, stop.clone(), None));
         let pad: Arc<str> = "x".repeat(p.load.payload).into();
         let tasks = spawn_each(callers, |id, w| {
             let caller = Caller {
@@ -71,7 +71,13 @@ pub async fn run(ctx: &Ctx, p: Params) -> anyhow::Result<Outcome> {
 }
 
 /// The callee: answers every INVOCATION with a YIELD of the same payload, in batches.
-async fn serve_callee(mut w: Wamp, stop: CancellationToken) -> Tally {
+/// Answers every invocation with its own arguments until `stop`; with a `window`, counts those
+/// answered inside it as operations (the `callee` scenario's figure).
+pub(super) async fn serve_callee(
+    mut w: Wamp,
+    stop: CancellationToken,
+    window: Option<Window>,
+) -> Tally {
     let mut tally = Tally::default();
     loop {
         let first = tokio::select! {
@@ -107,6 +113,9 @@ async fn serve_callee(mut w: Wamp, stop: CancellationToken) -> Tally {
                     if let Err(e) = fed {
                         tally.error(1, || format!("callee: {e}"));
                         return tally;
+                    }
+                    if window.is_some_and(|w| w.contains(Instant::now())) {
+                        tally.ops += 1;
                     }
                 }
                 Ok(Message::Goodbye { reason, .. } | Message::Abort { reason, .. }) => {
