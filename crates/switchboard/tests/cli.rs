@@ -441,3 +441,61 @@ async fn start_without_a_config_runs_the_builtin_default_on_port_8080() {
         .expect("join");
     assert!(status.success());
 }
+
+#[test]
+fn an_idle_keep_alive_http_connection_does_not_hold_up_shutdown() {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let dir = common::node_dir();
+    let mut child = Command::new(common::bin())
+        .args(["start", "--loglevel", "warn"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    let tcp = loop {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).expect("read") > 0,
+            "no listening line"
+        );
+        if let Some(addr) = line.trim().strip_prefix("switchboard listening on tcp:") {
+            break addr.to_owned();
+        }
+    };
+    // One answered request, and the connection kept open (HTTP/1.1 keep-alive).
+    let mut http = std::net::TcpStream::connect(&tcp).expect("connect");
+    http.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
+    http.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut answer = [0u8; 64];
+    let n = http.read(&mut answer).expect("an answer");
+    assert!(answer[..n].starts_with(b"HTTP/1.1 "), "{:?}", &answer[..n]);
+
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let status = child.wait().expect("wait");
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut log)
+        .expect("read log");
+    assert!(status.success(), "{status:?}\n{log}");
+    // The node closed the idle connection instead of waiting for it to say goodbye.
+    assert!(!log.contains("did not close"), "{log}");
+    let mut rest = Vec::new();
+    assert_eq!(
+        http.read_to_end(&mut rest).map(|_| ()).ok(),
+        Some(()),
+        "the connection was closed by the node"
+    );
+}

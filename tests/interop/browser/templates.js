@@ -152,6 +152,8 @@ async function runTemplate(chromium, template, check, diagnostics) {
   } catch (err) {
     check(`${template}: harness (init, node start or page)`, false, err.message);
   } finally {
+    // The page's sessions end before the node stops (else the node waits for them to say goodbye).
+    await cdp(chromium).send('Page.navigate', { url: 'about:blank' }).catch(() => {});
     if (node) {
       killGroup(node.proc, 'SIGTERM');
       if (!await exited(node.proc, 15000)) {

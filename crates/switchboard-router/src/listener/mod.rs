@@ -354,6 +354,7 @@ async fn connection(
         inner: io,
     });
     conn.transport = "websocket";
+    let shutdown = sessions.shutdown.clone();
     let service = service_fn(move |req| {
         let protocols = protocols.clone();
         let sessions = sessions.clone();
@@ -366,7 +367,17 @@ async fn connection(
         .header_read_timeout(OPENING_HANDSHAKE_TIMEOUT)
         .serve_connection(io, service)
         .with_upgrades();
-    if let Err(e) = conn.await {
+    tokio::pin!(conn);
+    let ended = tokio::select! {
+        ended = conn.as_mut() => ended,
+        () = shutdown.cancelled() => {
+            // At shutdown an idle keep-alive connection closes now, and one with a request in
+            // flight after answering it: neither holds the node's exit up.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = ended {
         tracing::debug!("HTTP connection ended: {e}");
     }
 }

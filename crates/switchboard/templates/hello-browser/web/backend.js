@@ -11,16 +11,18 @@
   const connection = new autobahn.Connection({ url, realm: 'realm1' });
 
   connection.onopen = async (session) => {
+    // Subscribed first: a page that got an answer from add2 knows the backend listens too.
+    const hello = await session.subscribe('com.example.onhello', ([message]) => {
+      console.log(`event for com.example.onhello: ${message}`);
+    });
     try {
       await session.register('com.example.add2', ([x, y]) => x + y);
     } catch (err) {
       show(`not the backend: ${err.error || err} (another page is)`);
+      await session.unsubscribe(hello);
       connection.close();
       return;
     }
-    await session.subscribe('com.example.onhello', ([message]) => {
-      console.log(`event for com.example.onhello: ${message}`);
-    });
     show(`session ${session.id}: registered com.example.add2, subscribed to com.example.onhello, `
       + 'publishing to com.example.oncounter');
     let counter = 0;

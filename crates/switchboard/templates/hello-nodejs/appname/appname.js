@@ -21,12 +21,13 @@ let publishing;
 const connection = new autobahn.Connection({ url, realm });
 
 connection.onopen = async (session) => {
-  await session.register('com.example.add2', ([x, y]) => x + y);
   await session.subscribe('com.example.onhello', ([message]) => {
     console.log(`event for com.example.onhello: ${message}`);
   });
+  // Registered last: a page that got an answer from add2 knows the backend listens too.
+  await session.register('com.example.add2', ([x, y]) => x + y);
   console.log(`{{ appname }} backend joined ${realm} as session ${session.id}: `
-    + 'registered com.example.add2, subscribed to com.example.onhello');
+    + 'subscribed to com.example.onhello, registered com.example.add2');
   let counter = 0;
   publishing = setInterval(() => {
     session.publish('com.example.oncounter', [counter]);

@@ -15,18 +15,19 @@ from autobahn.asyncio.wamp import ApplicationSession
 
 class AppSession(ApplicationSession):
     async def onJoin(self, details):
-        def add2(x, y):
-            return x + y
-
-        await self.register(add2, "com.example.add2")
-
         def onhello(message):
             self.log.info("event for com.example.onhello: {message}", message=message)
 
         await self.subscribe(onhello, "com.example.onhello")
+
+        # Registered last: a page that got an answer from add2 knows the backend listens too.
+        def add2(x, y):
+            return x + y
+
+        await self.register(add2, "com.example.add2")
         self.log.info(
             "{{ appname }} backend joined {realm} as session {session}: "
-            "registered com.example.add2, subscribed to com.example.onhello",
+            "subscribed to com.example.onhello, registered com.example.add2",
             realm=details.realm,
             session=details.session,
         )

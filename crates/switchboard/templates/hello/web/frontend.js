@@ -1,6 +1,7 @@
 // The frontend of {{ appname }}: over WebSocket to the node that serves this page, it calls
-// com.example.add2, shows each event on com.example.oncounter and says hello on
-// com.example.onhello. The backend registers, publishes and subscribes the other side.
+// com.example.add2, shows each event on com.example.oncounter and, once the backend answered,
+// says hello on com.example.onhello. The backend registers, publishes and subscribes the other
+// side.
 'use strict';
 
 const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
@@ -9,7 +10,11 @@ const show = (id, text) => { document.getElementById(id).textContent = text; };
 // The backend may still be starting when the page loads: ask again until add2 is registered.
 function callAdd2(session) {
   session.call('com.example.add2', [2, 3]).then(
-    (sum) => show('add2', String(sum)),
+    (sum) => {
+      show('add2', String(sum));
+      // The backend answers, so it listens: say hello.
+      session.publish('com.example.onhello', [`Hello from ${navigator.userAgent}`]);
+    },
     (err) => {
       if (err.error === 'wamp.error.no_such_procedure' && session.isOpen) {
         show('add2', 'waiting for the backend to register com.example.add2 …');
@@ -24,7 +29,6 @@ const connection = new autobahn.Connection({ url, realm: 'realm1' });
 connection.onopen = (session) => {
   show('status', `connected to ${url}, realm realm1, session ${session.id}`);
   session.subscribe('com.example.oncounter', ([counter]) => show('counter', String(counter)));
-  session.publish('com.example.onhello', [`Hello from ${navigator.userAgent}`]);
   callAdd2(session);
 };
 connection.onclose = (reason, details) => {
