@@ -1,7 +1,8 @@
 //! `switchboard-load`: a load generator for any WAMP router (Switchboard, Crossbar.io, ...).
 //!
-//! Each run is one scenario (`rpc`, `pubsub`, `connect`, `idle`, and the no-WAMP references
-//! `echo` and `fanout` against `switchboard-echo`), bounded in time, and prints exactly one JSON
+//! Each run is one scenario (`rpc`, `pubsub`, `connect`, `idle`, `callee` (the far side of a
+//! benchmark that calls through something else, such as the HTTP bridge), and the no-WAMP
+//! references `echo` and `fanout` against `switchboard-echo`), bounded in time, and prints exactly one JSON
 //! line on stdout; progress goes to stderr. The exit code is 1 when a correctness check failed
 //! (errors, lost, duplicated or reordered > 0), 2 when the run could not start, 0 otherwise.
 //!
