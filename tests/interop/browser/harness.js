@@ -154,6 +154,8 @@ function collectConsole(cdp, lines) {
 
 /** Closes Chromium (politely, then its process group). */
 async function stopChromium(chromium) {
+  // Leaving the page first ends its requests (a long-poll receive would hold Browser.close up).
+  try { await chromium.cdp.send('Page.navigate', { url: 'about:blank' }); } catch (e) { /* closing anyway */ }
   try { await chromium.cdp.send('Browser.close'); } catch (e) { /* killed below */ }
   chromium.cdp.close();
   if (!await exited(chromium.proc, 5000)) killGroup(chromium.proc);

@@ -4,7 +4,8 @@
 //   node [--experimental-websocket] run.js       (normally via ./run.sh)
 //
 // 1. starts the router with a temp node dir: realm1 (anonymous, everything allowed) and one
-//    universal transport on 127.0.0.1:<free port> serving web/ at "/" and WebSocket at "/ws";
+//    universal transport on 127.0.0.1:<free port> serving web/ at "/", WebSocket at "/ws" and
+//    WAMP over HTTP long-poll at "/lp";
 //    web/ holds web/index.html from here and autobahn.min.js from node_modules/autobahn-browser;
 // 2. opens a Node session (Autobahn|JS 26.3, JSON) that registers outside.add2 and subscribes
 //    to outside.topic;
@@ -59,7 +60,7 @@ function nodeConfig(port) {
             },
           },
         },
-        web: { paths: { '/': { type: 'static', directory: 'web' } } },
+        web: { paths: { '/': { type: 'static', directory: 'web' }, lp: { type: 'longpoll' } } },
       }],
     }],
   };

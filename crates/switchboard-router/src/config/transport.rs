@@ -286,6 +286,8 @@ pub enum WebPathConfig {
     Caller(HttpBridgePathConfig),
     /// The HTTP bridge: a POST becomes an event on the configured topic.
     Webhook(HttpBridgePathConfig),
+    /// WAMP over HTTP long-poll.
+    LongPoll(LongPollPathConfig),
 }
 
 tagged!(WebPathConfig, "web path", {
@@ -297,7 +299,47 @@ tagged!(WebPathConfig, "web path", {
     "publisher" => Publisher(HttpBridgePathConfig),
     "caller" => Caller(HttpBridgePathConfig),
     "webhook" => Webhook(HttpBridgePathConfig),
+    "longpoll" => LongPoll(LongPollPathConfig),
 });
+
+/// `{"type": "longpoll"}`: WAMP over HTTP long-poll, Crossbar's keys.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LongPollPathConfig {
+    /// Crossbar's id of the service (unused).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Timeouts and queue limits.
+    #[serde(default)]
+    pub options: LongPollOptions,
+}
+
+/// A long-poll path's `options`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LongPollOptions {
+    /// Seconds a `receive` request waits for a message before it answers empty (default 10; 0:
+    /// until a message comes, as Crossbar holds it).
+    #[serde(default)]
+    pub request_timeout: Option<u64>,
+    /// Seconds without any request of a transport after which its session is closed (default 30;
+    /// 0: never, as in Crossbar).
+    #[serde(default)]
+    pub session_timeout: Option<u64>,
+    /// Messages waiting for a `receive` before the session is held back (default 100).
+    #[serde(default)]
+    pub queue_limit_messages: Option<u64>,
+    /// Accepted, without effect: Switchboard bounds the queue by messages.
+    #[serde(default)]
+    pub queue_limit_bytes: Option<u64>,
+    /// Accepted with a warning: the node has one log level.
+    #[serde(default)]
+    pub debug: Option<bool>,
+    /// Crossbar's debugging aid: every transport opened gets this id (replacing the one before),
+    /// so that a script can use a known URL.
+    #[serde(default)]
+    pub debug_transport_id: Option<String>,
+}
 
 impl WebPathConfig {
     /// The HTTP bridge path this is, if it is one.

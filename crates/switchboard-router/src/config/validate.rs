@@ -336,6 +336,18 @@ pub(super) fn warnings(config: &NodeConfig) -> Vec<ConfigError> {
                 let at = format!("workers[{w}].transports[{t}].{section}");
                 auth_warnings(&at, auth, &mut warnings);
             }
+            if let Some((prefix, paths)) = transport.web_paths() {
+                for (name, path) in paths {
+                    if let WebPathConfig::LongPoll(lp) = path
+                        && lp.options.queue_limit_bytes.is_some()
+                    {
+                        warnings.push(ConfigError::at(
+                            format!("workers[{w}].transports[{t}].{prefix}.{name}.options.queue_limit_bytes"),
+                            "has no effect: the queue is bounded by queue_limit_messages",
+                        ));
+                    }
+                }
+            }
         }
         for (t, transport) in worker.transports.iter().enumerate() {
             let at = format!("workers[{w}].transports[{t}]");
@@ -409,6 +421,11 @@ fn web_debug_keys(paths: &BTreeMap<String, WebPathConfig>, at: &str, keys: &mut 
         }
         if let Some((_, bridge)) = resource.http_bridge()
             && bridge.options.debug.is_some()
+        {
+            keys.push(format!("{at}.{path}.options.debug"));
+        }
+        if let WebPathConfig::LongPoll(lp) = resource
+            && lp.options.debug.is_some()
         {
             keys.push(format!("{at}.{path}.options.debug"));
         }
@@ -1053,6 +1070,14 @@ fn check_web_paths<'a>(
             | WebPathConfig::Publisher(_)
             | WebPathConfig::Caller(_)
             | WebPathConfig::Webhook(_) => {}
+            WebPathConfig::LongPoll(lp) => {
+                if lp.options.queue_limit_messages == Some(0) {
+                    errors.push(ConfigError::at(
+                        format!("{here}.options.queue_limit_messages"),
+                        "expected a number above 0",
+                    ));
+                }
+            }
         }
     }
 }

@@ -35,6 +35,7 @@ use crate::config::EndpointConfig;
 use crate::session::{self, SessionConfig};
 use crate::web::{self, HttpBody, StaticDir};
 
+mod longpoll;
 mod setup;
 
 pub use setup::SetupError;
@@ -128,6 +129,8 @@ enum Resource {
     Json(web::JsonDocument),
     /// The HTTP bridge: publisher, caller or webhook.
     HttpBridge(Arc<crate::http_bridge::HttpBridge>),
+    /// WAMP over HTTP long-poll.
+    LongPoll(Arc<longpoll::LongPoll>),
 }
 
 /// How HTTP requests of one transport are answered.
@@ -448,6 +451,7 @@ async fn serve_resource(
             bridge.serve(req, &conn, &sessions, tracker).await
         }
         Resource::HttpBridge(_) => web::text(StatusCode::NOT_FOUND, "not found\n"),
+        Resource::LongPoll(lp) => lp.serve(req, rel, conn, &sessions, tracker).await,
     }
 }
 

@@ -229,6 +229,9 @@ fn resource(
         WebPathConfig::Redirect(r) => Resource::Redirect(r.url.clone()),
         WebPathConfig::NodeInfo(_) => Resource::NodeInfo,
         WebPathConfig::Json(j) => Resource::Json(crate::web::JsonDocument::new(j)),
+        WebPathConfig::LongPoll(c) => {
+            Resource::LongPoll(std::sync::Arc::new(super::longpoll::LongPoll::new(c)))
+        }
         WebPathConfig::Publisher(c) | WebPathConfig::Caller(c) | WebPathConfig::Webhook(c) => {
             let (kind, _) = path.http_bridge().expect("an HTTP bridge path");
             let name = at.rsplit('.').next().unwrap_or(at);
