@@ -96,18 +96,21 @@ struct ReplayLog {
 }
 
 impl ReplayLog {
-    /// Records `signature` until `expires`; false if it is there already.
+    /// Records `signature` until `expires`; false if it is there already and not expired.
     fn first_time(&mut self, signature: &str, expires: Instant) -> bool {
         let now = Instant::now();
+        // Expiries grow with insertion (one window per path), so the expired ones are in front.
         while let Some((at, _)) = self.order.front() {
             if *at > now && self.order.len() < REPLAY_MEMORY_ENTRIES {
                 break;
             }
-            if let Some((_, old)) = self.order.pop_front() {
+            if let Some((at, old)) = self.order.pop_front()
+                && self.seen.get(&old) == Some(&at)
+            {
                 self.seen.remove(&old);
             }
         }
-        if self.seen.contains_key(signature) {
+        if self.seen.get(signature).is_some_and(|until| *until > now) {
             return false;
         }
         self.seen.insert(signature.to_owned(), expires);
