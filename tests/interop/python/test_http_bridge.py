@@ -1,5 +1,6 @@
 """The HTTP bridge with Crossbar's config and wire format: ``publisher``, ``caller`` and
-``webhook`` web paths. curl (Crossbar's documented command, unchanged) and Python's HTTP client
+``webhook`` web paths, and the outbound half, Crossbar's built-in ``RESTCallee`` and
+``MessageForwarder`` components against an HTTP server this test runs. curl (Crossbar's documented command, unchanged) and Python's HTTP client
 publish and call; Autobahn|Python sessions subscribe and register on the other side. Signed
 requests follow Crossbar's documentation (base64url HMAC-SHA256 over key, timestamp, seq, nonce
 and body); a wrong signature, an old timestamp, a replayed request, a too-large body or a
@@ -12,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime
+import http.server
+import threading
 import hashlib
 import hmac
 import json
@@ -25,7 +28,7 @@ import urllib.request
 
 import pytest
 from autobahn.wamp.exception import ApplicationError
-from autobahn.wamp.types import RegisterOptions
+from autobahn.wamp.types import PublishOptions, RegisterOptions
 
 from interop_client import bounded, close_all, connect, eventually, run
 from interop_router import free_tcp_port, launch_router, make_node_dir
@@ -43,8 +46,52 @@ def bridge(kind: str, role: str = "anonymous", **options) -> dict:
     return {"type": kind, "realm": "realm1", "role": role, "options": options}
 
 
+class Upstream:
+    """A local HTTP server that records each request and answers it with a JSON echo of it."""
+
+    def __init__(self):
+        self.requests = []
+        upstream = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode()
+                seen = {"method": self.command, "path": self.path, "body": body,
+                        "headers": {k.lower(): v for k, v in self.headers.items()}}
+                upstream.requests.append(seen)
+                out = json.dumps(seen).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("X-Upstream", "yes")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            do_GET = do_POST = do_PUT = answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
 @pytest.fixture(scope="module")
-def node():
+def upstream():
+    u = Upstream()
+    try:
+        yield u
+    finally:
+        u.close()
+
+
+@pytest.fixture(scope="module")
+def node(upstream):
     port = free_tcp_port()
     signed = {"key": KEY, "secret": SECRET, "post_body_limit": 1024, "timestamp_delta_limit": 10,
               "require_ip": ["192.168.1.1/255.255.255.0", "127.0.0.1"], "require_tls": False}
@@ -75,6 +122,15 @@ def node():
                                              success_response="thanks", error_response="sorry"),
                 }},
             }],
+            # Crossbar's built-in REST components, configured as its rest/callee and
+            # rest/subscriber examples configure them
+            "components": [
+                {"type": "class", "classname": "crossbar.bridge.rest.RESTCallee", "realm": "realm1",
+                 "extra": {"procedure": "com.myapp.rest", "baseurl": f"http://127.0.0.1:{upstream.port}/base/"}},
+                {"type": "class", "classname": "crossbar.bridge.rest.MessageForwarder", "realm": "realm1",
+                 "extra": {"subscriptions": [{"url": f"http://127.0.0.1:{upstream.port}/events", "topic": "com.myapp.topic1"}],
+                           "method": "POST", "expectedcode": 200, "debug": True}},
+            ],
         }],
     }
     nd = make_node_dir("switchboard")
@@ -346,6 +402,46 @@ def test_a_github_webhook_needs_githubs_signature(node):
             await eventually(lambda: events, "the webhook event")
             await asyncio.sleep(0.3)
             assert len(events) == 1 and json.loads(events[0][0][0]["body"]) == {"action": "opened"}, events
+        finally:
+            await close_all(client)
+
+    run(scenario())
+
+
+def test_the_rest_callee_turns_calls_into_http_requests(node, upstream):
+    async def scenario():
+        client = await connect(node, "websocket_tcp", "json")
+        try:
+            answer = await bounded(client.session.call(
+                "com.myapp.rest", method="POST", url="echo?x=1", body="hello upstream",
+                headers={"X-Test": ["yes"]}, params={"y": "2"}), "the REST callee")
+            assert answer["code"] == 200 and answer["headers"]["x-upstream"] == ["yes"], answer
+            seen = json.loads(answer["content"])
+            assert (seen["method"], seen["path"], seen["body"]) == ("POST", "/base/echo?x=1&y=2", "hello upstream"), seen
+            assert seen["headers"]["x-test"] == "yes", seen
+            # a GET with the defaults: the base URL itself
+            answer = await bounded(client.session.call("com.myapp.rest", method="GET"), "GET")
+            assert json.loads(answer["content"])["path"] == "/base/", answer
+        finally:
+            await close_all(client)
+
+    run(scenario())
+
+
+def test_the_message_forwarder_posts_events_to_their_url(node, upstream):
+    async def scenario():
+        client = await connect(node, "websocket_tcp", "json")
+        try:
+            await client.session.publish("com.myapp.topic1", 1, "two", three=3,
+                                         options=PublishOptions(acknowledge=True))
+            want = {"args": [1, "two"], "kwargs": {"three": 3}}
+
+            def forwarded():
+                # (the curl test's event on the same topic is forwarded too)
+                return [r for r in upstream.requests if r["path"] == "/events" and json.loads(r["body"]) == want]
+
+            (request,) = await eventually(forwarded, "the forwarded event")
+            assert request["method"] == "POST" and request["headers"]["content-type"] == "application/json", request
         finally:
             await close_all(client)
 

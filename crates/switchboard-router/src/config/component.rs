@@ -215,3 +215,100 @@ pub fn component_id(configured: Option<&String>, index: usize) -> String {
 
 /// The prefixes of Crossbar's own built-in components, which are not Python classes to import.
 pub const CROSSBAR_BUILTIN_COMPONENTS: &[&str] = &["crossbar.bridge.", "crossbar.adapter."];
+
+/// Crossbar's built-in components that Switchboard runs in its own process, as sessions of the
+/// component's realm and role: the outbound half of the HTTP bridge.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BuiltinComponent {
+    /// `crossbar.bridge.rest.RESTCallee`: calls of `procedure` become HTTP requests to URLs
+    /// relative to `baseurl`.
+    RestCallee {
+        /// The procedure registered.
+        procedure: String,
+        /// The base of the requests' URLs.
+        baseurl: url::Url,
+    },
+    /// `crossbar.bridge.rest.MessageForwarder`: events on the topics become HTTP requests (a JSON
+    /// body `{"args", "kwargs"}`) to the topics' URLs.
+    MessageForwarder {
+        /// Topic, match and URL of each subscription.
+        subscriptions: Vec<ForwardedTopic>,
+        /// The HTTP method (default POST).
+        method: String,
+        /// The status an answer must have, where one is expected (else it is logged).
+        expected_code: Option<u16>,
+    },
+}
+
+/// One subscription of a `MessageForwarder`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardedTopic {
+    /// The topic (pattern).
+    pub topic: String,
+    /// Where its events go.
+    pub url: url::Url,
+    /// How `topic` matches (default exact).
+    #[serde(rename = "match", default)]
+    pub match_policy: Option<super::MatchPolicy>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestCalleeExtra {
+    procedure: String,
+    baseurl: url::Url,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageForwarderExtra {
+    subscriptions: Vec<ForwardedTopic>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    expectedcode: Option<u16>,
+    /// Crossbar logs each answer's body at debug level; Switchboard logs it at debug level too.
+    #[serde(default)]
+    #[allow(dead_code)]
+    debug: Option<bool>,
+}
+
+/// The built-in component a classname names (its `extra` read), `None` for a Python class, and an
+/// error for one of Crossbar's built-ins Switchboard does not run, or an `extra` it cannot use.
+pub fn builtin_component(
+    classname: &str,
+    extra: Option<&serde_json::Value>,
+) -> Option<Result<BuiltinComponent, String>> {
+    if !CROSSBAR_BUILTIN_COMPONENTS
+        .iter()
+        .any(|prefix| classname.starts_with(prefix))
+    {
+        return None;
+    }
+    let class = classname
+        .strip_prefix("crossbar.bridge.rest.")
+        .or_else(|| classname.strip_prefix("crossbar.adapter.rest."));
+    let extra = extra.cloned().unwrap_or(serde_json::Value::Null);
+    let read = |what: &str, e: serde_json::Error| format!("`extra` of a {what}: {e}");
+    Some(match class {
+        Some("RESTCallee") => serde_json::from_value::<RestCalleeExtra>(extra)
+            .map_err(|e| read("RESTCallee", e))
+            .map(|e| BuiltinComponent::RestCallee {
+                procedure: e.procedure,
+                baseurl: e.baseurl,
+            }),
+        Some("MessageForwarder") => serde_json::from_value::<MessageForwarderExtra>(extra)
+            .map_err(|e| read("MessageForwarder", e))
+            .map(|e| BuiltinComponent::MessageForwarder {
+                subscriptions: e.subscriptions,
+                method: e.method.unwrap_or_else(|| "POST".into()),
+                expected_code: e.expectedcode,
+            }),
+        _ => Err(format!(
+            "unsupported yet: `{classname}` is one of Crossbar's built-in components (the \
+             PostgreSQL bridge), which Switchboard will build in; of the REST bridge, \
+             `crossbar.bridge.rest.RESTCallee` and `MessageForwarder` run"
+        )),
+    })
+}

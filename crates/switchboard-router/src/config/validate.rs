@@ -16,9 +16,9 @@ use super::{
     WebSocketPathConfig, WorkerConfig, effective_match,
 };
 use super::{
-    CROSSBAR_BUILTIN_COMPONENTS, ClientTransportKind, ComponentConfig, ContainerComponentConfig,
-    ContainerWorkerConfig, GUEST_STOP_SIGNALS, GuestReady, GuestWorkerConfig, HttpBridgeKind,
-    RouterWorkerConfig, component_id,
+    ClientTransportKind, ComponentConfig, ContainerComponentConfig, ContainerWorkerConfig,
+    GUEST_STOP_SIGNALS, GuestReady, GuestWorkerConfig, HttpBridgeKind, RouterWorkerConfig,
+    component_id,
 };
 
 /// Runs every check; relative paths resolve against `base`.
@@ -149,7 +149,12 @@ fn check_components(worker: &RouterWorkerConfig, at: &str, errors: &mut Vec<Conf
             &here,
             errors,
         );
-        check_classname(&component.classname, &here, errors);
+        check_classname(
+            &component.classname,
+            component.extra.as_ref(),
+            &here,
+            errors,
+        );
         match worker.realms.iter().find(|r| r.name == component.realm) {
             None => errors.push(ConfigError::at(
                 format!("{here}.realm"),
@@ -189,24 +194,56 @@ fn check_component_id(
     ids.insert(id);
 }
 
-/// A component's `classname`: an importable name, not one of Crossbar's built-in components.
-fn check_classname(classname: &str, at: &str, errors: &mut Vec<ConfigError>) {
-    if CROSSBAR_BUILTIN_COMPONENTS
-        .iter()
-        .any(|prefix| classname.starts_with(prefix))
-    {
-        errors.push(ConfigError::at(
-            format!("{at}.classname"),
-            format!(
-                "unsupported yet: `{classname}` is one of Crossbar's built-in components \
-                 (the REST and PostgreSQL bridges), which Switchboard will build in"
-            ),
-        ));
-    } else if !classname.contains('.') || classname.split('.').any(str::is_empty) {
-        errors.push(ConfigError::at(
-            format!("{at}.classname"),
-            format!("expected `package.module.Class`; got {classname:?}"),
-        ));
+/// A component's `classname`: one of Crossbar's built-in components that Switchboard runs (with
+/// an `extra` it can use), or an importable name.
+fn check_classname(
+    classname: &str,
+    extra: Option<&serde_json::Value>,
+    at: &str,
+    errors: &mut Vec<ConfigError>,
+) {
+    match super::builtin_component(classname, extra) {
+        Some(Ok(super::BuiltinComponent::RestCallee { procedure, .. })) => {
+            check_procedure(errors, format!("{at}.extra.procedure"), &procedure);
+        }
+        Some(Ok(super::BuiltinComponent::MessageForwarder {
+            subscriptions,
+            method,
+            ..
+        })) => {
+            for (i, s) in subscriptions.iter().enumerate() {
+                let policy = s.match_policy.map_or(UriMatch::Exact, UriMatch::from);
+                let topic = s.topic.strip_suffix('*').unwrap_or(&s.topic);
+                check_pattern(
+                    errors,
+                    format!("{at}.extra.subscriptions[{i}].topic"),
+                    &s.topic,
+                    topic,
+                    policy,
+                );
+            }
+            if hyper::Method::from_bytes(method.as_bytes()).is_err() {
+                errors.push(ConfigError::at(
+                    format!("{at}.extra.method"),
+                    format!("expected an HTTP method; got {method:?}"),
+                ));
+            }
+        }
+        Some(Err(why)) => {
+            let path = if why.starts_with("unsupported") {
+                "classname"
+            } else {
+                "extra"
+            };
+            errors.push(ConfigError::at(format!("{at}.{path}"), why));
+        }
+        None if !classname.contains('.') || classname.split('.').any(str::is_empty) => {
+            errors.push(ConfigError::at(
+                format!("{at}.classname"),
+                format!("expected `package.module.Class`; got {classname:?}"),
+            ));
+        }
+        None => {}
     }
 }
 
@@ -222,7 +259,12 @@ fn check_container(container: &ContainerWorkerConfig, at: &str, errors: &mut Vec
             &here,
             errors,
         );
-        check_classname(&component.classname, &here, errors);
+        check_classname(
+            &component.classname,
+            component.extra.as_ref(),
+            &here,
+            errors,
+        );
         let t = &component.transport;
         let endpoint = &t.endpoint;
         let missing = match endpoint.kind.as_str() {

@@ -18,7 +18,7 @@ use super::guest::PreparedGuest;
 use crate::config::{
     ClientTransportConfig, ClientTransportKind, ComponentConfig, ConfigError,
     ContainerComponentConfig, LoadedConfig, SerializerName, TransportConfig, WorkerConfig,
-    component_id,
+    builtin_component, component_id,
 };
 
 /// The runner every component process runs.
@@ -74,6 +74,12 @@ impl PreparedComponents {
                     for (c, ComponentConfig::Class(component)) in
                         router.components.iter().enumerate()
                     {
+                        // Crossbar's built-ins run in the node's process (`rest_components`).
+                        if builtin_component(&component.classname, component.extra.as_ref())
+                            .is_some()
+                        {
+                            continue;
+                        }
                         router_components.push((
                             format!("workers[{w}].components[{c}]"),
                             component_id(component.id.as_ref(), c),
@@ -87,6 +93,11 @@ impl PreparedComponents {
                     for (c, ContainerComponentConfig::Class(component)) in
                         container.components.iter().enumerate()
                     {
+                        if builtin_component(&component.classname, component.extra.as_ref())
+                            .is_some()
+                        {
+                            continue;
+                        }
                         container_components.push((
                             format!("workers[{w}].components[{c}]"),
                             component_id(component.id.as_ref(), c),

@@ -21,6 +21,7 @@ mod component;
 mod function_auth;
 mod guest;
 mod prepare;
+mod rest_components;
 
 pub use guest::{GuestSupervisor, PreparedGuest};
 pub use prepare::{PreparedNode, prepare, prepare_dir, prepare_draft};
@@ -88,6 +89,8 @@ pub struct RunningNode {
     component_dir: Option<std::path::PathBuf>,
     /// The helpers of the function authenticators.
     functions: function_auth::FunctionHosts,
+    /// Crossbar's built-in REST components.
+    rest_components: rest_components::RestComponents,
 }
 
 impl RunningNode {
@@ -170,6 +173,7 @@ impl RunningNode {
                 tracing::warn!("some sessions did not close within {GOODBYE_GRACE:?}");
             }
         };
+        self.rest_components.stop();
         tokio::join!(sessions, self.guests.stop(), self.functions.stop());
         if let Some(dir) = &self.component_dir {
             component::remove_dir(dir);
@@ -226,6 +230,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
         guests,
         component_dir,
         functions,
+        builtins,
         ..
     } = node;
     // Registered before any listener accepts, so that no client can take their procedures.
@@ -272,6 +277,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
     }
     // Guests start once the router listens: most of them connect to it.
     let guests = GuestSupervisor::start(guests, realms.clone());
+    let rest_components = rest_components::RestComponents::start(builtins, &in_process).await?;
     Ok(RunningNode {
         listeners,
         realms,
@@ -283,6 +289,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
         guests,
         component_dir,
         functions,
+        rest_components,
     })
 }
 

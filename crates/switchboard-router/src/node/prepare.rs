@@ -18,6 +18,7 @@ use crate::listener::Protocols;
 use super::component::PreparedComponents;
 use super::function_auth::{self, PreparedFunction};
 use super::guest::PreparedGuest;
+use super::rest_components::{self, PreparedBuiltin};
 
 /// A node ready to bind: its config, and what each transport serves.
 pub struct PreparedNode {
@@ -28,6 +29,8 @@ pub struct PreparedNode {
     pub(super) component_dir: Option<std::path::PathBuf>,
     /// The function authenticators of its transports.
     pub(super) functions: Vec<PreparedFunction>,
+    /// Crossbar's built-in components it runs in its process (the REST callee and subscriber).
+    pub(super) builtins: Vec<PreparedBuiltin>,
     /// Keys without effect and what is served differently from what the config asks, placed in
     /// the file.
     warnings: ConfigErrors,
@@ -118,6 +121,7 @@ pub fn prepare(loaded: &LoadedConfig) -> Result<PreparedNode, ConfigErrors> {
         problems,
         component_dir,
         functions,
+        builtins,
     } = build(loaded);
     if !problems.is_empty() {
         return Err(loaded.locate(problems));
@@ -129,6 +133,7 @@ pub fn prepare(loaded: &LoadedConfig) -> Result<PreparedNode, ConfigErrors> {
         guests,
         component_dir,
         functions,
+        builtins,
         warnings,
     })
 }
@@ -142,6 +147,7 @@ pub fn prepare_draft(draft: ConfigDraft) -> Result<PreparedNode, ConfigErrors> {
         problems,
         component_dir,
         functions,
+        builtins,
     } = draft.config().map(build).unwrap_or_default();
     let loaded = draft.finish(problems)?;
     let warnings = warnings(&loaded, &transports);
@@ -151,6 +157,7 @@ pub fn prepare_draft(draft: ConfigDraft) -> Result<PreparedNode, ConfigErrors> {
         guests,
         component_dir,
         functions,
+        builtins,
         warnings,
     })
 }
@@ -183,6 +190,7 @@ struct Built {
     problems: Vec<ConfigError>,
     component_dir: Option<std::path::PathBuf>,
     functions: Vec<PreparedFunction>,
+    builtins: Vec<PreparedBuiltin>,
 }
 
 /// Builds every transport, guest worker, hosted component and function authenticator of
@@ -263,6 +271,7 @@ fn build(loaded: &LoadedConfig) -> Built {
         problems,
         component_dir,
         functions,
+        builtins: rest_components::prepare(loaded),
     }
 }
 
