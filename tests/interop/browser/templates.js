@@ -106,7 +106,7 @@ async function checkHelloPage(cdp, url, template, check) {
   }
 }
 
-async function runTemplate(chromium, template, check, diagnostics) {
+async function runTemplate(chromium, template, check, diagnostics, variant) {
   const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'sbinterop-template-'));
   const env = { ...process.env };
   let node;
@@ -136,7 +136,14 @@ async function runTemplate(chromium, template, check, diagnostics) {
       check('default: the page of switchboard init loads', title === 'Switchboard node', `title ${JSON.stringify(title)}`);
       return;
     }
-    await checkHelloPage(cdp(chromium), url, template, check);
+    const label = variant ? `${template} (${variant})` : template;
+    await checkHelloPage(cdp(chromium), url, label, check);
+    if (variant) {
+      const { result } = await cdp(chromium).send('Runtime.evaluate', {
+        expression: "document.getElementById('status').textContent", returnByValue: true });
+      check(`${label}: the page runs over long-poll`, /over longpoll/.test(result.value), `status: ${result.value}`);
+      return;
+    }
     if (template !== 'hello:browser') {
       // The page says hello once connected; the backend logs what it received.
       try {
@@ -191,6 +198,12 @@ async function main() {
     for (const template of ['default', 'hello:python', 'hello:nodejs', 'hello:browser']) {
       await runTemplate(chromium, template, check, diagnostics);
     }
+    // A browser without WebSocket: the hello page falls back to long-poll (WebSocket is removed
+    // from every new document before the page's scripts run).
+    const { identifier } = await chromium.cdp.send('Page.addScriptToEvaluateOnNewDocument',
+      { source: 'delete window.WebSocket;' });
+    await runTemplate(chromium, 'hello:python', check, diagnostics, 'without WebSocket');
+    await chromium.cdp.send('Page.removeScriptToEvaluateOnNewDocument', { identifier });
   } catch (err) {
     check('harness (Chromium)', false, err.message);
   } finally {

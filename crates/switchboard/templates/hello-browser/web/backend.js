@@ -6,9 +6,13 @@
 
 (() => {
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+  const transports = [
+    { type: 'websocket', url },
+    { type: 'longpoll', url: `${location.protocol}//${location.host}/lp` },
+  ];
   const show = (text) => { document.getElementById('backend').textContent = text; };
   let publishing;
-  const connection = new autobahn.Connection({ url, realm: 'realm1' });
+  const connection = new autobahn.Connection({ transports, realm: 'realm1' });
 
   connection.onopen = async (session) => {
     // Subscribed first: a page that got an answer from add2 knows the backend listens too.

@@ -5,6 +5,11 @@
 'use strict';
 
 const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+// WebSocket first; a browser without it falls back to WAMP over HTTP long-poll.
+const transports = [
+  { type: 'websocket', url },
+  { type: 'longpoll', url: `${location.protocol}//${location.host}/lp` },
+];
 const show = (id, text) => { document.getElementById(id).textContent = text; };
 
 // The backend may still be starting when the page loads: ask again until add2 is registered.
@@ -25,9 +30,10 @@ function callAdd2(session) {
     });
 }
 
-const connection = new autobahn.Connection({ url, realm: 'realm1' });
+const connection = new autobahn.Connection({ transports, realm: 'realm1' });
 connection.onopen = (session) => {
-  show('status', `connected to ${url}, realm realm1, session ${session.id}`);
+  const transport = connection.transport.info;
+  show('status', `connected over ${transport.type} to ${transport.url}, realm realm1, session ${session.id}`);
   session.subscribe('com.example.oncounter', ([counter]) => show('counter', String(counter)));
   callAdd2(session);
 };
