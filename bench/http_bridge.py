@@ -11,6 +11,9 @@ one web transport on loopback with a WebSocket path `ws`, a `publisher` path `pu
 - http-call: wrk POSTs {"procedure": ..., "args": ["<64 bytes>"]}; the callee is the load tool's
   `callee` scenario over WebSocket (Rust, the same for both routers), so the figure is the
   bridge, the dealer and one WAMP round trip.
+- longpoll-call: one WAMP session over HTTP long-poll (as a browser without WebSocket has),
+  calling the same callee one call after the other (CALL by `send`, RESULT by `receive`, on two
+  keep-alive connections); a Python client, the same for both routers.
 
 Per run: requests per second (wrk), non-2xx answers (must be 0), and the router's CPU time per
 request (from /proc, the routing process only: for Crossbar its router worker). Medians and the
@@ -64,6 +67,7 @@ def node_config(port):
                     "ws": {"type": "websocket", "serializers": ["json", "msgpack", "cbor"]},
                     "publish": {"type": "publisher", "realm": "realm1", "role": "anonymous"},
                     "call": {"type": "caller", "realm": "realm1", "role": "anonymous"},
+                    "lp": {"type": "longpoll"},
                 },
             }],
         }],
@@ -138,14 +142,59 @@ def parse_wrk(text):
     return rate, requests, non_2xx
 
 
+def longpoll_calls(router, duration):
+    """Sequential calls over one long-poll session for `duration` seconds: (calls, seconds)."""
+    import http.client
+
+    def conn():
+        return http.client.HTTPConnection("127.0.0.1", router.port, timeout=30)
+
+    sender, receiver = conn(), conn()
+
+    def post(c, path, body=b""):
+        c.request("POST", f"/lp{path}", body, {"Content-Type": "application/json"})
+        r = c.getresponse()
+        return r.status, r.read()
+
+    _, answer = post(sender, "/open", json.dumps({"protocols": ["wamp.2.json"]}).encode())
+    tid = json.loads(answer)["transport"]
+
+    def receive(kind):
+        while True:
+            status, body = post(receiver, f"/{tid}/receive")
+            if status != 200:
+                raise RuntimeError(f"long-poll receive answered {status}: {body!r}")
+            if body:
+                msg = json.loads(body)
+                if msg[0] == kind:
+                    return msg
+                if msg[0] in (3, 8):
+                    raise RuntimeError(f"long-poll session got {msg}")
+
+    post(sender, f"/{tid}/send", json.dumps([1, "realm1", {"roles": {"caller": {}}}]).encode())
+    receive(2)
+    calls, request = 0, 0
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < duration:
+        request += 1
+        post(sender, f"/{tid}/send", json.dumps([48, request, {}, PROCEDURE, [PAD]]).encode())
+        result = receive(50)
+        if result[1] != request or result[3] != [PAD]:
+            raise RuntimeError(f"unexpected result {result}")
+        calls += 1
+    seconds = time.monotonic() - t0
+    post(sender, f"/{tid}/send", json.dumps([6, {}, "wamp.close.close_realm"]).encode())
+    post(sender, f"/{tid}/close")
+    return calls, seconds
+
+
 def run_one(router, scenario, args, workdir, load_bin):
+    if scenario == "longpoll-call":
+        return run_longpoll(router, args, workdir, load_bin)
     script, body = wrk_script(workdir, scenario)
     callee = None
     if scenario == "http-call":
-        callee = subprocess.Popen([str(load_bin), "callee", "--url", f"ws://127.0.0.1:{router.port}/ws",
-                                   "--procedure", PROCEDURE, "--duration", str(args.duration + 30),
-                                   "--warmup", "0", "--quiet"],
-                                  stdout=subprocess.DEVNULL, stderr=open(workdir / "callee.log", "a"))
+        callee = start_callee(router, args, workdir, load_bin)
         deadline = time.time() + 30
         while True:
             try:
@@ -173,6 +222,35 @@ def run_one(router, scenario, args, workdir, load_bin):
             "router_cpu_us_per_request": (after - before) * 1e6 / max(requests, 1)}
 
 
+def start_callee(router, args, workdir, load_bin):
+    return subprocess.Popen([str(load_bin), "callee", "--url", f"ws://127.0.0.1:{router.port}/ws",
+                             "--procedure", PROCEDURE, "--duration", str(args.duration + 30),
+                             "--warmup", "0", "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=open(workdir / "callee.log", "a"))
+
+
+def run_longpoll(router, args, workdir, load_bin):
+    callee = start_callee(router, args, workdir, load_bin)
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                check_once(router, "http-call", {"procedure": PROCEDURE, "args": [PAD]})
+                break
+            except RuntimeError:
+                if time.time() > deadline or callee.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        before = cpu_seconds(router.pid)
+        calls, seconds = longpoll_calls(router, args.duration)
+        after = cpu_seconds(router.pid)
+    finally:
+        callee.terminate()
+        callee.wait(timeout=30)
+    return {"rate": calls / seconds, "requests": calls, "non_2xx": 0,
+            "router_cpu_us_per_request": (after - before) * 1e6 / max(calls, 1)}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
@@ -191,7 +269,7 @@ def main():
     binary, load_bin = REPO / "target/release/switchboard", REPO / "target/release/switchboard-load"
     crossbar = None if args.without_crossbar else compare.ensure_crossbar()
     routers = ["switchboard"] + ([] if args.without_crossbar else ["crossbar"])
-    scenarios = ["http-publish", "http-call"]
+    scenarios = ["http-publish", "http-call", "longpoll-call"]
     raw = {s: {r: [] for r in routers} for s in scenarios}
     workdir = Path(tempfile.mkdtemp(prefix="sb-http-bench-"))
     generation = 0

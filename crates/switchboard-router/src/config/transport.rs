@@ -288,6 +288,8 @@ pub enum WebPathConfig {
     Webhook(HttpBridgePathConfig),
     /// WAMP over HTTP long-poll.
     LongPoll(LongPollPathConfig),
+    /// Requests passed on to another HTTP server.
+    ReverseProxy(ReverseProxyPathConfig),
 }
 
 tagged!(WebPathConfig, "web path", {
@@ -300,7 +302,31 @@ tagged!(WebPathConfig, "web path", {
     "caller" => Caller(HttpBridgePathConfig),
     "webhook" => Webhook(HttpBridgePathConfig),
     "longpoll" => LongPoll(LongPollPathConfig),
+    "reverseproxy" => ReverseProxy(ReverseProxyPathConfig),
 });
+
+/// `{"type": "reverseproxy"}`: requests below the path go to an HTTP server, Crossbar's keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReverseProxyPathConfig {
+    /// Crossbar's id of the service (unused).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The upstream server's host.
+    pub host: String,
+    /// Its port (default 80).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The path on the upstream server that this path maps to (default: its root).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// `X-Forwarded-Port` (default 80, as Crossbar).
+    #[serde(default)]
+    pub forwarded_port: Option<u16>,
+    /// `X-Forwarded-Proto`: `http` (default) or `https`.
+    #[serde(default)]
+    pub forwarded_proto: Option<String>,
+}
 
 /// `{"type": "longpoll"}`: WAMP over HTTP long-poll, Crossbar's keys.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -1112,6 +1112,23 @@ fn check_web_paths<'a>(
             | WebPathConfig::Publisher(_)
             | WebPathConfig::Caller(_)
             | WebPathConfig::Webhook(_) => {}
+            WebPathConfig::ReverseProxy(rp) => {
+                if let Some(proto) = rp.forwarded_proto.as_deref()
+                    && proto != "http"
+                    && proto != "https"
+                {
+                    errors.push(ConfigError::at(
+                        format!("{here}.forwarded_proto"),
+                        format!("expected `http` or `https`; got {proto:?}"),
+                    ));
+                }
+                if rp.host.is_empty() {
+                    errors.push(ConfigError::at(
+                        format!("{here}.host"),
+                        "expected a host name or address",
+                    ));
+                }
+            }
             WebPathConfig::LongPoll(lp) => {
                 if lp.options.queue_limit_messages == Some(0) {
                     errors.push(ConfigError::at(

@@ -36,6 +36,7 @@ use crate::session::{self, SessionConfig};
 use crate::web::{self, HttpBody, StaticDir};
 
 mod longpoll;
+mod reverse_proxy;
 mod setup;
 
 pub use setup::SetupError;
@@ -131,6 +132,8 @@ enum Resource {
     HttpBridge(Arc<crate::http_bridge::HttpBridge>),
     /// WAMP over HTTP long-poll.
     LongPoll(Arc<longpoll::LongPoll>),
+    /// Another HTTP server's resources.
+    ReverseProxy(Arc<reverse_proxy::ReverseProxy>),
 }
 
 /// How HTTP requests of one transport are answered.
@@ -452,6 +455,7 @@ async fn serve_resource(
         }
         Resource::HttpBridge(_) => web::text(StatusCode::NOT_FOUND, "not found\n"),
         Resource::LongPoll(lp) => lp.serve(req, rel, conn, &sessions, tracker).await,
+        Resource::ReverseProxy(proxy) => proxy.serve(req, rel, &conn).await,
     }
 }
 

@@ -229,6 +229,9 @@ fn resource(
         WebPathConfig::Redirect(r) => Resource::Redirect(r.url.clone()),
         WebPathConfig::NodeInfo(_) => Resource::NodeInfo,
         WebPathConfig::Json(j) => Resource::Json(crate::web::JsonDocument::new(j)),
+        WebPathConfig::ReverseProxy(c) => Resource::ReverseProxy(std::sync::Arc::new(
+            super::reverse_proxy::ReverseProxy::new(c),
+        )),
         WebPathConfig::LongPoll(c) => {
             Resource::LongPoll(std::sync::Arc::new(super::longpoll::LongPoll::new(c)))
         }
