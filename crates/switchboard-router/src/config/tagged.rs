@@ -50,7 +50,16 @@ pub(super) fn nested<T: DeserializeOwned, E: serde::de::Error>(
 
 /// The error for a `type` value we do not implement.
 pub(super) fn unsupported_tag<E: serde::de::Error>(what: &str, tag: &str) -> E {
-    E::custom(embed("type", &format!("unsupported: {what} type `{tag}`")))
+    // The types Switchboard will not build, with the reason and what to do instead.
+    let why = match (what, tag) {
+        ("web path", "wsgi" | "cgi" | "resource") => {
+            ": it runs Python (or CGI) code inside Crossbar's worker process, and Switchboard's \
+             router runs no Python; run the application as a guest worker (its own HTTP server) \
+             and put a `reverseproxy` path in front of it"
+        }
+        _ => "",
+    };
+    E::custom(embed("type", &format!("unsupported: {what} type `{tag}`{why}")))
 }
 
 pub(super) fn path_string(p: &serde_path_to_error::Path) -> String {
