@@ -59,7 +59,10 @@ pub(super) fn unsupported_tag<E: serde::de::Error>(what: &str, tag: &str) -> E {
         }
         _ => "",
     };
-    E::custom(embed("type", &format!("unsupported: {what} type `{tag}`{why}")))
+    E::custom(embed(
+        "type",
+        &format!("unsupported: {what} type `{tag}`{why}"),
+    ))
 }
 
 pub(super) fn path_string(p: &serde_path_to_error::Path) -> String {
