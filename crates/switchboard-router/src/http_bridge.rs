@@ -430,7 +430,12 @@ impl HttpBridge {
             .replays
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .first_time(signature, Instant::now() + window);
+            .first_time(
+                signature,
+                Instant::now()
+                    .checked_add(window)
+                    .unwrap_or_else(|| Instant::now() + REPLAY_MEMORY),
+            );
         if !first {
             return Err(Denied(
                 StatusCode::UNAUTHORIZED,

@@ -201,3 +201,26 @@ def test_dynamic_anonymous_gets_its_role_from_the_authenticator(node):
 def test_static_anonymous_with_an_authid_gives_every_session_that_authid(node):
     o = once(node.eps["visitor_ws"], am.anonymous())
     assert_welcome(o, "visitor", "frontend", "anonymous", "static")
+
+
+def test_clients_cannot_call_or_take_the_routers_authenticator_procedures(node):
+    async def scenario():
+        # the service endpoint's role may do everything on realm1, yet not this
+        o = await login(node.eps["service_ws"], am.anonymous(), keep=True)
+        try:
+            assert o.joined, o.describe()
+            registrations = await o.session.call("wamp.registration.list")
+            uris = [await o.session.call("wamp.registration.get", r) for r in registrations["exact"]]
+            reserved = [u["uri"] for u in uris if u["uri"].startswith("switchboard.authenticator.")]
+            assert reserved, uris
+            from autobahn.wamp.exception import ApplicationError
+
+            for attempt in (o.session.call(reserved[0], "realm1", "joe", {"ticket": TICKET}),
+                            o.session.register(lambda *a: "anonymous", "switchboard.authenticator.function.mine")):
+                with pytest.raises(ApplicationError) as refused:
+                    await attempt
+                assert refused.value.error == "wamp.error.not_authorized", refused.value
+        finally:
+            await close_all(o)
+
+    run(scenario())

@@ -422,6 +422,11 @@ def test_the_rest_callee_turns_calls_into_http_requests(node, upstream):
             # a GET with the defaults: the base URL itself
             answer = await bounded(client.session.call("com.myapp.rest", method="GET"), "GET")
             assert json.loads(answer["content"])["path"] == "/base/", answer
+            # the callee stays below its base URL
+            for outside in ("http://169.254.169.254/latest/", "//elsewhere/x", "../up"):
+                with pytest.raises(ApplicationError) as refused:
+                    await client.session.call("com.myapp.rest", method="GET", url=outside)
+                assert refused.value.error == "wamp.error.invalid_argument", (outside, refused.value)
         finally:
             await close_all(client)
 

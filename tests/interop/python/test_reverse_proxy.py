@@ -83,3 +83,12 @@ def test_an_upstream_that_is_down_answers_502(setup):
     router, _ = setup
     status, _, _ = request(router.port, "GET", "/gone/anything")
     assert status == 502
+
+
+def test_dot_segments_do_not_pass_through_the_proxy(setup):
+    router, upstream = setup
+    before = len(upstream.requests)
+    for path in ("/proxy/../secret", "/proxy/a/%2e%2e/secret"):
+        status, _, _ = request(router.port, "GET", path)
+        assert status == 400, path
+    assert len(upstream.requests) == before

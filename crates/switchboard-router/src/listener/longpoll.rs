@@ -68,6 +68,8 @@ struct Channel {
     from_session: tokio::sync::Mutex<mpsc::Receiver<Bytes>>,
     closed: CancellationToken,
     last_request: Mutex<Instant>,
+    /// `receive` requests waiting now: a client waiting for a message is not idle.
+    receiving: std::sync::atomic::AtomicUsize,
 }
 
 impl Channel {
@@ -210,7 +212,7 @@ impl LongPoll {
                             "receive" => self.receive(id, &channel).await,
                             "close" => {
                                 channel.closed.cancel();
-                                self.forget(id);
+                                self.forget(id, &channel);
                                 web::text(StatusCode::NO_CONTENT, "")
                             }
                             _ => web::text(StatusCode::NOT_FOUND, "not found\n"),
@@ -244,11 +246,15 @@ impl LongPoll {
             .cloned()
     }
 
-    fn forget(&self, id: &str) {
-        self.transports
+    /// Forgets the transport `id` if it is still `channel` (a debug id may name a newer one).
+    fn forget(&self, id: &str, channel: &Arc<Channel>) {
+        let mut transports = self
+            .transports
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(id);
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if transports.get(id).is_some_and(|c| Arc::ptr_eq(c, channel)) {
+            transports.remove(id);
+        }
     }
 
     /// `open`: the first protocol of the client's list that is served here, a transport, and its
@@ -305,6 +311,7 @@ impl LongPoll {
             from_session: tokio::sync::Mutex::new(from_session),
             closed: closed.clone(),
             last_request: Mutex::new(Instant::now()),
+            receiving: std::sync::atomic::AtomicUsize::new(0),
         });
         self.transports
             .lock()
@@ -335,7 +342,8 @@ impl LongPoll {
                     () = shutdown.cancelled() => break,
                     () = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
-                let idle = path.session_timeout.is_some_and(|t| channel.idle_for() > t);
+                let waiting = channel.receiving.load(std::sync::atomic::Ordering::Relaxed) > 0;
+                let idle = !waiting && path.session_timeout.is_some_and(|t| channel.idle_for() > t);
                 if idle || channel.to_session.is_closed() {
                     closed.cancel();
                     break;
@@ -371,12 +379,15 @@ impl LongPoll {
     }
 
     /// `receive`: the next message (or all pending, batched), waiting up to `request_timeout`.
-    async fn receive(&self, id: &str, channel: &Channel) -> Response<HttpBody> {
+    async fn receive(&self, id: &str, channel: &Arc<Channel>) -> Response<HttpBody> {
         let content_type = match channel.serializer {
             Serializer::Json => "application/json; charset=utf-8",
             Serializer::MsgPack => "application/x-msgpack",
             Serializer::Cbor => "application/cbor",
         };
+        channel
+            .receiving
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let waited = timeout_or_not(self.request_timeout, async {
             let mut rx = channel.from_session.lock().await;
             let first = rx.recv().await?;
@@ -391,11 +402,15 @@ impl LongPoll {
             Some(batch.freeze())
         })
         .await;
+        channel
+            .receiving
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        channel.touch();
         match waited {
             Ok(Some(body)) => web::response(StatusCode::OK, content_type, body),
             // The session ended and everything it sent was read.
             Ok(None) => {
-                self.forget(id);
+                self.forget(id, channel);
                 web::text(StatusCode::NOT_FOUND, "the long-poll transport is closed\n")
             }
             Err(_) => web::response(StatusCode::OK, content_type, Bytes::new()),
@@ -428,6 +443,15 @@ async fn send(channel: &Channel, req: Request<Incoming>) -> Response<HttpBody> {
     } else {
         vec![body]
     };
+    if messages
+        .iter()
+        .any(|m| m.len() > switchboard_transport::DEFAULT_MAX_MESSAGE_BYTES)
+    {
+        return web::text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "a message over the limit of one WAMP message (1 MiB)\n",
+        );
+    }
     for msg in messages {
         if channel.to_session.send(msg).await.is_err() {
             return web::text(StatusCode::NOT_FOUND, "the long-poll transport is closed\n");

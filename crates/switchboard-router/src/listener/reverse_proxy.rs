@@ -2,7 +2,10 @@
 //! bodies and the answers' bodies streamed (never held whole), with the headers Crossbar sets:
 //! `Host` (the upstream's), `X-Forwarded-Host`, `X-Forwarded-For`, `X-Real-IP`,
 //! `X-Forwarded-Port` (default 80) and `X-Forwarded-Proto` (default `http`). Hop-by-hop headers
-//! are not passed on, either way. An upstream that cannot be reached answers 502.
+//! are not passed on, either way. An upstream that cannot be reached answers 502, one that sends
+//! no answer within a minute 504; a path with a `.` or `..` segment is refused (400) rather than
+//! passed on, so a request cannot climb out of the proxied `path` on an upstream that resolves
+//! them.
 
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
@@ -10,6 +13,8 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+
+use std::time::Duration;
 
 use crate::auth::ConnectionInfo;
 use crate::config::ReverseProxyPathConfig;
@@ -27,6 +32,10 @@ pub struct ReverseProxy {
     forwarded_proto: HeaderValue,
     client: Client<HttpConnector, Incoming>,
 }
+
+/// How long the upstream has to start its answer (its body may then stream for as long as it
+/// takes).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Headers that belong to one connection, not to the request or response (RFC 9110, 7.6.1).
 const HOP_BY_HOP: [&str; 8] = [
@@ -86,6 +95,16 @@ impl ReverseProxy {
         rel: &str,
         conn: &ConnectionInfo,
     ) -> Response<HttpBody> {
+        let dot_segment = rel.split('/').any(|segment| {
+            let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+            decoded == "." || decoded == ".."
+        });
+        if dot_segment {
+            return web::text(
+                StatusCode::BAD_REQUEST,
+                "no `.` or `..` segments through the proxy\n",
+            );
+        }
         let (mut parts, body) = req.into_parts();
         let path = match (self.base_path.ends_with('/'), rel.strip_prefix('/')) {
             (true, Some(rest)) => format!("{}{rest}", self.base_path),
@@ -121,7 +140,18 @@ impl ReverseProxy {
         h.insert("x-forwarded-proto", self.forwarded_proto.clone());
         parts.uri = uri;
         parts.version = hyper::Version::HTTP_11;
-        match self.client.request(Request::from_parts(parts, body)).await {
+        let answer = tokio::time::timeout(
+            ANSWER_TIMEOUT,
+            self.client.request(Request::from_parts(parts, body)),
+        );
+        let Ok(answer) = answer.await else {
+            tracing::warn!(upstream = %self.origin, "reverse proxy: no answer within {ANSWER_TIMEOUT:?}");
+            return web::text(
+                StatusCode::GATEWAY_TIMEOUT,
+                "the upstream server did not answer in time\n",
+            );
+        };
+        match answer {
             Ok(response) => {
                 let (mut parts, body) = response.into_parts();
                 without_hop_by_hop(&mut parts.headers);

@@ -275,6 +275,16 @@ async fn run_once(
     else {
         return Ended::Failed("its pipes are missing".into());
     };
+    // Its stdin is written by a task of its own, so that the answers on its stdout are read all
+    // the while: a helper blocked writing answers then still gets to read its calls.
+    let (to_stdin, mut lines_out) = mpsc::unbounded_channel::<String>();
+    let writer = tokio::spawn(async move {
+        while let Some(line) = lines_out.recv().await {
+            if stdin.write_all(line.as_bytes()).await.is_err() {
+                break;
+            }
+        }
+    });
     tracing::info!(pid = child.id(), "function authenticator started");
     // Its stderr (tracebacks, and whatever the function prints) goes into the node's log.
     let log = tokio::spawn(
@@ -296,9 +306,9 @@ async fn run_once(
                 let Some(Request { args, reply }) = request else { break Ended::Stopped };
                 next_id += 1;
                 let line = json!({"id": next_id, "args": args}).to_string() + "\n";
-                if let Err(e) = stdin.write_all(line.as_bytes()).await {
+                if to_stdin.send(line).is_err() {
                     let _ = reply.send(Err(failed("the function authenticator is not running".into())));
-                    break Ended::Failed(format!("cannot write to it: {e}"));
+                    break Ended::Failed("its stdin closed".into());
                 }
                 pending.insert(next_id, reply);
             }
@@ -312,7 +322,9 @@ async fn run_once(
     for (_, reply) in pending.drain() {
         let _ = reply.send(Err(failed("the function authenticator stopped".into())));
     }
-    drop(stdin);
+    drop(to_stdin);
+    // (Aborted, not awaited: a helper that stopped reading would keep the writer waiting.)
+    writer.abort();
     // Its stdin closed, the helper exits by itself; the kill is for one that does not.
     if tokio::time::timeout(Duration::from_secs(2), child.wait())
         .await

@@ -68,7 +68,9 @@ async def serve(spec, answers):
                 })
 
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
+    # A call carries a HELLO's details, up to a WAMP message's size (1 MiB by default): well below
+    # this limit on one line (asyncio's default is 64 KiB).
+    reader = asyncio.StreamReader(limit=64 * 1024 * 1024)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     calls = set()
     while line := await reader.readline():

@@ -33,6 +33,9 @@ use crate::session::TrustedIdentity;
 /// How long one HTTP request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The largest answer body read from an upstream.
+const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
 /// Requests in flight per forwarded topic.
 const FORWARDS_IN_FLIGHT: usize = 16;
 
@@ -218,9 +221,20 @@ async fn rest_call(
         Some(_) => return Err(invalid("`method` must be a string".into())),
     };
     let mut url = match arg("url", 1) {
-        Some(Value::Str(u)) => baseurl
-            .join(&u)
-            .map_err(|e| invalid(format!("cannot join {u:?} to the base URL: {e}")))?,
+        Some(Value::Str(u)) => {
+            let joined = baseurl
+                .join(&u)
+                .map_err(|e| invalid(format!("cannot join {u:?} to the base URL: {e}")))?;
+            // The callee reaches below its base URL only: a caller may not point it at another
+            // host or climb out of the base path (Python's urljoin, which Crossbar uses, lets an
+            // absolute URL replace the base).
+            if joined.origin() != baseurl.origin() || !joined.path().starts_with(baseurl.path()) {
+                return Err(invalid(format!(
+                    "{u:?} leads outside the base URL {baseurl}"
+                )));
+            }
+            joined
+        }
         None | Some(Value::Null) => baseurl.clone(),
         Some(_) => return Err(invalid("`url` must be a string".into())),
     };
@@ -267,10 +281,10 @@ async fn rest_call(
             .await
             .map_err(|e| failed(e.to_string()))?;
         let (parts, body) = response.into_parts();
-        let content = body
+        let content = http_body_util::Limited::new(body, MAX_RESPONSE_BYTES)
             .collect()
             .await
-            .map_err(|e| failed(e.to_string()))?
+            .map_err(|e| failed(format!("reading the answer: {e}")))?
             .to_bytes();
         Ok::<_, CallError>((parts, content))
     })
@@ -323,16 +337,25 @@ async fn forward(
             return;
         }
     };
-    match tokio::time::timeout(REQUEST_TIMEOUT, client.request(request)).await {
-        Ok(Ok(response)) => {
-            let status = response.status().as_u16();
+    // The whole exchange, answer body included, within the timeout: an upstream that trickles
+    // its answer must not hold one of the topic's slots for ever.
+    let exchange = async {
+        let response = client.request(request).await?;
+        let status = response.status().as_u16();
+        // Read to the end (bounded), so the connection can carry the next request.
+        let body = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        Ok::<_, hyper_util::client::legacy::Error>((status, body))
+    };
+    match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
+        Ok(Ok((status, body))) => {
             if expected.is_some_and(|code| code != status) {
                 tracing::error!(component, %url, "forwarded an event: answered {status}, not the expected {}", expected.unwrap_or_default());
             }
-            // Read to the end, so the connection can carry the next request.
-            if let Ok(body) = response.into_body().collect().await {
-                tracing::debug!(component, %url, status, "forwarded an event: {}", String::from_utf8_lossy(&body.to_bytes()));
-            }
+            tracing::debug!(component, %url, status, "forwarded an event: {}", String::from_utf8_lossy(&body));
         }
         Ok(Err(e)) => tracing::error!(component, %url, "cannot forward an event: {e}"),
         Err(_) => {

@@ -75,6 +75,27 @@ impl Decision {
 /// The name of the built-in role of the router's own in-process sessions (see [`Role::trusted`]).
 pub const TRUSTED_ROLE: &str = "trusted";
 
+/// Procedures the router registers for itself (its function authenticators): only the `trusted`
+/// role may call or register under this prefix, whatever a role's permissions say, so that no
+/// client can use an authenticator as a password oracle or take its URI.
+pub const RESERVED_PREFIX: &str = "switchboard.authenticator.";
+
+impl Decision {
+    /// Nothing allowed, nothing disclosed.
+    pub fn deny_all() -> Self {
+        Self {
+            allow: [false; 4],
+            disclose_caller: false,
+            disclose_publisher: false,
+        }
+    }
+}
+
+/// Whether `role` may not touch `uri` because the router keeps it for itself.
+pub fn reserved_for_router(uri: &str, role: &str) -> bool {
+    uri.starts_with(RESERVED_PREFIX) && role != TRUSTED_ROLE
+}
+
 /// A role's compiled permissions.
 #[derive(Debug, Clone)]
 pub struct Role {

@@ -51,6 +51,11 @@ impl Established {
         options: &switchboard_proto::Dict,
     ) -> Option<(Uri, Decision)> {
         if self.role.authorizer().is_some() {
+            if crate::realm::authz::reserved_for_router(uri, self.role.name()) {
+                let text = format!("{uri} is reserved for the router");
+                self.reply_error(kind, request, errors::NOT_AUTHORIZED, &text);
+                return None;
+            }
             if let Some((uri, decision)) = self.cached_dynamic(action, UriMatch::Exact, uri) {
                 if decision.allows(action) {
                     return Some((uri, decision));
@@ -93,7 +98,13 @@ impl Established {
                         return None;
                     }
                 };
-                let decision = self.role.decide(&uri);
+                // (Checked on a cache miss only: the decision is cached with the URI.)
+                let decision =
+                    if crate::realm::authz::reserved_for_router(uri.as_str(), self.role.name()) {
+                        Decision::deny_all()
+                    } else {
+                        self.role.decide(&uri)
+                    };
                 if self.authz_cache.len() >= AUTHZ_CACHE_ENTRIES {
                     self.authz_cache.clear();
                 }
@@ -135,6 +146,11 @@ impl Established {
                 return None;
             }
         };
+        if crate::realm::authz::reserved_for_router(uri, self.role.name()) {
+            let text = format!("{uri} is reserved for the router");
+            self.reply_error(kind, request, errors::NOT_AUTHORIZED, &text);
+            return None;
+        }
         if self.role.authorizer().is_some() {
             Box::pin(self.authorize_dynamically(kind, request, &pattern, policy, action, options))
                 .await?;
