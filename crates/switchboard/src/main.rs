@@ -4,6 +4,15 @@
 
 mod templates;
 
+/// Writes a line to stdout. A reader that went away (`switchboard init --list | head -1`) is not
+/// worth a panic, which `println!` would make of it.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -102,7 +111,7 @@ fn prepare(dir: Option<&Path>) -> anyhow::Result<PreparedNode> {
 fn init(template: &str, appname: &str, dir: &Path) -> anyhow::Result<()> {
     let template = templates::find(template)?;
     let written = template.write(appname, dir)?;
-    println!(
+    say!(
         "Initialized {} from the template {} in {}:",
         if template.name == "default" {
             "a Switchboard node".to_string()
@@ -113,9 +122,9 @@ fn init(template: &str, appname: &str, dir: &Path) -> anyhow::Result<()> {
         dir.display()
     );
     for path in &written {
-        println!("  {}", path.display());
+        say!("  {}", path.display());
     }
-    println!(
+    say!(
         "{}",
         template
             .next_steps
@@ -126,7 +135,7 @@ fn init(template: &str, appname: &str, dir: &Path) -> anyhow::Result<()> {
 
 fn list_templates() {
     for template in templates::TEMPLATES {
-        println!("{:<14} {}", template.name, template.summary);
+        say!("{:<14} {}", template.name, template.summary);
     }
 }
 
@@ -153,7 +162,7 @@ async fn start(dir: Option<&Path>, shutdown_grace: Option<f64>) -> anyhow::Resul
         node.set_shutdown_grace(std::time::Duration::from_secs_f64(seconds));
     }
     for addr in &node.listeners {
-        println!("switchboard listening on {addr}");
+        say!("switchboard listening on {addr}");
     }
     wait_for_signal().await;
     tracing::info!(
@@ -185,7 +194,7 @@ fn main() -> ExitCode {
     init_logging(&cli.loglevel);
     let result = match cli.command {
         Command::Version => {
-            println!("switchboard {}", env!("CARGO_PKG_VERSION"));
+            say!("switchboard {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
         Command::Init { list: true, .. } => {
@@ -205,14 +214,14 @@ fn main() -> ExitCode {
         ),
         Command::Check { dir } => prepare(dir.as_deref()).map(|node| {
             for warning in &node.warnings().0 {
-                println!("warning: {warning}");
+                say!("warning: {warning}");
             }
             for note in node.notes() {
-                println!("note: {note}");
+                say!("note: {note}");
             }
             match &node.config().file {
-                Some(f) => println!("{}: configuration is valid", f.display()),
-                None => println!("no config.json: the built-in default configuration is valid"),
+                Some(f) => say!("{}: configuration is valid", f.display()),
+                None => say!("no config.json: the built-in default configuration is valid"),
             }
         }),
         Command::Start {
