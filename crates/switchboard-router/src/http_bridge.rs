@@ -177,16 +177,7 @@ impl HttpBridge {
         sessions: &SessionConfig,
         tracker: &TaskTracker,
     ) -> Response<HttpBody> {
-        let origin = req
-            .headers()
-            .get(header::ORIGIN)
-            .filter(|o| o.as_bytes() != b"null")
-            .cloned()
-            .unwrap_or(HeaderValue::from_static("*"));
-        let asked_headers = req
-            .headers()
-            .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
-            .cloned();
+        let cors = web::CorsNoCache::of(req.headers());
         let mut response = match self.handle(req, conn, sessions, tracker).await {
             Ok(response) => response,
             Err(Denied(status, text)) => {
@@ -194,23 +185,11 @@ impl HttpBridge {
                 error_body(status, &text, &[], &Dict::new())
             }
         };
-        let h = response.headers_mut();
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
-        h.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store,no-cache,must-revalidate,max-age=0"),
-        );
-        h.insert(
+        cors.apply(&mut response);
+        response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json; charset=UTF-8"),
         );
-        if let Some(asked) = asked_headers {
-            h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked);
-        }
         response
     }
 

@@ -37,6 +37,47 @@ pub fn response(
     r
 }
 
+/// What a Crossbar-style dynamic resource (the HTTP bridge, long-poll) answers to any origin: the
+/// request's `Origin` (or `*`) is allowed with credentials, the headers a preflight asks for are
+/// allowed, and nothing is cached. Taken from the request before it is consumed, applied to the
+/// response.
+#[derive(Debug, Clone)]
+pub struct CorsNoCache {
+    origin: HeaderValue,
+    asked_headers: Option<HeaderValue>,
+}
+
+impl CorsNoCache {
+    /// The headers for the answer to a request with `headers`.
+    pub fn of(headers: &header::HeaderMap) -> Self {
+        Self {
+            origin: headers
+                .get(header::ORIGIN)
+                .filter(|o| o.as_bytes() != b"null")
+                .cloned()
+                .unwrap_or(HeaderValue::from_static("*")),
+            asked_headers: headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned(),
+        }
+    }
+
+    /// Sets them on `response`.
+    pub fn apply(self, response: &mut Response<HttpBody>) {
+        let h = response.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, self.origin);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store,no-cache,must-revalidate,max-age=0"),
+        );
+        if let Some(asked) = self.asked_headers {
+            h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked);
+        }
+    }
+}
+
 /// A plain-text response.
 pub fn text(status: StatusCode, body: &str) -> Response<HttpBody> {
     response(status, "text/plain; charset=utf-8", body.to_owned())

@@ -25,6 +25,7 @@ from autobahn.wamp.exception import ApplicationError
 
 from interop_client import bounded, close_all, connect, eventually, run
 from interop_router import NodeDir, free_tcp_port, launch_router, switchboard_bin
+from test_components import call_when_registered
 
 if os.environ.get("INTEROP_ROUTER", "switchboard") != "switchboard":
     pytest.skip("switchboard init is Switchboard's", allow_module_level=True)
@@ -64,18 +65,6 @@ def app():
         router.close()
         if not os.environ.get("INTEROP_KEEP_NODE_DIR"):
             shutil.rmtree(parent, ignore_errors=True)
-
-
-async def call_when_registered(session, procedure, *args):
-    """The backend joins after the node listens: retry while add2 is not registered yet."""
-    for _ in range(1500):
-        try:
-            return await session.call(procedure, *args)
-        except ApplicationError as e:
-            if e.error != "wamp.error.no_such_procedure":
-                raise
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{procedure} was never registered")
 
 
 @pytest.mark.parametrize("transport,serializer", [("websocket_tcp", "json"), ("rawsocket_tcp", "cbor")])

@@ -177,16 +177,7 @@ impl LongPoll {
         sessions: &SessionConfig,
         tracker: &TaskTracker,
     ) -> Response<HttpBody> {
-        let origin = req
-            .headers()
-            .get(header::ORIGIN)
-            .filter(|o| o.as_bytes() != b"null")
-            .cloned()
-            .unwrap_or(HeaderValue::from_static("*"));
-        let asked_headers = req
-            .headers()
-            .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
-            .cloned();
+        let cors = web::CorsNoCache::of(req.headers());
         let mut response = if req.method() == Method::OPTIONS {
             let mut r = web::text(StatusCode::OK, "");
             r.headers_mut().insert(
@@ -222,19 +213,7 @@ impl LongPoll {
                 _ => web::text(StatusCode::NOT_FOUND, "not found\n"),
             }
         };
-        let h = response.headers_mut();
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
-        h.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store,no-cache,must-revalidate,max-age=0"),
-        );
-        if let Some(asked) = asked_headers {
-            h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked);
-        }
+        cors.apply(&mut response);
         response
     }
 
