@@ -112,6 +112,41 @@ impl InProcess {
     }
 }
 
+/// The in-process session of a web path that acts for HTTP clients (an HTTP bridge path, an
+/// upload path's progress events): joined on first use, and joined again after it was closed (a
+/// kill through the meta API, a failure).
+#[derive(Debug)]
+pub struct SessionOnDemand {
+    identity: TrustedIdentity,
+    slot: tokio::sync::Mutex<Option<Session>>,
+}
+
+impl SessionOnDemand {
+    /// A session that will join as `identity`.
+    pub fn new(identity: TrustedIdentity) -> Self {
+        Self {
+            identity,
+            slot: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The open session, joining it if there is none.
+    pub async fn get(
+        &self,
+        sessions: &SessionConfig,
+        tracker: &TaskTracker,
+    ) -> Result<Session, switchboard_client::Error> {
+        let mut slot = self.slot.lock().await;
+        if let Some(session) = slot.as_ref().filter(|s| !s.is_closed()) {
+            return Ok(session.clone());
+        }
+        let in_process = InProcess::new(sessions.clone(), tracker.clone());
+        let session = in_process.join(self.identity.clone()).await?;
+        *slot = Some(session.clone());
+        Ok(session)
+    }
+}
+
 /// A hosted component's life: `on_join`, then waiting for its session to end.
 async fn run_component<C: Component>(name: String, component: C, session: Session) {
     // A panic in `on_join` must end this component's session only, never the router.

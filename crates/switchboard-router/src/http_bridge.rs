@@ -29,7 +29,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::ConnectionInfo;
 use crate::config::{HttpBridgeKind, HttpBridgePathConfig, IpNetwork};
-use crate::embed::InProcess;
+use crate::embed::SessionOnDemand;
 use crate::session::{SessionConfig, TrustedIdentity};
 use crate::web::{self, HttpBody};
 
@@ -59,7 +59,7 @@ pub struct HttpBridge {
     require_tls: bool,
     github_secret: Option<hmac::Key>,
     webhook: Option<Webhook>,
-    session: tokio::sync::Mutex<Option<Session>>,
+    session: SessionOnDemand,
     replays: std::sync::Mutex<ReplayLog>,
 }
 
@@ -164,7 +164,11 @@ impl HttpBridge {
                 success: o.success_response.clone().unwrap_or_else(|| "OK".into()),
                 error: o.error_response.clone().unwrap_or_else(|| "NOT OK".into()),
             }),
-            session: tokio::sync::Mutex::new(None),
+            session: SessionOnDemand::new(TrustedIdentity::new(
+                &config.realm,
+                format!("http-{}:{}", kind.as_str(), name),
+                &config.role,
+            )),
             replays: std::sync::Mutex::new(ReplayLog::default()),
         }
     }
@@ -425,22 +429,13 @@ impl HttpBridge {
         Ok(())
     }
 
-    /// The path's session, joined on first use (and again after it was closed, by a kill through
-    /// the meta API or a failure).
+    /// The path's session, joined on first use (and again after it was closed).
     async fn session(
         &self,
         sessions: &SessionConfig,
         tracker: &TaskTracker,
     ) -> Result<Session, ClientError> {
-        let mut slot = self.session.lock().await;
-        if let Some(session) = slot.as_ref().filter(|s| !s.is_closed()) {
-            return Ok(session.clone());
-        }
-        let in_process = InProcess::new(sessions.clone(), tracker.clone());
-        let identity = TrustedIdentity::new(&self.realm, &self.authid, &self.role);
-        let session = in_process.join(identity).await?;
-        *slot = Some(session.clone());
-        Ok(session)
+        self.session.get(sessions, tracker).await
     }
 
     async fn publish(

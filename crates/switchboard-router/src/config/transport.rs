@@ -46,20 +46,6 @@ impl TransportConfig {
     /// Every endpoint's `auth` section, with its path below the transport (`auth`,
     /// `rawsocket.auth`, `websocket.ws.auth`, `paths.ws.auth`, ...).
     pub fn auth_sections(&self) -> Vec<(String, &AuthConfig)> {
-        fn web_paths<'a>(
-            paths: &'a BTreeMap<String, WebPathConfig>,
-            at: &str,
-        ) -> Vec<(String, &'a AuthConfig)> {
-            paths
-                .iter()
-                .filter_map(|(name, path)| match path {
-                    WebPathConfig::WebSocket(ws) => {
-                        ws.auth.as_ref().map(|a| (format!("{at}.{name}.auth"), a))
-                    }
-                    _ => None,
-                })
-                .collect()
-        }
         let mut sections = Vec::new();
         match self {
             TransportConfig::Universal(u) => {
@@ -71,9 +57,6 @@ impl TransportConfig {
                         sections.push((format!("websocket.{name}.auth"), a));
                     }
                 }
-                if let Some(web) = &u.web {
-                    sections.extend(web_paths(&web.paths, "web.paths"));
-                }
             }
             TransportConfig::WebSocket(ws) => {
                 sections.extend(ws.auth.as_ref().map(|a| ("auth".to_owned(), a)))
@@ -81,18 +64,30 @@ impl TransportConfig {
             TransportConfig::RawSocket(rs) => {
                 sections.extend(rs.auth.as_ref().map(|a| ("auth".to_owned(), a)))
             }
-            TransportConfig::Web(web) => sections.extend(web_paths(&web.paths, "paths")),
+            TransportConfig::Web(_) => {}
+        }
+        for (at, path) in self.web_paths() {
+            if let WebPathConfig::WebSocket(ws) = path
+                && let Some(a) = &ws.auth
+            {
+                sections.push((format!("{at}.auth"), a));
+            }
         }
         sections
     }
 
-    /// The transport's web paths and where they are below it (`web.paths` of a universal
-    /// transport, `paths` of a web transport).
-    pub fn web_paths(&self) -> Option<(&'static str, &BTreeMap<String, WebPathConfig>)> {
+    /// The transport's web paths, nested ones included, each with where it is below the
+    /// transport (`web.paths.ws` of a universal transport, `paths.ws` or
+    /// `paths.folder.paths.ws` of a web transport).
+    pub fn web_paths(&self) -> Vec<(String, &WebPathConfig)> {
         match self {
-            TransportConfig::Universal(u) => u.web.as_ref().map(|w| ("web.paths", &w.paths)),
-            TransportConfig::Web(w) => Some(("paths", &w.paths)),
-            TransportConfig::WebSocket(_) | TransportConfig::RawSocket(_) => None,
+            TransportConfig::Universal(u) => u
+                .web
+                .as_ref()
+                .map(|w| all_web_paths(&w.paths, "web.paths"))
+                .unwrap_or_default(),
+            TransportConfig::Web(w) => all_web_paths(&w.paths, "paths"),
+            TransportConfig::WebSocket(_) | TransportConfig::RawSocket(_) => Vec::new(),
         }
     }
 
@@ -290,6 +285,14 @@ pub enum WebPathConfig {
     LongPoll(LongPollPathConfig),
     /// Requests passed on to another HTTP server.
     ReverseProxy(ReverseProxyPathConfig),
+    /// WebSocket connections passed on to another WebSocket server.
+    WebSocketReverseProxy(WebSocketReverseProxyPathConfig),
+    /// Resources on the path's own sub-paths (Crossbar's path service).
+    Path(PathServiceConfig),
+    /// Chunked, resumable file uploads into a directory.
+    Upload(UploadPathConfig),
+    /// Files served from a ZIP archive.
+    Archive(ArchivePathConfig),
 }
 
 tagged!(WebPathConfig, "web path", {
@@ -303,7 +306,158 @@ tagged!(WebPathConfig, "web path", {
     "webhook" => Webhook(HttpBridgePathConfig),
     "longpoll" => LongPoll(LongPollPathConfig),
     "reverseproxy" => ReverseProxy(ReverseProxyPathConfig),
+    "websocket-reverseproxy" => WebSocketReverseProxy(WebSocketReverseProxyPathConfig),
+    "path" => Path(PathServiceConfig),
+    "upload" => Upload(UploadPathConfig),
+    "archive" => Archive(ArchivePathConfig),
 });
+
+/// `{"type": "path"}`: a folder of resources below the path, Crossbar's keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathServiceConfig {
+    /// Crossbar's id of the service (unused).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Resources by path segment below this path; `"/"` answers for the path itself and for
+    /// every segment without a resource of its own.
+    pub paths: BTreeMap<String, WebPathConfig>,
+}
+
+/// `{"type": "websocket-reverseproxy"}`: WebSocket connections to the path are passed on to a
+/// backend WebSocket server, Crossbar's keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketReverseProxyPathConfig {
+    /// Crossbar's id of the service (unused).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The public URL of the path (informational, as in Crossbar).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The frontend's WebSocket options: `allowed_origins` and `allow_null_origin` apply; the
+    /// WebSocket itself (subprotocol, compression, sizes) is negotiated with the backend.
+    #[serde(default)]
+    pub options: WebSocketProtocolOptions,
+    /// The backend: a connecting WebSocket transport (`endpoint` and `url`).
+    pub backend: super::ClientTransportConfig,
+}
+
+/// `{"type": "upload"}`: Crossbar's file upload service (Resumable.js's protocol).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadPathConfig {
+    /// Crossbar's id of the service (unused).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The realm of the session that publishes progress events.
+    pub realm: String,
+    /// Its role.
+    pub role: String,
+    /// Where finished files go, relative to the node directory.
+    pub directory: PathBuf,
+    /// Where chunks wait until their file is complete (default: `directory`'s
+    /// `.switchboard-upload` folder), relative to the node directory.
+    #[serde(default)]
+    pub temp_directory: Option<PathBuf>,
+    /// The names of the form fields the client sends.
+    pub form_fields: UploadFormFields,
+    /// Limits and permissions.
+    #[serde(default)]
+    pub options: UploadOptions,
+}
+
+/// The form field names of an upload path (Crossbar's `form_fields`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadFormFields {
+    /// The file's name (also its name in `directory`).
+    pub file_name: String,
+    /// Its MIME type.
+    pub mime_type: String,
+    /// Its size in bytes.
+    pub total_size: String,
+    /// This chunk's number, from 1.
+    pub chunk_number: String,
+    /// The chunk size the client uses.
+    pub chunk_size: String,
+    /// The number of chunks of the file.
+    pub total_chunks: String,
+    /// The chunk's content.
+    pub content: String,
+    /// The field naming the topic progress events go to (none: no events).
+    #[serde(default)]
+    pub on_progress: Option<String>,
+    /// The field naming the one session the events go to.
+    #[serde(default)]
+    pub session: Option<String>,
+    /// The field with a JSON object passed on in every progress event.
+    #[serde(default)]
+    pub chunk_extra: Option<String>,
+    /// The field with a JSON object passed on in the `finished` event.
+    #[serde(default)]
+    pub finish_extra: Option<String>,
+}
+
+/// The `options` of an upload path.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadOptions {
+    /// The largest file accepted, in bytes (default 10 MiB, as Crossbar).
+    #[serde(default)]
+    pub max_file_size: Option<u64>,
+    /// The file name extensions accepted (`[".csv", ".txt"]`); any when absent.
+    #[serde(default)]
+    pub file_types: Option<Vec<String>>,
+    /// The mode of finished files, octal (`"0644"`).
+    #[serde(default)]
+    pub file_permissions: Option<String>,
+}
+
+/// `{"type": "archive"}`: files served from a ZIP archive, Crossbar's keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchivePathConfig {
+    /// Crossbar's id of the service (unused).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The archive file, relative to the node directory.
+    pub archive: PathBuf,
+    /// Where to download the archive from when the file does not exist (`http` or `https`).
+    #[serde(default)]
+    pub origin: Option<String>,
+    /// Whether to download it from `origin` (default false, as Crossbar).
+    #[serde(default)]
+    pub download: bool,
+    /// Keep files read from the archive in memory.
+    #[serde(default)]
+    pub cache: bool,
+    /// The file served for the path itself and for paths ending in `/`.
+    #[serde(default)]
+    pub default_object: Option<String>,
+    /// Prefixed to every request path inside the archive (a folder of the archive).
+    #[serde(default)]
+    pub object_prefix: Option<String>,
+    /// Extra MIME types by file name ending (`{".min.js": "text/javascript"}`).
+    #[serde(default)]
+    pub mime_types: BTreeMap<String, String>,
+    /// SHA-256 fingerprints (hex) of which the archive must match one.
+    #[serde(default)]
+    pub hashes: Option<Vec<String>>,
+    /// `default_file`: served for paths the archive does not have.
+    #[serde(default)]
+    pub options: ArchiveOptions,
+}
+
+/// The `options` of an archive path.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveOptions {
+    /// The file served (with 200) for paths the archive does not have, as a single-page
+    /// application needs.
+    #[serde(default)]
+    pub default_file: Option<String>,
+}
 
 /// `{"type": "reverseproxy"}`: requests below the path go to an HTTP server, Crossbar's keys.
 #[derive(Debug, Clone, Deserialize)]
@@ -365,6 +519,23 @@ pub struct LongPollOptions {
     /// so that a script can use a known URL.
     #[serde(default)]
     pub debug_transport_id: Option<String>,
+}
+
+/// Every web path of `paths` (at `at`), with the paths nested in `path` services, each with its
+/// place in the config (`paths.myfolder.paths.download1`).
+pub fn all_web_paths<'a>(
+    paths: &'a BTreeMap<String, WebPathConfig>,
+    at: &str,
+) -> Vec<(String, &'a WebPathConfig)> {
+    let mut all = Vec::new();
+    for (name, path) in paths {
+        let here = format!("{at}.{name}");
+        if let WebPathConfig::Path(nested) = path {
+            all.extend(all_web_paths(&nested.paths, &format!("{here}.paths")));
+        }
+        all.push((here, path));
+    }
+    all
 }
 
 impl WebPathConfig {
@@ -453,3 +624,27 @@ impl Default for JsonPathOptions {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct NodeInfoPathConfig {}
+
+/// A file mode written in octal (`"0644"`, `"644"`), as Crossbar's `file_permissions`.
+pub fn parse_file_mode(text: &str) -> Option<u32> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    if digits.is_empty() || digits.len() > 4 {
+        return None;
+    }
+    u32::from_str_radix(digits, 8).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_file_mode;
+
+    #[test]
+    fn file_modes_are_octal() {
+        assert_eq!(parse_file_mode("0644"), Some(0o644));
+        assert_eq!(parse_file_mode("640"), Some(0o640));
+        assert_eq!(parse_file_mode("0o600"), Some(0o600));
+        for bad in ["", "0648", "rw-r--r--", "06444", "-1"] {
+            assert_eq!(parse_file_mode(bad), None, "{bad}");
+        }
+    }
+}

@@ -378,16 +378,14 @@ pub(super) fn warnings(config: &NodeConfig) -> Vec<ConfigError> {
                 let at = format!("workers[{w}].transports[{t}].{section}");
                 auth_warnings(&at, auth, &mut warnings);
             }
-            if let Some((prefix, paths)) = transport.web_paths() {
-                for (name, path) in paths {
-                    if let WebPathConfig::LongPoll(lp) = path
-                        && lp.options.queue_limit_bytes.is_some()
-                    {
-                        warnings.push(ConfigError::at(
-                            format!("workers[{w}].transports[{t}].{prefix}.{name}.options.queue_limit_bytes"),
-                            "has no effect: the queue is bounded by queue_limit_messages",
-                        ));
-                    }
+            for (rel, path) in transport.web_paths() {
+                if let WebPathConfig::LongPoll(lp) = path
+                    && lp.options.queue_limit_bytes.is_some()
+                {
+                    warnings.push(ConfigError::at(
+                        format!("workers[{w}].transports[{t}].{rel}.options.queue_limit_bytes"),
+                        "has no effect: the queue is bounded by queue_limit_messages",
+                    ));
                 }
             }
         }
@@ -455,21 +453,21 @@ fn auth_warnings(at: &str, auth: &AuthConfig, warnings: &mut Vec<ConfigError>) {
 }
 
 fn web_debug_keys(paths: &BTreeMap<String, WebPathConfig>, at: &str, keys: &mut Vec<String>) {
-    for (path, resource) in paths {
+    for (here, resource) in crate::config::all_web_paths(paths, at) {
         if let WebPathConfig::WebSocket(o) = resource
             && o.debug.is_some()
         {
-            keys.push(format!("{at}.{path}.debug"));
+            keys.push(format!("{here}.debug"));
         }
         if let Some((_, bridge)) = resource.http_bridge()
             && bridge.options.debug.is_some()
         {
-            keys.push(format!("{at}.{path}.options.debug"));
+            keys.push(format!("{here}.options.debug"));
         }
         if let WebPathConfig::LongPoll(lp) = resource
             && lp.options.debug.is_some()
         {
-            keys.push(format!("{at}.{path}.options.debug"));
+            keys.push(format!("{here}.options.debug"));
         }
     }
 }
@@ -1137,38 +1135,210 @@ fn check_web_paths<'a>(
                     ));
                 }
             }
+            WebPathConfig::Path(nested) => {
+                check_web_paths(&nested.paths, &format!("{here}.paths"), websockets, errors);
+            }
+            WebPathConfig::WebSocketReverseProxy(proxy) => {
+                check_websocket_backend(&proxy.backend, &format!("{here}.backend"), errors);
+            }
+            WebPathConfig::Upload(upload) => check_upload(upload, &here, errors),
+            WebPathConfig::Archive(archive) => check_archive(archive, &here, errors),
         }
     }
 }
 
-/// The HTTP bridge paths of a router worker's transports: the realm and a role of it, both or
-/// neither of `key` and `secret`, a webhook's topic, the `require_ip` networks.
+/// A `websocket-reverseproxy` path's backend: a WebSocket transport, a TCP endpoint with host and
+/// port or a Unix socket's path, and a `ws://` URL.
+fn check_websocket_backend(
+    backend: &crate::config::ClientTransportConfig,
+    at: &str,
+    errors: &mut Vec<ConfigError>,
+) {
+    if backend.kind != ClientTransportKind::Websocket {
+        errors.push(ConfigError::at(
+            format!("{at}.type"),
+            "expected `websocket`: the backend of a WebSocket proxy is a WebSocket server",
+        ));
+    }
+    let e = &backend.endpoint;
+    match e.kind.as_str() {
+        "tcp" => {
+            for (key, missing) in [("host", e.host.is_none()), ("port", e.port.is_none())] {
+                if missing {
+                    errors.push(ConfigError::at(
+                        format!("{at}.endpoint.{key}"),
+                        "a TCP backend needs `host` and `port`",
+                    ));
+                }
+            }
+        }
+        "unix" if e.path.is_none() => errors.push(ConfigError::at(
+            format!("{at}.endpoint.path"),
+            "a Unix socket backend needs the socket's `path`",
+        )),
+        "unix" => {}
+        other => errors.push(ConfigError::at(
+            format!("{at}.endpoint.type"),
+            format!("expected `tcp` or `unix`; got `{other}`"),
+        )),
+    }
+    if e.tls.is_some() {
+        errors.push(ConfigError::at(
+            format!("{at}.endpoint.tls"),
+            "unsupported: the WebSocket proxy connects to its backend without TLS (use `ws://` to \
+             a backend on this host or network)",
+        ));
+    }
+    match backend.url.as_deref().map(url::Url::parse) {
+        None => errors.push(ConfigError::at(
+            format!("{at}.url"),
+            "expected the backend's WebSocket URL (`ws://host:port/path`)",
+        )),
+        Some(Ok(u)) if u.scheme() == "ws" => {}
+        Some(Ok(u)) => errors.push(ConfigError::at(
+            format!("{at}.url"),
+            format!("expected a `ws://` URL; got scheme `{}`", u.scheme()),
+        )),
+        Some(Err(e)) => errors.push(ConfigError::at(
+            format!("{at}.url"),
+            format!("not a URL: {e}"),
+        )),
+    }
+}
+
+/// An `upload` path: the form fields are distinct, the progress field names no URI itself, the
+/// permissions are octal and the size limit is above 0.
+fn check_upload(upload: &crate::config::UploadPathConfig, at: &str, errors: &mut Vec<ConfigError>) {
+    let f = &upload.form_fields;
+    let mut seen: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    let named = [
+        ("file_name", Some(&f.file_name)),
+        ("mime_type", Some(&f.mime_type)),
+        ("total_size", Some(&f.total_size)),
+        ("chunk_number", Some(&f.chunk_number)),
+        ("chunk_size", Some(&f.chunk_size)),
+        ("total_chunks", Some(&f.total_chunks)),
+        ("content", Some(&f.content)),
+        ("on_progress", f.on_progress.as_ref()),
+        ("session", f.session.as_ref()),
+        ("chunk_extra", f.chunk_extra.as_ref()),
+        ("finish_extra", f.finish_extra.as_ref()),
+    ];
+    for (key, name) in named {
+        let Some(name) = name else { continue };
+        if name.is_empty() {
+            errors.push(ConfigError::at(
+                format!("{at}.form_fields.{key}"),
+                "expected a form field name",
+            ));
+        } else if let Some(other) = seen.insert(name, key) {
+            errors.push(ConfigError::at(
+                format!("{at}.form_fields.{key}"),
+                format!("`{name}` is already the `{other}` field"),
+            ));
+        }
+    }
+    let o = &upload.options;
+    if o.max_file_size == Some(0) {
+        errors.push(ConfigError::at(
+            format!("{at}.options.max_file_size"),
+            "expected a number of bytes above 0",
+        ));
+    }
+    if let Some(mode) = &o.file_permissions
+        && crate::config::parse_file_mode(mode).is_none()
+    {
+        errors.push(ConfigError::at(
+            format!("{at}.options.file_permissions"),
+            format!("expected an octal file mode such as \"0644\"; got {mode:?}"),
+        ));
+    }
+    for (i, ext) in o.file_types.iter().flatten().enumerate() {
+        if !ext.starts_with('.') {
+            errors.push(ConfigError::at(
+                format!("{at}.options.file_types[{i}]"),
+                format!("expected an extension with its dot (\".{ext}\")"),
+            ));
+        }
+    }
+}
+
+/// An `archive` path: an `http(s)` origin where it downloads, hex SHA-256 fingerprints.
+fn check_archive(
+    archive: &crate::config::ArchivePathConfig,
+    at: &str,
+    errors: &mut Vec<ConfigError>,
+) {
+    if let Some(origin) = &archive.origin {
+        match url::Url::parse(origin) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+            Ok(u) => errors.push(ConfigError::at(
+                format!("{at}.origin"),
+                format!(
+                    "expected an `http` or `https` URL; got scheme `{}`",
+                    u.scheme()
+                ),
+            )),
+            Err(e) => errors.push(ConfigError::at(
+                format!("{at}.origin"),
+                format!("not a URL: {e}"),
+            )),
+        }
+    }
+    if archive.download && archive.origin.is_none() {
+        errors.push(ConfigError::at(
+            format!("{at}.download"),
+            "downloading needs the `origin` URL to download from",
+        ));
+    }
+    for (i, hash) in archive.hashes.iter().flatten().enumerate() {
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            errors.push(ConfigError::at(
+                format!("{at}.hashes[{i}]"),
+                "expected a SHA-256 fingerprint: 64 hex digits",
+            ));
+        }
+    }
+}
+
+/// The realm and role of a web path that joins a session (an HTTP bridge or upload path at `at`)
+/// must be the worker's.
+fn check_path_realm_role(
+    worker: &RouterWorkerConfig,
+    at: &str,
+    realm: &str,
+    role: &str,
+    errors: &mut Vec<ConfigError>,
+) {
+    match worker.realms.iter().find(|r| r.name == realm) {
+        None => errors.push(ConfigError::at(
+            format!("{at}.realm"),
+            format!("realm `{realm}` is not defined in this worker"),
+        )),
+        Some(r) if !r.roles.iter().any(|r| r.name == role) => {
+            errors.push(ConfigError::at(
+                format!("{at}.role"),
+                format!("role `{role}` is not defined in realm `{realm}`"),
+            ));
+        }
+        Some(_) => {}
+    }
+}
+
+/// The web paths of a router worker's transports that join a session: HTTP bridge paths (the
+/// realm and a role of it, both or neither of `key` and `secret`, a webhook's topic, the
+/// `require_ip` networks) and upload paths (realm and role).
 fn check_http_bridges(worker: &RouterWorkerConfig, w: usize, errors: &mut Vec<ConfigError>) {
     for (t, transport) in worker.transports.iter().enumerate() {
-        let Some((prefix, paths)) = transport.web_paths() else {
-            continue;
-        };
-        for (name, path) in paths {
+        for (rel, path) in transport.web_paths() {
+            let at = format!("workers[{w}].transports[{t}].{rel}");
+            if let WebPathConfig::Upload(upload) = path {
+                check_path_realm_role(worker, &at, &upload.realm, &upload.role, errors);
+            }
             let Some((kind, bridge)) = path.http_bridge() else {
                 continue;
             };
-            let at = format!("workers[{w}].transports[{t}].{prefix}.{name}");
-            match worker.realms.iter().find(|r| r.name == bridge.realm) {
-                None => errors.push(ConfigError::at(
-                    format!("{at}.realm"),
-                    format!("realm `{}` is not defined in this worker", bridge.realm),
-                )),
-                Some(realm) if !realm.roles.iter().any(|r| r.name == bridge.role) => {
-                    errors.push(ConfigError::at(
-                        format!("{at}.role"),
-                        format!(
-                            "role `{}` is not defined in realm `{}`",
-                            bridge.role, realm.name
-                        ),
-                    ));
-                }
-                Some(_) => {}
-            }
+            check_path_realm_role(worker, &at, &bridge.realm, &bridge.role, errors);
             let o = &bridge.options;
             if o.key.is_some() != o.secret.is_some() {
                 errors.push(ConfigError::at(

@@ -35,9 +35,12 @@ use crate::config::EndpointConfig;
 use crate::session::{self, SessionConfig};
 use crate::web::{self, HttpBody, StaticDir};
 
+mod archive;
 mod longpoll;
 mod reverse_proxy;
 mod setup;
+mod upload;
+mod websocket_proxy;
 
 pub use setup::SetupError;
 
@@ -134,6 +137,48 @@ enum Resource {
     LongPoll(Arc<longpoll::LongPoll>),
     /// Another HTTP server's resources.
     ReverseProxy(Arc<reverse_proxy::ReverseProxy>),
+    /// Another WebSocket server's connections.
+    WebSocketProxy(Arc<websocket_proxy::WebSocketProxy>),
+    /// Resources on sub-paths (a `path` service).
+    Path(Arc<PathTree>),
+    /// Chunked file uploads.
+    Upload(Arc<upload::Upload>),
+    /// Files from a ZIP archive.
+    Archive(Arc<archive::Archive>),
+}
+
+/// Resources by first path segment, and the root resource for everything else.
+#[derive(Debug, Clone, Default)]
+struct PathTree {
+    root: Option<Resource>,
+    children: HashMap<String, Resource>,
+}
+
+impl PathTree {
+    /// The resource that answers for `path` (empty or starting with `/`) and the rest of the path
+    /// below it, descending into nested `path` services.
+    fn route(&self, path: &str) -> Option<(&Resource, String)> {
+        let mut tree = self;
+        let mut path = path.to_owned();
+        loop {
+            let trimmed = path.trim_start_matches('/');
+            let (first, rest) = trimmed
+                .split_once('/')
+                .map_or((trimmed, None), |(f, r)| (f, Some(r)));
+            let (resource, rel) = match tree.children.get(first) {
+                Some(child) => (child, rest.map_or(String::new(), |r| format!("/{r}"))),
+                None => (tree.root.as_ref()?, path.clone()),
+            };
+            match resource {
+                // Each step goes one tree down, so this ends.
+                Resource::Path(nested) => {
+                    tree = nested;
+                    path = rel;
+                }
+                _ => return Some((resource, rel)),
+            }
+        }
+    }
 }
 
 /// How HTTP requests of one transport are answered.
@@ -141,11 +186,8 @@ enum Resource {
 enum HttpRoutes {
     /// A `websocket` transport: every path upgrades.
     AnyPath(WsEndpoint),
-    /// Resources by first path segment, and the root resource for everything else.
-    Paths {
-        root: Option<Resource>,
-        children: HashMap<String, Resource>,
-    },
+    /// Resources by path.
+    Paths(PathTree),
 }
 
 /// A RawSocket endpoint, resolved from its config.
@@ -400,26 +442,12 @@ async fn http_request(
     };
     match routes {
         HttpRoutes::AnyPath(ws) => websocket_request(req, ws, sessions, conn, tracker),
-        HttpRoutes::Paths { root, children } => {
-            let path = req.uri().path().to_owned();
-            let trimmed = path.trim_start_matches('/');
-            let (first, rest) = trimmed
-                .split_once('/')
-                .map_or((trimmed, None), |(f, r)| (f, Some(r)));
-            if let Some(res) = children.get(first) {
-                let rel = match rest {
-                    Some(r) => format!("/{r}"),
-                    None => String::new(),
-                };
-                return serve_resource(res, req, &rel, protocols, sessions, conn, tracker).await;
+        HttpRoutes::Paths(tree) => match tree.route(req.uri().path()) {
+            Some((res, rel)) => {
+                serve_resource(res, req, &rel, protocols, sessions, conn, tracker).await
             }
-            match root {
-                Some(res) => {
-                    serve_resource(res, req, &path, protocols, sessions, conn, tracker).await
-                }
-                None => web::text(StatusCode::NOT_FOUND, "not found\n"),
-            }
-        }
+            None => web::text(StatusCode::NOT_FOUND, "not found\n"),
+        },
     }
 }
 
@@ -456,6 +484,17 @@ async fn serve_resource(
         Resource::HttpBridge(_) => web::text(StatusCode::NOT_FOUND, "not found\n"),
         Resource::LongPoll(lp) => lp.serve(req, rel, conn, &sessions, tracker).await,
         Resource::ReverseProxy(proxy) => proxy.serve(req, rel, &conn).await,
+        Resource::WebSocketProxy(proxy) if rel.is_empty() || rel == "/" => {
+            proxy.serve(req, &conn, &sessions, tracker).await
+        }
+        Resource::WebSocketProxy(_) => web::text(StatusCode::NOT_FOUND, "not found\n"),
+        // Routing descends into nested trees; one is never the resource of a request.
+        Resource::Path(_) => web::text(StatusCode::NOT_FOUND, "not found\n"),
+        Resource::Upload(upload) if rel.is_empty() || rel == "/" => {
+            upload.serve(req, &sessions, tracker).await
+        }
+        Resource::Upload(_) => web::text(StatusCode::NOT_FOUND, "not found\n"),
+        Resource::Archive(archive) => archive.serve(&req, rel).await,
     }
 }
 
@@ -573,7 +612,53 @@ impl AsyncWrite for Prefixed {
 
 #[cfg(test)]
 mod tests {
-    use super::wildcard_match;
+    use super::{PathTree, Resource, wildcard_match};
+    use std::sync::Arc;
+
+    fn json(tag: &str) -> Resource {
+        Resource::Redirect(tag.to_owned())
+    }
+
+    fn tag(found: Option<(&Resource, String)>) -> Option<(String, String)> {
+        found.map(|(r, rel)| match r {
+            Resource::Redirect(t) => (t.clone(), rel),
+            other => panic!("unexpected resource {other:?}"),
+        })
+    }
+
+    #[test]
+    fn nested_path_services_route_to_their_own_children() {
+        let mut deeper = PathTree::default();
+        deeper.children.insert("info".into(), json("deeper-info"));
+        let mut folder = PathTree {
+            root: Some(json("folder-root")),
+            ..PathTree::default()
+        };
+        folder.children.insert("files".into(), json("folder-files"));
+        folder
+            .children
+            .insert("deeper".into(), Resource::Path(Arc::new(deeper)));
+        let mut top = PathTree {
+            root: Some(json("root")),
+            ..PathTree::default()
+        };
+        top.children
+            .insert("folder".into(), Resource::Path(Arc::new(folder)));
+        let at = |path: &str| tag(top.route(path));
+        let some = |t: &str, rel: &str| Some((t.to_owned(), rel.to_owned()));
+        assert_eq!(at("/"), some("root", "/"));
+        assert_eq!(at("/other/x"), some("root", "/other/x"));
+        assert_eq!(at("/folder"), some("folder-root", ""));
+        assert_eq!(at("/folder/"), some("folder-root", "/"));
+        assert_eq!(
+            at("/folder/files/a/b.txt"),
+            some("folder-files", "/a/b.txt")
+        );
+        assert_eq!(at("/folder/unknown"), some("folder-root", "/unknown"));
+        assert_eq!(at("/folder/deeper/info"), some("deeper-info", ""));
+        // A nested tree without a root answers nothing for what it lacks.
+        assert_eq!(at("/folder/deeper/nothing"), None);
+    }
 
     #[test]
     fn origin_patterns_use_star_wildcards() {

@@ -2,7 +2,6 @@
 //! compiled `auth` and cookie jar, static directories. Every problem is reported with its path in
 //! the transport's section, for the node's preparation to place in the file.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +11,8 @@ use switchboard_transport::Keepalive;
 use switchboard_transport::websocket::{Deflate, WebSocketSettings};
 
 use super::{
-    HttpRoutes, OPENING_HANDSHAKE_TIMEOUT, Protocols, RawSocketEndpoint, Resource, WsEndpoint,
+    HttpRoutes, OPENING_HANDSHAKE_TIMEOUT, PathTree, Protocols, RawSocketEndpoint, Resource,
+    WsEndpoint,
 };
 use crate::auth::EndpointAuth;
 use crate::auth::cookie::CookieJar;
@@ -235,6 +235,31 @@ fn resource(
         WebPathConfig::LongPoll(c) => {
             Resource::LongPoll(std::sync::Arc::new(super::longpoll::LongPoll::new(c)))
         }
+        WebPathConfig::WebSocketReverseProxy(c) => Resource::WebSocketProxy(Arc::new(
+            super::websocket_proxy::WebSocketProxy::new(c, base),
+        )),
+        WebPathConfig::Path(nested) => {
+            let mut problems = Vec::new();
+            let mut resources = Vec::new();
+            for (name, p) in &nested.paths {
+                let here = field(at, &format!("paths.{name}"));
+                if let Some(r) = keep(resource(p, base, setup, &here, warnings), &mut problems) {
+                    resources.push((name, r));
+                }
+            }
+            if !problems.is_empty() {
+                return Err(problems);
+            }
+            Resource::Path(Arc::new(path_tree(resources.into_iter())))
+        }
+        WebPathConfig::Upload(c) => Resource::Upload(Arc::new(
+            super::upload::Upload::new(c, base, at.rsplit('.').next().unwrap_or(at))
+                .map_err(|(key, message)| vec![SetupError::at(field(at, key), message)])?,
+        )),
+        WebPathConfig::Archive(c) => Resource::Archive(Arc::new(
+            super::archive::Archive::open(c, base)
+                .map_err(|(key, message)| vec![SetupError::at(field(at, key), message)])?,
+        )),
         WebPathConfig::Publisher(c) | WebPathConfig::Caller(c) | WebPathConfig::Webhook(c) => {
             let (kind, _) = path.http_bridge().expect("an HTTP bridge path");
             let name = at.rsplit('.').next().unwrap_or(at);
@@ -245,17 +270,16 @@ fn resource(
     })
 }
 
-fn path_routes<'a>(paths: impl Iterator<Item = (&'a String, Resource)>) -> HttpRoutes {
-    let mut root = None;
-    let mut children = HashMap::new();
+fn path_tree<'a>(paths: impl Iterator<Item = (&'a String, Resource)>) -> PathTree {
+    let mut tree = PathTree::default();
     for (name, res) in paths {
         if name == "/" {
-            root = Some(res);
+            tree.root = Some(res);
         } else {
-            children.insert(name.trim_matches('/').to_owned(), res);
+            tree.children.insert(name.trim_matches('/').to_owned(), res);
         }
     }
-    HttpRoutes::Paths { root, children }
+    tree
 }
 
 impl Protocols {
@@ -322,9 +346,6 @@ impl Protocols {
                 }
                 if let Some(webcfg) = &u.web {
                     for (path, p) in &webcfg.paths {
-                        if let WebPathConfig::WebSocket(o) = p {
-                            websockets.push(o);
-                        }
                         let at = format!("web.paths.{path}");
                         if let Some(r) =
                             keep(resource(p, base, &setup, &at, &mut warnings), &mut problems)
@@ -333,7 +354,8 @@ impl Protocols {
                         }
                     }
                 }
-                let http = (!resources.is_empty()).then(|| path_routes(resources.into_iter()));
+                let http = (!resources.is_empty())
+                    .then(|| HttpRoutes::Paths(path_tree(resources.into_iter())));
                 let rawsocket = u
                     .rawsocket
                     .as_ref()
@@ -354,9 +376,6 @@ impl Protocols {
             TransportConfig::Web(w) => {
                 let mut resources = Vec::new();
                 for (path, p) in &w.paths {
-                    if let WebPathConfig::WebSocket(o) = p {
-                        websockets.push(o);
-                    }
                     let at = format!("paths.{path}");
                     if let Some(r) =
                         keep(resource(p, base, &setup, &at, &mut warnings), &mut problems)
@@ -364,12 +383,19 @@ impl Protocols {
                         resources.push((path, r));
                     }
                 }
-                (None, Some(path_routes(resources.into_iter())))
+                (
+                    None,
+                    Some(HttpRoutes::Paths(path_tree(resources.into_iter()))),
+                )
             }
         };
         if !problems.is_empty() {
             return Err(problems);
         }
+        websockets.extend(t.web_paths().into_iter().filter_map(|(_, p)| match p {
+            WebPathConfig::WebSocket(o) => Some(o),
+            _ => None,
+        }));
         let opening_timeout = match t {
             TransportConfig::WebSocket(ws) => ws.options.open_handshake_timeout,
             _ => websockets
