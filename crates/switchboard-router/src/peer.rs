@@ -106,6 +106,8 @@ pub struct Identity {
     pub authmethod: &'static str,
     /// Who vouched for it (`static`, `dynamic`, `jwt`, `cookie`).
     pub authprovider: &'static str,
+    /// Whether INVOCATIONs to it always name the caller: a trusted in-process bridge.
+    pub sees_callers: bool,
 }
 
 #[derive(Debug)]
@@ -345,6 +347,7 @@ mod tests {
             authrole: "anonymous".into(),
             authmethod: "anonymous",
             authprovider: "static",
+            sees_callers: false,
         };
         Peer::new(
             identity,

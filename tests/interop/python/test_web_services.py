@@ -279,6 +279,9 @@ def test_the_websocket_proxy_refuses_what_it_cannot_pass_on(nodes):
     assert status == 101 and headers["Sec-WebSocket-Accept"] == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", (status, headers)
     status, _, _ = request(router.port, "GET", "/deadproxy", headers=UPGRADE)
     assert status == 502
+    # A handshake is a GET without a body: anything else is not passed on.
+    status, _, _ = request(router.port, "POST", "/wsproxy", b"x" * 10, headers=UPGRADE)
+    assert status == 426
 
 
 # -- archive ----------------------------------------------------------------------------------
@@ -437,6 +440,11 @@ def test_uploads_that_break_the_rules_are_refused_and_store_nothing(nodes):
         assert status == 400, bad
     status, _, _ = post_chunk(router.port, "nochunk.txt", b"x", 3, 1, 1, 2)
     assert status == 400
+    # Chunks may not add up to more than the file: one name cannot fill the disk.
+    status, _, _ = post_chunk(router.port, "sum.txt", b"x" * 10, 1, 10, 15, 3)
+    assert status == 200
+    status, _, _ = post_chunk(router.port, "sum.txt", b"y" * 10, 2, 10, 15, 3)
+    assert status == 413
     status, _, _ = request(router.port, "POST", "/upload", b"{}", {"Content-Type": "application/json"})
     assert status == 400
     assert set(os.listdir(router.config_dir / "uploaded")) == before

@@ -1238,6 +1238,12 @@ fn check_upload(upload: &crate::config::UploadPathConfig, at: &str, errors: &mut
             ));
         }
     }
+    if upload.temp_directory.as_ref() == Some(&upload.directory) {
+        errors.push(ConfigError::at(
+            format!("{at}.temp_directory"),
+            "must not be the upload `directory` itself (leave it out for a hidden folder inside)",
+        ));
+    }
     let o = &upload.options;
     if o.max_file_size == Some(0) {
         errors.push(ConfigError::at(

@@ -17,9 +17,10 @@ use std::fs::File;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Empty, Limited};
+use http_body_util::{BodyExt as _, Empty};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
@@ -38,8 +39,15 @@ const MAX_DOWNLOAD_BYTES: usize = 1024 * 1024 * 1024;
 /// Redirects followed when downloading (GitHub's archive URLs redirect once).
 const MAX_REDIRECTS: usize = 5;
 
-/// File name endings served with a `Content-Encoding` (Crossbar's list).
-const ENCODINGS: [(&str, &str); 3] = [(".gz", "gzip"), (".jgz", "gzip"), (".bz2", "bzip2")];
+/// File name endings served with a `Content-Encoding` (Crossbar's gzip ones; its `.bz2` is no
+/// HTTP content coding, so such a file goes out as what it is).
+const ENCODINGS: [(&str, &str); 2] = [(".gz", "gzip"), (".jgz", "gzip")];
+
+/// The longest a download may take.
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How long after a failed download the next request tries again (503 meanwhile).
+const RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// One archive path.
 #[derive(Debug)]
@@ -54,6 +62,8 @@ pub struct Archive {
     /// Configured MIME types by file name ending, longest ending first.
     mime_types: Vec<(String, HeaderValue)>,
     opened: tokio::sync::OnceCell<Arc<Opened>>,
+    /// Held while the archive is downloaded; when the last download failed.
+    loading: tokio::sync::Mutex<Option<Instant>>,
 }
 
 /// An open archive.
@@ -95,6 +105,7 @@ impl Archive {
             default_file: config.options.default_file.clone(),
             mime_types,
             opened: tokio::sync::OnceCell::new(),
+            loading: tokio::sync::Mutex::new(None),
             file,
         };
         match std::fs::metadata(&archive.file) {
@@ -176,18 +187,45 @@ impl Archive {
         })
     }
 
-    /// The open archive, downloading it first where it is not on disk yet.
-    async fn opened(&self) -> Result<&Arc<Opened>, String> {
-        self.opened
-            .get_or_try_init(|| async {
-                if let Some(origin) = &self.origin
-                    && std::fs::metadata(&self.file).is_err()
-                {
-                    self.download(origin).await?;
-                }
-                self.open_file().map(Arc::new)
-            })
-            .await
+    /// The open archive, downloading it first where it is not on disk yet: the request that
+    /// finds it missing downloads it; requests meanwhile, and for [`RETRY_AFTER`] after a failed
+    /// download, are told it is not available.
+    async fn opened(self: &Arc<Self>) -> Result<&Arc<Opened>, String> {
+        if let Some(opened) = self.opened.get() {
+            return Ok(opened);
+        }
+        let Ok(mut failed) = self.loading.try_lock() else {
+            return Err("the archive is being downloaded".into());
+        };
+        if let Some(opened) = self.opened.get() {
+            return Ok(opened);
+        }
+        if failed.is_some_and(|at| at.elapsed() < RETRY_AFTER) {
+            return Err("the last download failed; trying again soon".into());
+        }
+        let this = Arc::clone(self);
+        let loaded = async move {
+            if let Some(origin) = &this.origin
+                && tokio::fs::metadata(&this.file).await.is_err()
+            {
+                tokio::time::timeout(DOWNLOAD_TIMEOUT, this.download(origin))
+                    .await
+                    .map_err(|_| format!("the download took longer than {DOWNLOAD_TIMEOUT:?}"))??;
+            }
+            tokio::task::spawn_blocking(move || this.open_file())
+                .await
+                .map_err(|e| e.to_string())?
+        };
+        match loaded.await {
+            Ok(opened) => {
+                *failed = None;
+                Ok(self.opened.get_or_init(|| async { Arc::new(opened) }).await)
+            }
+            Err(why) => {
+                *failed = Some(Instant::now());
+                Err(why)
+            }
+        }
     }
 
     /// Downloads the archive from `origin` next to its place, then moves it there once its
@@ -228,17 +266,35 @@ impl Archive {
         if !response.status().is_success() {
             return Err(format!("downloading {url} answered {}", response.status()));
         }
-        let body = Limited::new(response.into_body(), MAX_DOWNLOAD_BYTES)
-            .collect()
-            .await
-            .map_err(|e| format!("downloading {url}: {e}"))?
-            .to_bytes();
+        // Streamed to a file beside the archive's place and hashed as it comes.
         let partial = self.file.with_extension("download");
-        tokio::fs::write(&partial, &body)
+        let mut out = tokio::fs::File::create(&partial)
             .await
             .map_err(|e| format!("cannot write `{}`: {e}", partial.display()))?;
+        let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut body = response.into_body();
+        let mut size = 0usize;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| format!("downloading {url}: {e}"))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            size += data.len();
+            if size > MAX_DOWNLOAD_BYTES {
+                let _ = tokio::fs::remove_file(&partial).await;
+                return Err(format!("{url} is larger than {MAX_DOWNLOAD_BYTES} bytes"));
+            }
+            digest.update(&data);
+            tokio::io::AsyncWriteExt::write_all(&mut out, &data)
+                .await
+                .map_err(|e| format!("cannot write `{}`: {e}", partial.display()))?;
+        }
+        tokio::io::AsyncWriteExt::flush(&mut out)
+            .await
+            .map_err(|e| format!("cannot write `{}`: {e}", partial.display()))?;
+        drop(out);
         if let Some(hashes) = &self.hashes {
-            let actual = hex::encode(ring::digest::digest(&ring::digest::SHA256, &body));
+            let actual = hex::encode(digest.finish());
             if !hashes.contains(&actual) {
                 let _ = tokio::fs::remove_file(&partial).await;
                 return Err(format!(
@@ -250,7 +306,7 @@ impl Archive {
         tokio::fs::rename(&partial, &self.file)
             .await
             .map_err(|e| format!("cannot move the download to `{}`: {e}", self.file.display()))?;
-        tracing::info!(archive = %self.file.display(), bytes = body.len(), "archive downloaded");
+        tracing::info!(archive = %self.file.display(), bytes = size, "archive downloaded");
         Ok(())
     }
 
@@ -279,7 +335,7 @@ impl Archive {
     }
 
     /// Answers a request for `rel` (the path below the archive's).
-    pub async fn serve<B>(&self, req: &Request<B>, rel: &str) -> Response<HttpBody> {
+    pub async fn serve<B>(self: &Arc<Self>, req: &Request<B>, rel: &str) -> Response<HttpBody> {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             let mut r = web::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
             r.headers_mut()
@@ -375,7 +431,8 @@ impl Archive {
         let data = read.await.map_err(|e| e.to_string())??;
         if self.cache {
             let mut cache = opened.cached.lock().expect("cache lock");
-            if cache.bytes + data.len() as u64 <= MAX_CACHE_BYTES {
+            if !cache.files.contains_key(name) && cache.bytes + data.len() as u64 <= MAX_CACHE_BYTES
+            {
                 cache.bytes += data.len() as u64;
                 cache.files.insert(name.to_owned(), data.clone());
             }

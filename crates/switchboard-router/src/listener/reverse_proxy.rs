@@ -49,7 +49,7 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
-fn without_hop_by_hop(headers: &mut HeaderMap) {
+pub(super) fn without_hop_by_hop(headers: &mut HeaderMap) {
     // Headers the `Connection` header names are hop-by-hop too.
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)

@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt as _;
@@ -49,6 +50,15 @@ pub const DEFAULT_TEMP_DIR: &str = ".switchboard-upload";
 /// Marks a file being written (a chunk, a joined file), renamed once complete.
 const WRITING: &str = ".writing-";
 
+/// The longest file name accepted.
+const MAX_NAME_BYTES: usize = 200;
+
+/// The most unfinished uploads a path keeps.
+const MAX_PENDING: usize = 1000;
+
+/// The file in a file's temp folder that holds its size and chunk count.
+const TOTALS: &str = "totals";
+
 /// One upload path.
 #[derive(Debug)]
 pub struct Upload {
@@ -70,6 +80,8 @@ struct Pending {
     totals: Option<(u64, u64)>,
     /// The sizes of the chunks here, by number.
     chunks: BTreeMap<u64, u64>,
+    /// Their sum.
+    received: u64,
     /// Whether the file is being joined (later chunks are refused meanwhile).
     joining: bool,
 }
@@ -155,7 +167,7 @@ impl Upload {
 
     /// Answers a request to the path: POST a chunk, GET whether a chunk is here.
     pub async fn serve(
-        &self,
+        self: &Arc<Self>,
         req: Request<Incoming>,
         sessions: &SessionConfig,
         tracker: &TaskTracker,
@@ -208,16 +220,23 @@ impl Upload {
 
     /// POST: one chunk.
     async fn receive(
-        &self,
+        self: &Arc<Self>,
         req: Request<Incoming>,
         sessions: &SessionConfig,
         tracker: &TaskTracker,
     ) -> Result<Response<HttpBody>, Refused> {
-        let chunk = self.read_form(req).await?;
+        let chunk = Arc::new(self.read_form(req).await?);
         self.check(&chunk)?;
-        let c = &chunk;
+        let c = &*chunk;
+        let file_dir = self.temp.join(&c.file_name);
         let first = {
             let mut pending = self.pending.lock().expect("upload lock");
+            if !pending.contains_key(&c.file_name) && pending.len() >= MAX_PENDING {
+                return Err(refused(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many unfinished uploads; try again later",
+                ));
+            }
             let entry = pending.entry(c.file_name.clone()).or_default();
             let first = entry.chunks.is_empty() && entry.totals.is_none();
             match entry.totals {
@@ -235,70 +254,92 @@ impl Upload {
                     "this file is complete and being stored",
                 ));
             }
+            // The chunks of a file never add up to more than the file: one name cannot fill the
+            // disk with chunks.
+            let others: u64 = entry
+                .chunks
+                .iter()
+                .filter(|(n, _)| **n != c.chunk_number)
+                .map(|(_, len)| *len)
+                .sum();
+            if others.saturating_add(c.content.len() as u64) > c.total_size {
+                return Err(refused(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "the chunks would add up to more than the file's size",
+                ));
+            }
             first
         };
-        let publish = |status: &str, remaining: u64, chunk_extra: bool| {
-            let mut event = json!({
-                "id": c.file_name,
-                "chunk": c.chunk_number,
-                "name": c.file_name,
-                "total": c.total_size,
-                "remaining": remaining,
-                "status": status,
-                "progress": if c.total_size == 0 { 1.0 } else {
-                    ((c.total_size - remaining) as f64 / c.total_size as f64 * 1000.0).round() / 1000.0
-                },
-            });
-            if chunk_extra {
-                event["chunk_extra"] = c.chunk_extra.clone();
-            }
-            if status == "finished" {
-                event["finish_extra"] = c.finish_extra.clone();
-                event["chunk_extra"] = c.chunk_extra.clone();
-            }
-            self.progress(c, event, sessions, tracker)
+        let publish = |status: &'static str, remaining: u64| {
+            self.progress(c, progress_event(c, status, remaining), sessions, tracker)
         };
-        if first {
-            publish("started", c.total_size, true).await;
-        }
-        let file_dir = self.temp.join(&c.file_name);
-        let chunk_path = file_dir.join(format!("chunk_{}", c.chunk_number));
         let written = async {
             tokio::fs::create_dir_all(&file_dir).await?;
+            if first {
+                // The file's totals, for an upload resumed after a restart.
+                let totals = format!("{} {}", c.total_size, c.total_chunks);
+                write_then_rename(&file_dir.join(TOTALS), totals.as_bytes()).await?;
+            }
+            let chunk_path = file_dir.join(format!("chunk_{}", c.chunk_number));
             write_then_rename(&chunk_path, &c.content).await
         };
         if let Err(e) = written.await {
-            tracing::error!(file = %chunk_path.display(), "cannot store an uploaded chunk: {e}");
+            tracing::error!(file = %c.file_name, "cannot store an uploaded chunk: {e}");
+            let mut pending = self.pending.lock().expect("upload lock");
+            if pending
+                .get(&c.file_name)
+                .is_some_and(|p| p.chunks.is_empty() && !p.joining)
+            {
+                pending.remove(&c.file_name);
+            }
             return Err(refused(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "the chunk could not be stored",
             ));
         }
+        if first {
+            publish("started", c.total_size).await;
+        }
         let (received, complete) = {
             let mut pending = self.pending.lock().expect("upload lock");
             let entry = pending.entry(c.file_name.clone()).or_default();
             entry.chunks.insert(c.chunk_number, c.content.len() as u64);
-            let received: u64 = entry.chunks.values().sum();
-            let complete =
-                !entry.joining && (1..=c.total_chunks).all(|n| entry.chunks.contains_key(&n));
+            entry.received = entry.chunks.values().sum();
+            let complete = !entry.joining && entry.chunks.len() as u64 == c.total_chunks;
             if complete {
                 entry.joining = true;
             }
-            (received, complete)
+            (entry.received, complete)
         };
         if !complete {
-            publish("progress", c.total_size.saturating_sub(received), true).await;
+            publish("progress", c.total_size.saturating_sub(received)).await;
             return Ok(web::text(StatusCode::OK, ""));
         }
-        let joined = self.join(c, &file_dir).await;
-        self.pending
-            .lock()
-            .expect("upload lock")
-            .remove(&c.file_name);
-        let _ = tokio::fs::remove_dir_all(&file_dir).await;
+        // Joined on a task of its own: a client that goes away meanwhile cannot leave the file
+        // half stored and its name blocked.
+        let this = Arc::clone(self);
+        let joining = Arc::clone(&chunk);
+        let joined = tokio::spawn(async move {
+            let file_dir = this.temp.join(&joining.file_name);
+            let joined = this.join(&joining, &file_dir).await;
+            // The chunks go first, then the entry: a new upload of the name starts clean.
+            let _ = tokio::fs::remove_dir_all(&file_dir).await;
+            this.pending
+                .lock()
+                .expect("upload lock")
+                .remove(&joining.file_name);
+            joined
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(refused(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("storing the file failed: {e}"),
+            ))
+        });
         match joined {
             Ok(()) => {
-                publish("finished", 0, true).await;
+                publish("finished", 0).await;
                 Ok(web::text(StatusCode::OK, ""))
             }
             Err(Refused(status, text)) => {
@@ -324,7 +365,7 @@ impl Upload {
             })?;
         let f = &self.fields;
         let limits = multer::SizeLimit::new()
-            .whole_stream(self.max_file_size + 1024 * 1024)
+            .whole_stream(self.max_file_size.saturating_add(1024 * 1024))
             .per_field(MAX_TEXT_FIELD)
             .for_field(f.content.clone(), self.max_file_size);
         let body = BodyStream::new(req.into_body())
@@ -512,9 +553,27 @@ impl Upload {
                 .await
                 .map_err(|e| failed("set the file's permissions", e))?;
         }
-        tokio::fs::rename(&joining, self.directory.join(&c.file_name))
-            .await
-            .map_err(|e| failed("move the file into the upload directory", e))?;
+        let target = self.directory.join(&c.file_name);
+        match tokio::fs::rename(&joining, &target).await {
+            Ok(()) => {}
+            // The temp directory is on another file system: copy beside the target, then rename.
+            Err(e) if e.raw_os_error() == Some(18) => {
+                let beside = self.directory.join(format!(
+                    "{WRITING}{:016x}-{}",
+                    rand::random::<u64>(),
+                    c.file_name
+                ));
+                let copied = async {
+                    tokio::fs::copy(&joining, &beside).await?;
+                    tokio::fs::rename(&beside, &target).await
+                };
+                if let Err(e) = copied.await {
+                    let _ = tokio::fs::remove_file(&beside).await;
+                    return Err(failed("move the file into the upload directory", e));
+                }
+            }
+            Err(e) => return Err(failed("move the file into the upload directory", e)),
+        }
         tracing::info!(file = %c.file_name, bytes = size, "upload finished");
         Ok(())
     }
@@ -549,10 +608,35 @@ impl Upload {
     }
 }
 
+/// A progress event as Crossbar sends it.
+fn progress_event(c: &Chunk, status: &str, remaining: u64) -> Json {
+    let progress = if c.total_size == 0 {
+        1.0
+    } else {
+        ((c.total_size - remaining.min(c.total_size)) as f64 / c.total_size as f64 * 1000.0).round()
+            / 1000.0
+    };
+    let mut event = json!({
+        "id": c.file_name,
+        "chunk": c.chunk_number,
+        "name": c.file_name,
+        "total": c.total_size,
+        "remaining": remaining,
+        "status": status,
+        "progress": progress,
+        "chunk_extra": c.chunk_extra,
+    });
+    if status == "finished" {
+        event["finish_extra"] = c.finish_extra.clone();
+    }
+    event
+}
+
 /// Whether `name` is a file name that stays in its directory.
 fn plain_file_name(name: &str) -> bool {
+    // Room for the marks of files being written, within the file system's 255 bytes.
     !name.is_empty()
-        && name.len() <= 255
+        && name.len() <= MAX_NAME_BYTES
         && !name.starts_with('.')
         && !name.contains(['/', '\\', '\0'])
 }
@@ -569,8 +653,13 @@ fn form_error(e: multer::Error) -> Refused {
 /// Writes `data` to a temporary name beside `path`, then renames it to `path`.
 async fn write_then_rename(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let writing = path.with_file_name(format!("{WRITING}{name}"));
-    tokio::fs::write(&writing, data).await?;
+    // A name of its own per write: two requests for one chunk (a client's retry) never write
+    // into the same file.
+    let writing = path.with_file_name(format!("{WRITING}{:016x}-{name}", rand::random::<u64>()));
+    if let Err(e) = tokio::fs::write(&writing, data).await {
+        let _ = tokio::fs::remove_file(&writing).await;
+        return Err(e);
+    }
     tokio::fs::rename(&writing, path).await
 }
 
@@ -590,6 +679,12 @@ fn scan_temp(temp: &Path) -> std::io::Result<HashMap<String, Pending>> {
             let chunk_name = chunk.file_name().to_string_lossy().into_owned();
             if chunk_name.starts_with(WRITING) {
                 let _ = std::fs::remove_file(chunk.path());
+            } else if chunk_name == TOTALS {
+                let text = std::fs::read_to_string(chunk.path())?;
+                let mut numbers = text.split_whitespace().map(str::parse::<u64>);
+                if let (Some(Ok(size)), Some(Ok(count))) = (numbers.next(), numbers.next()) {
+                    file.totals = Some((size, count));
+                }
             } else if let Some(n) = chunk_name
                 .strip_prefix("chunk_")
                 .and_then(|n| n.parse::<u64>().ok())
@@ -598,6 +693,7 @@ fn scan_temp(temp: &Path) -> std::io::Result<HashMap<String, Pending>> {
             }
         }
         if !file.chunks.is_empty() {
+            file.received = file.chunks.values().sum();
             pending.insert(name, file);
         }
     }

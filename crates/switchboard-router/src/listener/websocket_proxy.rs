@@ -46,15 +46,23 @@ pub struct WebSocketProxy {
     allow_null_origin: bool,
 }
 
-/// Headers of the client's handshake that belong to its connection, not to the backend's.
-const NOT_PASSED_ON: [&str; 7] = [
+/// Headers of the client's handshake that belong to its connection (or that the proxy sets
+/// itself, so that a client cannot forge them), not passed to the backend.
+const NOT_PASSED_ON: [&str; 14] = [
     "connection",
     "keep-alive",
     "proxy-authorization",
     "te",
     "trailer",
     "transfer-encoding",
+    "content-length",
     "host",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-real-ip",
 ];
 
 impl WebSocketProxy {
@@ -135,7 +143,13 @@ impl WebSocketProxy {
             .get(header::UPGRADE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-        if !upgrade {
+        // A WebSocket handshake is an HTTP/1.1 GET without a body (RFC 6455, 4.1).
+        let handshake = upgrade
+            && req.method() == hyper::Method::GET
+            && req.version() == hyper::Version::HTTP_11
+            && !req.headers().contains_key(header::CONTENT_LENGTH)
+            && !req.headers().contains_key(header::TRANSFER_ENCODING);
+        if !handshake {
             return web::text(
                 StatusCode::UPGRADE_REQUIRED,
                 "This is a WebSocket proxy: connect with a WebSocket client.\n",
@@ -151,9 +165,20 @@ impl WebSocketProxy {
         let mut forwarded = Request::get(self.target.as_str())
             .body(Empty::<Bytes>::new())
             .expect("a GET with a parsed path is a valid request");
+        // Headers the client's `Connection` names are its connection's too.
+        let named: Vec<String> = req
+            .headers()
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|name| name.trim().to_ascii_lowercase())
+            .filter(|name| name != "upgrade")
+            .collect();
         let h = forwarded.headers_mut();
         for (name, value) in req.headers() {
-            if !NOT_PASSED_ON.contains(&name.as_str()) {
+            if !NOT_PASSED_ON.contains(&name.as_str()) && !named.iter().any(|n| n == name.as_str())
+            {
                 h.append(name.clone(), value.clone());
             }
         }
@@ -217,7 +242,8 @@ impl WebSocketProxy {
         };
         if answer.status() != StatusCode::SWITCHING_PROTOCOLS {
             // The backend refused the handshake: the client gets its answer.
-            let (parts, body) = answer.into_parts();
+            let (mut parts, body) = answer.into_parts();
+            super::reverse_proxy::without_hop_by_hop(&mut parts.headers);
             return Response::from_parts(parts, body.map_err(std::io::Error::other).boxed_unsync());
         }
         let backend_upgrade = hyper::upgrade::on(&mut answer);

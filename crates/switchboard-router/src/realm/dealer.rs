@@ -316,7 +316,7 @@ impl Dealer {
             call_request: request,
             progressive,
         });
-        let mut details = if disclose {
+        let mut details = if disclose || callee.identity().sees_callers {
             identity_details(caller, "caller")
         } else {
             Dict::new()

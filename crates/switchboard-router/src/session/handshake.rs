@@ -87,6 +87,7 @@ pub(super) async fn handshake<T: Transport>(
             visibility: Visibility::Listed,
             serializer,
             peer_max_message_bytes: peer_max,
+            sees_callers: false,
         };
         admit(cfg, newcomer)
     }
@@ -189,6 +190,8 @@ pub(super) struct Newcomer<'a> {
     pub(super) serializer: Serializer,
     /// The largest message it accepts, if it said.
     pub(super) peer_max_message_bytes: Option<usize>,
+    /// Whether its invocations always name the caller (a trusted in-process bridge).
+    pub(super) sees_callers: bool,
 }
 
 /// Joins a newcomer to its realm with its role; returns the joined session and the WELCOME to
@@ -203,6 +206,7 @@ pub(super) fn admit(cfg: &SessionConfig, n: Newcomer<'_>) -> Result<(Joined, Mes
         visibility,
         serializer,
         peer_max_message_bytes,
+        sees_callers,
     } = n;
     // A dynamic authenticator may put the session into another realm than HELLO asked for.
     let realm = match &who.realm {
@@ -234,6 +238,7 @@ pub(super) fn admit(cfg: &SessionConfig, n: Newcomer<'_>) -> Result<(Joined, Mes
         authrole: role.name().to_owned(),
         authmethod: who.authmethod,
         authprovider: who.authprovider,
+        sees_callers,
     };
     let (peer, outbox) = Peer::new(
         identity,

@@ -124,6 +124,7 @@ impl InlineSession {
                         visibility,
                         serializer: self.serializer,
                         peer_max_message_bytes: None,
+                        sees_callers: identity.sees_callers,
                     },
                 )
             });

@@ -81,6 +81,10 @@ pub struct TrustedIdentity {
     pub authextra: Dict,
     /// Whether the realm's meta API lists it.
     pub visibility: Visibility,
+    /// Whether its INVOCATIONs name the caller whatever the caller's role discloses: for the
+    /// router's own trusted bridges (the PostgreSQL bridge hands the caller's identity to SQL),
+    /// which, like an authorizer, belong to the router's trusted base.
+    pub sees_callers: bool,
 }
 
 impl TrustedIdentity {
@@ -96,6 +100,15 @@ impl TrustedIdentity {
             authrole: authrole.into(),
             authextra: Dict::new(),
             visibility: Visibility::Listed,
+            sees_callers: false,
+        }
+    }
+
+    /// The same identity, told who called in every INVOCATION (see `sees_callers`).
+    pub fn seeing_callers(self) -> Self {
+        Self {
+            sees_callers: true,
+            ..self
         }
     }
 

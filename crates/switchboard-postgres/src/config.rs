@@ -1,0 +1,259 @@
+//! The bridge's configuration, as the node config writes it: a router worker's `connections`
+//! entry (`{"type": "postgres", ...}`) and its `{"type": "postgresql"}` component. Data only;
+//! the node's config checks cross-references (realm, role, connection).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// A `connections` entry of type `postgres`: where the database is and who the bridge logs in as.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConnectionConfig {
+    /// The id components name it by.
+    pub id: String,
+    /// Host name, address, or a Unix socket directory (starting with `/`); default `127.0.0.1`.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Port (default 5432).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The database.
+    pub database: String,
+    /// The login role.
+    pub user: String,
+    /// Its password (`$VAR` / `${VAR}` from the environment, as everywhere in the config).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Pool and connection options.
+    #[serde(default)]
+    pub options: PostgresConnectionOptions,
+}
+
+/// A connection's `options`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConnectionOptions {
+    /// Accepted: the pool opens connections as calls need them.
+    #[serde(default)]
+    pub min_connections: Option<usize>,
+    /// The most connections calls use at once (default 10).
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// `disable` or `prefer` (connect without TLS); `require` and stricter modes are refused.
+    #[serde(default)]
+    pub sslmode: Option<String>,
+    /// `application_name` of the bridge's connections (default `switchboard`).
+    #[serde(default)]
+    pub application_name: Option<String>,
+    /// `any` or `read-write`.
+    #[serde(default)]
+    pub target_session_attrs: Option<String>,
+    /// Seconds to connect (default 10).
+    #[serde(default)]
+    pub connect_timeout: Option<u64>,
+}
+
+/// A `{"type": "postgresql"}` component of a router worker: one bridge, one WAMP session.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresComponentConfig {
+    /// Component id (default `component001`, ... by position).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The realm the bridge's session joins.
+    pub realm: String,
+    /// The role it joins with: its permissions bound what the database may register and publish.
+    pub role: String,
+    /// The `connections` entry it uses.
+    pub connection: String,
+    /// Create (or update) the `wamp` helper schema at start. Off by default: the bridge changes no
+    /// schema unless told to (`switchboard postgres sql` prints it for a DBA to apply).
+    #[serde(default)]
+    pub install_schema: bool,
+    /// SQL functions registered as procedures.
+    #[serde(default)]
+    pub callee: Option<CalleeConfig>,
+    /// Events published from SQL.
+    #[serde(default)]
+    pub publisher: Option<PublisherConfig>,
+    /// Events delivered to SQL (not built yet: `check` says so).
+    #[serde(default)]
+    pub subscriber: Option<serde_json::Value>,
+}
+
+/// The `callee` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalleeConfig {
+    /// Schemas whose functions are registered, each under a URI prefix.
+    #[serde(default)]
+    pub schemas: Vec<SchemaConfig>,
+    /// Functions registered under a URI of their own (overriding or extending `schemas`).
+    #[serde(default)]
+    pub procedures: Vec<ProcedureConfig>,
+    /// Which database role a call runs as.
+    #[serde(default)]
+    pub roles: RolesConfig,
+    /// A function parameter of this name receives the caller as JSON (default `_caller`).
+    #[serde(default)]
+    pub caller_param: Option<String>,
+    /// The longest a call may run, in milliseconds (default 30000).
+    #[serde(default)]
+    pub max_timeout: Option<u64>,
+    /// How much of an SQL error goes to the caller.
+    #[serde(default)]
+    pub error_verbosity: ErrorVerbosity,
+    /// `NOTIFY <channel>, 'reload'` makes the bridge read the functions again (default
+    /// `switchboard`).
+    #[serde(default)]
+    pub reload_channel: Option<String>,
+    /// Milliseconds a call waits for a free connection before it fails with
+    /// `wamp.error.unavailable` (default 5000).
+    #[serde(default)]
+    pub acquire_timeout: Option<u64>,
+}
+
+/// One schema of `callee.schemas`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaConfig {
+    /// The schema.
+    pub schema: String,
+    /// The URI prefix: `api.add2` is registered as `<prefix>add2`.
+    pub prefix: String,
+}
+
+/// One entry of `callee.procedures`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcedureConfig {
+    /// The procedure URI.
+    pub uri: String,
+    /// The function: `schema.name`, or with its argument types where it is overloaded
+    /// (`api.f(int,text)`).
+    pub function: String,
+    /// The shape of the result.
+    #[serde(default)]
+    pub result: Option<ResultShape>,
+    /// Milliseconds this function may run (at most `max_timeout`).
+    #[serde(default)]
+    pub timeout: Option<u64>,
+    /// Run it in a read-only transaction (default: when it is STABLE or IMMUTABLE).
+    #[serde(default)]
+    pub read_only: Option<bool>,
+}
+
+/// How a function's result becomes the WAMP result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultShape {
+    /// One value as the first positional argument (a row as an object); SETOF as one array.
+    Value,
+    /// A row's columns as keyword arguments.
+    Kwargs,
+    /// Always an array of rows, one row or none too.
+    Rows,
+    /// SETOF rows one by one as progressive results when the caller asks for them (the default
+    /// for SETOF functions anyway).
+    Progressive,
+}
+
+/// `callee.roles`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolesConfig {
+    /// `none` (calls run as the login role), `map` (the caller's WAMP role through `map`) or
+    /// `authrole` (a database role of the same name as the caller's WAMP role).
+    #[serde(default)]
+    pub mode: RoleMode,
+    /// WAMP role -> database role, for `map`.
+    #[serde(default)]
+    pub map: BTreeMap<String, String>,
+    /// The database role of WAMP roles `map` does not name; none: such calls are refused.
+    #[serde(default)]
+    pub default: Option<String>,
+}
+
+/// `callee.roles.mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleMode {
+    /// No `SET ROLE`: calls run as the connection's user.
+    #[default]
+    None,
+    /// The caller's WAMP role through `roles.map`.
+    Map,
+    /// The database role named as the caller's WAMP role.
+    Authrole,
+}
+
+/// `callee.error_verbosity`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorVerbosity {
+    /// The message and the SQLSTATE.
+    #[default]
+    Minimal,
+    /// Also detail, hint, constraint, table and column.
+    Verbose,
+}
+
+/// The `publisher` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublisherConfig {
+    /// The delivery tier: `notify` (built), `outbox` and `durable` (not built yet: `check` says
+    /// so).
+    #[serde(default)]
+    pub mode: PublishMode,
+    /// The NOTIFY channel `wamp.publish` uses (default `wamp_publish`).
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// Only topics with one of these prefixes are published (a fence on top of the role).
+    #[serde(default)]
+    pub topic_prefixes: Option<Vec<String>>,
+    /// For the `outbox` tier.
+    #[serde(default)]
+    pub outbox_table: Option<String>,
+    /// For the `durable` tier.
+    #[serde(default)]
+    pub slot: Option<String>,
+    /// For the `durable` tier.
+    #[serde(default)]
+    pub publication: Option<String>,
+}
+
+/// `publisher.mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PublishMode {
+    /// `pg_notify`, with payloads too large for it spilled to a table.
+    #[default]
+    Notify,
+    /// An outbox table read in order (at-least-once).
+    Outbox,
+    /// Logical messages through a replication slot.
+    Durable,
+}
+
+impl CalleeConfig {
+    /// The parameter that receives the caller.
+    pub fn caller_param(&self) -> &str {
+        self.caller_param.as_deref().unwrap_or("_caller")
+    }
+
+    /// The reload channel.
+    pub fn reload_channel(&self) -> &str {
+        self.reload_channel.as_deref().unwrap_or("switchboard")
+    }
+}
+
+impl PublisherConfig {
+    /// The NOTIFY channel.
+    pub fn channel(&self) -> &str {
+        self.channel
+            .as_deref()
+            .unwrap_or(crate::DEFAULT_PUBLISH_CHANNEL)
+    }
+}
