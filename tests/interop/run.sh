@@ -36,23 +36,27 @@ else
 fi
 
 # --- Python environment ----------------------------------------------------------
-# curl: the HTTP bridge and template tests run Crossbar's documented curl lines as written.
-ensure_curl() {
-    command -v curl >/dev/null && return
+# Debian packages the tests run: curl (the HTTP bridge and template tests run Crossbar's
+# documented curl lines as written) and psql (the PostgreSQL bridge tests set up their database
+# with it; the server itself must be running: see test_postgres.py).
+ensure_package() {
+    local command=$1 package=$2
+    command -v "$command" >/dev/null && return
     local sudo=()
     if [ "$(id -u)" -ne 0 ]; then
-        command -v sudo >/dev/null && sudo -n true 2>/dev/null || die "curl missing and not root: apt-get install curl"
+        command -v sudo >/dev/null && sudo -n true 2>/dev/null || die "$command missing and not root: apt-get install $package"
         sudo=(sudo -n)
     fi
-    log "installing curl with apt-get"
+    log "installing $package with apt-get"
     timeout 120 "${sudo[@]}" apt-get update -qq || die "apt-get update failed"
-    DEBIAN_FRONTEND=noninteractive timeout 300 "${sudo[@]}" apt-get install -y -qq --no-install-recommends curl \
-        >/dev/null || die "apt-get install curl failed"
+    DEBIAN_FRONTEND=noninteractive timeout 300 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$package" \
+        >/dev/null || die "apt-get install $package failed"
 }
 
 setup_python() {
     command -v python3 >/dev/null || die "python3 not found"
-    ensure_curl
+    ensure_package curl curl
+    ensure_package psql postgresql-client
     if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
         log "creating virtualenv $VENV"
         rm -rf "$VENV"

@@ -7,3 +7,19 @@ pub mod config;
 
 /// The NOTIFY channel `wamp.publish` uses unless configured otherwise.
 pub const DEFAULT_PUBLISH_CHANNEL: &str = "wamp_publish";
+
+mod bridge;
+mod call;
+mod catalog;
+mod publisher;
+
+pub use bridge::{Bridge, HELPER_SCHEMA, LISTENER_RECONNECT_TOPIC, pg_config};
+
+/// A database error as a log line: the server's message and SQLSTATE where it sent one (the
+/// error's own text says only "db error").
+pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}

@@ -25,3 +25,5 @@ pub mod web;
 
 pub use config::LoadedConfig;
 pub use node::{RunningNode, start};
+/// The PostgreSQL bridge the node runs for `postgresql` components.
+pub use switchboard_postgres as postgres;

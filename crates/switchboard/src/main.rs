@@ -72,8 +72,20 @@ enum Command {
         /// Node directory (default: the current directory).
         dir: Option<PathBuf>,
     },
+    /// The PostgreSQL bridge's helpers.
+    Postgres {
+        #[command(subcommand)]
+        command: PostgresCommand,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum PostgresCommand {
+    /// Print the helper schema (`wamp.publish`, `wamp.authid()`, ...) to apply with psql
+    /// (`switchboard postgres sql | psql -d mydb`), or let a component's `install_schema` do it.
+    Sql,
 }
 
 fn init_logging(level: &str) {
@@ -195,6 +207,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Version => {
             say!("switchboard {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::Postgres {
+            command: PostgresCommand::Sql,
+        } => {
+            say!("{}", switchboard_router::postgres::HELPER_SCHEMA.trim_end());
             Ok(())
         }
         Command::Init { list: true, .. } => {

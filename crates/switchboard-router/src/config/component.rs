@@ -6,14 +6,39 @@ use serde::Deserialize;
 
 /// A component of a router worker.
 #[derive(Debug, Clone)]
+// Read once at start; boxing the bridge's variant would buy nothing but indirection.
+#[allow(clippy::large_enum_variant)]
 pub enum ComponentConfig {
     /// A Python class deriving from Autobahn's `ApplicationSession` (asyncio or Twisted).
     Class(ClassComponentConfig),
+    /// The PostgreSQL bridge: SQL functions as procedures, events published from SQL.
+    Postgresql(switchboard_postgres::config::PostgresComponentConfig),
 }
 
 tagged!(ComponentConfig, "component", {
     "class" => Class(ClassComponentConfig),
+    "postgresql" => Postgresql(switchboard_postgres::config::PostgresComponentConfig),
 });
+
+/// A router worker's `connections` entry: a database the worker's components use.
+#[derive(Debug, Clone)]
+pub enum ConnectionConfig {
+    /// A PostgreSQL database.
+    Postgres(switchboard_postgres::config::PostgresConnectionConfig),
+}
+
+tagged!(ConnectionConfig, "connection", {
+    "postgres" => Postgres(switchboard_postgres::config::PostgresConnectionConfig),
+});
+
+impl ConnectionConfig {
+    /// The id components name it by.
+    pub fn id(&self) -> &str {
+        match self {
+            ConnectionConfig::Postgres(c) => &c.id,
+        }
+    }
+}
 
 /// `{"type": "class"}`.
 #[derive(Debug, Clone, Deserialize)]
@@ -35,6 +60,16 @@ pub struct ClassComponentConfig {
     /// Crossbar's references to other components: accepted, unused.
     #[serde(default)]
     pub references: Option<serde_json::Value>,
+}
+
+impl ComponentConfig {
+    /// The Python class component this is, if it is one.
+    pub fn as_class(&self) -> Option<&ClassComponentConfig> {
+        match self {
+            ComponentConfig::Class(c) => Some(c),
+            ComponentConfig::Postgresql(_) => None,
+        }
+    }
 }
 
 impl ClassComponentConfig {

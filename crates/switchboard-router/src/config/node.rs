@@ -192,7 +192,11 @@ pub struct RouterWorkerConfig {
     /// Listening transports.
     #[serde(default)]
     pub transports: Vec<TransportConfig>,
-    /// Application components the node runs for this router (Python classes).
+    /// Application components the node runs for this router (Python classes, the PostgreSQL
+    /// bridge).
     #[serde(default)]
     pub components: Vec<ComponentConfig>,
+    /// Databases the components use.
+    #[serde(default)]
+    pub connections: Vec<super::ConnectionConfig>,
 }

@@ -138,11 +138,165 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
     errors
 }
 
+/// A router worker's `connections`: unique ids, connection options the bridge can honour.
+fn check_connections(worker: &RouterWorkerConfig, at: &str, errors: &mut Vec<ConfigError>) {
+    let mut ids = HashSet::new();
+    for (i, connection) in worker.connections.iter().enumerate() {
+        let here = format!("{at}.connections[{i}]");
+        if !ids.insert(connection.id()) {
+            errors.push(ConfigError::at(
+                format!("{here}.id"),
+                format!("connection id `{}` is used twice", connection.id()),
+            ));
+        }
+        let super::ConnectionConfig::Postgres(pg) = connection;
+        let o = &pg.options;
+        match o.sslmode.as_deref() {
+            None | Some("disable" | "allow" | "prefer") => {}
+            Some(other) => errors.push(ConfigError::at(
+                format!("{here}.options.sslmode"),
+                format!(
+                    "unsupported: sslmode `{other}` (the bridge connects without TLS: use \
+                     `disable` or `prefer`, and a database on this host or a private network)"
+                ),
+            )),
+        }
+        match o.target_session_attrs.as_deref() {
+            None | Some("any" | "read-write") => {}
+            Some(other) => errors.push(ConfigError::at(
+                format!("{here}.options.target_session_attrs"),
+                format!("expected `any` or `read-write`; got `{other}`"),
+            )),
+        }
+        if o.max_connections == Some(0) {
+            errors.push(ConfigError::at(
+                format!("{here}.options.max_connections"),
+                "expected at least 1",
+            ));
+        }
+    }
+}
+
+/// A `postgresql` component: its realm, role and connection are the worker's; what it
+/// registers and publishes is well formed; the parts not built yet are named.
+fn check_postgres_bridge(
+    worker: &RouterWorkerConfig,
+    bridge: &switchboard_postgres::config::PostgresComponentConfig,
+    at: &str,
+    errors: &mut Vec<ConfigError>,
+) {
+    use switchboard_postgres::config::{PublishMode, RoleMode};
+    check_path_realm_role(worker, at, &bridge.realm, &bridge.role, errors);
+    if !worker
+        .connections
+        .iter()
+        .any(|c| c.id() == bridge.connection && matches!(c, super::ConnectionConfig::Postgres(_)))
+    {
+        errors.push(ConfigError::at(
+            format!("{at}.connection"),
+            format!(
+                "no `postgres` connection `{}` in this worker's `connections`",
+                bridge.connection
+            ),
+        ));
+    }
+    if bridge.callee.is_none() && bridge.publisher.is_none() && bridge.subscriber.is_none() {
+        errors.push(ConfigError::at(
+            at,
+            "a PostgreSQL bridge needs a `callee` or a `publisher` section",
+        ));
+    }
+    if bridge.subscriber.is_some() {
+        errors.push(ConfigError::at(
+            format!("{at}.subscriber"),
+            "not built yet: events delivered to SQL (handler functions, inserts) come in a later \
+             release; use a `callee` function called by a component for now",
+        ));
+    }
+    if let Some(callee) = &bridge.callee {
+        for (i, schema) in callee.schemas.iter().enumerate() {
+            if Uri::parse_loose(schema.prefix.trim_end_matches('.'), UriMatch::Prefix).is_err()
+                || schema.prefix.is_empty()
+            {
+                errors.push(ConfigError::at(
+                    format!("{at}.callee.schemas[{i}].prefix"),
+                    format!("`{}` is not a URI prefix", schema.prefix),
+                ));
+            }
+            if schema.schema.is_empty() {
+                errors.push(ConfigError::at(
+                    format!("{at}.callee.schemas[{i}].schema"),
+                    "expected a schema name",
+                ));
+            }
+        }
+        for (i, p) in callee.procedures.iter().enumerate() {
+            if Uri::parse_loose(&p.uri, UriMatch::Exact).is_err() {
+                errors.push(ConfigError::at(
+                    format!("{at}.callee.procedures[{i}].uri"),
+                    format!("`{}` is not a valid procedure URI", p.uri),
+                ));
+            }
+            if p.function.is_empty() {
+                errors.push(ConfigError::at(
+                    format!("{at}.callee.procedures[{i}].function"),
+                    "expected a function: `schema.name` or `schema.name(type, ...)`",
+                ));
+            }
+        }
+        if callee.schemas.is_empty() && callee.procedures.is_empty() {
+            errors.push(ConfigError::at(
+                format!("{at}.callee"),
+                "expected `schemas` or `procedures` to register",
+            ));
+        }
+        let roles = &callee.roles;
+        if roles.mode == RoleMode::Map && roles.map.is_empty() && roles.default.is_none() {
+            errors.push(ConfigError::at(
+                format!("{at}.callee.roles.map"),
+                "mode `map` needs a `map` (WAMP role -> database role) or a `default`",
+            ));
+        }
+        if roles.mode != RoleMode::Map && (!roles.map.is_empty() || roles.default.is_some()) {
+            errors.push(ConfigError::at(
+                format!("{at}.callee.roles.mode"),
+                "`map` and `default` apply with mode `map` only",
+            ));
+        }
+    }
+    if let Some(publisher) = &bridge.publisher {
+        match publisher.mode {
+            PublishMode::Notify => {}
+            PublishMode::Outbox | PublishMode::Durable => errors.push(ConfigError::at(
+                format!("{at}.publisher.mode"),
+                "not built yet: the `outbox` and `durable` tiers come in a later release; \
+                 `notify` publishes on commit (events published while the bridge is away are \
+                 missed, which it announces on switchboard.postgres.on_listener_reconnect)",
+            )),
+        }
+        if publisher.channel().is_empty() || publisher.channel().len() > 63 {
+            errors.push(ConfigError::at(
+                format!("{at}.publisher.channel"),
+                "expected a channel name of 1 to 63 bytes",
+            ));
+        }
+    }
+}
+
 /// A router worker's components: importable names, realms and roles of this worker, unique ids.
 fn check_components(worker: &RouterWorkerConfig, at: &str, errors: &mut Vec<ConfigError>) {
+    check_connections(worker, at, errors);
     let mut ids = HashSet::new();
-    for (c, ComponentConfig::Class(component)) in worker.components.iter().enumerate() {
+    for (c, component) in worker.components.iter().enumerate() {
         let here = format!("{at}.components[{c}]");
+        let component = match component {
+            ComponentConfig::Class(class) => class,
+            ComponentConfig::Postgresql(bridge) => {
+                check_component_id(&mut ids, component_id(bridge.id.as_ref(), c), &here, errors);
+                check_postgres_bridge(worker, bridge, &here, errors);
+                continue;
+            }
+        };
         check_component_id(
             &mut ids,
             component_id(component.id.as_ref(), c),

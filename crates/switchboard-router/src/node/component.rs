@@ -16,9 +16,8 @@ use serde_json::json;
 
 use super::guest::PreparedGuest;
 use crate::config::{
-    ClientTransportConfig, ClientTransportKind, ComponentConfig, ConfigError,
-    ContainerComponentConfig, LoadedConfig, SerializerName, TransportConfig, WorkerConfig,
-    builtin_component, component_id,
+    ClientTransportConfig, ClientTransportKind, ConfigError, ContainerComponentConfig,
+    LoadedConfig, SerializerName, TransportConfig, WorkerConfig, builtin_component, component_id,
 };
 
 /// The runner every component process runs.
@@ -71,8 +70,11 @@ impl PreparedComponents {
                 WorkerConfig::Router(router) => {
                     let pythonpath =
                         pythonpath_of(router.options.as_ref().and_then(|o| o.pythonpath.as_ref()));
-                    for (c, ComponentConfig::Class(component)) in
-                        router.components.iter().enumerate()
+                    for (c, component) in router
+                        .components
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(c, k)| k.as_class().map(|k| (c, k)))
                     {
                         // Crossbar's built-ins run in the node's process (`rest_components`).
                         if builtin_component(&component.classname, component.extra.as_ref())

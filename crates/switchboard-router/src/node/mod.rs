@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 mod component;
 mod function_auth;
 mod guest;
+mod postgres_bridges;
 mod prepare;
 mod rest_components;
 
@@ -91,6 +92,8 @@ pub struct RunningNode {
     functions: function_auth::FunctionHosts,
     /// Crossbar's built-in REST components.
     rest_components: rest_components::RestComponents,
+    /// The PostgreSQL bridges.
+    postgres_bridges: postgres_bridges::PostgresBridges,
 }
 
 impl RunningNode {
@@ -174,7 +177,12 @@ impl RunningNode {
             }
         };
         self.rest_components.stop();
-        tokio::join!(sessions, self.guests.stop(), self.functions.stop());
+        tokio::join!(
+            sessions,
+            self.guests.stop(),
+            self.functions.stop(),
+            self.postgres_bridges.stop()
+        );
         if let Some(dir) = &self.component_dir {
             component::remove_dir(dir);
         }
@@ -278,6 +286,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
     // Guests start once the router listens: most of them connect to it.
     let guests = GuestSupervisor::start(guests, realms.clone());
     let rest_components = rest_components::RestComponents::start(builtins, &in_process).await?;
+    let postgres_bridges = postgres_bridges::PostgresBridges::start(&loaded, &in_process).await?;
     Ok(RunningNode {
         listeners,
         realms,
@@ -290,6 +299,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
         component_dir,
         functions,
         rest_components,
+        postgres_bridges,
     })
 }
 

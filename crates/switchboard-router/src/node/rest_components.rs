@@ -24,8 +24,8 @@ use tokio::task::JoinHandle;
 
 use super::StartError;
 use crate::config::{
-    BuiltinComponent, ComponentConfig, ContainerComponentConfig, LoadedConfig, WorkerConfig,
-    builtin_component, component_id,
+    BuiltinComponent, ContainerComponentConfig, LoadedConfig, WorkerConfig, builtin_component,
+    component_id,
 };
 use crate::embed::InProcess;
 use crate::session::TrustedIdentity;
@@ -57,7 +57,12 @@ pub(super) fn prepare(loaded: &LoadedConfig) -> Vec<PreparedBuiltin> {
     for worker in &loaded.config.workers {
         match worker {
             WorkerConfig::Router(router) => {
-                for (c, ComponentConfig::Class(component)) in router.components.iter().enumerate() {
+                for (c, component) in router
+                    .components
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(c, k)| k.as_class().map(|k| (c, k)))
+                {
                     if let Some(Ok(builtin)) =
                         builtin_component(&component.classname, component.extra.as_ref())
                     {

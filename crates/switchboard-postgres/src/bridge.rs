@@ -1,0 +1,420 @@
+//! One bridge's life: its connections (a pool for calls, one dedicated listener connection),
+//! the procedures it registers (read from the database, read again on `NOTIFY switchboard,
+//! 'reload'`), the events it publishes, and reconnecting with backoff when the database goes
+//! away: calls meanwhile fail fast with `wamp.error.unavailable`, and nothing waits on the
+//! database in the router.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use serde_json::json;
+use switchboard_client::{Args, PublishOptions, RegisterOptions, Session};
+use switchboard_proto::{Id, Value};
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_util::sync::CancellationToken;
+
+use crate::call::Calls;
+use crate::catalog::{self, Function};
+use crate::config::{PostgresComponentConfig, PostgresConnectionConfig, PublishMode};
+use crate::publisher::{self, Notified};
+
+/// The topic of the meta event published when the listener reconnected (events published
+/// meanwhile were not heard).
+pub const LISTENER_RECONNECT_TOPIC: &str = "switchboard.postgres.on_listener_reconnect";
+
+/// How often a bridge that is not the publisher (another bridge holds the channel's lock) tries
+/// to become it.
+const LEADERSHIP_RETRY: Duration = Duration::from_secs(5);
+
+/// The helper schema (`switchboard postgres sql`).
+pub const HELPER_SCHEMA: &str = include_str!("wamp.sql");
+
+/// The connection settings of a `connections` entry.
+pub fn pg_config(c: &PostgresConnectionConfig) -> tokio_postgres::Config {
+    let mut config = tokio_postgres::Config::new();
+    let host = c.host.as_deref().unwrap_or("127.0.0.1");
+    if host.starts_with('/') {
+        config.host_path(host);
+    } else {
+        config.host(host);
+    }
+    config
+        .port(c.port.unwrap_or(5432))
+        .dbname(&c.database)
+        .user(&c.user)
+        .application_name(
+            c.options
+                .application_name
+                .as_deref()
+                .unwrap_or("switchboard"),
+        )
+        .connect_timeout(Duration::from_secs(c.options.connect_timeout.unwrap_or(10)));
+    if let Some(password) = &c.password {
+        config.password(password);
+    }
+    if c.options.target_session_attrs.as_deref() == Some("read-write") {
+        config.target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite);
+    }
+    config
+}
+
+/// A running bridge.
+pub struct Bridge {
+    id: String,
+    component: PostgresComponentConfig,
+    pg: tokio_postgres::Config,
+    calls: Option<Arc<Calls>>,
+    session: Session,
+    /// Registered procedures: URI -> (registration, function).
+    registered: HashMap<String, (Id, Function)>,
+}
+
+impl Bridge {
+    /// A bridge for `component` on `connection`, acting through `session`.
+    pub fn new(
+        id: String,
+        connection: &PostgresConnectionConfig,
+        component: PostgresComponentConfig,
+        session: Session,
+    ) -> Self {
+        let pg = pg_config(connection);
+        let calls = component.callee.clone().map(|callee| {
+            let manager = deadpool_postgres::Manager::from_config(
+                pg.clone(),
+                NoTls,
+                deadpool_postgres::ManagerConfig {
+                    recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+                },
+            );
+            let pool = deadpool_postgres::Pool::builder(manager)
+                .max_size(connection.options.max_connections.unwrap_or(10).max(1))
+                .build()
+                .expect("a pool without a runtime-bound timeout builds");
+            Arc::new(Calls {
+                pool,
+                config: callee,
+            })
+        });
+        Self {
+            id,
+            component,
+            pg,
+            calls,
+            session,
+            registered: HashMap::new(),
+        }
+    }
+
+    /// Runs until `shutdown` (or the bridge's session ends): connects, registers, listens, and
+    /// reconnects with backoff whenever the listener connection is lost.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut backoff = Backoff::new();
+        let mut lost_at: Option<Instant> = None;
+        let mut installed = false;
+        // The listener's connection is told apart in pg_stat_activity by its name.
+        let mut listener = self.pg.clone();
+        listener.application_name(format!(
+            "{}-listener",
+            self.pg.get_application_name().unwrap_or("switchboard")
+        ));
+        loop {
+            let connected = tokio::select! {
+                c = listener.connect(NoTls) => c,
+                () = shutdown.cancelled() => return,
+            };
+            let (client, mut connection) = match connected {
+                Ok(c) => c,
+                Err(e) => {
+                    let wait = backoff.next();
+                    tracing::warn!(bridge = %self.id, "cannot connect to the database: {e}; trying again in {wait:?}");
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => continue,
+                        () = shutdown.cancelled() => return,
+                    }
+                }
+            };
+            // The listener connection is driven here, not spawned away: notifications only
+            // arrive to whoever polls it.
+            let (notify_tx, mut notifications) = mpsc::channel(1024);
+            let driver = tokio::spawn(async move {
+                let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+                while let Some(message) = messages.next().await {
+                    match message {
+                        Ok(AsyncMessage::Notification(n)) => {
+                            if notify_tx.send(n).await.is_err() {
+                                break;
+                            }
+                        }
+                        Ok(AsyncMessage::Notice(n)) => tracing::debug!("database notice: {n}"),
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!("database listener connection: {e}");
+                            break;
+                        }
+                    }
+                }
+            });
+            let setup = self.set_up(&client, &mut installed).await;
+            if let Err(e) = setup {
+                driver.abort();
+                let wait = backoff.next();
+                tracing::warn!(bridge = %self.id, "database setup failed: {}; trying again in {wait:?}", crate::describe(&e));
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => continue,
+                    () = shutdown.cancelled() => return,
+                }
+            }
+            backoff.reset();
+            if let Some(since) = lost_at.take() {
+                self.announce_reconnect(since).await;
+            }
+            let mut leader = self.try_lead(&client).await;
+            let mut retry = tokio::time::interval(LEADERSHIP_RETRY);
+            retry.tick().await;
+            loop {
+                tokio::select! {
+                    n = notifications.recv() => match n {
+                        Some(n) => self.notified(&client, n.channel(), n.payload()).await,
+                        None => break,
+                    },
+                    _ = retry.tick(), if !leader => leader = self.try_lead(&client).await,
+                    reason = self.session.closed() => {
+                        tracing::error!(bridge = %self.id, "the bridge's session ended ({reason}): the bridge stops");
+                        driver.abort();
+                        return;
+                    }
+                    () = shutdown.cancelled() => {
+                        driver.abort();
+                        return;
+                    }
+                }
+            }
+            driver.abort();
+            lost_at = Some(Instant::now());
+            tracing::warn!(bridge = %self.id, "lost the database listener connection; reconnecting");
+        }
+    }
+
+    /// On a fresh listener connection: the helper schema (once, where configured), LISTEN for
+    /// reloads, and the procedures.
+    async fn set_up(
+        &mut self,
+        client: &tokio_postgres::Client,
+        installed: &mut bool,
+    ) -> Result<(), tokio_postgres::Error> {
+        if self.component.install_schema && !*installed {
+            client.batch_execute(HELPER_SCHEMA).await?;
+            *installed = true;
+            tracing::info!(bridge = %self.id, "helper schema `wamp` installed");
+        }
+        if let Some(callee) = &self.component.callee {
+            client
+                .batch_execute(&format!(
+                    "LISTEN {}",
+                    catalog::quote_ident(callee.reload_channel())
+                ))
+                .await?;
+        }
+        self.sync_procedures(client).await
+    }
+
+    /// Reads the functions and brings the registrations in line with them.
+    async fn sync_procedures(
+        &mut self,
+        client: &tokio_postgres::Client,
+    ) -> Result<(), tokio_postgres::Error> {
+        let Some(calls) = self.calls.clone() else {
+            return Ok(());
+        };
+        let found: BTreeMap<String, Function> = catalog::discover(client, &calls.config).await?;
+        let gone: Vec<String> = self
+            .registered
+            .iter()
+            .filter(|(uri, (_, f))| found.get(*uri) != Some(f))
+            .map(|(uri, _)| uri.clone())
+            .collect();
+        for uri in gone {
+            if let Some((id, _)) = self.registered.remove(&uri)
+                && let Err(e) = self.session.unregister(id).await
+            {
+                tracing::warn!(bridge = %self.id, procedure = %uri, "unregister failed: {e}");
+            }
+        }
+        let mut added = Vec::new();
+        for (uri, function) in found {
+            if self.registered.contains_key(&uri) {
+                continue;
+            }
+            let (calls, f) = (calls.clone(), Arc::new(function.clone()));
+            let registered = self
+                .session
+                .register(&uri, RegisterOptions::default(), move |invocation| {
+                    let (calls, f) = (calls.clone(), f.clone());
+                    async move { calls.call(&f, invocation).await }
+                })
+                .await;
+            match registered {
+                Ok(id) => {
+                    added.push(uri.clone());
+                    self.registered.insert(uri, (id, function));
+                }
+                Err(e) => {
+                    tracing::warn!(bridge = %self.id, procedure = %uri, function = %function.display, "cannot register: {e}");
+                }
+            }
+        }
+        if !added.is_empty() {
+            tracing::info!(bridge = %self.id, "registered {}", added.join(", "));
+        }
+        Ok(())
+    }
+
+    /// Takes the publish channel's lock (one publishing bridge per channel and database) and
+    /// LISTENs to it; false while another bridge holds it.
+    async fn try_lead(&self, client: &tokio_postgres::Client) -> bool {
+        let Some(publisher) = &self.component.publisher else {
+            return true;
+        };
+        if publisher.mode != PublishMode::Notify {
+            return true;
+        }
+        let channel = publisher.channel();
+        let locked = client
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtext('switchboard'), hashtext($1))",
+                &[&channel],
+            )
+            .await
+            .map(|r| r.get::<_, bool>(0));
+        match locked {
+            Ok(true) => {
+                let listen = format!("LISTEN {}", catalog::quote_ident(channel));
+                match client.batch_execute(&listen).await {
+                    Ok(()) => {
+                        tracing::info!(bridge = %self.id, %channel, "publishing events from the database");
+                        true
+                    }
+                    Err(e) => {
+                        tracing::warn!(bridge = %self.id, "LISTEN {channel} failed: {e}");
+                        false
+                    }
+                }
+            }
+            Ok(false) => {
+                tracing::debug!(bridge = %self.id, %channel, "another bridge publishes this channel");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(bridge = %self.id, "cannot take the publish lock: {e}");
+                false
+            }
+        }
+    }
+
+    /// A notification on one of the listener's channels.
+    async fn notified(&mut self, client: &tokio_postgres::Client, channel: &str, payload: &str) {
+        let reload = self
+            .component
+            .callee
+            .as_ref()
+            .is_some_and(|c| channel == c.reload_channel());
+        if reload {
+            if payload == "reload" {
+                tracing::info!(bridge = %self.id, "reloading the function list");
+                if let Err(e) = self.sync_procedures(client).await {
+                    tracing::warn!(bridge = %self.id, "reload failed: {}", crate::describe(&e));
+                }
+            }
+            return;
+        }
+        let Some(publisher) = &self.component.publisher else {
+            return;
+        };
+        if channel != publisher.channel() {
+            return;
+        }
+        let event = match publisher::parse(payload) {
+            Ok(Notified::Event(event)) => event,
+            Ok(Notified::Spilled(seq)) => {
+                let fetched = client
+                    .query_opt(
+                        "DELETE FROM wamp.event_buffer WHERE seq = $1 RETURNING payload",
+                        &[&seq],
+                    )
+                    .await;
+                match fetched {
+                    Ok(Some(row)) => match publisher::parse(&row.get::<_, String>(0)) {
+                        Ok(Notified::Event(event)) => event,
+                        _ => {
+                            tracing::warn!(bridge = %self.id, seq, "a buffered event is not an event");
+                            return;
+                        }
+                    },
+                    Ok(None) => {
+                        tracing::warn!(bridge = %self.id, seq, "a buffered event is gone (taken by another bridge?)");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(bridge = %self.id, seq, "cannot read a buffered event: {e}");
+                        return;
+                    }
+                }
+            }
+            Err(why) => {
+                tracing::warn!(bridge = %self.id, %channel, "ignoring a notification: {why}");
+                return;
+            }
+        };
+        publisher::publish(&self.session, publisher, event).await;
+    }
+
+    /// Tells the realm that events published while the listener was away were missed.
+    async fn announce_reconnect(&self, since: Instant) {
+        let gap_ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
+        tracing::warn!(bridge = %self.id, gap_ms, "listener reconnected: events published meanwhile were missed");
+        if self.component.publisher.is_none() {
+            return;
+        }
+        let details = json!({"bridge": self.id, "gap_ms": gap_ms});
+        let args = Args::positional(vec![
+            serde_json::from_value::<Value>(details).unwrap_or(Value::Null),
+        ]);
+        if let Err(e) = self
+            .session
+            .publish(
+                LISTENER_RECONNECT_TOPIC,
+                args,
+                PublishOptions::acknowledged(),
+            )
+            .await
+        {
+            tracing::warn!(bridge = %self.id, "cannot announce the reconnect: {e}");
+        }
+    }
+}
+
+/// Exponential backoff with jitter, 0.5 s up to 32 s.
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Self {
+            next: Duration::from_millis(500),
+        }
+    }
+
+    fn next(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (self.next * 2).min(Duration::from_secs(32));
+        base + base.mul_f64(rand::random::<f64>() * 0.25)
+    }
+
+    fn reset(&mut self) {
+        *self = Self::new();
+    }
+}

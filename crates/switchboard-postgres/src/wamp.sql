@@ -1,0 +1,73 @@
+-- Switchboard's helper schema for the PostgreSQL bridge (`switchboard postgres sql` prints it;
+-- a component with "install_schema": true applies it at start). Safe to run again: it creates
+-- what is missing and replaces the functions.
+
+CREATE SCHEMA IF NOT EXISTS wamp;
+GRANT USAGE ON SCHEMA wamp TO PUBLIC;
+
+-- Who is calling: the bridge sets these for the one transaction of each call.
+CREATE OR REPLACE FUNCTION wamp.authid() RETURNS text
+  LANGUAGE sql STABLE AS $$ SELECT nullif(current_setting('wamp.authid', true), '') $$;
+CREATE OR REPLACE FUNCTION wamp.authrole() RETURNS text
+  LANGUAGE sql STABLE AS $$ SELECT nullif(current_setting('wamp.authrole', true), '') $$;
+CREATE OR REPLACE FUNCTION wamp.session() RETURNS bigint
+  LANGUAGE sql STABLE AS $$ SELECT nullif(current_setting('wamp.session', true), '')::bigint $$;
+CREATE OR REPLACE FUNCTION wamp.caller() RETURNS jsonb
+  LANGUAGE sql STABLE AS $$ SELECT nullif(current_setting('wamp.caller', true), '')::jsonb $$;
+
+-- An application error: the caller gets `uri` as the WAMP error, with `args` and `kwargs`.
+CREATE OR REPLACE FUNCTION wamp.raise(uri text, args jsonb DEFAULT NULL, kwargs jsonb DEFAULT NULL)
+  RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION USING ERRCODE = 'WA000', MESSAGE = uri,
+    DETAIL = jsonb_build_object('args', coalesce(args, '[]'::jsonb),
+                                'kwargs', coalesce(kwargs, '{}'::jsonb))::text;
+END $$;
+
+-- Publishing: each event gets a number, so that NOTIFY never folds two equal events of one
+-- transaction into one, and events too large for NOTIFY wait in event_buffer for the bridge.
+CREATE SEQUENCE IF NOT EXISTS wamp.publish_seq;
+CREATE TABLE IF NOT EXISTS wamp.event_buffer (
+  seq bigint PRIMARY KEY,
+  payload text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+-- The bridge's login role takes large events from here:
+--   GRANT SELECT, DELETE ON wamp.event_buffer TO <the bridge's login role>;
+
+-- Publishes an event when the transaction commits (nothing when it rolls back). The channel is
+-- `wamp_publish`, or the setting `wamp.publish_channel` where the database sets one.
+CREATE OR REPLACE FUNCTION wamp.publish(topic text, args jsonb DEFAULT NULL,
+                                        kwargs jsonb DEFAULT NULL, options jsonb DEFAULT NULL)
+  RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = wamp, pg_temp AS $$
+DECLARE
+  n bigint;
+  payload text;
+  channel text := coalesce(nullif(current_setting('wamp.publish_channel', true), ''), 'wamp_publish');
+BEGIN
+  IF topic IS NULL OR topic = '' OR topic LIKE 'wamp.%' THEN
+    RAISE EXCEPTION 'wamp.publish: invalid topic %', coalesce(topic, 'NULL') USING ERRCODE = '22023';
+  END IF;
+  IF args IS NOT NULL AND jsonb_typeof(args) <> 'array' THEN
+    RAISE EXCEPTION 'wamp.publish: args must be a JSON array' USING ERRCODE = '22023';
+  END IF;
+  IF kwargs IS NOT NULL AND jsonb_typeof(kwargs) <> 'object' THEN
+    RAISE EXCEPTION 'wamp.publish: kwargs must be a JSON object' USING ERRCODE = '22023';
+  END IF;
+  IF options IS NOT NULL AND jsonb_typeof(options) <> 'object' THEN
+    RAISE EXCEPTION 'wamp.publish: options must be a JSON object' USING ERRCODE = '22023';
+  END IF;
+  n := nextval('wamp.publish_seq');
+  payload := jsonb_build_object('v', 1, 'seq', n, 'topic', topic,
+                                'args', coalesce(args, '[]'::jsonb),
+                                'kwargs', coalesce(kwargs, '{}'::jsonb),
+                                'options', coalesce(options, '{}'::jsonb),
+                                'by', session_user::text, 'authid', wamp.authid())::text;
+  -- NOTIFY takes payloads shorter than 8000 bytes.
+  IF octet_length(payload) >= 7900 THEN
+    INSERT INTO wamp.event_buffer (seq, payload) VALUES (n, payload);
+    payload := jsonb_build_object('v', 1, 'seq', n, 'ref', n)::text;
+  END IF;
+  PERFORM pg_notify(channel, payload);
+  RETURN n;
+END $$;

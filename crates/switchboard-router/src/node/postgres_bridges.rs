@@ -1,0 +1,72 @@
+//! The PostgreSQL bridges of the node's router workers (`{"type": "postgresql"}` components):
+//! each joins its own in-process session (its realm and role, told who calls whatever the
+//! callers' roles disclose, as part of the router's trusted base) and runs until the node stops.
+//! A database that is down at start does not stop the node: the bridge keeps trying.
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::StartError;
+use crate::config::{ComponentConfig, ConnectionConfig, LoadedConfig, WorkerConfig, component_id};
+use crate::embed::InProcess;
+use crate::session::TrustedIdentity;
+
+/// The running bridges.
+pub(super) struct PostgresBridges {
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl PostgresBridges {
+    /// Joins each bridge's session and starts it.
+    pub(super) async fn start(
+        loaded: &LoadedConfig,
+        in_process: &InProcess,
+    ) -> Result<Self, StartError> {
+        let stop = CancellationToken::new();
+        let mut tasks = Vec::new();
+        for worker in &loaded.config.workers {
+            let WorkerConfig::Router(router) = worker else {
+                continue;
+            };
+            for (c, component) in router.components.iter().enumerate() {
+                let ComponentConfig::Postgresql(bridge) = component else {
+                    continue;
+                };
+                // Validation made sure the connection exists.
+                let Some(ConnectionConfig::Postgres(connection)) = router
+                    .connections
+                    .iter()
+                    .find(|k| k.id() == bridge.connection)
+                else {
+                    continue;
+                };
+                let id = component_id(bridge.id.as_ref(), c);
+                let authid = format!("postgresql:{id}");
+                let identity =
+                    TrustedIdentity::new(&bridge.realm, &authid, &bridge.role).seeing_callers();
+                let session =
+                    in_process
+                        .join(identity)
+                        .await
+                        .map_err(|source| StartError::Join {
+                            realm: bridge.realm.clone(),
+                            authid: authid.clone(),
+                            source,
+                        })?;
+                let running =
+                    switchboard_postgres::Bridge::new(id, connection, bridge.clone(), session);
+                tasks.push(tokio::spawn(running.run(stop.clone())));
+            }
+        }
+        Ok(Self { stop, tasks })
+    }
+
+    /// Stops the bridges (their sessions end with the node's).
+    pub(super) async fn stop(self) {
+        self.stop.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}

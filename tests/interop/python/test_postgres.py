@@ -1,0 +1,387 @@
+"""The PostgreSQL bridge against a real PostgreSQL: SQL functions called from Autobahn|Python
+(arguments by position and name, defaults, variadic, SETOF as one array and as progressive
+results, void, bigint, bytea, the raw convention), SQL errors as WAMP errors, the caller's
+identity in SQL (row-level security through wamp.authid()), statement and call timeouts that
+cancel the query, and events published from SQL and triggers (large ones through the spill
+table, none from a rolled-back transaction, a listener killed and reconnected).
+
+The database server is $DATABASE_URL's (host, port, user) when set, else 127.0.0.1:5432 as
+user postgres; each run creates its own database and roles and drops them at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+import urllib.parse
+import uuid
+
+import pytest
+from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import CallOptions
+
+from interop_client import bounded, close_all, connect_with, eventually, run
+from interop_router import free_tcp_port, launch_router, make_node_dir, switchboard_bin
+
+if os.environ.get("INTEROP_ROUTER", "switchboard") != "switchboard":
+    pytest.skip("runs Switchboard's node only", allow_module_level=True)
+
+
+def server() -> dict:
+    url = urllib.parse.urlparse(os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    return {"host": url.hostname or "127.0.0.1", "port": url.port or 5432, "user": url.username or "postgres"}
+
+
+def psql(sql: str, database: str = "postgres", check: bool = True) -> str:
+    s = server()
+    proc = subprocess.run(
+        ["psql", "-h", s["host"], "-p", str(s["port"]), "-U", s["user"], "-d", database,
+         "-v", "ON_ERROR_STOP=1", "-Atq"],
+        input=sql, capture_output=True, text=True, timeout=60,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"psql failed ({proc.returncode}): {proc.stderr}\n--- SQL ---\n{sql[:2000]}")
+    return proc.stdout
+
+
+def require_server():
+    try:
+        psql("SELECT 1")
+    except (AssertionError, FileNotFoundError, subprocess.TimeoutExpired) as e:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {server()} ({e}). The PostgreSQL bridge tests need a "
+            "server: install PostgreSQL (Debian: apt-get install postgresql postgresql-client) and "
+            "start it with trust authentication for 127.0.0.1, or set DATABASE_URL."
+        )
+
+
+def setup_sql(anon: str, login: str) -> str:
+    return f"""
+CREATE ROLE {anon} NOLOGIN;
+GRANT {anon} TO {login};
+GRANT SELECT, DELETE ON wamp.event_buffer TO {login};
+ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+CREATE SCHEMA api;
+GRANT USAGE ON SCHEMA api TO {anon};
+
+CREATE FUNCTION api.add2(a int, b int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT a + b $$;
+CREATE FUNCTION api.greet(name text, greeting text DEFAULT 'hello') RETURNS text LANGUAGE sql
+  AS $$ SELECT greeting || ', ' || name $$;
+CREATE FUNCTION api.total(VARIADIC nums int[]) RETURNS int LANGUAGE sql
+  AS $$ SELECT sum(n)::int FROM unnest(nums) n $$;
+CREATE FUNCTION api.over(a int) RETURNS int LANGUAGE sql AS $$ SELECT a $$;
+CREATE FUNCTION api.over(a text) RETURNS text LANGUAGE sql AS $$ SELECT a $$;
+CREATE FUNCTION api.series(n int) RETURNS SETOF int LANGUAGE sql AS $$ SELECT generate_series(1, n) $$;
+CREATE FUNCTION api.people() RETURNS TABLE(name text, age int) LANGUAGE sql
+  AS $$ VALUES ('ann', 31), ('bob', 42) $$;
+CREATE FUNCTION api.person() RETURNS TABLE(name text, age int) LANGUAGE sql
+  AS $$ VALUES ('ann', 31) $$;
+CREATE FUNCTION api.nothing() RETURNS void LANGUAGE sql AS $$ SELECT $$;
+CREATE FUNCTION api.big() RETURNS bigint LANGUAGE sql AS $$ SELECT 9007199254740993::bigint $$;
+CREATE FUNCTION api.blob() RETURNS bytea LANGUAGE sql AS $$ SELECT '\\x00ff10'::bytea $$;
+CREATE FUNCTION api.raw(args jsonb, kwargs jsonb) RETURNS jsonb LANGUAGE sql
+  AS $$ SELECT jsonb_build_object('args', args || '["from sql"]'::jsonb, 'kwargs', kwargs) $$;
+CREATE FUNCTION api.whoami() RETURNS jsonb LANGUAGE sql STABLE
+  AS $$ SELECT jsonb_build_object('authid', wamp.authid(), 'authrole', wamp.authrole(),
+                                  'session', wamp.session(), 'role', current_user::text) $$;
+CREATE FUNCTION api.fail() RETURNS void LANGUAGE plpgsql
+  AS $$ BEGIN PERFORM wamp.raise('com.example.error.custom', '[1, 2]', '{{"why": "testing"}}'); END $$;
+CREATE TABLE private_things (x int);
+CREATE FUNCTION api.read_private() RETURNS int LANGUAGE sql AS $$ SELECT count(*)::int FROM private_things $$;
+CREATE TABLE uniq (k text PRIMARY KEY);
+GRANT INSERT ON uniq TO {anon};
+CREATE FUNCTION api.claim(k text) RETURNS void LANGUAGE sql AS $$ INSERT INTO uniq VALUES (k) $$;
+CREATE FUNCTION api.sleep(s float8) RETURNS int LANGUAGE sql AS $$ SELECT 1 FROM pg_sleep(s) $$;
+
+CREATE TABLE notes (id serial PRIMARY KEY, owner text NOT NULL DEFAULT wamp.authid(), body text NOT NULL);
+ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_notes ON notes USING (owner = wamp.authid()) WITH CHECK (owner = wamp.authid());
+GRANT SELECT, INSERT ON notes TO {anon};
+GRANT USAGE ON SEQUENCE notes_id_seq TO {anon};
+CREATE FUNCTION api.add_note(body text) RETURNS void LANGUAGE sql
+  AS $$ INSERT INTO notes (body) VALUES (body) $$;
+CREATE FUNCTION api.my_notes() RETURNS SETOF text LANGUAGE sql STABLE
+  AS $$ SELECT body FROM notes ORDER BY id $$;
+CREATE FUNCTION notes_published() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM wamp.publish('com.example.note.on_insert', jsonb_build_array(NEW.body),
+                       jsonb_build_object('owner', NEW.owner));
+  RETURN NEW;
+END $$;
+CREATE TRIGGER notes_published AFTER INSERT ON notes FOR EACH ROW EXECUTE FUNCTION notes_published();
+CREATE FUNCTION api.shout(size int) RETURNS void LANGUAGE sql
+  AS $$ SELECT wamp.publish('com.example.big', jsonb_build_array(repeat('x', size))) $$;
+
+GRANT EXECUTE ON FUNCTION api.add2(int, int), api.greet(text, text), api.total(int[]), api.over(int),
+  api.over(text), api.series(int), api.people(), api.person(), api.nothing(), api.big(), api.blob(),
+  api.raw(jsonb, jsonb), api.whoami(), api.fail(), api.read_private(), api.claim(text),
+  api.sleep(float8), api.add_note(text), api.my_notes(), api.shout(int) TO {anon};
+"""
+
+
+@pytest.fixture(scope="module")
+def bridge():
+    require_server()
+    tag = uuid.uuid4().hex[:10]
+    database, login, anon = f"sbtest_{tag}", f"sb_{tag}_login", f"sb_{tag}_anon"
+    psql(f"CREATE DATABASE {database}")
+    psql(f"CREATE ROLE {login} LOGIN NOINHERIT")
+    helper = subprocess.run([str(switchboard_bin()), "postgres", "sql"], capture_output=True, text=True, check=True)
+    psql(helper.stdout, database)
+    psql(setup_sql(anon, login), database)
+    port = free_tcp_port()
+    s = server()
+    config = {
+        "version": 2,
+        "workers": [{
+            "type": "router",
+            "realms": [{"name": "realm1", "roles": [
+                {"name": "anonymous", "permissions": [
+                    {"uri": "", "match": "prefix", "allow": {"call": True, "subscribe": True}}]},
+                {"name": "db_bridge", "permissions": [
+                    {"uri": "com.example.", "match": "prefix", "allow": {"register": True, "publish": True}},
+                    {"uri": "switchboard.postgres.", "match": "prefix", "allow": {"publish": True}}]},
+            ]}],
+            "transports": [{
+                "type": "web",
+                "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"},
+                "paths": {"ws": {"type": "websocket"}},
+            }],
+            "connections": [{
+                "id": "db1", "type": "postgres", "host": s["host"], "port": s["port"],
+                "database": database, "user": login,
+                "options": {"max_connections": 4, "application_name": f"sb-{tag}"},
+            }],
+            "components": [{
+                "type": "postgresql", "id": "pg", "realm": "realm1", "role": "db_bridge",
+                "connection": "db1",
+                "callee": {
+                    "schemas": [{"schema": "api", "prefix": "com.example.api."}],
+                    "procedures": [
+                        {"uri": "com.example.over_int", "function": "api.over(int)"},
+                        {"uri": "com.example.person_kwargs", "function": "api.person", "result": "kwargs"},
+                        {"uri": "com.example.quick_sleep", "function": "api.sleep", "timeout": 300},
+                    ],
+                    "roles": {"mode": "map", "map": {"anonymous": anon}},
+                },
+                "publisher": {"mode": "notify"},
+            }],
+        }],
+    }
+    router = launch_router(make_node_dir("switchboard"), config, [port])
+    try:
+        # The bridge registers once it has read the functions.
+        deadline = time.monotonic() + 20
+        while "registered com.example" not in router.log_path.read_text(errors="replace"):
+            assert time.monotonic() < deadline, router.log_tail()
+            time.sleep(0.05)
+        yield {"router": router, "database": database, "tag": tag, "anon": anon}
+    finally:
+        router.close()
+        psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)", check=False)
+        psql(f"DROP ROLE IF EXISTS {anon}; DROP ROLE IF EXISTS {login}", check=False)
+
+
+def ws(router) -> dict:
+    return {"type": "websocket", "url": f"ws://127.0.0.1:{router.port}/ws", "serializers": ["json"]}
+
+
+async def client(b):
+    return await connect_with(ws(b["router"]), "websocket", "json")
+
+
+async def error_of(awaitable) -> ApplicationError:
+    try:
+        await bounded(awaitable, "the call")
+    except ApplicationError as e:
+        return e
+    raise AssertionError("the call succeeded")
+
+
+def test_sql_functions_are_called_with_wamp_arguments_and_results(bridge):
+    async def scenario():
+        c = await client(bridge)
+        try:
+            s = c.session
+            assert await s.call("com.example.api.add2", 2, 3) == 5
+            assert await s.call("com.example.api.add2", a=2, b=40) == 42
+            assert await s.call("com.example.api.add2", 1, b=1) == 2
+            assert await s.call("com.example.api.greet", "ann") == "hello, ann"
+            assert await s.call("com.example.api.greet", "bob", greeting="hi") == "hi, bob"
+            assert await s.call("com.example.api.total", [1, 2, 3, 4]) == 10
+            assert await s.call("com.example.api.series", 3) == [1, 2, 3]
+            assert await s.call("com.example.api.people") == [{"name": "ann", "age": 31}, {"name": "bob", "age": 42}]
+            assert await s.call("com.example.api.person") == [{"name": "ann", "age": 31}]
+            assert await s.call("com.example.api.nothing") is None
+            assert await s.call("com.example.api.big") == 9007199254740993
+            assert await s.call("com.example.api.blob") == b"\x00\xff\x10"
+            raw = await s.call("com.example.api.raw", 1, k="v")
+            assert (list(raw.results), raw.kwresults) == ([1, "from sql"], {"k": "v"}), raw
+            assert await s.call("com.example.over_int", 7) == 7
+            kw = await s.call("com.example.person_kwargs")
+            assert kw.kwresults == {"name": "ann", "age": 31} and not kw.results, kw
+            # An overloaded name is not registered (only a configured signature is).
+            e = await error_of(s.call("com.example.api.over", 1))
+            assert e.error == "wamp.error.no_such_procedure", e
+            # SETOF as progressive results when the caller asks for them.
+            rows = []
+            result = await s.call("com.example.api.series", 4, options=CallOptions(on_progress=rows.append))
+            assert rows == [1, 2, 3, 4] and result is None, (rows, result)
+        finally:
+            await close_all(c)
+
+    run(scenario())
+
+
+def test_sql_errors_become_wamp_errors(bridge):
+    async def scenario():
+        c = await client(bridge)
+        try:
+            s = c.session
+            e = await error_of(s.call("com.example.api.add2", "x", 1))
+            assert e.error == "wamp.error.invalid_argument" and e.kwargs["sqlstate"] == "22P02", e
+            e = await error_of(s.call("com.example.api.add2", 1, 2, 3))
+            assert e.error == "wamp.error.invalid_argument", e
+            e = await error_of(s.call("com.example.api.add2", 1, c=2))
+            assert e.error == "wamp.error.invalid_argument", e
+            e = await error_of(s.call("com.example.api.fail"))
+            assert (e.error, list(e.args), e.kwargs) == ("com.example.error.custom", [1, 2], {"why": "testing"}), e
+            e = await error_of(s.call("com.example.api.read_private"))
+            assert e.error == "wamp.error.not_authorized" and e.kwargs["sqlstate"] == "42501", e
+            key = uuid.uuid4().hex
+            await s.call("com.example.api.claim", key)
+            e = await error_of(s.call("com.example.api.claim", key))
+            assert e.error == "switchboard.error.sql" and e.kwargs["sqlstate"] == "23505", e
+            # The connection is fine after all of that.
+            assert await s.call("com.example.api.add2", 1, 1) == 2
+        finally:
+            await close_all(c)
+
+    run(scenario())
+
+
+def test_sql_knows_the_caller_and_row_level_security_holds(bridge):
+    async def scenario():
+        a = await client(bridge)
+        b = await client(bridge)
+        try:
+            me = await a.session.call("com.example.api.whoami")
+            assert me["authid"] == a.join_details.authid and me["authrole"] == "anonymous", me
+            assert me["session"] == a.join_details.session and me["role"] == bridge["anon"], me
+            await a.session.call("com.example.api.add_note", "a's note")
+            await b.session.call("com.example.api.add_note", "b's note")
+            assert await a.session.call("com.example.api.my_notes") == ["a's note"]
+            assert await b.session.call("com.example.api.my_notes") == ["b's note"]
+        finally:
+            await close_all(a, b)
+
+    run(scenario())
+
+
+def test_timeouts_cancel_the_query(bridge):
+    async def scenario():
+        c = await client(bridge)
+        try:
+            s = c.session
+            # The procedure's own timeout (300 ms) is the statement timeout.
+            e = await error_of(s.call("com.example.quick_sleep", 5))
+            assert e.error == "wamp.error.canceled" and e.kwargs["sqlstate"] == "57014", e
+            # The caller's timeout: the dealer answers wamp.error.timeout (spec, "Call Timeouts")
+            # and interrupts the bridge, which cancels the query.
+            started = time.monotonic()
+            e = await error_of(s.call("com.example.api.sleep", 30, options=CallOptions(timeout=500)))
+            assert e.error == "wamp.error.timeout", e
+            assert time.monotonic() - started < 5
+            await eventually(
+                lambda: psql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' "
+                    "AND state = 'active' AND pid <> pg_backend_pid()", bridge["database"]).strip() == "0",
+                "the sleeping query is canceled", timeout=10)
+            assert await s.call("com.example.api.add2", 20, 22) == 42
+        finally:
+            await close_all(c)
+
+    run(scenario())
+
+
+def test_events_are_published_from_sql_and_triggers(bridge):
+    async def scenario():
+        c = await client(bridge)
+        try:
+            s = c.session
+            notes, big = [], []
+            await s.subscribe(lambda body, owner=None: notes.append((body, owner)), "com.example.note.on_insert")
+            await s.subscribe(lambda text: big.append(len(text)), "com.example.big")
+            await s.call("com.example.api.add_note", "published by a trigger")
+            await eventually(lambda: ("published by a trigger", c.join_details.authid) in notes, "the trigger's event")
+            # Sizes on both sides of NOTIFY's limit: the large ones go through the spill table.
+            for size in (7000, 7990, 8000, 100_000):
+                await s.call("com.example.api.shout", size)
+            await eventually(lambda: len(big) == 4, "four events", timeout=10)
+            assert big == [7000, 7990, 8000, 100_000], big
+            # From psql: a rolled-back transaction publishes nothing; two equal events in one
+            # transaction are two events.
+            psql("BEGIN; SELECT wamp.publish('com.example.big', '[\"rolled back\"]'); ROLLBACK;", bridge["database"])
+            psql("BEGIN; SELECT wamp.publish('com.example.big', '[\"twice\"]'); "
+                 "SELECT wamp.publish('com.example.big', '[\"twice\"]'); COMMIT;", bridge["database"])
+            await eventually(lambda: len(big) == 6, "the two equal events", timeout=10)
+            await asyncio.sleep(0.3)
+            assert big == [7000, 7990, 8000, 100_000, 5, 5], big
+            assert psql("SELECT count(*) FROM wamp.event_buffer", bridge["database"]).strip() == "0"
+        finally:
+            await close_all(c)
+
+    run(scenario())
+
+
+def test_a_killed_listener_reconnects_and_says_so(bridge):
+    async def scenario():
+        c = await client(bridge)
+        try:
+            s = c.session
+            gaps, got = [], []
+            await s.subscribe(lambda details: gaps.append(details), "switchboard.postgres.on_listener_reconnect")
+            await s.subscribe(lambda text: got.append(text), "com.example.big")
+            killed = psql(
+                f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                f"WHERE application_name = 'sb-{bridge['tag']}-listener'", bridge["database"]).strip()
+            assert killed == "1", killed
+            await eventually(lambda: len(gaps) == 1, "the reconnect event", timeout=15)
+            assert gaps[0]["bridge"] == "pg" and gaps[0]["gap_ms"] >= 0, gaps
+            psql("SELECT wamp.publish('com.example.big', '[\"after\"]')", bridge["database"])
+            await eventually(lambda: got == ["after"], "an event after the reconnect", timeout=10)
+            # Calls never needed the listener.
+            assert await s.call("com.example.api.add2", 1, 2) == 3
+        finally:
+            await close_all(c)
+
+    run(scenario(), timeout=60)
+
+
+def test_reload_registers_new_functions(bridge):
+    async def scenario():
+        c = await client(bridge)
+        try:
+            s = c.session
+            e = await error_of(s.call("com.example.api.triple", 3))
+            assert e.error == "wamp.error.no_such_procedure", e
+            psql(f"CREATE FUNCTION api.triple(x int) RETURNS int LANGUAGE sql AS $$ SELECT 3 * x $$; "
+                 f"GRANT EXECUTE ON FUNCTION api.triple(int) TO {bridge['anon']}; NOTIFY switchboard, 'reload';",
+                 bridge["database"])
+
+            async def triple():
+                try:
+                    return await s.call("com.example.api.triple", 3)
+                except ApplicationError:
+                    return None
+
+            deadline = time.monotonic() + 10
+            while await triple() != 9:
+                assert time.monotonic() < deadline, "the new function was not registered"
+                await asyncio.sleep(0.1)
+        finally:
+            await close_all(c)
+
+    run(scenario())
