@@ -29,6 +29,15 @@ pub const LISTENER_RECONNECT_TOPIC: &str = "switchboard.postgres.on_listener_rec
 /// to become it.
 const LEADERSHIP_RETRY: Duration = Duration::from_secs(5);
 
+/// Notifications waiting for the bridge before further ones are dropped.
+const NOTIFY_QUEUE: usize = 65_536;
+
+/// How long a listener connection must have held for the backoff to start afresh.
+const STABLE_CONNECTION: Duration = Duration::from_secs(30);
+
+/// How old a spilled event must be to be swept (its NOTIFY was missed).
+const SPILL_MAX_AGE: &str = "1 hour";
+
 /// The helper schema (`switchboard postgres sql`).
 pub const HELPER_SCHEMA: &str = include_str!("wamp.sql");
 
@@ -66,6 +75,8 @@ pub struct Bridge {
     id: String,
     component: PostgresComponentConfig,
     pg: tokio_postgres::Config,
+    /// Connections for calls and subscriber sinks.
+    pool: deadpool_postgres::Pool,
     calls: Option<Arc<Calls>>,
     session: Session,
     /// Registered procedures: URI -> (registration, function).
@@ -81,20 +92,24 @@ impl Bridge {
         session: Session,
     ) -> Self {
         let pg = pg_config(connection);
+        let manager = deadpool_postgres::Manager::from_config(
+            pg.clone(),
+            NoTls,
+            deadpool_postgres::ManagerConfig {
+                // What a function changed for its whole session (a role, a search_path, any
+                // setting) is undone before the connection serves another call; prepared
+                // statements stay.
+                recycling_method: deadpool_postgres::RecyclingMethod::Custom("RESET ALL".into()),
+            },
+        );
+        // Connections open as calls and events need them: none while nothing needs one.
+        let pool = deadpool_postgres::Pool::builder(manager)
+            .max_size(connection.options.max_connections.unwrap_or(10).max(1))
+            .build()
+            .expect("a pool without a runtime-bound timeout builds");
         let calls = component.callee.clone().map(|callee| {
-            let manager = deadpool_postgres::Manager::from_config(
-                pg.clone(),
-                NoTls,
-                deadpool_postgres::ManagerConfig {
-                    recycling_method: deadpool_postgres::RecyclingMethod::Fast,
-                },
-            );
-            let pool = deadpool_postgres::Pool::builder(manager)
-                .max_size(connection.options.max_connections.unwrap_or(10).max(1))
-                .build()
-                .expect("a pool without a runtime-bound timeout builds");
             Arc::new(Calls {
-                pool,
+                pool: pool.clone(),
                 config: callee,
             })
         });
@@ -102,6 +117,7 @@ impl Bridge {
             id,
             component,
             pg,
+            pool,
             calls,
             session,
             registered: HashMap::new(),
@@ -110,7 +126,23 @@ impl Bridge {
 
     /// Runs until `shutdown` (or the bridge's session ends): connects, registers, listens, and
     /// reconnects with backoff whenever the listener connection is lost.
-    pub async fn run(mut self, shutdown: CancellationToken) {
+    pub async fn run(self, shutdown: CancellationToken) {
+        // The subscriptions live as long as the session; their events wait in bounded queues
+        // while the database is away.
+        let sinks = match &self.component.subscriber {
+            Some(subscriber) => {
+                crate::subscriber::start(&self.id, &self.session, self.pool.clone(), subscriber)
+                    .await
+            }
+            None => Vec::new(),
+        };
+        self.supervise(shutdown).await;
+        for sink in sinks {
+            sink.abort();
+        }
+    }
+
+    async fn supervise(mut self, shutdown: CancellationToken) {
         let mut backoff = Backoff::new();
         let mut lost_at: Option<Instant> = None;
         let mut installed = false;
@@ -137,17 +169,26 @@ impl Bridge {
                 }
             };
             // The listener connection is driven here, not spawned away: notifications only
-            // arrive to whoever polls it.
-            let (notify_tx, mut notifications) = mpsc::channel(1024);
+            // arrive to whoever polls it. The driver never waits for the bridge (it must go on
+            // reading the answers to the bridge's own queries on this connection): when the
+            // bridge falls NOTIFY_QUEUE behind, further events are dropped and counted.
+            let (notify_tx, mut notifications) = mpsc::channel(NOTIFY_QUEUE);
+            let bridge_id = self.id.clone();
             let driver = tokio::spawn(async move {
                 let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+                let mut dropped = 0u64;
                 while let Some(message) = messages.next().await {
                     match message {
-                        Ok(AsyncMessage::Notification(n)) => {
-                            if notify_tx.send(n).await.is_err() {
-                                break;
+                        Ok(AsyncMessage::Notification(n)) => match notify_tx.try_send(n) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(_)) => {
+                                dropped += 1;
+                                if dropped.is_power_of_two() {
+                                    tracing::warn!(bridge = %bridge_id, dropped, "events from the database dropped: the bridge does not keep up");
+                                }
                             }
-                        }
+                            Err(mpsc::error::TrySendError::Closed(_)) => break,
+                        },
                         Ok(AsyncMessage::Notice(n)) => tracing::debug!("database notice: {n}"),
                         Ok(_) => {}
                         Err(e) => {
@@ -167,11 +208,12 @@ impl Bridge {
                     () = shutdown.cancelled() => return,
                 }
             }
-            backoff.reset();
+            let connected_at = Instant::now();
+            let mut leader = self.try_lead(&client).await;
+            // Announced once LISTEN is back: a client that refetches on it misses nothing after.
             if let Some(since) = lost_at.take() {
                 self.announce_reconnect(since).await;
             }
-            let mut leader = self.try_lead(&client).await;
             let mut retry = tokio::time::interval(LEADERSHIP_RETRY);
             retry.tick().await;
             loop {
@@ -194,7 +236,17 @@ impl Bridge {
             }
             driver.abort();
             lost_at = Some(Instant::now());
-            tracing::warn!(bridge = %self.id, "lost the database listener connection; reconnecting");
+            // A connection that held a while starts the backoff afresh; one that keeps dropping
+            // at once does not make the bridge reconnect in a tight loop.
+            if connected_at.elapsed() >= STABLE_CONNECTION {
+                backoff.reset();
+            }
+            let wait = backoff.next();
+            tracing::warn!(bridge = %self.id, "lost the database listener connection; reconnecting in {wait:?}");
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = shutdown.cancelled() => return,
+            }
         }
     }
 
@@ -291,6 +343,19 @@ impl Bridge {
             .map(|r| r.get::<_, bool>(0));
         match locked {
             Ok(true) => {
+                // Events spilled long ago whose NOTIFY no bridge heard are gone for good.
+                let swept = client
+                    .execute(
+                        &format!(
+                            "DELETE FROM wamp.event_buffer WHERE channel = $1 \
+                             AND created_at < now() - interval '{SPILL_MAX_AGE}'"
+                        ),
+                        &[&channel],
+                    )
+                    .await;
+                if let Err(e) = swept {
+                    tracing::warn!(bridge = %self.id, "cannot sweep wamp.event_buffer: {}", crate::describe(&e));
+                }
                 let listen = format!("LISTEN {}", catalog::quote_ident(channel));
                 match client.batch_execute(&listen).await {
                     Ok(()) => {
@@ -339,12 +404,22 @@ impl Bridge {
         let event = match publisher::parse(payload) {
             Ok(Notified::Event(event)) => event,
             Ok(Notified::Spilled(seq)) => {
-                let fetched = client
-                    .query_opt(
-                        "DELETE FROM wamp.event_buffer WHERE seq = $1 RETURNING payload",
-                        &[&seq],
-                    )
-                    .await;
+                // Only an event spilled for this channel: a forged reference cannot take another
+                // bridge's event.
+                let fetched = match self.pool.get().await {
+                    Ok(c) => {
+                        c.query_opt(
+                            "DELETE FROM wamp.event_buffer WHERE seq = $1 AND channel = $2 \
+                             RETURNING payload",
+                            &[&seq, &publisher.channel()],
+                        )
+                        .await
+                    }
+                    Err(e) => {
+                        tracing::warn!(bridge = %self.id, seq, "cannot read a buffered event: {e}");
+                        return;
+                    }
+                };
                 match fetched {
                     Ok(Some(row)) => match publisher::parse(&row.get::<_, String>(0)) {
                         Ok(Notified::Event(event)) => event,
@@ -358,7 +433,7 @@ impl Bridge {
                         return;
                     }
                     Err(e) => {
-                        tracing::warn!(bridge = %self.id, seq, "cannot read a buffered event: {e}");
+                        tracing::warn!(bridge = %self.id, seq, "cannot read a buffered event: {}", crate::describe(&e));
                         return;
                     }
                 }

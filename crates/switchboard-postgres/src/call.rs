@@ -46,8 +46,16 @@ fn to_value(json: Json) -> Value {
     serde_json::from_value(json).unwrap_or(Value::Null)
 }
 
+/// A WAMP value as the database gets it: binary as bytea's hex text (`\x00ff`), which a bytea
+/// parameter reads as bytes (JSON cannot carry them: jsonb refuses the NUL that starts WAMP's
+/// JSON form of binary).
 fn to_json(value: &Value) -> Json {
-    serde_json::to_value(value).unwrap_or(Json::Null)
+    match value {
+        Value::Bytes(b) => Json::String(format!("\\x{}", hex::encode(b))),
+        Value::List(items) => Json::Array(items.iter().map(to_json).collect()),
+        Value::Dict(d) => Json::Object(d.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+        other => serde_json::to_value(other).unwrap_or(Json::Null),
+    }
 }
 
 /// A pooled connection for one call. If the call is dropped while its query runs (the caller
@@ -111,8 +119,9 @@ impl Calls {
             "procedure": inv.procedure(),
         });
         let (sql, params) = statement(f, &inv, &caller, self.config.caller_param())?;
-        let max = self.config.max_timeout.unwrap_or(30_000);
-        let timeout = f.timeout.map_or(max, |t| t.min(max));
+        // Never 0: a statement_timeout of 0 is none at all.
+        let max = self.config.max_timeout.unwrap_or(30_000).max(1);
+        let timeout = f.timeout.map_or(max, |t| t.clamp(1, max));
         let acquire = Duration::from_millis(self.config.acquire_timeout.unwrap_or(5_000));
         let client = match tokio::time::timeout(acquire, self.pool.get()).await {
             Ok(Ok(client)) => client,
@@ -220,7 +229,7 @@ fn statement(
         .collect();
     Ok((
         format!(
-            "SELECT {column} FROM jsonb_to_record($1::jsonb) AS x({}), LATERAL {}({}) AS r",
+            "SELECT {column} FROM pg_catalog.jsonb_to_record($1::jsonb) AS x({}), LATERAL {}({}) AS r",
             columns.join(", "),
             f.qualified,
             arguments.join(", ")
@@ -327,9 +336,11 @@ async fn run(
         .map(|s| s.to_string())
         .unwrap_or_default();
     let timeout = format!("{timeout_ms}ms");
-    let settings = "SELECT set_config('wamp.caller', $1, true), set_config('wamp.authid', $2, true), \
-                    set_config('wamp.authrole', $3, true), set_config('wamp.session', $4, true), \
-                    set_config('statement_timeout', $5, true)";
+    let settings = "SELECT pg_catalog.set_config('wamp.caller', $1, true), \
+                    pg_catalog.set_config('wamp.authid', $2, true), \
+                    pg_catalog.set_config('wamp.authrole', $3, true), \
+                    pg_catalog.set_config('wamp.session', $4, true), \
+                    pg_catalog.set_config('statement_timeout', $5, true)";
     tx.execute(
         settings,
         &[&caller_text, &authid, &authrole, &session, &timeout],
@@ -337,7 +348,7 @@ async fn run(
     .await?;
     if let Some(role) = &db_role {
         // After the settings: the role may not be allowed to change them.
-        tx.execute("SELECT set_config('role', $1, true)", &[role])
+        tx.execute("SELECT pg_catalog.set_config('role', $1, true)", &[role])
             .await?;
     }
     let statement = tx.prepare_cached(sql).await?;

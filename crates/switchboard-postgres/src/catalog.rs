@@ -237,10 +237,13 @@ async fn explicit(
         .query(
             "SELECT p.oid::int8 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
              WHERE n.nspname = $1 AND p.proname = $2 AND p.prokind = 'f'
-               AND ($3::text[] IS NULL OR array_to_string(p.proargtypes::oid[], ',') =
-                   array_to_string(ARRAY(SELECT to_regtype(t)::oid
-                                         FROM unnest($3::text[]) WITH ORDINALITY AS u(t, i)
-                                         ORDER BY i), ','))",
+               AND ($3::text[] IS NULL OR (
+                   p.pronargs = cardinality($3::text[])
+                   AND NOT EXISTS (SELECT 1 FROM unnest($3::text[]) AS u(t) WHERE to_regtype(t) IS NULL)
+                   AND array_to_string(p.proargtypes::oid[], ',') =
+                       array_to_string(ARRAY(SELECT to_regtype(t)::oid
+                                             FROM unnest($3::text[]) WITH ORDINALITY AS u(t, i)
+                                             ORDER BY i), ',')))",
             &[&schema, &name, &types],
         )
         .await?;
@@ -272,11 +275,30 @@ fn split_signature(function: &str) -> Option<(String, String, Option<Vec<String>
     let (name, types) = match function.split_once('(') {
         Some((name, rest)) => {
             let inner = rest.trim_end().strip_suffix(')')?;
-            let types = inner
-                .split(',')
-                .map(|t| t.trim().to_owned())
-                .filter(|t| !t.is_empty())
-                .collect();
+            // Commas inside a type's own parentheses (`numeric(10,2)`) do not split it.
+            let mut types = Vec::new();
+            let (mut depth, mut current) = (0usize, String::new());
+            for ch in inner.chars() {
+                match ch {
+                    '(' => depth += 1,
+                    ')' => depth = depth.checked_sub(1)?,
+                    ',' if depth == 0 => {
+                        types.push(std::mem::take(&mut current).trim().to_owned());
+                        continue;
+                    }
+                    _ => {}
+                }
+                current.push(ch);
+            }
+            if depth != 0 {
+                return None;
+            }
+            if !current.trim().is_empty() || !types.is_empty() {
+                types.push(current.trim().to_owned());
+            }
+            if types.iter().any(String::is_empty) {
+                return None;
+            }
             (name.trim(), Some(types))
         }
         None => (function.trim(), None),
@@ -306,6 +328,15 @@ mod tests {
             split_signature("api.f()"),
             Some(("api".into(), "f".into(), Some(vec![])))
         );
+        assert_eq!(
+            split_signature("api.g(numeric(10,2), text)"),
+            Some((
+                "api".into(),
+                "g".into(),
+                Some(vec!["numeric(10,2)".into(), "text".into()])
+            ))
+        );
+        assert_eq!(split_signature("api.f(int,)"), None);
         assert_eq!(
             split_signature("f"),
             Some(("public".into(), "f".into(), None))

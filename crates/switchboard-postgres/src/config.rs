@@ -77,9 +77,57 @@ pub struct PostgresComponentConfig {
     /// Events published from SQL.
     #[serde(default)]
     pub publisher: Option<PublisherConfig>,
-    /// Events delivered to SQL (not built yet: `check` says so).
+    /// Events delivered to SQL.
     #[serde(default)]
-    pub subscriber: Option<serde_json::Value>,
+    pub subscriber: Option<SubscriberConfig>,
+}
+
+/// The `subscriber` section: WAMP events into the database.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriberConfig {
+    /// Each subscription and where its events go.
+    pub subscriptions: Vec<SinkConfig>,
+    /// How inserts are batched.
+    #[serde(default)]
+    pub batch: BatchConfig,
+    /// Events waiting for the database, per subscription, before the oldest are dropped
+    /// (default 10000).
+    #[serde(default)]
+    pub queue: Option<usize>,
+    /// `drop_oldest` (the only policy: newer events win, and drops are counted and logged).
+    #[serde(default)]
+    pub on_overflow: Option<String>,
+}
+
+/// One subscription of the subscriber.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    /// The topic (or pattern).
+    pub topic: String,
+    /// `exact` (default), `prefix` or `wildcard`.
+    #[serde(rename = "match", default)]
+    pub match_policy: Option<String>,
+    /// A function `(topic text, args jsonb, kwargs jsonb, details jsonb)` called per event.
+    #[serde(default)]
+    pub function: Option<String>,
+    /// A table with the columns `topic text, args jsonb, kwargs jsonb, details jsonb`, into
+    /// which events are inserted in batches.
+    #[serde(default)]
+    pub insert: Option<String>,
+}
+
+/// `subscriber.batch`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    /// Rows per INSERT at most (default 500).
+    #[serde(default)]
+    pub max_rows: Option<usize>,
+    /// Milliseconds an event waits for more to batch with (default 50).
+    #[serde(default)]
+    pub max_delay_ms: Option<u64>,
 }
 
 /// The `callee` section.

@@ -12,6 +12,7 @@ mod bridge;
 mod call;
 mod catalog;
 mod publisher;
+mod subscriber;
 
 pub use bridge::{Bridge, HELPER_SCHEMA, LISTENER_RECONNECT_TOPIC, pg_config};
 

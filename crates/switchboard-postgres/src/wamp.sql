@@ -29,11 +29,24 @@ END $$;
 CREATE SEQUENCE IF NOT EXISTS wamp.publish_seq;
 CREATE TABLE IF NOT EXISTS wamp.event_buffer (
   seq bigint PRIMARY KEY,
+  channel text NOT NULL DEFAULT 'wamp_publish',
   payload text NOT NULL,
   created_at timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE wamp.event_buffer ADD COLUMN IF NOT EXISTS channel text NOT NULL DEFAULT 'wamp_publish';
 -- The bridge's login role takes large events from here:
 --   GRANT SELECT, DELETE ON wamp.event_buffer TO <the bridge's login role>;
+
+-- Where a subscriber's `"insert": "wamp.inbox"` puts events. The bridge's login role inserts:
+--   GRANT INSERT ON wamp.inbox TO <the bridge's login role>;
+CREATE TABLE IF NOT EXISTS wamp.inbox (
+  id bigserial PRIMARY KEY,
+  topic text NOT NULL,
+  args jsonb,
+  kwargs jsonb,
+  details jsonb,
+  received_at timestamptz NOT NULL DEFAULT now()
+);
 
 -- Publishes an event when the transaction commits (nothing when it rolls back). The channel is
 -- `wamp_publish`, or the setting `wamp.publish_channel` where the database sets one.
@@ -65,9 +78,16 @@ BEGIN
                                 'by', session_user::text, 'authid', wamp.authid())::text;
   -- NOTIFY takes payloads shorter than 8000 bytes.
   IF octet_length(payload) >= 7900 THEN
-    INSERT INTO wamp.event_buffer (seq, payload) VALUES (n, payload);
+    INSERT INTO wamp.event_buffer (seq, channel, payload) VALUES (n, channel, payload);
     payload := jsonb_build_object('v', 1, 'seq', n, 'ref', n)::text;
   END IF;
   PERFORM pg_notify(channel, payload);
   RETURN n;
 END $$;
+
+-- Every role may use the helpers (also where ALTER DEFAULT PRIVILEGES revoked PUBLIC's EXECUTE
+-- before this ran): the identity helpers in row-level security policies, wamp.raise in
+-- functions, wamp.publish in functions and triggers. In the notify tier any role that can
+-- connect may NOTIFY anyway; revoke wamp.publish from PUBLIC to grant it per role instead.
+GRANT EXECUTE ON FUNCTION wamp.authid(), wamp.authrole(), wamp.session(), wamp.caller(),
+  wamp.raise(text, jsonb, jsonb), wamp.publish(text, jsonb, jsonb, jsonb) TO PUBLIC;

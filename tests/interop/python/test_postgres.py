@@ -93,6 +93,11 @@ CREATE FUNCTION api.read_private() RETURNS int LANGUAGE sql AS $$ SELECT count(*
 CREATE TABLE uniq (k text PRIMARY KEY);
 GRANT INSERT ON uniq TO {anon};
 CREATE FUNCTION api.claim(k text) RETURNS void LANGUAGE sql AS $$ INSERT INTO uniq VALUES (k) $$;
+CREATE FUNCTION api.echo_bytes(b bytea) RETURNS bytea LANGUAGE sql AS $$ SELECT b $$;
+CREATE FUNCTION api.leak() RETURNS void LANGUAGE sql
+  AS $$ SELECT set_config('wamp.leaky', 'yes', false), set_config('search_path', 'pg_temp', false) $$;
+CREATE FUNCTION api.peek() RETURNS text LANGUAGE sql
+  AS $$ SELECT coalesce(current_setting('wamp.leaky', true), '') || '|' || current_setting('search_path') $$;
 CREATE FUNCTION api.sleep(s float8) RETURNS int LANGUAGE sql AS $$ SELECT 1 FROM pg_sleep(s) $$;
 
 CREATE TABLE notes (id serial PRIMARY KEY, owner text NOT NULL DEFAULT wamp.authid(), body text NOT NULL);
@@ -114,10 +119,21 @@ CREATE TRIGGER notes_published AFTER INSERT ON notes FOR EACH ROW EXECUTE FUNCTI
 CREATE FUNCTION api.shout(size int) RETURNS void LANGUAGE sql
   AS $$ SELECT wamp.publish('com.example.big', jsonb_build_array(repeat('x', size))) $$;
 
+-- The subscriber's sinks run as the bridge's login role.
+GRANT INSERT ON wamp.inbox TO {login};
+GRANT USAGE ON SEQUENCE wamp.inbox_id_seq TO {login};
+CREATE SCHEMA sink;
+GRANT USAGE ON SCHEMA sink TO {login};
+CREATE TABLE sink.chat_seen (topic text, body text, publisher_authid text);
+GRANT INSERT ON sink.chat_seen TO {login};
+CREATE FUNCTION sink.on_chat(topic text, args jsonb, kwargs jsonb, details jsonb) RETURNS void
+  LANGUAGE sql AS $$ INSERT INTO sink.chat_seen VALUES (topic, args->>0, wamp.authid()) $$;
+GRANT EXECUTE ON FUNCTION sink.on_chat(text, jsonb, jsonb, jsonb) TO {login};
+
 GRANT EXECUTE ON FUNCTION api.add2(int, int), api.greet(text, text), api.total(int[]), api.over(int),
   api.over(text), api.series(int), api.people(), api.person(), api.nothing(), api.big(), api.blob(),
   api.raw(jsonb, jsonb), api.whoami(), api.fail(), api.read_private(), api.claim(text),
-  api.sleep(float8), api.add_note(text), api.my_notes(), api.shout(int) TO {anon};
+  api.sleep(float8), api.echo_bytes(bytea), api.leak(), api.peek(), api.add_note(text), api.my_notes(), api.shout(int) TO {anon};
 """
 
 
@@ -139,9 +155,13 @@ def bridge():
             "type": "router",
             "realms": [{"name": "realm1", "roles": [
                 {"name": "anonymous", "permissions": [
-                    {"uri": "", "match": "prefix", "allow": {"call": True, "subscribe": True}}]},
+                    {"uri": "", "match": "prefix", "allow": {"call": True, "subscribe": True}},
+                    {"uri": "com.example.chat.", "match": "prefix", "allow": {"publish": True},
+                     "disclose": {"publisher": True}},
+                    {"uri": "com.example.log", "allow": {"publish": True}}]},
                 {"name": "db_bridge", "permissions": [
-                    {"uri": "com.example.", "match": "prefix", "allow": {"register": True, "publish": True}},
+                    {"uri": "com.example.", "match": "prefix",
+                     "allow": {"register": True, "publish": True, "subscribe": True}},
                     {"uri": "switchboard.postgres.", "match": "prefix", "allow": {"publish": True}}]},
             ]}],
             "transports": [{
@@ -167,6 +187,13 @@ def bridge():
                     "roles": {"mode": "map", "map": {"anonymous": anon}},
                 },
                 "publisher": {"mode": "notify"},
+                "subscriber": {
+                    "subscriptions": [
+                        {"topic": "com.example.chat.", "match": "prefix", "function": "sink.on_chat"},
+                        {"topic": "com.example.log", "insert": "wamp.inbox"},
+                    ],
+                    "batch": {"max_rows": 100, "max_delay_ms": 20},
+                },
             }],
         }],
     }
@@ -217,6 +244,7 @@ def test_sql_functions_are_called_with_wamp_arguments_and_results(bridge):
             assert await s.call("com.example.api.nothing") is None
             assert await s.call("com.example.api.big") == 9007199254740993
             assert await s.call("com.example.api.blob") == b"\x00\xff\x10"
+            assert await s.call("com.example.api.echo_bytes", b"\x00\x01binary") == b"\x00\x01binary"
             raw = await s.call("com.example.api.raw", 1, k="v")
             assert (list(raw.results), raw.kwresults) == ([1, "from sql"], {"k": "v"}), raw
             assert await s.call("com.example.over_int", 7) == 7
@@ -381,6 +409,48 @@ def test_reload_registers_new_functions(bridge):
             while await triple() != 9:
                 assert time.monotonic() < deadline, "the new function was not registered"
                 await asyncio.sleep(0.1)
+        finally:
+            await close_all(c)
+
+    run(scenario())
+
+
+def test_events_reach_sql_functions_and_tables(bridge):
+    from autobahn.wamp.types import PublishOptions
+
+    async def scenario():
+        c = await client(bridge)
+        try:
+            s = c.session
+            await s.publish("com.example.chat.room1", "hello sql", options=PublishOptions(acknowledge=True))
+            for i in range(250):
+                s.publish("com.example.log", i, level="info")
+            db = bridge["database"]
+            await eventually(
+                lambda: psql("SELECT count(*) FROM sink.chat_seen", db).strip() == "1", "the handler's row", timeout=10)
+            seen = psql("SELECT topic, body, publisher_authid FROM sink.chat_seen", db).strip()
+            assert seen == f"com.example.chat.room1|hello sql|{c.join_details.authid}", seen
+            await eventually(
+                lambda: psql("SELECT count(*) FROM wamp.inbox", db).strip() == "250", "250 inserted events", timeout=10)
+            first = psql("SELECT topic, args, kwargs FROM wamp.inbox ORDER BY id LIMIT 1", db).strip()
+            assert first == 'com.example.log|[0]|{"level": "info"}', first
+            # Fewer INSERTs than events: they were batched.
+            assert int(psql("SELECT count(DISTINCT received_at) FROM wamp.inbox", db)) < 250
+        finally:
+            await close_all(c)
+
+    run(scenario())
+
+
+def test_what_a_function_changes_for_its_session_does_not_reach_the_next_call(bridge):
+    async def scenario():
+        c = await client(bridge)
+        try:
+            s = c.session
+            await s.call("com.example.api.leak")
+            default_path = psql("SHOW search_path", bridge["database"]).strip()
+            for _ in range(8):
+                assert await s.call("com.example.api.peek") == "|" + default_path
         finally:
             await close_all(c)
 

@@ -206,12 +206,74 @@ fn check_postgres_bridge(
             "a PostgreSQL bridge needs a `callee` or a `publisher` section",
         ));
     }
-    if bridge.subscriber.is_some() {
-        errors.push(ConfigError::at(
-            format!("{at}.subscriber"),
-            "not built yet: events delivered to SQL (handler functions, inserts) come in a later \
-             release; use a `callee` function called by a component for now",
-        ));
+    if let Some(subscriber) = &bridge.subscriber {
+        if subscriber.subscriptions.is_empty() {
+            errors.push(ConfigError::at(
+                format!("{at}.subscriber.subscriptions"),
+                "expected at least one subscription",
+            ));
+        }
+        for (i, sink) in subscriber.subscriptions.iter().enumerate() {
+            let here = format!("{at}.subscriber.subscriptions[{i}]");
+            let policy = match sink.match_policy.as_deref() {
+                None | Some("exact") => Some(UriMatch::Exact),
+                Some("prefix") => Some(UriMatch::Prefix),
+                Some("wildcard") => Some(UriMatch::Wildcard),
+                Some(other) => {
+                    errors.push(ConfigError::at(
+                        format!("{here}.match"),
+                        format!("expected `exact`, `prefix` or `wildcard`; got `{other}`"),
+                    ));
+                    None
+                }
+            };
+            if let Some(policy) = policy
+                && Uri::parse_loose(&sink.topic, policy).is_err()
+            {
+                errors.push(ConfigError::at(
+                    format!("{here}.topic"),
+                    format!(
+                        "`{}` is not a valid topic for match `{}`",
+                        sink.topic,
+                        policy.as_str()
+                    ),
+                ));
+            }
+            match (&sink.function, &sink.insert) {
+                (Some(_), Some(_)) | (None, None) => errors.push(ConfigError::at(
+                    here.clone(),
+                    "expected one of `function` (called per event) and `insert` (a table)",
+                )),
+                _ => {}
+            }
+            for (key, name) in [("function", &sink.function), ("insert", &sink.insert)] {
+                if let Some(name) = name
+                    && (name.is_empty() || name.split('.').count() > 2 || name.contains(['(', '"']))
+                {
+                    errors.push(ConfigError::at(
+                        format!("{here}.{key}"),
+                        format!("expected `schema.name` or `name`; got `{name}`"),
+                    ));
+                }
+            }
+        }
+        if subscriber.queue == Some(0) {
+            errors.push(ConfigError::at(
+                format!("{at}.subscriber.queue"),
+                "expected at least 1",
+            ));
+        }
+        if let Some(policy) = subscriber.on_overflow.as_deref()
+            && policy != "drop_oldest"
+        {
+            errors.push(ConfigError::at(
+                format!("{at}.subscriber.on_overflow"),
+                format!(
+                    "unsupported: `{policy}`; the bridge drops the oldest events (`drop_oldest`) \
+                     and counts them"
+                ),
+            ));
+        }
     }
     if let Some(callee) = &bridge.callee {
         for (i, schema) in callee.schemas.iter().enumerate() {
@@ -248,6 +310,32 @@ fn check_postgres_bridge(
             errors.push(ConfigError::at(
                 format!("{at}.callee"),
                 "expected `schemas` or `procedures` to register",
+            ));
+        }
+        for (key, value) in [
+            ("max_timeout", callee.max_timeout),
+            ("acquire_timeout", callee.acquire_timeout),
+        ] {
+            if value == Some(0) {
+                errors.push(ConfigError::at(
+                    format!("{at}.callee.{key}"),
+                    "expected at least 1 millisecond (PostgreSQL reads 0 as no limit)",
+                ));
+            }
+        }
+        for (i, p) in callee.procedures.iter().enumerate() {
+            if p.timeout == Some(0) {
+                errors.push(ConfigError::at(
+                    format!("{at}.callee.procedures[{i}].timeout"),
+                    "expected at least 1 millisecond (PostgreSQL reads 0 as no limit)",
+                ));
+            }
+        }
+        let channel = callee.reload_channel();
+        if channel.is_empty() || channel.len() > 63 {
+            errors.push(ConfigError::at(
+                format!("{at}.callee.reload_channel"),
+                "expected a channel name of 1 to 63 bytes",
             ));
         }
         let roles = &callee.roles;

@@ -45,15 +45,18 @@ impl PostgresBridges {
                 let authid = format!("postgresql:{id}");
                 let identity =
                     TrustedIdentity::new(&bridge.realm, &authid, &bridge.role).seeing_callers();
-                let session =
-                    in_process
-                        .join(identity)
-                        .await
-                        .map_err(|source| StartError::Join {
+                let session = match in_process.join(identity).await {
+                    Ok(session) => session,
+                    Err(source) => {
+                        // The bridges already started stop with the failed start.
+                        stop.cancel();
+                        return Err(StartError::Join {
                             realm: bridge.realm.clone(),
                             authid: authid.clone(),
                             source,
-                        })?;
+                        });
+                    }
+                };
                 let running =
                     switchboard_postgres::Bridge::new(id, connection, bridge.clone(), session);
                 tasks.push(tokio::spawn(running.run(stop.clone())));
