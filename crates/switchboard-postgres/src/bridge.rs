@@ -224,7 +224,12 @@ impl Bridge {
                     },
                     _ = retry.tick(), if !leader => leader = self.try_lead(&client).await,
                     reason = self.session.closed() => {
-                        tracing::error!(bridge = %self.id, "the bridge's session ended ({reason}): the bridge stops");
+                        let reason = reason.to_string();
+                        if reason.contains("wamp.close.system_shutdown") {
+                            tracing::info!(bridge = %self.id, "the node shuts down: the bridge stops");
+                        } else {
+                            tracing::error!(bridge = %self.id, "the bridge's session ended ({reason}): the bridge stops");
+                        }
                         driver.abort();
                         return;
                     }

@@ -33,7 +33,6 @@ CREATE TABLE IF NOT EXISTS wamp.event_buffer (
   payload text NOT NULL,
   created_at timestamptz NOT NULL DEFAULT now()
 );
-ALTER TABLE wamp.event_buffer ADD COLUMN IF NOT EXISTS channel text NOT NULL DEFAULT 'wamp_publish';
 -- The bridge's login role takes large events from here:
 --   GRANT SELECT, DELETE ON wamp.event_buffer TO <the bridge's login role>;
 

@@ -141,6 +141,7 @@ fn init(template: &str, appname: &str, dir: &Path) -> anyhow::Result<()> {
         template
             .next_steps
             .replace("{dir}", &dir.display().to_string())
+            .replace("{appname}", appname)
     );
     Ok(())
 }

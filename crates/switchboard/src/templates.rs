@@ -18,7 +18,8 @@ pub struct Template {
     pub name: &'static str,
     /// One line for `switchboard init --list`.
     pub summary: &'static str,
-    /// What to do after `init`, printed under the written files (`{dir}` is the directory).
+    /// What to do after `init`, printed under the written files (`{dir}` is the directory,
+    /// `{appname}` the app's name).
     pub next_steps: &'static str,
     files: &'static [(&'static str, Content)],
 }
@@ -135,6 +136,29 @@ pub const TEMPLATES: &[Template] = &[
             (".crossbar/config.json", text!("rest/.crossbar/config.json")),
             ("README.md", text!("rest/README.md")),
             ("web/index.html", text!("rest/web/index.html")),
+            ("web/autobahn.min.js", AUTOBAHN_JS),
+            ("web/autobahn.LICENSE", AUTOBAHN_LICENSE),
+        ],
+    },
+    Template {
+        name: "postgres",
+        summary: "the PostgreSQL bridge: a page that calls SQL functions and shows the rows a trigger publishes",
+        next_steps: "It needs PostgreSQL on 127.0.0.1:5432 (README.md):\n  \
+             cd {dir} && createdb {appname} && psql -d {appname} -f db/setup.sql && switchboard start\n\
+             and open http://127.0.0.1:8080/",
+        files: &[
+            (
+                ".crossbar/config.json",
+                text!("postgres/.crossbar/config.json"),
+            ),
+            ("README.md", text!("postgres/README.md")),
+            ("db/setup.sql", text!("postgres/db/setup.sql")),
+            // The helper schema, as `switchboard postgres sql` prints it.
+            (
+                "db/wamp.sql",
+                Content::Text(switchboard_router::postgres::HELPER_SCHEMA),
+            ),
+            ("web/index.html", text!("postgres/web/index.html")),
             ("web/autobahn.min.js", AUTOBAHN_JS),
             ("web/autobahn.LICENSE", AUTOBAHN_LICENSE),
         ],

@@ -96,6 +96,7 @@ fn init_lists_its_templates_and_writes_each_hello_app_that_check_accepts() {
         "hello:nodejs",
         "hello:browser",
         "rest",
+        "postgres",
     ] {
         assert!(
             listing.lines().any(|l| l.starts_with(&format!("{name} "))),
@@ -109,6 +110,7 @@ fn init_lists_its_templates_and_writes_each_hello_app_that_check_accepts() {
         ("hello:nodejs", "myapp/myapp.js"),
         ("hello:browser", "web/backend.js"),
         ("rest", "README.md"),
+        ("postgres", "db/setup.sql"),
     ] {
         let app = dir.path().join(template.replace(':', "_"));
         let out = Command::new(common::bin())

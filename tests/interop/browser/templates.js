@@ -7,7 +7,10 @@
 // node's port 8080 changed to a free one (the only edit), `switchboard start .` inside the app
 // directory, then Chromium loads http://127.0.0.1:<port>/ and the page must show the sum
 // com.example.add2(2, 3) = 5 from the backend and a counter that the backend publishes and that
-// increases. The backend also has to receive the page's hello on com.example.onhello. hello:python
+// increases. The backend also has to receive the page's hello on com.example.onhello. The postgres
+// template runs as its README says (createdb, psql -f db/setup.sql, against $DATABASE_URL's server
+// or 127.0.0.1:5432 as postgres, with an app name unique per run), and its page must show an SQL
+// function's result and error and the rows its trigger publishes. hello:python
 // runs its backend under SWITCHBOARD_PYTHON (default <repo>/.venv/bin/python, which
 // ../run.sh creates); hello:nodejs gets node_modules from here (autobahn, the version its
 // package.json names) instead of `npm install`. The default template's page must load too.
@@ -31,13 +34,13 @@ const {
 const PYTHON = process.env.SWITCHBOARD_PYTHON || path.join(REPO, '.venv', 'bin', 'python');
 const VENDORED_AUTOBAHN = path.join(REPO, 'crates', 'switchboard', 'templates', 'vendor', 'autobahn-browser', 'autobahn.min.js');
 
-/** `switchboard init` of `template` into <parent>/myapp, on a free port; returns the app dir. */
-async function initApp(parent, template) {
-  const init = spawnSync(ROUTER_BIN, ['init', '--template', template, '--appname', 'myapp', 'myapp'], {
+/** `switchboard init` of `template` into <parent>/<appname>, on a free port; returns the app dir. */
+async function initApp(parent, template, appname = 'myapp') {
+  const init = spawnSync(ROUTER_BIN, ['init', '--template', template, '--appname', appname, appname], {
     cwd: parent, encoding: 'utf8', timeout: STEP_TIMEOUT_MS,
   });
   if (init.status !== 0) throw new Error(`switchboard init --template ${template} failed: ${init.stderr}${init.stdout}`);
-  const appDir = path.join(parent, 'myapp');
+  const appDir = path.join(parent, appname);
   const port = await freePort();
   for (const config of [path.join(appDir, '.crossbar', 'config.json'), path.join(appDir, 'config.json')]) {
     if (!fs.existsSync(config)) continue;
@@ -178,6 +181,96 @@ async function runTemplate(chromium, template, check, diagnostics, variant) {
 
 const cdp = (chromium) => chromium.cdp;
 
+/** Runs a PostgreSQL client program (createdb, psql, dropdb) against the test server. */
+function pgCommand(args, cwd) {
+  const r = spawnSync(args[0], args.slice(1), { cwd, encoding: 'utf8', timeout: STEP_TIMEOUT_MS, env: pgEnv() });
+  if (r.error) throw new Error(`${args[0]}: ${r.error.message} (install postgresql-client)`);
+  if (r.status !== 0) throw new Error(`${args.join(' ')} failed: ${r.stderr}${r.stdout}`);
+  return r.stdout;
+}
+
+/** The server of $DATABASE_URL, else 127.0.0.1:5432 as postgres (as test_postgres.py). */
+function pgEnv() {
+  const url = new URL(process.env.DATABASE_URL || 'postgresql://postgres@127.0.0.1:5432/postgres');
+  return { ...process.env, PGHOST: url.hostname, PGPORT: url.port || '5432', PGUSER: url.username || 'postgres' };
+}
+
+/**
+ * The postgres template as its README walks a user through it: createdb, psql -f db/setup.sql,
+ * switchboard start; the page must show add2(2, 3) = 5 from PostgreSQL and the SQL error of
+ * add2('x', 1), add a todo that comes back as the trigger's event, and show a row inserted with
+ * psql. The app name is unique per run: it names the database and the roles.
+ */
+async function runPostgresTemplate(chromium, check, diagnostics) {
+  const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'sbinterop-template-'));
+  const appname = `pgt${Math.random().toString(16).slice(2, 10)}`;
+  let node;
+  let created = false;
+  try {
+    const { appDir, port } = await initApp(parent, 'postgres', appname);
+    const pg = pgEnv();
+    const config = path.join(appDir, '.crossbar', 'config.json');
+    fs.writeFileSync(config, fs.readFileSync(config, 'utf8')
+      .replace('"host": "127.0.0.1"', `"host": "${pg.PGHOST}"`).replace('"port": 5432', `"port": ${pg.PGPORT}`));
+    pgCommand(['createdb', appname], appDir);
+    created = true;
+    pgCommand(['psql', '-d', appname, '-v', 'ON_ERROR_STOP=1', '-q', '-f', 'db/setup.sql'], appDir);
+    node = await startNode(appDir, port, { ...process.env });
+    await cdp(chromium).send('Page.navigate', { url: `http://127.0.0.1:${port}/` });
+    const read = async () => {
+      const { result } = await cdp(chromium).send('Runtime.evaluate', {
+        expression: `JSON.stringify({
+          add2: document.getElementById('add2')?.textContent,
+          sqlerror: document.getElementById('sqlerror')?.textContent,
+          todos: [...document.querySelectorAll('li.todo')].map((li) => li.textContent),
+        })`,
+        returnByValue: true,
+      });
+      // While the page loads there may be no document to read yet.
+      return typeof result.value === 'string' ? JSON.parse(result.value) : { todos: [] };
+    };
+    let last = {};
+    await until('add2 and the SQL error', PAGE_TIMEOUT_MS, async () => {
+      last = await read();
+      return last.add2 === '5' && /wamp\.error\.invalid_argument \(SQLSTATE 22P02\)/.test(last.sqlerror);
+    }).then(() => check('postgres: the page shows add2(2, 3) = 5 from PostgreSQL and the SQL error of add2(\'x\', 1)', true),
+      (err) => check('postgres: the page shows add2 and the SQL error', false, `${err.message}; page: ${JSON.stringify(last)}`));
+    await cdp(chromium).send('Runtime.evaluate', {
+      expression: "document.getElementById('task').value = 'from the page'; document.getElementById('add').click();",
+    });
+    await until('the todo added from the page', 10000, async () => {
+      last = await read();
+      return last.todos.some((t) => t.startsWith('from the page'));
+    }).then(() => check('postgres: a todo added on the page comes back as the trigger\'s event', true),
+      (err) => check('postgres: a todo added on the page comes back as the trigger\'s event', false, `${err.message}; page: ${JSON.stringify(last)}`));
+    pgCommand(['psql', '-d', appname, '-v', 'ON_ERROR_STOP=1', '-q', '-c', "INSERT INTO todos (task) VALUES ('from psql')"], appDir);
+    await until('the row inserted with psql', 10000, async () => {
+      last = await read();
+      return last.todos.some((t) => t.startsWith('from psql'));
+    }).then(() => check('postgres: a row inserted with psql appears on the page', true),
+      (err) => check('postgres: a row inserted with psql appears on the page', false, `${err.message}; page: ${JSON.stringify(last)}`));
+  } catch (err) {
+    check('postgres: harness (init, database setup, node start or page)', false, err.message);
+  } finally {
+    await cdp(chromium).send('Page.navigate', { url: 'about:blank' }).catch(() => {});
+    if (node) {
+      killGroup(node.proc, 'SIGTERM');
+      if (!await exited(node.proc, 15000)) killGroup(node.proc);
+      diagnostics.push(`--- postgres node.log (last lines):\n${node.log().split('\n').slice(-25).join('\n')}`);
+    }
+    if (created) {
+      try {
+        pgCommand(['psql', '-d', 'postgres', '-q', '-c', `DROP DATABASE IF EXISTS ${appname} WITH (FORCE)`], parent);
+        pgCommand(['psql', '-d', 'postgres', '-q', '-c', `DROP ROLE IF EXISTS ${appname}_bridge; DROP ROLE IF EXISTS ${appname}_web`], parent);
+      } catch (err) {
+        diagnostics.push(`cleaning up the database ${appname}: ${err.message}`);
+      }
+    }
+    if (process.env.INTEROP_KEEP_NODE_DIR) console.log(`app dir kept: ${parent}`);
+    else fs.rmSync(parent, { recursive: true, force: true });
+  }
+}
+
 async function main() {
   const checks = [];
   const check = (name, ok, error) => checks.push({ name, ok, error: ok ? undefined : error });
@@ -198,6 +291,7 @@ async function main() {
     for (const template of ['default', 'hello:python', 'hello:nodejs', 'hello:browser']) {
       await runTemplate(chromium, template, check, diagnostics);
     }
+    await runPostgresTemplate(chromium, check, diagnostics);
     // A browser without WebSocket: the hello page falls back to long-poll (WebSocket is removed
     // from every new document before the page's scripts run).
     const { identifier } = await chromium.cdp.send('Page.addScriptToEvaluateOnNewDocument',
