@@ -49,6 +49,13 @@ enum Scenario {
         callers: usize,
         #[command(flatten)]
         load: LoadArgs,
+        /// Call this procedure, registered by something else (the PostgreSQL bridge, say),
+        /// instead of a callee this tool registers; any RESULT counts, its payload unchecked.
+        #[arg(long)]
+        procedure: Option<String>,
+        /// The positional arguments of each call to `--procedure`, as a JSON array.
+        #[arg(long, requires = "procedure", value_name = "JSON")]
+        args: Option<String>,
     },
     /// P publishers (acknowledged, K in flight each) and S subscribers on one topic.
     #[command(
@@ -340,11 +347,30 @@ async fn run(scenario: Scenario, common: Common, threads: usize) -> anyhow::Resu
     };
     let mut params = report::Params::default();
     let (name, outcome) = match scenario {
-        Scenario::Rpc { callers, load, .. } => {
+        Scenario::Rpc {
+            callers,
+            load,
+            procedure,
+            args,
+            ..
+        } => {
             params.callers = Some(callers);
+            let args = match args {
+                Some(text) => match serde_json::from_str::<serde_json::Value>(&text) {
+                    Ok(serde_json::Value::Array(items)) => Some(
+                        items
+                            .into_iter()
+                            .map(serde_json::from_value)
+                            .collect::<Result<Vec<_>, _>>()?,
+                    ),
+                    _ => anyhow::bail!("--args must be a JSON array, got {text}"),
+                },
+                None => None,
+            };
             let p = rpc::Params {
                 callers,
                 load: load.load(&mut params),
+                external: procedure.map(|procedure| rpc::External { procedure, args }),
             };
             ("rpc", rpc::run(&ctx, p).await?)
         }

@@ -17,37 +17,57 @@ use crate::conn::{Conn, Wamp, list_args};
 use crate::measure::{Progress, Tally, Window};
 
 /// The `rpc` parameters.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Params {
     /// Caller sessions.
     pub callers: usize,
     /// Calls in flight per caller, and bytes of padding in each call's arguments.
     pub load: Load,
+    /// A procedure registered by something else, to call instead of the tool's own callee.
+    pub external: Option<External>,
+}
+
+/// A procedure the tool calls without registering it.
+#[derive(Debug, Clone)]
+pub struct External {
+    /// Its URI.
+    pub procedure: String,
+    /// The positional arguments of every call (default: the tool's own `[caller, seq, pad]`).
+    pub args: Option<Vec<Value>>,
 }
 
 /// Runs the scenario.
 pub async fn run(ctx: &Ctx, p: Params) -> anyhow::Result<Outcome> {
-    let procedure: Arc<str> = format!("switchboard.load.echo.r{}", run_id()).into();
-    let mut callee = ctx.target.join().await.context("callee joins")?;
-    let request = callee.next_request();
-    callee
-        .request(
-            Message::Register {
-                request,
-                options: Dict::new(),
-                procedure: procedure.to_string(),
-            },
-            request,
-        )
-        .await
-        .with_context(|| format!("registering {procedure}"))?;
+    let (procedure, callee, fixed_args): (Arc<str>, Option<Wamp>, Option<Vec<Value>>) =
+        match p.external.clone() {
+            Some(external) => (external.procedure.into(), None, external.args),
+            None => {
+                let procedure: Arc<str> = format!("switchboard.load.echo.r{}", run_id()).into();
+                let mut callee = ctx.target.join().await.context("callee joins")?;
+                let request = callee.next_request();
+                callee
+                    .request(
+                        Message::Register {
+                            request,
+                            options: Dict::new(),
+                            procedure: procedure.to_string(),
+                        },
+                        request,
+                    )
+                    .await
+                    .with_context(|| format!("registering {procedure}"))?;
+                (procedure, Some(callee), None)
+            }
+        };
+    let echo = callee.is_some();
     let callers = join_all(&ctx.target, p.callers, 64)
         .await
         .context("callers join")?;
 
     measure(ctx, "rpc", |window| async move {
         let stop = CancellationToken::new();
-        let callee_task = tokio::spawn(serve_callee(callee, stop.clone(), None));
+        let callee_task =
+            callee.map(|callee| tokio::spawn(serve_callee(callee, stop.clone(), None)));
         let pad: Arc<str> = "x".repeat(p.load.payload).into();
         let tasks = spawn_each(callers, |id, w| {
             let caller = Caller {
@@ -59,12 +79,16 @@ pub async fn run(ctx: &Ctx, p: Params) -> anyhow::Result<Outcome> {
                 pending: HashMap::with_capacity(p.load.in_flight * 2),
                 tally: Tally::default(),
                 progress: ctx.progress.clone(),
+                echo,
+                fixed_args: fixed_args.clone(),
             };
             call_loop(caller, p.load.in_flight, window)
         });
         let mut tally = merge_all(tasks).await?;
         stop.cancel();
-        tally.merge(callee_task.await?);
+        if let Some(callee_task) = callee_task {
+            tally.merge(callee_task.await?);
+        }
         Ok(tally)
     })
     .await
@@ -155,6 +179,10 @@ struct Caller {
     pending: HashMap<Id, Pending>,
     tally: Tally,
     progress: Progress,
+    /// Whether results must echo the arguments (the tool's own callee).
+    echo: bool,
+    /// The arguments of every call, where given.
+    fixed_args: Option<Vec<Value>>,
 }
 
 impl Requester for Caller {
@@ -168,14 +196,15 @@ impl Requester for Caller {
 
     fn request(&mut self, _: &Window) -> anyhow::Result<Bytes> {
         let request = self.w.next_request();
-        let args = list_args(
-            self.w.serializer,
-            vec![
+        let items = match &self.fixed_args {
+            Some(items) => items.clone(),
+            None => vec![
                 self.id.into(),
                 self.seq.into(),
                 Value::Str(String::from(&*self.pad)),
             ],
-        )?;
+        };
+        let args = list_args(self.w.serializer, items)?;
         self.seq += 1;
         let msg = Message::Call {
             request,
@@ -211,7 +240,7 @@ impl Requester for Caller {
                 }
                 Some(call) => {
                     self.progress.add(1);
-                    if !echoes(&call.args, &payload) {
+                    if self.echo && !echoes(&call.args, &payload) {
                         self.tally.error(1, || {
                             format!("result {payload:?} does not echo {:?}", call.args)
                         });
