@@ -204,7 +204,7 @@ def bridge():
         while "registered com.example" not in router.log_path.read_text(errors="replace"):
             assert time.monotonic() < deadline, router.log_tail()
             time.sleep(0.05)
-        yield {"router": router, "database": database, "tag": tag, "anon": anon}
+        yield {"router": router, "database": database, "tag": tag, "anon": anon, "config": config}
     finally:
         router.close()
         psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)", check=False)
@@ -455,3 +455,74 @@ def test_what_a_function_changes_for_its_session_does_not_reach_the_next_call(br
             await close_all(c)
 
     run(scenario())
+
+
+def test_two_nodes_on_one_database_publish_each_event_once_and_take_over(bridge):
+    """Two more nodes with the bridge, publishing a channel of their own: only one of them
+    publishes it (the advisory lock); when that node goes away, the other takes over."""
+    import copy
+
+    channel = "wamp_publish_two"
+    db = bridge["database"]
+
+    def publish(text):
+        psql(f"SELECT set_config('wamp.publish_channel', '{channel}', false); "
+             f"SELECT wamp.publish('com.example.big', '[\"{text}\"]')", db)
+
+    def start_node(name):
+        config = copy.deepcopy(bridge["config"])
+        port = free_tcp_port()
+        worker = config["workers"][0]
+        worker["transports"][0]["endpoint"]["port"] = port
+        worker["connections"][0]["options"]["application_name"] = f"sb-{bridge['tag']}-{name}"
+        component = worker["components"][0]
+        component["publisher"]["channel"] = channel
+        component.pop("subscriber")
+        node = launch_router(make_node_dir("switchboard"), config, [port])
+        deadline = time.monotonic() + 20
+        while "publishing events" not in node.log_path.read_text(errors="replace") and name == "first":
+            assert time.monotonic() < deadline, node.log_tail()
+            time.sleep(0.05)
+        return node
+
+    async def subscriber(node):
+        c = await connect_with({"type": "websocket", "url": f"ws://127.0.0.1:{node.port}/ws",
+                                "serializers": ["json"]}, "websocket", "json")
+        got = []
+        await c.session.subscribe(got.append, "com.example.big")
+        return c, got
+
+    first = start_node("first")
+    second = start_node("second")
+    try:
+        async def once():
+            a, on_first = await subscriber(first)
+            b, on_second = await subscriber(second)
+            try:
+                publish("once")
+                await eventually(lambda: on_first or on_second, "the event on one of the nodes", timeout=10)
+                await asyncio.sleep(0.5)
+                # The first node holds the channel's lock: the event is published there only.
+                assert (on_first, on_second) == (["once"], []), (on_first, on_second)
+            finally:
+                await close_all(a, b)
+
+        run(once())
+        first.close()
+
+        async def takeover():
+            b, got = await subscriber(second)
+            try:
+                deadline = time.monotonic() + 20
+                while not got:
+                    assert time.monotonic() < deadline, second.log_tail()
+                    publish("again")
+                    await asyncio.sleep(1)
+                assert set(got) == {"again"}, got
+            finally:
+                await close_all(b)
+
+        run(takeover(), timeout=60)
+    finally:
+        first.close()
+        second.close()
