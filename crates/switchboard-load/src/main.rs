@@ -24,7 +24,9 @@ use switchboard_proto::Serializer;
 
 use crate::conn::{Credentials, Target};
 use crate::measure::Progress;
-use crate::scenario::{Ctx, Load, PubSubParams, callee, connect, echo, idle, pubsub, rpc};
+use crate::scenario::{
+    Ctx, Load, PubSubParams, callee, connect, echo, idle, pubsub, rpc, subscribers,
+};
 
 /// Load generator for WAMP routers; prints one JSON line per run.
 #[derive(Parser)]
@@ -78,6 +80,18 @@ enum Scenario {
         /// The procedure to register.
         #[arg(long, default_value = "switchboard.load.echo")]
         procedure: String,
+    },
+    /// S subscribers of TOPIC for the window, while something else publishes on it (the
+    /// PostgreSQL bridge benchmark); counts the events they received.
+    Subscribers {
+        #[command(flatten)]
+        common: Common,
+        /// The topic to subscribe to.
+        #[arg(long)]
+        topic: String,
+        /// Subscriber sessions.
+        #[arg(long, default_value_t = 100)]
+        subscribers: usize,
     },
     /// C concurrent openers: connect, HELLO, WELCOME, GOODBYE, close, as fast as possible.
     Connect {
@@ -134,6 +148,7 @@ impl Scenario {
             Scenario::Rpc { common, .. }
             | Scenario::Pubsub { common, .. }
             | Scenario::Callee { common, .. }
+            | Scenario::Subscribers { common, .. }
             | Scenario::Connect { common, .. }
             | Scenario::Idle { common, .. }
             | Scenario::Echo { common, .. }
@@ -378,6 +393,12 @@ async fn run(scenario: Scenario, common: Common, threads: usize) -> anyhow::Resu
             ("pubsub", pubsub::run(&ctx, args.params(&mut params)).await?)
         }
         Scenario::Callee { procedure, .. } => ("callee", callee::run(&ctx, &procedure).await?),
+        Scenario::Subscribers {
+            topic, subscribers, ..
+        } => (
+            "subscribers",
+            subscribers::run(&ctx, &topic, subscribers).await?,
+        ),
         Scenario::Connect { concurrency, .. } => {
             params.concurrency = Some(concurrency);
             (

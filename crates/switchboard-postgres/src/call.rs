@@ -313,7 +313,22 @@ pub(crate) enum Rows {
     Bytes(Vec<Option<Vec<u8>>>),
 }
 
-/// The transaction: identity settings, the statement, commit.
+/// The settings of a call, transaction-local.
+const SETTINGS: &str = "SELECT pg_catalog.set_config('wamp.caller', $1, true), \
+                        pg_catalog.set_config('wamp.authid', $2, true), \
+                        pg_catalog.set_config('wamp.authrole', $3, true), \
+                        pg_catalog.set_config('wamp.session', $4, true), \
+                        pg_catalog.set_config('statement_timeout', $5, true)";
+
+/// The database role of a call, transaction-local (after the settings: the role may not be
+/// allowed to change them).
+const SET_ROLE: &str = "SELECT pg_catalog.set_config('role', $1, true)";
+
+/// The transaction of a call, sent as one pipeline (one round trip; the statements are prepared
+/// once per connection): BEGIN, the identity settings, the role, the function, COMMIT, and
+/// `RESET ALL`, so that what the function set for its whole session (a role, a `search_path`)
+/// does not reach the next call on this connection. After an error PostgreSQL skips the rest of
+/// the transaction and COMMIT rolls it back; the first error is the call's.
 async fn run(
     client: &mut deadpool_postgres::Object,
     f: &Function,
@@ -323,11 +338,37 @@ async fn run(
     db_role: Option<String>,
     timeout_ms: u64,
 ) -> Result<Rows, tokio_postgres::Error> {
-    let tx = client
-        .build_transaction()
-        .read_only(f.read_only)
-        .start()
+    let begin = client
+        .prepare_cached(if f.read_only {
+            "BEGIN READ ONLY"
+        } else {
+            "BEGIN"
+        })
         .await?;
+    let settings = client.prepare_cached(SETTINGS).await?;
+    let set_role = match &db_role {
+        Some(_) => Some(client.prepare_cached(SET_ROLE).await?),
+        None => None,
+    };
+    let statement = match (client.prepare_cached(sql).await, &db_role) {
+        (Ok(statement), _) => statement,
+        // Names are resolved when a statement is prepared, with the privileges of the role of
+        // that moment: the login role may not see the schema that the mapped role sees. Then the
+        // statement is prepared as the mapped role, once per connection (it stays cached).
+        (Err(e), Some(role))
+            if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) =>
+        {
+            client
+                .execute("SELECT pg_catalog.set_config('role', $1, false)", &[role])
+                .await?;
+            let prepared = client.prepare_cached(sql).await;
+            client.batch_execute("RESET ROLE").await?;
+            prepared?
+        }
+        (Err(e), _) => return Err(e),
+    };
+    let commit = client.prepare_cached("COMMIT").await?;
+    let reset = client.prepare_cached("RESET ALL").await?;
     let caller_text = caller.to_string();
     let authid = caller["authid"].as_str().unwrap_or_default().to_owned();
     let authrole = caller["authrole"].as_str().unwrap_or_default().to_owned();
@@ -336,25 +377,31 @@ async fn run(
         .map(|s| s.to_string())
         .unwrap_or_default();
     let timeout = format!("{timeout_ms}ms");
-    let settings = "SELECT pg_catalog.set_config('wamp.caller', $1, true), \
-                    pg_catalog.set_config('wamp.authid', $2, true), \
-                    pg_catalog.set_config('wamp.authrole', $3, true), \
-                    pg_catalog.set_config('wamp.session', $4, true), \
-                    pg_catalog.set_config('statement_timeout', $5, true)";
-    tx.execute(
-        settings,
-        &[&caller_text, &authid, &authrole, &session, &timeout],
-    )
-    .await?;
-    if let Some(role) = &db_role {
-        // After the settings: the role may not be allowed to change them.
-        tx.execute("SELECT pg_catalog.set_config('role', $1, true)", &[role])
-            .await?;
-    }
-    let statement = tx.prepare_cached(sql).await?;
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-    let rows = tx.query(&statement, &refs).await?;
-    let rows = if f.returns == "bytea" {
+    let identity: [&(dyn ToSql + Sync); 5] = [&caller_text, &authid, &authrole, &session, &timeout];
+    let c: &tokio_postgres::Client = client;
+    // join! polls each future once in this order before any awaits an answer: the requests go
+    // out in order, together.
+    let (began, set, roled, rows, committed, reset) = futures::join!(
+        c.execute(&begin, &[]),
+        c.execute(&settings, &identity),
+        async {
+            match (&set_role, &db_role) {
+                (Some(statement), Some(role)) => c.execute(statement, &[role]).await.map(Some),
+                _ => Ok(None),
+            }
+        },
+        c.query(&statement, &refs),
+        c.execute(&commit, &[]),
+        c.execute(&reset, &[]),
+    );
+    began?;
+    set?;
+    roled?;
+    let rows = rows?;
+    committed?;
+    reset?;
+    Ok(if f.returns == "bytea" {
         Rows::Bytes(
             rows.iter()
                 .map(|r| r.get::<_, Option<Vec<u8>>>(0))
@@ -366,9 +413,7 @@ async fn run(
                 .map(|r| r.get::<_, Option<Json>>(0).unwrap_or(Json::Null))
                 .collect(),
         )
-    };
-    tx.commit().await?;
-    Ok(rows)
+    })
 }
 
 /// The WAMP result of a call's rows.

@@ -201,7 +201,12 @@ impl Feed {
             tx.execute(&sql, &[&topic, &args, &kwargs, &details])
                 .await
                 .map_err(|e| crate::describe(&e))?;
-            tx.commit().await.map_err(|e| crate::describe(&e))
+            tx.commit().await.map_err(|e| crate::describe(&e))?;
+            // What the handler set for its whole session does not reach the next use.
+            client
+                .batch_execute("RESET ALL")
+                .await
+                .map_err(|e| crate::describe(&e))
         };
         if let Err(why) = outcome.await {
             self.failed(1, &why);

@@ -10,6 +10,7 @@ pub mod order;
 pub mod pubsub;
 pub mod requester;
 pub mod rpc;
+pub mod subscribers;
 
 use std::time::Duration;
 

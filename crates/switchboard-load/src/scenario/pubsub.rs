@@ -65,7 +65,7 @@ pub async fn run(ctx: &Ctx, p: PubSubParams) -> anyhow::Result<Outcome> {
 }
 
 /// Joins and subscribes to `topic`.
-async fn subscribe(target: &Target, topic: &str) -> anyhow::Result<(Wamp, Id)> {
+pub(super) async fn subscribe(target: &Target, topic: &str) -> anyhow::Result<(Wamp, Id)> {
     let mut w = target.join().await?;
     let request = w.next_request();
     let reply = w
