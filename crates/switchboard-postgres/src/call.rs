@@ -320,12 +320,17 @@ const SETTINGS: &str = "SELECT pg_catalog.set_config('wamp.caller', $1, true), \
                         pg_catalog.set_config('wamp.session', $4, true), \
                         pg_catalog.set_config('statement_timeout', $5, true)";
 
-/// The database role of a call, transaction-local (after the settings: the role may not be
-/// allowed to change them).
-const SET_ROLE: &str = "SELECT pg_catalog.set_config('role', $1, true)";
+/// The settings and the database role of a call, transaction-local, in one statement (the role
+/// last: it may not be allowed to change the settings).
+const SETTINGS_AND_ROLE: &str = "SELECT pg_catalog.set_config('wamp.caller', $1, true), \
+                                 pg_catalog.set_config('wamp.authid', $2, true), \
+                                 pg_catalog.set_config('wamp.authrole', $3, true), \
+                                 pg_catalog.set_config('wamp.session', $4, true), \
+                                 pg_catalog.set_config('statement_timeout', $5, true), \
+                                 pg_catalog.set_config('role', $6, true)";
 
 /// The transaction of a call, sent as one pipeline (one round trip; the statements are prepared
-/// once per connection): BEGIN, the identity settings, the role, the function, COMMIT, and
+/// once per connection): BEGIN, the identity settings and the role, the function, COMMIT, and
 /// `RESET ALL`, so that what the function set for its whole session (a role, a `search_path`)
 /// does not reach the next call on this connection. After an error PostgreSQL skips the rest of
 /// the transaction and COMMIT rolls it back; the first error is the call's.
@@ -345,11 +350,13 @@ async fn run(
             "BEGIN"
         })
         .await?;
-    let settings = client.prepare_cached(SETTINGS).await?;
-    let set_role = match &db_role {
-        Some(_) => Some(client.prepare_cached(SET_ROLE).await?),
-        None => None,
-    };
+    let settings = client
+        .prepare_cached(if db_role.is_some() {
+            SETTINGS_AND_ROLE
+        } else {
+            SETTINGS
+        })
+        .await?;
     let statement = match (client.prepare_cached(sql).await, &db_role) {
         (Ok(statement), _) => statement,
         // Names are resolved when a statement is prepared, with the privileges of the role of
@@ -378,26 +385,24 @@ async fn run(
         .unwrap_or_default();
     let timeout = format!("{timeout_ms}ms");
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-    let identity: [&(dyn ToSql + Sync); 5] = [&caller_text, &authid, &authrole, &session, &timeout];
+    let role = db_role.clone().unwrap_or_default();
+    let mut identity: Vec<&(dyn ToSql + Sync)> =
+        vec![&caller_text, &authid, &authrole, &session, &timeout];
+    if db_role.is_some() {
+        identity.push(&role);
+    }
     let c: &tokio_postgres::Client = client;
     // join! polls each future once in this order before any awaits an answer: the requests go
     // out in order, together.
-    let (began, set, roled, rows, committed, reset) = futures::join!(
+    let (began, set, rows, committed, reset) = futures::join!(
         c.execute(&begin, &[]),
         c.execute(&settings, &identity),
-        async {
-            match (&set_role, &db_role) {
-                (Some(statement), Some(role)) => c.execute(statement, &[role]).await.map(Some),
-                _ => Ok(None),
-            }
-        },
         c.query(&statement, &refs),
         c.execute(&commit, &[]),
         c.execute(&reset, &[]),
     );
     began?;
     set?;
-    roled?;
     let rows = rows?;
     committed?;
     reset?;
