@@ -526,3 +526,121 @@ def test_two_nodes_on_one_database_publish_each_event_once_and_take_over(bridge)
     finally:
         first.close()
         second.close()
+
+
+class TcpProxy:
+    """A TCP proxy to the database that the test can cut (closing every connection and refusing
+    new ones) and restore on the same port: the database going away and coming back."""
+
+    def __init__(self, target_host: str, target_port: int):
+        import socket
+        import threading
+
+        self._socket, self._threading = socket, threading
+        self.target = (target_host, target_port)
+        self.port = free_tcp_port()
+        self.conns = []
+        self.listener = None
+        self.start()
+
+    def start(self):
+        s = self._socket.socket()
+        s.setsockopt(self._socket.SOL_SOCKET, self._socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", self.port))
+        s.listen(64)
+        self.listener = s
+        self._threading.Thread(target=self._accept, args=(s,), daemon=True).start()
+
+    def _accept(self, listener):
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = self._socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                self._threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def cut(self):
+        # shutdown first: a thread blocked in accept() keeps a merely closed listener accepting.
+        try:
+            self.listener.shutdown(self._socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.listener.close()
+        for c in self.conns:
+            try:
+                c.shutdown(self._socket.SHUT_RDWR)
+                c.close()
+            except OSError:
+                pass
+        self.conns = []
+
+
+def test_calls_fail_fast_while_the_database_is_away_and_work_again_after(bridge):
+    import copy
+
+    s = server()
+    proxy = TcpProxy(s["host"], s["port"])
+    config = copy.deepcopy(bridge["config"])
+    port = free_tcp_port()
+    worker = config["workers"][0]
+    worker["transports"][0]["endpoint"]["port"] = port
+    worker["connections"][0].update({"host": "127.0.0.1", "port": proxy.port})
+    worker["connections"][0]["options"]["application_name"] = f"sb-{bridge['tag']}-proxied"
+    component = worker["components"][0]
+    component.pop("subscriber")
+    component.pop("publisher")
+    node = launch_router(make_node_dir("switchboard"), config, [port])
+    try:
+        deadline = time.monotonic() + 20
+        while "registered com.example" not in node.log_path.read_text(errors="replace"):
+            assert time.monotonic() < deadline, node.log_tail()
+            time.sleep(0.05)
+
+        async def scenario():
+            c = await connect_with({"type": "websocket", "url": f"ws://127.0.0.1:{port}/ws",
+                                    "serializers": ["json"]}, "websocket", "json")
+            try:
+                assert await c.session.call("com.example.api.add2", 1, 2) == 3
+                proxy.cut()
+                started = time.monotonic()
+                e = await error_of(c.session.call("com.example.api.add2", 1, 2))
+                assert e.error == "wamp.error.unavailable", e
+                assert time.monotonic() - started < 8, "fails fast, without waiting for the database"
+                proxy.start()
+                deadline = time.monotonic() + 30
+                while True:
+                    try:
+                        assert await c.session.call("com.example.api.add2", 2, 2) == 4
+                        break
+                    except ApplicationError as err:
+                        assert err.error == "wamp.error.unavailable", err
+                        assert time.monotonic() < deadline, node.log_tail()
+                        await asyncio.sleep(0.5)
+            finally:
+                await close_all(c)
+
+        run(scenario(), timeout=90)
+    finally:
+        node.close()
+        proxy.cut()
