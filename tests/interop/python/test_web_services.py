@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import http.client
 import http.server
 import io
 import json
@@ -24,6 +23,7 @@ import pytest
 
 from interop_client import bounded, close_all, connect_with, eventually, run
 from interop_router import free_tcp_port, launch_router, make_node_dir, run_router_command
+from test_reverse_proxy import request
 
 if os.environ.get("INTEROP_ROUTER", "switchboard") != "switchboard":
     pytest.skip("runs Switchboard's node only", allow_module_level=True)
@@ -198,16 +198,6 @@ def nodes():
         backend.close()
         origin.close()
         nd.remove()
-
-
-def request(port, method, path, body=None, headers=None):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        c.request(method, path, body, headers or {})
-        r = c.getresponse()
-        return r.status, r.headers, r.read()
-    finally:
-        c.close()
 
 
 # -- nested paths ------------------------------------------------------------------------------

@@ -4,27 +4,14 @@
 //! operations are the invocations it answered inside the window.
 
 use anyhow::Context as _;
-use switchboard_proto::{Dict, Message};
 use tokio_util::sync::CancellationToken;
 
-use super::rpc::serve_callee;
+use super::rpc::{join_and_register, serve_callee};
 use super::{Ctx, Outcome, measure};
 
 /// Runs the scenario.
 pub async fn run(ctx: &Ctx, procedure: &str) -> anyhow::Result<Outcome> {
-    let mut callee = ctx.target.join().await.context("callee joins")?;
-    let request = callee.next_request();
-    callee
-        .request(
-            Message::Register {
-                request,
-                options: Dict::new(),
-                procedure: procedure.to_owned(),
-            },
-            request,
-        )
-        .await
-        .with_context(|| format!("registering {procedure}"))?;
+    let callee = join_and_register(ctx, procedure).await?;
     measure(ctx, "callee", |window| async move {
         let stop = CancellationToken::new();
         let serving = tokio::spawn(serve_callee(callee, stop.clone(), Some(window)));

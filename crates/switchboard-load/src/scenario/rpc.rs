@@ -43,19 +43,7 @@ pub async fn run(ctx: &Ctx, p: Params) -> anyhow::Result<Outcome> {
             Some(external) => (external.procedure.into(), None, external.args),
             None => {
                 let procedure: Arc<str> = format!("switchboard.load.echo.r{}", run_id()).into();
-                let mut callee = ctx.target.join().await.context("callee joins")?;
-                let request = callee.next_request();
-                callee
-                    .request(
-                        Message::Register {
-                            request,
-                            options: Dict::new(),
-                            procedure: procedure.to_string(),
-                        },
-                        request,
-                    )
-                    .await
-                    .with_context(|| format!("registering {procedure}"))?;
+                let callee = join_and_register(ctx, &procedure).await?;
                 (procedure, Some(callee), None)
             }
         };
@@ -92,6 +80,24 @@ pub async fn run(ctx: &Ctx, p: Params) -> anyhow::Result<Outcome> {
         Ok(tally)
     })
     .await
+}
+
+/// A session that joined and registered `procedure` (the callee of `rpc` and `callee`).
+pub(super) async fn join_and_register(ctx: &Ctx, procedure: &str) -> anyhow::Result<Wamp> {
+    let mut callee = ctx.target.join().await.context("callee joins")?;
+    let request = callee.next_request();
+    callee
+        .request(
+            Message::Register {
+                request,
+                options: Dict::new(),
+                procedure: procedure.to_owned(),
+            },
+            request,
+        )
+        .await
+        .with_context(|| format!("registering {procedure}"))?;
+    Ok(callee)
 }
 
 /// The callee: answers every INVOCATION with a YIELD of the same payload, in batches.
