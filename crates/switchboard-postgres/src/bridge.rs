@@ -334,7 +334,7 @@ impl Bridge {
         let Some(publisher) = &self.component.publisher else {
             return true;
         };
-        if publisher.mode != PublishMode::Notify {
+        if publisher.mode == PublishMode::Durable {
             return true;
         }
         let channel = publisher.channel();
@@ -363,7 +363,11 @@ impl Bridge {
                 let listen = format!("LISTEN {}", catalog::quote_ident(channel));
                 match client.batch_execute(&listen).await {
                     Ok(()) => {
-                        tracing::info!(bridge = %self.id, %channel, "publishing events from the database");
+                        tracing::info!(bridge = %self.id, %channel, mode = ?publisher.mode, "publishing events from the database");
+                        // LISTEN first, then what waited: nothing falls between the two.
+                        if publisher.mode == PublishMode::Outbox {
+                            self.drain_outbox(client).await;
+                        }
                         true
                     }
                     Err(e) => {
@@ -403,6 +407,10 @@ impl Bridge {
             return;
         };
         if channel != publisher.channel() {
+            return;
+        }
+        if publisher.mode == PublishMode::Outbox && payload.is_empty() {
+            self.drain_outbox(client).await;
             return;
         }
         let event = match publisher::parse(payload) {
@@ -447,7 +455,25 @@ impl Bridge {
                 return;
             }
         };
-        publisher::publish(&self.session, publisher, event).await;
+        // A session that ended stops the bridge (the supervisor's `closed` branch).
+        let _ = publisher::publish(&self.session, publisher, event).await;
+    }
+
+    /// Publishes what waits in the outbox (the outbox tier).
+    async fn drain_outbox(&self, client: &tokio_postgres::Client) {
+        let Some(publisher) = &self.component.publisher else {
+            return;
+        };
+        match publisher::drain_outbox(client, &self.session, publisher).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(bridge = %self.id, n, "published from the outbox"),
+            Err(publisher::DrainError::Database(e)) => {
+                tracing::warn!(bridge = %self.id, "cannot read the outbox: {}; the events wait for the next try", crate::describe(&e));
+            }
+            Err(publisher::DrainError::SessionGone) => {
+                tracing::warn!(bridge = %self.id, "the session ended while publishing from the outbox; the events wait for the next bridge");
+            }
+        }
     }
 
     /// Tells the realm that events published while the listener was away were missed.

@@ -251,8 +251,7 @@ pub enum ErrorVerbosity {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PublisherConfig {
-    /// The delivery tier: `notify` (built), `outbox` and `durable` (not built yet: `check` says
-    /// so).
+    /// The delivery tier: `notify` or `outbox` (`durable` is not built yet: `check` says so).
     #[serde(default)]
     pub mode: PublishMode,
     /// The NOTIFY channel `wamp.publish` uses (default `wamp_publish`).
@@ -261,7 +260,8 @@ pub struct PublisherConfig {
     /// Only topics with one of these prefixes are published (a fence on top of the role).
     #[serde(default)]
     pub topic_prefixes: Option<Vec<String>>,
-    /// For the `outbox` tier.
+    /// For the `outbox` tier: the table the bridge reads (default `wamp.outbox`; another table
+    /// needs its columns `seq`, `channel`, `topic`, `args`, `kwargs`, `options`).
     #[serde(default)]
     pub outbox_table: Option<String>,
     /// For the `durable` tier.
@@ -303,5 +303,18 @@ impl PublisherConfig {
         self.channel
             .as_deref()
             .unwrap_or(crate::DEFAULT_PUBLISH_CHANNEL)
+    }
+
+    /// The outbox table, as written in SQL (`schema.table`, each part quoted).
+    pub fn outbox_table(&self) -> String {
+        let name = self.outbox_table.as_deref().unwrap_or("wamp.outbox");
+        match name.split_once('.') {
+            Some((schema, table)) => format!(
+                "{}.{}",
+                crate::catalog::quote_ident(schema),
+                crate::catalog::quote_ident(table)
+            ),
+            None => crate::catalog::quote_ident(name),
+        }
     }
 }

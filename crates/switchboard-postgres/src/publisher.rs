@@ -1,8 +1,9 @@
-//! Events published from SQL (`wamp.publish(topic, args, kwargs, options)`), notify tier: the
+//! Events published from SQL (`wamp.publish(topic, args, kwargs, options)`). Notify tier: the
 //! bridge's listener connection hears each event as a NOTIFY on the publish channel when its
-//! transaction commits, fetches it from `wamp.event_buffer` where it was too large for NOTIFY,
-//! and publishes it through the bridge's session, so the bridge's role decides what it may
-//! publish.
+//! transaction commits, fetching it from `wamp.event_buffer` where it was too large for NOTIFY.
+//! Outbox tier: the NOTIFY is only a doorbell, and the bridge reads the events from the outbox
+//! table. Either way it publishes them through the bridge's session, so the bridge's role
+//! decides what it may publish.
 
 use serde_json::{Map, Value as Json};
 use switchboard_client::{Args, PublishOptions, Session};
@@ -124,13 +125,23 @@ fn publish_options(options: &Map<String, Json>) -> PublishOptions {
     }
 }
 
-/// Publishes `event` through `session`, within the configured topic fence.
-pub async fn publish(session: &Session, config: &PublisherConfig, event: Event) {
+/// The bridge's session ended before the router accepted an event: it was not published.
+#[derive(Debug)]
+pub struct SessionGone;
+
+/// Publishes `event` through `session`, within the configured topic fence. An event the router
+/// refuses (the role may not publish the topic, say) is logged and counts as handled: publishing
+/// it again would be refused again. Only a session that ended leaves it unpublished.
+pub async fn publish(
+    session: &Session,
+    config: &PublisherConfig,
+    event: Event,
+) -> Result<(), SessionGone> {
     if let Some(prefixes) = &config.topic_prefixes
         && !prefixes.iter().any(|p| event.topic.starts_with(p.as_str()))
     {
         tracing::warn!(topic = %event.topic, seq = event.seq, "wamp.publish: topic outside `topic_prefixes`, not published");
-        return;
+        return Ok(());
     }
     let options = publish_options(&event.options);
     let args = Args::new(
@@ -141,9 +152,117 @@ pub async fn publish(session: &Session, config: &PublisherConfig, event: Event) 
             .map(|(k, v)| (k, to_value(v)))
             .collect::<Dict>(),
     );
-    if let Err(e) = session.publish(&event.topic, args, options).await {
-        tracing::warn!(topic = %event.topic, seq = event.seq, "wamp.publish: not published: {e}");
+    match session.publish(&event.topic, args, options).await {
+        Ok(_) => Ok(()),
+        Err(switchboard_client::Error::Wamp { uri, .. }) => {
+            tracing::warn!(topic = %event.topic, seq = event.seq, "wamp.publish: refused by the router: {uri}");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(topic = %event.topic, seq = event.seq, "wamp.publish: not published: {e}");
+            Err(SessionGone)
+        }
     }
+}
+
+/// Events read from an outbox at a time.
+const OUTBOX_BATCH: i64 = 500;
+
+/// Why draining the outbox stopped early.
+#[derive(Debug)]
+pub enum DrainError {
+    /// The database connection failed: the rest waits for the next drain.
+    Database(tokio_postgres::Error),
+    /// The session ended: the events stay in the outbox for the next bridge.
+    SessionGone,
+}
+
+/// The outbox tier: publishes every event waiting in the outbox for this channel, oldest first,
+/// and deletes each batch once the router has accepted all of it. A bridge that dies in between
+/// leaves the batch for the next one (at-least-once). Rows are deleted, not passed by a cursor:
+/// a transaction that took a lower `seq` but committed later is still published.
+pub async fn drain_outbox(
+    client: &tokio_postgres::Client,
+    session: &Session,
+    config: &PublisherConfig,
+) -> Result<u64, DrainError> {
+    let table = config.outbox_table();
+    let select = client
+        .prepare(&format!(
+            "SELECT seq, topic, args::text, kwargs::text, options::text FROM {table} \
+             WHERE channel = $1 ORDER BY seq LIMIT {OUTBOX_BATCH}"
+        ))
+        .await
+        .map_err(DrainError::Database)?;
+    let delete = client
+        .prepare(&format!(
+            "DELETE FROM {table} WHERE channel = $1 AND seq = ANY($2)"
+        ))
+        .await
+        .map_err(DrainError::Database)?;
+    let channel = config.channel();
+    let mut published = 0;
+    loop {
+        let rows = client
+            .query(&select, &[&channel])
+            .await
+            .map_err(DrainError::Database)?;
+        if rows.is_empty() {
+            return Ok(published);
+        }
+        let mut seqs = Vec::with_capacity(rows.len());
+        // Sent one after the other, answered together: the router keeps one session's order.
+        let mut pending = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let seq: i64 = row.get(0);
+            seqs.push(seq);
+            match outbox_event(row) {
+                Ok(event) => pending.push(publish(session, config, event)),
+                Err(why) => {
+                    tracing::warn!(seq, "wamp.outbox: skipping a malformed event: {why}");
+                }
+            }
+        }
+        for outcome in futures::future::join_all(pending).await {
+            outcome.map_err(|SessionGone| DrainError::SessionGone)?;
+        }
+        client
+            .execute(&delete, &[&channel, &seqs])
+            .await
+            .map_err(DrainError::Database)?;
+        published += seqs.len() as u64;
+    }
+}
+
+/// An outbox row as an event.
+fn outbox_event(row: &tokio_postgres::Row) -> Result<Event, String> {
+    let json = |i: usize, what: &str| -> Result<Option<Json>, String> {
+        row.get::<_, Option<String>>(i)
+            .map(|text| serde_json::from_str(&text).map_err(|e| format!("`{what}`: {e}")))
+            .transpose()
+    };
+    let args = match json(2, "args")? {
+        Some(Json::Array(a)) => a,
+        None | Some(Json::Null) => Vec::new(),
+        _ => return Err("`args` is no array".into()),
+    };
+    let kwargs = match json(3, "kwargs")? {
+        Some(Json::Object(k)) => k,
+        None | Some(Json::Null) => Map::new(),
+        _ => return Err("`kwargs` is no object".into()),
+    };
+    let options = match json(4, "options")? {
+        Some(Json::Object(o)) => o,
+        None | Some(Json::Null) => Map::new(),
+        _ => return Err("`options` is no object".into()),
+    };
+    Ok(Event {
+        seq: row.get(0),
+        topic: row.get(1),
+        args,
+        kwargs,
+        options,
+    })
 }
 
 #[cfg(test)]

@@ -36,6 +36,24 @@ CREATE TABLE IF NOT EXISTS wamp.event_buffer (
 -- The bridge's login role takes large events from here:
 --   GRANT SELECT, DELETE ON wamp.event_buffer TO <the bridge's login role>;
 
+-- The outbox tier: events wait here until the publishing bridge has handed them to the router,
+-- and only then are deleted, so none is lost while the bridge or the database is away
+-- (at-least-once: one published just before a bridge died is published again). The bridge's
+-- login role reads and deletes:
+--   GRANT SELECT, DELETE ON wamp.outbox TO <the bridge's login role>;
+CREATE TABLE IF NOT EXISTS wamp.outbox (
+  seq bigint PRIMARY KEY,
+  channel text NOT NULL DEFAULT 'wamp_publish',
+  topic text NOT NULL,
+  args jsonb,
+  kwargs jsonb,
+  options jsonb,
+  published_by text NOT NULL DEFAULT session_user,
+  authid text,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS outbox_channel_seq ON wamp.outbox (channel, seq);
+
 -- Where a subscriber's `"insert": "wamp.inbox"` puts events. The bridge's login role inserts:
 --   GRANT INSERT ON wamp.inbox TO <the bridge's login role>;
 CREATE TABLE IF NOT EXISTS wamp.inbox (
@@ -48,7 +66,10 @@ CREATE TABLE IF NOT EXISTS wamp.inbox (
 );
 
 -- Publishes an event when the transaction commits (nothing when it rolls back). The channel is
--- `wamp_publish`, or the setting `wamp.publish_channel` where the database sets one.
+-- `wamp_publish`, or the setting `wamp.publish_channel` where the database sets one. The tier is
+-- the setting `wamp.publish_mode`: `notify` (the default) or `outbox`, for a bridge whose
+-- publisher has that mode (ALTER DATABASE <db> SET wamp.publish_mode = 'outbox').
+-- wamp.publish_outbox always takes the outbox.
 CREATE OR REPLACE FUNCTION wamp.publish(topic text, args jsonb DEFAULT NULL,
                                         kwargs jsonb DEFAULT NULL, options jsonb DEFAULT NULL)
   RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = wamp, pg_temp AS $$
@@ -70,6 +91,13 @@ BEGIN
     RAISE EXCEPTION 'wamp.publish: options must be a JSON object' USING ERRCODE = '22023';
   END IF;
   n := nextval('wamp.publish_seq');
+  IF current_setting('wamp.publish_mode', true) = 'outbox' THEN
+    INSERT INTO wamp.outbox (seq, channel, topic, args, kwargs, options, published_by, authid)
+      VALUES (n, channel, topic, args, kwargs, options, session_user, wamp.authid());
+    -- A doorbell: the bridge reads the outbox. NOTIFY folds the equal ones of one transaction.
+    PERFORM pg_notify(channel, '');
+    RETURN n;
+  END IF;
   payload := jsonb_build_object('v', 1, 'seq', n, 'topic', topic,
                                 'args', coalesce(args, '[]'::jsonb),
                                 'kwargs', coalesce(kwargs, '{}'::jsonb),
@@ -84,9 +112,15 @@ BEGIN
   RETURN n;
 END $$;
 
+CREATE OR REPLACE FUNCTION wamp.publish_outbox(topic text, args jsonb DEFAULT NULL,
+                                               kwargs jsonb DEFAULT NULL, options jsonb DEFAULT NULL)
+  RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = wamp, pg_temp
+  SET wamp.publish_mode = 'outbox' AS $$ SELECT wamp.publish(topic, args, kwargs, options) $$;
+
 -- Every role may use the helpers (also where ALTER DEFAULT PRIVILEGES revoked PUBLIC's EXECUTE
 -- before this ran): the identity helpers in row-level security policies, wamp.raise in
 -- functions, wamp.publish in functions and triggers. In the notify tier any role that can
 -- connect may NOTIFY anyway; revoke wamp.publish from PUBLIC to grant it per role instead.
 GRANT EXECUTE ON FUNCTION wamp.authid(), wamp.authrole(), wamp.session(), wamp.caller(),
-  wamp.raise(text, jsonb, jsonb), wamp.publish(text, jsonb, jsonb, jsonb) TO PUBLIC;
+  wamp.raise(text, jsonb, jsonb), wamp.publish(text, jsonb, jsonb, jsonb),
+  wamp.publish_outbox(text, jsonb, jsonb, jsonb) TO PUBLIC;

@@ -3,7 +3,8 @@
 results, void, bigint, bytea, the raw convention), SQL errors as WAMP errors, the caller's
 identity in SQL (row-level security through wamp.authid()), statement and call timeouts that
 cancel the query, and events published from SQL and triggers (large ones through the spill
-table, none from a rolled-back transaction, a listener killed and reconnected).
+table, none from a rolled-back transaction, a listener killed and reconnected), the outbox tier
+losing nothing when the publishing node dies, and two nodes sharing one database.
 
 The database server is $DATABASE_URL's (host, port, user) when set, else 127.0.0.1:5432 as
 user postgres; each run creates its own database and roles and drops them at the end.
@@ -62,6 +63,7 @@ def setup_sql(anon: str, login: str) -> str:
 CREATE ROLE {anon} NOLOGIN;
 GRANT {anon} TO {login};
 GRANT SELECT, DELETE ON wamp.event_buffer TO {login};
+GRANT SELECT, DELETE ON wamp.outbox TO {login};
 ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
 CREATE SCHEMA api;
 GRANT USAGE ON SCHEMA api TO {anon};
@@ -524,6 +526,94 @@ def test_two_nodes_on_one_database_publish_each_event_once_and_take_over(bridge)
 
         run(takeover(), timeout=60)
     finally:
+        first.close()
+        second.close()
+
+
+def test_the_outbox_loses_no_event_when_the_publishing_bridge_dies_or_its_listener_is_killed(bridge):
+    """The outbox tier: events written while the publishing bridge cannot publish (frozen, then
+    killed) wait in wamp.outbox and are published by the bridge that takes over, in order; so
+    are events written while its listener connection is away."""
+    import copy
+    import signal
+
+    channel = "wamp_outbox_two"
+    db = bridge["database"]
+
+    def publish(texts, how="setting"):
+        # The tier comes from the setting wamp.publish_mode (as ALTER DATABASE ... SET would
+        # give every session), or wamp.publish_outbox chooses it.
+        calls = "".join(
+            f"SELECT wamp.publish('com.example.big', '[\"{t}\"]');" if how == "setting"
+            else f"SELECT wamp.publish_outbox('com.example.big', '[\"{t}\"]');"
+            for t in texts)
+        psql(f"SET wamp.publish_channel = '{channel}'; SET wamp.publish_mode = 'outbox'; BEGIN; {calls} COMMIT;"
+             if how == "setting" else f"SET wamp.publish_channel = '{channel}'; {calls}", db)
+
+    def waiting():
+        return int(psql(f"SELECT count(*) FROM wamp.outbox WHERE channel = '{channel}'", db))
+
+    def start_node(name):
+        config = copy.deepcopy(bridge["config"])
+        port = free_tcp_port()
+        worker = config["workers"][0]
+        worker["transports"][0]["endpoint"]["port"] = port
+        worker["connections"][0]["options"]["application_name"] = f"sb-{bridge['tag']}-{name}"
+        component = worker["components"][0]
+        component["publisher"] = {"mode": "outbox", "channel": channel}
+        component.pop("subscriber")
+        node = launch_router(make_node_dir("switchboard"), config, [port])
+        deadline = time.monotonic() + 20
+        while "registered com.example" not in node.log_path.read_text(errors="replace"):
+            assert time.monotonic() < deadline, node.log_tail()
+            time.sleep(0.05)
+        return node
+
+    async def subscriber(node):
+        c = await connect_with({"type": "websocket", "url": f"ws://127.0.0.1:{node.port}/ws",
+                                "serializers": ["json"]}, "websocket", "json")
+        got = []
+        await c.session.subscribe(got.append, "com.example.big")
+        return c, got
+
+    first = start_node("first")
+    assert "publishing events" in first.log_path.read_text(errors="replace"), first.log_tail()
+    second = start_node("second")
+    try:
+        async def scenario():
+            a, on_first = await subscriber(first)
+            b, on_second = await subscriber(second)
+            try:
+                publish([f"a{i}" for i in range(20)])
+                publish(["a20"], how="function")
+                await eventually(lambda: len(on_first) == 21, "21 events on the first node", timeout=10)
+                assert on_first == [f"a{i}" for i in range(21)] and on_second == [], (on_first, on_second)
+                assert waiting() == 0
+                # The publishing node freezes: events wait in the outbox...
+                first.proc.send_signal(signal.SIGSTOP)
+                publish([f"b{i}" for i in range(30)])
+                await asyncio.sleep(1)
+                assert waiting() == 30 and on_second == []
+                # ...and when it dies, the other node takes the channel over and publishes them.
+                first.proc.send_signal(signal.SIGKILL)
+                await eventually(lambda: len(on_second) >= 30, "the waiting events on the second node", timeout=20)
+                assert on_second == [f"b{i}" for i in range(30)], on_second
+                assert waiting() == 0
+                # Events written while the listener connection is away are published after it is back.
+                killed = psql(
+                    f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    f"WHERE application_name = 'sb-{bridge['tag']}-second-listener'", db).strip()
+                assert killed == "1", killed
+                publish([f"c{i}" for i in range(10)])
+                await eventually(lambda: len(on_second) >= 40, "the events of the outage", timeout=20)
+                assert on_second[30:] == [f"c{i}" for i in range(10)], on_second
+                assert waiting() == 0
+            finally:
+                await close_all(a, b)
+
+        run(scenario(), timeout=90)
+    finally:
+        first.kill()
         first.close()
         second.close()
 

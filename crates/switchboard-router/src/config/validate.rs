@@ -354,13 +354,27 @@ fn check_postgres_bridge(
     }
     if let Some(publisher) = &bridge.publisher {
         match publisher.mode {
-            PublishMode::Notify => {}
-            PublishMode::Outbox | PublishMode::Durable => errors.push(ConfigError::at(
+            PublishMode::Notify | PublishMode::Outbox => {}
+            PublishMode::Durable => errors.push(ConfigError::at(
                 format!("{at}.publisher.mode"),
-                "not built yet: the `outbox` and `durable` tiers come in a later release; \
-                 `notify` publishes on commit (events published while the bridge is away are \
-                 missed, which it announces on switchboard.postgres.on_listener_reconnect)",
+                "not built yet: the `durable` tier comes in a later release; `outbox` publishes \
+                 every event at least once, also those written while the bridge is away",
             )),
+        }
+        if let Some(table) = &publisher.outbox_table {
+            let parts: Vec<&str> = table.split('.').collect();
+            if parts.len() > 2 || parts.iter().any(|p| p.is_empty() || p.len() > 63) {
+                errors.push(ConfigError::at(
+                    format!("{at}.publisher.outbox_table"),
+                    format!("expected a table name, `table` or `schema.table`, not `{table}`"),
+                ));
+            }
+            if publisher.mode != PublishMode::Outbox {
+                errors.push(ConfigError::at(
+                    format!("{at}.publisher.outbox_table"),
+                    "applies with mode `outbox` only",
+                ));
+            }
         }
         if publisher.channel().is_empty() || publisher.channel().len() > 63 {
             errors.push(ConfigError::at(
