@@ -146,7 +146,10 @@ def notify(database, login, args, workdir, binary, load_bin, generation):
         out = subprocess.run([str(load_bin), "subscribers", "--url", f"ws://127.0.0.1:{PORT}/ws", "-q",
                               "--topic", "com.example.bench.tick", "--subscribers", str(args.subscribers),
                               "--duration", str(args.duration), "--router-pid", str(router.proc.pid)],
-                             capture_output=True, text=True, check=True).stdout
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"the load tool failed ({out.returncode}): {out.stderr[-2000:]}")
+        out = out.stdout
         published, _ = publishers.communicate(timeout=args.duration + 60)
         r = json.loads(out.strip().splitlines()[-1])
         if r.get("errors"):

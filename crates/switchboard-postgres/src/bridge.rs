@@ -92,8 +92,14 @@ impl Bridge {
         session: Session,
     ) -> Self {
         let pg = pg_config(connection);
+        let mut pool_config = pg.clone();
+        if let Some(callee) = &component.callee {
+            // A call's statement timeout where it has none of its own (`RESET ALL` after each
+            // call returns to it).
+            pool_config.options(format!("-c statement_timeout={}", callee.max_timeout()));
+        }
         let manager = deadpool_postgres::Manager::from_config(
-            pg.clone(),
+            pool_config,
             NoTls,
             deadpool_postgres::ManagerConfig {
                 // Every use of a connection that runs user code ends with `RESET ALL` itself (a

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use postgres_protocol::escape::escape_literal;
 use serde_json::{Map, Value as Json, json};
 use switchboard_client::{Args, CallError, Invocation};
 use switchboard_proto::{Dict, Value};
@@ -118,10 +119,17 @@ impl Calls {
             "authrole": inv.caller_authrole(),
             "procedure": inv.procedure(),
         });
-        let (sql, params) = statement(f, &inv, &caller, self.config.caller_param())?;
-        // Never 0: a statement_timeout of 0 is none at all.
-        let max = self.config.max_timeout.unwrap_or(30_000).max(1);
+        let max = self.config.max_timeout();
         let timeout = f.timeout.map_or(max, |t| t.clamp(1, max));
+        // The pool's connections start with `max` as their statement timeout: calls with a role
+        // or a timeout of their own take the simple form.
+        let prepared = db_role.is_none() && timeout == max;
+        let how = if prepared {
+            Arguments::Parameters { first: 5 }
+        } else {
+            Arguments::Literals
+        };
+        let (sql, params) = statement(f, &inv, &caller, self.config.caller_param(), how)?;
         let acquire = Duration::from_millis(self.config.acquire_timeout.unwrap_or(5_000));
         let client = match tokio::time::timeout(acquire, self.pool.get()).await {
             Ok(Ok(client)) => client,
@@ -144,7 +152,11 @@ impl Calls {
         let rows = {
             let client = leased.client.as_mut().expect("leased until dropped");
             leased.busy = true;
-            let outcome = run(client, f, &sql, &params, &caller, db_role, timeout).await;
+            let outcome = if prepared {
+                run_prepared(client, f, &sql, &params, &caller).await
+            } else {
+                run_simple(client, f, &sql, &caller, db_role.as_deref(), timeout).await
+            };
             leased.busy = false;
             outcome.map_err(|e| sql_error(&e, verbosity))?
         };
@@ -153,18 +165,39 @@ impl Calls {
     }
 }
 
-/// The statement that calls `f` and its parameters, from the invocation's arguments.
+/// How a call's arguments are written into its SQL.
+#[derive(Clone, Copy)]
+enum Arguments {
+    /// As literals, for the one-message form of [`run_simple`].
+    Literals,
+    /// As parameters from `$first` on, for the prepared statement of [`run_prepared`].
+    Parameters { first: usize },
+}
+
+/// The query that calls `f` with the invocation's arguments (`SELECT <result> FROM ...`), and
+/// the parameter values where they are parameters. The arguments travel as jsonb that
+/// `jsonb_to_record` turns into the parameters' types, so PostgreSQL's own input functions do
+/// the conversions.
 fn statement(
     f: &Function,
     inv: &Invocation,
     caller: &Json,
     caller_param: &str,
+    how: Arguments,
 ) -> Result<(String, Vec<Json>), CallError> {
     // A bytea result is read as bytes (to_jsonb would make it a hex string).
     let column = if f.returns == "bytea" {
         "r"
     } else {
         "to_jsonb(r)"
+    };
+    let mut params = Vec::new();
+    let mut jsonb = |value: Json| match how {
+        Arguments::Literals => format!("{}::jsonb", escape_literal(&value.to_string())),
+        Arguments::Parameters { first } => {
+            params.push(value);
+            format!("${}::jsonb", first + params.len() - 1)
+        }
     };
     if f.raw {
         let args = Json::Array(inv.positional().iter().map(to_json).collect());
@@ -174,8 +207,7 @@ fn statement(
                 .map(|(k, v)| (k.clone(), to_json(v)))
                 .collect(),
         );
-        let mut params = vec![args, kwargs];
-        let mut placeholders = "$1::jsonb, $2::jsonb".to_owned();
+        let mut arguments = format!("{}, {}", jsonb(args), jsonb(kwargs));
         if f.params.len() == 3 {
             let mut details = caller.clone();
             if let Some(d) = details.as_object_mut() {
@@ -192,19 +224,17 @@ fn statement(
                     d.get("authrole").cloned().unwrap_or(Json::Null),
                 );
             }
-            params.push(details);
-            placeholders.push_str(", $3::jsonb");
+            arguments.push_str(", ");
+            arguments.push_str(&jsonb(details));
         }
-        return Ok((
-            format!("SELECT {column} FROM {}({placeholders}) AS r", f.qualified),
-            params,
-        ));
+        let sql = format!("SELECT {column} FROM {}({arguments}) AS r", f.qualified);
+        return Ok((sql, params));
     }
     let bound = bind(f, inv.positional(), inv.kwargs(), caller, caller_param)?;
     if bound.is_empty() {
         return Ok((
             format!("SELECT {column} FROM {}() AS r", f.qualified),
-            Vec::new(),
+            params,
         ));
     }
     let columns: Vec<String> = bound
@@ -227,15 +257,14 @@ fn statement(
         .into_iter()
         .map(|(p, v)| (f.params[p].name.clone(), v))
         .collect();
-    Ok((
-        format!(
-            "SELECT {column} FROM pg_catalog.jsonb_to_record($1::jsonb) AS x({}), LATERAL {}({}) AS r",
-            columns.join(", "),
-            f.qualified,
-            arguments.join(", ")
-        ),
-        vec![Json::Object(record)],
-    ))
+    let sql = format!(
+        "SELECT {column} FROM pg_catalog.jsonb_to_record({}) AS x({}), LATERAL {}({}) AS r",
+        jsonb(Json::Object(record)),
+        columns.join(", "),
+        f.qualified,
+        arguments.join(", ")
+    );
+    Ok((sql, params))
 }
 
 /// Binds WAMP arguments to parameters: positional ones in order (skipping the caller parameter),
@@ -313,98 +342,157 @@ pub(crate) enum Rows {
     Bytes(Vec<Option<Vec<u8>>>),
 }
 
-/// The settings of a call, transaction-local.
-const SETTINGS: &str = "SELECT pg_catalog.set_config('wamp.caller', $1, true), \
-                        pg_catalog.set_config('wamp.authid', $2, true), \
-                        pg_catalog.set_config('wamp.authrole', $3, true), \
-                        pg_catalog.set_config('wamp.session', $4, true), \
-                        pg_catalog.set_config('statement_timeout', $5, true)";
+/// The caller's identity as the values of the `wamp.*` settings: caller, authid, authrole,
+/// session.
+fn identity(caller: &Json) -> [String; 4] {
+    let text = |key: &str| caller[key].as_str().unwrap_or_default().to_owned();
+    [
+        caller.to_string(),
+        text("authid"),
+        text("authrole"),
+        caller["session"]
+            .as_u64()
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+    ]
+}
 
-/// The settings and the database role of a call, transaction-local, in one statement (the role
-/// last: it may not be allowed to change the settings).
-const SETTINGS_AND_ROLE: &str = "SELECT pg_catalog.set_config('wamp.caller', $1, true), \
-                                 pg_catalog.set_config('wamp.authid', $2, true), \
-                                 pg_catalog.set_config('wamp.authrole', $3, true), \
-                                 pg_catalog.set_config('wamp.session', $4, true), \
-                                 pg_catalog.set_config('statement_timeout', $5, true), \
-                                 pg_catalog.set_config('role', $6, true)";
-
-/// The transaction of a call, sent as one pipeline (one round trip; the statements are prepared
-/// once per connection): BEGIN, the identity settings and the role, the function, COMMIT, and
-/// `RESET ALL`, so that what the function set for its whole session (a role, a `search_path`)
-/// does not reach the next call on this connection. After an error PostgreSQL skips the rest of
-/// the transaction and COMMIT rolls it back; the first error is the call's.
-async fn run(
-    client: &mut deadpool_postgres::Object,
+/// A call with a database role or a timeout of its own, as one simple-protocol query: one
+/// message, one round trip, and one implicit transaction, which ends with the last statement
+/// (PostgreSQL runs the statements of one query message as one transaction). In it: `SET
+/// TRANSACTION READ ONLY` where the procedure is read-only; the caller's identity, the statement
+/// timeout and the database role as transaction-local settings (the role last: it may not be
+/// allowed to change the others); the function; and `RESET ALL`, so that what the function set
+/// for its whole session (a role, a `search_path`) does not reach the next call on this
+/// connection. After an error PostgreSQL skips the rest and rolls the transaction back,
+/// settings included. Each statement is resolved after the previous one ran, so the function is
+/// looked up with the mapped role's privileges and runs as it.
+async fn run_simple(
+    client: &tokio_postgres::Client,
     f: &Function,
-    sql: &str,
-    params: &[Json],
+    call: &str,
     caller: &Json,
-    db_role: Option<String>,
+    db_role: Option<&str>,
     timeout_ms: u64,
 ) -> Result<Rows, tokio_postgres::Error> {
-    let begin = client
-        .prepare_cached(if f.read_only {
-            "BEGIN READ ONLY"
-        } else {
-            "BEGIN"
-        })
-        .await?;
-    let settings = client
-        .prepare_cached(if db_role.is_some() {
-            SETTINGS_AND_ROLE
-        } else {
-            SETTINGS
-        })
-        .await?;
-    let statement = match (client.prepare_cached(sql).await, &db_role) {
-        (Ok(statement), _) => statement,
-        // Names are resolved when a statement is prepared, with the privileges of the role of
-        // that moment: the login role may not see the schema that the mapped role sees. Then the
-        // statement is prepared as the mapped role, once per connection (it stays cached).
-        (Err(e), Some(role))
-            if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) =>
-        {
-            client
-                .execute("SELECT pg_catalog.set_config('role', $1, false)", &[role])
-                .await?;
-            let prepared = client.prepare_cached(sql).await;
-            client.batch_execute("RESET ROLE").await?;
-            prepared?
-        }
-        (Err(e), _) => return Err(e),
-    };
-    let commit = client.prepare_cached("COMMIT").await?;
-    let reset = client.prepare_cached("RESET ALL").await?;
-    let caller_text = caller.to_string();
-    let authid = caller["authid"].as_str().unwrap_or_default().to_owned();
-    let authrole = caller["authrole"].as_str().unwrap_or_default().to_owned();
-    let session = caller["session"]
-        .as_u64()
-        .map(|s| s.to_string())
-        .unwrap_or_default();
-    let timeout = format!("{timeout_ms}ms");
-    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-    let role = db_role.clone().unwrap_or_default();
-    let mut identity: Vec<&(dyn ToSql + Sync)> =
-        vec![&caller_text, &authid, &authrole, &session, &timeout];
-    if db_role.is_some() {
-        identity.push(&role);
+    use std::fmt::Write as _;
+    let mut query = String::with_capacity(call.len() + 400);
+    // The statement whose rows are the call's rows.
+    let mut call_index = 1;
+    if f.read_only {
+        query.push_str("SET TRANSACTION READ ONLY;");
+        call_index += 1;
     }
-    let c: &tokio_postgres::Client = client;
-    // join! polls each future once in this order before any awaits an answer: the requests go
-    // out in order, together.
-    let (began, set, rows, committed, reset) = futures::join!(
-        c.execute(&begin, &[]),
-        c.execute(&settings, &identity),
-        c.query(&statement, &refs),
-        c.execute(&commit, &[]),
-        c.execute(&reset, &[]),
+    let [caller_text, authid, authrole, session] = identity(caller);
+    let _ = write!(
+        query,
+        "SELECT pg_catalog.set_config('wamp.caller', {}, true), \
+         pg_catalog.set_config('wamp.authid', {}, true), \
+         pg_catalog.set_config('wamp.authrole', {}, true), \
+         pg_catalog.set_config('wamp.session', {}, true), \
+         pg_catalog.set_config('statement_timeout', '{timeout_ms}ms', true)",
+        escape_literal(&caller_text),
+        escape_literal(&authid),
+        escape_literal(&authrole),
+        escape_literal(&session),
     );
-    began?;
-    set?;
+    if let Some(role) = db_role {
+        let _ = write!(
+            query,
+            ", pg_catalog.set_config('role', {}, true)",
+            escape_literal(role)
+        );
+    }
+    query.push(';');
+    query.push_str(call);
+    query.push_str(";RESET ALL");
+    let messages = client.simple_query(&query).await?;
+    let mut statement = 0;
+    let mut values = Vec::new();
+    for message in &messages {
+        match message {
+            tokio_postgres::SimpleQueryMessage::CommandComplete(_) => statement += 1,
+            tokio_postgres::SimpleQueryMessage::Row(row) if statement == call_index => {
+                values.push(row.get(0));
+            }
+            _ => {}
+        }
+    }
+    Ok(if f.returns == "bytea" {
+        Rows::Bytes(
+            values
+                .into_iter()
+                .map(|v| v.and_then(|text| hex::decode(text.strip_prefix("\\x")?).ok()))
+                .collect(),
+        )
+    } else {
+        Rows::Json(
+            values
+                .into_iter()
+                .map(|v| {
+                    v.and_then(|text| serde_json::from_str(text).ok())
+                        .unwrap_or(Json::Null)
+                })
+                .collect(),
+        )
+    })
+}
+
+/// A call as the connection's own login role with the default timeout (which the pool's
+/// connections have from their start), the common case, as one prepared statement and `RESET
+/// ALL` (after `SET default_transaction_read_only = on` for a read-only procedure), sent
+/// together (one round trip, and nothing to parse or plan after the first call).
+/// The statement is its own transaction: the identity settings are transaction-local and set
+/// in it, by a subquery that every argument of the function depends on (a LATERAL reference
+/// behind an `OFFSET 0` fence, which the planner neither flattens nor reorders; the subquery
+/// itself stays unflattened because its settings are volatile), so they are in place before
+/// the function runs and gone when the statement ends.
+async fn run_prepared(
+    client: &mut deadpool_postgres::Object,
+    f: &Function,
+    call: &str,
+    params: &[Json],
+    caller: &Json,
+) -> Result<Rows, tokio_postgres::Error> {
+    let sql = format!(
+        "SELECT c.v FROM (SELECT pg_catalog.set_config('wamp.caller', $1, true) \
+         || pg_catalog.set_config('wamp.authid', $2, true) \
+         || pg_catalog.set_config('wamp.authrole', $3, true) \
+         || pg_catalog.set_config('wamp.session', $4, true) AS ok) AS s, \
+         LATERAL (SELECT * FROM ({call}) AS v(v) WHERE s.ok IS NOT NULL OFFSET 0) AS c"
+    );
+    let statement = client.prepare_cached(&sql).await?;
+    let reset = client.prepare_cached("RESET ALL").await?;
+    // A transaction cannot make itself read-only once a statement ran: the session's default
+    // makes the call's transaction read-only, and `RESET ALL` after it undoes that.
+    let read_only = if f.read_only {
+        Some(
+            client
+                .prepare_cached("SET default_transaction_read_only = on")
+                .await?,
+        )
+    } else {
+        None
+    };
+    let values = identity(caller);
+    let mut refs: Vec<&(dyn ToSql + Sync)> =
+        values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+    refs.extend(params.iter().map(|p| p as &(dyn ToSql + Sync)));
+    let c: &tokio_postgres::Client = client;
+    // join! polls each future once in this order before any awaits an answer: the two requests
+    // go out in order, together.
+    let (read_only, rows, reset) = futures::join!(
+        async {
+            match &read_only {
+                Some(set) => c.execute(set, &[]).await.map(|_| ()),
+                None => Ok(()),
+            }
+        },
+        c.query(&statement, &refs),
+        c.execute(&reset, &[])
+    );
+    read_only?;
     let rows = rows?;
-    committed?;
     reset?;
     Ok(if f.returns == "bytea" {
         Rows::Bytes(

@@ -291,6 +291,12 @@ impl CalleeConfig {
         self.caller_param.as_deref().unwrap_or("_caller")
     }
 
+    /// The longest a call may run, in milliseconds (never 0: a statement_timeout of 0 is none
+    /// at all). The pool's connections start with it as their statement timeout.
+    pub fn max_timeout(&self) -> u64 {
+        self.max_timeout.unwrap_or(30_000).max(1)
+    }
+
     /// The reload channel.
     pub fn reload_channel(&self) -> &str {
         self.reload_channel.as_deref().unwrap_or("switchboard")

@@ -132,6 +132,12 @@ CREATE FUNCTION sink.on_chat(topic text, args jsonb, kwargs jsonb, details jsonb
   LANGUAGE sql AS $$ INSERT INTO sink.chat_seen VALUES (topic, args->>0, wamp.authid()) $$;
 GRANT EXECUTE ON FUNCTION sink.on_chat(text, jsonb, jsonb, jsonb) TO {login};
 
+-- The second component calls as the login role itself (no role map).
+GRANT USAGE ON SCHEMA api TO {login};
+GRANT EXECUTE ON FUNCTION api.add2(int, int), api.greet(text, text), api.whoami(), api.leak(), api.peek(),
+  api.sleep(float8), api.echo_bytes(bytea), api.series(int), api.fail(), api.raw(jsonb, jsonb), api.claim(text) TO {login};
+GRANT INSERT ON uniq TO {login};
+
 GRANT EXECUTE ON FUNCTION api.add2(int, int), api.greet(text, text), api.total(int[]), api.over(int),
   api.over(text), api.series(int), api.people(), api.person(), api.nothing(), api.big(), api.blob(),
   api.raw(jsonb, jsonb), api.whoami(), api.fail(), api.read_private(), api.claim(text),
@@ -175,6 +181,10 @@ def bridge():
                 "id": "db1", "type": "postgres", "host": s["host"], "port": s["port"],
                 "database": database, "user": login,
                 "options": {"max_connections": 4, "application_name": f"sb-{tag}"},
+            }, {
+                "id": "db2", "type": "postgres", "host": s["host"], "port": s["port"],
+                "database": database, "user": login,
+                "options": {"max_connections": 4, "application_name": f"sb-{tag}-plain"},
             }],
             "components": [{
                 "type": "postgresql", "id": "pg", "realm": "realm1", "role": "db_bridge",
@@ -185,6 +195,7 @@ def bridge():
                         {"uri": "com.example.over_int", "function": "api.over(int)"},
                         {"uri": "com.example.person_kwargs", "function": "api.person", "result": "kwargs"},
                         {"uri": "com.example.quick_sleep", "function": "api.sleep", "timeout": 300},
+                        {"uri": "com.example.claim_read_only", "function": "api.claim", "read_only": True},
                     ],
                     "roles": {"mode": "map", "map": {"anonymous": anon}},
                 },
@@ -196,6 +207,18 @@ def bridge():
                     ],
                     "batch": {"max_rows": 100, "max_delay_ms": 20},
                 },
+            }, {
+                # No role map: calls run as the login role (one prepared statement each).
+                "type": "postgresql", "id": "pg_plain", "realm": "realm1", "role": "db_bridge",
+                "connection": "db2",
+                "callee": {
+                    "procedures": [
+                        {"uri": f"com.example.plain.{name}", "function": f"api.{name}"}
+                        for name in ("add2", "greet", "whoami", "leak", "peek", "sleep", "echo_bytes",
+                                     "series", "fail", "raw", "claim")
+                    ] + [{"uri": "com.example.plain.claim_read_only", "function": "api.claim", "read_only": True}],
+                    "max_timeout": 1000,
+                },
             }],
         }],
     }
@@ -203,7 +226,7 @@ def bridge():
     try:
         # The bridge registers once it has read the functions.
         deadline = time.monotonic() + 20
-        while "registered com.example" not in router.log_path.read_text(errors="replace"):
+        while router.log_path.read_text(errors="replace").count("registered com.example") < 2:
             assert time.monotonic() < deadline, router.log_tail()
             time.sleep(0.05)
         yield {"router": router, "database": database, "tag": tag, "anon": anon, "config": config}
@@ -284,6 +307,11 @@ def test_sql_errors_become_wamp_errors(bridge):
             await s.call("com.example.api.claim", key)
             e = await error_of(s.call("com.example.api.claim", key))
             assert e.error == "switchboard.error.sql" and e.kwargs["sqlstate"] == "23505", e
+            # A read-only procedure's transaction is read-only.
+            e = await error_of(s.call("com.example.claim_read_only", uuid.uuid4().hex))
+            assert e.error == "switchboard.error.sql" and e.kwargs["sqlstate"] == "25006", e
+            # Quotes and backslashes in arguments are data, not SQL.
+            assert await s.call("com.example.api.greet", "o'brien \\ \"x\"", greeting="it's") == "it's, o'brien \\ \"x\""
             # The connection is fine after all of that.
             assert await s.call("com.example.api.add2", 1, 1) == 2
         finally:
@@ -459,6 +487,52 @@ def test_what_a_function_changes_for_its_session_does_not_reach_the_next_call(br
     run(scenario())
 
 
+def test_calls_as_the_login_role_know_the_caller_and_leave_nothing_behind(bridge):
+    """Without a role map a call is one prepared statement that sets the caller's identity
+    before the function runs; what the function sets for its session is reset after it, and
+    the component's max_timeout cancels a call that runs longer."""
+    async def scenario():
+        c = await client(bridge)
+        try:
+            s = c.session
+            for _ in range(3):
+                me = await s.call("com.example.plain.whoami")
+                assert me == {"authid": c.join_details.authid, "authrole": "anonymous",
+                              "session": c.join_details.session, "role": f"sb_{bridge['tag']}_login"}, me
+            assert await s.call("com.example.plain.add2", 2, b=3) == 5
+            assert await s.call("com.example.plain.greet", "o'brien \\", greeting="it's") == "it's, o'brien \\"
+            assert await s.call("com.example.plain.echo_bytes", b"\x00\xff") == b"\x00\xff"
+            assert await s.call("com.example.plain.series", 3) == [1, 2, 3]
+            got = []
+            await s.call("com.example.plain.series", 2, options=CallOptions(on_progress=got.append))
+            assert got == [1, 2], got
+            raw = await s.call("com.example.plain.raw", 1, k=2)
+            assert (list(raw.results), raw.kwresults) == ([1, "from sql"], {"k": 2}), raw
+            e = await error_of(s.call("com.example.plain.fail"))
+            assert e.error == "com.example.error.custom", e
+            e = await error_of(s.call("com.example.plain.add2", "x", 1))
+            assert e.error == "wamp.error.invalid_argument" and e.kwargs["sqlstate"] == "22P02", e
+            await s.call("com.example.plain.leak")
+            default_path = psql("SHOW search_path", bridge["database"]).strip()
+            for _ in range(8):
+                assert await s.call("com.example.plain.peek") == "|" + default_path
+            # A read-only procedure's transaction is read-only, and the next call's is not.
+            for _ in range(4):
+                e = await error_of(s.call("com.example.plain.claim_read_only", uuid.uuid4().hex))
+                assert e.error == "switchboard.error.sql" and e.kwargs["sqlstate"] == "25006", e
+                await s.call("com.example.plain.claim", uuid.uuid4().hex)
+            e = await error_of(s.call("com.example.plain.sleep", 5))
+            assert e.error == "wamp.error.canceled" and e.kwargs["sqlstate"] == "57014", e
+            # Outside a call the settings are empty again on every pooled connection.
+            for _ in range(8):
+                me = await s.call("com.example.plain.whoami")
+                assert me["authid"] == c.join_details.authid, me
+        finally:
+            await close_all(c)
+
+    run(scenario())
+
+
 def test_two_nodes_on_one_database_publish_each_event_once_and_take_over(bridge):
     """Two more nodes with the bridge, publishing a channel of their own: only one of them
     publishes it (the advisory lock); when that node goes away, the other takes over."""
@@ -475,6 +549,8 @@ def test_two_nodes_on_one_database_publish_each_event_once_and_take_over(bridge)
         config = copy.deepcopy(bridge["config"])
         port = free_tcp_port()
         worker = config["workers"][0]
+        # The first component only.
+        worker["components"], worker["connections"] = worker["components"][:1], worker["connections"][:1]
         worker["transports"][0]["endpoint"]["port"] = port
         worker["connections"][0]["options"]["application_name"] = f"sb-{bridge['tag']}-{name}"
         component = worker["components"][0]
@@ -557,6 +633,8 @@ def test_the_outbox_loses_no_event_when_the_publishing_bridge_dies_or_its_listen
         config = copy.deepcopy(bridge["config"])
         port = free_tcp_port()
         worker = config["workers"][0]
+        # The first component only.
+        worker["components"], worker["connections"] = worker["components"][:1], worker["connections"][:1]
         worker["transports"][0]["endpoint"]["port"] = port
         worker["connections"][0]["options"]["application_name"] = f"sb-{bridge['tag']}-{name}"
         component = worker["components"][0]
@@ -694,6 +772,7 @@ def test_calls_fail_fast_while_the_database_is_away_and_work_again_after(bridge)
     config = copy.deepcopy(bridge["config"])
     port = free_tcp_port()
     worker = config["workers"][0]
+    worker["components"], worker["connections"] = worker["components"][:1], worker["connections"][:1]
     worker["transports"][0]["endpoint"]["port"] = port
     worker["connections"][0].update({"host": "127.0.0.1", "port": proxy.port})
     worker["connections"][0]["options"]["application_name"] = f"sb-{bridge['tag']}-proxied"
