@@ -81,6 +81,10 @@ pub struct Bridge {
     session: Session,
     /// Registered procedures: URI -> (registration, function).
     registered: HashMap<String, (Id, Function)>,
+    /// The connection settings, for the durable tier's replication connection.
+    connection: PostgresConnectionConfig,
+    /// The durable tier's stream, while this bridge publishes the channel.
+    durable: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Bridge {
@@ -126,6 +130,8 @@ impl Bridge {
             calls,
             session,
             registered: HashMap::new(),
+            connection: connection.clone(),
+            durable: None,
         }
     }
 
@@ -236,15 +242,18 @@ impl Bridge {
                             tracing::error!(bridge = %self.id, "the bridge's session ended ({reason}): the bridge stops");
                         }
                         driver.abort();
+                        self.stop_durable();
                         return;
                     }
                     () = shutdown.cancelled() => {
                         driver.abort();
+                        self.stop_durable();
                         return;
                     }
                 }
             }
             driver.abort();
+            self.stop_durable();
             lost_at = Some(Instant::now());
             // A connection that held a while starts the backoff afresh; one that keeps dropping
             // at once does not make the bridge reconnect in a tight loop.
@@ -336,13 +345,10 @@ impl Bridge {
 
     /// Takes the publish channel's lock (one publishing bridge per channel and database) and
     /// LISTENs to it; false while another bridge holds it.
-    async fn try_lead(&self, client: &tokio_postgres::Client) -> bool {
+    async fn try_lead(&mut self, client: &tokio_postgres::Client) -> bool {
         let Some(publisher) = &self.component.publisher else {
             return true;
         };
-        if publisher.mode == PublishMode::Durable {
-            return true;
-        }
         let channel = publisher.channel();
         let locked = client
             .query_one(
@@ -371,10 +377,14 @@ impl Bridge {
                     Ok(()) => {
                         tracing::info!(bridge = %self.id, %channel, mode = ?publisher.mode, "publishing events from the database");
                         // LISTEN first, then what waited: nothing falls between the two.
-                        if publisher.mode == PublishMode::Outbox {
-                            self.drain_outbox(client).await;
+                        match publisher.mode {
+                            PublishMode::Notify => true,
+                            PublishMode::Outbox => {
+                                self.drain_outbox(client).await;
+                                true
+                            }
+                            PublishMode::Durable => self.start_durable(client).await,
                         }
-                        true
                     }
                     Err(e) => {
                         tracing::warn!(bridge = %self.id, "LISTEN {channel} failed: {e}");
@@ -390,6 +400,71 @@ impl Bridge {
                 tracing::warn!(bridge = %self.id, "cannot take the publish lock: {e}");
                 false
             }
+        }
+    }
+
+    /// The durable tier: the slot, then its stream, which reconnects by itself (with backoff)
+    /// while this bridge holds the channel. False (the lock given up, to be tried again) where
+    /// the slot cannot be used.
+    async fn start_durable(&mut self, client: &tokio_postgres::Client) -> bool {
+        let Some(publisher) = self.component.publisher.clone() else {
+            return true;
+        };
+        match crate::durable::prepare_slot(client, &publisher).await {
+            Ok(lag) => {
+                if let Some(lag) = lag.filter(|l| *l > 0) {
+                    tracing::info!(bridge = %self.id, slot = %publisher.slot(), lag_bytes = lag, "the slot has WAL to catch up on");
+                }
+            }
+            Err(why) => {
+                tracing::warn!(bridge = %self.id, "durable tier: {why}; trying again in {LEADERSHIP_RETRY:?}");
+                let unlocked = client
+                    .execute(
+                        "SELECT pg_advisory_unlock(hashtext('switchboard'), hashtext($1))",
+                        &[&publisher.channel()],
+                    )
+                    .await;
+                if let Err(e) = unlocked {
+                    tracing::debug!("releasing the publish lock: {e}");
+                }
+                return false;
+            }
+        }
+        let (id, session, connection) = (
+            self.id.clone(),
+            self.session.clone(),
+            self.connection.clone(),
+        );
+        let name = format!(
+            "{}-replication",
+            self.pg.get_application_name().unwrap_or("switchboard")
+        );
+        self.stop_durable();
+        self.durable = Some(tokio::spawn(async move {
+            let mut backoff = Backoff::new();
+            loop {
+                let started = Instant::now();
+                match crate::durable::stream(&connection, &publisher, &session, &name).await {
+                    crate::durable::StreamEnd::SessionGone => return,
+                    crate::durable::StreamEnd::Lost(why) => {
+                        if started.elapsed() >= STABLE_CONNECTION {
+                            backoff.reset();
+                        }
+                        let wait = backoff.next();
+                        tracing::warn!(bridge = %id, "durable tier: {why}; streaming again in {wait:?}");
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+            }
+        }));
+        true
+    }
+
+    /// Stops the durable tier's stream (the channel's lock is lost with the listener connection,
+    /// and another bridge may take the slot over).
+    fn stop_durable(&mut self) {
+        if let Some(task) = self.durable.take() {
+            task.abort();
         }
     }
 
@@ -482,13 +557,21 @@ impl Bridge {
         }
     }
 
-    /// Tells the realm that events published while the listener was away were missed.
+    /// Tells the realm that events published while the listener was away were missed (notify
+    /// tier).
     async fn announce_reconnect(&self, since: Instant) {
         let gap_ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
-        tracing::warn!(bridge = %self.id, gap_ms, "listener reconnected: events published meanwhile were missed");
-        if self.component.publisher.is_none() {
+        // The outbox and durable tiers lose nothing while away: only the notify tier has a gap.
+        if self
+            .component
+            .publisher
+            .as_ref()
+            .is_none_or(|p| p.mode != PublishMode::Notify)
+        {
+            tracing::info!(bridge = %self.id, gap_ms, "listener reconnected");
             return;
         }
+        tracing::warn!(bridge = %self.id, gap_ms, "listener reconnected: events published meanwhile were missed");
         let details = json!({"bridge": self.id, "gap_ms": gap_ms});
         let args = Args::positional(vec![
             serde_json::from_value::<Value>(details).unwrap_or(Value::Null),

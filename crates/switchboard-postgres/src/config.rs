@@ -251,7 +251,7 @@ pub enum ErrorVerbosity {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PublisherConfig {
-    /// The delivery tier: `notify` or `outbox` (`durable` is not built yet: `check` says so).
+    /// The delivery tier: `notify`, `outbox` or `durable`.
     #[serde(default)]
     pub mode: PublishMode,
     /// The NOTIFY channel `wamp.publish` uses (default `wamp_publish`).
@@ -264,10 +264,12 @@ pub struct PublisherConfig {
     /// needs its columns `seq`, `channel`, `topic`, `args`, `kwargs`, `options`).
     #[serde(default)]
     pub outbox_table: Option<String>,
-    /// For the `durable` tier.
+    /// For the `durable` tier: the logical replication slot (default `switchboard`; created
+    /// with pgoutput where it does not exist).
     #[serde(default)]
     pub slot: Option<String>,
-    /// For the `durable` tier.
+    /// For the `durable` tier: the publication the slot is streamed with (default
+    /// `switchboard`, which lists no table).
     #[serde(default)]
     pub publication: Option<String>,
 }
@@ -309,6 +311,16 @@ impl PublisherConfig {
         self.channel
             .as_deref()
             .unwrap_or(crate::DEFAULT_PUBLISH_CHANNEL)
+    }
+
+    /// The durable tier's replication slot (default `switchboard`).
+    pub fn slot(&self) -> &str {
+        self.slot.as_deref().unwrap_or("switchboard")
+    }
+
+    /// The durable tier's publication (default `switchboard`, which the helper schema creates).
+    pub fn publication(&self) -> &str {
+        self.publication.as_deref().unwrap_or("switchboard")
     }
 
     /// The outbox table, as written in SQL (`schema.table`, each part quoted).

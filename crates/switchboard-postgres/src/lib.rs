@@ -11,6 +11,7 @@ pub const DEFAULT_PUBLISH_CHANNEL: &str = "wamp_publish";
 mod bridge;
 mod call;
 mod catalog;
+mod durable;
 mod publisher;
 mod subscriber;
 

@@ -67,9 +67,11 @@ CREATE TABLE IF NOT EXISTS wamp.inbox (
 
 -- Publishes an event when the transaction commits (nothing when it rolls back). The channel is
 -- `wamp_publish`, or the setting `wamp.publish_channel` where the database sets one. The tier is
--- the setting `wamp.publish_mode`: `notify` (the default) or `outbox`, for a bridge whose
--- publisher has that mode (ALTER DATABASE <db> SET wamp.publish_mode = 'outbox').
--- wamp.publish_outbox always takes the outbox.
+-- the setting `wamp.publish_mode`: `notify` (the default), `outbox` or `durable`, for a bridge
+-- whose publisher has that mode (ALTER DATABASE <db> SET wamp.publish_mode = 'outbox').
+-- wamp.publish_outbox and wamp.publish_durable always take their tier.
+-- The durable tier writes a logical decoding message (prefix `wamp:<channel>`) into the WAL,
+-- which the bridge reads through its replication slot: any size, no table, no NOTIFY.
 CREATE OR REPLACE FUNCTION wamp.publish(topic text, args jsonb DEFAULT NULL,
                                         kwargs jsonb DEFAULT NULL, options jsonb DEFAULT NULL)
   RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = wamp, pg_temp AS $$
@@ -91,6 +93,15 @@ BEGIN
     RAISE EXCEPTION 'wamp.publish: options must be a JSON object' USING ERRCODE = '22023';
   END IF;
   n := nextval('wamp.publish_seq');
+  IF current_setting('wamp.publish_mode', true) = 'durable' THEN
+    PERFORM pg_logical_emit_message(true, 'wamp:' || channel,
+      jsonb_build_object('v', 1, 'seq', n, 'topic', topic,
+                         'args', coalesce(args, '[]'::jsonb),
+                         'kwargs', coalesce(kwargs, '{}'::jsonb),
+                         'options', coalesce(options, '{}'::jsonb),
+                         'by', session_user::text, 'authid', wamp.authid())::text);
+    RETURN n;
+  END IF;
   IF current_setting('wamp.publish_mode', true) = 'outbox' THEN
     INSERT INTO wamp.outbox (seq, channel, topic, args, kwargs, options, published_by, authid)
       VALUES (n, channel, topic, args, kwargs, options, session_user, wamp.authid());
@@ -117,10 +128,24 @@ CREATE OR REPLACE FUNCTION wamp.publish_outbox(topic text, args jsonb DEFAULT NU
   RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = wamp, pg_temp
   SET wamp.publish_mode = 'outbox' AS $$ SELECT wamp.publish(topic, args, kwargs, options) $$;
 
+CREATE OR REPLACE FUNCTION wamp.publish_durable(topic text, args jsonb DEFAULT NULL,
+                                                kwargs jsonb DEFAULT NULL, options jsonb DEFAULT NULL)
+  RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = wamp, pg_temp
+  SET wamp.publish_mode = 'durable' AS $$ SELECT wamp.publish(topic, args, kwargs, options) $$;
+
+-- The durable tier's bridge streams its slot with this publication, which lists no table: the
+-- stream carries only the logical messages of wamp.publish, no row changes.
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = 'switchboard') THEN
+    CREATE PUBLICATION switchboard;
+  END IF;
+END $$;
+
 -- Every role may use the helpers (also where ALTER DEFAULT PRIVILEGES revoked PUBLIC's EXECUTE
 -- before this ran): the identity helpers in row-level security policies, wamp.raise in
 -- functions, wamp.publish in functions and triggers. In the notify tier any role that can
 -- connect may NOTIFY anyway; revoke wamp.publish from PUBLIC to grant it per role instead.
 GRANT EXECUTE ON FUNCTION wamp.authid(), wamp.authrole(), wamp.session(), wamp.caller(),
   wamp.raise(text, jsonb, jsonb), wamp.publish(text, jsonb, jsonb, jsonb),
-  wamp.publish_outbox(text, jsonb, jsonb, jsonb) TO PUBLIC;
+  wamp.publish_outbox(text, jsonb, jsonb, jsonb), wamp.publish_durable(text, jsonb, jsonb, jsonb) TO PUBLIC;

@@ -13,7 +13,9 @@ user postgres; each run creates its own database and roles and drops them at the
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import shutil
 import subprocess
 import time
 import urllib.parse
@@ -23,6 +25,7 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallOptions
 
+import pg_cluster
 from interop_client import bounded, close_all, connect_with, eventually, run
 from interop_router import free_tcp_port, launch_router, make_node_dir, switchboard_bin
 
@@ -35,8 +38,8 @@ def server() -> dict:
     return {"host": url.hostname or "127.0.0.1", "port": url.port or 5432, "user": url.username or "postgres"}
 
 
-def psql(sql: str, database: str = "postgres", check: bool = True) -> str:
-    s = server()
+def psql(sql: str, database: str = "postgres", check: bool = True, at: dict | None = None) -> str:
+    s = at or server()
     proc = subprocess.run(
         ["psql", "-h", s["host"], "-p", str(s["port"]), "-U", s["user"], "-d", database,
          "-v", "ON_ERROR_STOP=1", "-Atq"],
@@ -47,15 +50,32 @@ def psql(sql: str, database: str = "postgres", check: bool = True) -> str:
     return proc.stdout
 
 
+_fallback_cluster = None
+
+
 def require_server():
+    """The server of DATABASE_URL, else 127.0.0.1:5432; when neither answers (and DATABASE_URL
+    is not set), a throwaway cluster of this run's own (pg_cluster.py)."""
+    global _fallback_cluster
     try:
         psql("SELECT 1")
+        return
     except (AssertionError, FileNotFoundError, subprocess.TimeoutExpired) as e:
-        pytest.fail(
-            f"PostgreSQL is not reachable at {server()} ({e}). The PostgreSQL bridge tests need a "
-            "server: install PostgreSQL (Debian: apt-get install postgresql postgresql-client) and "
-            "start it with trust authentication for 127.0.0.1, or set DATABASE_URL."
-        )
+        if "DATABASE_URL" in os.environ or shutil.which("psql") is None:
+            pytest.fail(
+                f"PostgreSQL is not reachable at {server()} ({e}). The PostgreSQL bridge tests need a "
+                "server and psql: install PostgreSQL (Debian: apt-get install postgresql "
+                "postgresql-client), or set DATABASE_URL to a server with trust authentication."
+            )
+        unreachable = e
+    try:
+        _fallback_cluster = pg_cluster.Cluster().start()
+    except RuntimeError as e:
+        pytest.fail(f"PostgreSQL is not reachable at {server()} ({unreachable}), and no throwaway "
+                    f"cluster could be started: {e}")
+    atexit.register(_fallback_cluster.stop)
+    os.environ["DATABASE_URL"] = _fallback_cluster.url()
+    psql("SELECT 1")
 
 
 def setup_sql(anon: str, login: str) -> str:

@@ -353,13 +353,34 @@ fn check_postgres_bridge(
         }
     }
     if let Some(publisher) = &bridge.publisher {
-        match publisher.mode {
-            PublishMode::Notify | PublishMode::Outbox => {}
-            PublishMode::Durable => errors.push(ConfigError::at(
-                format!("{at}.publisher.mode"),
-                "not built yet: the `durable` tier comes in a later release; `outbox` publishes \
-                 every event at least once, also those written while the bridge is away",
-            )),
+        for (key, value, lowercase) in [
+            ("slot", &publisher.slot, true),
+            ("publication", &publisher.publication, false),
+        ] {
+            let Some(name) = value else { continue };
+            let valid = !name.is_empty()
+                && name.len() <= 63
+                && name.chars().all(|c| {
+                    c.is_ascii_lowercase()
+                        || c.is_ascii_digit()
+                        || c == '_'
+                        || (!lowercase && c.is_ascii_uppercase())
+                });
+            if !valid {
+                errors.push(ConfigError::at(
+                    format!("{at}.publisher.{key}"),
+                    format!(
+                        "expected a {key} name of 1 to 63 {}letters, digits and `_`, not `{name}`",
+                        if lowercase { "lowercase " } else { "" }
+                    ),
+                ));
+            }
+            if publisher.mode != PublishMode::Durable {
+                errors.push(ConfigError::at(
+                    format!("{at}.publisher.{key}"),
+                    "applies with mode `durable` only",
+                ));
+            }
         }
         if let Some(table) = &publisher.outbox_table {
             let parts: Vec<&str> = table.split('.').collect();
