@@ -41,6 +41,10 @@ const SPILL_MAX_AGE: &str = "1 hour";
 /// The helper schema (`switchboard postgres sql`).
 pub const HELPER_SCHEMA: &str = include_str!("wamp.sql");
 
+/// Crossbar's `crossbar.publish`, installed into the schema `crossbar` by a bridge that runs as
+/// Crossbar's PostgreSQL publisher.
+pub const CROSSBAR_SCHEMA: &str = include_str!("crossbar.sql");
+
 /// The connection settings of a `connections` entry.
 pub fn pg_config(c: &PostgresConnectionConfig) -> tokio_postgres::Config {
     let mut config = tokio_postgres::Config::new();
@@ -280,6 +284,16 @@ impl Bridge {
             client.batch_execute(HELPER_SCHEMA).await?;
             *installed = true;
             tracing::info!(bridge = %self.id, "helper schema `wamp` installed");
+        }
+        if self.component.crossbar_publisher && !*installed {
+            // As Crossbar's publisher did: its function, in the schema `crossbar` that the
+            // database's owner made for the bridge's login role.
+            if let Err(e) = client.batch_execute(CROSSBAR_SCHEMA).await {
+                tracing::error!(bridge = %self.id, "cannot install crossbar.publish: {} (the schema `crossbar` must exist, owned by the bridge's login role: CREATE SCHEMA crossbar AUTHORIZATION <user>;)", crate::describe(&e));
+                return Err(e);
+            }
+            *installed = true;
+            tracing::info!(bridge = %self.id, "crossbar.publish installed");
         }
         if let Some(callee) = &self.component.callee {
             client

@@ -80,6 +80,10 @@ pub struct PostgresComponentConfig {
     /// Events delivered to SQL.
     #[serde(default)]
     pub subscriber: Option<SubscriberConfig>,
+    /// Run as Crossbar's PostgreSQL publisher (`crossbar.adapter.postgres.PostgreSQLPublisher`):
+    /// `crossbar.publish` is installed into the schema `crossbar` at start, as Crossbar did.
+    #[serde(skip)]
+    pub crossbar_publisher: bool,
 }
 
 /// The `subscriber` section: WAMP events into the database.

@@ -8,6 +8,9 @@ pub mod config;
 /// The NOTIFY channel `wamp.publish` uses unless configured otherwise.
 pub const DEFAULT_PUBLISH_CHANNEL: &str = "wamp_publish";
 
+/// The NOTIFY channel of Crossbar's `crossbar.publish` (its 2016 PostgreSQL publisher).
+pub const CROSSBAR_PUBLISH_CHANNEL: &str = "crossbar_publish";
+
 mod bridge;
 mod call;
 mod catalog;
@@ -15,7 +18,7 @@ mod durable;
 mod publisher;
 mod subscriber;
 
-pub use bridge::{Bridge, HELPER_SCHEMA, LISTENER_RECONNECT_TOPIC, pg_config};
+pub use bridge::{Bridge, CROSSBAR_SCHEMA, HELPER_SCHEMA, LISTENER_RECONNECT_TOPIC, pg_config};
 
 /// A database error as a log line: the server's message and SQLSTATE where it sent one (the
 /// error's own text says only "db error").

@@ -716,6 +716,65 @@ def test_the_outbox_loses_no_event_when_the_publishing_bridge_dies_or_its_listen
         second.close()
 
 
+def test_crossbars_postgresql_publisher_config_runs_as_crossbar_ran_it(bridge):
+    """Crossbar's 2016 config form (a `crossbar.adapter.postgres.PostgreSQLPublisher` class
+    component with `extra.database`): the bridge installs crossbar.publish into the schema
+    `crossbar` owned by its login role, as Crossbar did, and SQL publishes with it as in
+    Crossbar's example; two equal events in one transaction stay two."""
+    db, s = bridge["database"], server()
+    login = f"sb_{bridge['tag']}_login"
+    psql(f"CREATE SCHEMA IF NOT EXISTS crossbar AUTHORIZATION {login}", db)
+    port = free_tcp_port()
+    config = {
+        "version": 2,
+        "controller": {},
+        "workers": [{
+            "type": "router",
+            "realms": [{"name": "realm1", "roles": [{"name": "anonymous", "permissions": [
+                {"uri": "", "match": "prefix",
+                 "allow": {"call": True, "register": True, "publish": True, "subscribe": True},
+                 "disclose": {"caller": False, "publisher": False}, "cache": True}]}]}],
+            "transports": [{"type": "web", "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"},
+                            "paths": {"ws": {"type": "websocket"}}}],
+            "components": [{
+                "type": "class", "classname": "crossbar.adapter.postgres.PostgreSQLPublisher",
+                "realm": "realm1", "role": "anonymous",
+                "extra": {"database": {"host": s["host"], "port": s["port"], "database": db,
+                                       "user": login, "password": "unused"}},
+            }],
+        }],
+    }
+    node = launch_router(make_node_dir("switchboard"), config, [port])
+    try:
+        deadline = time.monotonic() + 20
+        while "publishing events" not in node.log_path.read_text(errors="replace"):
+            assert time.monotonic() < deadline, node.log_tail()
+            time.sleep(0.05)
+        assert "crossbar.publish installed" in node.log_path.read_text(errors="replace")
+
+        async def scenario():
+            c = await connect_with({"type": "websocket", "url": f"ws://127.0.0.1:{port}/ws",
+                                    "serializers": ["json"]}, "websocket", "json")
+            try:
+                got = []
+                await c.session.subscribe(lambda *args, **kwargs: got.append((list(args), kwargs)), "com.example.topic1")
+                call = ("SELECT crossbar.publish('com.example.topic1', json_build_array(23, 7, 'hello world!')::jsonb, "
+                        "json_build_object('foo', 'bar', 'baz', 42)::jsonb);")
+                psql(f"BEGIN; {call} {call} COMMIT;", db)
+                await eventually(lambda: len(got) == 2, "two events", timeout=10)
+                assert got == [([23, 7, "hello world!"], {"foo": "bar", "baz": 42})] * 2, got
+                refused = subprocess.run(
+                    ["psql", "-h", s["host"], "-p", str(s["port"]), "-U", s["user"], "-d", db, "-Atq", "-c",
+                     "SELECT crossbar.publish('wamp.session.on_join', '[]')"], capture_output=True, text=True)
+                assert refused.returncode != 0 and "invalid topic" in refused.stderr, refused.stderr
+            finally:
+                await close_all(c)
+
+        run(scenario())
+    finally:
+        node.close()
+
+
 class TcpProxy:
     """A TCP proxy to the database that the test can cut (closing every connection and refusing
     new ones) and restore on the same port: the database going away and coming back."""

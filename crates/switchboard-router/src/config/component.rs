@@ -273,6 +273,67 @@ pub enum BuiltinComponent {
         /// The status an answer must have, where one is expected (else it is logged).
         expected_code: Option<u16>,
     },
+    /// `crossbar.adapter.postgres.PostgreSQLPublisher` (Crossbar 2015-16): events published in
+    /// the database with `crossbar.publish(...)`, run by the PostgreSQL bridge (a publisher on
+    /// the channel `crossbar_publish`).
+    PostgresPublisher {
+        /// `extra.database`.
+        database: CrossbarDatabase,
+    },
+}
+
+/// The `extra.database` of Crossbar's PostgreSQL publisher.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrossbarDatabase {
+    /// Host name or address (default 127.0.0.1).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Port (default 5432).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The database.
+    pub database: String,
+    /// The login role.
+    pub user: String,
+    /// Its password.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+impl CrossbarDatabase {
+    /// The bridge's connection and component for a Crossbar PostgreSQL publisher of `realm`
+    /// and `role`.
+    pub fn bridge(
+        &self,
+        id: &str,
+        realm: &str,
+        role: &str,
+    ) -> (
+        switchboard_postgres::config::PostgresConnectionConfig,
+        switchboard_postgres::config::PostgresComponentConfig,
+    ) {
+        let connection = serde_json::json!({
+            "id": id, "host": self.host, "port": self.port,
+            "database": self.database, "user": self.user, "password": self.password,
+        });
+        let component = serde_json::json!({
+            "id": id, "realm": realm, "role": role, "connection": id,
+            "publisher": {"mode": "notify", "channel": switchboard_postgres::CROSSBAR_PUBLISH_CHANNEL},
+        });
+        let connection = serde_json::from_value(connection)
+            .expect("a connection of a host, a port, a database, a user and a password reads");
+        let mut component: switchboard_postgres::config::PostgresComponentConfig =
+            serde_json::from_value(component).expect("a notify publisher reads");
+        component.crossbar_publisher = true;
+        (connection, component)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostgresPublisherExtra {
+    database: CrossbarDatabase,
 }
 
 /// One subscription of a `MessageForwarder`.
@@ -340,10 +401,59 @@ pub fn builtin_component(
                 method: e.method.unwrap_or_else(|| "POST".into()),
                 expected_code: e.expectedcode,
             }),
+        None if classname == "crossbar.adapter.postgres.PostgreSQLPublisher" => {
+            serde_json::from_value::<PostgresPublisherExtra>(extra)
+                .map_err(|e| read("PostgreSQLPublisher", e))
+                .map(|e| BuiltinComponent::PostgresPublisher {
+                    database: e.database,
+                })
+        }
         _ => Err(format!(
-            "unsupported yet: `{classname}` is one of Crossbar's built-in components (the \
-             PostgreSQL bridge), which Switchboard will build in; of the REST bridge, \
-             `crossbar.bridge.rest.RESTCallee` and `MessageForwarder` run"
+            "unsupported: `{classname}` is not one of the Crossbar built-in components \
+             Switchboard runs (`crossbar.bridge.rest.RESTCallee` and `MessageForwarder`, \
+             `crossbar.adapter.postgres.PostgreSQLPublisher`; the PostgreSQL bridge is the \
+             `postgresql` component)"
         )),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crossbars_postgresql_publisher_becomes_a_bridge_publishing_crossbar_publish() {
+        let extra = serde_json::json!({"database": {
+            "host": "db.example", "port": 5433, "database": "cdc", "user": "crossbar", "password": "pw"
+        }});
+        let Some(Ok(BuiltinComponent::PostgresPublisher { database })) = builtin_component(
+            "crossbar.adapter.postgres.PostgreSQLPublisher",
+            Some(&extra),
+        ) else {
+            panic!("not read as Crossbar's PostgreSQL publisher");
+        };
+        let (connection, component) = database.bridge("component001", "realm1", "anonymous");
+        assert_eq!(
+            (
+                connection.host.as_deref(),
+                connection.port,
+                connection.database.as_str()
+            ),
+            (Some("db.example"), Some(5433), "cdc")
+        );
+        assert_eq!(connection.password.as_deref(), Some("pw"));
+        assert_eq!(component.connection, connection.id);
+        assert!(component.crossbar_publisher && component.callee.is_none());
+        let publisher = component.publisher.expect("a publisher");
+        assert_eq!(publisher.channel(), "crossbar_publish");
+        // Without a host and port: Crossbar's defaults.
+        let bare = serde_json::json!({"database": {"database": "cdc", "user": "crossbar"}});
+        assert!(matches!(
+            builtin_component(
+                "crossbar.adapter.postgres.PostgreSQLPublisher",
+                Some(&bare)
+            ),
+            Some(Ok(BuiltinComponent::PostgresPublisher { .. }))
+        ));
+    }
 }

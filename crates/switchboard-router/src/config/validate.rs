@@ -506,6 +506,8 @@ fn check_classname(
                 ));
             }
         }
+        // Its `extra` read: the bridge connects at start, and tries again while it cannot.
+        Some(Ok(super::BuiltinComponent::PostgresPublisher { .. })) => {}
         Some(Err(why)) => {
             let path = if why.starts_with("unsupported") {
                 "classname"
@@ -530,6 +532,14 @@ fn check_container(container: &ContainerWorkerConfig, at: &str, errors: &mut Vec
     let mut ids = HashSet::new();
     for (c, ContainerComponentConfig::Class(component)) in container.components.iter().enumerate() {
         let here = format!("{at}.components[{c}]");
+        if let Some(Ok(super::BuiltinComponent::PostgresPublisher { .. })) =
+            super::builtin_component(&component.classname, component.extra.as_ref())
+        {
+            errors.push(ConfigError::at(
+                format!("{here}.classname"),
+                "Crossbar's PostgreSQL publisher runs as a component of a router worker",
+            ));
+        }
         check_component_id(
             &mut ids,
             component_id(component.id.as_ref(), c),

@@ -1,4 +1,5 @@
-//! The PostgreSQL bridges of the node's router workers (`{"type": "postgresql"}` components):
+//! The PostgreSQL bridges of the node's router workers (`{"type": "postgresql"}` components,
+//! and Crossbar's `crossbar.adapter.postgres.PostgreSQLPublisher` class components):
 //! each joins its own in-process session (its realm and role, told who calls whatever the
 //! callers' roles disclose, as part of the router's trusted base) and runs until the node stops.
 //! A database that is down at start does not stop the node: the bridge keeps trying.
@@ -7,7 +8,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::StartError;
-use crate::config::{ComponentConfig, ConnectionConfig, LoadedConfig, WorkerConfig, component_id};
+use crate::config::{
+    BuiltinComponent, ComponentConfig, ConnectionConfig, LoadedConfig, WorkerConfig,
+    builtin_component, component_id,
+};
 use crate::embed::InProcess;
 use crate::session::TrustedIdentity;
 
@@ -30,18 +34,36 @@ impl PostgresBridges {
                 continue;
             };
             for (c, component) in router.components.iter().enumerate() {
-                let ComponentConfig::Postgresql(bridge) = component else {
-                    continue;
+                let id = component_id(
+                    match component {
+                        ComponentConfig::Postgresql(bridge) => bridge.id.as_ref(),
+                        ComponentConfig::Class(class) => class.id.as_ref(),
+                    },
+                    c,
+                );
+                let (connection, bridge) = match component {
+                    ComponentConfig::Postgresql(bridge) => {
+                        // Validation made sure the connection exists.
+                        let Some(ConnectionConfig::Postgres(connection)) = router
+                            .connections
+                            .iter()
+                            .find(|k| k.id() == bridge.connection)
+                        else {
+                            continue;
+                        };
+                        (connection.clone(), bridge.clone())
+                    }
+                    // Crossbar's PostgreSQL publisher: a bridge with a connection of its own.
+                    ComponentConfig::Class(class) => match builtin_component(
+                        &class.classname,
+                        class.extra.as_ref(),
+                    ) {
+                        Some(Ok(BuiltinComponent::PostgresPublisher { database })) => {
+                            database.bridge(&id, &class.realm, class.role())
+                        }
+                        _ => continue,
+                    },
                 };
-                // Validation made sure the connection exists.
-                let Some(ConnectionConfig::Postgres(connection)) = router
-                    .connections
-                    .iter()
-                    .find(|k| k.id() == bridge.connection)
-                else {
-                    continue;
-                };
-                let id = component_id(bridge.id.as_ref(), c);
                 let authid = format!("postgresql:{id}");
                 let identity =
                     TrustedIdentity::new(&bridge.realm, &authid, &bridge.role).seeing_callers();
@@ -57,8 +79,7 @@ impl PostgresBridges {
                         });
                     }
                 };
-                let running =
-                    switchboard_postgres::Bridge::new(id, connection, bridge.clone(), session);
+                let running = switchboard_postgres::Bridge::new(id, &connection, bridge, session);
                 tasks.push(tokio::spawn(running.run(stop.clone())));
             }
         }

@@ -63,15 +63,16 @@ pub(super) fn prepare(loaded: &LoadedConfig) -> Vec<PreparedBuiltin> {
                     .enumerate()
                     .filter_map(|(c, k)| k.as_class().map(|k| (c, k)))
                 {
-                    if let Some(Ok(builtin)) =
-                        builtin_component(&component.classname, component.extra.as_ref())
-                    {
-                        builtins.push(PreparedBuiltin {
+                    match builtin_component(&component.classname, component.extra.as_ref()) {
+                        // The PostgreSQL bridge runs it (`postgres_bridges`).
+                        Some(Ok(BuiltinComponent::PostgresPublisher { .. })) => {}
+                        Some(Ok(builtin)) => builtins.push(PreparedBuiltin {
                             id: component_id(component.id.as_ref(), c),
                             realm: component.realm.clone(),
                             role: component.role().to_owned(),
                             component: builtin,
-                        });
+                        }),
+                        _ => {}
                     }
                 }
             }
@@ -79,15 +80,16 @@ pub(super) fn prepare(loaded: &LoadedConfig) -> Vec<PreparedBuiltin> {
                 for (c, ContainerComponentConfig::Class(component)) in
                     container.components.iter().enumerate()
                 {
-                    if let Some(Ok(builtin)) =
-                        builtin_component(&component.classname, component.extra.as_ref())
-                    {
-                        builtins.push(PreparedBuiltin {
+                    match builtin_component(&component.classname, component.extra.as_ref()) {
+                        // Refused by validation: it runs in a router worker.
+                        Some(Ok(BuiltinComponent::PostgresPublisher { .. })) => {}
+                        Some(Ok(builtin)) => builtins.push(PreparedBuiltin {
                             id: component_id(component.id.as_ref(), c),
                             realm: component.realm.clone(),
                             role: "anonymous".to_owned(),
                             component: builtin,
-                        });
+                        }),
+                        _ => {}
                     }
                 }
             }
@@ -188,6 +190,8 @@ impl RestComponents {
                     }
                     tracing::info!(component = %builtin.id, "REST subscriber forwarding {} topic(s)", subscriptions.len());
                 }
+                // Not prepared here: the PostgreSQL bridge runs it.
+                BuiltinComponent::PostgresPublisher { .. } => {}
             }
             sessions.push(session);
         }
