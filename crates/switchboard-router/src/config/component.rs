@@ -449,10 +449,7 @@ mod tests {
         // Without a host and port: Crossbar's defaults.
         let bare = serde_json::json!({"database": {"database": "cdc", "user": "crossbar"}});
         assert!(matches!(
-            builtin_component(
-                "crossbar.adapter.postgres.PostgreSQLPublisher",
-                Some(&bare)
-            ),
+            builtin_component("crossbar.adapter.postgres.PostgreSQLPublisher", Some(&bare)),
             Some(Ok(BuiltinComponent::PostgresPublisher { .. }))
         ));
     }

@@ -54,15 +54,14 @@ impl PostgresBridges {
                         (connection.clone(), bridge.clone())
                     }
                     // Crossbar's PostgreSQL publisher: a bridge with a connection of its own.
-                    ComponentConfig::Class(class) => match builtin_component(
-                        &class.classname,
-                        class.extra.as_ref(),
-                    ) {
-                        Some(Ok(BuiltinComponent::PostgresPublisher { database })) => {
-                            database.bridge(&id, &class.realm, class.role())
+                    ComponentConfig::Class(class) => {
+                        match builtin_component(&class.classname, class.extra.as_ref()) {
+                            Some(Ok(BuiltinComponent::PostgresPublisher { database })) => {
+                                database.bridge(&id, &class.realm, class.role())
+                            }
+                            _ => continue,
                         }
-                        _ => continue,
-                    },
+                    }
                 };
                 let authid = format!("postgresql:{id}");
                 let identity =
