@@ -13,7 +13,8 @@ use serde_json::json;
 use switchboard_client::{Args, PublishOptions, RegisterOptions, Session};
 use switchboard_proto::{Id, Value};
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 use tokio_util::sync::CancellationToken;
 
 use crate::call::Calls;
@@ -55,6 +56,11 @@ pub fn pg_config(c: &PostgresConnectionConfig) -> tokio_postgres::Config {
         config.host(host);
     }
     config
+        .ssl_mode(
+            crate::tls::Mode::parse(c.options.sslmode.as_deref())
+                .unwrap_or(crate::tls::Mode::Prefer)
+                .ssl_mode(),
+        )
         .port(c.port.unwrap_or(5432))
         .dbname(&c.database)
         .user(&c.user)
@@ -89,16 +95,20 @@ pub struct Bridge {
     connection: PostgresConnectionConfig,
     /// The durable tier's stream, while this bridge publishes the channel.
     durable: Option<tokio::task::JoinHandle<()>>,
+    /// TLS for the listener connection (the pool has its own copy).
+    tls: MakeRustlsConnect,
 }
 
 impl Bridge {
-    /// A bridge for `component` on `connection`, acting through `session`.
+    /// A bridge for `component` on `connection` (its TLS files resolved), acting through
+    /// `session`; the TLS problem (the option and what is wrong) where its files cannot be used.
     pub fn new(
         id: String,
         connection: &PostgresConnectionConfig,
         component: PostgresComponentConfig,
         session: Session,
-    ) -> Self {
+    ) -> Result<Self, crate::tls::Problem> {
+        let tls = crate::tls::connector(&connection.options)?;
         let pg = pg_config(connection);
         let mut pool_config = pg.clone();
         if let Some(callee) = &component.callee {
@@ -108,7 +118,7 @@ impl Bridge {
         }
         let manager = deadpool_postgres::Manager::from_config(
             pool_config,
-            NoTls,
+            tls.clone(),
             deadpool_postgres::ManagerConfig {
                 // Every use of a connection that runs user code ends with `RESET ALL` itself (a
                 // call's pipeline, a subscriber's handler), so a checkout costs no round trip.
@@ -124,9 +134,10 @@ impl Bridge {
             Arc::new(Calls {
                 pool: pool.clone(),
                 config: callee,
+                tls: tls.clone(),
             })
         });
-        Self {
+        Ok(Self {
             id,
             component,
             pg,
@@ -136,7 +147,8 @@ impl Bridge {
             registered: HashMap::new(),
             connection: connection.clone(),
             durable: None,
-        }
+            tls,
+        })
     }
 
     /// Runs until `shutdown` (or the bridge's session ends): connects, registers, listens, and
@@ -169,14 +181,14 @@ impl Bridge {
         ));
         loop {
             let connected = tokio::select! {
-                c = listener.connect(NoTls) => c,
+                c = listener.connect(self.tls.clone()) => c,
                 () = shutdown.cancelled() => return,
             };
             let (client, mut connection) = match connected {
                 Ok(c) => c,
                 Err(e) => {
                     let wait = backoff.next();
-                    tracing::warn!(bridge = %self.id, "cannot connect to the database: {e}; trying again in {wait:?}");
+                    tracing::warn!(bridge = %self.id, "cannot connect to the database: {}; trying again in {wait:?}", crate::describe(&e));
                     tokio::select! {
                         () = tokio::time::sleep(wait) => continue,
                         () = shutdown.cancelled() => return,
@@ -373,18 +385,21 @@ impl Bridge {
             .map(|r| r.get::<_, bool>(0));
         match locked {
             Ok(true) => {
-                // Events spilled long ago whose NOTIFY no bridge heard are gone for good.
-                let swept = client
-                    .execute(
-                        &format!(
-                            "DELETE FROM wamp.event_buffer WHERE channel = $1 \
-                             AND created_at < now() - interval '{SPILL_MAX_AGE}'"
-                        ),
-                        &[&channel],
-                    )
-                    .await;
-                if let Err(e) = swept {
-                    tracing::warn!(bridge = %self.id, "cannot sweep wamp.event_buffer: {}", crate::describe(&e));
+                // Events spilled long ago whose NOTIFY no bridge heard are gone for good (the
+                // notify tier's spill table).
+                if publisher.mode == PublishMode::Notify {
+                    let swept = client
+                        .execute(
+                            &format!(
+                                "DELETE FROM wamp.event_buffer WHERE channel = $1 \
+                                 AND created_at < now() - interval '{SPILL_MAX_AGE}'"
+                            ),
+                            &[&channel],
+                        )
+                        .await;
+                    if let Err(e) = swept {
+                        tracing::warn!(bridge = %self.id, "cannot sweep wamp.event_buffer: {}", crate::describe(&e));
+                    }
                 }
                 let listen = format!("LISTEN {}", catalog::quote_ident(channel));
                 match client.batch_execute(&listen).await {

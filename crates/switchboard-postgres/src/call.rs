@@ -10,7 +10,6 @@ use postgres_protocol::escape::escape_literal;
 use serde_json::{Map, Value as Json, json};
 use switchboard_client::{Args, CallError, Invocation};
 use switchboard_proto::{Dict, Value};
-use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 use crate::catalog::{Function, quote_ident};
@@ -33,6 +32,8 @@ pub struct Calls {
     pub pool: deadpool_postgres::Pool,
     /// The callee section.
     pub config: CalleeConfig,
+    /// TLS, for cancel requests (a new connection each).
+    pub tls: tokio_postgres_rustls::MakeRustlsConnect,
 }
 
 fn error(uri: &str, message: impl Into<String>) -> CallError {
@@ -65,6 +66,7 @@ fn to_json(value: &Value) -> Json {
 struct Leased {
     client: Option<deadpool_postgres::Object>,
     busy: bool,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
 }
 
 impl Drop for Leased {
@@ -75,8 +77,9 @@ impl Drop for Leased {
         if let Some(object) = self.client.take() {
             let client = deadpool_postgres::Object::take(object);
             let token = client.cancel_token();
+            let tls = self.tls.clone();
             tokio::spawn(async move {
-                if let Err(e) = token.cancel_query(NoTls).await {
+                if let Err(e) = token.cancel_query(tls).await {
                     tracing::debug!("cancelling a dropped call's query: {e}");
                 }
                 drop(client);
@@ -147,6 +150,7 @@ impl Calls {
         let mut leased = Leased {
             client: Some(client),
             busy: false,
+            tls: self.tls.clone(),
         };
         let verbosity = self.config.error_verbosity;
         let rows = {

@@ -40,9 +40,22 @@ pub struct PostgresConnectionOptions {
     /// The most connections calls use at once (default 10).
     #[serde(default)]
     pub max_connections: Option<usize>,
-    /// `disable` or `prefer` (connect without TLS); `require` and stricter modes are refused.
+    /// TLS, as libpq's `sslmode`: `disable`, `allow` and `prefer` (the default; TLS where the
+    /// server offers it, unverified), `require` (TLS; the certificate verified against
+    /// `sslrootcert` where one is given), `verify-ca` (the certificate chain verified),
+    /// `verify-full` (the chain and the host name).
     #[serde(default)]
     pub sslmode: Option<String>,
+    /// The CA certificates (PEM) the server's certificate is verified against (default: the
+    /// Mozilla root certificates). Relative to the config file's directory.
+    #[serde(default)]
+    pub sslrootcert: Option<std::path::PathBuf>,
+    /// A client certificate chain (PEM), for servers that ask for one, with `sslkey`.
+    #[serde(default)]
+    pub sslcert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[serde(default)]
+    pub sslkey: Option<std::path::PathBuf>,
     /// `application_name` of the bridge's connections (default `switchboard`).
     #[serde(default)]
     pub application_name: Option<String>,

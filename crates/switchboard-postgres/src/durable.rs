@@ -6,7 +6,7 @@
 //! neither a table nor NOTIFY's size limit (at-least-once: a transaction whose events were
 //! published just before the bridge died is streamed again).
 
-use pgwire_replication::{Lsn, ReplicationClient, ReplicationConfig, ReplicationEvent, TlsConfig};
+use pgwire_replication::{Lsn, ReplicationClient, ReplicationConfig, ReplicationEvent};
 use switchboard_client::Session;
 
 use crate::config::{PostgresConnectionConfig, PublisherConfig};
@@ -106,7 +106,8 @@ pub async fn stream(
         config.publication(),
     )
     .with_port(connection.port.unwrap_or(5432))
-    .with_tls(TlsConfig::disabled())
+    // Without TLS: `check` refuses the durable tier on a connection whose mode requires it.
+    .with_tls(pgwire_replication::TlsConfig::disabled())
     // From where the slot was confirmed: what the server still holds is what was not.
     .with_start_lsn(Lsn::ZERO);
     replication.application_name = Some(application_name.to_owned());

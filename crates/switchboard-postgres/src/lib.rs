@@ -17,14 +17,25 @@ mod catalog;
 mod durable;
 mod publisher;
 mod subscriber;
+pub mod tls;
 
 pub use bridge::{Bridge, CROSSBAR_SCHEMA, HELPER_SCHEMA, LISTENER_RECONNECT_TOPIC, pg_config};
 
 /// A database error as a log line: the server's message and SQLSTATE where it sent one (the
-/// error's own text says only "db error").
+/// error's own text says only "db error"), else the error with its causes ("error performing
+/// TLS handshake: invalid peer certificate: UnknownIssuer").
 pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
-        None => e.to_string(),
+        None => {
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                text.push_str(": ");
+                text.push_str(&c.to_string());
+                cause = c.source();
+            }
+            text
+        }
     }
 }

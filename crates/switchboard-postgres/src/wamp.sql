@@ -134,10 +134,13 @@ CREATE OR REPLACE FUNCTION wamp.publish_durable(topic text, args jsonb DEFAULT N
   SET wamp.publish_mode = 'durable' AS $$ SELECT wamp.publish(topic, args, kwargs, options) $$;
 
 -- The durable tier's bridge streams its slot with this publication, which lists no table: the
--- stream carries only the logical messages of wamp.publish, no row changes.
+-- stream carries only the logical messages of wamp.publish, no row changes. Made where the
+-- server has wal_level=logical, which the durable tier needs (run this again after turning it
+-- on, or CREATE PUBLICATION switchboard).
 DO $$
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = 'switchboard') THEN
+  IF current_setting('wal_level') = 'logical'
+     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = 'switchboard') THEN
     CREATE PUBLICATION switchboard;
   END IF;
 END $$;

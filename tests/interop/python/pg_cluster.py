@@ -36,11 +36,60 @@ def find_bindir() -> str | None:
     return None
 
 
-class Cluster:
-    """One throwaway cluster; `settings` go into postgresql.conf."""
+def make_ca_and_server_cert(directory: str, name: str = "switchboard test") -> dict:
+    """A CA and a server certificate for 127.0.0.1 and localhost signed by it, as PEM files in
+    `directory`: {"ca", "cert", "key"} paths."""
+    import datetime
+    import ipaddress
 
-    def __init__(self, settings: dict | None = None):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(ca_key, hashes.SHA256()))
+    paths = {"ca": os.path.join(directory, "ca.pem"), "cert": os.path.join(directory, "server.pem"),
+             "key": os.path.join(directory, "server.key")}
+    with open(paths["ca"], "wb") as f:
+        f.write(ca.public_bytes(serialization.Encoding.PEM))
+    with open(paths["cert"], "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(paths["key"], "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    os.chmod(paths["key"], 0o600)
+    return paths
+
+
+class Cluster:
+    """One throwaway cluster; `settings` go into postgresql.conf. With `tls_only`, the server
+    has a certificate of a CA of its own (`self.tls["ca"]`) and refuses connections over TCP
+    without TLS."""
+
+    def __init__(self, settings: dict | None = None, tls_only: bool = False):
         self.settings = settings or {}
+        self.tls_only = tls_only
+        self.tls = None
         self.bindir = None
         self.datadir = None
         self.port = None
@@ -81,6 +130,21 @@ class Cluster:
             "shared_buffers": "32MB",
             "max_connections": "100",
         }
+        if self.tls_only:
+            self.tls = make_ca_and_server_cert(self.datadir)
+            if self._as is not None:
+                for path in (self.tls["cert"], self.tls["key"]):
+                    os.chown(path, owner.pw_uid, owner.pw_gid)
+            conf.update({"ssl": "on", "ssl_cert_file": f"'{self.tls['cert']}'",
+                         "ssl_key_file": f"'{self.tls['key']}'"})
+            hba = ("local all all trust\n"
+                   "hostssl all all 127.0.0.1/32 trust\n"
+                   "hostssl replication all 127.0.0.1/32 trust\n"
+                   "hostnossl all all 127.0.0.1/32 reject\n"
+                   "hostnossl replication all 127.0.0.1/32 reject\n")
+            written = self._run(["sh", "-c", f"cat > '{data}/pg_hba.conf'"], input=hba)
+            if written.returncode != 0:
+                raise RuntimeError(f"cannot write pg_hba.conf: {written.stderr}")
         conf.update({k: str(v) for k, v in self.settings.items()})
         lines = "".join(f"{k} = {v}\n" for k, v in conf.items())
         appended = self._run(["sh", "-c", f"cat >> '{data}/postgresql.conf'"], input=lines)

@@ -86,7 +86,7 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
             );
             check_transport(transport, &at, &known, &mut errors);
         }
-        check_components(worker, &format!("workers[{w}]"), &mut errors);
+        check_components(worker, base, &format!("workers[{w}]"), &mut errors);
         check_http_bridges(worker, w, &mut errors);
     }
     for (w, worker) in config.router_workers() {
@@ -139,7 +139,12 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
 }
 
 /// A router worker's `connections`: unique ids, connection options the bridge can honour.
-fn check_connections(worker: &RouterWorkerConfig, at: &str, errors: &mut Vec<ConfigError>) {
+fn check_connections(
+    worker: &RouterWorkerConfig,
+    base: &Path,
+    at: &str,
+    errors: &mut Vec<ConfigError>,
+) {
     let mut ids = HashSet::new();
     for (i, connection) in worker.connections.iter().enumerate() {
         let here = format!("{at}.connections[{i}]");
@@ -151,15 +156,12 @@ fn check_connections(worker: &RouterWorkerConfig, at: &str, errors: &mut Vec<Con
         }
         let super::ConnectionConfig::Postgres(pg) = connection;
         let o = &pg.options;
-        match o.sslmode.as_deref() {
-            None | Some("disable" | "allow" | "prefer") => {}
-            Some(other) => errors.push(ConfigError::at(
-                format!("{here}.options.sslmode"),
-                format!(
-                    "unsupported: sslmode `{other}` (the bridge connects without TLS: use \
-                     `disable` or `prefer`, and a database on this host or a private network)"
-                ),
-            )),
+        // The TLS configuration the bridge will use, built now: an unknown mode or a file that
+        // cannot be used is named here rather than when the bridge connects.
+        if let Err((key, why)) =
+            switchboard_postgres::tls::client_config(&switchboard_postgres::tls::resolve(o, base))
+        {
+            errors.push(ConfigError::at(format!("{here}.options.{key}"), why));
         }
         match o.target_session_attrs.as_deref() {
             None | Some("any" | "read-write") => {}
@@ -353,6 +355,29 @@ fn check_postgres_bridge(
         }
     }
     if let Some(publisher) = &bridge.publisher {
+        let connection = worker.connections.iter().find_map(|c| match c {
+            super::ConnectionConfig::Postgres(c) if c.id == bridge.connection => Some(c),
+            _ => None,
+        });
+        if let Some(c) = connection
+            && publisher.mode == PublishMode::Durable
+            && matches!(
+                c.options.sslmode.as_deref(),
+                Some("require" | "verify-ca" | "verify-full")
+            )
+        {
+            errors.push(ConfigError::at(
+                format!("{at}.publisher.mode"),
+                format!(
+                    "unsupported yet: the durable tier's replication connection runs without \
+                     TLS, and connection `{}` requires TLS (sslmode `{}`): use the outbox tier, \
+                     which needs no replication connection, or a database on a private network \
+                     with sslmode `prefer`",
+                    c.id,
+                    c.options.sslmode.as_deref().unwrap_or_default()
+                ),
+            ));
+        }
         for (key, value, lowercase) in [
             ("slot", &publisher.slot, true),
             ("publication", &publisher.publication, false),
@@ -407,8 +432,13 @@ fn check_postgres_bridge(
 }
 
 /// A router worker's components: importable names, realms and roles of this worker, unique ids.
-fn check_components(worker: &RouterWorkerConfig, at: &str, errors: &mut Vec<ConfigError>) {
-    check_connections(worker, at, errors);
+fn check_components(
+    worker: &RouterWorkerConfig,
+    base: &Path,
+    at: &str,
+    errors: &mut Vec<ConfigError>,
+) {
+    check_connections(worker, base, at, errors);
     let mut ids = HashSet::new();
     for (c, component) in worker.components.iter().enumerate() {
         let here = format!("{at}.components[{c}]");

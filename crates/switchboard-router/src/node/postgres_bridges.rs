@@ -9,8 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::StartError;
 use crate::config::{
-    BuiltinComponent, ComponentConfig, ConnectionConfig, LoadedConfig, WorkerConfig,
-    builtin_component, component_id,
+    BuiltinComponent, ComponentConfig, ConfigError, ConfigErrors, ConnectionConfig, LoadedConfig,
+    WorkerConfig, builtin_component, component_id,
 };
 use crate::embed::InProcess;
 use crate::session::TrustedIdentity;
@@ -78,7 +78,22 @@ impl PostgresBridges {
                         });
                     }
                 };
-                let running = switchboard_postgres::Bridge::new(id, &connection, bridge, session);
+                let mut connection = connection;
+                connection.options =
+                    switchboard_postgres::tls::resolve(&connection.options, &loaded.base_dir);
+                let running =
+                    match switchboard_postgres::Bridge::new(id, &connection, bridge, session) {
+                        Ok(running) => running,
+                        Err((key, why)) => {
+                            // `check` builds the same TLS configuration: only a file that changed
+                            // since gets here.
+                            stop.cancel();
+                            return Err(StartError::Config(ConfigErrors(vec![ConfigError::at(
+                                format!("connections[{}].options.{key}", connection.id),
+                                why,
+                            )])));
+                        }
+                    };
                 tasks.push(tokio::spawn(running.run(stop.clone())));
             }
         }
