@@ -9,6 +9,9 @@ bridge, against pgbench calling the same function directly, in one run.
 - pgbench: `SELECT api.add2(1, 2)` with --connections clients (prepared statements, 2 threads),
   as the same database role, straight to PostgreSQL.
 
+Both connect with the same --sslmode (default disable: on loopback TLS only costs; libpq's own
+default, prefer, would encrypt pgbench's connections where the server has TLS on).
+
 And NOTIFY -> EVENT: pgbench runs `SELECT wamp.publish('com.example.bench.tick', '[1]')` with
 --publishers clients while --subscribers WAMP sessions (the load tool's `subscribers` scenario)
 receive the events the bridge publishes; the figures are events published and delivered per
@@ -62,7 +65,7 @@ def psql(sql, database="postgres"):
                    input=sql, text=True, check=True, capture_output=True)
 
 
-def node_config(database, login, connections):
+def node_config(database, login, connections, sslmode):
     host, port, _ = server()
     return {
         "version": 2,
@@ -76,7 +79,7 @@ def node_config(database, login, connections):
             ]}],
             "transports": [{"type": "websocket", "endpoint": {"type": "tcp", "port": PORT, "interface": "127.0.0.1"}}],
             "connections": [{"id": "db", "type": "postgres", "host": host, "port": port, "database": database,
-                             "user": login, "options": {"max_connections": connections}}],
+                             "user": login, "options": {"max_connections": connections, "sslmode": sslmode}}],
             "components": [{"type": "postgresql", "realm": "realm1", "role": "db_bridge", "connection": "db",
                             "callee": {"schemas": [{"schema": "api", "prefix": "com.example.api."}]},
                             "publisher": {"mode": "notify"}}],
@@ -90,7 +93,8 @@ def pgbench(database, login, args, workdir):
     script.write_text("SELECT api.add2(1, 2);\n")
     out = subprocess.run(["pgbench", "-n", "-M", "prepared", "-c", str(args.connections), "-j", "2",
                           "-T", str(args.duration), "-f", str(script), "-h", host, "-p", str(port), "-U", login,
-                          database], capture_output=True, text=True, check=True).stdout
+                          database], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PGSSLMODE": args.sslmode}).stdout
     tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
     latency = re.search(r"latency average = ([\d.]+) ms", out)
     return {"rate": tps, "latency_avg_ms": float(latency.group(1)) if latency else None}
@@ -99,7 +103,7 @@ def pgbench(database, login, args, workdir):
 def start_node(database, login, args, workdir, binary, generation):
     node = workdir / f"node-{generation}"
     node.mkdir()
-    (node / "config.json").write_text(json.dumps(node_config(database, login, args.connections), indent=2))
+    (node / "config.json").write_text(json.dumps(node_config(database, login, args.connections, args.sslmode), indent=2))
     log_path = workdir / "switchboard.log"
     proc = subprocess.Popen([str(binary), "start", str(node)], stdout=subprocess.DEVNULL,
                             stderr=open(log_path, "a"), start_new_session=True)
@@ -142,7 +146,7 @@ def notify(database, login, args, workdir, binary, load_bin, generation):
         publishers = subprocess.Popen(
             ["pgbench", "-n", "-M", "prepared", "-c", str(args.publishers), "-j", "2",
              "-T", str(args.duration + 3), "-f", str(script), "-h", host, "-p", str(port), "-U", login, database],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PGSSLMODE": args.sslmode})
         out = subprocess.run([str(load_bin), "subscribers", "--url", f"ws://127.0.0.1:{PORT}/ws", "-q",
                               "--topic", "com.example.bench.tick", "--subscribers", str(args.subscribers),
                               "--duration", str(args.duration), "--router-pid", str(router.proc.pid)],
@@ -170,6 +174,8 @@ def main():
     ap.add_argument("--in-flight", type=int, default=16)
     ap.add_argument("--subscribers", type=int, default=100)
     ap.add_argument("--publishers", type=int, default=4, help="pgbench clients calling wamp.publish")
+    ap.add_argument("--sslmode", default="disable",
+                    help="TLS to PostgreSQL, the same for the bridge and pgbench (default disable: loopback)")
     ap.add_argument("--no-build", action="store_true", help="use target/release as it is")
     ap.add_argument("--out", type=Path, default=None,
                     help="result JSON (default: bench/results/<date>-postgres-bridge.json)")

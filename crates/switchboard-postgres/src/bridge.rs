@@ -97,6 +97,8 @@ pub struct Bridge {
     durable: Option<tokio::task::JoinHandle<()>>,
     /// TLS for the listener connection (the pool has its own copy).
     tls: MakeRustlsConnect,
+    /// Whether `crossbar.publish` was installed (Crossbar's publisher, once per bridge).
+    crossbar_installed: bool,
 }
 
 impl Bridge {
@@ -148,6 +150,7 @@ impl Bridge {
             connection: connection.clone(),
             durable: None,
             tls,
+            crossbar_installed: false,
         })
     }
 
@@ -249,7 +252,14 @@ impl Bridge {
                         Some(n) => self.notified(&client, n.channel(), n.payload()).await,
                         None => break,
                     },
-                    _ = retry.tick(), if !leader => leader = self.try_lead(&client).await,
+                    _ = retry.tick() => {
+                        if !leader {
+                            leader = self.try_lead(&client).await;
+                        } else if self.component.publisher.as_ref().is_some_and(|p| p.mode == PublishMode::Outbox) {
+                            // What a failed drain left waits no longer than this.
+                            self.drain_outbox(&client).await;
+                        }
+                    }
                     reason = self.session.closed() => {
                         let reason = reason.to_string();
                         if reason.contains("wamp.close.system_shutdown") {
@@ -297,14 +307,14 @@ impl Bridge {
             *installed = true;
             tracing::info!(bridge = %self.id, "helper schema `wamp` installed");
         }
-        if self.component.crossbar_publisher && !*installed {
+        if self.component.crossbar_publisher && !self.crossbar_installed {
             // As Crossbar's publisher did: its function, in the schema `crossbar` that the
             // database's owner made for the bridge's login role.
             if let Err(e) = client.batch_execute(CROSSBAR_SCHEMA).await {
                 tracing::error!(bridge = %self.id, "cannot install crossbar.publish: {} (the schema `crossbar` must exist, owned by the bridge's login role: CREATE SCHEMA crossbar AUTHORIZATION <user>;)", crate::describe(&e));
                 return Err(e);
             }
-            *installed = true;
+            self.crossbar_installed = true;
             tracing::info!(bridge = %self.id, "crossbar.publish installed");
         }
         if let Some(callee) = &self.component.callee {
@@ -379,7 +389,7 @@ impl Bridge {
         let locked = client
             .query_one(
                 "SELECT pg_try_advisory_lock(hashtext('switchboard'), hashtext($1))",
-                &[&channel],
+                &[&lock_key(publisher)],
             )
             .await
             .map(|r| r.get::<_, bool>(0));
@@ -447,14 +457,21 @@ impl Bridge {
             }
             Err(why) => {
                 tracing::warn!(bridge = %self.id, "durable tier: {why}; trying again in {LEADERSHIP_RETRY:?}");
+                // Not the publisher after all: another bridge may try.
+                let released = client
+                    .batch_execute(&format!(
+                        "UNLISTEN {}",
+                        catalog::quote_ident(publisher.channel())
+                    ))
+                    .await;
                 let unlocked = client
                     .execute(
                         "SELECT pg_advisory_unlock(hashtext('switchboard'), hashtext($1))",
-                        &[&publisher.channel()],
+                        &[&lock_key(&publisher)],
                     )
                     .await;
-                if let Err(e) = unlocked {
-                    tracing::debug!("releasing the publish lock: {e}");
+                if let Err(e) = released.and(unlocked.map(|_| ())) {
+                    tracing::debug!("giving up the publish lock: {e}");
                 }
                 return false;
             }
@@ -616,6 +633,15 @@ impl Bridge {
         {
             tracing::warn!(bridge = %self.id, "cannot announce the reconnect: {e}");
         }
+    }
+}
+
+/// What the publishing bridge holds the advisory lock on: the channel, and in the durable tier
+/// the slot (one reader per slot, whatever its channel).
+fn lock_key(publisher: &crate::config::PublisherConfig) -> String {
+    match publisher.mode {
+        PublishMode::Durable => format!("slot:{}", publisher.slot()),
+        PublishMode::Notify | PublishMode::Outbox => publisher.channel().to_owned(),
     }
 }
 

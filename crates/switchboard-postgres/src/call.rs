@@ -26,6 +26,11 @@ const NOT_AUTHORIZED: &str = "wamp.error.not_authorized";
 /// The SQLSTATE `wamp.raise` raises: the message is the error URI, the detail its payload.
 const RAISED: &str = "WA000";
 
+/// What a connection runs after each use that ran user code, so that what the code set for its
+/// whole session does not reach the next use: the settings (`RESET ALL`), and the session user
+/// and the role, which `RESET ALL` leaves alone.
+pub(crate) const RESET_SESSION: &str = "RESET ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ROLE";
+
 /// What calls share: the pool and the callee settings.
 pub struct Calls {
     /// Connections for calls.
@@ -198,9 +203,14 @@ fn statement(
     let mut params = Vec::new();
     let mut jsonb = |value: Json| match how {
         Arguments::Literals => format!("{}::jsonb", escape_literal(&value.to_string())),
+        // Through `s.ok` (see `run_prepared`): a value that depends on the settings' subquery is
+        // no constant the planner could fold an IMMUTABLE function over before they are set.
         Arguments::Parameters { first } => {
             params.push(value);
-            format!("${}::jsonb", first + params.len() - 1)
+            format!(
+                "(CASE WHEN s.ok IS NOT NULL THEN ${}::jsonb END)",
+                first + params.len() - 1
+            )
         }
     };
     if f.raw {
@@ -366,8 +376,8 @@ fn identity(caller: &Json) -> [String; 4] {
 /// (PostgreSQL runs the statements of one query message as one transaction). In it: `SET
 /// TRANSACTION READ ONLY` where the procedure is read-only; the caller's identity, the statement
 /// timeout and the database role as transaction-local settings (the role last: it may not be
-/// allowed to change the others); the function; and `RESET ALL`, so that what the function set
-/// for its whole session (a role, a `search_path`) does not reach the next call on this
+/// allowed to change the others); the function; and [`RESET_SESSION`], so that what the function
+/// set for its whole session (a role, a `search_path`) does not reach the next call on this
 /// connection. After an error PostgreSQL skips the rest and rolls the transaction back,
 /// settings included. Each statement is resolved after the previous one ran, so the function is
 /// looked up with the mapped role's privileges and runs as it.
@@ -394,7 +404,8 @@ async fn run_simple(
          pg_catalog.set_config('wamp.authid', {}, true), \
          pg_catalog.set_config('wamp.authrole', {}, true), \
          pg_catalog.set_config('wamp.session', {}, true), \
-         pg_catalog.set_config('statement_timeout', '{timeout_ms}ms', true)",
+         pg_catalog.set_config('statement_timeout', '{timeout_ms}ms', true), \
+         pg_catalog.set_config('bytea_output', 'hex', true)",
         escape_literal(&caller_text),
         escape_literal(&authid),
         escape_literal(&authrole),
@@ -409,7 +420,8 @@ async fn run_simple(
     }
     query.push(';');
     query.push_str(call);
-    query.push_str(";RESET ALL");
+    query.push(';');
+    query.push_str(RESET_SESSION);
     let messages = client.simple_query(&query).await?;
     let mut statement = 0;
     let mut values = Vec::new();
@@ -443,9 +455,9 @@ async fn run_simple(
 }
 
 /// A call as the connection's own login role with the default timeout (which the pool's
-/// connections have from their start), the common case, as one prepared statement and `RESET
-/// ALL` (after `SET default_transaction_read_only = on` for a read-only procedure), sent
-/// together (one round trip, and nothing to parse or plan after the first call).
+/// connections have from their start), the common case, as one prepared statement and
+/// [`RESET_SESSION`] (after `SET default_transaction_read_only = on` for a read-only procedure),
+/// sent together (one round trip, and nothing to plan after the first call).
 /// The statement is its own transaction: the identity settings are transaction-local and set
 /// in it, by a subquery that every argument of the function depends on (a LATERAL reference
 /// behind an `OFFSET 0` fence, which the planner neither flattens nor reorders; the subquery
@@ -466,9 +478,8 @@ async fn run_prepared(
          LATERAL (SELECT * FROM ({call}) AS v(v) WHERE s.ok IS NOT NULL OFFSET 0) AS c"
     );
     let statement = client.prepare_cached(&sql).await?;
-    let reset = client.prepare_cached("RESET ALL").await?;
     // A transaction cannot make itself read-only once a statement ran: the session's default
-    // makes the call's transaction read-only, and `RESET ALL` after it undoes that.
+    // makes the call's transaction read-only, and the reset after it undoes that.
     let read_only = if f.read_only {
         Some(
             client
@@ -493,7 +504,7 @@ async fn run_prepared(
             }
         },
         c.query(&statement, &refs),
-        c.execute(&reset, &[])
+        c.batch_execute(RESET_SESSION)
     );
     read_only?;
     let rows = rows?;

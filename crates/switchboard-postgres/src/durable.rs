@@ -51,8 +51,8 @@ pub async fn prepare_slot(
     let found = client
         .query_opt(
             "SELECT plugin, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), \
-             confirmed_flush_lsn)::bigint FROM pg_catalog.pg_replication_slots \
-             WHERE slot_name = $1",
+             confirmed_flush_lsn)::bigint, database = pg_catalog.current_database() \
+             FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
             &[&slot],
         )
         .await
@@ -60,6 +60,12 @@ pub async fn prepare_slot(
     match found {
         Some(row) => {
             let plugin: Option<String> = row.get(0);
+            if row.get::<_, Option<bool>>(2) != Some(true) {
+                return Err(format!(
+                    "the replication slot `{slot}` belongs to another database (slot names are \
+                     the server's): give this bridge a `slot` of its own"
+                ));
+            }
             if plugin.as_deref() != Some("pgoutput") {
                 return Err(format!(
                     "the replication slot `{slot}` is not a logical slot of pgoutput ({})",
@@ -119,6 +125,9 @@ pub async fn stream(
         Err(e) => return StreamEnd::Lost(format!("cannot start replication: {e}")),
     };
     tracing::info!(slot = %config.slot(), "streaming the durable tier's events");
+    // Between a transaction's Begin and Commit, nothing may be confirmed.
+    let mut in_transaction = false;
+    let mut foreign_warned = false;
     loop {
         let event = match client.recv().await {
             Ok(Some(event)) => event,
@@ -147,9 +156,26 @@ pub async fn stream(
                     client.update_applied_lsn(lsn);
                 }
             }
+            ReplicationEvent::Message {
+                prefix: other, lsn, ..
+            } if other.starts_with("wamp:") && !foreign_warned => {
+                // Confirming past them loses them for the bridge of that channel.
+                foreign_warned = true;
+                tracing::error!(%lsn, slot = %config.slot(), "the slot carries events of another channel ({other}): they are not published; give each channel's bridge a slot of its own");
+            }
+            ReplicationEvent::Begin { .. } => in_transaction = true,
             // The transaction's events are all published (each publish waited for the router's
-            // acknowledgement). Also transactions without events: the slot must not hold their WAL.
-            ReplicationEvent::Commit { end_lsn, .. } => client.update_applied_lsn(end_lsn),
+            // acknowledgement).
+            ReplicationEvent::Commit { end_lsn, .. } => {
+                in_transaction = false;
+                client.update_applied_lsn(end_lsn);
+            }
+            // Outside a transaction the server has sent everything up to `wal_end`: confirming it
+            // lets the slot release the WAL of transactions that carried no event, which
+            // pgoutput does not send at all.
+            ReplicationEvent::KeepAlive { wal_end, .. } if !in_transaction => {
+                client.update_applied_lsn(wal_end);
+            }
             _ => {}
         }
     }

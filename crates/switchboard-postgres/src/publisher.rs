@@ -214,7 +214,15 @@ pub async fn drain_outbox(
         // Sent one after the other, answered together: the router keeps one session's order.
         let mut pending = Vec::with_capacity(rows.len());
         for row in &rows {
-            let seq: i64 = row.get(0);
+            let seq: i64 = match row.try_get(0) {
+                Ok(seq) => seq,
+                Err(e) => {
+                    tracing::error!(
+                        "{table}: `seq` is not a bigint ({e}): the outbox cannot be read"
+                    );
+                    return Ok(published);
+                }
+            };
             seqs.push(seq);
             match outbox_event(row) {
                 Ok(event) => pending.push(publish(session, config, event)),
@@ -237,7 +245,8 @@ pub async fn drain_outbox(
 /// An outbox row as an event.
 fn outbox_event(row: &tokio_postgres::Row) -> Result<Event, String> {
     let json = |i: usize, what: &str| -> Result<Option<Json>, String> {
-        row.get::<_, Option<String>>(i)
+        row.try_get::<_, Option<String>>(i)
+            .map_err(|e| format!("`{what}`: {e}"))?
             .map(|text| serde_json::from_str(&text).map_err(|e| format!("`{what}`: {e}")))
             .transpose()
     };
@@ -257,8 +266,11 @@ fn outbox_event(row: &tokio_postgres::Row) -> Result<Event, String> {
         _ => return Err("`options` is no object".into()),
     };
     Ok(Event {
-        seq: row.get(0),
-        topic: row.get(1),
+        seq: row.try_get(0).map_err(|e| format!("`seq`: {e}"))?,
+        topic: row
+            .try_get::<_, Option<String>>(1)
+            .map_err(|e| format!("`topic`: {e}"))?
+            .ok_or("no `topic`")?,
         args,
         kwargs,
         options,

@@ -204,7 +204,7 @@ impl Feed {
             tx.commit().await.map_err(|e| crate::describe(&e))?;
             // What the handler set for its whole session does not reach the next use.
             client
-                .batch_execute("RESET ALL")
+                .batch_execute(crate::call::RESET_SESSION)
                 .await
                 .map_err(|e| crate::describe(&e))
         };

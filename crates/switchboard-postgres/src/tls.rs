@@ -88,6 +88,13 @@ pub fn client_config(options: &PostgresConnectionOptions) -> Result<ClientConfig
             ),
         )
     })?;
+    if mode == Mode::VerifyCa && options.sslrootcert.is_none() {
+        // Any publicly trusted certificate of any name would do: libpq refuses it too.
+        return Err((
+            "sslrootcert",
+            "sslmode `verify-ca` needs `sslrootcert`, the CA to verify against".into(),
+        ));
+    }
     let mut roots = RootCertStore::empty();
     match &options.sslrootcert {
         Some(path) => {
@@ -279,9 +286,13 @@ mod tests {
             sslmode: Some(mode.into()),
             ..PostgresConnectionOptions::default()
         };
-        for mode in ["disable", "prefer", "require", "verify-ca", "verify-full"] {
+        for mode in ["disable", "prefer", "require", "verify-full"] {
             assert!(client_config(&options(mode)).is_ok(), "{mode}");
         }
+        assert_eq!(
+            client_config(&options("verify-ca")).expect_err("no CA").0,
+            "sslrootcert"
+        );
         let missing = PostgresConnectionOptions {
             sslrootcert: Some("/nonexistent/ca.pem".into()),
             ..options("verify-full")

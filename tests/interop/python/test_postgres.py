@@ -121,6 +121,7 @@ CREATE FUNCTION api.leak() RETURNS void LANGUAGE sql
 CREATE FUNCTION api.peek() RETURNS text LANGUAGE sql
   AS $$ SELECT coalesce(current_setting('wamp.leaky', true), '') || '|' || current_setting('search_path') $$;
 CREATE FUNCTION api.sleep(s float8) RETURNS int LANGUAGE sql AS $$ SELECT 1 FROM pg_sleep(s) $$;
+CREATE FUNCTION api.become_anon() RETURNS text LANGUAGE sql AS $$ SELECT set_config('role', '{anon}', false) $$;
 
 CREATE TABLE notes (id serial PRIMARY KEY, owner text NOT NULL DEFAULT wamp.authid(), body text NOT NULL);
 ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
@@ -155,7 +156,8 @@ GRANT EXECUTE ON FUNCTION sink.on_chat(text, jsonb, jsonb, jsonb) TO {login};
 -- The second component calls as the login role itself (no role map).
 GRANT USAGE ON SCHEMA api TO {login};
 GRANT EXECUTE ON FUNCTION api.add2(int, int), api.greet(text, text), api.whoami(), api.leak(), api.peek(),
-  api.sleep(float8), api.echo_bytes(bytea), api.series(int), api.fail(), api.raw(jsonb, jsonb), api.claim(text) TO {login};
+  api.sleep(float8), api.echo_bytes(bytea), api.series(int), api.fail(), api.raw(jsonb, jsonb), api.claim(text),
+  api.become_anon() TO {login};
 GRANT INSERT ON uniq TO {login};
 
 GRANT EXECUTE ON FUNCTION api.add2(int, int), api.greet(text, text), api.total(int[]), api.over(int),
@@ -235,7 +237,7 @@ def bridge():
                     "procedures": [
                         {"uri": f"com.example.plain.{name}", "function": f"api.{name}"}
                         for name in ("add2", "greet", "whoami", "leak", "peek", "sleep", "echo_bytes",
-                                     "series", "fail", "raw", "claim")
+                                     "series", "fail", "raw", "claim", "become_anon")
                     ] + [{"uri": "com.example.plain.claim_read_only", "function": "api.claim", "read_only": True}],
                     "max_timeout": 1000,
                 },
@@ -536,6 +538,11 @@ def test_calls_as_the_login_role_know_the_caller_and_leave_nothing_behind(bridge
             default_path = psql("SHOW search_path", bridge["database"]).strip()
             for _ in range(8):
                 assert await s.call("com.example.plain.peek") == "|" + default_path
+            # A role a function took for its session (RESET ALL leaves the role alone) is gone too.
+            await s.call("com.example.plain.become_anon")
+            for _ in range(8):
+                me = await s.call("com.example.plain.whoami")
+                assert me["role"] == f"sb_{bridge['tag']}_login", me
             # A read-only procedure's transaction is read-only, and the next call's is not.
             for _ in range(4):
                 e = await error_of(s.call("com.example.plain.claim_read_only", uuid.uuid4().hex))

@@ -28,8 +28,9 @@ if os.environ.get("INTEROP_ROUTER", "switchboard") != "switchboard":
 @pytest.fixture(scope="module")
 def durable():
     try:
+        # Keepalives every second (wal_sender_timeout / 2), for the slot-advance check.
         cluster = pg_cluster.Cluster({"wal_level": "logical", "max_replication_slots": 8,
-                                      "max_wal_senders": 8}).start()
+                                      "max_wal_senders": 8, "wal_sender_timeout": "'2s'"}).start()
     except RuntimeError as e:
         pytest.fail(f"the durable tier's tests need a PostgreSQL cluster of their own with "
                     f"wal_level=logical, which could not be started: {e}")
@@ -143,6 +144,14 @@ def test_durable_events_survive_the_publishing_node_and_its_replication_connecti
                 publish([f"c{i}" for i in range(10)])
                 await eventually(lambda: [x for x in on_second if x.startswith("c")] == [f"c{i}" for i in range(10)],
                                  "the events of the outage", timeout=30)
+                # Transactions without events (pgoutput does not send them) do not hold the
+                # slot's WAL: the bridge confirms what keepalives say was sent.
+                psql("CREATE TABLE noise (x int); INSERT INTO noise VALUES (1);", db, at=at)
+                lsn = psql("SELECT pg_current_wal_lsn()", db, at=at).strip()
+                await eventually(lambda: psql(
+                    f"SELECT confirmed_flush_lsn >= '{lsn}'::pg_lsn FROM pg_replication_slots "
+                    "WHERE slot_name = 'switchboard'", db, at=at).strip() == "t",
+                    "the slot confirmed past the event-less transaction", timeout=20)
                 # Nothing but duplicates of what was published before the kill came twice.
                 assert all(x in (f"a{i}" for i in range(22)) or x.startswith(("b", "c")) or x == "x" * 100_000
                            for x in on_second), on_second

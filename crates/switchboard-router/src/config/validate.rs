@@ -378,25 +378,39 @@ fn check_postgres_bridge(
                 ),
             ));
         }
-        for (key, value, lowercase) in [
-            ("slot", &publisher.slot, true),
-            ("publication", &publisher.publication, false),
+        // A slot's reader confirms all it read: a slot shared by two channels loses the
+        // events of the one its reader does not publish.
+        if publisher.mode == PublishMode::Durable
+            && publisher.slot.is_none()
+            && publisher.channel() != switchboard_postgres::DEFAULT_PUBLISH_CHANNEL
+        {
+            errors.push(ConfigError::at(
+                format!("{at}.publisher.slot"),
+                format!(
+                    "a durable publisher of channel `{}` needs a `slot` of its own (the default \
+                     slot `switchboard` belongs to the channel `{}`)",
+                    publisher.channel(),
+                    switchboard_postgres::DEFAULT_PUBLISH_CHANNEL
+                ),
+            ));
+        }
+        // Names as PostgreSQL writes them unquoted (pgoutput lowercases the publication's).
+        for (key, value) in [
+            ("slot", &publisher.slot),
+            ("publication", &publisher.publication),
         ] {
             let Some(name) = value else { continue };
             let valid = !name.is_empty()
                 && name.len() <= 63
-                && name.chars().all(|c| {
-                    c.is_ascii_lowercase()
-                        || c.is_ascii_digit()
-                        || c == '_'
-                        || (!lowercase && c.is_ascii_uppercase())
-                });
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
             if !valid {
                 errors.push(ConfigError::at(
                     format!("{at}.publisher.{key}"),
                     format!(
-                        "expected a {key} name of 1 to 63 {}letters, digits and `_`, not `{name}`",
-                        if lowercase { "lowercase " } else { "" }
+                        "expected a {key} name of 1 to 63 lowercase letters, digits and `_`, not \
+                         `{name}`"
                     ),
                 ));
             }
