@@ -55,12 +55,14 @@ pub fn pg_config(c: &PostgresConnectionConfig) -> tokio_postgres::Config {
     } else {
         config.host(host);
     }
+    // As libpq: a Unix socket is local, and no sslmode asks TLS of it.
+    let mode = if host.starts_with('/') {
+        crate::tls::Mode::Disable
+    } else {
+        crate::tls::Mode::parse(c.options.sslmode.as_deref()).unwrap_or(crate::tls::Mode::Prefer)
+    };
     config
-        .ssl_mode(
-            crate::tls::Mode::parse(c.options.sslmode.as_deref())
-                .unwrap_or(crate::tls::Mode::Prefer)
-                .ssl_mode(),
-        )
+        .ssl_mode(mode.ssl_mode())
         .port(c.port.unwrap_or(5432))
         .dbname(&c.database)
         .user(&c.user)

@@ -75,7 +75,8 @@ def tls_db():
             }],
         }
         other_ca = pg_cluster.make_ca_and_server_cert(other_ca_dir, name="another")["ca"]
-        yield {"at": at, "database": database, "config": config, "other_ca": other_ca}
+        yield {"at": at, "database": database, "config": config, "other_ca": other_ca,
+               "socket_dir": cluster.datadir}
     finally:
         cluster.stop()
 
@@ -130,5 +131,28 @@ def test_a_certificate_of_another_ca_or_no_tls_keeps_the_bridge_out(tls_db):
     node = start(plain, ["cannot connect to the database"])
     try:
         assert "no encryption" in node.log_path.read_text(errors="replace"), node.log_tail()
+    finally:
+        node.close()
+
+
+def test_a_unix_socket_needs_no_tls_whatever_the_sslmode(tls_db):
+    """As with libpq: sslmode does not apply to a Unix socket (the cluster takes local
+    connections without TLS)."""
+    local = copy.deepcopy(tls_db["config"])
+    connection = local["workers"][0]["connections"][0]
+    connection["host"] = tls_db["socket_dir"]
+    connection["options"] = {"sslmode": "require"}
+    node = start(local, ["registered com.example.api.encrypted"])
+    try:
+        async def scenario():
+            c = await connect_with({"type": "websocket", "url": f"ws://127.0.0.1:{node.port}/ws",
+                                    "serializers": ["json"]}, "websocket", "json")
+            try:
+                answer = await c.session.call("com.example.api.encrypted")
+                assert answer["ssl"] is False, answer
+            finally:
+                await close_all(c)
+
+        run(scenario())
     finally:
         node.close()
