@@ -78,6 +78,23 @@ def require_server():
     psql("SELECT 1")
 
 
+def wait_for_log(node, *texts: str, timeout: float = 20) -> None:
+    """Until the node's log holds each of `texts` (the bridge logs what it has done)."""
+    deadline = time.monotonic() + timeout
+    while not all(t in node.log_path.read_text(errors="replace") for t in texts):
+        assert time.monotonic() < deadline, node.log_tail()
+        time.sleep(0.05)
+
+
+async def subscribed(node, topic: str):
+    """An Autobahn|Python client of the node subscribed to `topic`, and the list its events go to."""
+    c = await connect_with({"type": "websocket", "url": f"ws://127.0.0.1:{node.port}/ws",
+                            "serializers": ["json"]}, "websocket", "json")
+    got = []
+    await c.session.subscribe(got.append, topic)
+    return c, got
+
+
 def setup_sql(anon: str, login: str) -> str:
     return f"""
 CREATE ROLE {anon} NOLOGIN;
@@ -584,18 +601,12 @@ def test_two_nodes_on_one_database_publish_each_event_once_and_take_over(bridge)
         component["publisher"]["channel"] = channel
         component.pop("subscriber")
         node = launch_router(make_node_dir("switchboard"), config, [port])
-        deadline = time.monotonic() + 20
-        while "publishing events" not in node.log_path.read_text(errors="replace") and name == "first":
-            assert time.monotonic() < deadline, node.log_tail()
-            time.sleep(0.05)
+        if name == "first":
+            wait_for_log(node, "publishing events")
         return node
 
     async def subscriber(node):
-        c = await connect_with({"type": "websocket", "url": f"ws://127.0.0.1:{node.port}/ws",
-                                "serializers": ["json"]}, "websocket", "json")
-        got = []
-        await c.session.subscribe(got.append, "com.example.big")
-        return c, got
+        return await subscribed(node, "com.example.big")
 
     first = start_node("first")
     second = start_node("second")
@@ -668,18 +679,11 @@ def test_the_outbox_loses_no_event_when_the_publishing_bridge_dies_or_its_listen
         component["publisher"] = {"mode": "outbox", "channel": channel}
         component.pop("subscriber")
         node = launch_router(make_node_dir("switchboard"), config, [port])
-        deadline = time.monotonic() + 20
-        while "registered com.example" not in node.log_path.read_text(errors="replace"):
-            assert time.monotonic() < deadline, node.log_tail()
-            time.sleep(0.05)
+        wait_for_log(node, "registered com.example")
         return node
 
     async def subscriber(node):
-        c = await connect_with({"type": "websocket", "url": f"ws://127.0.0.1:{node.port}/ws",
-                                "serializers": ["json"]}, "websocket", "json")
-        got = []
-        await c.session.subscribe(got.append, "com.example.big")
-        return c, got
+        return await subscribed(node, "com.example.big")
 
     first = start_node("first")
     assert "publishing events" in first.log_path.read_text(errors="replace"), first.log_tail()
@@ -753,10 +757,7 @@ def test_crossbars_postgresql_publisher_config_runs_as_crossbar_ran_it(bridge):
     }
     node = launch_router(make_node_dir("switchboard"), config, [port])
     try:
-        deadline = time.monotonic() + 20
-        while "publishing events" not in node.log_path.read_text(errors="replace"):
-            assert time.monotonic() < deadline, node.log_tail()
-            time.sleep(0.05)
+        wait_for_log(node, "publishing events")
         assert "crossbar.publish installed" in node.log_path.read_text(errors="replace")
 
         async def scenario():
@@ -867,10 +868,7 @@ def test_calls_fail_fast_while_the_database_is_away_and_work_again_after(bridge)
     component.pop("publisher")
     node = launch_router(make_node_dir("switchboard"), config, [port])
     try:
-        deadline = time.monotonic() + 20
-        while "registered com.example" not in node.log_path.read_text(errors="replace"):
-            assert time.monotonic() < deadline, node.log_tail()
-            time.sleep(0.05)
+        wait_for_log(node, "registered com.example")
 
         async def scenario():
             c = await connect_with({"type": "websocket", "url": f"ws://127.0.0.1:{port}/ws",

@@ -11,15 +11,14 @@ import asyncio
 import copy
 import os
 import signal
-import time
 import uuid
 
 import pytest
 
 import pg_cluster
-from interop_client import close_all, connect_with, eventually, run
+from interop_client import close_all, eventually, run
 from interop_router import free_tcp_port, launch_router, make_node_dir, switchboard_bin
-from test_postgres import psql
+from test_postgres import psql, subscribed, wait_for_log
 
 if os.environ.get("INTEROP_ROUTER", "switchboard") != "switchboard":
     pytest.skip("runs Switchboard's node only", allow_module_level=True)
@@ -82,19 +81,12 @@ def start_node(durable, name, wait_for_stream):
     worker["connections"][0]["options"]["application_name"] = f"sbd-{durable['tag']}-{name}"
     node = launch_router(make_node_dir("switchboard"), config, [port])
     if wait_for_stream:
-        deadline = time.monotonic() + 20
-        while "streaming the durable tier" not in node.log_path.read_text(errors="replace"):
-            assert time.monotonic() < deadline, node.log_tail()
-            time.sleep(0.05)
+        wait_for_log(node, "streaming the durable tier")
     return node
 
 
 async def subscriber(node):
-    c = await connect_with({"type": "websocket", "url": f"ws://127.0.0.1:{node.port}/ws",
-                            "serializers": ["json"]}, "websocket", "json")
-    got = []
-    await c.session.subscribe(got.append, "com.example.tick")
-    return c, got
+    return await subscribed(node, "com.example.tick")
 
 
 def test_durable_events_survive_the_publishing_node_and_its_replication_connection(durable):

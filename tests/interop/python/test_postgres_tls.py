@@ -10,7 +10,6 @@ import copy
 import os
 import subprocess
 import tempfile
-import time
 import uuid
 
 import pytest
@@ -18,7 +17,7 @@ import pytest
 import pg_cluster
 from interop_client import close_all, connect_with, eventually, run
 from interop_router import free_tcp_port, launch_router, make_node_dir, switchboard_bin
-from test_postgres import psql
+from test_postgres import psql, wait_for_log
 
 if os.environ.get("INTEROP_ROUTER", "switchboard") != "switchboard":
     pytest.skip("runs Switchboard's node only", allow_module_level=True)
@@ -86,10 +85,7 @@ def start(config, wait_for):
     config = copy.deepcopy(config)
     config["workers"][0]["transports"][0]["endpoint"]["port"] = port
     node = launch_router(make_node_dir("switchboard"), config, [port])
-    deadline = time.monotonic() + 20
-    while not all(w in node.log_path.read_text(errors="replace") for w in wait_for):
-        assert time.monotonic() < deadline, node.log_tail()
-        time.sleep(0.05)
+    wait_for_log(node, *wait_for)
     return node
 
 
