@@ -37,8 +37,9 @@ fi
 
 # --- Python environment ----------------------------------------------------------
 # Debian packages the tests run: curl (the HTTP bridge and template tests run Crossbar's
-# documented curl lines as written) and psql (the PostgreSQL bridge tests set up their database
-# with it; the server itself must be running: see test_postgres.py).
+# documented curl lines as written), psql (the PostgreSQL bridge tests set up their database
+# with it) and PostgreSQL's initdb and pg_ctl (the durable and TLS tests start clusters of their
+# own, and every PostgreSQL test does where no server answers: see pg_cluster.py).
 ensure_package() {
     local command=$1 package=$2
     command -v "$command" >/dev/null && return
@@ -57,6 +58,10 @@ setup_python() {
     command -v python3 >/dev/null || die "python3 not found"
     ensure_package curl curl
     ensure_package psql postgresql-client
+    # Debian keeps initdb off PATH, in /usr/lib/postgresql/<version>/bin (pg_cluster.py looks there).
+    if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+        ensure_package initdb postgresql
+    fi
     if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
         log "creating virtualenv $VENV"
         rm -rf "$VENV"
