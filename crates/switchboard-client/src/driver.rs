@@ -278,7 +278,7 @@ impl<T: Transport> Driver<T> {
             sinks.retain(|s| {
                 let keep = s.key != key && !s.queue.consumer_gone();
                 if !keep {
-                    s.queue.close();
+                    s.end();
                 }
                 keep
             });
@@ -484,7 +484,7 @@ impl<T: Transport> Driver<T> {
                 .and_then(|id| self.sinks_by_subscription.remove(&id))
                 .unwrap_or_default()
             {
-                sink.queue.close();
+                sink.end();
             }
         } else if let Some(Pending::Unsubscribe {
             subscription,
@@ -498,7 +498,7 @@ impl<T: Transport> Driver<T> {
                 .remove(&subscription)
                 .unwrap_or_default()
             {
-                sink.queue.close();
+                sink.end();
             }
             if let Some(reply) = reply {
                 let _ = reply.send(Ok(()));

@@ -50,4 +50,4 @@ pub use options::{
 };
 pub use queue::Lagged;
 pub use session::Session;
-pub use subscription::{Event, Subscription};
+pub use subscription::{Event, EventFeed, Subscription};

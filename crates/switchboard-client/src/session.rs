@@ -18,7 +18,7 @@ use crate::driver::Driver;
 use crate::invocation::{Invocation, boxed_handler};
 use crate::join::Welcome;
 use crate::queue::LagQueue;
-use crate::subscription::{Sink, Subscription};
+use crate::subscription::{EventFeed, Sink, Subscription};
 use crate::{
     Args, CallError, CallOptions, CloseReason, ConnectOptions, Error, JoinOptions, PublishOptions,
     RegisterOptions, SubscribeOptions,
@@ -210,12 +210,24 @@ impl Session {
         args: Args,
         options: CallOptions,
     ) -> Result<CallHandle, Error> {
-        let request = self.inner.requests.next_id();
-        let capacity = options.progress_capacity;
         let options = CallOptions {
             receive_progress: true,
             ..options
         };
+        self.call_handle(procedure, args, options).await
+    }
+
+    /// Calls `procedure` with `options` as given (progressive results only when
+    /// `receive_progress` is set), and returns a handle for its result and cancellation: for
+    /// relays that pass a call on as they got it.
+    pub async fn call_handle(
+        &self,
+        procedure: &str,
+        args: Args,
+        options: CallOptions,
+    ) -> Result<CallHandle, Error> {
+        let request = self.inner.requests.next_id();
+        let capacity = options.progress_capacity;
         let msg = Message::Call {
             request,
             options: options.to_dict(),
@@ -295,12 +307,39 @@ impl Session {
             key,
             topic: topic.to_owned(),
             queue,
+            shared: false,
         };
         let (reply, answer) = oneshot::channel();
         let pending = Pending::Subscribe { sink, reply };
         let id = self.request(request, msg, pending, answer).await?;
         subscription.set_id(id);
         Ok(subscription)
+    }
+
+    /// Subscribes to `topic`, its events going into `feed` (shared with other subscriptions, in
+    /// the order they arrive). Returns the router's subscription id; [`Session::unsubscribe`]
+    /// ends it.
+    pub async fn subscribe_into(
+        &self,
+        topic: &str,
+        options: SubscribeOptions,
+        feed: &EventFeed,
+    ) -> Result<Id, Error> {
+        let request = self.inner.requests.next_id();
+        let msg = Message::Subscribe {
+            request,
+            options: options.to_dict(),
+            topic: topic.into(),
+        };
+        let sink = Sink {
+            key: request,
+            topic: topic.to_owned(),
+            queue: feed.queue(),
+            shared: true,
+        };
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending::Subscribe { sink, reply };
+        self.request(request, msg, pending, answer).await
     }
 
     /// Ends every local subscription with the router's id `subscription` and sends UNSUBSCRIBE

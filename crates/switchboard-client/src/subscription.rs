@@ -125,15 +125,53 @@ impl Drop for Subscription {
     }
 }
 
+/// One bounded stream of the events of several subscriptions, in the order the router sent them
+/// (events of separate [`Subscription`]s can be read in another order than they arrived). Made
+/// for relays, such as a router link, that pass every event on in order. The same lag rule as a
+/// [`Subscription`]'s applies; the stream ends when the session does.
+#[derive(Debug, Clone)]
+pub struct EventFeed {
+    queue: Arc<LagQueue<Event>>,
+}
+
+impl EventFeed {
+    /// A feed buffering at most `capacity` events.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            queue: LagQueue::new(capacity),
+        }
+    }
+
+    pub(crate) fn queue(&self) -> Arc<LagQueue<Event>> {
+        self.queue.clone()
+    }
+
+    /// The next event of any subscription feeding it, `Err(Lagged(n))` after `n` were dropped,
+    /// or `None` once the session has ended.
+    pub async fn next(&self) -> Option<Result<Event, Lagged>> {
+        std::future::poll_fn(|cx| self.queue.poll_next(cx)).await
+    }
+}
+
 /// The session task's end of one local subscription.
 #[derive(Debug)]
 pub(crate) struct Sink {
     pub(crate) key: u64,
     pub(crate) topic: String,
     pub(crate) queue: Arc<LagQueue<Event>>,
+    /// The queue is an [`EventFeed`] that other subscriptions share: ending this subscription
+    /// leaves it open.
+    pub(crate) shared: bool,
 }
 
 impl Sink {
+    /// This subscription ended: its stream ends, unless it feeds a shared [`EventFeed`].
+    pub(crate) fn end(&self) {
+        if !self.shared {
+            self.queue.close();
+        }
+    }
+
     /// Delivers an event; `false` when the consumer is gone.
     pub(crate) fn deliver(
         &self,

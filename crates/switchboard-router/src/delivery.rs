@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use switchboard_proto::codec::{self, EncodeError};
-use switchboard_proto::{Dict, Id, Message, MessageType, Payload, Serializer};
+use switchboard_proto::{Dict, Id, Message, MessageType, Payload, Serializer, Value};
 
 use crate::peer::Peer;
 
@@ -44,6 +44,110 @@ pub(crate) fn identity_details(peer: &Peer, prefix: &str) -> Dict {
         format!("{prefix}_authrole"),
         identity.authrole.as_str().into(),
     );
+    d
+}
+
+/// The key a `forward_for` hop carries, beside the spec's `session`, `authid` and `authrole`: the
+/// node id of the router the message came from at that hop (Switchboard's; Crossbar ignores it).
+pub const HOP_NODE_KEY: &str = "x_node";
+
+/// The detail a link receives beside the full identity when ordinary receivers would have been
+/// told who published or called, so that the far router can disclose as this one would.
+pub const DISCLOSE_KEY: &str = "x_disclose";
+
+/// A PUBLISH or CALL that a router link sent on behalf of a session of another router
+/// (`forward_for`, accepted only from links): who that session is, and every hop so far with the
+/// link's own appended, as receivers are told (Crossbar's shape).
+#[derive(Debug)]
+pub(crate) struct Forwarded {
+    hops: Vec<Value>,
+}
+
+impl Forwarded {
+    /// The forwarding of a message `sender` sent with `options`, when the sender is a link and
+    /// names a first hop.
+    pub(crate) fn of(options: &Dict, sender: &Peer) -> Option<Self> {
+        let link = sender.link()?;
+        let list = options.get("forward_for")?.as_list()?;
+        list.first()?.as_dict()?;
+        let identity = sender.identity();
+        let mut hop = Dict::new();
+        hop.insert("session".into(), identity.session.0.into());
+        hop.insert("authid".into(), identity.authid.as_str().into());
+        hop.insert("authrole".into(), identity.authrole.as_str().into());
+        if !link.node.is_empty() {
+            hop.insert(HOP_NODE_KEY.into(), link.node.as_str().into());
+        }
+        let mut hops = list.to_vec();
+        hops.push(Value::Dict(hop));
+        Some(Self { hops })
+    }
+
+    /// The session the message was first sent by, disclosed under `prefix` as
+    /// [`identity_details`] does for a local one.
+    pub(crate) fn identity_details(&self, prefix: &str) -> Dict {
+        let origin = self.hops.first().and_then(Value::as_dict);
+        let field = |key: &str| origin.and_then(|o| o.get(key)).cloned();
+        let mut d = Dict::new();
+        if let Some(session) = field("session") {
+            d.insert(prefix.to_owned(), session);
+        }
+        if let Some(authid) = field("authid") {
+            d.insert(format!("{prefix}_authid"), authid);
+        }
+        if let Some(authrole) = field("authrole") {
+            d.insert(format!("{prefix}_authrole"), authrole);
+        }
+        d
+    }
+
+    /// `forward_for` as receivers get it.
+    pub(crate) fn hops(&self) -> Value {
+        Value::List(self.hops.clone())
+    }
+
+    /// Whether the message may go on to `receiver`: anyone but a link that carries only its own
+    /// router's traffic (`mesh`), or one to a router the message has already been through (which
+    /// would make a loop).
+    pub(crate) fn may_reach(&self, receiver: &Peer) -> bool {
+        let Some(link) = receiver.link() else {
+            return true;
+        };
+        link.relay && !self.visited(&link.node)
+    }
+
+    /// Whether a hop names the router `node`.
+    fn visited(&self, node: &str) -> bool {
+        !node.is_empty()
+            && self.hops.iter().any(|hop| {
+                hop.as_dict()
+                    .and_then(|h| h.get(HOP_NODE_KEY))
+                    .and_then(Value::as_str)
+                    == Some(node)
+            })
+    }
+}
+
+/// The details a link receiver gets about who sent a message (`prefix`: `publisher` or `caller`):
+/// always the identity, the hops when the message was forwarded, and whether ordinary receivers
+/// were told.
+pub(crate) fn link_details(
+    sender: Option<&Peer>,
+    forwarded: Option<&Forwarded>,
+    prefix: &str,
+    disclose: bool,
+) -> Dict {
+    let mut d = match (forwarded, sender) {
+        (Some(f), _) => f.identity_details(prefix),
+        (None, Some(p)) => identity_details(p, prefix),
+        (None, None) => Dict::new(),
+    };
+    if let Some(f) = forwarded {
+        d.insert("forward_for".into(), f.hops());
+    }
+    if disclose {
+        d.insert(DISCLOSE_KEY.into(), true.into());
+    }
     d
 }
 

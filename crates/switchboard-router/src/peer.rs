@@ -106,8 +106,22 @@ pub struct Identity {
     pub authmethod: &'static str,
     /// Who vouched for it (`static`, `dynamic`, `jwt`, `cookie`).
     pub authprovider: &'static str,
-    /// Whether INVOCATIONs to it always name the caller: a trusted in-process bridge.
+    /// Whether INVOCATIONs to it always name the caller: a trusted in-process bridge, or a link.
     pub sees_callers: bool,
+    /// Set when the session is one end of a router link (its role may link): it may send
+    /// `forward_for`, and it always learns who published or called.
+    pub link: Option<Arc<LinkPeer>>,
+}
+
+/// What the router knows of a session that is one end of a router-to-router link.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkPeer {
+    /// The node id of the router at the other end of the link (empty when it did not say): what
+    /// the router tags the link's `forward_for` hops with, and never sends a message back to.
+    pub node: String,
+    /// Whether the link carries traffic that came over other links (`tree` mode); a `mesh` link
+    /// carries only its own router's clients' traffic.
+    pub relay: bool,
 }
 
 #[derive(Debug)]
@@ -193,6 +207,11 @@ impl Peer {
     /// Who the session is.
     pub fn identity(&self) -> &Identity {
         &self.inner.identity
+    }
+
+    /// The link this session is one end of, if it is a link.
+    pub fn link(&self) -> Option<&LinkPeer> {
+        self.inner.identity.link.as_deref()
     }
 
     /// The serializer the session speaks.
@@ -348,6 +367,7 @@ mod tests {
             authmethod: "anonymous",
             authprovider: "static",
             sees_callers: false,
+            link: None,
         };
         Peer::new(
             identity,

@@ -1,6 +1,7 @@
 //! TLS for listening endpoints (rustls with the ring provider): loads and checks an endpoint's key,
 //! certificate chain, CA certificates and cipher list, and reports each problem with the config
-//! field it came from, so `switchboard check` can name the file and what is wrong with it.
+//! field it came from, so `switchboard check` can name the file and what is wrong with it. Also
+//! the client side of a router link ([`link_client_config`]).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use rustls::crypto::CryptoProvider;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::TlsConfig;
+use crate::config::{LinkTlsConfig, TlsConfig};
 
 /// A problem with an endpoint's TLS material: the config field (`key`, `certificate`,
 /// `chain_certificates[0]`, `ca_certificates[1]`, `ciphers`) and what is wrong.
@@ -278,6 +279,86 @@ pub fn server_config(cfg: &TlsConfig, base: &Path) -> Result<Arc<ServerConfig>, 
         vec![problem("key", message)]
     })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The TLS client config of a router link: the other router's certificate checked against `ca`
+/// and `ca_certificates` (the public web roots when neither is given), and the client
+/// certificate when `cert` and `key` are given.
+pub fn link_client_config(
+    cfg: &LinkTlsConfig,
+    base: &Path,
+) -> Result<Arc<rustls::ClientConfig>, Vec<TlsProblem>> {
+    let mut problems = Vec::new();
+    let mut roots = rustls::RootCertStore::empty();
+    let cas = cfg.ca.iter().map(|f| ("ca".to_owned(), f)).chain(
+        cfg.ca_certificates
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (format!("ca_certificates[{i}]"), f)),
+    );
+    let mut any_ca = false;
+    for (field, file) in cas {
+        any_ca = true;
+        match certificates(base, &field, file) {
+            Ok(certs) => {
+                for cert in certs {
+                    if let Err(e) = roots.add(cert) {
+                        problems.push(problem(&field, format!("`{}`: {e}", file.display())));
+                    }
+                }
+            }
+            Err(p) => problems.push(p),
+        }
+    }
+    if !any_ca {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    let client_auth = match (&cfg.cert, &cfg.key) {
+        (Some(cert), Some(key)) => {
+            let chain = certificates(base, "cert", cert)
+                .map_err(|p| problems.push(p))
+                .ok();
+            let key = read(base, "key", key)
+                .and_then(|pem| {
+                    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+                        problem(
+                            "key",
+                            format!("`{}` holds no PEM private key: {e}", key.display()),
+                        )
+                    })
+                })
+                .map_err(|p| problems.push(p))
+                .ok();
+            chain.zip(key)
+        }
+        (None, None) => None,
+        (Some(_), None) => {
+            problems.push(problem("key", "`cert` needs its `key`"));
+            None
+        }
+        (None, Some(_)) => {
+            problems.push(problem("cert", "`key` needs its `cert`"));
+            None
+        }
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| vec![problem("tls", e.to_string())])?
+        .with_root_certificates(roots);
+    let config = match client_auth {
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key).map_err(|e| {
+            vec![problem(
+                "key",
+                format!("the certificate and key do not go together: {e}"),
+            )]
+        })?,
+        None => builder.with_no_client_auth(),
+    };
     Ok(Arc::new(config))
 }
 

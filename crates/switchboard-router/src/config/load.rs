@@ -303,10 +303,10 @@ mod tests {
 
     #[test]
     fn unknown_key_inside_a_tagged_section_is_unsupported_with_full_path_and_line() {
-        let e = only_error("{\"workers\": [\n {\"type\": \"router\",\n  \"links\": []}]}");
-        assert_eq!(e.path, "workers[0].links");
+        let e = only_error("{\"workers\": [\n {\"type\": \"router\",\n  \"uplinks\": []}]}");
+        assert_eq!(e.path, "workers[0].uplinks");
         assert!(
-            e.message.starts_with("unsupported: `links`"),
+            e.message.starts_with("unsupported: `uplinks`"),
             "{}",
             e.message
         );
@@ -342,7 +342,7 @@ mod tests {
     #[test]
     fn every_type_error_is_reported_not_just_the_first() {
         let ConfigErrors(errors) = parse(
-            r#"{"version": 2, "workers": [{"type": "router", "links": [],
+            r#"{"version": 2, "workers": [{"type": "router", "uplinks": [],
                 "realms": [{"roles": []}, {"name": "ok", "roles": [{"name": "r", "permissions": [{"uri": "", "match": "glob"}]}]}],
                 "transports": [{"type": "mqtt"}, {"type": "rawsocket", "endpoint": {"type": "tcp", "port": "x"}}]}]}"#,
         )
@@ -351,11 +351,11 @@ mod tests {
         assert_eq!(
             paths,
             [
-                "workers[0].links",
                 "workers[0].realms[0]",
                 "workers[0].realms[1].roles[0].permissions[0].match",
                 "workers[0].transports[0].type",
                 "workers[0].transports[1].endpoint.port",
+                "workers[0].uplinks",
             ],
             "{errors:?}"
         );

@@ -199,4 +199,7 @@ pub struct RouterWorkerConfig {
     /// Databases the components use.
     #[serde(default)]
     pub connections: Vec<super::ConnectionConfig>,
+    /// Links to other routers (the seed's form; Crossbar's `rlinks` sit in each realm).
+    #[serde(default)]
+    pub links: Vec<super::SeedLinkConfig>,
 }

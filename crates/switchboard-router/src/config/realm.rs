@@ -19,6 +19,9 @@ pub struct RealmConfig {
     /// Crossbar.io FX's router tracing (accepted with a warning: no effect).
     #[serde(default)]
     pub trace: Option<serde_json::Value>,
+    /// Crossbar's router-to-router links of this realm.
+    #[serde(default)]
+    pub rlinks: Vec<super::RLinkConfig>,
 }
 
 /// A realm's `store`.
@@ -90,6 +93,11 @@ pub struct RoleConfig {
     /// every action on every URI, `false` (the default) none.
     #[serde(rename = "allow-by-default", default)]
     pub allow_by_default: Option<bool>,
+    /// Switchboard's key: sessions of this role may be router links, i.e. send `forward_for` to
+    /// act for the sessions of another router, and use the link protocol. An ordinary session
+    /// that sends `forward_for` ends with a protocol violation.
+    #[serde(default)]
+    pub link: bool,
 }
 
 impl RoleConfig {

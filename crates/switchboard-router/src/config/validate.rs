@@ -88,6 +88,7 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
         }
         check_components(worker, base, &format!("workers[{w}]"), &mut errors);
         check_http_bridges(worker, w, &mut errors);
+        check_links(worker, w, &realm_names, &mut errors);
     }
     for (w, worker) in config.router_workers() {
         for (t, transport) in worker.transports.iter().enumerate() {
@@ -1763,5 +1764,138 @@ fn check_websocket_options(ws: &WebSocketOptions, at: &str, errors: &mut Vec<Con
             format!("{at}.options.max_message_size"),
             "must be greater than 0",
         ));
+    }
+}
+
+/// The links of a router worker, in both forms: endpoints, realms, auth, allow-lists, timings,
+/// and unique ids (their TLS and key files are checked by the node's preparation).
+fn check_links(
+    worker: &RouterWorkerConfig,
+    w: usize,
+    realms: &HashSet<String>,
+    errors: &mut Vec<ConfigError>,
+) {
+    use super::{LinkConfig, LinkExtras, parse_endpoint, seed_realms};
+    let mut ids: HashSet<String> = HashSet::new();
+    let mut check_id = |at: &str, id: &str, errors: &mut Vec<ConfigError>| {
+        if !ids.insert(id.to_owned()) {
+            errors.push(ConfigError::at(
+                format!("{at}.id"),
+                format!("link id `{id}` is already the id of another link"),
+            ));
+        }
+    };
+    let check_extras = |at: &str, extra: &LinkExtras, errors: &mut Vec<ConfigError>| {
+        if let Some(auth) = &extra.auth {
+            let given = [
+                auth.ticket.is_some(),
+                auth.wampcra.is_some(),
+                auth.cryptosign.is_some(),
+                auth.tls.is_some(),
+            ];
+            if given.iter().filter(|g| **g).count() != 1 {
+                errors.push(ConfigError::at(
+                    format!("{at}.auth"),
+                    "expected exactly one of `ticket`, `wampcra`, `cryptosign`, `tls`",
+                ));
+            }
+        }
+        for (name, list) in [("topics", &extra.topics), ("procedures", &extra.procedures)] {
+            for (i, entry) in list.iter().flatten().enumerate() {
+                let policy = entry.match_policy.map_or(UriMatch::Exact, Into::into);
+                let pattern = entry.uri.strip_suffix('*').unwrap_or(&entry.uri);
+                if Uri::parse_loose(pattern, policy).is_err() {
+                    errors.push(ConfigError::at(
+                        format!("{at}.{name}[{i}].uri"),
+                        format!(
+                            "`{}` is not a valid URI pattern for match {}",
+                            entry.uri,
+                            policy.as_str()
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(r) = &extra.reconnect {
+            if r.initial_ms == Some(0) {
+                errors.push(ConfigError::at(
+                    format!("{at}.reconnect.initial_ms"),
+                    "expected 1 or more",
+                ));
+            }
+            if let (Some(i), Some(m)) = (r.initial_ms, r.max_ms)
+                && m < i
+            {
+                errors.push(ConfigError::at(
+                    format!("{at}.reconnect.max_ms"),
+                    format!("expected at least initial_ms ({i})"),
+                ));
+            }
+            if let Some(g) = r.growth
+                && !(g.is_finite() && g >= 1.0)
+            {
+                errors.push(ConfigError::at(
+                    format!("{at}.reconnect.growth"),
+                    "expected a number, 1 or more",
+                ));
+            }
+        }
+        if let Some(p) = &extra.ping {
+            for (key, v) in [("interval", p.interval), ("timeout", p.timeout)] {
+                if let Some(v) = v
+                    && !(v.is_finite() && v >= 0.0)
+                {
+                    errors.push(ConfigError::at(
+                        format!("{at}.ping.{key}"),
+                        "expected seconds, 0 or more",
+                    ));
+                }
+            }
+        }
+    };
+    for (i, link) in worker.links.iter().enumerate() {
+        let at = format!("workers[{w}].links[{i}]");
+        check_id(
+            &at,
+            &link
+                .id
+                .clone()
+                .unwrap_or_else(|| format!("link{:03}", i + 1)),
+            errors,
+        );
+        if let Err(e) = parse_endpoint(&link.endpoint) {
+            errors.push(ConfigError::at(format!("{at}.endpoint"), e));
+        }
+        match seed_realms(&link.realms) {
+            Err(e) => errors.push(ConfigError::at(format!("{at}.realms"), e)),
+            Ok(super::LinkRealmSet::Listed(list)) => {
+                for (j, (name, _)) in list.iter().enumerate() {
+                    if !realms.contains(name) {
+                        errors.push(ConfigError::at(
+                            format!("{at}.realms[{j}]"),
+                            format!("this router has no realm `{name}`"),
+                        ));
+                    }
+                }
+            }
+            Ok(super::LinkRealmSet::Any) => {}
+        }
+        check_extras(&at, &link.extra, errors);
+    }
+    let mut n = 0;
+    for (r, realm) in worker.realms.iter().enumerate() {
+        for (i, link) in realm.rlinks.iter().enumerate() {
+            n += 1;
+            let at = format!("workers[{w}].realms[{r}].rlinks[{i}]");
+            check_id(
+                &at,
+                &link.id.clone().unwrap_or_else(|| format!("rlink{n:03}")),
+                errors,
+            );
+            if let Err(e) = LinkConfig::endpoint_of(&link.transport) {
+                errors.push(ConfigError::at(format!("{at}.transport"), e));
+            }
+            check_extras(&at, &link.extra, errors);
+        }
     }
 }

@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 mod component;
 mod function_auth;
 mod guest;
+pub mod links;
 mod postgres_bridges;
 mod prepare;
 mod rest_components;
@@ -94,6 +95,8 @@ pub struct RunningNode {
     rest_components: rest_components::RestComponents,
     /// The PostgreSQL bridges.
     postgres_bridges: postgres_bridges::PostgresBridges,
+    /// Links to other routers, and each realm's link service.
+    links: links::Links,
 }
 
 impl RunningNode {
@@ -177,6 +180,7 @@ impl RunningNode {
             }
         };
         self.rest_components.stop();
+        self.links.stop().await;
         tokio::join!(
             sessions,
             self.guests.stop(),
@@ -287,6 +291,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
     let guests = GuestSupervisor::start(guests, realms.clone());
     let rest_components = rest_components::RestComponents::start(builtins, &in_process).await?;
     let postgres_bridges = postgres_bridges::PostgresBridges::start(&loaded, &in_process).await?;
+    let links = links::Links::start(&loaded.config, &loaded.base_dir, &in_process, &realms).await?;
     Ok(RunningNode {
         listeners,
         realms,
@@ -300,6 +305,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
         functions,
         rest_components,
         postgres_bridges,
+        links,
     })
 }
 

@@ -18,6 +18,7 @@ use crate::listener::Protocols;
 use super::component::PreparedComponents;
 use super::function_auth::{self, PreparedFunction};
 use super::guest::PreparedGuest;
+use super::links;
 use super::rest_components::{self, PreparedBuiltin};
 
 /// A node ready to bind: its config, and what each transport serves.
@@ -223,6 +224,7 @@ fn build(loaded: &LoadedConfig) -> Built {
             }
         }
     }
+    problems.extend(links::check_material(&loaded.config, &loaded.base_dir));
     let mut guests = Vec::new();
     for (w, worker) in loaded.config.workers.iter().enumerate() {
         if let WorkerConfig::Guest(guest) = worker {

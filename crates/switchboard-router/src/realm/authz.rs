@@ -81,6 +81,14 @@ pub const TRUSTED_ROLE: &str = "trusted";
 pub const RESERVED_PREFIX: &str = "switchboard.authenticator.";
 
 impl Decision {
+    /// Calling allowed, nothing else, nothing disclosed.
+    pub fn call_only() -> Self {
+        Self {
+            allow: [true, false, false, false],
+            ..Self::deny_all()
+        }
+    }
+
     /// Nothing allowed, nothing disclosed.
     pub fn deny_all() -> Self {
         Self {
@@ -91,9 +99,23 @@ impl Decision {
     }
 }
 
+/// The procedure through which a router tells a link that connected to it which subscriptions
+/// and registrations it holds (snapshot, then changes, as progressive results). Only the router
+/// registers it, and only sessions of a role that may link can call it.
+pub const LINK_INTEREST_PROCEDURE: &str = "switchboard.link.interest";
+
+/// The procedure a link calls to check that the router at the other end still answers (its
+/// `ping`); like [`LINK_INTEREST_PROCEDURE`], the router's and for links only.
+pub const LINK_PING_PROCEDURE: &str = "switchboard.link.ping";
+
+/// Whether `uri` is one of the link protocol's procedures.
+pub fn is_link_protocol(uri: &str) -> bool {
+    uri == LINK_INTEREST_PROCEDURE || uri == LINK_PING_PROCEDURE
+}
+
 /// Whether `role` may not touch `uri` because the router keeps it for itself.
 pub fn reserved_for_router(uri: &str, role: &str) -> bool {
-    uri.starts_with(RESERVED_PREFIX) && role != TRUSTED_ROLE
+    (uri.starts_with(RESERVED_PREFIX) || is_link_protocol(uri)) && role != TRUSTED_ROLE
 }
 
 /// A role's compiled permissions.
@@ -103,6 +125,8 @@ pub struct Role {
     permissions: Vec<Permission>,
     /// The dynamic authorizer that decides instead of `permissions`.
     authorizer: Option<String>,
+    /// Whether its sessions may be router links (`"link": true`).
+    link: bool,
 }
 
 impl Role {
@@ -123,6 +147,7 @@ impl Role {
                     },
                 }],
                 authorizer: None,
+                link: cfg.link,
             };
         }
         let permissions = cfg
@@ -153,10 +178,11 @@ impl Role {
             name: cfg.name.clone(),
             permissions,
             authorizer: cfg.authorizer.clone(),
+            link: cfg.link,
         }
     }
 
-    /// The built-in `trusted` role: every action on every URI, nothing disclosed. Only sessions
+    /// The built-in `trusted` role: every action on every URI, nothing disclosed, may link. Only sessions
     /// that live in the router's process (its own caller, components the embedder vouches for)
     /// may get it, and only where the realm does not define a role of that name; a connection
     /// from outside never does.
@@ -174,7 +200,14 @@ impl Role {
             name: TRUSTED_ROLE.to_owned(),
             permissions: vec![everything],
             authorizer: None,
+            link: true,
         }
+    }
+
+    /// Whether the role's sessions may be router links: send `forward_for` and use the link
+    /// protocol. The built-in `trusted` role may (the local end of the node's own links).
+    pub fn may_link(&self) -> bool {
+        self.link
     }
 
     /// The role's name.

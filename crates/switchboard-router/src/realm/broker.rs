@@ -12,7 +12,9 @@ use std::sync::{Arc, RwLock};
 use switchboard_proto::ids::{IdSequence, random_global_id};
 use switchboard_proto::{Dict, Id, Message, Payload, Serializer, Uri, UriMatch};
 
-use crate::delivery::{EncodedEvent, PayloadPerSerializer, copy_passthru, identity_details};
+use crate::delivery::{
+    EncodedEvent, Forwarded, PayloadPerSerializer, copy_passthru, identity_details, link_details,
+};
 use crate::locks::{read, write};
 use crate::matcher::{PatternIndex, policy_index};
 use crate::peer::{Peer, SessionId};
@@ -344,9 +346,21 @@ impl Broker {
             .and_then(|v| v.as_bool())
             .unwrap_or(true);
         let receivers = Receivers::from_options(options);
+        // A link's PUBLISH for a session of another router: never back to where it came from.
+        let forwarded = publisher.and_then(|p| Forwarded::of(options, p));
         let receives = |subscriber: &Peer| {
             !(exclude_me && Some(subscriber) == publisher)
                 && receivers.as_ref().is_none_or(|r| r.admits(subscriber))
+                && forwarded.as_ref().is_none_or(|f| f.may_reach(subscriber))
+        };
+        let disclosed = |publisher: Option<&Peer>| match (publisher, &forwarded) {
+            (Some(_), Some(f)) if disclose => {
+                let mut d = f.identity_details("publisher");
+                d.insert("forward_for".into(), f.hops());
+                d
+            }
+            (Some(p), None) if disclose => identity_details(p, "publisher"),
+            _ => Dict::new(),
         };
         // spec, serializer conversion: the payload is converted once for each serializer among the
         // receivers, before anyone gets the event; a payload that does not convert for some refuses
@@ -371,39 +385,40 @@ impl Broker {
                 Ok(p) => p,
                 Err(e) => return PublishOutcome::Unconvertible(publication, e.to_string()),
             };
-        for target in targets {
-            let mut details = match publisher {
-                Some(p) if disclose => identity_details(p, "publisher"),
-                _ => Dict::new(),
-            };
+        let event_with = |target: &Target, mut details: Dict| {
             copy_passthru(options, &mut details);
             // spec, "Pattern-based Subscription": events of a pattern subscription name their topic.
             if target.pattern_based {
                 details.insert("topic".into(), topic.into());
             }
-            let event = Message::Event {
+            Message::Event {
                 subscription: target.id,
                 publication,
                 details,
                 payload: payload.clone(),
-            };
+            }
+        };
+        for target in &targets {
+            let event = event_with(target, disclosed(publisher));
             let mut encoded = EncodedEvent::new(&event, &payloads);
+            // Links get other details (always who published), so their EVENT is encoded apart.
+            let mut links: Vec<&Peer> = Vec::new();
             for subscriber in target.subscribers.iter() {
                 if !receives(subscriber) {
                     continue;
                 }
-                let Some(bytes) = encoded.get(subscriber.serializer()) else {
+                if subscriber.link().is_some() {
+                    links.push(subscriber);
                     continue;
-                };
-                if subscriber.accepts_len(bytes.len()) {
-                    // A full outbox marks the subscriber as a slow consumer; it is closed, and
-                    // nobody else waits for it.
-                    let _ = subscriber.send(bytes);
-                } else {
-                    tracing::debug!(
-                        session = subscriber.id().0,
-                        "event larger than the subscriber accepts; not sent"
-                    );
+                }
+                deliver_event(&mut encoded, subscriber);
+            }
+            if !links.is_empty() {
+                let details = link_details(publisher, forwarded.as_ref(), "publisher", disclose);
+                let event = event_with(target, details);
+                let mut encoded = EncodedEvent::new(&event, &payloads);
+                for subscriber in links {
+                    deliver_event(&mut encoded, subscriber);
                 }
             }
         }
@@ -433,10 +448,7 @@ impl Broker {
             }
         }
         if options.get("retain").and_then(|v| v.as_bool()) == Some(true) {
-            let details = match publisher {
-                Some(p) if disclose => identity_details(p, "publisher"),
-                _ => Dict::new(),
-            };
+            let details = disclosed(publisher);
             write(&self.state).retained.insert(
                 topic.to_owned(),
                 RetainedEvent {
@@ -448,7 +460,26 @@ impl Broker {
         }
         PublishOutcome::Published(publication)
     }
+}
 
+/// Queues an EVENT for `subscriber` in its serializer.
+fn deliver_event(encoded: &mut EncodedEvent<'_>, subscriber: &Peer) {
+    let Some(bytes) = encoded.get(subscriber.serializer()) else {
+        return;
+    };
+    if subscriber.accepts_len(bytes.len()) {
+        // A full outbox marks the subscriber as a slow consumer; it is closed, and nobody else
+        // waits for it.
+        let _ = subscriber.send(bytes);
+    } else {
+        tracing::debug!(
+            session = subscriber.id().0,
+            "event larger than the subscriber accepts; not sent"
+        );
+    }
+}
+
+impl Broker {
     /// The retained events whose topics match `pattern` under `policy`, for a new subscription
     /// with `get_retained`.
     pub fn retained(&self, pattern: &Uri, policy: UriMatch) -> Vec<(String, RetainedEvent)> {

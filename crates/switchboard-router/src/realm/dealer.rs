@@ -16,7 +16,10 @@ use switchboard_proto::ids::IdSequence;
 use switchboard_proto::options::{CancelMode, InvokePolicy};
 use switchboard_proto::{Dict, Id, Message, MessageType, Payload, Uri, UriMatch, codec, errors};
 
-use crate::delivery::{copy_passthru, encode_or_log, error_with_text, identity_details, send_to};
+use crate::delivery::{
+    Forwarded, copy_passthru, encode_or_log, error_with_text, identity_details, link_details,
+    send_to,
+};
 use crate::locks::{read, write};
 use crate::matcher::{PatternIndex, policy_index};
 use crate::peer::{CallInFlight, Peer, PendingInvocation, SendError, SessionId};
@@ -34,6 +37,29 @@ struct Registration {
 }
 
 impl Registration {
+    /// The callee of the next call among those `eligible`: what [`Self::pick`] would choose, or
+    /// the next one in the policy's order when that one may not take the call.
+    fn pick_eligible(&self, eligible: impl Fn(&Peer) -> bool) -> Option<&Peer> {
+        match self.invoke {
+            InvokePolicy::Single | InvokePolicy::First => self.callees.iter().find(|c| eligible(c)),
+            InvokePolicy::Last => self.callees.iter().rev().find(|c| eligible(c)),
+            InvokePolicy::RoundRobin => {
+                let n = self.next.fetch_add(1, Ordering::Relaxed);
+                let len = self.callees.len();
+                (0..len)
+                    .map(|i| &self.callees[(n + i) % len])
+                    .find(|c| eligible(c))
+            }
+            InvokePolicy::Random => {
+                let candidates: Vec<&Peer> = self.callees.iter().filter(|c| eligible(c)).collect();
+                if candidates.is_empty() {
+                    return None;
+                }
+                Some(candidates[rand::random_range(0..candidates.len())])
+            }
+        }
+    }
+
     fn pick(&self) -> Option<&Peer> {
         match self.invoke {
             InvokePolicy::Single | InvokePolicy::First => self.callees.first(),
@@ -296,7 +322,13 @@ impl Dealer {
                 format!("no callee registered procedure {procedure}"),
             ));
         };
-        let Some(callee) = reg.pick() else {
+        // A link's CALL for a session of another router never goes back to where it came from.
+        let forwarded = Forwarded::of(options, caller);
+        let callee = match &forwarded {
+            None => reg.pick(),
+            Some(f) => reg.pick_eligible(|c| c != caller && f.may_reach(c)),
+        };
+        let Some(callee) = callee else {
             return Err(CallError::new(
                 errors::NO_SUCH_PROCEDURE,
                 format!("no callee for {procedure}"),
@@ -316,7 +348,22 @@ impl Dealer {
             call_request: request,
             progressive,
         });
-        let mut details = if disclose || callee.identity().sees_callers {
+        let timeout = options
+            .get("timeout")
+            .and_then(switchboard_proto::Value::as_u64)
+            .unwrap_or(0);
+        let mut details = if callee.link().is_some() {
+            // A link passes the call on, with who called and what is left of its timeout.
+            let mut d = link_details(Some(caller), forwarded.as_ref(), "caller", disclose);
+            if timeout > 0 {
+                d.insert("timeout".into(), timeout.into());
+            }
+            d
+        } else if let Some(f) = forwarded.as_ref().filter(|_| disclose) {
+            let mut d = f.identity_details("caller");
+            d.insert("forward_for".into(), f.hops());
+            d
+        } else if disclose || callee.identity().sees_callers {
             identity_details(caller, "caller")
         } else {
             Dict::new()
@@ -383,10 +430,6 @@ impl Dealer {
             ));
         }
         // spec, "Call Timeouts": the dealer cancels the call when `timeout` ms pass first.
-        let timeout = options
-            .get("timeout")
-            .and_then(switchboard_proto::Value::as_u64)
-            .unwrap_or(0);
         if timeout > 0 {
             let callee = callee.clone();
             tokio::spawn(async move {

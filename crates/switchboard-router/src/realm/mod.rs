@@ -17,15 +17,17 @@ pub mod router_caller;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use tokio::sync::mpsc;
 
 use switchboard_proto::ids::IdSequence;
 use switchboard_proto::{Dict, Id, Message, Uri, UriMatch, Value};
 
 use crate::config::RealmConfig;
 use crate::delivery::send_to;
-use crate::locks::{read, write};
-use crate::peer::{Peer, SessionId};
+use crate::locks::{lock, read, write};
+use crate::peer::{LinkPeer, Peer, SessionId};
 use authz::Role;
 use broker::Broker;
 use dealer::{CallError, Dealer};
@@ -64,6 +66,36 @@ pub struct Realm {
     draining: AtomicBool,
     /// The router's own caller session (`router_caller`), joined by the node at start.
     caller: OnceLock<switchboard_client::Session>,
+    /// Who is told of every subscribe, unsubscribe, register and unregister: the node's links.
+    /// Unbounded, so routing never waits for a watcher; set only while a link watches.
+    watchers: Mutex<Vec<mpsc::UnboundedSender<InterestChange>>>,
+    watched: AtomicBool,
+}
+
+/// What a subscription or registration is about, as a link mirrors it on another router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interest {
+    /// A subscription (`true`) or a registration.
+    pub subscription: bool,
+    /// The topic or procedure pattern.
+    pub uri: String,
+    /// How it matches.
+    pub policy: UriMatch,
+    /// How calls are shared among its callees (registrations; `single` for subscriptions).
+    pub invoke: InvokePolicy,
+}
+
+/// One session taking up or giving up an interest.
+#[derive(Debug, Clone)]
+pub struct InterestChange {
+    /// Taken up (`true`) or given up.
+    pub added: bool,
+    /// What.
+    pub interest: Interest,
+    /// By whom.
+    pub session: SessionId,
+    /// Set when that session is a router link.
+    pub link: Option<Arc<LinkPeer>>,
 }
 
 impl Realm {
@@ -82,7 +114,99 @@ impl Realm {
             hidden: RwLock::new(HashMap::new()),
             draining: AtomicBool::new(false),
             caller: OnceLock::new(),
+            watchers: Mutex::new(Vec::new()),
+            watched: AtomicBool::new(false),
         }
+    }
+
+    /// Every subscription and registration with its sessions, as changes that add them, and a
+    /// receiver of every change from now on (the watch is taken before the snapshot, so applying
+    /// the snapshot, then the changes, ends in the realm's state). Dropping the receiver ends the
+    /// watch.
+    pub fn watch_interest(&self) -> (Vec<InterestChange>, mpsc::UnboundedReceiver<InterestChange>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        {
+            let mut watchers = lock(&self.watchers);
+            watchers.push(tx);
+            self.watched.store(true, Ordering::Release);
+        }
+        let mut snapshot = Vec::new();
+        let change = |interest: &Interest, peer: &Peer| InterestChange {
+            added: true,
+            interest: interest.clone(),
+            session: peer.id(),
+            link: peer.identity().link.clone(),
+        };
+        for id in self.broker.ids_by_policy().into_iter().flatten() {
+            let (Some((uri, policy)), Some(peers)) =
+                (self.broker.get(id), self.broker.subscribers(id))
+            else {
+                continue;
+            };
+            let interest = Interest {
+                subscription: true,
+                uri: uri.to_string(),
+                policy,
+                invoke: InvokePolicy::Single,
+            };
+            snapshot.extend(peers.iter().map(|p| change(&interest, p)));
+        }
+        for id in self.dealer.ids_by_policy().into_iter().flatten() {
+            let (Some((uri, policy, invoke)), Some(peers)) =
+                (self.dealer.get(id), self.dealer.callees(id))
+            else {
+                continue;
+            };
+            let interest = Interest {
+                subscription: false,
+                uri: uri.to_string(),
+                policy,
+                invoke,
+            };
+            snapshot.extend(peers.iter().map(|p| change(&interest, p)));
+        }
+        (snapshot, rx)
+    }
+
+    /// Tells the watchers of a change (nothing to do while nobody watches).
+    fn tell_watchers(&self, added: bool, interest: impl FnOnce() -> Option<Interest>, peer: &Peer) {
+        if !self.watched.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(interest) = interest() else {
+            return;
+        };
+        let change = InterestChange {
+            added,
+            interest,
+            session: peer.id(),
+            link: peer.identity().link.clone(),
+        };
+        let mut watchers = lock(&self.watchers);
+        watchers.retain(|w| w.send(change.clone()).is_ok());
+        self.watched.store(!watchers.is_empty(), Ordering::Release);
+    }
+
+    /// The interest of subscription `id` (before it is gone).
+    fn subscription_interest(&self, id: Id) -> Option<Interest> {
+        let (uri, policy) = self.broker.get(id)?;
+        Some(Interest {
+            subscription: true,
+            uri: uri.to_string(),
+            policy,
+            invoke: InvokePolicy::Single,
+        })
+    }
+
+    /// The interest of registration `id` (before it is gone).
+    fn registration_interest(&self, id: Id) -> Option<Interest> {
+        let (uri, policy, invoke) = self.dealer.get(id)?;
+        Some(Interest {
+            subscription: false,
+            uri: uri.to_string(),
+            policy,
+            invoke,
+        })
     }
 
     /// The realm's name.
@@ -174,6 +298,7 @@ impl Realm {
     /// subscriber of the same pattern and policy).
     pub fn subscribe(&self, peer: &Peer, topic: Uri, policy: UriMatch) -> Id {
         let (id, created) = self.broker.subscribe(peer, topic.clone(), policy);
+        self.tell_watchers(true, || self.subscription_interest(id), peer);
         self.emit_added(
             Kind::Subscription,
             peer.id(),
@@ -186,9 +311,13 @@ impl Realm {
 
     /// Removes `session` from subscription `id`; `false` when it was not subscribed.
     pub fn unsubscribe(&self, session: SessionId, id: Id) -> bool {
-        let Some((_, deleted)) = self.broker.unsubscribe(session, id) else {
+        // Read before the change, whether or not anyone watches yet: a watch taken meanwhile
+        // must hear of it.
+        let interest = self.subscription_interest(id);
+        let Some((peer, deleted)) = self.broker.unsubscribe(session, id) else {
             return false;
         };
+        self.tell_watchers(false, || interest, &peer);
         self.emit_removed(Kind::Subscription, session, id, deleted);
         true
     }
@@ -205,6 +334,7 @@ impl Realm {
         let (id, created) = self
             .dealer
             .register(peer, procedure.clone(), policy, invoke)?;
+        self.tell_watchers(true, || self.registration_interest(id), peer);
         self.emit_added(
             Kind::Registration,
             peer.id(),
@@ -217,9 +347,11 @@ impl Realm {
 
     /// Removes `session` as a callee of registration `id`; `false` when it was not one.
     pub fn unregister(&self, session: SessionId, id: Id) -> bool {
-        let Some((_, deleted)) = self.dealer.unregister(session, id) else {
+        let interest = self.registration_interest(id);
+        let Some((peer, deleted)) = self.dealer.unregister(session, id) else {
             return false;
         };
+        self.tell_watchers(false, || interest, &peer);
         self.emit_removed(Kind::Registration, session, id, deleted);
         true
     }
@@ -228,9 +360,13 @@ impl Realm {
     /// subscriber gets UNSUBSCRIBED with the subscription and `reason` in its details. `false`
     /// when the session was not subscribed.
     pub fn revoke_subscription(&self, id: Id, session: SessionId, reason: Option<&Value>) -> bool {
+        // Read before the change, whether or not anyone watches yet: a watch taken meanwhile
+        // must hear of it.
+        let interest = self.subscription_interest(id);
         let Some((subscriber, deleted)) = self.broker.unsubscribe(session, id) else {
             return false;
         };
+        self.tell_watchers(false, || interest, &subscriber);
         let details = revocation_details("subscription", id, reason);
         send_to(
             &subscriber,
@@ -246,9 +382,11 @@ impl Realm {
     /// Takes registration `id` away from callee `session` (spec, "Registration Revocation"),
     /// telling the callee with UNREGISTERED. `false` when the session was not a callee of it.
     pub fn revoke_registration(&self, id: Id, session: SessionId, reason: Option<&Value>) -> bool {
+        let interest = self.registration_interest(id);
         let Some((callee, deleted)) = self.dealer.unregister(session, id) else {
             return false;
         };
+        self.tell_watchers(false, || interest, &callee);
         let details = revocation_details("registration", id, reason);
         send_to(
             &callee,

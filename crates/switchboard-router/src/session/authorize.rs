@@ -50,6 +50,15 @@ impl Established {
         action: Action,
         options: &switchboard_proto::Dict,
     ) -> Option<(Uri, Decision)> {
+        // The link protocol is part of what a role that may link is allowed, whatever its
+        // permissions or authorizer say about other URIs.
+        if action == Action::Call
+            && crate::realm::authz::is_link_protocol(uri)
+            && self.peer.link().is_some()
+            && let Ok(uri) = Uri::parse_loose(uri, UriMatch::Exact)
+        {
+            return Some((uri, Decision::call_only()));
+        }
         if self.role.authorizer().is_some() {
             if crate::realm::authz::reserved_for_router(uri, self.role.name()) {
                 let text = format!("{uri} is reserved for the router");

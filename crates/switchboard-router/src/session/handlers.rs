@@ -27,6 +27,21 @@ fn match_policy(options: &Dict) -> UriMatch {
 impl Established {
     /// Hands a message from the peer to its handler.
     pub(super) async fn handle(&mut self, msg: Message) -> Flow {
+        // Only a router link may act for sessions of another router (Crossbar's `forward_for`);
+        // from anyone else it would spoof who published or called.
+        if let Message::Subscribe { options, .. }
+        | Message::Publish { options, .. }
+        | Message::Register { options, .. }
+        | Message::Call { options, .. } = &msg
+            && options.contains_key("forward_for")
+            && self.peer.link().is_none()
+        {
+            return Flow::Violation(format!(
+                "{} with forward_for from a session whose role {:?} may not link",
+                msg.message_type().name(),
+                self.peer.identity().authrole
+            ));
+        }
         match msg {
             Message::Subscribe {
                 request,

@@ -18,7 +18,7 @@ use crate::auth::{
     AUTHENTICATE_TIMEOUT, Authenticated, ConnectionInfo, Denied, EndpointAuth, HelloRequest,
     HelloStep,
 };
-use crate::peer::{self, Identity, Peer, SessionId};
+use crate::peer::{self, Identity, LinkPeer, Peer, SessionId};
 use crate::realm::authz::{Role, TRUSTED_ROLE};
 use crate::realm::{Realm, Visibility};
 
@@ -88,6 +88,7 @@ pub(super) async fn handshake<T: Transport>(
             serializer,
             peer_max_message_bytes: peer_max,
             sees_callers: false,
+            link: None,
         };
         admit(cfg, newcomer)
     }
@@ -192,6 +193,8 @@ pub(super) struct Newcomer<'a> {
     pub(super) peer_max_message_bytes: Option<usize>,
     /// Whether its invocations always name the caller (a trusted in-process bridge).
     pub(super) sees_callers: bool,
+    /// The link an in-process session is the local end of (socket sessions say it in HELLO).
+    pub(super) link: Option<LinkPeer>,
 }
 
 /// Joins a newcomer to its realm with its role; returns the joined session and the WELCOME to
@@ -207,6 +210,7 @@ pub(super) fn admit(cfg: &SessionConfig, n: Newcomer<'_>) -> Result<(Joined, Mes
         serializer,
         peer_max_message_bytes,
         sees_callers,
+        link,
     } = n;
     // A dynamic authenticator may put the session into another realm than HELLO asked for.
     let realm = match &who.realm {
@@ -232,13 +236,20 @@ pub(super) fn admit(cfg: &SessionConfig, n: Newcomer<'_>) -> Result<(Joined, Mes
     {
         c.jar.remember(&c.id, realm.name(), &who);
     }
+    // A link says which router it comes from in HELLO.Details.authextra.x_link; only a role
+    // that may link makes the session a link.
+    let link = role
+        .may_link()
+        .then(|| link.unwrap_or_else(|| link_from_hello(&details)))
+        .map(Arc::new);
     let identity = Identity {
         session,
         authid: who.authid.clone(),
         authrole: role.name().to_owned(),
         authmethod: who.authmethod,
         authprovider: who.authprovider,
-        sees_callers,
+        sees_callers: sees_callers || link.is_some(),
+        link,
     };
     let (peer, outbox) = Peer::new(
         identity,
@@ -455,6 +466,26 @@ fn welcome(session: SessionId, realm: &str, who: &Authenticated) -> Message {
     Message::Welcome {
         session: session.0,
         details,
+    }
+}
+
+/// What a link's HELLO says about it: `authextra.x_link = {"node_id": ..., "mode": "mesh"|"tree"}`.
+fn link_from_hello(details: &Dict) -> LinkPeer {
+    let x_link = details
+        .get("authextra")
+        .and_then(Value::as_dict)
+        .and_then(|a| a.get("x_link"))
+        .and_then(Value::as_dict);
+    let text = |key: &str| {
+        x_link
+            .and_then(|l| l.get(key))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    LinkPeer {
+        node: text("node_id"),
+        relay: text("mode") == "tree",
     }
 }
 

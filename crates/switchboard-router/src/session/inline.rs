@@ -125,6 +125,7 @@ impl InlineSession {
                         serializer: self.serializer,
                         peer_max_message_bytes: None,
                         sees_callers: identity.sees_callers,
+                        link: identity.link.clone(),
                     },
                 )
             });

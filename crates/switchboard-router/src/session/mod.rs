@@ -85,6 +85,9 @@ pub struct TrustedIdentity {
     /// router's own trusted bridges (the PostgreSQL bridge hands the caller's identity to SQL),
     /// which, like an authorizer, belong to the router's trusted base.
     pub sees_callers: bool,
+    /// Set for the local end of one of the node's own links (its role must be one that may
+    /// link, such as the built-in `trusted`).
+    pub link: Option<crate::peer::LinkPeer>,
 }
 
 impl TrustedIdentity {
@@ -101,6 +104,15 @@ impl TrustedIdentity {
             authextra: Dict::new(),
             visibility: Visibility::Listed,
             sees_callers: false,
+            link: None,
+        }
+    }
+
+    /// The same identity as the local end of a link to the router `link.node`.
+    pub fn as_link(self, link: crate::peer::LinkPeer) -> Self {
+        Self {
+            link: Some(link),
+            ..self
         }
     }
 
