@@ -63,8 +63,9 @@ def transport(port: int, unix: str | None = None, tls: dict | None = None) -> li
             "principals": {f"router-{n}": {"ticket": TICKET, "role": "peer"} for n in "abc"},
         },
     }
+    tcp_auth = dict(auth)
     if tls:
-        auth["tls"] = {"type": "static", "principals": {"router-a": {"role": "peer"}}}
+        tcp_auth["tls"] = {"type": "static", "principals": {"router-a": {"role": "peer"}}}
     endpoint = {"type": "tcp", "port": port, "interface": "127.0.0.1"}
     if tls:
         endpoint["tls"] = tls
@@ -72,8 +73,8 @@ def transport(port: int, unix: str | None = None, tls: dict | None = None) -> li
         {
             "type": "universal",
             "endpoint": endpoint,
-            "rawsocket": {"serializers": ["cbor", "msgpack", "json"], "auth": auth},
-            "websocket": {"ws": {"type": "websocket", "serializers": ["cbor", "msgpack", "json"], "auth": auth}},
+            "rawsocket": {"serializers": ["cbor", "msgpack", "json"], "auth": tcp_auth},
+            "websocket": {"ws": {"type": "websocket", "serializers": ["cbor", "msgpack", "json"], "auth": tcp_auth}},
         }
     ]
     if unix:
@@ -127,9 +128,16 @@ async def until(condition, what: str, timeout: float = 10):
         await asyncio.sleep(0.02)
 
 
+async def client_of(r: Router):
+    """A client of ``r``: over its Unix socket where it has one (its TCP port may ask for TLS)."""
+    if r.unix_path:
+        return await connect(r, transport="rawsocket_unix", serializer="cbor")
+    return await connect(r)
+
+
 async def link_up(r: Router, count: int = 1):
     """Waits until ``count`` links of router ``r`` are up (through ``switchboard.link.list``)."""
-    c = await connect(r)
+    c = await client_of(r)
     try:
         async def up():
             states = await c.session.call("switchboard.link.list")
@@ -142,7 +150,7 @@ async def link_up(r: Router, count: int = 1):
 
 async def callable_at(r: Router, procedure: str, timeout: float = 10):
     """Waits until ``procedure`` is registered on router ``r`` (a mirror arrived)."""
-    c = await connect(r)
+    c = await client_of(r)
     try:
         async def registered():
             return await c.session.call("wamp.registration.match", procedure) is not None
@@ -153,7 +161,7 @@ async def callable_at(r: Router, procedure: str, timeout: float = 10):
 
 
 async def subscribed_at(r: Router, topic: str, timeout: float = 10):
-    c = await connect(r)
+    c = await client_of(r)
     try:
         async def matched():
             return bool(await c.session.call("wamp.subscription.match", topic))
@@ -327,3 +335,339 @@ def test_an_ordinary_clients_forward_for_is_a_protocol_violation(pair):
         assert "forward_for" in aborts[0].message
 
     run(scenario())
+
+
+def test_two_hops_in_tree_mode_and_the_link_meta_procedures():
+    """a -> b <- c in ``tree`` mode: a publisher on a reaches a subscriber on c, a caller on c
+    reaches a callee on a, and the far side sees the real publisher and caller, with one
+    ``forward_for`` hop per link."""
+    b = start()
+    a = start(links=[seed_link("a", b, mode="tree")])
+    c = start(links=[seed_link("c", b, mode="tree")])
+    try:
+
+        async def scenario():
+            await link_up(a)
+            await link_up(c)
+            pa, sc = await connect(a), await connect(c)
+            got = []
+            await sc.session.subscribe(
+                lambda *args, details=None: got.append((args, details.publisher_authid, details.forward_for)),
+                "com.example.far",
+                SubscribeOptions(details_arg="details"),
+            )
+            await subscribed_at(a, "com.example.far")
+            await pa.session.publish("com.example.far", "hi", options=PublishOptions(acknowledge=True))
+            await eventually(lambda: got, "the event two links away")
+            args, authid, hops = got[0]
+            assert args == ("hi",) and authid == pa.join_details.authid
+            assert hops[0]["session"] == pa.session.session_id
+            # each router appends the link session that brought the message in: a's link on b,
+            # then c's own end of its link on c
+            assert [h["authid"] for h in hops[1:]] == ["router-a", "link:link001"]
+
+            seen = []
+
+            def echo(x, details=None):
+                seen.append(details.caller_authid)
+                return x
+
+            await pa.session.register(echo, "com.example.echo", RegisterOptions(details_arg="details"))
+            await callable_at(c, "com.example.echo")
+            assert await sc.session.call("com.example.echo", 42) == 42
+            assert seen == [sc.join_details.authid]
+
+            # the link meta procedures, on the realm the link serves
+            [state] = await pa.session.call("switchboard.link.list")
+            assert state["id"] == "link001" and state["state"] == "up" and state["mode"] == "tree"
+            detail = await pa.session.call("switchboard.link.get", "link001")
+            assert detail["remote_node"] and detail["mirrored_in"]["subscriptions"] >= 1
+            with pytest.raises(ApplicationError) as e:
+                await pa.session.call("switchboard.link.get", "nope")
+            assert e.value.error == "switchboard.error.no_such_link"
+            await close_all(pa, sc)
+
+        run(scenario())
+    finally:
+        for r in (a, b, c):
+            r.close()
+
+
+def test_a_triangle_of_links_delivers_every_event_once_and_every_call_to_one_callee():
+    """a -> b, b -> c, a -> c in the default ``mesh`` mode (Crossbar's rlinks form for one of
+    them): each event reaches each subscriber exactly once."""
+    pa, pb, pc = free_tcp_port(), free_tcp_port(), free_tcp_port()
+    rlink = {
+        "id": "to-c",
+        "authid": "router-b",
+        "transport": {
+            "type": "websocket",
+            "url": f"ws://127.0.0.1:{pc}/ws",
+            "serializers": ["msgpack"],
+            "endpoint": {"type": "tcp", "host": "127.0.0.1", "port": pc},
+        },
+        "auth": {"ticket": TICKET},
+        "reconnect": FAST_RECONNECT,
+    }
+    c = start(pc)
+    b = start(pb, rlinks=[rlink])
+    a = start(pa, links=[seed_link("a", b), seed_link("a", c, id="to-c")])
+    try:
+
+        async def scenario():
+            await link_up(a, 2)
+            await link_up(b)
+            clients = {"a": await connect(a), "b": await connect(b), "c": await connect(c)}
+            got = {name: [] for name in clients}
+            for name, client in clients.items():
+                await client.session.subscribe(
+                    lambda n, name=name: got[name].append(n), "com.example.tri"
+                )
+            for r in (a, b, c):
+                for _ in range(3):
+                    await subscribed_at(r, "com.example.tri")
+            calls = []
+            await clients["c"].session.register(lambda: calls.append(1) or "c", "com.example.one")
+            await callable_at(a, "com.example.one")
+            await callable_at(b, "com.example.one")
+            n = 0
+            for client in clients.values():
+                for _ in range(5):
+                    n += 1
+                    await client.session.publish("com.example.tri", n, options=PublishOptions(exclude_me=False, acknowledge=True))
+            await eventually(lambda: all(len(g) >= n for g in got.values()), "every event everywhere")
+            await asyncio.sleep(0.5)  # a duplicate would arrive by now
+            for name, g in got.items():
+                assert sorted(g) == list(range(1, n + 1)), f"{name}: {g}"
+            for client in (clients["a"], clients["b"]):
+                assert await client.session.call("com.example.one") == "c"
+            assert len(calls) == 2
+            await close_all(*clients.values())
+
+        run(scenario())
+    finally:
+        for r in (a, b, c):
+            r.close()
+
+
+def test_a_killed_router_loses_its_routes_at_once_and_gets_them_back_after_restart():
+    pb = free_tcp_port()
+    b = start(pb)
+    a = start(links=[seed_link("a", b)])
+    try:
+
+        async def scenario():
+            nonlocal b
+            await link_up(a)
+            callee = await connect(b)
+
+            async def slow():
+                await asyncio.sleep(30)
+
+            await callee.session.register(lambda: "b", "com.example.there")
+            await callee.session.register(slow, "com.example.slow")
+            await callable_at(a, "com.example.there")
+            await callable_at(a, "com.example.slow")
+            caller = await connect(a)
+            # held on a before b restarts: the new b must get it in the link's resync
+            await caller.session.register(lambda: "a", "com.example.here")
+            await callable_at(b, "com.example.here")
+            assert await caller.session.call("com.example.there") == "b"
+            in_flight = asyncio.ensure_future(caller.session.call("com.example.slow"))
+            await asyncio.sleep(0.3)
+            b.kill()
+            with pytest.raises(ApplicationError) as e:
+                await bounded(in_flight, "the call in flight failing")
+            assert e.value.error == "wamp.error.canceled"
+
+            async def gone():
+                try:
+                    await caller.session.call("com.example.there")
+                except ApplicationError as e:
+                    return e.error == "wamp.error.no_such_procedure"
+                return False
+
+            await until(gone, "the dead router's procedure gone", timeout=5)
+            b = start(pb)
+            callee = await connect(b)
+            await callee.session.register(lambda: "b again", "com.example.there")
+
+            async def back():
+                try:
+                    return await caller.session.call("com.example.there") == "b again"
+                except ApplicationError:
+                    return False
+
+            await until(back, "the route back after the restart", timeout=20)
+            assert await callee.session.call("com.example.here") == "a"
+            await close_all(callee, caller)
+
+        run(scenario())
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_link_whose_role_may_not_register_mirrors_no_registration():
+    b = start(peer_allow={"call": True, "publish": True, "subscribe": True})
+    a = start(links=[seed_link("a", b)])
+    try:
+
+        async def scenario():
+            await link_up(a)
+            callee = await connect(a)
+            await callee.session.register(lambda: "a", "com.example.mine")
+            caller = await connect(b)
+
+            async def refused():
+                [state] = await callee.session.call("switchboard.link.list")
+                return any("not_authorized" in c for c in state["conflicts"])
+
+            await until(refused, "the refused mirror reported")
+            with pytest.raises(ApplicationError) as e:
+                await caller.session.call("com.example.mine")
+            assert e.value.error == "wamp.error.no_such_procedure"
+            assert await caller.session.call("wamp.registration.match", "com.example.mine") is None
+            await close_all(callee, caller)
+
+        run(scenario())
+    finally:
+        a.close()
+        b.close()
+
+
+def test_links_over_a_unix_socket_and_over_tls_with_a_client_certificate(tmp_path):
+    """Router b listens on a Unix socket and on TLS that asks for client certificates; one
+    router links over the socket (ticket), another over TLS, authenticated by its certificate."""
+    from tls_material import CA
+
+    ca = CA()
+    server = ca.issue_server_cert()
+    client = ca.issue_client_cert("router-a")
+    files = {
+        "server.key": server.key_pem(), "server.crt": server.cert_pem(), "ca.crt": ca.cert_pem(),
+        "client.key": client.key_pem(), "client.crt": client.cert_pem(),
+    }
+    sock = str(tmp_path / "b.sock")
+    b = start(unix=sock, files=files,
+              tls={"key": "server.key", "certificate": "server.crt", "ca_certificates": ["ca.crt"]})
+    unix_link = {
+        "type": "rawsocket", "endpoint": f"unix:{sock}", "realms": ["realm1"], "id": "over-unix",
+        "authid": "router-a", "auth": {"ticket": TICKET}, "reconnect": FAST_RECONNECT,
+    }
+    tls_link = {
+        "type": "websocket", "endpoint": f"tcp:127.0.0.1:{b.port}", "realms": "any", "id": "over-tls",
+        "tls": {"key": "client.key", "cert": "client.crt", "ca": "ca.crt"},
+        "reconnect": FAST_RECONNECT,
+    }
+    a_unix = start(links=[unix_link])
+    a_tls = start(links=[tls_link], files=files)
+    try:
+
+        async def scenario():
+            for a in (a_unix, a_tls):
+                await link_up(a)
+                c = await connect(a)
+                await c.session.register(lambda port=a.port: port, f"com.example.at{a.port}")
+                await callable_at(b, f"com.example.at{a.port}")
+                probe = await client_of(b)
+                assert await probe.session.call(f"com.example.at{a.port}") == a.port
+                whose = await probe.session.call("wamp.session.list")
+                authids = [(await probe.session.call("wamp.session.get", s))["authid"] for s in whose]
+                assert "router-a" in authids
+                await close_all(probe, c)
+
+        run(scenario())
+    finally:
+        for r in (a_unix, a_tls, b):
+            r.close()
+
+
+def test_check_names_the_place_of_a_bad_link(tmp_path):
+    import subprocess
+
+    from interop_router import switchboard_bin
+
+    config = {
+        "version": 2,
+        "workers": [{
+            "type": "router",
+            "realms": [realm(rlinks=[{"transport": {"type": "websocket", "endpoint": {"type": "tcp", "host": "x"}}}])],
+            "links": [{"type": "rawsocket", "endpoint": "tcp:nohost", "realms": ["nope"],
+                       "auth": {"ticket": "t", "wampcra": {"secret": "s"}}}],
+        }],
+    }
+    (tmp_path / "config.json").write_text(__import__("json").dumps(config, indent=2))
+    out = subprocess.run([str(switchboard_bin()), "check", str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 1, out
+    err = out.stderr
+    for expected in (
+        "workers[0].links[0].endpoint",
+        "expected tcp:host:port",
+        "workers[0].links[0].realms[0]",
+        "this router has no realm `nope`",
+        "workers[0].links[0].auth",
+        "workers[0].realms[0].rlinks[0].transport",
+        "a tcp endpoint needs `port`",
+        "config.json:",
+    ):
+        assert expected in err, err
+
+
+def test_a_single_registration_on_both_routers_is_a_reported_conflict():
+    b = start()
+    a = start(links=[seed_link("a", b)])
+    try:
+
+        async def scenario():
+            await link_up(a)
+            ca, cb = await connect(a), await connect(b)
+            await ca.session.register(lambda: "a", "com.example.single")
+            await cb.session.register(lambda: "b", "com.example.single")
+
+            async def reported():
+                [state] = await ca.session.call("switchboard.link.list")
+                return any("procedure_already_exists" in c for c in state["conflicts"])
+
+            await until(reported, "the conflict in switchboard.link.list")
+            # each router's own callee keeps answering there
+            assert await ca.session.call("com.example.single") == "a"
+            assert await cb.session.call("com.example.single") == "b"
+            await close_all(ca, cb)
+
+        run(scenario())
+    finally:
+        a.close()
+        b.close()
+
+
+def test_two_routers_linking_to_each_other_keep_one_link_and_deliver_once():
+    pa, pb = free_tcp_port(), free_tcp_port()
+    a = start(pa, links=[seed_link("a", pb)])
+    b = start(pb, links=[seed_link("b", pa)])
+    try:
+
+        async def scenario():
+            ca, cb = await connect(a), await connect(b)
+
+            async def one_up():
+                states = await ca.session.call("switchboard.link.list") + await cb.session.call("switchboard.link.list")
+                return [s["state"] for s in states].count("up") == 1 and all(
+                    s["state"] in ("up", "refused", "connecting") for s in states
+                )
+
+            await until(one_up, "exactly one of the two links up", timeout=20)
+            got = []
+            await cb.session.subscribe(lambda n: got.append(n), "com.example.pair")
+            await subscribed_at(a, "com.example.pair")
+            for n in range(5):
+                await ca.session.publish("com.example.pair", n, options=PublishOptions(acknowledge=True))
+            await eventually(lambda: len(got) >= 5, "the events")
+            await asyncio.sleep(0.5)
+            assert got == [0, 1, 2, 3, 4]
+            await close_all(ca, cb)
+
+        run(scenario())
+    finally:
+        a.close()
+        b.close()
