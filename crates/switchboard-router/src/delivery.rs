@@ -51,6 +51,10 @@ pub(crate) fn identity_details(peer: &Peer, prefix: &str) -> Dict {
 /// node id of the router the message came from at that hop (Switchboard's; Crossbar ignores it).
 pub const HOP_NODE_KEY: &str = "x_node";
 
+/// The key of the first `forward_for` hop that names the publication on the router it was first
+/// published on (Switchboard's), so that routers can drop an event that reaches them twice.
+pub const HOP_PUBLICATION_KEY: &str = "x_publication";
+
 /// The detail a link receives beside the full identity when ordinary receivers would have been
 /// told who published or called, so that the far router can disclose as this one would.
 pub const DISCLOSE_KEY: &str = "x_disclose";
@@ -99,6 +103,15 @@ impl Forwarded {
             d.insert(format!("{prefix}_authrole"), authrole);
         }
         d
+    }
+
+    /// The router and publication id an event was first published with, where the first hop
+    /// says.
+    pub(crate) fn origin(&self) -> Option<(String, Id)> {
+        let first = self.hops.first()?.as_dict()?;
+        let node = first.get(HOP_NODE_KEY)?.as_str()?;
+        let publication = first.get(HOP_PUBLICATION_KEY)?.as_u64()?;
+        Some((node.to_owned(), publication))
     }
 
     /// `forward_for` as receivers get it.

@@ -615,22 +615,29 @@ def test_check_names_the_place_of_a_bad_link(tmp_path):
 
 
 def test_a_single_registration_on_both_routers_is_a_reported_conflict():
-    b = start()
-    a = start(links=[seed_link("a", b)])
+    """Both routers hold ``com.example.single`` (invoke single) when the link comes up: the
+    mirrors are refused, reported in ``switchboard.link.list``, and each router keeps its own."""
+    pb = free_tcp_port()
+    # b is not there yet: the first try fails, the next one comes after 3 s
+    slow = {"initial_ms": 3000, "max_ms": 3000, "jitter": "none"}
+    a = start(links=[seed_link("a", pb, reconnect=slow)])
+    b = None
     try:
 
         async def scenario():
-            await link_up(a)
-            ca, cb = await connect(a), await connect(b)
+            nonlocal b
+            ca = await connect(a)
             await ca.session.register(lambda: "a", "com.example.single")
+            b = start(pb)
+            cb = await connect(b)
             await cb.session.register(lambda: "b", "com.example.single")
+            await link_up(a)
 
             async def reported():
                 [state] = await ca.session.call("switchboard.link.list")
-                return any("procedure_already_exists" in c for c in state["conflicts"])
+                return sum("procedure_already_exists" in c for c in state["conflicts"]) == 2
 
-            await until(reported, "the conflict in switchboard.link.list")
-            # each router's own callee keeps answering there
+            await until(reported, "both refused mirrors in switchboard.link.list")
             assert await ca.session.call("com.example.single") == "a"
             assert await cb.session.call("com.example.single") == "b"
             await close_all(ca, cb)
@@ -638,7 +645,8 @@ def test_a_single_registration_on_both_routers_is_a_reported_conflict():
         run(scenario())
     finally:
         a.close()
-        b.close()
+        if b is not None:
+            b.close()
 
 
 def test_two_routers_linking_to_each_other_keep_one_link_and_deliver_once():
@@ -671,3 +679,37 @@ def test_two_routers_linking_to_each_other_keep_one_link_and_deliver_once():
     finally:
         a.close()
         b.close()
+
+
+def test_a_cycle_of_tree_links_and_overlapping_patterns_still_deliver_each_event_once_per_subscription():
+    """A triangle of ``tree`` links gives an event two paths to each router, and a subscriber
+    holding an exact and a prefix subscription that both match gives the link two copies:
+    every subscription still gets each event once."""
+    pb, pc = free_tcp_port(), free_tcp_port()
+    c = start(pc)
+    b = start(pb, links=[seed_link("b", pc, mode="tree")])
+    a = start(links=[seed_link("a", pb, mode="tree"), seed_link("a", pc, mode="tree", id="to-c")])
+    try:
+
+        async def scenario():
+            await link_up(a, 2)
+            await link_up(b)
+            pub, sb, sc = await connect(a), await connect(b), await connect(c)
+            exact, prefix, at_b = [], [], []
+            await sc.session.subscribe(lambda n: exact.append(n), "com.example.cyc")
+            await sc.session.subscribe(lambda n: prefix.append(n), "com.example.", SubscribeOptions(match="prefix"))
+            await sb.session.subscribe(lambda n: at_b.append(n), "com.example.cyc")
+            await subscribed_at(a, "com.example.cyc")
+            await subscribed_at(a, "com.example.")
+            await asyncio.sleep(0.5)  # interest also takes the longer way round
+            for n in range(5):
+                await pub.session.publish("com.example.cyc", n, options=PublishOptions(acknowledge=True))
+            await eventually(lambda: len(exact) >= 5 and len(prefix) >= 5 and len(at_b) >= 5, "the events")
+            await asyncio.sleep(0.5)
+            assert sorted(exact) == sorted(prefix) == sorted(at_b) == [0, 1, 2, 3, 4]
+            await close_all(pub, sb, sc)
+
+        run(scenario())
+    finally:
+        for r in (a, b, c):
+            r.close()

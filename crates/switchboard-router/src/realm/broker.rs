@@ -55,6 +55,35 @@ pub struct Broker {
     /// Event history logs (the realm's `store`); empty unless configured, so publishing pays
     /// nothing for them.
     history: Vec<HistoryLog>,
+    /// The publications that links brought in lately, by origin: one that comes in again over
+    /// another path of a cycle of links is not delivered twice.
+    forwarded_seen: std::sync::Mutex<RecentOrigins>,
+}
+
+/// How many forwarded publications a broker remembers for dropping duplicates.
+const RECENT_ORIGINS: usize = 65_536;
+
+/// A bounded set of (origin router, origin publication), oldest forgotten first.
+#[derive(Debug, Default)]
+struct RecentOrigins {
+    set: std::collections::HashSet<(String, Id)>,
+    order: std::collections::VecDeque<(String, Id)>,
+}
+
+impl RecentOrigins {
+    /// Remembers `origin`; `false` when it was already there.
+    fn first_time(&mut self, origin: (String, Id)) -> bool {
+        if !self.set.insert(origin.clone()) {
+            return false;
+        }
+        self.order.push_back(origin);
+        if self.order.len() > RECENT_ORIGINS
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        true
+    }
 }
 
 /// One `event-history` log: the last `limit` events on topics matching a pattern.
@@ -207,6 +236,7 @@ impl Broker {
             state: RwLock::new(BrokerState::default()),
             ids,
             history,
+            forwarded_seen: std::sync::Mutex::new(RecentOrigins::default()),
         }
     }
 
@@ -348,6 +378,16 @@ impl Broker {
         let receivers = Receivers::from_options(options);
         // A link's PUBLISH for a session of another router: never back to where it came from.
         let forwarded = publisher.and_then(|p| Forwarded::of(options, p));
+        // The same publication over a second path of a cycle of `tree` links: already delivered.
+        if let Some(origin) = forwarded.as_ref().and_then(Forwarded::origin)
+            && !crate::locks::lock(&self.forwarded_seen).first_time(origin)
+        {
+            tracing::debug!(
+                topic,
+                "a forwarded event came in again over another path; dropped"
+            );
+            return PublishOutcome::Published(publication);
+        }
         let receives = |subscriber: &Peer| {
             !(exclude_me && Some(subscriber) == publisher)
                 && receivers.as_ref().is_none_or(|r| r.admits(subscriber))

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::interest::{Delta, Filter, Key, Table};
 use super::{LinkContext, LinkState, now_ms, service};
 use crate::config::{Jitter, LinkConfig, LinkEndpoint, LinkMode, OnSlow, SerializerName};
-use crate::delivery::{DISCLOSE_KEY, HOP_NODE_KEY};
+use crate::delivery::{DISCLOSE_KEY, HOP_NODE_KEY, HOP_PUBLICATION_KEY};
 use crate::embed::TrustedIdentity;
 use crate::peer::LinkPeer;
 use crate::realm::authz::{LINK_INTEREST_PROCEDURE, LINK_PING_PROCEDURE, TRUSTED_ROLE};
@@ -524,8 +524,9 @@ struct Relay {
 
 impl Relay {
     /// `forward_for` of a message relayed on: as received when it came over a link, else the
-    /// sender (disclosed to the link under `prefix`) as the first hop, from this router.
-    fn forward_for(&self, details: &Dict, prefix: &str) -> Value {
+    /// sender (disclosed to the link under `prefix`) as the first hop, from this router, with
+    /// the publication id of an event.
+    fn forward_for(&self, details: &Dict, prefix: &str, publication: Option<Id>) -> Value {
         if let Some(hops) = details.get("forward_for") {
             return hops.clone();
         }
@@ -539,6 +540,9 @@ impl Relay {
         copy(format!("{prefix}_authid"), "authid");
         copy(format!("{prefix}_authrole"), "authrole");
         hop.insert(HOP_NODE_KEY.into(), self.own_node.as_str().into());
+        if let Some(publication) = publication {
+            hop.insert(HOP_PUBLICATION_KEY.into(), publication.into());
+        }
         Value::List(vec![Value::Dict(hop)])
     }
 }
@@ -682,7 +686,10 @@ fn relay_call(
 ) -> impl std::future::Future<Output = Result<Args, CallError>> + Send + use<> {
     let details = inv.details();
     let mut extra = Dict::new();
-    extra.insert("forward_for".into(), relay.forward_for(details, "caller"));
+    extra.insert(
+        "forward_for".into(),
+        relay.forward_for(details, "caller", None),
+    );
     let options = CallOptions {
         timeout: details
             .get("timeout")
@@ -782,7 +789,7 @@ async fn relay_events(
                 let mut extra = Dict::new();
                 extra.insert(
                     "forward_for".into(),
-                    relay.forward_for(&event.details, "publisher"),
+                    relay.forward_for(&event.details, "publisher", Some(event.publication)),
                 );
                 let options = PublishOptions {
                     exclude_authid: relay.exclude_authid.clone(),
