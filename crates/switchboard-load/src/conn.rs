@@ -382,7 +382,7 @@ impl Wamp {
         Ok(codec::decode(self.serializer, bytes)?)
     }
 
-    /// Sends a set-up request (REGISTER, SUBSCRIBE) and waits for the reply to `request`: the
+    /// Sends a set-up request (REGISTER, SUBSCRIBE, a CALL of the meta API) and waits for the reply to `request`: the
     /// first message carrying that request id, an ERROR being a failure.
     pub async fn request(&mut self, msg: Message, request: Id) -> anyhow::Result<Message> {
         let bytes = self.encode(&msg)?;
@@ -402,7 +402,8 @@ impl Wamp {
                         bail!("session closed by the router: {reason}")
                     }
                     reply @ (Message::Registered { request: r, .. }
-                    | Message::Subscribed { request: r, .. })
+                    | Message::Subscribed { request: r, .. }
+                    | Message::Result { request: r, .. })
                         if r == request =>
                     {
                         return Ok(reply);

@@ -236,6 +236,13 @@ struct Common {
     /// PID of the router process, to sample its CPU time and memory from /proc.
     #[arg(long)]
     router_pid: Option<u32>,
+    /// A second router, linked to the first, where the rpc callee registers and the pubsub
+    /// publishers publish (callers and subscribers stay on --url): the load crosses the link.
+    #[arg(long)]
+    origin_url: Option<String>,
+    /// PID of the --origin-url router, sampled like --router-pid.
+    #[arg(long, requires = "origin_url")]
+    origin_pid: Option<u32>,
     /// Local source addresses to bind, round robin: a range 127.0.0.2-127.0.0.9 and/or a comma
     /// separated list (each address has its own ephemeral ports).
     #[arg(long, value_parser = parse_source_addrs)]
@@ -347,12 +354,27 @@ async fn run(scenario: Scenario, common: Common, threads: usize) -> anyhow::Resu
         &common.url,
         common.serializer,
         &common.realm,
-        common.source_addrs.map(|s| s.0).unwrap_or_default(),
+        common.source_addrs.clone().map(|s| s.0).unwrap_or_default(),
     )
     .await?
-    .with_credentials(common.ticket.or(common.wampcra));
+    .with_credentials(common.ticket.clone().or(common.wampcra.clone()));
+    let origin = match &common.origin_url {
+        None => None,
+        Some(url) => Some(
+            Target::new(
+                url,
+                common.serializer,
+                &common.realm,
+                common.source_addrs.clone().map(|s| s.0).unwrap_or_default(),
+            )
+            .await?
+            .with_credentials(common.ticket.clone().or(common.wampcra.clone())),
+        ),
+    };
     let ctx = Ctx {
         target,
+        origin,
+        origin_pid: common.origin_pid,
         warmup: seconds(common.warmup, "warmup").map_err(anyhow::Error::msg)?,
         duration: seconds(common.duration, "duration").map_err(anyhow::Error::msg)?,
         drain: seconds(common.drain, "drain").map_err(anyhow::Error::msg)?,

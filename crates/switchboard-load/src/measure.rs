@@ -294,13 +294,21 @@ pub struct Samples {
     pub own_before: Option<ProcSample>,
     /// The load tool at the window's end.
     pub own_after: Option<ProcSample>,
+    /// The second router (`--origin-pid`) at the window's start and end.
+    pub origin: (Option<ProcSample>, Option<ProcSample>),
 }
 
-/// Samples the router and this process at `window.start` and `window.end`, on a task of its own.
-pub fn sample_window(window: Window, router: Option<u32>) -> tokio::task::JoinHandle<Samples> {
+/// Samples the router (and the second router, if any) and this process at `window.start` and
+/// `window.end`, on a task of its own.
+pub fn sample_window(
+    window: Window,
+    router: Option<u32>,
+    origin: Option<u32>,
+) -> tokio::task::JoinHandle<Samples> {
     tokio::spawn(async move {
         tokio::time::sleep_until(window.start).await;
         let router_before = router.and_then(|p| sample(Some(p)).ok());
+        let origin_before = origin.and_then(|p| sample(Some(p)).ok());
         let own_before = sample(None).ok();
         tokio::time::sleep_until(window.end).await;
         Samples {
@@ -308,6 +316,7 @@ pub fn sample_window(window: Window, router: Option<u32>) -> tokio::task::JoinHa
             router_after: router.and_then(|p| sample(Some(p)).ok()),
             own_before,
             own_after: sample(None).ok(),
+            origin: (origin_before, origin.and_then(|p| sample(Some(p)).ok())),
         }
     })
 }

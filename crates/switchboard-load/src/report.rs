@@ -57,6 +57,9 @@ pub struct Report {
     reordered: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     router: Option<Process>,
+    /// The second router of a run across a link (`--origin-url`, `--origin-pid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin_router: Option<Process>,
     loadgen: Process,
 }
 
@@ -154,6 +157,17 @@ impl Report {
             p.pid = Some(pid);
             p
         });
+        let origin_router = ctx.origin_pid.map(|pid| {
+            let mut p = Process::new(
+                samples.origin.0,
+                samples.origin.1,
+                seconds,
+                ops_for_cpu,
+                ticks_per_s,
+            );
+            p.pid = Some(pid);
+            p
+        });
         let mut loadgen = Process::new(
             samples.own_before,
             samples.own_after,
@@ -204,6 +218,7 @@ impl Report {
             duplicated: tally.duplicated,
             reordered: tally.reordered,
             router,
+            origin_router,
             loadgen,
         }
     }

@@ -15,6 +15,7 @@ pub mod subscribers;
 use std::time::Duration;
 
 use futures::{StreamExt as _, TryStreamExt as _};
+use switchboard_proto::{Dict, Message, Payload, Value};
 use tokio::task::JoinHandle;
 
 use crate::conn::{Target, Wamp};
@@ -24,6 +25,11 @@ use crate::measure::{Progress, Samples, Tally, Window, sample_window};
 pub struct Ctx {
     /// Where to connect.
     pub target: Target,
+    /// Where the rpc callee and the pubsub publishers connect instead, when they are on a second
+    /// router linked to the first (`--origin-url`).
+    pub origin: Option<Target>,
+    /// The second router's process to sample, if given.
+    pub origin_pid: Option<u32>,
     /// Load before the measured window.
     pub warmup: Duration,
     /// The measured window.
@@ -39,6 +45,65 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Where the rpc callee and the pubsub publishers connect.
+    pub fn origin(&self) -> &Target {
+        self.origin.as_ref().unwrap_or(&self.target)
+    }
+
+    /// With `--origin-url`, waits until `router` routes `uri` (a registration, or a subscription
+    /// when `subscription`), which was made on the other router and reaches this one through the
+    /// link; without it, returns at once.
+    pub async fn await_route(
+        &self,
+        router: &Target,
+        uri: &str,
+        subscription: bool,
+    ) -> anyhow::Result<()> {
+        if self.origin.is_none() {
+            return Ok(());
+        }
+        let procedure = if subscription {
+            "wamp.subscription.match"
+        } else {
+            "wamp.registration.match"
+        };
+        let mut w = router.join().await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let request = w.next_request();
+            let args = crate::conn::list_args(w.serializer, vec![Value::Str(uri.to_owned())])?;
+            let call = Message::Call {
+                request,
+                options: Dict::new(),
+                procedure: procedure.to_owned(),
+                payload: Payload {
+                    args: Some(args),
+                    kwargs: None,
+                },
+            };
+            let routed = match w.request(call, request).await? {
+                Message::Result { payload, .. } => payload
+                    .args
+                    .as_ref()
+                    .and_then(|a| a.to_value().ok())
+                    .and_then(|v| v.as_list().and_then(|l| l.first().cloned()))
+                    .is_some_and(|first| match first {
+                        Value::Null => false,
+                        Value::List(l) => !l.is_empty(),
+                        _ => true,
+                    }),
+                _ => false,
+            };
+            if routed {
+                return w.leave().await;
+            }
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!("{uri} did not reach {} through the link within 10 s", router.url);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The run's time window, starting now.
     pub fn window(&self) -> Window {
         Window::new(self.warmup, self.duration, self.drain)
@@ -113,7 +178,7 @@ where
     Fut: Future<Output = anyhow::Result<Tally>>,
 {
     let window = ctx.window();
-    let samples = sample_window(window, ctx.router_pid);
+    let samples = sample_window(window, ctx.router_pid, ctx.origin_pid);
     let progress = ctx.progress.report(name, window, ctx.quiet);
     let tally = load(window).await;
     progress.abort();

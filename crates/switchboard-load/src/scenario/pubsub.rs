@@ -28,7 +28,8 @@ pub async fn run(ctx: &Ctx, p: PubSubParams) -> anyhow::Result<Outcome> {
         .try_collect()
         .await
         .context("subscribers join")?;
-    let publishers = join_all(&ctx.target, p.publishers, 64)
+    ctx.await_route(ctx.origin(), &topic, true).await?;
+    let publishers = join_all(ctx.origin(), p.publishers, 64)
         .await
         .context("publishers join")?;
 

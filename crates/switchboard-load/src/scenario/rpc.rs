@@ -43,7 +43,8 @@ pub async fn run(ctx: &Ctx, p: Params) -> anyhow::Result<Outcome> {
             Some(external) => (external.procedure.into(), None, external.args),
             None => {
                 let procedure: Arc<str> = format!("switchboard.load.echo.r{}", run_id()).into();
-                let callee = join_and_register(ctx, &procedure).await?;
+                let callee = join_and_register(ctx.origin(), &procedure).await?;
+                ctx.await_route(&ctx.target, &procedure, false).await?;
                 (procedure, Some(callee), None)
             }
         };
@@ -83,8 +84,11 @@ pub async fn run(ctx: &Ctx, p: Params) -> anyhow::Result<Outcome> {
 }
 
 /// A session that joined and registered `procedure` (the callee of `rpc` and `callee`).
-pub(super) async fn join_and_register(ctx: &Ctx, procedure: &str) -> anyhow::Result<Wamp> {
-    let mut callee = ctx.target.join().await.context("callee joins")?;
+pub(super) async fn join_and_register(
+    at: &crate::conn::Target,
+    procedure: &str,
+) -> anyhow::Result<Wamp> {
+    let mut callee = at.join().await.context("callee joins")?;
     let request = callee.next_request();
     callee
         .request(
