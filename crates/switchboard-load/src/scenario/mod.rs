@@ -98,7 +98,10 @@ impl Ctx {
                 return w.leave().await;
             }
             if tokio::time::Instant::now() > deadline {
-                anyhow::bail!("{uri} did not reach {} through the link within 10 s", router.url);
+                anyhow::bail!(
+                    "{uri} did not reach {} through the link within 10 s",
+                    router.url
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -236,12 +236,15 @@ pub(super) fn admit(cfg: &SessionConfig, n: Newcomer<'_>) -> Result<(Joined, Mes
     {
         c.jar.remember(&c.id, realm.name(), &who);
     }
-    // A link says which router it comes from in HELLO.Details.authextra.x_link; only a role
-    // that may link makes the session a link.
-    let link = role
-        .may_link()
-        .then(|| link.unwrap_or_else(|| link_from_hello(&details)))
-        .map(Arc::new);
+    // Only a role that may link makes a session a link: a client says which router it comes
+    // from in HELLO.Details.authextra.x_link; an in-process session is the local end of a link
+    // only when its embedder says so (other `trusted` sessions are not links).
+    let link = if conn.is_some() {
+        role.may_link().then(|| link_from_hello(&details))
+    } else {
+        link.filter(|_| role.may_link())
+    }
+    .map(Arc::new);
     let identity = Identity {
         session,
         authid: who.authid.clone(),
