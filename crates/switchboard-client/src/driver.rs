@@ -53,7 +53,12 @@ pub(crate) struct Driver<T> {
     /// `Some` once we sent GOODBYE: whoever waits for the session to end.
     leaving: Option<Vec<oneshot::Sender<()>>>,
     closed: watch::Sender<Option<CloseReason>>,
+    /// Messages were written but not flushed: the loop flushes before it waits again.
+    unflushed: bool,
 }
+
+/// How many commands already waiting go into one flush of the transport.
+const COMMANDS_PER_FLUSH: usize = 64;
 
 /// Why the loop stopped.
 type Ended = CloseReason;
@@ -78,6 +83,7 @@ impl<T: Transport> Driver<T> {
             running: Running::default(),
             leaving: None,
             closed,
+            unflushed: false,
         }
     }
 
@@ -85,6 +91,10 @@ impl<T: Transport> Driver<T> {
     pub(crate) async fn run(mut self) {
         let reason = self.serve().await;
         debug!(%reason, "session ended");
+        // The last words (ABORT, GOODBYE) go out before the transport closes.
+        if self.unflushed {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.transport.flush()).await;
+        }
         for (_, p) in self.pending.drain() {
             p.fail(Error::Closed);
         }
@@ -106,6 +116,22 @@ impl<T: Transport> Driver<T> {
         let leave_deadline = tokio::time::sleep(Duration::MAX);
         tokio::pin!(leave_deadline);
         loop {
+            if self.unflushed {
+                // Commands already waiting go out in the same write: a relay's calls and events
+                // come in bursts, and a write per message would cost a system call each.
+                for _ in 0..COMMANDS_PER_FLUSH {
+                    let Ok(c) = self.commands.try_recv() else {
+                        break;
+                    };
+                    if let Err(end) = self.handle_command(c, leave_deadline.as_mut()).await {
+                        return end;
+                    }
+                }
+                self.unflushed = false;
+                if let Err(e) = self.transport.flush().await {
+                    return self.lost(e.to_string());
+                }
+            }
             let leaving = self.leaving.is_some();
             tokio::select! {
                 command = self.commands.recv(), if commands_open => match command {
@@ -178,12 +204,10 @@ impl<T: Transport> Driver<T> {
         }
     }
 
+    /// Queues a message on the transport; the loop flushes before it waits for anything.
     async fn write(&mut self, bytes: Bytes) -> Result<(), Ended> {
-        let written: Result<(), TransportError> = async {
-            self.transport.feed(bytes).await?;
-            self.transport.flush().await
-        }
-        .await;
+        let written: Result<(), TransportError> = self.transport.feed(bytes).await;
+        self.unflushed = true;
         written.map_err(|e| self.lost(e.to_string()))
     }
 

@@ -713,3 +713,26 @@ def test_a_cycle_of_tree_links_and_overlapping_patterns_still_deliver_each_event
     finally:
         for r in (a, b, c):
             r.close()
+
+
+def test_black_and_whitelists_by_authid_and_authrole_apply_on_the_far_router(pair):
+    a, b = pair
+
+    async def scenario():
+        await link_up(a)
+        pub, sub = await connect(a), await connect(b)
+        got = []
+        await sub.session.subscribe(lambda n: got.append(n), "com.example.lists")
+        await subscribed_at(a, "com.example.lists")
+        me = sub.join_details.authid
+        await pub.session.publish("com.example.lists", 1, options=PublishOptions(acknowledge=True, exclude_authrole=["anonymous"]))
+        await pub.session.publish("com.example.lists", 2, options=PublishOptions(acknowledge=True, exclude_authid=[me]))
+        await pub.session.publish("com.example.lists", 3, options=PublishOptions(acknowledge=True, eligible_authid=["someone-else"]))
+        await pub.session.publish("com.example.lists", 4, options=PublishOptions(acknowledge=True, eligible_authid=[me]))
+        await pub.session.publish("com.example.lists", 5, options=PublishOptions(acknowledge=True, eligible_authrole=["anonymous"]))
+        await eventually(lambda: len(got) >= 2, "the eligible events")
+        await asyncio.sleep(0.3)
+        assert got == [4, 5]
+        await close_all(pub, sub)
+
+    run(scenario())

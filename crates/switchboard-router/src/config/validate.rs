@@ -1843,11 +1843,11 @@ fn check_links(
         if let Some(p) = &extra.ping {
             for (key, v) in [("interval", p.interval), ("timeout", p.timeout)] {
                 if let Some(v) = v
-                    && !(v.is_finite() && v >= 0.0)
+                    && !((0.0..=86_400.0).contains(&v))
                 {
                     errors.push(ConfigError::at(
                         format!("{at}.ping.{key}"),
-                        "expected seconds, 0 or more",
+                        "expected seconds, from 0 to 86400",
                     ));
                 }
             }

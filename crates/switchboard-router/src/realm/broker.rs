@@ -60,6 +60,14 @@ pub struct Broker {
     forwarded_seen: std::sync::Mutex<RecentOrigins>,
 }
 
+/// The black- and whitelists a link gets in EVENT.Details to publish with on the other router.
+const PASSED_ON_TO_LINKS: [&str; 4] = [
+    "exclude_authid",
+    "exclude_authrole",
+    "eligible_authid",
+    "eligible_authrole",
+];
+
 /// How many forwarded publications a broker remembers for dropping duplicates.
 const RECENT_ORIGINS: usize = 65_536;
 
@@ -185,6 +193,13 @@ impl Receivers {
     fn admits(&self, peer: &Peer) -> bool {
         let who = peer.identity();
         let (x, xa, xr) = &self.exclude;
+        if peer.link().is_some() {
+            // A link is not the receiver the authid and authrole lists mean: it passes them on
+            // (`link_details`), and the other router applies them to its own sessions. Session
+            // ids are this router's: an `eligible` list never names a session over there.
+            return !x.contains(&who.session.0)
+                && self.eligible.as_ref().is_none_or(|w| w.sessions.is_none());
+        }
         let excluded =
             x.contains(&who.session.0) || xa.contains(&who.authid) || xr.contains(&who.authrole);
         let eligible = self.eligible.as_ref().is_none_or(|w| {
@@ -454,7 +469,13 @@ impl Broker {
                 deliver_event(&mut encoded, subscriber);
             }
             if !links.is_empty() {
-                let details = link_details(publisher, forwarded.as_ref(), "publisher", disclose);
+                let mut details =
+                    link_details(publisher, forwarded.as_ref(), "publisher", disclose);
+                for key in PASSED_ON_TO_LINKS {
+                    if let Some(list) = options.get(key) {
+                        details.insert(key.to_owned(), list.clone());
+                    }
+                }
                 let event = event_with(target, details);
                 let mut encoded = EncodedEvent::new(&event, &payloads);
                 for subscriber in links {

@@ -127,6 +127,7 @@ impl Realm {
         let (tx, rx) = mpsc::unbounded_channel();
         {
             let mut watchers = lock(&self.watchers);
+            watchers.retain(|w| !w.is_closed());
             watchers.push(tx);
             self.watched.store(true, Ordering::Release);
         }

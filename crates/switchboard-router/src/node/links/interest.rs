@@ -80,7 +80,7 @@ impl Filter {
     /// Whether `change` is mirrored.
     fn admits(&self, change: &InterestChange) -> bool {
         let i = &change.interest;
-        if Some(change.session) == self.own_session || i.uri.starts_with("wamp.") {
+        if Some(change.session) == self.own_session || router_uri(&i.uri) {
             return false;
         }
         if !(if i.subscription {
@@ -114,6 +114,15 @@ impl Filter {
                 .any(|e| allows(e, i))
         })
     }
+}
+
+/// URIs that belong to each router itself and never cross a link: the meta API (`wamp.`), the
+/// link protocol and link meta procedures and topic (`switchboard.link.`), and the router's
+/// helper procedures (`switchboard.authenticator.`).
+fn router_uri(uri: &str) -> bool {
+    ["wamp.", "switchboard.link.", "switchboard.authenticator."]
+        .iter()
+        .any(|prefix| uri.starts_with(prefix))
 }
 
 /// Whether an allow-list entry covers an interest: the interest's pattern must be one the entry

@@ -132,6 +132,17 @@ impl LinkTable {
         list
     }
 
+    /// Whether a link of ours on `realm` with an id sorting before `id` is up to `node` (of two
+    /// links of this router to one router, the one with the first id stays).
+    fn earlier_up_to(&self, realm: &str, node: &str, id: &str) -> bool {
+        lock(&self.states).values().any(|s| {
+            s.realm == realm
+                && s.id.as_str() < id
+                && s.state == "up"
+                && s.remote_node.as_deref() == Some(node)
+        })
+    }
+
     /// Whether a link of ours on `realm` other than `except` is up to `node`.
     fn up_to(&self, realm: &str, node: &str, except: &str) -> bool {
         lock(&self.states).values().any(|s| {

@@ -429,6 +429,9 @@ async fn serve(
                     if let Some(why) = duplicate_pair(ctx, realm, &remote_node, Some(local.id())) {
                         return Err(why);
                     }
+                    if ctx.table.earlier_up_to(realm.name(), &remote_node, &link.id) {
+                        return Err(format!("another link of this router is up to router {remote_node} on this realm"));
+                    }
                 }
             }
             let (o, i, mut co, ci) = counts(&out, &inn);
@@ -791,8 +794,20 @@ async fn relay_events(
                     "forward_for".into(),
                     relay.forward_for(&event.details, "publisher", Some(event.publication)),
                 );
+                let list = |key: &str| -> Option<Vec<String>> {
+                    event.details.get(key).and_then(Value::as_list).map(|l| {
+                        l.iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                };
+                let mut exclude_authid = relay.exclude_authid.clone();
+                exclude_authid.extend(list("exclude_authid").unwrap_or_default());
                 let options = PublishOptions {
-                    exclude_authid: relay.exclude_authid.clone(),
+                    exclude_authid,
+                    exclude_authrole: list("exclude_authrole").unwrap_or_default(),
+                    eligible_authid: list("eligible_authid"),
+                    eligible_authrole: list("eligible_authrole"),
                     disclose_me: disclosed(&event.details),
                     extra,
                     ..PublishOptions::default()
