@@ -11,7 +11,8 @@
 //! keeping up with what it asked for (events of its subscriptions, invocations of its registrations,
 //! results of its calls). The router then treats it as a slow consumer: the message is not queued, the
 //! session is marked, and its task closes it with ABORT `wamp.close.slow_consumer` as soon as it runs.
-//! Its pending calls fail as for any callee that leaves. Nothing is dropped silently from a session
+//! Its pending calls fail as for any callee that leaves (a router link is the one exception: events
+//! to it are dropped and counted, `Peer::send_event_to_link`). Nothing is dropped silently from a session
 //! that stays connected, and one slow session never blocks the publisher or anyone else.
 
 use std::collections::HashMap;
@@ -237,6 +238,28 @@ impl Peer {
                 }
                 self.inner.wake.notify_one();
                 Err(SendError::Full)
+            }
+        }
+    }
+
+    /// Queues an EVENT for a router link: where the outbox is full the event is dropped and
+    /// counted, and the link stays (a link is many subscribers' route: closing it would lose
+    /// every route through it, not one event; WAMP events are at most once anyway). `false` when
+    /// the event was dropped or the session is gone.
+    pub fn send_event_to_link(&self, msg: Bytes) -> bool {
+        match self.inner.outbox.try_send(msg) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                let before = self.inner.dropped.fetch_add(1, Ordering::Relaxed);
+                if before.is_power_of_two() || before == 0 {
+                    tracing::warn!(
+                        session = self.id().0,
+                        dropped = before + 1,
+                        "the link does not keep up: events to it dropped"
+                    );
+                }
+                false
             }
         }
     }

@@ -528,15 +528,17 @@ fn deliver_event(encoded: &mut EncodedEvent<'_>, subscriber: &Peer) {
     let Some(bytes) = encoded.get(subscriber.serializer()) else {
         return;
     };
-    if subscriber.accepts_len(bytes.len()) {
-        // A full outbox marks the subscriber as a slow consumer; it is closed, and nobody else
-        // waits for it.
-        let _ = subscriber.send(bytes);
-    } else {
+    if !subscriber.accepts_len(bytes.len()) {
         tracing::debug!(
             session = subscriber.id().0,
             "event larger than the subscriber accepts; not sent"
         );
+    } else if subscriber.link().is_some() {
+        subscriber.send_event_to_link(bytes);
+    } else {
+        // A full outbox marks the subscriber as a slow consumer; it is closed, and nobody else
+        // waits for it.
+        let _ = subscriber.send(bytes);
     }
 }
 
