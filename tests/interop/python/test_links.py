@@ -55,7 +55,7 @@ def realm(peer_allow: dict | None = None, rlinks: list | None = None) -> dict:
     return r
 
 
-def transport(port: int, unix: str | None = None, tls: dict | None = None) -> list:
+def transport(port: int, unix: str | None = None, tls: dict | None = None, node_keys: dict | None = None) -> list:
     auth = {
         "anonymous": {"type": "static", "role": "anonymous"},
         "ticket": {
@@ -63,6 +63,11 @@ def transport(port: int, unix: str | None = None, tls: dict | None = None) -> li
             "principals": {f"router-{n}": {"ticket": TICKET, "role": "peer"} for n in "abc"},
         },
     }
+    if node_keys:
+        auth["cryptosign"] = {
+            "type": "static",
+            "principals": {authid: {"authorized_keys": [key], "role": "peer"} for authid, key in node_keys.items()},
+        }
     tcp_auth = dict(auth)
     if tls:
         tcp_auth["tls"] = {"type": "static", "principals": {"router-a": {"role": "peer"}}}
@@ -105,12 +110,14 @@ def seed_link(name: str, to: Router | int, **extra) -> dict:
 
 
 def start(port: int | None = None, links: list | None = None, rlinks: list | None = None, peer_allow=None,
-          unix: str | None = None, tls: dict | None = None, files: dict | None = None) -> Router:
+          unix: str | None = None, tls: dict | None = None, files: dict | None = None,
+          node_keys: dict | None = None) -> Router:
     port = port or free_tcp_port()
     nd = make_node_dir()
     for name, content in (files or {}).items():
         (nd.config_dir / name).write_bytes(content)
-    worker = {"type": "router", "realms": [realm(peer_allow, rlinks)], "transports": transport(port, unix, tls)}
+    worker = {"type": "router", "realms": [realm(peer_allow, rlinks)],
+              "transports": transport(port, unix, tls, node_keys)}
     if links:
         worker["links"] = links
     return launch_router(nd, {"version": 2, "workers": [worker]}, [port], [unix] if unix else [])
@@ -736,3 +743,35 @@ def test_black_and_whitelists_by_authid_and_authrole_apply_on_the_far_router(pai
         await close_all(pub, sub)
 
     run(scenario())
+
+
+def test_by_default_a_link_authenticates_with_the_node_key_by_cryptosign():
+    """No ``auth``: the link offers WAMP-Cryptosign with the node's key (``key.priv`` in the node
+    directory, Crossbar's format), which the other router lists as an authorized key."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    seed = os.urandom(32)
+    public = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+    key_priv = f"creator: test\npublic-key-ed25519: {public}\nprivate-key-ed25519: {seed.hex()}\n".encode()
+    b = start(node_keys={"router-a": public})
+    link = {"type": "rawsocket", "endpoint": f"tcp:127.0.0.1:{b.port}", "realms": ["realm1"],
+            "authid": "router-a", "reconnect": FAST_RECONNECT}
+    a = start(links=[link], files={"key.priv": key_priv})
+    try:
+
+        async def scenario():
+            await link_up(a)
+            ca = await connect(a)
+            [state] = await ca.session.call("switchboard.link.list")
+            cb = await connect(b)
+            sessions = [await cb.session.call("wamp.session.get", s) for s in await cb.session.call("wamp.session.list")]
+            [peer] = [s for s in sessions if s["authid"] == "router-a"]
+            assert peer["authmethod"] == "cryptosign" and peer["authrole"] == "peer"
+            assert state["state"] == "up"
+            await close_all(ca, cb)
+
+        run(scenario())
+    finally:
+        a.close()
+        b.close()
