@@ -4,6 +4,8 @@
 # measured 1.01x to 1.14x against itself in bench/compare.py's rpc-8x16).
 #
 #   bench/callgrind-rpc.sh [BIN ...]      # default: target/release/switchboard
+#   SCENARIO=pubsub bench/callgrind-rpc.sh [BIN ...]   # per delivered event: 1 publisher, 10
+#                                                      # subscribers, 8 publishes in flight
 #
 # For each binary: a node with one WebSocket transport and realm1 open to anonymous runs under
 # valgrind --tool=callgrind; the load tool (target/release/switchboard-load, built with
@@ -32,13 +34,18 @@ JSON
   valgrind --tool=callgrind --callgrind-out-file="$node/cg.%p" "$bin" start "$node" > "$node/router.log" 2>&1 &
   vpid=$!
   for _ in $(seq 1 150); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.2; done
-  "$LOAD" rpc --url "ws://127.0.0.1:$port/ws" -q --callers 4 --in-flight 8 --duration 3 --warmup 1 > /dev/null
+  if [ "${SCENARIO:-rpc}" = pubsub ]; then
+    load=(pubsub --publishers 1 --subscribers 10 --in-flight 8); unit="delivered events"
+  else
+    load=(rpc --callers 4 --in-flight 8); unit="calls"
+  fi
+  "$LOAD" "${load[@]}" --url "ws://127.0.0.1:$port/ws" -q --duration 3 --warmup 1 > /dev/null
   callgrind_control -z "$vpid" > /dev/null 2>&1
-  result=$("$LOAD" rpc --url "ws://127.0.0.1:$port/ws" -q --callers 4 --in-flight 8 --duration 8 --warmup 0 | tail -1)
+  result=$("$LOAD" "${load[@]}" --url "ws://127.0.0.1:$port/ws" -q --duration 8 --warmup 0 | tail -1)
   callgrind_control -d "$vpid" > /dev/null 2>&1
   sleep 1
   kill "$vpid"; wait "$vpid" 2>/dev/null || true
   ops=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["ops"])' "$result")
   total=$(callgrind_annotate "$(ls "$node"/cg.*.1 | head -1)" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
-  python3 -c 'import sys; b, ops, total = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]); print(f"{b}: {total:,} instructions for {ops:,} calls = {total / ops:,.0f} per call")' "$bin" "$ops" "$total"
+  python3 -c 'import sys; b, ops, total = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]); u = sys.argv[4]; print(f"{b}: {total:,} instructions for {ops:,} {u} = {total / ops:,.0f} per op")' "$bin" "$ops" "$total" "$unit"
 done

@@ -466,7 +466,7 @@ impl Broker {
                     links.push(subscriber);
                     continue;
                 }
-                deliver_event(&mut encoded, subscriber);
+                deliver_event(&mut encoded, subscriber, false);
             }
             if !links.is_empty() {
                 let mut details =
@@ -479,7 +479,7 @@ impl Broker {
                 let event = event_with(target, details);
                 let mut encoded = EncodedEvent::new(&event, &payloads);
                 for subscriber in links {
-                    deliver_event(&mut encoded, subscriber);
+                    deliver_event(&mut encoded, subscriber, true);
                 }
             }
         }
@@ -523,8 +523,9 @@ impl Broker {
     }
 }
 
-/// Queues an EVENT for `subscriber` in its serializer.
-fn deliver_event(encoded: &mut EncodedEvent<'_>, subscriber: &Peer) {
+/// Queues an EVENT for `subscriber` (a router link when `link`) in its serializer.
+#[inline]
+fn deliver_event(encoded: &mut EncodedEvent<'_>, subscriber: &Peer, link: bool) {
     let Some(bytes) = encoded.get(subscriber.serializer()) else {
         return;
     };
@@ -533,7 +534,7 @@ fn deliver_event(encoded: &mut EncodedEvent<'_>, subscriber: &Peer) {
             session = subscriber.id().0,
             "event larger than the subscriber accepts; not sent"
         );
-    } else if subscriber.link().is_some() {
+    } else if link {
         subscriber.send_event_to_link(bytes);
     } else {
         // A full outbox marks the subscriber as a slow consumer; it is closed, and nobody else

@@ -33,7 +33,8 @@ impl Established {
         | Message::Publish { options, .. }
         | Message::Register { options, .. }
         | Message::Call { options, .. } = &msg
-            && options.contains_key("forward_for")
+            // (A scan, not a hash lookup: options hold a few keys, and this runs per message.)
+            && options.keys().any(|k| k == "forward_for")
             && self.peer.link().is_none()
         {
             return Flow::Violation(format!(
