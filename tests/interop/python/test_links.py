@@ -775,3 +775,47 @@ def test_by_default_a_link_authenticates_with_the_node_key_by_cryptosign():
     finally:
         a.close()
         b.close()
+
+
+def test_a_router_that_stops_answering_is_dropped_by_the_links_ping():
+    """The other router is frozen (SIGSTOP): its TCP connection stays open, so only the link's
+    ``ping`` can tell. Its routes go; once it answers again (SIGCONT) the link comes back."""
+    import signal
+
+    b = start()
+    a = start(links=[seed_link("a", b, ping={"interval": 0.3, "timeout": 0.5})])
+    try:
+
+        async def scenario():
+            await link_up(a)
+            callee = await connect(b)
+            await callee.session.register(lambda: "b", "com.example.frozen")
+            await callable_at(a, "com.example.frozen")
+            caller = await connect(a)
+            os.kill(b.proc.pid, signal.SIGSTOP)
+            try:
+
+                async def gone():
+                    [state] = await caller.session.call("switchboard.link.list")
+                    return state["state"] != "up" and "ping" in (state["last_error"] or "")
+
+                await until(gone, "the link dropped by its ping", timeout=10)
+                with pytest.raises(ApplicationError) as e:
+                    await caller.session.call("com.example.frozen")
+                assert e.value.error == "wamp.error.no_such_procedure"
+            finally:
+                os.kill(b.proc.pid, signal.SIGCONT)
+
+            async def back():
+                try:
+                    return await caller.session.call("com.example.frozen") == "b"
+                except ApplicationError:
+                    return False
+
+            await until(back, "the route back once b answers", timeout=20)
+            await close_all(callee, caller)
+
+        run(scenario())
+    finally:
+        a.close()
+        b.close()
