@@ -128,6 +128,41 @@ fn certificates(
     Ok(certs)
 }
 
+/// The PEM private key in `file`.
+fn private_key(
+    base: &Path,
+    field: &str,
+    file: &Path,
+) -> Result<PrivateKeyDer<'static>, TlsProblem> {
+    let pem = read(base, field, file)?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+        problem(
+            field,
+            format!("`{}` holds no PEM private key: {e}", file.display()),
+        )
+    })
+}
+
+/// Adds the CA certificates in `file` to `roots`, each problem under `field`.
+fn add_roots(
+    roots: &mut rustls::RootCertStore,
+    base: &Path,
+    field: &str,
+    file: &Path,
+    problems: &mut Vec<TlsProblem>,
+) {
+    match certificates(base, field, file) {
+        Ok(certs) => {
+            for cert in certs {
+                if let Err(e) = roots.add(cert) {
+                    problems.push(problem(field, format!("`{}`: {e}", file.display())));
+                }
+            }
+        }
+        Err(p) => problems.push(p),
+    }
+}
+
 /// Refuses a certificate outside its validity period.
 fn check_validity(field: &str, file: &Path, cert: &CertificateDer<'_>) -> Result<(), TlsProblem> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert).map_err(|e| {
@@ -199,15 +234,7 @@ pub fn server_config(cfg: &TlsConfig, base: &Path) -> Result<Arc<ServerConfig>, 
     let provider = provider(cfg.ciphers.as_deref())
         .map_err(|p| problems.push(p))
         .ok();
-    let key = read(base, "key", &cfg.key)
-        .and_then(|pem| {
-            PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
-                problem(
-                    "key",
-                    format!("`{}` holds no PEM private key: {e}", cfg.key.display()),
-                )
-            })
-        })
+    let key = private_key(base, "key", &cfg.key)
         .map_err(|p| problems.push(p))
         .ok();
     let mut chain = certificates(base, "certificate", &cfg.certificate)
@@ -229,17 +256,13 @@ pub fn server_config(cfg: &TlsConfig, base: &Path) -> Result<Arc<ServerConfig>, 
     }
     let mut roots = rustls::RootCertStore::empty();
     for (i, file) in cfg.ca_certificates.iter().enumerate() {
-        let field = format!("ca_certificates[{i}]");
-        match certificates(base, &field, file) {
-            Ok(certs) => {
-                for cert in certs {
-                    if let Err(e) = roots.add(cert) {
-                        problems.push(problem(&field, format!("`{}`: {e}", file.display())));
-                    }
-                }
-            }
-            Err(p) => problems.push(p),
-        }
+        add_roots(
+            &mut roots,
+            base,
+            &format!("ca_certificates[{i}]"),
+            file,
+            &mut problems,
+        );
     }
     let (Some(provider), Some(key), Some(chain)) = (provider, key, chain) else {
         return Err(problems);
@@ -300,16 +323,7 @@ pub fn link_client_config(
     let mut any_ca = false;
     for (field, file) in cas {
         any_ca = true;
-        match certificates(base, &field, file) {
-            Ok(certs) => {
-                for cert in certs {
-                    if let Err(e) = roots.add(cert) {
-                        problems.push(problem(&field, format!("`{}`: {e}", file.display())));
-                    }
-                }
-            }
-            Err(p) => problems.push(p),
-        }
+        add_roots(&mut roots, base, &field, file, &mut problems);
     }
     if !any_ca {
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -319,15 +333,7 @@ pub fn link_client_config(
             let chain = certificates(base, "cert", cert)
                 .map_err(|p| problems.push(p))
                 .ok();
-            let key = read(base, "key", key)
-                .and_then(|pem| {
-                    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
-                        problem(
-                            "key",
-                            format!("`{}` holds no PEM private key: {e}", key.display()),
-                        )
-                    })
-                })
+            let key = private_key(base, "key", key)
                 .map_err(|p| problems.push(p))
                 .ok();
             chain.zip(key)
