@@ -319,3 +319,179 @@ async fn every_realm_is_reachable_through_every_transport_and_realms_are_isolate
     }
     router.shutdown().await;
 }
+
+/// Sessions that keep calling or publishing in the background until dropped (also when the
+/// test fails, so that its runtime can end).
+struct Busy {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Busy {
+    /// `tasks` sessions, each running `step` over and over: a call that reaches the callee of
+    /// the moment or fails with no_such_procedure or canceled, or an acknowledged publish (paced
+    /// by the router's answers).
+    fn start<F>(
+        router: &common::TestRouter,
+        tasks: usize,
+        step: fn(switchboard_client::Session) -> F,
+    ) -> Busy
+    where
+        F: std::future::Future<Output = switchboard_client::Session> + Send + 'static,
+    {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tasks = (0..tasks)
+            .map(|_| {
+                let opts = router.options(Via::RawSocketTcp, Serializer::MsgPack);
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let mut session = switchboard_client::Session::connect(&opts)
+                        .await
+                        .expect("joins");
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        session = step(session).await;
+                    }
+                    let _ = session.leave().await;
+                })
+            })
+            .collect();
+        Busy { stop, tasks }
+    }
+
+    async fn finish(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for task in self.tasks.drain(..) {
+            timeout(WAIT, task).await.expect("stops").expect("task");
+        }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// A callee must hear REGISTERED before the first INVOCATION of the registration: Autobahn|JS
+/// fails its session ("INVOCATION received for non-registered registration ID") otherwise, and
+/// the calls in flight to it fail with `canceled`. Calls routed right after the registry changed
+/// once overtook the REGISTERED still to be queued; here callers call the procedure all the
+/// while a callee registers and unregisters it, over and over, on a multi-threaded runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn registered_reaches_the_callee_before_any_invocation_for_it() {
+    use common::raw_wamp::{args, opts};
+    use switchboard_proto::Message;
+    const PROCEDURE: &str = "com.example.race.register";
+    let router = start_router().await;
+    let callers = Busy::start(&router, 3, |caller| async move {
+        let _ = caller.call(PROCEDURE, Args::default()).await;
+        caller
+    });
+    let mut callee = common::RawPeer::join(&router, Via::RawSocketTcp, Serializer::Json).await;
+    let mut invocations = 0usize;
+    for round in 0..300u64 {
+        callee
+            .send(&Message::Register {
+                request: 2 * round + 1,
+                options: Dict::new(),
+                procedure: PROCEDURE.into(),
+            })
+            .await;
+        let registration = match callee.recv().await {
+            Some(Message::Registered {
+                request,
+                registration,
+            }) if request == 2 * round + 1 => registration,
+            other => panic!("round {round}: expected REGISTERED first, got {other:?}"),
+        };
+        callee
+            .send(&Message::Unregister {
+                request: 2 * round + 2,
+                registration,
+            })
+            .await;
+        // Answer what arrived meanwhile, up to the UNREGISTERED.
+        loop {
+            match callee.recv().await {
+                Some(Message::Invocation { request, .. }) => {
+                    invocations += 1;
+                    callee
+                        .send(&Message::Yield {
+                            request,
+                            options: opts(&[]),
+                            payload: args(vec![]),
+                        })
+                        .await;
+                }
+                Some(Message::Unregistered { request, .. }) if request == 2 * round + 2 => break,
+                other => {
+                    panic!("round {round}: expected INVOCATION or UNREGISTERED, got {other:?}")
+                }
+            }
+        }
+    }
+    callers.finish().await;
+    assert!(invocations > 0, "the callers' calls reached the callee");
+    router.shutdown().await;
+}
+
+/// A subscriber must hear SUBSCRIBED before the first EVENT of the subscription (Autobahn|JS
+/// fails its session on an EVENT for a subscription it does not know): publishers publish all
+/// the while a subscriber subscribes and unsubscribes, over and over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn subscribed_reaches_the_subscriber_before_any_event_for_it() {
+    use switchboard_proto::Message;
+    const TOPIC: &str = "com.example.race.subscribe";
+    let router = start_router().await;
+    let publishers = Busy::start(&router, 3, |publisher| async move {
+        let _ = publisher
+            .publish(TOPIC, Args::default(), PublishOptions::acknowledged())
+            .await;
+        publisher
+    });
+    let mut subscriber = common::RawPeer::join(&router, Via::RawSocketTcp, Serializer::Json).await;
+    let mut events = 0usize;
+    for round in 0..300u64 {
+        subscriber
+            .send(&Message::Subscribe {
+                request: 2 * round + 1,
+                options: Dict::new(),
+                topic: TOPIC.into(),
+            })
+            .await;
+        let subscription = match subscriber.recv().await {
+            Some(Message::Subscribed {
+                request,
+                subscription,
+            }) if request == 2 * round + 1 => subscription,
+            other => panic!("round {round}: expected SUBSCRIBED first, got {other:?}"),
+        };
+        subscriber
+            .send(&Message::Unsubscribe {
+                request: 2 * round + 2,
+                subscription,
+            })
+            .await;
+        loop {
+            match subscriber.recv().await {
+                Some(Message::Event {
+                    subscription: of, ..
+                }) => {
+                    assert_eq!(
+                        of, subscription,
+                        "round {round}: EVENT of this subscription"
+                    );
+                    events += 1;
+                }
+                Some(Message::Unsubscribed { request, .. }) if request == 2 * round + 2 => break,
+                other => panic!("round {round}: expected EVENT or UNSUBSCRIBED, got {other:?}"),
+            }
+        }
+    }
+    publishers.finish().await;
+    assert!(events > 0, "the publishers' events reached the subscriber");
+    router.shutdown().await;
+}

@@ -279,13 +279,25 @@ impl Broker {
 
     /// Subscribes `peer` to `topic` under `policy`; returns the subscription id (the existing one
     /// if the pattern already has subscribers, including `peer` itself) and whether it is new.
-    pub(super) fn subscribe(&self, peer: &Peer, topic: Uri, policy: UriMatch) -> (Id, bool) {
+    ///
+    /// `confirm` runs with the subscription id before any publisher can reach the new
+    /// subscriber (the registry stays locked), so that SUBSCRIBED is queued ahead of the first
+    /// EVENT: clients such as Autobahn|JS fail the session on an EVENT for a subscription they do
+    /// not know yet. It must not block: queue the message and return.
+    pub(super) fn subscribe(
+        &self,
+        peer: &Peer,
+        topic: Uri,
+        policy: UriMatch,
+        confirm: impl FnOnce(Id),
+    ) -> (Id, bool) {
         let mut state = write(&self.state);
         let state = &mut *state;
         if let Some(sub) = state.subscriptions.get_mut(&topic, policy) {
             if !sub.subscribers.contains(peer) {
                 Arc::make_mut(&mut sub.subscribers).push(peer.clone());
             }
+            confirm(sub.id);
             return (sub.id, false);
         }
         let id = self.ids.next_id();
@@ -298,13 +310,23 @@ impl Broker {
                 subscribers: Arc::new(vec![peer.clone()]),
             },
         );
+        confirm(id);
         (id, true)
     }
 
     /// Removes `session` from subscription `id`; deletes the subscription when it was the last
     /// subscriber. Returns the removed subscriber and whether the subscription was deleted, or
     /// `None` when the session was not subscribed.
-    pub(super) fn unsubscribe(&self, session: SessionId, id: Id) -> Option<(Peer, bool)> {
+    ///
+    /// `confirm` runs with the removed subscriber while the registry is still locked: every
+    /// EVENT routed to it before is queued by then (publishers queue under the read lock), so the
+    /// UNSUBSCRIBED it queues is the last word on the subscription. It must not block.
+    pub(super) fn unsubscribe(
+        &self,
+        session: SessionId,
+        id: Id,
+        confirm: impl FnOnce(&Peer),
+    ) -> Option<(Peer, bool)> {
         let mut state = write(&self.state);
         let state = &mut *state;
         let (topic, policy) = state.pattern_by_id.get(&id).cloned()?;
@@ -316,6 +338,7 @@ impl Broker {
             state.subscriptions.remove(&topic, policy);
             state.pattern_by_id.remove(&id);
         }
+        confirm(&removed);
         Some((removed, deleted))
     }
 
@@ -373,18 +396,18 @@ impl Broker {
         disclose: bool,
     ) -> PublishOutcome {
         let publication = random_global_id();
-        // Snapshot under the read lock, route without it.
+        // The read lock is held until every EVENT is queued: a subscribe or unsubscribe (write
+        // lock) queues its SUBSCRIBED or UNSUBSCRIBED either before this publication's EVENTs
+        // or after all of them, never in between (see `subscribe`).
+        let state = read(&self.state);
         let mut targets: Vec<Target> = Vec::new();
-        {
-            let state = read(&self.state);
-            state.subscriptions.for_each_match(topic, |_, policy, sub| {
-                targets.push(Target {
-                    id: sub.id,
-                    pattern_based: policy != UriMatch::Exact,
-                    subscribers: Arc::clone(&sub.subscribers),
-                });
+        state.subscriptions.for_each_match(topic, |_, policy, sub| {
+            targets.push(Target {
+                id: sub.id,
+                pattern_based: policy != UriMatch::Exact,
+                subscribers: Arc::clone(&sub.subscribers),
             });
-        }
+        });
         // spec, "Publisher Exclusion": the publisher is excluded unless exclude_me is false.
         let exclude_me = options
             .get("exclude_me")
@@ -483,6 +506,7 @@ impl Broker {
                 }
             }
         }
+        drop(state);
         if !self.history.is_empty() {
             let stored = StoredEvent {
                 seq: HISTORY_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed),

@@ -185,12 +185,19 @@ impl Dealer {
     /// Registers `procedure` under `policy` for `callee`. With `invoke` other than single, later
     /// callees asking for the same policy join the registration (same id); anything else fails
     /// with `procedure_already_exists`.
+    ///
+    /// `confirm` runs with the new registration id before any caller can reach it (the registry
+    /// stays locked): a callee must get REGISTERED before the first INVOCATION for it, and a
+    /// call routed right after the change would otherwise overtake the confirmation in the
+    /// callee's outbox (clients such as Autobahn|JS fail the session on an INVOCATION for a
+    /// registration they do not know yet). It must not block: queue the message and return.
     pub(super) fn register(
         &self,
         callee: &Peer,
         procedure: Uri,
         policy: UriMatch,
         invoke: InvokePolicy,
+        confirm: impl FnOnce(Id),
     ) -> Result<(Id, bool), CallError> {
         let mut state = write(&self.state);
         if let Some(existing) = state.registrations.get(&procedure, policy).cloned() {
@@ -221,6 +228,7 @@ impl Dealer {
             state
                 .registrations
                 .insert(procedure, policy, joined.clone());
+            confirm(joined.id);
             return Ok((joined.id, false));
         }
         let reg = Arc::new(Registration {
@@ -233,13 +241,23 @@ impl Dealer {
         });
         state.by_id.insert(reg.id, reg.clone());
         state.registrations.insert(procedure, policy, reg.clone());
+        confirm(reg.id);
         Ok((reg.id, true))
     }
 
     /// Removes `callee` from registration `id`; deletes the registration with its last callee.
     /// Returns the removed callee and whether the registration was deleted, or `None` when the
     /// session did not hold it.
-    pub(super) fn unregister(&self, callee: SessionId, id: Id) -> Option<(Peer, bool)> {
+    ///
+    /// `confirm` runs with the removed callee while the registry is still locked: every
+    /// INVOCATION routed to it before is queued by then (calls queue under the read lock), so
+    /// the UNREGISTERED it queues comes after them. It must not block.
+    pub(super) fn unregister(
+        &self,
+        callee: SessionId,
+        id: Id,
+        confirm: impl FnOnce(&Peer),
+    ) -> Option<(Peer, bool)> {
         let mut state = write(&self.state);
         let reg = state.by_id.get(&id).cloned()?;
         let pos = reg.callees.iter().position(|c| c.id() == callee)?;
@@ -257,6 +275,7 @@ impl Dealer {
                 .registrations
                 .insert(left.procedure.clone(), left.policy, left);
         }
+        confirm(&removed);
         Some((removed, deleted))
     }
 
@@ -311,11 +330,15 @@ impl Dealer {
         payload: &Payload,
         disclose: bool,
     ) -> Result<(), CallError> {
+        // The read lock is held until the INVOCATION is queued: a register or unregister (write
+        // lock) queues its REGISTERED or UNREGISTERED either before or after it, so a callee
+        // never gets an INVOCATION for a registration it has not heard of or has left.
+        let state = read(&self.state);
         // spec, "Pattern-based Registration": exact beats the longest prefix beats wildcard.
-        let reg = read(&self.state)
+        let reg = state
             .registrations
             .best_match(procedure)
-            .map(|(_, _, reg)| Arc::clone(reg));
+            .map(|(_, _, reg)| reg);
         let Some(reg) = reg else {
             return Err(CallError::new(
                 errors::NO_SUCH_PROCEDURE,
@@ -430,8 +453,9 @@ impl Dealer {
             ));
         }
         // spec, "Call Timeouts": the dealer cancels the call when `timeout` ms pass first.
-        if timeout > 0 {
-            let callee = callee.clone();
+        let timed = (timeout > 0).then(|| callee.clone());
+        drop(state);
+        if let Some(callee) = timed {
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(timeout)).await;
                 if callee.peek_pending_invocation(invocation_id).is_some() {

@@ -245,10 +245,10 @@ impl Realm {
         registrations: impl IntoIterator<Item = Id>,
     ) {
         for id in subscriptions {
-            self.unsubscribe(peer.id(), id);
+            self.unsubscribe(peer.id(), id, || {});
         }
         for id in registrations {
-            self.unregister(peer.id(), id);
+            self.unregister(peer.id(), id, || {});
         }
         self.dealer.session_left(peer);
         match visibility {
@@ -296,9 +296,16 @@ impl Realm {
     }
 
     /// Subscribes `peer` to `topic` under `policy`; returns the subscription id (shared by every
-    /// subscriber of the same pattern and policy).
-    pub fn subscribe(&self, peer: &Peer, topic: Uri, policy: UriMatch) -> Id {
-        let (id, created) = self.broker.subscribe(peer, topic.clone(), policy);
+    /// subscriber of the same pattern and policy). `confirm` queues the SUBSCRIBED: it runs
+    /// before any EVENT of the subscription can be queued (see `Broker::subscribe`).
+    pub fn subscribe(
+        &self,
+        peer: &Peer,
+        topic: Uri,
+        policy: UriMatch,
+        confirm: impl FnOnce(Id),
+    ) -> Id {
+        let (id, created) = self.broker.subscribe(peer, topic.clone(), policy, confirm);
         self.tell_watchers(true, || self.subscription_interest(id), peer);
         self.emit_added(
             Kind::Subscription,
@@ -310,12 +317,14 @@ impl Realm {
         id
     }
 
-    /// Removes `session` from subscription `id`; `false` when it was not subscribed.
-    pub fn unsubscribe(&self, session: SessionId, id: Id) -> bool {
+    /// Removes `session` from subscription `id`; `false` when it was not subscribed. `confirm`
+    /// queues the UNSUBSCRIBED: it runs after every EVENT of the subscription is queued to the
+    /// session (see `Broker::unsubscribe`).
+    pub fn unsubscribe(&self, session: SessionId, id: Id, confirm: impl FnOnce()) -> bool {
         // Read before the change, whether or not anyone watches yet: a watch taken meanwhile
         // must hear of it.
         let interest = self.subscription_interest(id);
-        let Some((peer, deleted)) = self.broker.unsubscribe(session, id) else {
+        let Some((peer, deleted)) = self.broker.unsubscribe(session, id, |_| confirm()) else {
             return false;
         };
         self.tell_watchers(false, || interest, &peer);
@@ -324,17 +333,19 @@ impl Realm {
     }
 
     /// Registers `procedure` under `policy` for `peer`, joining a shared registration when
-    /// `invoke` allows it.
+    /// `invoke` allows it. `confirm` queues the REGISTERED: it runs before any INVOCATION of the
+    /// registration can be queued (see `Dealer::register`).
     pub fn register(
         &self,
         peer: &Peer,
         procedure: Uri,
         policy: UriMatch,
         invoke: InvokePolicy,
+        confirm: impl FnOnce(Id),
     ) -> Result<Id, CallError> {
-        let (id, created) = self
-            .dealer
-            .register(peer, procedure.clone(), policy, invoke)?;
+        let (id, created) =
+            self.dealer
+                .register(peer, procedure.clone(), policy, invoke, confirm)?;
         self.tell_watchers(true, || self.registration_interest(id), peer);
         self.emit_added(
             Kind::Registration,
@@ -347,9 +358,11 @@ impl Realm {
     }
 
     /// Removes `session` as a callee of registration `id`; `false` when it was not one.
-    pub fn unregister(&self, session: SessionId, id: Id) -> bool {
+    /// `confirm` queues the UNREGISTERED: it runs after every INVOCATION of the registration is
+    /// queued to the session (see `Dealer::unregister`).
+    pub fn unregister(&self, session: SessionId, id: Id, confirm: impl FnOnce()) -> bool {
         let interest = self.registration_interest(id);
-        let Some((peer, deleted)) = self.dealer.unregister(session, id) else {
+        let Some((peer, deleted)) = self.dealer.unregister(session, id, |_| confirm()) else {
             return false;
         };
         self.tell_watchers(false, || interest, &peer);
@@ -364,18 +377,20 @@ impl Realm {
         // Read before the change, whether or not anyone watches yet: a watch taken meanwhile
         // must hear of it.
         let interest = self.subscription_interest(id);
-        let Some((subscriber, deleted)) = self.broker.unsubscribe(session, id) else {
+        let revoked = |subscriber: &Peer| {
+            let details = revocation_details("subscription", id, reason);
+            send_to(
+                subscriber,
+                Message::Unsubscribed {
+                    request: 0,
+                    details: Some(details),
+                },
+            );
+        };
+        let Some((subscriber, deleted)) = self.broker.unsubscribe(session, id, revoked) else {
             return false;
         };
         self.tell_watchers(false, || interest, &subscriber);
-        let details = revocation_details("subscription", id, reason);
-        send_to(
-            &subscriber,
-            Message::Unsubscribed {
-                request: 0,
-                details: Some(details),
-            },
-        );
         self.emit_removed(Kind::Subscription, session, id, deleted);
         true
     }
@@ -384,18 +399,20 @@ impl Realm {
     /// telling the callee with UNREGISTERED. `false` when the session was not a callee of it.
     pub fn revoke_registration(&self, id: Id, session: SessionId, reason: Option<&Value>) -> bool {
         let interest = self.registration_interest(id);
-        let Some((callee, deleted)) = self.dealer.unregister(session, id) else {
+        let revoked = |callee: &Peer| {
+            let details = revocation_details("registration", id, reason);
+            send_to(
+                callee,
+                Message::Unregistered {
+                    request: 0,
+                    details: Some(details),
+                },
+            );
+        };
+        let Some((callee, deleted)) = self.dealer.unregister(session, id, revoked) else {
             return false;
         };
         self.tell_watchers(false, || interest, &callee);
-        let details = revocation_details("registration", id, reason);
-        send_to(
-            &callee,
-            Message::Unregistered {
-                request: 0,
-                details: Some(details),
-            },
-        );
         self.emit_removed(Kind::Registration, session, id, deleted);
         true
     }

@@ -133,17 +133,20 @@ impl Established {
         else {
             return;
         };
-        let subscription = self.realm.subscribe(&self.peer, topic.clone(), policy);
+        let subscription =
+            self.realm
+                .subscribe(&self.peer, topic.clone(), policy, |subscription| {
+                    self.reply(Message::Subscribed {
+                        request,
+                        subscription,
+                    })
+                });
         let retained = if flag(&options, "get_retained") {
             self.realm.broker.retained(&topic, policy)
         } else {
             Vec::new()
         };
         self.subscriptions.insert(subscription, topic);
-        self.reply(Message::Subscribed {
-            request,
-            subscription,
-        });
         // spec, "Event Retention": retained events follow the SUBSCRIBED, marked as such.
         for (retained_topic, event) in retained {
             let mut details = event.details;
@@ -162,12 +165,17 @@ impl Established {
 
     fn handle_unsubscribe(&mut self, request: Id, subscription: Id) {
         let held = self.subscriptions.remove(&subscription).is_some();
-        if held && self.realm.unsubscribe(self.peer.id(), subscription) {
+        let confirm = || {
             self.reply(Message::Unsubscribed {
                 request,
                 details: None,
-            });
-        } else {
+            })
+        };
+        if !(held
+            && self
+                .realm
+                .unsubscribe(self.peer.id(), subscription, confirm))
+        {
             self.reply_error(
                 MessageType::Unsubscribe,
                 request,
@@ -235,13 +243,17 @@ impl Established {
         else {
             return;
         };
-        match self.realm.register(&self.peer, procedure, policy, invoke) {
+        let registered =
+            self.realm
+                .register(&self.peer, procedure, policy, invoke, |registration| {
+                    self.reply(Message::Registered {
+                        request,
+                        registration,
+                    })
+                });
+        match registered {
             Ok(registration) => {
                 self.registrations.insert(registration);
-                self.reply(Message::Registered {
-                    request,
-                    registration,
-                });
             }
             Err(e) => self.reply_error(MessageType::Register, request, e.uri, &e.message),
         }
@@ -249,12 +261,13 @@ impl Established {
 
     fn handle_unregister(&mut self, request: Id, registration: Id) {
         let held = self.registrations.remove(&registration);
-        if held && self.realm.unregister(self.peer.id(), registration) {
+        let confirm = || {
             self.reply(Message::Unregistered {
                 request,
                 details: None,
-            });
-        } else {
+            })
+        };
+        if !(held && self.realm.unregister(self.peer.id(), registration, confirm)) {
             self.reply_error(
                 MessageType::Unregister,
                 request,
