@@ -17,6 +17,7 @@ pub mod listener;
 mod locks;
 pub mod matcher;
 pub mod node;
+pub mod ops;
 pub mod peer;
 pub mod realm;
 pub mod session;

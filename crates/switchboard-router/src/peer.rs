@@ -244,12 +244,13 @@ impl Peer {
 
     /// Queues an EVENT for a router link: where the outbox is full the event is dropped and
     /// counted, and the link stays (a link is many subscribers' route: closing it would lose
-    /// every route through it, not one event; WAMP events are at most once anyway). `false` when
-    /// the event was dropped or the session is gone.
-    pub fn send_event_to_link(&self, msg: Bytes) -> bool {
+    /// every route through it, not one event; WAMP events are at most once anyway).
+    /// [`SendError::Full`] when the event was dropped, [`SendError::Closed`] when the session is
+    /// gone.
+    pub fn send_event_to_link(&self, msg: Bytes) -> Result<(), SendError> {
         match self.inner.outbox.try_send(msg) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
             Err(mpsc::error::TrySendError::Full(_)) => {
                 let before = self.inner.dropped.fetch_add(1, Ordering::Relaxed);
                 if before.is_power_of_two() || before == 0 {
@@ -259,7 +260,7 @@ impl Peer {
                         "the link does not keep up: events to it dropped"
                     );
                 }
-                false
+                Err(SendError::Full)
             }
         }
     }

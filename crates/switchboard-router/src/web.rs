@@ -83,6 +83,14 @@ pub fn text(status: StatusCode, body: &str) -> Response<HttpBody> {
     response(status, "text/plain; charset=utf-8", body.to_owned())
 }
 
+/// A JSON response; nothing in it is cached by the client (health and status answers change).
+pub fn json(status: StatusCode, body: &serde_json::Value) -> Response<HttpBody> {
+    let mut r = response(status, "application/json", body.to_string());
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
 /// A `302 Found` to `url` (Twisted's `Redirect`, which Crossbar uses, answers 302 too).
 pub fn redirect(url: &str) -> Response<HttpBody> {
     let mut r = text(StatusCode::FOUND, "");

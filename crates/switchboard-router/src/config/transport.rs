@@ -273,6 +273,10 @@ pub enum WebPathConfig {
     Redirect(RedirectPathConfig),
     /// A page describing the node.
     NodeInfo(NodeInfoPathConfig),
+    /// `<path>/live` and `<path>/ready` for load balancers and orchestrators.
+    Health(HealthPathConfig),
+    /// The node's counters in the Prometheus text format.
+    Metrics(MetricsPathConfig),
     /// A fixed JSON document.
     Json(JsonPathConfig),
     /// The HTTP bridge: a POST publishes an event.
@@ -300,6 +304,8 @@ tagged!(WebPathConfig, "web path", {
     "websocket" => WebSocket(WebSocketOptions),
     "redirect" => Redirect(RedirectPathConfig),
     "nodeinfo" => NodeInfo(NodeInfoPathConfig),
+    "health" => Health(HealthPathConfig),
+    "metrics" => Metrics(MetricsPathConfig),
     "json" => Json(JsonPathConfig),
     "publisher" => Publisher(HttpBridgePathConfig),
     "caller" => Caller(HttpBridgePathConfig),
@@ -624,6 +630,17 @@ impl Default for JsonPathOptions {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct NodeInfoPathConfig {}
+
+/// `{"type": "health"}` (Switchboard's): `<path>/live` answers 200 while the node serves,
+/// `<path>/ready` 200 once it is ready, else 503 with what is not.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HealthPathConfig {}
+
+/// `{"type": "metrics"}` (Switchboard's): the node's counters for Prometheus to scrape.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsPathConfig {}
 
 /// A file mode written in octal (`"0644"`, `"644"`), as Crossbar's `file_permissions`.
 pub fn parse_file_mode(text: &str) -> Option<u32> {

@@ -1438,6 +1438,8 @@ fn check_web_paths<'a>(
             }
             WebPathConfig::Static(_)
             | WebPathConfig::NodeInfo(_)
+            | WebPathConfig::Health(_)
+            | WebPathConfig::Metrics(_)
             | WebPathConfig::Json(_)
             | WebPathConfig::Publisher(_)
             | WebPathConfig::Caller(_)

@@ -127,6 +127,10 @@ enum Resource {
     Static(StaticDir),
     Redirect(String),
     NodeInfo,
+    /// The node's liveness and readiness.
+    Health,
+    /// The node's counters for Prometheus.
+    Metrics,
     /// A static directory that did not exist when the node started.
     Missing,
     /// A fixed JSON document.
@@ -475,6 +479,11 @@ async fn serve_resource(
         }
         Resource::Redirect(url) => web::redirect(url),
         Resource::NodeInfo => web::node_info(&protocols.realms),
+        Resource::Health => crate::ops::health::serve(&sessions.status, rel),
+        Resource::Metrics if rel.is_empty() || rel == "/" => {
+            crate::ops::metrics::serve(&sessions.realms, &sessions.status)
+        }
+        Resource::Metrics => web::text(StatusCode::NOT_FOUND, "not found\n"),
         Resource::Missing => web::text(StatusCode::NOT_FOUND, "not found\n"),
         Resource::Json(doc) if rel.is_empty() || rel == "/" => doc.serve(&req),
         Resource::Json(_) => web::text(StatusCode::NOT_FOUND, "not found\n"),

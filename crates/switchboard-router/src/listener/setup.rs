@@ -228,6 +228,8 @@ fn resource(
         WebPathConfig::WebSocket(o) => Resource::WebSocket(WsEndpoint::from_options(o, setup, at)?),
         WebPathConfig::Redirect(r) => Resource::Redirect(r.url.clone()),
         WebPathConfig::NodeInfo(_) => Resource::NodeInfo,
+        WebPathConfig::Health(_) => Resource::Health,
+        WebPathConfig::Metrics(_) => Resource::Metrics,
         WebPathConfig::Json(j) => Resource::Json(crate::web::JsonDocument::new(j)),
         WebPathConfig::ReverseProxy(c) => Resource::ReverseProxy(std::sync::Arc::new(
             super::reverse_proxy::ReverseProxy::new(c),

@@ -28,6 +28,7 @@ use crate::config::{
     DEFAULT_GUEST_WATCH_DELAY_SECONDS, EnvInherit, GUEST_STOP_SIGNALS, GuestOutput, GuestStdin,
     GuestWorkerConfig, MaxRestarts, RestartBackoff, RestartPolicy, StdinKeyword,
 };
+use crate::ops::NodeStatus;
 use crate::realm::RealmRegistry;
 
 /// The longest output line logged as one; longer ones are logged in pieces of this size.
@@ -398,10 +399,25 @@ impl GuestSupervisor {
     /// Starts every guest in config order (each process is started before the next one, and a
     /// guest with `options.ready` is waited for) and supervises them. `realms` answers whether
     /// a `procedure` readiness rule holds.
-    pub fn start(guests: Vec<PreparedGuest>, realms: Arc<RealmRegistry>) -> Self {
+    ///
+    /// Until a guest with `options.ready` is ready, `status` lists it as not ready (the
+    /// `health` web path's `ready` answers 503).
+    pub fn start(
+        guests: Vec<PreparedGuest>,
+        realms: Arc<RealmRegistry>,
+        status: Arc<NodeStatus>,
+    ) -> Self {
         let ids = guests.iter().map(|g| g.id.clone()).collect();
         let stop = CancellationToken::new();
-        let starter = tokio::spawn(start_in_order(guests, realms, stop.clone()));
+        for guest in &guests {
+            if let Some(plan) = &guest.ready {
+                status.wait_for(
+                    readiness_name(&guest.id),
+                    format!("waiting until {}", plan.rule.describe()),
+                );
+            }
+        }
+        let starter = tokio::spawn(start_in_order(guests, realms, status, stop.clone()));
         Self { ids, stop, starter }
     }
 
@@ -427,6 +443,7 @@ impl GuestSupervisor {
 async fn start_in_order(
     guests: Vec<PreparedGuest>,
     realms: Arc<RealmRegistry>,
+    status: Arc<NodeStatus>,
     stop: CancellationToken,
 ) -> Vec<(String, JoinHandle<()>)> {
     let mut started = Vec::new();
@@ -449,7 +466,7 @@ async fn start_in_order(
         if let Some((plan, ready)) = ready {
             tokio::select! {
                 () = stop.cancelled() => break,
-                () = wait_ready(&id, &plan, ready, &realms) => {}
+                () = wait_ready(&id, &plan, ready, &realms, &status) => {}
             }
         }
     }
@@ -462,6 +479,7 @@ async fn wait_ready(
     plan: &ReadyPlan,
     mut ready: watch::Receiver<bool>,
     realms: &RealmRegistry,
+    status: &NodeStatus,
 ) {
     let became_ready = async {
         match &plan.rule {
@@ -477,13 +495,30 @@ async fn wait_ready(
     };
     let what = plan.rule.describe();
     match tokio::time::timeout(plan.timeout, became_ready).await {
-        Ok(()) => tracing::info!(worker = %id, "guest worker is ready ({what})"),
-        Err(_) => tracing::warn!(
-            worker = %id,
-            "guest worker is not ready after {:?} (options.ready: waiting until {what}): starting the next worker anyway",
-            plan.timeout
-        ),
+        Ok(()) => {
+            tracing::info!(worker = %id, "guest worker is ready ({what})");
+            status.done(&readiness_name(id));
+        }
+        Err(_) => {
+            tracing::warn!(
+                worker = %id,
+                "guest worker is not ready after {:?} (options.ready: waiting until {what}): starting the next worker anyway",
+                plan.timeout
+            );
+            status.wait_for(
+                readiness_name(id),
+                format!(
+                    "not ready after {:?}: {what} has not happened",
+                    plan.timeout
+                ),
+            );
+        }
     }
+}
+
+/// How the node's readiness names a guest worker.
+fn readiness_name(id: &str) -> String {
+    format!("worker {id}")
 }
 
 /// Whether `procedure` is registered on `realm` (the node's only realm when `None`), asked

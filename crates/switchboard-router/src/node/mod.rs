@@ -31,6 +31,7 @@ pub use prepare::{PreparedNode, prepare, prepare_dir, prepare_draft};
 use crate::config::{ConfigErrors, LoadedConfig};
 use crate::embed::{Component, InProcess, TrustedIdentity};
 use crate::listener::{self, ListenAddr};
+use crate::ops::NodeStatus;
 use crate::realm::authz::TRUSTED_ROLE;
 use crate::realm::router_caller::ROUTER_AUTHID;
 use crate::realm::{Realm, RealmRegistry};
@@ -217,10 +218,14 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
     let stop_accepting = CancellationToken::new();
     let tracker = TaskTracker::new();
     let shutdown_grace = node.config().config.shutdown_grace();
-    let in_process = InProcess::new(
-        SessionConfig::new(realms.clone(), shutdown.clone()),
-        tracker.clone(),
-    );
+    // Not ready (the `health` path's `ready`) until everything below has started.
+    let status = Arc::new(NodeStatus::starting());
+    let sessions_of = |realms: &Arc<RealmRegistry>| {
+        let mut sessions = SessionConfig::new(realms.clone(), shutdown.clone());
+        sessions.status = status.clone();
+        sessions
+    };
+    let in_process = InProcess::new(sessions_of(&realms), tracker.clone());
     // Each realm's caller joins before any listener accepts, so dynamic authenticators and
     // authorizers are reachable from the first HELLO on.
     for realm in realms.all() {
@@ -271,7 +276,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
         if !private {
             tracing::info!(transport = %addr, "listening");
         }
-        let mut sessions = SessionConfig::new(realms.clone(), shutdown.clone());
+        let mut sessions = sessions_of(&realms);
         if let Some(timeout) = protocols.close_timeout {
             sessions.final_write_timeout = timeout;
         }
@@ -288,10 +293,11 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
         }
     }
     // Guests start once the router listens: most of them connect to it.
-    let guests = GuestSupervisor::start(guests, realms.clone());
+    let guests = GuestSupervisor::start(guests, realms.clone(), status.clone());
     let rest_components = rest_components::RestComponents::start(builtins, &in_process).await?;
     let postgres_bridges = postgres_bridges::PostgresBridges::start(&loaded, &in_process).await?;
     let links = links::Links::start(&loaded.config, &loaded.base_dir, &in_process, &realms).await?;
+    status.mark_started();
     Ok(RunningNode {
         listeners,
         realms,

@@ -20,6 +20,14 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action, in index order.
+    pub const ALL: [Action; 4] = [
+        Action::Call,
+        Action::Register,
+        Action::Publish,
+        Action::Subscribe,
+    ];
+
     fn index(self) -> usize {
         self as usize
     }

@@ -12,12 +12,13 @@ use std::sync::{Arc, RwLock};
 use switchboard_proto::ids::{IdSequence, random_global_id};
 use switchboard_proto::{Dict, Id, Message, Payload, Serializer, Uri, UriMatch};
 
+use super::stats::{Dropped, RealmStats};
 use crate::delivery::{
     EncodedEvent, Forwarded, PayloadPerSerializer, copy_passthru, identity_details, link_details,
 };
 use crate::locks::{read, write};
 use crate::matcher::{PatternIndex, policy_index};
-use crate::peer::{Peer, SessionId};
+use crate::peer::{Peer, SendError, SessionId};
 
 /// One subscription: all sessions subscribed to one topic pattern under one match policy share it
 /// and its id (spec: the router returns the same subscription id to every subscriber).
@@ -58,6 +59,8 @@ pub struct Broker {
     /// The publications that links brought in lately, by origin: one that comes in again over
     /// another path of a cycle of links is not delivered twice.
     forwarded_seen: std::sync::Mutex<RecentOrigins>,
+    /// The realm's counters.
+    stats: Arc<RealmStats>,
 }
 
 /// The black- and whitelists a link gets in EVENT.Details to publish with on the other router.
@@ -233,7 +236,11 @@ struct Target {
 impl Broker {
     /// An empty broker drawing subscription ids from `ids`, keeping the event history `store`
     /// configures.
-    pub fn new(ids: Arc<IdSequence>, store: Option<&crate::config::StoreConfig>) -> Self {
+    pub fn new(
+        ids: Arc<IdSequence>,
+        store: Option<&crate::config::StoreConfig>,
+        stats: Arc<RealmStats>,
+    ) -> Self {
         let history = store
             .into_iter()
             .flat_map(|s| s.event_history.iter().map(move |h| (s, h)))
@@ -252,6 +259,7 @@ impl Broker {
             ids,
             history,
             forwarded_seen: std::sync::Mutex::new(RecentOrigins::default()),
+            stats,
         }
     }
 
@@ -476,6 +484,7 @@ impl Broker {
                 payload: payload.clone(),
             }
         };
+        let mut delivered = 0u64;
         for target in &targets {
             let event = event_with(target, disclosed(publisher));
             let mut encoded = EncodedEvent::new(&event, &payloads);
@@ -489,7 +498,7 @@ impl Broker {
                     links.push(subscriber);
                     continue;
                 }
-                deliver_event(&mut encoded, subscriber, false);
+                delivered += deliver_event(&mut encoded, subscriber, false, &self.stats);
             }
             if !links.is_empty() {
                 let mut details =
@@ -502,11 +511,12 @@ impl Broker {
                 let event = event_with(target, details);
                 let mut encoded = EncodedEvent::new(&event, &payloads);
                 for subscriber in links {
-                    deliver_event(&mut encoded, subscriber, true);
+                    delivered += deliver_event(&mut encoded, subscriber, true, &self.stats);
                 }
             }
         }
         drop(state);
+        self.stats.published(publisher.is_some(), delivered);
         if !self.history.is_empty() {
             let stored = StoredEvent {
                 seq: HISTORY_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -547,23 +557,44 @@ impl Broker {
     }
 }
 
-/// Queues an EVENT for `subscriber` (a router link when `link`) in its serializer.
+/// Queues an EVENT for `subscriber` (a router link when `link`) in its serializer: 1 when it
+/// was queued, else 0 (a drop is counted in `stats`).
 #[inline]
-fn deliver_event(encoded: &mut EncodedEvent<'_>, subscriber: &Peer, link: bool) {
+fn deliver_event(
+    encoded: &mut EncodedEvent<'_>,
+    subscriber: &Peer,
+    link: bool,
+    stats: &RealmStats,
+) -> u64 {
     let Some(bytes) = encoded.get(subscriber.serializer()) else {
-        return;
+        return 0;
     };
     if !subscriber.accepts_len(bytes.len()) {
         tracing::debug!(
             session = subscriber.id().0,
             "event larger than the subscriber accepts; not sent"
         );
-    } else if link {
-        subscriber.send_event_to_link(bytes);
-    } else {
-        // A full outbox marks the subscriber as a slow consumer; it is closed, and nobody else
-        // waits for it.
-        let _ = subscriber.send(bytes);
+        return 0;
+    }
+    if link {
+        return match subscriber.send_event_to_link(bytes) {
+            Ok(()) => 1,
+            Err(SendError::Full) => {
+                stats.dropped(Dropped::Link);
+                0
+            }
+            Err(SendError::Closed) => 0,
+        };
+    }
+    // A full outbox marks the subscriber as a slow consumer; it is closed, and nobody else
+    // waits for it.
+    match subscriber.send(bytes) {
+        Ok(()) => 1,
+        Err(SendError::Full) => {
+            stats.dropped(Dropped::SlowConsumer);
+            0
+        }
+        Err(SendError::Closed) => 0,
     }
 }
 

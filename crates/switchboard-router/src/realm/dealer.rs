@@ -7,6 +7,7 @@
 //! ERROR run on the callee's task: it takes the pending invocation from its own table and queues the
 //! RESULT or ERROR into the caller's outbox. No dealer task sits in between.
 
+use super::stats::{CallOutcome, RealmStats};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -87,6 +88,8 @@ struct DealerState {
 pub struct Dealer {
     state: RwLock<DealerState>,
     ids: Arc<IdSequence>,
+    /// The realm's counters.
+    stats: Arc<RealmStats>,
 }
 
 /// An error for the caller: URI and a human-readable message (sent as the single argument, as
@@ -137,7 +140,13 @@ impl CallError {
 /// Ends the invocation `invocation` of `callee` for its caller: ERROR `reason` to the caller, and
 /// (unless the mode is skip or the callee cannot take it) INTERRUPT to the callee. For `Kill`, the
 /// invocation stays pending and the callee's answer goes to the caller.
-fn cancel_invocation(callee: &Peer, invocation: Id, mode: CancelMode, reason: &'static str) {
+fn cancel_invocation(
+    callee: &Peer,
+    invocation: Id,
+    mode: CancelMode,
+    reason: &'static str,
+    stats: &RealmStats,
+) {
     let mode = if callee.features().callee_call_canceling {
         mode
     } else {
@@ -161,6 +170,11 @@ fn cancel_invocation(callee: &Peer, invocation: Id, mode: CancelMode, reason: &'
     if let Some(pending) = callee.take_pending_invocation(invocation) {
         let caller = &pending.caller;
         caller.untrack_call(pending.call_request);
+        stats.call_ended(if reason == errors::TIMEOUT {
+            CallOutcome::Timeout
+        } else {
+            CallOutcome::Canceled
+        });
         let text = if reason == errors::TIMEOUT {
             "the call timed out"
         } else {
@@ -175,10 +189,11 @@ fn cancel_invocation(callee: &Peer, invocation: Id, mode: CancelMode, reason: &'
 
 impl Dealer {
     /// An empty dealer drawing registration ids from `ids`.
-    pub fn new(ids: Arc<IdSequence>) -> Self {
+    pub fn new(ids: Arc<IdSequence>, stats: Arc<RealmStats>) -> Self {
         Self {
             state: RwLock::new(DealerState::default()),
             ids,
+            stats,
         }
     }
 
@@ -330,6 +345,22 @@ impl Dealer {
         payload: &Payload,
         disclose: bool,
     ) -> Result<(), CallError> {
+        let routed = self.route_call(caller, request, options, procedure, payload, disclose);
+        if routed.is_err() {
+            self.stats.call_ended(CallOutcome::Refused);
+        }
+        routed
+    }
+
+    fn route_call(
+        &self,
+        caller: &Peer,
+        request: Id,
+        options: &Dict,
+        procedure: &str,
+        payload: &Payload,
+        disclose: bool,
+    ) -> Result<(), CallError> {
         // The read lock is held until the INVOCATION is queued: a register or unregister (write
         // lock) queues its REGISTERED or UNREGISTERED either before or after it, so a callee
         // never gets an INVOCATION for a registration it has not heard of or has left.
@@ -453,9 +484,9 @@ impl Dealer {
             ));
         }
         // spec, "Call Timeouts": the dealer cancels the call when `timeout` ms pass first.
-        let timed = (timeout > 0).then(|| callee.clone());
+        let timed = (timeout > 0).then(|| (callee.clone(), self.stats.clone()));
         drop(state);
-        if let Some(callee) = timed {
+        if let Some((callee, stats)) = timed {
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(timeout)).await;
                 if callee.peek_pending_invocation(invocation_id).is_some() {
@@ -464,6 +495,7 @@ impl Dealer {
                         invocation_id,
                         CancelMode::KillNoWait,
                         errors::TIMEOUT,
+                        &stats,
                     );
                 }
             });
@@ -481,7 +513,7 @@ impl Dealer {
             // The call stays tracked: the callee's answer still ends it.
             caller.track_call(request, call);
         }
-        cancel_invocation(&callee, invocation, mode, errors::CANCELED);
+        cancel_invocation(&callee, invocation, mode, errors::CANCELED, &self.stats);
     }
 
     /// Routes a later chunk of an open progressive call invocation (a CALL whose request id names
@@ -546,6 +578,7 @@ impl Dealer {
                 _ => match callee.take_pending_invocation(request) {
                     Some(p) => {
                         p.caller.untrack_call(p.call_request);
+                        self.stats.call_ended(CallOutcome::Ok);
                         (p.caller, p.call_request, false)
                     }
                     None => {
@@ -612,6 +645,7 @@ impl Dealer {
         };
         let caller = &pending.caller;
         caller.untrack_call(pending.call_request);
+        self.stats.call_ended(CallOutcome::Error);
         let msg = Message::Error {
             request_type: MessageType::Call.code(),
             request: pending.call_request,
@@ -641,6 +675,7 @@ impl Dealer {
         for (_, pending) in peer.drain_pending_invocations() {
             let caller = &pending.caller;
             caller.untrack_call(pending.call_request);
+            self.stats.call_ended(CallOutcome::Canceled);
             send_to(
                 caller,
                 CallError::new(errors::CANCELED, "callee disconnected from in-flight call")
@@ -675,6 +710,7 @@ impl Dealer {
         let pending = callee.drain_pending_invocations();
         for (invocation, p) in &pending {
             p.caller.untrack_call(p.call_request);
+            self.stats.call_ended(CallOutcome::Canceled);
             send_to(
                 &p.caller,
                 CallError::new(

@@ -14,6 +14,7 @@ pub(crate) mod dealer;
 pub mod meta_api;
 pub mod meta_events;
 pub mod router_caller;
+pub mod stats;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -57,6 +58,8 @@ pub struct Realm {
     pub(crate) broker: Broker,
     /// Procedure registrations and call routing.
     pub(crate) dealer: Dealer,
+    /// Counters for the node's metrics, shared with the broker and the dealer.
+    pub stats: Arc<stats::RealmStats>,
     roles: HashMap<String, Arc<Role>>,
     /// Listed sessions. Written on join/leave only.
     sessions: RwLock<HashMap<SessionId, Peer>>,
@@ -101,10 +104,12 @@ pub struct InterestChange {
 impl Realm {
     /// A realm from its config; `ids` is the router-scope id sequence shared by all realms.
     pub fn new(cfg: &RealmConfig, ids: Arc<IdSequence>) -> Self {
+        let stats = Arc::new(stats::RealmStats::default());
         Self {
             name: cfg.name.clone(),
-            broker: Broker::new(ids.clone(), cfg.store.as_ref()),
-            dealer: Dealer::new(ids),
+            broker: Broker::new(ids.clone(), cfg.store.as_ref(), stats.clone()),
+            dealer: Dealer::new(ids, stats.clone()),
+            stats,
             roles: cfg
                 .roles
                 .iter()
@@ -225,6 +230,8 @@ impl Realm {
         match visibility {
             Visibility::Listed => {
                 write(&self.sessions).insert(peer.id(), peer.clone());
+                self.stats
+                    .session_opened(peer.identity().authmethod, peer.serializer());
                 self.emit_joined(peer);
             }
             Visibility::Hidden => {

@@ -62,7 +62,7 @@ impl Established {
         if self.role.authorizer().is_some() {
             if crate::realm::authz::reserved_for_router(uri, self.role.name()) {
                 let text = format!("{uri} is reserved for the router");
-                self.reply_error(kind, request, errors::NOT_AUTHORIZED, &text);
+                self.deny(kind, request, action, &text);
                 return None;
             }
             if let Some((uri, decision)) = self.cached_dynamic(action, UriMatch::Exact, uri) {
@@ -124,7 +124,7 @@ impl Established {
         if !decision.allows(action) {
             let text =
                 format!("role {:?} may not {action:?} {uri}", self.role.name()).to_lowercase();
-            self.reply_error(kind, request, errors::NOT_AUTHORIZED, &text);
+            self.deny(kind, request, action, &text);
             return None;
         }
         Some((uri, decision))
@@ -157,7 +157,7 @@ impl Established {
         };
         if crate::realm::authz::reserved_for_router(uri, self.role.name()) {
             let text = format!("{uri} is reserved for the router");
-            self.reply_error(kind, request, errors::NOT_AUTHORIZED, &text);
+            self.deny(kind, request, action, &text);
             return None;
         }
         if self.role.authorizer().is_some() {
@@ -168,7 +168,7 @@ impl Established {
         if !self.role.decide(&pattern).allows(action) {
             let text =
                 format!("role {:?} may not {action:?} {pattern}", self.role.name()).to_lowercase();
-            self.reply_error(kind, request, errors::NOT_AUTHORIZED, &text);
+            self.deny(kind, request, action, &text);
             return None;
         }
         Some(pattern)
@@ -198,13 +198,19 @@ impl Established {
         }
     }
 
+    /// Answers with ERROR `wamp.error.not_authorized` and counts the denial for the metrics.
+    fn deny(&self, kind: MessageType, request: Id, action: Action, text: &str) {
+        self.realm.stats.denied(action);
+        self.reply_error(kind, request, errors::NOT_AUTHORIZED, text);
+    }
+
     fn deny_dynamically(&self, kind: MessageType, request: Id, uri: &Uri, action: Action) {
         let text = format!(
             "the authorizer of role {:?} denied {} on {uri}",
             self.role.name(),
             action.as_str()
         );
-        self.reply_error(kind, request, errors::NOT_AUTHORIZED, &text);
+        self.deny(kind, request, action, &text);
     }
 
     /// A still valid cached decision of the dynamic authorizer about `action` on `uri`, with the

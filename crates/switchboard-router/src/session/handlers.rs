@@ -7,6 +7,7 @@ use switchboard_proto::{Dict, Id, Message, MessageType, Payload, UriMatch, Value
 use super::established::{Established, Flow};
 use crate::realm::authz::Action;
 use crate::realm::broker::PublishOutcome;
+use crate::realm::stats::CallOutcome;
 use crate::realm::{SHUTTING_DOWN, Visibility};
 use switchboard_proto::options::{CancelMode, InvokePolicy};
 
@@ -43,6 +44,7 @@ impl Established {
                 self.peer.identity().authrole
             ));
         }
+        self.realm.stats.message_in(&msg);
         match msg {
             Message::Subscribe {
                 request,
@@ -311,22 +313,30 @@ impl Established {
             )
             .await
         else {
+            self.realm.stats.call_ended(CallOutcome::Refused);
             return Flow::Continue;
         };
         if let Some(result) = self.router_procedure(&procedure, &payload).await {
             match result {
-                Ok(payload) => self.reply(Message::Result {
-                    request,
-                    details: Dict::new(),
-                    payload,
-                }),
-                Err(e) => self.reply(e.to_message(request, self.peer.serializer())),
+                Ok(payload) => {
+                    self.realm.stats.call_ended(CallOutcome::Ok);
+                    self.reply(Message::Result {
+                        request,
+                        details: Dict::new(),
+                        payload,
+                    })
+                }
+                Err(e) => {
+                    self.realm.stats.call_ended(CallOutcome::Error);
+                    self.reply(e.to_message(request, self.peer.serializer()))
+                }
             }
             return Flow::Continue;
         }
         // A shutting-down node finishes the calls in flight but takes no new ones, except from its
         // own hidden sessions (the router's caller answers authorization questions until the end).
         if self.realm.is_draining() && self.visibility == Visibility::Listed {
+            self.realm.stats.call_ended(CallOutcome::Refused);
             self.reply_error(
                 MessageType::Call,
                 request,

@@ -52,6 +52,8 @@ pub struct SessionConfig {
     /// How long a session's last words and closing handshake may take (the transport's
     /// `close_handshake_timeout`).
     pub final_write_timeout: Duration,
+    /// The node's readiness, for the `health` and `metrics` web paths.
+    pub status: Arc<crate::ops::NodeStatus>,
 }
 
 impl SessionConfig {
@@ -62,6 +64,7 @@ impl SessionConfig {
             shutdown,
             outbox_capacity: OUTBOX_CAPACITY_MESSAGES,
             final_write_timeout: FINAL_WRITE_TIMEOUT,
+            status: Arc::new(crate::ops::NodeStatus::ready()),
         }
     }
 }

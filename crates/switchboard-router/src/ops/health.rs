@@ -1,0 +1,124 @@
+//! The node's readiness, for the `health` web path: `<path>/live` answers 200 while the process
+//! serves HTTP at all; `<path>/ready` answers 200 once the node has started (every transport
+//! listens, every bridge and link was started) and nothing it waits for is missing (a guest
+//! worker with a readiness rule that has not become ready), else 503 with what is not ready.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use hyper::StatusCode;
+
+use crate::locks::lock;
+use crate::web::{self, HttpBody};
+
+/// What the node still waits for before it is ready.
+#[derive(Debug)]
+pub struct NodeStatus {
+    started: AtomicBool,
+    /// What is not ready yet, by name (`worker <id>`), with what it waits for.
+    waiting: Mutex<BTreeMap<String, String>>,
+    /// When the process started serving, for `process_start_time_seconds`.
+    pub started_at: SystemTime,
+}
+
+impl Default for NodeStatus {
+    fn default() -> Self {
+        Self::starting()
+    }
+}
+
+impl NodeStatus {
+    /// A node still starting: not ready until [`Self::mark_started`].
+    pub fn starting() -> Self {
+        Self {
+            started: AtomicBool::new(false),
+            waiting: Mutex::new(BTreeMap::new()),
+            started_at: SystemTime::now(),
+        }
+    }
+
+    /// A node that is ready as it is (sessions served without a node around them).
+    pub fn ready() -> Self {
+        let status = Self::starting();
+        status.mark_started();
+        status
+    }
+
+    /// Every transport listens and every part of the node was started.
+    pub fn mark_started(&self) {
+        self.started.store(true, Ordering::Release);
+    }
+
+    /// `name` is not ready until [`Self::done`]: `what` says what it waits for.
+    pub fn wait_for(&self, name: impl Into<String>, what: impl Into<String>) {
+        lock(&self.waiting).insert(name.into(), what.into());
+    }
+
+    /// `name` is ready.
+    pub fn done(&self, name: &str) {
+        lock(&self.waiting).remove(name);
+    }
+
+    /// What is not ready, each as "name: what it waits for"; empty when the node is ready.
+    pub fn not_ready(&self) -> Vec<String> {
+        let mut missing = Vec::new();
+        if !self.started.load(Ordering::Acquire) {
+            missing.push("node: starting (transports, bridges and links)".to_owned());
+        }
+        missing.extend(
+            lock(&self.waiting)
+                .iter()
+                .map(|(name, what)| format!("{name}: {what}")),
+        );
+        missing
+    }
+
+    /// Whether the node is ready.
+    pub fn is_ready(&self) -> bool {
+        self.not_ready().is_empty()
+    }
+}
+
+/// Answers a request for `<path>` + `rel` of a `health` path.
+pub fn serve(status: &NodeStatus, rel: &str) -> hyper::Response<HttpBody> {
+    match rel.trim_end_matches('/') {
+        "/live" => web::json(StatusCode::OK, &serde_json::json!({"status": "live"})),
+        "/ready" => {
+            let missing = status.not_ready();
+            if missing.is_empty() {
+                web::json(StatusCode::OK, &serde_json::json!({"status": "ready"}))
+            } else {
+                web::json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &serde_json::json!({"status": "not ready", "not_ready": missing}),
+                )
+            }
+        }
+        _ => web::text(
+            StatusCode::NOT_FOUND,
+            "not found: this health path answers <path>/live and <path>/ready\n",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_once_started_and_nothing_is_waited_for() {
+        let status = NodeStatus::starting();
+        assert!(!status.is_ready());
+        status.mark_started();
+        assert!(status.is_ready());
+        status.wait_for("worker backend", "a log line matching \"ready\"");
+        assert_eq!(
+            status.not_ready(),
+            ["worker backend: a log line matching \"ready\""]
+        );
+        status.done("worker backend");
+        assert!(status.is_ready());
+    }
+}

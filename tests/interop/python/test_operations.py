@@ -1,0 +1,201 @@
+"""Operations over HTTP: the ``health`` and ``metrics`` web path types, as a load balancer, an
+orchestrator and Prometheus use them.
+
+``<path>/live`` answers 200 while the node serves; ``<path>/ready`` answers 503 with a JSON list
+of what is not ready while a guest worker with a readiness rule is not ready, and 200 once it is.
+The metrics page parses with the Prometheus project's own parser (``prometheus_client``), has
+every configured realm's series from start-up at 0, moves as Autobahn|Python clients call and
+publish, and never carries a URI as a label.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+import pytest
+from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import PublishOptions
+from prometheus_client.parser import text_string_to_metric_families
+
+from interop_client import bounded, close_all, connect, eventually, run
+from interop_http import get
+from interop_router import free_tcp_port, launch_router, make_node_dir
+
+if os.environ.get("INTEROP_ROUTER", "switchboard") != "switchboard":
+    pytest.skip("health and metrics paths are Switchboard's", allow_module_level=True)
+
+ROLES = [
+    {"name": "anonymous", "permissions": [
+        {"uri": "com.example.", "match": "prefix",
+         "allow": {"call": True, "register": True, "publish": True, "subscribe": True}}]},
+]
+
+
+@pytest.fixture(scope="module")
+def node():
+    nd = make_node_dir("switchboard")
+    go = nd.node_dir / "go"
+    port = free_tcp_port()
+    config = {
+        "version": 2,
+        "workers": [{
+            "type": "router",
+            "realms": [{"name": "realm1", "roles": ROLES}, {"name": "quiet", "roles": ROLES}],
+            "transports": [{
+                "type": "universal",
+                "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"},
+                "rawsocket": {},
+                "websocket": {"ws": {"type": "websocket"}},
+                "web": {"paths": {
+                    "health": {"type": "health"},
+                    "metrics": {"type": "metrics"},
+                }},
+            }],
+        }, {
+            # Ready once it printed its line, which it does when the test creates `go`.
+            "type": "guest",
+            "id": "backend",
+            "executable": "/bin/sh",
+            "arguments": ["-c", f"while [ ! -f '{go}' ]; do sleep 0.05; done; echo backend ready; exec sleep 600"],
+            "options": {"ready": {"log": "backend ready", "timeout": 120}},
+        }],
+    }
+    router = launch_router(nd, config, [port])
+    router.go = go
+    try:
+        yield router
+    finally:
+        router.close()
+
+
+def scrape(node) -> dict:
+    """The metrics page, parsed by Prometheus's parser: {(name, sorted labels): value}."""
+    r = get(node.port, "/metrics")
+    assert r.status == 200, r.describe()
+    assert r.header("content-type").startswith("text/plain; version=0.0.4"), r.describe()
+    samples = {}
+    for family in text_string_to_metric_families(r.body.decode()):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def value(samples: dict, name: str, **labels) -> float:
+    key = (name, tuple(sorted(labels.items())))
+    assert key in samples, f"{name}{labels} missing; have {sorted(k for k in samples if k[0] == name)}"
+    return samples[key]
+
+
+def test_live_at_once_ready_only_when_the_guest_worker_is(node):
+    live = get(node.port, "/health/live")
+    assert live.status == 200, live.describe()
+    assert json.loads(live.body) == {"status": "live"}
+
+    # The guest waits for `go`: the node is not ready, and says why.
+    ready = get(node.port, "/health/ready")
+    assert ready.status == 503, ready.describe()
+    body = json.loads(ready.body)
+    assert body["status"] == "not ready", body
+    assert any(item.startswith("worker backend:") and "backend ready" in item for item in body["not_ready"]), body
+    assert value(scrape(node), "switchboard_ready") == 0
+
+    node.go.write_text("")
+
+    async def until_ready():
+        await eventually(lambda: get(node.port, "/health/ready").status == 200, "ready", timeout=60)
+
+    run(until_ready())
+    ready = get(node.port, "/health/ready")
+    assert json.loads(ready.body) == {"status": "ready"}, ready.describe()
+    assert value(scrape(node), "switchboard_ready") == 1
+    assert get(node.port, "/health/other").status == 404
+
+
+def test_every_realm_has_its_series_at_zero_from_the_start(node):
+    samples = scrape(node)
+    assert value(samples, "switchboard_sessions", realm="quiet") == 0
+    assert value(samples, "switchboard_subscriptions", realm="quiet") == 0
+    assert value(samples, "switchboard_registrations", realm="quiet") == 0
+    for outcome in ("ok", "error", "refused", "canceled", "timeout"):
+        assert value(samples, "switchboard_calls_total", realm="quiet", outcome=outcome) == 0
+    for kind in ("publish", "subscribe", "call", "register", "yield", "error", "goodbye"):
+        assert value(samples, "switchboard_messages_total", realm="quiet", direction="in", type=kind) == 0
+    assert value(samples, "switchboard_events_published_total", realm="quiet") == 0
+    assert value(samples, "switchboard_events_delivered_total", realm="quiet") == 0
+    for action in ("call", "register", "publish", "subscribe"):
+        assert value(samples, "switchboard_authz_denied_total", realm="quiet", action=action) == 0
+    [build] = [dict(labels) for name, labels in samples if name == "switchboard_build_info"]
+    assert build["version"] and value(samples, "switchboard_build_info", **build) == 1
+    assert value(samples, "process_resident_memory_bytes") > 0
+    assert value(samples, "process_open_fds") > 0
+
+
+def test_counters_move_with_calls_and_events_and_no_uri_is_a_label(node):
+    before = scrape(node)
+
+    async def scenario():
+        clients = []
+        try:
+            callee = await connect(node, "websocket_tcp", "json", realm="realm1")
+            caller = await connect(node, "rawsocket_tcp", "msgpack", realm="realm1")
+            subscribers = [await connect(node, "websocket_tcp", "cbor", realm="realm1") for _ in range(2)]
+            clients = [callee, caller, *subscribers]
+
+            def fail():
+                raise ApplicationError("com.example.oops", "on purpose")
+
+            await callee.session.register(lambda a, b: a + b, "com.example.ops.add2")
+            await callee.session.register(fail, "com.example.ops.fail")
+            received = []
+            for s in subscribers:
+                await s.session.subscribe(received.append, "com.example.ops.tick")
+            for i in range(3):
+                assert await bounded(caller.session.call("com.example.ops.add2", i, 1), "add2") == i + 1
+            with pytest.raises(ApplicationError) as missing:
+                await bounded(caller.session.call("com.example.ops.missing"), "missing")
+            assert missing.value.error == "wamp.error.no_such_procedure"
+            with pytest.raises(ApplicationError) as failed:
+                await bounded(caller.session.call("com.example.ops.fail"), "fail")
+            assert failed.value.error == "com.example.oops"
+            with pytest.raises(ApplicationError) as denied:
+                await bounded(caller.session.call("wamp.nope.not.allowed"), "denied")
+            assert denied.value.error == "wamp.error.not_authorized"
+            for i in range(2):
+                await bounded(caller.session.publish("com.example.ops.tick", i,
+                                                     options=PublishOptions(acknowledge=True)), "publish")
+            await eventually(lambda: len(received) == 4, "4 events delivered")
+
+            during = scrape(node)
+            assert value(during, "switchboard_sessions", realm="realm1") == 4
+            assert value(during, "switchboard_registrations", realm="realm1") == 2
+            assert value(during, "switchboard_subscriptions", realm="realm1") == 1
+            return during
+        finally:
+            await close_all(*clients)
+
+    during = run(scenario())
+
+    def moved(name, **labels):
+        return value(during, name, **labels) - before.get((name, tuple(sorted(labels.items()))), 0)
+
+    assert moved("switchboard_calls_total", realm="realm1", outcome="ok") == 3
+    assert moved("switchboard_calls_total", realm="realm1", outcome="error") == 1
+    assert moved("switchboard_calls_total", realm="realm1", outcome="refused") == 2  # missing, denied
+    assert moved("switchboard_messages_total", realm="realm1", direction="in", type="call") == 6
+    assert moved("switchboard_messages_total", realm="realm1", direction="in", type="yield") == 3
+    assert moved("switchboard_messages_total", realm="realm1", direction="in", type="error") == 1
+    assert moved("switchboard_messages_total", realm="realm1", direction="in", type="publish") == 2
+    assert moved("switchboard_messages_total", realm="realm1", direction="in", type="register") == 2
+    assert moved("switchboard_messages_total", realm="realm1", direction="in", type="subscribe") == 2
+    assert moved("switchboard_events_published_total", realm="realm1") == 2
+    assert moved("switchboard_events_delivered_total", realm="realm1") == 4
+    assert moved("switchboard_authz_denied_total", realm="realm1", action="call") == 1
+    assert moved("switchboard_sessions_opened_total", realm="realm1", authmethod="anonymous", serializer="json") == 1
+    assert moved("switchboard_sessions_opened_total", realm="realm1", authmethod="anonymous", serializer="msgpack") == 1
+    assert moved("switchboard_sessions_opened_total", realm="realm1", authmethod="anonymous", serializer="cbor") == 2
+
+    # No URI ever becomes a label: the series stay bounded whatever clients call.
+    page = get(node.port, "/metrics").body.decode()
+    assert "com.example" not in page and "wamp.nope" not in page, page
