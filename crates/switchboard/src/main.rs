@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use switchboard_router::config::LoadedConfig;
-use switchboard_router::node::{self, PreparedNode};
+use switchboard_router::node::{self, PreparedNode, control};
 
 #[derive(Parser)]
 #[command(
@@ -55,6 +55,21 @@ enum Command {
         /// List the templates and exit.
         #[arg(long)]
         list: bool,
+    },
+    /// Whether a node runs in DIR (its pid, uptime and sessions), through the control socket
+    /// `switchboard start` opens there. Exit status 0 when one runs, 1 otherwise.
+    Status {
+        /// Node directory (default: the current directory).
+        dir: Option<PathBuf>,
+    },
+    /// Stops the node running in DIR gracefully (as SIGTERM does) and waits until it has stopped.
+    /// Exit status 0 when a node was stopped, 1 when none runs there.
+    Stop {
+        /// Node directory (default: the current directory).
+        dir: Option<PathBuf>,
+        /// Seconds to wait for the node to stop.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = parse_grace)]
+        timeout: f64,
     },
     /// Start the router: from DIR's config.json (or DIR/.crossbar/config.json), else the built-in
     /// default (127.0.0.1:8080, WebSocket on /ws and RawSocket, realm realm1, anonymous allowed all).
@@ -164,6 +179,21 @@ fn parse_grace(text: &str) -> Result<f64, String> {
 
 async fn start(dir: Option<&Path>, shutdown_grace: Option<f64>) -> anyhow::Result<()> {
     let prepared = prepare(dir)?;
+    // Before binding anything: a second node in the same directory is refused by name, not by
+    // the port it cannot take.
+    let node_dir = switchboard_router::config::node_dir(dir.unwrap_or(Path::new(".")));
+    if let Some(other) = control::running_node(&node_dir).await {
+        let pid = control::status_of(&other)
+            .await
+            .and_then(|s| s.get("pid").and_then(|v| v.as_u64()));
+        let _ = other.leave().await;
+        anyhow::bail!(
+            "a node is already running in {}{}: `switchboard stop {}` it first",
+            node_dir.display(),
+            pid.map_or_else(String::new, |pid| format!(" (pid {pid})")),
+            node_dir.display()
+        );
+    }
     for warning in &prepared.warnings().0 {
         tracing::warn!("{warning}");
     }
@@ -174,10 +204,17 @@ async fn start(dir: Option<&Path>, shutdown_grace: Option<f64>) -> anyhow::Resul
     if let Some(seconds) = shutdown_grace {
         node.set_shutdown_grace(std::time::Duration::from_secs_f64(seconds));
     }
+    if let Err(e) = node.open_control(&node_dir).await {
+        node.shutdown().await;
+        return Err(e.into());
+    }
     for addr in &node.listeners {
         say!("switchboard listening on {addr}");
     }
-    wait_for_signal().await;
+    tokio::select! {
+        () = wait_for_signal() => {}
+        () = node.stop_requested() => {}
+    }
     tracing::info!(
         "shutting down: no new sessions or calls; up to {:?} for the calls in flight",
         node.shutdown_grace()
@@ -200,6 +237,105 @@ async fn wait_for_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// The runtime the async commands run on.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")
+}
+
+/// `switchboard status`: true when a node runs in `dir`.
+async fn status(dir: &Path) -> bool {
+    let node_dir = switchboard_router::config::node_dir(dir);
+    let Some(session) = control::running_node(&node_dir).await else {
+        say!("no node is running in {}", node_dir.display());
+        return false;
+    };
+    let status = control::status_of(&session).await;
+    let _ = session.leave().await;
+    let Some(status) = status else {
+        say!(
+            "a node is running in {} but did not answer",
+            node_dir.display()
+        );
+        return true;
+    };
+    let number = |key: &str| status.get(key).and_then(|v| v.as_f64()).unwrap_or(0.0);
+    let realms: Vec<String> = status
+        .get("realms")
+        .and_then(|v| v.as_dict())
+        .map(|d| {
+            d.iter()
+                .map(|(name, n)| format!("{name}: {}", n.as_u64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default();
+    say!(
+        "node running in {}: pid {}, version {}, up {:.0} s, {} session(s) ({})",
+        node_dir.display(),
+        number("pid"),
+        status
+            .get("version")
+            .and_then(|v| v.as_str())
+            .unwrap_or("?"),
+        number("uptime"),
+        number("sessions"),
+        realms.join(", ")
+    );
+    if let Some(missing) = status.get("not_ready").and_then(|v| v.as_list())
+        && !missing.is_empty()
+    {
+        say!("not ready:");
+        for item in missing {
+            say!("  {}", item.as_str().unwrap_or("?"));
+        }
+    }
+    true
+}
+
+/// Whether process `pid` still runs (one that exited but was not waited for by its parent yet,
+/// a zombie, does not).
+fn process_runs(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
+    })
+}
+
+/// `switchboard stop`: true when a node ran in `dir` and has stopped.
+async fn stop(dir: &Path, timeout: f64) -> anyhow::Result<bool> {
+    let node_dir = switchboard_router::config::node_dir(dir);
+    let Some(session) = control::running_node(&node_dir).await else {
+        say!("no node is running in {}", node_dir.display());
+        return Ok(false);
+    };
+    let pid = control::status_of(&session)
+        .await
+        .and_then(|s| s.get("pid").and_then(|v| v.as_u64()));
+    session
+        .call(control::SHUTDOWN, Default::default())
+        .await
+        .context("asking the node to stop")?;
+    let _ = session.leave().await;
+    // The node removes its socket when it has stopped; its process ends right after.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(timeout);
+    let gone = || {
+        !node_dir.join(control::SOCKET_FILE).exists() && pid.is_none_or(|pid| !process_runs(pid))
+    };
+    while !gone() {
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!(
+                "the node in {} did not stop within {timeout} s",
+                node_dir.display()
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    say!("stopped the node in {}", node_dir.display());
+    Ok(true)
 }
 
 fn main() -> ExitCode {
@@ -246,11 +382,29 @@ fn main() -> ExitCode {
         Command::Start {
             dir,
             shutdown_grace,
-        } => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("starting the tokio runtime")
-            .and_then(|rt| rt.block_on(start(dir.as_deref(), shutdown_grace))),
+        } => runtime().and_then(|rt| rt.block_on(start(dir.as_deref(), shutdown_grace))),
+        Command::Status { dir } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from("."));
+            return match runtime().map(|rt| rt.block_on(status(&dir))) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Command::Stop { dir, timeout } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from("."));
+            return match runtime().and_then(|rt| rt.block_on(stop(&dir, timeout))) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

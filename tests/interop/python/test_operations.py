@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from interop_client import bounded, close_all, connect, eventually, run
 from interop_http import get
-from interop_router import free_tcp_port, launch_router, make_node_dir
+from interop_router import free_tcp_port, launch_router, make_node_dir, run_router_command
 
 if os.environ.get("INTEROP_ROUTER", "switchboard") != "switchboard":
     pytest.skip("health and metrics paths are Switchboard's", allow_module_level=True)
@@ -199,3 +199,61 @@ def test_counters_move_with_calls_and_events_and_no_uri_is_a_label(node):
     # No URI ever becomes a label: the series stay bounded whatever clients call.
     page = get(node.port, "/metrics").body.decode()
     assert "com.example" not in page and "wamp.nope" not in page, page
+
+
+def test_status_and_stop_reach_the_node_through_its_control_socket():
+    """``switchboard status DIR`` and ``switchboard stop DIR`` as an operator uses them, through
+    the socket the node opens in its directory (mode 0600, beside Crossbar's ``node.pid``)."""
+    nd = make_node_dir("switchboard")
+    port = free_tcp_port()
+    config = {
+        "version": 2,
+        "workers": [{
+            "type": "router",
+            "realms": [{"name": "realm1", "roles": ROLES}],
+            "transports": [{
+                "type": "universal",
+                "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"},
+                "rawsocket": {},
+                "websocket": {"ws": {"type": "websocket"}},
+            }],
+        }],
+    }
+    router = launch_router(nd, config, [port])
+    try:
+        socket_file = nd.node_dir / "switchboard.sock"
+        assert socket_file.is_socket() and (socket_file.stat().st_mode & 0o777) == 0o600
+        pid = json.loads((nd.node_dir / "node.pid").read_text())["pid"]
+        assert pid == router.proc.pid
+
+        status = run_router_command(nd, "status")
+        assert status.returncode == 0, status.describe()
+        assert f"pid {pid}" in status.output and "0 session(s) (realm1: 0)" in status.output, status.describe()
+
+        async def with_a_client():
+            client = await connect(router, "websocket_tcp", "json", realm="realm1")
+            try:
+                return run_router_command(nd, "status")
+            finally:
+                await close_all(client)
+
+        status = run(with_a_client())
+        assert "1 session(s) (realm1: 1)" in status.output, status.describe()
+
+        # A second node in the same directory is refused, naming the first.
+        second = run_router_command(nd, "start", timeout=30)
+        assert second.returncode == 1, second.describe()
+        assert f"a node is already running in {nd.node_dir} (pid {pid})" in second.output, second.describe()
+
+        stop = run_router_command(nd, "stop", timeout=60)
+        assert stop.returncode == 0, stop.describe()
+        assert router.proc.wait(timeout=30) == 0, router.log_tail()
+        assert "shutdown asked for over the control socket" in router.log_tail()
+        assert not socket_file.exists() and not (nd.node_dir / "node.pid").exists()
+
+        status = run_router_command(nd, "status")
+        assert status.returncode == 1 and "no node is running" in status.output, status.describe()
+        stop = run_router_command(nd, "stop")
+        assert stop.returncode == 1, stop.describe()
+    finally:
+        router.close()

@@ -149,6 +149,18 @@ pub struct ConfigDraft {
     errors: Vec<ConfigError>,
 }
 
+/// The node directory of `dir`: where its config file is (`dir`, or `dir/.crossbar` for a
+/// Crossbar node directory), else `dir` itself. The control socket and the pid file live there,
+/// as relative paths in the config resolve against it.
+pub fn node_dir(dir: &Path) -> PathBuf {
+    CANDIDATES
+        .iter()
+        .map(|name| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .and_then(|file| file.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| dir.to_path_buf())
+}
+
 impl ConfigDraft {
     /// Reads the config of a node directory (see [`LoadedConfig::from_dir`]); `None` when there is
     /// none.

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 mod component;
+pub mod control;
 mod function_auth;
 mod guest;
 pub mod links;
@@ -61,6 +62,14 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The control socket could not be opened in the node directory (`switchboard start`).
+    #[error("{dir}: {reason}")]
+    Control {
+        /// The node directory.
+        dir: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// An in-process session could not join: the router's own caller of a realm, or a hosted
     /// component (its realm or role does not exist).
     #[error("in-process session {authid:?} on realm {realm:?} cannot join: {source}")]
@@ -98,12 +107,29 @@ pub struct RunningNode {
     postgres_bridges: postgres_bridges::PostgresBridges,
     /// Links to other routers, and each realm's link service.
     links: links::Links,
+    /// The node's readiness (the `health` and `metrics` web paths).
+    status: Arc<NodeStatus>,
+    /// Cancelled when a client of the control socket asks the node to stop.
+    stop_requested: CancellationToken,
+    /// The control socket and pid file, where `switchboard start` opened them.
+    control: Option<control::Control>,
 }
 
 impl RunningNode {
     /// Joins in-process sessions to this node (see `crate::embed`).
     pub fn in_process(&self) -> &InProcess {
         &self.in_process
+    }
+
+    /// Resolves once the node was asked over its control socket to shut down
+    /// (`switchboard stop`); the caller then runs [`Self::shutdown`].
+    pub async fn stop_requested(&self) {
+        self.stop_requested.cancelled().await;
+    }
+
+    /// The node's readiness.
+    pub fn status(&self) -> &Arc<NodeStatus> {
+        &self.status
     }
 
     /// The realm registry (for embedding and tests).
@@ -190,6 +216,9 @@ impl RunningNode {
         );
         if let Some(dir) = &self.component_dir {
             component::remove_dir(dir);
+        }
+        if let Some(control) = &self.control {
+            control.remove_files();
         }
     }
 
@@ -312,6 +341,9 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
         rest_components,
         postgres_bridges,
         links,
+        status,
+        stop_requested: CancellationToken::new(),
+        control: None,
     })
 }
 

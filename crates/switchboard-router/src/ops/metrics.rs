@@ -75,6 +75,7 @@ fn family<L: prometheus_client::encoding::EncodeLabelSet, M: EncodeMetric>(
 impl Collector for NodeCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut realms = self.realms.all();
+        realms.retain(|r| r.name() != crate::realm::CONTROL_REALM);
         realms.sort_by(|a, b| a.name().cmp(b.name()));
         let stats: Vec<_> = realms
             .iter()

@@ -35,6 +35,10 @@ use dealer::{CallError, Dealer};
 use meta_events::Kind;
 use switchboard_proto::options::InvokePolicy;
 
+/// The node's internal realm behind its control socket (`switchboard status`, `stop`): not in
+/// the config, not counted in the metrics.
+pub const CONTROL_REALM: &str = "switchboard.control";
+
 /// The error a listed session's new CALL gets while the node shuts down.
 pub const SHUTTING_DOWN: &str = "switchboard.error.shutting_down";
 

@@ -1,0 +1,282 @@
+//! The node's control socket: how `switchboard status` and `switchboard stop` reach a node
+//! running in a directory.
+//!
+//! `switchboard start` opens a Unix socket in the node directory ([`SOCKET_FILE`], mode 0600:
+//! the file system decides who may control the node, as for Crossbar's `node.pid`), and writes
+//! [`PID_FILE`] beside it. The socket serves WAMP over RawSocket on the internal realm
+//! [`CONTROL_REALM`], whose sessions get the role `control`. There an in-process session of the
+//! node answers `switchboard.node.get_status` and `switchboard.node.shutdown`: the control
+//! channel is a WAMP session like any other, authorized by a role, and it goes through the same
+//! session API as everything else.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use switchboard_client::{Args, CallError, ConnectOptions, Endpoint, RegisterOptions, Session};
+use switchboard_proto::{Dict, Serializer, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::{RunningNode, StartError};
+use crate::config::{RealmConfig, TransportConfig};
+use crate::embed::TrustedIdentity;
+use crate::listener::{self, Listener, Protocols};
+pub use crate::realm::CONTROL_REALM;
+use crate::realm::authz::TRUSTED_ROLE;
+use crate::realm::{Realm, RealmRegistry};
+
+/// The control socket's file name in the node directory.
+pub const SOCKET_FILE: &str = "switchboard.sock";
+
+/// The pid file's name in the node directory (Crossbar's name and JSON shape: `{"pid": N}`).
+pub const PID_FILE: &str = "node.pid";
+
+/// The role of the control socket's sessions.
+const CONTROL_ROLE: &str = "control";
+
+/// The node's status, as `switchboard.node.get_status` answers it.
+pub const GET_STATUS: &str = "switchboard.node.get_status";
+
+/// Asks the node to shut down gracefully, as SIGTERM does.
+pub const SHUTDOWN: &str = "switchboard.node.shutdown";
+
+/// What the control socket keeps open: dropped with the node.
+pub(super) struct Control {
+    /// The node's own session on the control realm (its procedures live as long as it does).
+    _session: Session,
+    socket: PathBuf,
+    pid_file: PathBuf,
+}
+
+impl Control {
+    /// Removes the socket and the pid file.
+    pub(super) fn remove_files(&self) {
+        let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_file(&self.pid_file);
+    }
+}
+
+/// Connection options for the control socket of the node in `node_dir`.
+pub fn connect_options(node_dir: &Path) -> ConnectOptions {
+    ConnectOptions::new(
+        Endpoint::Unix(node_dir.join(SOCKET_FILE)),
+        switchboard_client::TransportKind::RawSocket,
+        Serializer::Json,
+        CONTROL_REALM,
+    )
+}
+
+/// A control session to the node running in `node_dir`, if its control socket answers.
+pub async fn running_node(node_dir: &Path) -> Option<Session> {
+    let socket = node_dir.join(SOCKET_FILE);
+    if !socket.exists() {
+        return None;
+    }
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        Session::connect(&connect_options(node_dir)),
+    )
+    .await
+    .ok()?
+    .ok()
+}
+
+impl RunningNode {
+    /// Opens the control socket and writes the pid file in `node_dir` (what `switchboard start`
+    /// does; nodes started by tests and embedders have none). Fails when a node already runs
+    /// there.
+    pub async fn open_control(&mut self, node_dir: &Path) -> Result<(), StartError> {
+        let in_use = |reason: String| StartError::Control {
+            dir: node_dir.to_path_buf(),
+            reason,
+        };
+        let node_dir = &std::path::absolute(node_dir).map_err(|e| in_use(e.to_string()))?;
+        if let Some(other) = running_node(node_dir).await {
+            let pid = status_of(&other)
+                .await
+                .and_then(|s| s.get("pid").and_then(Value::as_u64))
+                .map_or_else(String::new, |pid| format!(" (pid {pid})"));
+            let _ = other.leave().await;
+            return Err(in_use(format!(
+                "a node is already running in this directory{pid}: `switchboard stop` it first"
+            )));
+        }
+        let realm = control_realm().map_err(in_use)?;
+        let mut realms = self.realms.all();
+        realms.push(realm.clone());
+        self.realms.replace(realms);
+        let socket = node_dir.join(SOCKET_FILE);
+        let listener = bind_private(&socket).map_err(|e| in_use(e.to_string()))?;
+        let protocols = control_protocols(&socket, node_dir).map_err(in_use)?;
+        let mut sessions =
+            crate::session::SessionConfig::new(self.realms.clone(), self.shutdown.clone());
+        sessions.status = self.status.clone();
+        tokio::spawn(listener::serve(
+            listener,
+            Arc::new(protocols),
+            sessions,
+            self.tracker.clone(),
+            self.stop_accepting.clone(),
+        ));
+        let identity = TrustedIdentity::new(CONTROL_REALM, "node", TRUSTED_ROLE).hidden();
+        let join_error = |source| StartError::Join {
+            realm: CONTROL_REALM.to_owned(),
+            authid: "node".to_owned(),
+            source,
+        };
+        let router_caller = self
+            .in_process
+            .join(
+                TrustedIdentity::new(
+                    CONTROL_REALM,
+                    crate::realm::router_caller::ROUTER_AUTHID,
+                    TRUSTED_ROLE,
+                )
+                .hidden(),
+            )
+            .await
+            .map_err(join_error)?;
+        realm.set_router_caller(router_caller);
+        let session = self.in_process.join(identity).await.map_err(join_error)?;
+        register(
+            &session,
+            self.realms.clone(),
+            self.status.clone(),
+            self.stop_requested.clone(),
+        )
+        .await
+        .map_err(join_error)?;
+        let pid_file = node_dir.join(PID_FILE);
+        let pid = serde_json::json!({
+            "pid": std::process::id(),
+            "argv": std::env::args().collect::<Vec<_>>(),
+        });
+        std::fs::write(&pid_file, format!("{pid}\n"))
+            .map_err(|e| in_use(format!("cannot write {}: {e}", pid_file.display())))?;
+        self.control = Some(Control {
+            _session: session,
+            socket,
+            pid_file,
+        });
+        Ok(())
+    }
+}
+
+/// The internal realm: the `control` role may call `switchboard.node.*`, nothing else.
+fn control_realm() -> Result<Arc<Realm>, String> {
+    let config: RealmConfig = serde_json::from_value(serde_json::json!({
+        "name": CONTROL_REALM,
+        "roles": [{"name": CONTROL_ROLE, "permissions": [{
+            "uri": "switchboard.node.", "match": "prefix",
+            "allow": {"call": true, "register": false, "publish": false, "subscribe": false}
+        }]}]
+    }))
+    .map_err(|e| format!("internal: the control realm: {e}"))?;
+    Ok(Arc::new(Realm::new(
+        &config,
+        Arc::new(switchboard_proto::ids::IdSequence::new()),
+    )))
+}
+
+/// RawSocket on the socket, every session anonymous with the role `control`.
+fn control_protocols(socket: &Path, base: &Path) -> Result<Protocols, String> {
+    let config: TransportConfig = serde_json::from_value(serde_json::json!({
+        "type": "rawsocket",
+        "endpoint": {"type": "unix", "path": socket},
+        "serializers": ["json", "msgpack", "cbor"],
+        "auth": {"anonymous": {"type": "static", "role": CONTROL_ROLE}},
+    }))
+    .map_err(|e| format!("internal: the control transport: {e}"))?;
+    Protocols::from_config(&config, base, Arc::new(vec![CONTROL_REALM.to_owned()])).map_err(
+        |problems| {
+            let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            format!("internal: the control transport: {}", text.join("; "))
+        },
+    )
+}
+
+/// Binds `socket` readable and writable by this user only: bound under a temporary name, its
+/// mode set, then renamed into place, so that no one else can connect in between.
+fn bind_private(socket: &Path) -> std::io::Result<Listener> {
+    use std::os::unix::fs::PermissionsExt;
+    let temporary = socket.with_file_name(format!(".{SOCKET_FILE}.{}", std::process::id()));
+    let endpoint: crate::config::EndpointConfig =
+        serde_json::from_value(serde_json::json!({"type": "unix", "path": temporary}))
+            .map_err(std::io::Error::other)?;
+    let (listener, _) = listener::bind(&endpoint, Path::new("/"))?;
+    std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o600))?;
+    std::fs::rename(&temporary, socket)?;
+    match listener {
+        Listener::Unix(l, _) => Ok(Listener::Unix(l, socket.to_path_buf())),
+        Listener::Tcp(_) => Err(std::io::Error::other("internal: not a Unix socket")),
+    }
+}
+
+/// Registers the control procedures for `session`.
+async fn register(
+    session: &Session,
+    realms: Arc<RealmRegistry>,
+    status: Arc<crate::ops::NodeStatus>,
+    stop_requested: CancellationToken,
+) -> Result<(), switchboard_client::Error> {
+    session
+        .register(GET_STATUS, RegisterOptions::default(), move |_| {
+            let (realms, status) = (realms.clone(), status.clone());
+            async move { Ok(Args::new(Vec::new(), node_status(&realms, &status))) }
+        })
+        .await?;
+    session
+        .register(SHUTDOWN, RegisterOptions::default(), move |_| {
+            let stop_requested = stop_requested.clone();
+            async move {
+                tracing::info!("shutdown asked for over the control socket");
+                stop_requested.cancel();
+                Ok::<_, CallError>(Args::default())
+            }
+        })
+        .await?;
+    Ok(())
+}
+
+/// `switchboard.node.get_status`: who runs, since when, and the sessions per realm.
+fn node_status(realms: &RealmRegistry, status: &crate::ops::NodeStatus) -> Dict {
+    let now = SystemTime::now();
+    let started = status
+        .started_at
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let uptime = now.duration_since(status.started_at).unwrap_or_default();
+    let mut per_realm = Dict::new();
+    let mut total = 0u64;
+    for realm in realms.all() {
+        if realm.name() == CONTROL_REALM {
+            continue;
+        }
+        let n = realm.session_count() as u64;
+        total += n;
+        per_realm.insert(realm.name().to_owned(), n.into());
+    }
+    let not_ready: Vec<Value> = status.not_ready().into_iter().map(Value::from).collect();
+    let mut out = Dict::new();
+    out.insert("pid".into(), u64::from(std::process::id()).into());
+    out.insert("version".into(), env!("CARGO_PKG_VERSION").into());
+    out.insert("started".into(), started.as_secs_f64().into());
+    out.insert("uptime".into(), uptime.as_secs_f64().into());
+    out.insert("sessions".into(), total.into());
+    out.insert("realms".into(), per_realm.into());
+    out.insert("ready".into(), not_ready.is_empty().into());
+    out.insert("not_ready".into(), not_ready.into());
+    out
+}
+
+/// Asks a control session for the node's status.
+pub async fn status_of(session: &Session) -> Option<Dict> {
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        session.call(GET_STATUS, Args::default()),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    Some(answer.kwargs)
+}
