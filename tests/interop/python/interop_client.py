@@ -113,10 +113,13 @@ async def connect(
     serializer: str = "json",
     realm: str = REALM,
     options: dict | None = None,
+    authentication: dict | None = None,
 ) -> Client:
     """Open a session and join ``realm``; raises SessionRefused if the
-    router ends the session before WELCOME."""
-    return await connect_with(transport_config(router, transport, serializer, options), transport, serializer, realm)
+    router ends the session before WELCOME. ``authentication`` is Autobahn's
+    Component argument (e.g. ``{"ticket": {"authid": ..., "ticket": ...}}``)."""
+    return await connect_with(transport_config(router, transport, serializer, options), transport, serializer, realm,
+                              authentication=authentication)
 
 
 async def connect_with(
@@ -125,6 +128,7 @@ async def connect_with(
     serializer: str,
     realm: str = REALM,
     session_factory=None,
+    authentication: dict | None = None,
 ) -> Client:
     """Like ``connect`` for any Autobahn Component transport configuration
     (e.g. ``wss://`` with an ``ssl.SSLContext`` in ``endpoint.tls``);
@@ -134,7 +138,8 @@ async def connect_with(
     txaio.config.loop = loop
     transport_cfg = dict(transport_cfg)
     transport_cfg.setdefault("max_retries", 0)
-    comp = Component(transports=[transport_cfg], realm=realm, session_factory=session_factory)
+    comp = Component(transports=[transport_cfg], realm=realm, session_factory=session_factory,
+                     authentication=authentication)
     joined: asyncio.Future = loop.create_future()
     left: asyncio.Future = loop.create_future()
 

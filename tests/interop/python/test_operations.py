@@ -248,12 +248,107 @@ def test_status_and_stop_reach_the_node_through_its_control_socket():
         stop = run_router_command(nd, "stop", timeout=60)
         assert stop.returncode == 0, stop.describe()
         assert router.proc.wait(timeout=30) == 0, router.log_tail()
-        assert "shutdown asked for over the control socket" in router.log_tail()
+        assert "shutdown asked for through the management API" in router.log_tail()
         assert not socket_file.exists() and not (nd.node_dir / "node.pid").exists()
 
         status = run_router_command(nd, "status")
         assert status.returncode == 1 and "no node is running" in status.output, status.describe()
         stop = run_router_command(nd, "stop")
         assert stop.returncode == 1, stop.describe()
+    finally:
+        router.close()
+
+
+MANAGEMENT_ROLES = [
+    # Reads only: the read procedures and the stats events.
+    {"name": "mgmt-read", "permissions": [
+        {"uri": "switchboard.node.get_status", "allow": {"call": True}},
+        {"uri": "switchboard.realm.list", "allow": {"call": True}},
+        {"uri": "switchboard.session.list", "allow": {"call": True}},
+        {"uri": "switchboard.metrics.get", "allow": {"call": True}},
+        {"uri": "switchboard.stats.", "match": "prefix", "allow": {"subscribe": True}}]},
+    {"name": "mgmt-admin", "permissions": [
+        {"uri": "switchboard.", "match": "prefix",
+         "allow": {"call": True, "register": False, "publish": False, "subscribe": True}}]},
+]
+
+
+def test_the_management_api_on_its_realm_is_guarded_by_its_roles():
+    """``controller.management`` serves ``switchboard.*`` on a configured realm: a read-only
+    role reads the node, its realms and sessions (paged) and gets the 1-second stats, and is
+    refused the shutdown that the admin role may call."""
+    nd = make_node_dir("switchboard")
+    port = free_tcp_port()
+    config = {
+        "version": 2,
+        "controller": {"management": {"realm": "mgmt"}},
+        "workers": [{
+            "type": "router",
+            "realms": [{"name": "realm1", "roles": ROLES}, {"name": "mgmt", "roles": MANAGEMENT_ROLES}],
+            "transports": [{
+                "type": "universal",
+                "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"},
+                "rawsocket": {},
+                "websocket": {"ws": {"type": "websocket", "auth": {
+                    "anonymous": {"type": "static", "role": "anonymous"},
+                    "ticket": {"type": "static", "principals": {
+                        "viewer": {"ticket": "viewer-secret", "role": "mgmt-read"},
+                        "operator": {"ticket": "operator-secret", "role": "mgmt-admin"}}}}}},
+            }],
+        }],
+    }
+    router = launch_router(nd, config, [port])
+
+    async def scenario():
+        clients = []
+        try:
+            app = [await connect(router, "websocket_tcp", "json", realm="realm1") for _ in range(3)]
+            viewer = await connect(router, "websocket_tcp", "json", realm="mgmt",
+                                   authentication={"ticket": {"authid": "viewer", "ticket": "viewer-secret"}})
+            clients = [*app, viewer]
+            # Anonymous sessions have no role on the management realm.
+            with pytest.raises(Exception):
+                await connect(router, "websocket_tcp", "json", realm="mgmt")
+
+            s = viewer.session
+            status = (await bounded(s.call("switchboard.node.get_status"), "get_status")).kwresults
+            assert status["pid"] == router.proc.pid and status["realms"] == {"realm1": 3, "mgmt": 1}, status
+            assert status["ready"] is True and status["not_ready"] == [], status
+            realms = await bounded(s.call("switchboard.realm.list"), "realm.list")
+            assert [r["name"] for r in realms] == ["mgmt", "realm1"], realms
+            assert next(r for r in realms if r["name"] == "realm1")["sessions"] == 3, realms
+
+            first = await bounded(s.call("switchboard.session.list", "realm1", 2, 0), "session.list")
+            rest = await bounded(s.call("switchboard.session.list", realm="realm1", limit=2, offset=2), "session.list")
+            ids = [x["session"] for x in first.results[0] + rest.results[0]]
+            assert first.kwresults["total"] == 3 and len(first.results[0]) == 2, first
+            assert sorted(ids) == sorted(c.session.session_id for c in app), (ids, first, rest)
+            assert {x["authrole"] for x in first.results[0]} == {"anonymous"}
+
+            page = await bounded(s.call("switchboard.metrics.get"), "metrics.get")
+            assert 'switchboard_sessions{realm="realm1"} 3' in page, page
+
+            updates = []
+            await s.subscribe(lambda **kw: updates.append(kw), "switchboard.stats.on_update")
+            app[0].session.publish("com.example.tick", 1)
+            await eventually(lambda: len(updates) >= 2, "two stats updates", timeout=10)
+            assert updates[-1]["realms"]["realm1"]["sessions"] == 3, updates[-1]
+
+            with pytest.raises(ApplicationError) as denied:
+                await bounded(s.call("switchboard.node.shutdown"), "shutdown as viewer")
+            assert denied.value.error == "wamp.error.not_authorized"
+            assert router.proc.poll() is None
+
+            operator = await connect(router, "websocket_tcp", "json", realm="mgmt",
+                                     authentication={"ticket": {"authid": "operator", "ticket": "operator-secret"}})
+            clients.append(operator)
+            await bounded(operator.session.call("switchboard.node.shutdown"), "shutdown as operator")
+        finally:
+            await close_all(*clients)
+
+    try:
+        run(scenario())
+        assert router.proc.wait(timeout=30) == 0, router.log_tail()
+        assert "shutdown asked for through the management API" in router.log_tail()
     finally:
         router.close()

@@ -37,6 +37,43 @@ pub struct ControllerConfig {
     /// Crossbar.io FX's management uplink: accepted with a warning, it has no effect.
     #[serde(default)]
     pub fabric: Option<serde_json::Value>,
+    /// Switchboard's management API on one of the router's realms (see `ManagementConfig`).
+    #[serde(default)]
+    pub management: Option<ManagementConfig>,
+}
+
+/// `controller.management`: the management API (`switchboard.*` procedures and events) on a realm
+/// of the router worker, whose roles decide who may read and who may act. No role gets it by
+/// default: the realm's roles must allow the calls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagementConfig {
+    /// Whether the API is served (default: true once the section is there).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The realm it is served on (default: `crossbar`, the name Crossbar gives its management
+    /// realm); it must be one of the router worker's realms.
+    #[serde(default = "default_management_realm")]
+    pub realm: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_management_realm() -> String {
+    "crossbar".to_owned()
+}
+
+impl NodeConfig {
+    /// The management API's realm, when the API is enabled.
+    pub fn management_realm(&self) -> Option<&str> {
+        self.controller
+            .as_ref()
+            .and_then(|c| c.management.as_ref())
+            .filter(|m| m.enabled)
+            .map(|m| m.realm.as_str())
+    }
 }
 
 impl NodeConfig {

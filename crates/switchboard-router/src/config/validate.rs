@@ -38,6 +38,20 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
             "expected at least one worker (a `router`, `guest` or `container`)",
         ));
     }
+    if let Some(realm) = config.management_realm() {
+        let known = config.workers.iter().any(|w| match w {
+            WorkerConfig::Router(r) => r.realms.iter().any(|r| r.name == realm),
+            _ => false,
+        });
+        if !known {
+            errors.push(ConfigError::at(
+                "controller.management.realm",
+                format!(
+                    "expected a realm of the router worker: the management API is served on `{realm}`,                      whose roles decide who may use it, and there is no such realm"
+                ),
+            ));
+        }
+    }
     if let Some(grace) = config
         .controller
         .as_ref()

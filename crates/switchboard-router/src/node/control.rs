@@ -5,25 +5,24 @@
 //! the file system decides who may control the node, as for Crossbar's `node.pid`), and writes
 //! [`PID_FILE`] beside it. The socket serves WAMP over RawSocket on the internal realm
 //! [`CONTROL_REALM`], whose sessions get the role `control`. There an in-process session of the
-//! node answers `switchboard.node.get_status` and `switchboard.node.shutdown`: the control
-//! channel is a WAMP session like any other, authorized by a role, and it goes through the same
-//! session API as everything else.
+//! node serves the management API (`super::management`): the control channel is a WAMP session
+//! like any other, authorized by a role, and it goes through the same session API as
+//! everything else.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use switchboard_client::{Args, CallError, ConnectOptions, Endpoint, RegisterOptions, Session};
+use switchboard_client::{Args, ConnectOptions, Endpoint, Session};
 use switchboard_proto::{Dict, Serializer, Value};
-use tokio_util::sync::CancellationToken;
 
 use super::{RunningNode, StartError};
 use crate::config::{RealmConfig, TransportConfig};
 use crate::embed::TrustedIdentity;
 use crate::listener::{self, Listener, Protocols};
 pub use crate::realm::CONTROL_REALM;
+use crate::realm::Realm;
 use crate::realm::authz::TRUSTED_ROLE;
-use crate::realm::{Realm, RealmRegistry};
 
 /// The control socket's file name in the node directory.
 pub const SOCKET_FILE: &str = "switchboard.sock";
@@ -34,11 +33,7 @@ pub const PID_FILE: &str = "node.pid";
 /// The role of the control socket's sessions.
 const CONTROL_ROLE: &str = "control";
 
-/// The node's status, as `switchboard.node.get_status` answers it.
-pub const GET_STATUS: &str = "switchboard.node.get_status";
-
-/// Asks the node to shut down gracefully, as SIGTERM does.
-pub const SHUTDOWN: &str = "switchboard.node.shutdown";
+pub use super::management::{GET_STATUS, SHUTDOWN};
 
 /// What the control socket keeps open: dropped with the node.
 pub(super) struct Control {
@@ -138,14 +133,9 @@ impl RunningNode {
             .map_err(join_error)?;
         realm.set_router_caller(router_caller);
         let session = self.in_process.join(identity).await.map_err(join_error)?;
-        register(
-            &session,
-            self.realms.clone(),
-            self.status.clone(),
-            self.stop_requested.clone(),
-        )
-        .await
-        .map_err(join_error)?;
+        super::management::serve(&session, self.management_node(), false)
+            .await
+            .map_err(join_error)?;
         let pid_file = node_dir.join(PID_FILE);
         let pid = serde_json::json!({
             "pid": std::process::id(),
@@ -162,12 +152,12 @@ impl RunningNode {
     }
 }
 
-/// The internal realm: the `control` role may call `switchboard.node.*`, nothing else.
+/// The internal realm: the `control` role may call the management API, nothing else.
 fn control_realm() -> Result<Arc<Realm>, String> {
     let config: RealmConfig = serde_json::from_value(serde_json::json!({
         "name": CONTROL_REALM,
         "roles": [{"name": CONTROL_ROLE, "permissions": [{
-            "uri": "switchboard.node.", "match": "prefix",
+            "uri": "switchboard.", "match": "prefix",
             "allow": {"call": true, "register": false, "publish": false, "subscribe": false}
         }]}]
     }))
@@ -210,63 +200,6 @@ fn bind_private(socket: &Path) -> std::io::Result<Listener> {
         Listener::Unix(l, _) => Ok(Listener::Unix(l, socket.to_path_buf())),
         Listener::Tcp(_) => Err(std::io::Error::other("internal: not a Unix socket")),
     }
-}
-
-/// Registers the control procedures for `session`.
-async fn register(
-    session: &Session,
-    realms: Arc<RealmRegistry>,
-    status: Arc<crate::ops::NodeStatus>,
-    stop_requested: CancellationToken,
-) -> Result<(), switchboard_client::Error> {
-    session
-        .register(GET_STATUS, RegisterOptions::default(), move |_| {
-            let (realms, status) = (realms.clone(), status.clone());
-            async move { Ok(Args::new(Vec::new(), node_status(&realms, &status))) }
-        })
-        .await?;
-    session
-        .register(SHUTDOWN, RegisterOptions::default(), move |_| {
-            let stop_requested = stop_requested.clone();
-            async move {
-                tracing::info!("shutdown asked for over the control socket");
-                stop_requested.cancel();
-                Ok::<_, CallError>(Args::default())
-            }
-        })
-        .await?;
-    Ok(())
-}
-
-/// `switchboard.node.get_status`: who runs, since when, and the sessions per realm.
-fn node_status(realms: &RealmRegistry, status: &crate::ops::NodeStatus) -> Dict {
-    let now = SystemTime::now();
-    let started = status
-        .started_at
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let uptime = now.duration_since(status.started_at).unwrap_or_default();
-    let mut per_realm = Dict::new();
-    let mut total = 0u64;
-    for realm in realms.all() {
-        if realm.name() == CONTROL_REALM {
-            continue;
-        }
-        let n = realm.session_count() as u64;
-        total += n;
-        per_realm.insert(realm.name().to_owned(), n.into());
-    }
-    let not_ready: Vec<Value> = status.not_ready().into_iter().map(Value::from).collect();
-    let mut out = Dict::new();
-    out.insert("pid".into(), u64::from(std::process::id()).into());
-    out.insert("version".into(), env!("CARGO_PKG_VERSION").into());
-    out.insert("started".into(), started.as_secs_f64().into());
-    out.insert("uptime".into(), uptime.as_secs_f64().into());
-    out.insert("sessions".into(), total.into());
-    out.insert("realms".into(), per_realm.into());
-    out.insert("ready".into(), not_ready.is_empty().into());
-    out.insert("not_ready".into(), not_ready.into());
-    out
 }
 
 /// Asks a control session for the node's status.

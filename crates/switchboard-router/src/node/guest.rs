@@ -526,7 +526,11 @@ fn readiness_name(id: &str) -> String {
 async fn is_registered(realms: &RealmRegistry, realm: Option<&str>, procedure: &str) -> bool {
     let realm = match realm {
         Some(name) => realms.get(name),
-        None => realms.all().into_iter().next(),
+        // The node's only realm: its control socket's internal realm does not count.
+        None => realms
+            .all()
+            .into_iter()
+            .find(|r| r.name() != crate::realm::CONTROL_REALM),
     };
     let Some(realm) = realm else {
         return false;

@@ -22,6 +22,7 @@ pub mod control;
 mod function_auth;
 mod guest;
 pub mod links;
+mod management;
 mod postgres_bridges;
 mod prepare;
 mod rest_components;
@@ -113,6 +114,8 @@ pub struct RunningNode {
     stop_requested: CancellationToken,
     /// The control socket and pid file, where `switchboard start` opened them.
     control: Option<control::Control>,
+    /// The management API's session, where the config serves it.
+    _management: Option<switchboard_client::Session>,
 }
 
 impl RunningNode {
@@ -130,6 +133,15 @@ impl RunningNode {
     /// The node's readiness.
     pub fn status(&self) -> &Arc<NodeStatus> {
         &self.status
+    }
+
+    /// What the management API reads and acts on.
+    fn management_node(&self) -> management::Node {
+        management::Node {
+            realms: self.realms.clone(),
+            status: self.status.clone(),
+            stop_requested: self.stop_requested.clone(),
+        }
     }
 
     /// The realm registry (for embedding and tests).
@@ -326,6 +338,31 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
     let rest_components = rest_components::RestComponents::start(builtins, &in_process).await?;
     let postgres_bridges = postgres_bridges::PostgresBridges::start(&loaded, &in_process).await?;
     let links = links::Links::start(&loaded.config, &loaded.base_dir, &in_process, &realms).await?;
+    let stop_requested = CancellationToken::new();
+    // The management API, where the config asks for it: an in-process session of the node, a
+    // callee like any other on that realm, whose roles decide who may call it.
+    let management = match loaded.config.management_realm() {
+        Some(realm) => {
+            let identity = TrustedIdentity::new(realm, "management", TRUSTED_ROLE).hidden();
+            let join_error = |source| StartError::Join {
+                realm: realm.to_owned(),
+                authid: "management".to_owned(),
+                source,
+            };
+            let session = in_process.join(identity).await.map_err(join_error)?;
+            let node = management::Node {
+                realms: realms.clone(),
+                status: status.clone(),
+                stop_requested: stop_requested.clone(),
+            };
+            management::serve(&session, node, true)
+                .await
+                .map_err(join_error)?;
+            tracing::info!(realm, "management API served");
+            Some(session)
+        }
+        None => None,
+    };
     status.mark_started();
     Ok(RunningNode {
         listeners,
@@ -342,8 +379,9 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
         postgres_bridges,
         links,
         status,
-        stop_requested: CancellationToken::new(),
+        stop_requested,
         control: None,
+        _management: management,
     })
 }
 
