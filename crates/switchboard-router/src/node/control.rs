@@ -79,7 +79,8 @@ pub async fn running_node(node_dir: &Path) -> Option<Session> {
 impl RunningNode {
     /// Opens the control socket and writes the pid file in `node_dir` (what `switchboard start`
     /// does; nodes started by tests and embedders have none). Fails when a node already runs
-    /// there.
+    /// there. Where the directory is not writable (a read-only mount) the node runs without
+    /// them, and says so.
     pub async fn open_control(&mut self, node_dir: &Path) -> Result<(), StartError> {
         let in_use = |reason: String| StartError::Control {
             dir: node_dir.to_path_buf(),
@@ -96,12 +97,22 @@ impl RunningNode {
                 "a node is already running in this directory{pid}: `switchboard stop` it first"
             )));
         }
+        let socket = node_dir.join(SOCKET_FILE);
+        let listener = match bind_private(&socket) {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::warn!(
+                    "no control socket at {}: {e}; `switchboard status` and `switchboard stop` \
+                     will not find this node",
+                    socket.display()
+                );
+                return Ok(());
+            }
+        };
         let realm = control_realm().map_err(in_use)?;
         let mut realms = self.realms.all();
         realms.push(realm.clone());
         self.realms.replace(realms);
-        let socket = node_dir.join(SOCKET_FILE);
-        let listener = bind_private(&socket).map_err(|e| in_use(e.to_string()))?;
         let protocols = control_protocols(&socket, node_dir).map_err(in_use)?;
         let mut sessions =
             crate::session::SessionConfig::new(self.realms.clone(), self.shutdown.clone());
@@ -141,8 +152,9 @@ impl RunningNode {
             "pid": std::process::id(),
             "argv": std::env::args().collect::<Vec<_>>(),
         });
-        std::fs::write(&pid_file, format!("{pid}\n"))
-            .map_err(|e| in_use(format!("cannot write {}: {e}", pid_file.display())))?;
+        if let Err(e) = std::fs::write(&pid_file, format!("{pid}\n")) {
+            tracing::warn!("cannot write {}: {e}", pid_file.display());
+        }
         self.control = Some(Control {
             _session: session,
             socket,
