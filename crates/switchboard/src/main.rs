@@ -31,6 +31,10 @@ struct Cli {
     /// Log level: none, critical, error, warn, info, debug or trace (or a tracing filter).
     #[arg(long, global = true, default_value = "info")]
     loglevel: String,
+    /// Log format: `standard` (text lines) or `json` (one JSON object per line, for a log
+    /// collector: timestamp, level, target, fields, spans).
+    #[arg(long, global = true, default_value = "standard", value_parser = ["standard", "json"])]
+    logformat: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -103,7 +107,7 @@ enum PostgresCommand {
     Sql,
 }
 
-fn init_logging(level: &str) {
+fn init_logging(level: &str, format: &str) {
     let filter = match level {
         "none" => "off",
         "critical" => "error",
@@ -113,11 +117,17 @@ fn init_logging(level: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colours only on a terminal: a log file or a pipe (systemd, a supervisor) gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        logs.json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init();
+    } else {
+        logs.with_ansi(ansi).init();
+    }
 }
 
 /// Loads, validates and prepares the node of `dir`: what `check` runs, and `start` before binding.
@@ -340,7 +350,7 @@ async fn stop(dir: &Path, timeout: f64) -> anyhow::Result<bool> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.loglevel);
+    init_logging(&cli.loglevel, &cli.logformat);
     let result = match cli.command {
         Command::Version => {
             say!("switchboard {}", env!("CARGO_PKG_VERSION"));

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from interop_client import bounded, close_all, connect, eventually, run
 from interop_http import get
-from interop_router import free_tcp_port, launch_router, make_node_dir, run_router_command
+from interop_router import free_tcp_port, launch_router, make_node_dir, run_router_command, switchboard_bin
 
 if os.environ.get("INTEROP_ROUTER", "switchboard") != "switchboard":
     pytest.skip("health and metrics paths are Switchboard's", allow_module_level=True)
@@ -350,5 +350,44 @@ def test_the_management_api_on_its_realm_is_guarded_by_its_roles():
         run(scenario())
         assert router.proc.wait(timeout=30) == 0, router.log_tail()
         assert "shutdown asked for through the management API" in router.log_tail()
+    finally:
+        router.close()
+
+
+def test_logformat_json_writes_one_json_object_per_log_line():
+    """``switchboard start --logformat json``: every log line is a JSON object a log collector
+    parses, with the level, the message and its fields, and the guest worker a line came from."""
+    nd = make_node_dir("switchboard")
+    port = free_tcp_port()
+    config = {
+        "version": 2,
+        "workers": [{
+            "type": "router",
+            "realms": [{"name": "realm1", "roles": ROLES}],
+            "transports": [{"type": "websocket", "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"}}],
+        }, {
+            "type": "guest", "id": "greeter", "executable": "/bin/sh",
+            "arguments": ["-c", "echo hello from the guest; exec sleep 600"],
+        }],
+    }
+    argv = [str(switchboard_bin()), "start", str(nd.node_dir), "--logformat", "json"]
+    router = launch_router(nd, config, [port], argv=argv)
+    try:
+        def records():
+            lines = router.log_path.read_text().splitlines()
+            return [json.loads(line) for line in lines if line.startswith("{")]
+
+        async def guest_logged():
+            await eventually(lambda: any("hello from the guest" in r["fields"].get("message", "") for r in records()),
+                             "the guest's line in the log", timeout=20)
+
+        run(guest_logged())
+        lines = [line for line in router.log_path.read_text().splitlines() if line.strip()]
+        # Everything but the one line `start` prints on stdout is a JSON log record.
+        assert [line for line in lines if not line.startswith("{")] == [f"switchboard listening on tcp:127.0.0.1:{port}"], lines
+        listening = next(r for r in records() if r["fields"].get("message") == "listening")
+        assert listening["level"] == "INFO" and listening["fields"]["transport"] == f"tcp:127.0.0.1:{port}", listening
+        guest = next(r for r in records() if "hello from the guest" in r["fields"].get("message", ""))
+        assert guest["span"]["worker"] == "greeter" and guest["fields"]["stream"] == "stdout", guest
     finally:
         router.close()
