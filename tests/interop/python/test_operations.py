@@ -266,7 +266,8 @@ MANAGEMENT_ROLES = [
         {"uri": "switchboard.realm.list", "allow": {"call": True}},
         {"uri": "switchboard.session.list", "allow": {"call": True}},
         {"uri": "switchboard.metrics.get", "allow": {"call": True}},
-        {"uri": "switchboard.stats.", "match": "prefix", "allow": {"subscribe": True}}]},
+        {"uri": "switchboard.stats.", "match": "prefix", "allow": {"subscribe": True}},
+        {"uri": "switchboard.realm.", "match": "prefix", "allow": {"subscribe": True}}]},
     {"name": "mgmt-admin", "permissions": [
         {"uri": "switchboard.", "match": "prefix",
          "allow": {"call": True, "register": False, "publish": False, "subscribe": True}}]},
@@ -275,8 +276,8 @@ MANAGEMENT_ROLES = [
 
 def test_the_management_api_on_its_realm_is_guarded_by_its_roles():
     """``controller.management`` serves ``switchboard.*`` on a configured realm: a read-only
-    role reads the node, its realms and sessions (paged) and gets the 1-second stats, and is
-    refused the shutdown that the admin role may call."""
+    role reads the node, its realms and sessions (paged), gets the 1-second stats and every
+    realm's meta events, and is refused the shutdown that the admin role may call."""
     nd = make_node_dir("switchboard")
     port = free_tcp_port()
     config = {
@@ -333,6 +334,17 @@ def test_the_management_api_on_its_realm_is_guarded_by_its_roles():
             app[0].session.publish("com.example.tick", 1)
             await eventually(lambda: len(updates) >= 2, "two stats updates", timeout=10)
             assert updates[-1]["realms"]["realm1"]["sessions"] == 3, updates[-1]
+
+            # The realms' meta events, republished on the management realm.
+            joined, created = [], []
+            await s.subscribe(lambda details: joined.append(details), "switchboard.realm.realm1.meta.session.on_join")
+            await s.subscribe(lambda *args: created.append(args), "switchboard.realm.realm1.meta.registration.on_create")
+            late = await connect(router, "rawsocket_tcp", "msgpack", realm="realm1")
+            clients.append(late)
+            await late.session.register(lambda: None, "com.example.late")
+            await eventually(lambda: joined and created, "on_join and on_create of realm1 on the management realm")
+            assert joined[-1]["session"] == late.session.session_id and joined[-1]["authrole"] == "anonymous", joined
+            assert created[-1][0] == late.session.session_id and created[-1][1]["uri"] == "com.example.late", created
 
             with pytest.raises(ApplicationError) as denied:
                 await bounded(s.call("switchboard.node.shutdown"), "shutdown as viewer")

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use switchboard_client::{Args, CallError, Invocation, PublishOptions, RegisterOptions, Session};
+use switchboard_client::{
+    Args, CallError, Invocation, PublishOptions, RegisterOptions, Session, SubscribeOptions,
+};
 use switchboard_proto::{Dict, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +26,15 @@ pub const SESSION_LIST: &str = "switchboard.session.list";
 pub const METRICS_GET: &str = "switchboard.metrics.get";
 /// Published every second with the node's counters and rates.
 pub const STATS_ON_UPDATE: &str = "switchboard.stats.on_update";
+
+/// The meta events of realm `realm` are republished as `switchboard.realm.<realm>.meta.<event>`
+/// (`<event>` the meta topic after `wamp.`: `session.on_join`, `registration.on_create`, ...).
+pub fn republished_meta_topic(realm: &str, meta_topic: &str) -> String {
+    format!(
+        "switchboard.realm.{realm}.meta.{}",
+        meta_topic.strip_prefix("wamp.").unwrap_or(meta_topic)
+    )
+}
 
 /// What the API reads and acts on.
 #[derive(Clone)]
@@ -109,6 +120,56 @@ pub(super) async fn serve(
         tokio::spawn(publish_stats_every_second(session.clone(), node));
     }
     Ok(())
+}
+
+/// Republishes every meta event of every served realm on the management session's realm, so
+/// that one management session sees the whole node. Each realm is watched by a hidden
+/// in-process session of the node that subscribes to `wamp.` (prefix) like any subscriber;
+/// returns those sessions, which must live as long as the API.
+pub(super) async fn republish_meta_events(
+    management: &Session,
+    realms: &RealmRegistry,
+    in_process: &crate::embed::InProcess,
+) -> Result<Vec<Session>, (String, switchboard_client::Error)> {
+    let mut watchers = Vec::new();
+    for realm in served(realms) {
+        let name = realm.name().to_owned();
+        let identity = crate::embed::TrustedIdentity::new(
+            &name,
+            "management",
+            crate::realm::authz::TRUSTED_ROLE,
+        )
+        .hidden();
+        let watcher = in_process
+            .join(identity)
+            .await
+            .map_err(|e| (name.clone(), e))?;
+        let options = SubscribeOptions {
+            match_policy: switchboard_proto::UriMatch::Prefix,
+            ..SubscribeOptions::default()
+        };
+        let mut events = watcher
+            .subscribe("wamp.", options)
+            .await
+            .map_err(|e| (name.clone(), e))?;
+        let management = management.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.next().await {
+                // A lagging watcher skips what it missed: meta events are at most once anyway.
+                let Ok(event) = event else { continue };
+                let topic = republished_meta_topic(&name, &event.topic);
+                if management
+                    .publish(&topic, event.args, PublishOptions::default())
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        watchers.push(watcher);
+    }
+    Ok(watchers)
 }
 
 /// The realms the API shows: the configured ones, not the control socket's.

@@ -114,8 +114,12 @@ pub struct RunningNode {
     stop_requested: CancellationToken,
     /// The control socket and pid file, where `switchboard start` opened them.
     control: Option<control::Control>,
-    /// The management API's session, where the config serves it.
-    _management: Option<switchboard_client::Session>,
+    /// The management API's session and the sessions watching each realm's meta events, where
+    /// the config serves it.
+    _management: Option<(
+        switchboard_client::Session,
+        Vec<switchboard_client::Session>,
+    )>,
 }
 
 impl RunningNode {
@@ -358,8 +362,15 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
             management::serve(&session, node, true)
                 .await
                 .map_err(join_error)?;
+            let watchers = management::republish_meta_events(&session, &realms, &in_process)
+                .await
+                .map_err(|(realm, source)| StartError::Join {
+                    realm,
+                    authid: "management".to_owned(),
+                    source,
+                })?;
             tracing::info!(realm, "management API served");
-            Some(session)
+            Some((session, watchers))
         }
         None => None,
     };
