@@ -350,16 +350,23 @@ async fn serve(
     tracing::info!(link = %link.id, realm = %realm.name(), remote_node = %remote_node, "link: up");
     service::announce(ctx, realm.name(), &state).await;
 
-    let relay = Arc::new(Relay {
-        own_node: ctx.key.node_id.clone(),
-        exclude_authid: link.exclude_authid.clone(),
-    });
+    // The first `forward_for` hop names the router a message was sent on: the other router for
+    // what comes in from there, this one for what goes out. (Naming this router for both made
+    // an event that reached here over two links look like two publications, so it was not
+    // de-duplicated.)
+    let relay_of = |node: &str| {
+        Arc::new(Relay {
+            origin_node: node.to_owned(),
+            exclude_authid: link.exclude_authid.clone(),
+        })
+    };
     let (to_local_tx, to_local_rx) = mpsc::unbounded_channel();
     let (to_remote_tx, to_remote_rx) = mpsc::unbounded_channel();
     // Ours, mirrored there: their traffic comes to the local end.
-    let mut out = Mirror::new(remote.clone(), to_local_tx, relay.clone());
+    let (from_there, from_here) = (relay_of(&remote_node), relay_of(&ctx.key.node_id));
+    let mut out = Mirror::new(remote.clone(), to_local_tx, from_there.clone());
     // Theirs, mirrored here: our traffic goes to the remote end.
-    let mut inn = Mirror::new(local.clone(), to_remote_tx, relay.clone());
+    let mut inn = Mirror::new(local.clone(), to_remote_tx, from_here.clone());
     let mut filter = Filter::outgoing(
         link.forwarding,
         mode,
@@ -379,8 +386,8 @@ async fn serve(
     let (out_feed, in_feed) = (out.feed.clone(), inn.feed.clone());
     let relays = async {
         tokio::select! {
-            why = relay_events(out_feed, local.clone(), relay.clone(), on_slow, &dropped) => why,
-            why = relay_events(in_feed, remote.clone(), relay.clone(), on_slow, &dropped) => why,
+            why = relay_events(out_feed, local.clone(), from_there, on_slow, &dropped) => why,
+            why = relay_events(in_feed, remote.clone(), from_here, on_slow, &dropped) => why,
             why = dispatch_calls(to_local_rx, local.clone()) => why,
             why = dispatch_calls(to_remote_rx, remote.clone()) => why,
             why = ping(remote, link) => why,
@@ -519,16 +526,17 @@ async fn ping(remote: &Session, link: &LinkConfig) -> String {
 /// What relaying needs to know.
 #[derive(Debug)]
 struct Relay {
-    /// This router's node id, for the first `forward_for` hop of a message from here.
-    own_node: String,
+    /// The node id of the router the relayed messages were sent on, for the first `forward_for`
+    /// hop: the other router for what comes in, this one for what goes out.
+    origin_node: String,
     /// Authids that do not get events the link brings in (Crossbar's `exclude_authid`).
     exclude_authid: Vec<String>,
 }
 
 impl Relay {
     /// `forward_for` of a message relayed on: as received when it came over a link, else the
-    /// sender (disclosed to the link under `prefix`) as the first hop, from this router, with
-    /// the publication id of an event.
+    /// sender (disclosed to the link under `prefix`) as the first hop, on the router it was
+    /// sent on, with the publication id of an event.
     fn forward_for(&self, details: &Dict, prefix: &str, publication: Option<Id>) -> Value {
         if let Some(hops) = details.get("forward_for") {
             return hops.clone();
@@ -542,7 +550,7 @@ impl Relay {
         copy(prefix.to_owned(), "session");
         copy(format!("{prefix}_authid"), "authid");
         copy(format!("{prefix}_authrole"), "authrole");
-        hop.insert(HOP_NODE_KEY.into(), self.own_node.as_str().into());
+        hop.insert(HOP_NODE_KEY.into(), self.origin_node.as_str().into());
         if let Some(publication) = publication {
             hop.insert(HOP_PUBLICATION_KEY.into(), publication.into());
         }
