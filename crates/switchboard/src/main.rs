@@ -75,6 +75,13 @@ enum Command {
         #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = parse_grace)]
         timeout: f64,
     },
+    /// Reads the config of the node running in DIR again and applies what changed while it runs
+    /// (as SIGHUP does): prints what was applied, what needs a restart, and the problems of a
+    /// config that changed nothing. Exit status 0 when the config was applied, 1 otherwise.
+    Reload {
+        /// Node directory (default: the current directory).
+        dir: Option<PathBuf>,
+    },
     /// Start the router: from DIR's config.json (or DIR/.crossbar/config.json), else the built-in
     /// default (127.0.0.1:8080, WebSocket on /ws and RawSocket, realm realm1, anonymous allowed all).
     Start {
@@ -221,9 +228,20 @@ async fn start(dir: Option<&Path>, shutdown_grace: Option<f64>) -> anyhow::Resul
     for addr in &node.listeners {
         say!("switchboard listening on {addr}");
     }
-    tokio::select! {
-        () = wait_for_signal() => {}
-        () = node.stop_requested() => {}
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("listening for SIGHUP")?;
+    let stop = wait_for_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            () = node.stop_requested() => break,
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP: reading the config again");
+                // The report is logged line by line by the reload itself.
+                node.reload().await;
+            }
+        }
     }
     tracing::info!(
         "shutting down: no new sessions or calls; up to {:?} for the calls in flight",
@@ -348,6 +366,46 @@ async fn stop(dir: &Path, timeout: f64) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// `switchboard reload`: true when the node in `dir` applied its config.
+async fn reload(dir: &Path) -> anyhow::Result<bool> {
+    let node_dir = switchboard_router::config::node_dir(dir);
+    let Some(session) = control::running_node(&node_dir).await else {
+        anyhow::bail!("no node is running in {}", node_dir.display());
+    };
+    let answer = session
+        .call(control::CONFIG_RELOAD, Default::default())
+        .await
+        .context("asking the node to reload its config");
+    let _ = session.leave().await;
+    let report = answer?.kwargs;
+    let lines = |key: &str| -> Vec<String> {
+        report
+            .get(key)
+            .and_then(|v| v.as_list())
+            .map(|l| {
+                l.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let errors = lines("errors");
+    if !errors.is_empty() {
+        say!("the config was not applied, nothing changed:");
+        for line in &errors {
+            say!("  {line}");
+        }
+        return Ok(false);
+    }
+    for line in lines("applied") {
+        say!("applied: {line}");
+    }
+    for line in lines("restart_required") {
+        say!("needs a restart: {line}");
+    }
+    Ok(true)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.loglevel, &cli.logformat);
@@ -396,6 +454,17 @@ fn main() -> ExitCode {
         Command::Status { dir } => {
             let dir = dir.unwrap_or_else(|| PathBuf::from("."));
             return match runtime().map(|rt| rt.block_on(status(&dir))) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Command::Reload { dir } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from("."));
+            return match runtime().and_then(|rt| rt.block_on(reload(&dir))) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::FAILURE,
                 Err(e) => {

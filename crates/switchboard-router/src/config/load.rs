@@ -16,6 +16,9 @@ pub struct LoadedConfig {
     pub file: Option<PathBuf>,
     /// The directory relative paths in the config resolve against: the config file's own.
     pub base_dir: PathBuf,
+    /// The document as read, `${VAR}`s substituted: what a config reload compares, key by key,
+    /// with the running config.
+    pub raw: std::sync::Arc<serde_json::Value>,
     /// Where the config's nodes are in the file, to place problems found after loading.
     source: SourceMap,
 }
@@ -63,10 +66,14 @@ impl LoadedConfig {
         let config = parse_text(DEFAULT_CONFIG_JSON, false, &|_| None)
             .map(|(c, _)| c)
             .expect("the built-in default config is valid");
+        let raw = super::syntax::parse_jsonc(DEFAULT_CONFIG_JSON)
+            .map(|(v, _)| v)
+            .expect("the built-in default config is valid");
         Self {
             config,
             file: None,
             base_dir: PathBuf::from("."),
+            raw: std::sync::Arc::new(raw),
             source: SourceMap::default(),
         }
     }
@@ -199,6 +206,20 @@ impl ConfigDraft {
         Self::from_text(&text, yaml, Some(file), base_dir, env)
     }
 
+    /// Reads a config from `text` as if it were the contents of `file` (YAML for a `.yaml` or
+    /// `.yml` file, else JSON with comments; relative paths resolve against the file's directory):
+    /// what a config checked before it is written in place is read as.
+    pub fn from_text_in(text: &str, file: &Path) -> Self {
+        let yaml = matches!(
+            file.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        );
+        let base_dir = file.parent().unwrap_or(Path::new("."));
+        Self::from_text(text, yaml, Some(file), base_dir, &|name| {
+            std::env::var(name).ok()
+        })
+    }
+
     /// Reads a config from `text` (YAML or JSON with comments), found in `file` if it came from
     /// one; relative paths resolve against `base_dir`.
     fn from_text(
@@ -226,6 +247,7 @@ impl ConfigDraft {
             config,
             file: file.map(Path::to_path_buf),
             base_dir,
+            raw: std::sync::Arc::new(parsed.raw),
             source: SourceMap {
                 positions: parsed.positions,
                 cut_elements: parsed.cut_elements,

@@ -33,6 +33,8 @@ const MAX_TYPE_ERRORS: usize = 50;
 /// found, and where nodes are.
 pub(super) struct Parsed {
     pub(super) config: Option<NodeConfig>,
+    /// The document as read, `${VAR}`s substituted (what a reload compares).
+    pub(super) raw: serde_json::Value,
     pub(super) errors: Vec<ConfigError>,
     pub(super) positions: Positions,
     /// Whether a broken realm had to be left out, so cross-references to its roles prove nothing.
@@ -51,6 +53,7 @@ pub(super) fn parse_document(
 ) -> Parsed {
     let mut parsed = Parsed {
         config: None,
+        raw: serde_json::Value::Null,
         errors: Vec::new(),
         positions: Positions::default(),
         realm_left_out: false,
@@ -71,6 +74,7 @@ pub(super) fn parse_document(
         }
     };
     substitute_env(&mut value, "", env, &mut parsed.errors);
+    parsed.raw = value.clone();
     while parsed.errors.len() < MAX_TYPE_ERRORS {
         match serde_path_to_error::deserialize::<_, NodeConfig>(value.clone()) {
             Ok(config) => {

@@ -222,6 +222,15 @@ pub struct Protocols {
     pub warnings: Vec<SetupError>,
 }
 
+/// What a transport serves, replaceable while it listens (a config reload): each connection takes
+/// the one current when it is accepted and keeps it.
+pub type SharedProtocols = Arc<std::sync::RwLock<Arc<Protocols>>>;
+
+/// What a transport serves, shared with a later reload.
+pub fn shared(protocols: Protocols) -> SharedProtocols {
+    Arc::new(std::sync::RwLock::new(Arc::new(protocols)))
+}
+
 /// A bound listener, ready to accept.
 pub enum Listener {
     /// TCP.
@@ -287,11 +296,12 @@ pub fn bind(endpoint: &EndpointConfig, base_dir: &Path) -> io::Result<(Listener,
     }
 }
 
-/// Accepts connections until `stop_accepting` (the node is shutting down); each connection runs on
-/// its own tracked task.
+/// Accepts connections until `stop_accepting` (the node is shutting down, or a reload removed the
+/// transport), then closes the listener; each connection runs on its own tracked task, with what
+/// `protocols` held when it was accepted.
 pub async fn serve(
     listener: Listener,
-    protocols: Arc<Protocols>,
+    protocols: SharedProtocols,
     sessions: SessionConfig,
     tracker: TaskTracker,
     stop_accepting: CancellationToken,
@@ -303,7 +313,7 @@ pub async fn serve(
         };
         match accepted {
             Ok((io, peer_addr)) => {
-                let protocols = protocols.clone();
+                let protocols = crate::locks::read(&protocols).clone();
                 let sessions = sessions.clone();
                 let tracker2 = tracker.clone();
                 tracker.spawn(async move {

@@ -33,7 +33,7 @@ pub const PID_FILE: &str = "node.pid";
 /// The role of the control socket's sessions.
 const CONTROL_ROLE: &str = "control";
 
-pub use super::management::{GET_STATUS, SHUTDOWN};
+pub use super::management::{CONFIG_RELOAD, GET_STATUS, SHUTDOWN};
 
 /// What the control socket keeps open: dropped with the node.
 pub(super) struct Control {
@@ -110,16 +110,14 @@ impl RunningNode {
             }
         };
         let realm = control_realm().map_err(in_use)?;
-        let mut realms = self.realms.all();
-        realms.push(realm.clone());
-        self.realms.replace(realms);
+        self.realms.insert(realm.clone());
         let protocols = control_protocols(&socket, node_dir).map_err(in_use)?;
         let mut sessions =
             crate::session::SessionConfig::new(self.realms.clone(), self.shutdown.clone());
         sessions.status = self.status.clone();
         tokio::spawn(listener::serve(
             listener,
-            Arc::new(protocols),
+            listener::shared(protocols),
             sessions,
             self.tracker.clone(),
             self.stop_accepting.clone(),

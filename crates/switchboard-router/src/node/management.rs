@@ -26,6 +26,12 @@ pub const SESSION_LIST: &str = "switchboard.session.list";
 pub const METRICS_GET: &str = "switchboard.metrics.get";
 /// Published every second with the node's counters and rates.
 pub const STATS_ON_UPDATE: &str = "switchboard.stats.on_update";
+/// Reads the config file again and applies what changed (`super::reload`); returns the report.
+pub const CONFIG_RELOAD: &str = "switchboard.config.reload";
+/// What a reload would do, with the config file or with the config text given, without doing it.
+pub const CONFIG_CHECK: &str = "switchboard.config.check";
+/// The running config, secrets masked, with the changes waiting for a restart.
+pub const CONFIG_GET: &str = "switchboard.config.get";
 
 /// The meta events of realm `realm` are republished as `switchboard.realm.<realm>.meta.<event>`
 /// (`<event>` the meta topic after `wamp.`: `session.on_join`, `registration.on_create`, ...).
@@ -42,6 +48,7 @@ pub(super) struct Node {
     pub realms: Arc<RealmRegistry>,
     pub status: Arc<NodeStatus>,
     pub stop_requested: CancellationToken,
+    pub reloader: Arc<super::reload::Reloader>,
 }
 
 /// Registers the API for `session`; with `publish_stats`, also publishes
@@ -116,6 +123,40 @@ pub(super) async fn serve(
             }
         })
         .await?;
+    let reloader = node.reloader.clone();
+    session
+        .register(CONFIG_RELOAD, RegisterOptions::default(), move |_| {
+            let reloader = reloader.clone();
+            async move {
+                tracing::info!("config reload asked for through the management API");
+                let report = reloader.reload().await;
+                Ok::<_, CallError>(Args::new(Vec::new(), report.to_dict()))
+            }
+        })
+        .await?;
+    let reloader = node.reloader.clone();
+    session
+        .register(CONFIG_CHECK, RegisterOptions::default(), move |inv| {
+            let reloader = reloader.clone();
+            async move {
+                let text = inv
+                    .positional()
+                    .first()
+                    .or_else(|| inv.kwargs().get("config"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                let report = reloader.check(text.as_deref()).await;
+                Ok::<_, CallError>(Args::new(Vec::new(), report.to_dict()))
+            }
+        })
+        .await?;
+    let reloader = node.reloader.clone();
+    session
+        .register(CONFIG_GET, RegisterOptions::default(), move |_| {
+            let reloader = reloader.clone();
+            async move { Ok::<_, CallError>(Args::new(Vec::new(), reloader.config().await)) }
+        })
+        .await?;
     if publish_stats {
         tokio::spawn(publish_stats_every_second(session.clone(), node));
     }
@@ -130,46 +171,51 @@ pub(super) async fn republish_meta_events(
     management: &Session,
     realms: &RealmRegistry,
     in_process: &crate::embed::InProcess,
-) -> Result<Vec<Session>, (String, switchboard_client::Error)> {
-    let mut watchers = Vec::new();
+) -> Result<std::collections::HashMap<String, Session>, (String, switchboard_client::Error)> {
+    let mut watchers = std::collections::HashMap::new();
     for realm in served(realms) {
         let name = realm.name().to_owned();
-        let identity = crate::embed::TrustedIdentity::new(
-            &name,
-            "management",
-            crate::realm::authz::TRUSTED_ROLE,
-        )
-        .hidden();
-        let watcher = in_process
-            .join(identity)
+        let watcher = republish_realm(management, &name, in_process)
             .await
             .map_err(|e| (name.clone(), e))?;
-        let options = SubscribeOptions {
-            match_policy: switchboard_proto::UriMatch::Prefix,
-            ..SubscribeOptions::default()
-        };
-        let mut events = watcher
-            .subscribe("wamp.", options)
-            .await
-            .map_err(|e| (name.clone(), e))?;
-        let management = management.clone();
-        tokio::spawn(async move {
-            while let Some(event) = events.next().await {
-                // A lagging watcher skips what it missed: meta events are at most once anyway.
-                let Ok(event) = event else { continue };
-                let topic = republished_meta_topic(&name, &event.topic);
-                if management
-                    .publish(&topic, event.args, PublishOptions::default())
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-        });
-        watchers.push(watcher);
+        watchers.insert(name, watcher);
     }
     Ok(watchers)
+}
+
+/// Republishes the meta events of realm `name` through `management` (see
+/// [`republish_meta_events`]), for as long as the returned watcher session lasts.
+pub(super) async fn republish_realm(
+    management: &Session,
+    name: &str,
+    in_process: &crate::embed::InProcess,
+) -> Result<Session, switchboard_client::Error> {
+    let identity =
+        crate::embed::TrustedIdentity::new(name, "management", crate::realm::authz::TRUSTED_ROLE)
+            .hidden();
+    let watcher = in_process.join(identity).await?;
+    let options = SubscribeOptions {
+        match_policy: switchboard_proto::UriMatch::Prefix,
+        ..SubscribeOptions::default()
+    };
+    let mut events = watcher.subscribe("wamp.", options).await?;
+    let management = management.clone();
+    let name = name.to_owned();
+    tokio::spawn(async move {
+        while let Some(event) = events.next().await {
+            // A lagging watcher skips what it missed: meta events are at most once anyway.
+            let Ok(event) = event else { continue };
+            let topic = republished_meta_topic(&name, &event.topic);
+            if management
+                .publish(&topic, event.args, PublishOptions::default())
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    Ok(watcher)
 }
 
 /// The realms the API shows: the configured ones, not the control socket's.

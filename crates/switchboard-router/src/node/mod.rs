@@ -25,10 +25,12 @@ pub mod links;
 mod management;
 mod postgres_bridges;
 mod prepare;
+pub mod reload;
 mod rest_components;
 
 pub use guest::{GuestSupervisor, PreparedGuest};
 pub use prepare::{PreparedNode, prepare, prepare_dir, prepare_draft};
+pub use reload::{ReloadReport, Reloader};
 
 use crate::config::{ConfigErrors, LoadedConfig};
 use crate::embed::{Component, InProcess, TrustedIdentity};
@@ -114,12 +116,10 @@ pub struct RunningNode {
     stop_requested: CancellationToken,
     /// The control socket and pid file, where `switchboard start` opened them.
     control: Option<control::Control>,
-    /// The management API's session and the sessions watching each realm's meta events, where
-    /// the config serves it.
-    _management: Option<(
-        switchboard_client::Session,
-        Vec<switchboard_client::Session>,
-    )>,
+    /// The management API's session, where the config serves it.
+    _management: Option<switchboard_client::Session>,
+    /// Applies config changes while the node runs.
+    reloader: Arc<Reloader>,
 }
 
 impl RunningNode {
@@ -145,7 +145,14 @@ impl RunningNode {
             realms: self.realms.clone(),
             status: self.status.clone(),
             stop_requested: self.stop_requested.clone(),
+            reloader: self.reloader.clone(),
         }
+    }
+
+    /// Reads the config file again and applies what changed while the node runs (SIGHUP,
+    /// `switchboard reload`): see [`reload`].
+    pub async fn reload(&self) -> ReloadReport {
+        self.reloader.reload().await
     }
 
     /// The realm registry (for embedding and tests).
@@ -317,6 +324,8 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
     }
 
     let mut listeners = Vec::new();
+    let mut running = Vec::new();
+    let mut sections = reload::transport_sections(&loaded.raw).into_iter();
     for (listener, addr, protocols, private) in bound {
         if !private {
             tracing::info!(transport = %addr, "listening");
@@ -325,16 +334,27 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
         if let Some(timeout) = protocols.close_timeout {
             sessions.final_write_timeout = timeout;
         }
-        let protocols = Arc::new(protocols);
+        let protocols = listener::shared(protocols);
+        // Each transport stops on its own when a reload removes it, and with the node.
+        let stop = stop_accepting.child_token();
         tokio::spawn(listener::serve(
             listener,
-            protocols,
+            protocols.clone(),
             sessions,
             tracker.clone(),
-            stop_accepting.clone(),
+            stop.clone(),
         ));
         if !private {
-            listeners.push(addr);
+            listeners.push(addr.clone());
+            if let Some(section) = sections.next() {
+                running.push(reload::RunningTransport::new(
+                    &section,
+                    &loaded.base_dir,
+                    protocols,
+                    stop,
+                    addr,
+                ));
+            }
         }
     }
     // Guests start once the router listens: most of them connect to it.
@@ -343,6 +363,19 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
     let postgres_bridges = postgres_bridges::PostgresBridges::start(&loaded, &in_process).await?;
     let links = links::Links::start(&loaded.config, &loaded.base_dir, &in_process, &realms).await?;
     let stop_requested = CancellationToken::new();
+    let reloader = Arc::new(Reloader::new(
+        reload::Parts {
+            loaded: loaded.clone(),
+            realms: realms.clone(),
+            ids: ids.clone(),
+            in_process: in_process.clone(),
+            sessions: sessions_of(&realms),
+            tracker: tracker.clone(),
+            stop_accepting: stop_accepting.clone(),
+        },
+        running,
+        status.clone(),
+    ));
     // The management API, where the config asks for it: an in-process session of the node, a
     // callee like any other on that realm, whose roles decide who may call it.
     let management = match loaded.config.management_realm() {
@@ -358,6 +391,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
                 realms: realms.clone(),
                 status: status.clone(),
                 stop_requested: stop_requested.clone(),
+                reloader: reloader.clone(),
             };
             management::serve(&session, node, true)
                 .await
@@ -369,8 +403,9 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
                     authid: "management".to_owned(),
                     source,
                 })?;
+            reloader.set_management(session.clone(), watchers).await;
             tracing::info!(realm, "management API served");
-            Some((session, watchers))
+            Some(session)
         }
         None => None,
     };
@@ -393,6 +428,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
         stop_requested,
         control: None,
         _management: management,
+        reloader,
     })
 }
 

@@ -60,7 +60,7 @@ pub(super) struct PreparedTransport {
     /// What it serves.
     pub(super) protocols: Protocols,
     /// Its place in the config (`workers[0].transports[1]`).
-    at: String,
+    pub(super) at: String,
     /// The node's own transport for its hosted components: not announced.
     pub(super) private: bool,
 }

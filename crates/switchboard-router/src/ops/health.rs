@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use hyper::StatusCode;
@@ -21,6 +21,10 @@ pub struct NodeStatus {
     waiting: Mutex<BTreeMap<String, String>>,
     /// When the process started serving, for `process_start_time_seconds`.
     pub started_at: SystemTime,
+    /// Config reloads that applied their config, and those that changed nothing for a problem.
+    reloads: [AtomicU64; 2],
+    /// When the last reload that applied its config ended.
+    last_reload: Mutex<Option<SystemTime>>,
 }
 
 impl Default for NodeStatus {
@@ -36,6 +40,8 @@ impl NodeStatus {
             started: AtomicBool::new(false),
             waiting: Mutex::new(BTreeMap::new()),
             started_at: SystemTime::now(),
+            reloads: [AtomicU64::new(0), AtomicU64::new(0)],
+            last_reload: Mutex::new(None),
         }
     }
 
@@ -73,6 +79,27 @@ impl NodeStatus {
                 .map(|(name, what)| format!("{name}: {what}")),
         );
         missing
+    }
+
+    /// A config reload ended: it applied its config (`ok`), or changed nothing.
+    pub fn reloaded(&self, ok: bool) {
+        self.reloads[usize::from(!ok)].fetch_add(1, Ordering::Relaxed);
+        if ok {
+            *lock(&self.last_reload) = Some(SystemTime::now());
+        }
+    }
+
+    /// How many reloads applied their config, and how many failed.
+    pub fn reloads(&self) -> (u64, u64) {
+        (
+            self.reloads[0].load(Ordering::Relaxed),
+            self.reloads[1].load(Ordering::Relaxed),
+        )
+    }
+
+    /// When the last reload that applied its config ended.
+    pub fn last_reload(&self) -> Option<SystemTime> {
+        *lock(&self.last_reload)
     }
 
     /// Whether the node is ready.

@@ -212,6 +212,17 @@ impl Role {
         }
     }
 
+    /// A role named `name` allowed nothing: what a session holds whose role a reload removed,
+    /// until it is closed.
+    pub fn deny_all(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            permissions: Vec::new(),
+            authorizer: None,
+            link: false,
+        }
+    }
+
     /// Whether the role's sessions may be router links: send `forward_for` and use the link
     /// protocol. The built-in `trusted` role may (the local end of the node's own links).
     pub fn may_link(&self) -> bool {

@@ -17,7 +17,7 @@ pub mod router_caller;
 pub mod stats;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use tokio::sync::mpsc;
@@ -64,7 +64,11 @@ pub struct Realm {
     pub(crate) dealer: Dealer,
     /// Counters for the node's metrics, shared with the broker and the dealer.
     pub stats: Arc<stats::RealmStats>,
-    roles: HashMap<String, Arc<Role>>,
+    /// The roles, replaced whole when a config reload changes them.
+    roles: RwLock<Arc<HashMap<String, Arc<Role>>>>,
+    /// Bumped each time the roles are replaced: a session whose role was looked up under an
+    /// older epoch looks it up again, and drops the decisions it cached, before its next action.
+    roles_epoch: AtomicU64,
     /// Listed sessions. Written on join/leave only.
     sessions: RwLock<HashMap<SessionId, Peer>>,
     /// Hidden sessions: not in the meta API, but still sessions the node drains at shutdown.
@@ -114,11 +118,8 @@ impl Realm {
             broker: Broker::new(ids.clone(), cfg.store.as_ref(), stats.clone()),
             dealer: Dealer::new(ids, stats.clone()),
             stats,
-            roles: cfg
-                .roles
-                .iter()
-                .map(|r| (r.name.clone(), Arc::new(Role::from_config(r))))
-                .collect(),
+            roles: RwLock::new(Arc::new(compile_roles(&cfg.roles))),
+            roles_epoch: AtomicU64::new(0),
             sessions: RwLock::new(HashMap::new()),
             hidden: RwLock::new(HashMap::new()),
             draining: AtomicBool::new(false),
@@ -226,7 +227,57 @@ impl Realm {
 
     /// The role named `name`, if the realm defines it.
     pub fn role(&self, name: &str) -> Option<Arc<Role>> {
-        self.roles.get(name).cloned()
+        read(&self.roles).get(name).cloned()
+    }
+
+    /// The names of the realm's roles, sorted.
+    pub fn role_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = read(&self.roles).keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// The epoch of the realm's roles (see [`Self::replace_roles`]): read it before looking up a
+    /// role, and look the role up again when it has moved on.
+    pub fn roles_epoch(&self) -> u64 {
+        self.roles_epoch.load(Ordering::Acquire)
+    }
+
+    /// Replaces the realm's roles (a config reload): every session's next action is checked
+    /// against the new permissions. Sessions whose role is gone are closed with GOODBYE
+    /// `wamp.close.killed`; returns how many.
+    pub fn replace_roles(&self, roles: &[crate::config::RoleConfig]) -> usize {
+        let roles = Arc::new(compile_roles(roles));
+        *write(&self.roles) = roles.clone();
+        self.roles_epoch.fetch_add(1, Ordering::AcqRel);
+        let orphans: Vec<Peer> = self
+            .sessions()
+            .into_iter()
+            .filter(|p| !roles.contains_key(&p.identity().authrole))
+            .collect();
+        for peer in &orphans {
+            let text = format!(
+                "role {:?} was removed from realm {:?}",
+                peer.identity().authrole,
+                self.name
+            );
+            peer.kill(switchboard_proto::errors::CLOSE_KILLED, Some(text));
+        }
+        orphans.len()
+    }
+
+    /// Ends every session of the realm with GOODBYE `reason` (the realm is being removed): the
+    /// listed ones and the hidden ones (the router's own caller of the realm, a watcher of its
+    /// meta events); the realm admits no new session from now on. Returns how many listed
+    /// sessions were told.
+    pub fn close_all(&self, reason: &str, message: &str) -> usize {
+        self.start_draining();
+        let listed = self.sessions();
+        let hidden: Vec<Peer> = read(&self.hidden).values().cloned().collect();
+        for peer in listed.iter().chain(&hidden) {
+            peer.kill(reason, Some(message.to_owned()));
+        }
+        listed.len()
     }
 
     /// Admits a session that passed the handshake (`on_join` for a listed one).
@@ -454,6 +505,14 @@ impl Realm {
     }
 }
 
+/// Roles by name, compiled from their config.
+fn compile_roles(roles: &[crate::config::RoleConfig]) -> HashMap<String, Arc<Role>> {
+    roles
+        .iter()
+        .map(|r| (r.name.clone(), Arc::new(Role::from_config(r))))
+        .collect()
+}
+
 /// The details of a router-initiated UNREGISTERED/UNSUBSCRIBED.
 fn revocation_details(kind: &str, id: Id, reason: Option<&Value>) -> Dict {
     let mut d = Dict::new();
@@ -499,5 +558,22 @@ impl RealmRegistry {
             .map(|r| (r.name().to_owned(), r))
             .collect();
         *write(&self.realms) = Arc::new(map);
+    }
+
+    /// Adds a realm (a config reload); an existing realm of the same name is replaced.
+    pub fn insert(&self, realm: Arc<Realm>) {
+        let mut table = write(&self.realms);
+        let mut map = HashMap::clone(&table);
+        map.insert(realm.name().to_owned(), realm);
+        *table = Arc::new(map);
+    }
+
+    /// Takes realm `name` out of the table (a config reload): no new session can join it.
+    pub fn remove(&self, name: &str) -> Option<Arc<Realm>> {
+        let mut table = write(&self.realms);
+        let mut map = HashMap::clone(&table);
+        let removed = map.remove(name);
+        *table = Arc::new(map);
+        removed
     }
 }

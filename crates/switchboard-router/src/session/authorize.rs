@@ -3,12 +3,13 @@
 //! cacheable answers kept per session and invalidated by epoch).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use switchboard_proto::{Id, MessageType, Uri, UriMatch, Value, errors};
 
 use super::established::Established;
-use crate::realm::authz::{Action, Decision};
+use crate::realm::authz::{Action, Decision, Role};
 
 /// The dynamic authorizer's side of a session.
 #[derive(Debug, Default)]
@@ -39,6 +40,45 @@ pub const AUTHORIZER_TIMEOUT: std::time::Duration = std::time::Duration::from_se
 /// How many URIs a session's authorization cache holds before it starts over.
 const AUTHZ_CACHE_ENTRIES: usize = 1024;
 impl Established {
+    /// Looks the session's role up again when a config reload replaced the realm's roles, and
+    /// drops every decision cached under the old ones: the next action is checked against the new
+    /// permissions. One atomic load when nothing changed. A role that is gone leaves the session
+    /// allowed nothing (the reload closes such sessions).
+    fn follow_role_changes(&mut self) {
+        let epoch = self.realm.roles_epoch();
+        if epoch == self.role_epoch {
+            return;
+        }
+        self.role_epoch = epoch;
+        self.authz_cache.clear();
+        let name = self.role.name().to_owned();
+        self.role = match self.realm.role(&name) {
+            Some(role) => role,
+            // The router's own sessions hold the built-in role, which no config defines.
+            None if name == crate::realm::authz::TRUSTED_ROLE => return,
+            None => Arc::new(Role::deny_all(&name)),
+        };
+        match (&mut self.dynamic, self.role.authorizer()) {
+            (Some(dynamic), Some(_)) => dynamic.cache.clear(),
+            (None, Some(_)) => {
+                // Statically authorized until now: the authorizer learns who the session is
+                // (without the transport details, which the session did not keep).
+                let who = self.peer.identity();
+                let mut d = switchboard_proto::Dict::new();
+                d.insert("session".into(), who.session.0.into());
+                d.insert("authid".into(), who.authid.as_str().into());
+                d.insert("authrole".into(), who.authrole.as_str().into());
+                d.insert("authmethod".into(), who.authmethod.into());
+                d.insert("authprovider".into(), who.authprovider.into());
+                self.dynamic = Some(Box::new(DynamicAuthorization {
+                    details: d,
+                    cache: Default::default(),
+                }));
+            }
+            (_, None) => self.dynamic = None,
+        }
+    }
+
     /// Checks an exact URI and the role's permission for `action`, through the session's decision
     /// cache; on failure answers with ERROR and returns `None`. A cache hit costs one hash lookup:
     /// no lock, no allocation.
@@ -50,6 +90,7 @@ impl Established {
         action: Action,
         options: &switchboard_proto::Dict,
     ) -> Option<(Uri, Decision)> {
+        self.follow_role_changes();
         // The link protocol is part of what a role that may link is allowed, whatever its
         // permissions or authorizer say about other URIs.
         if action == Action::Call
@@ -142,6 +183,7 @@ impl Established {
         action: Action,
         options: &switchboard_proto::Dict,
     ) -> Option<Uri> {
+        self.follow_role_changes();
         if policy == UriMatch::Exact {
             return self
                 .authorize(kind, request, uri, action, options)

@@ -32,6 +32,8 @@ pub(super) enum Flow {
 pub(super) struct Established {
     pub(super) realm: Arc<Realm>,
     pub(super) role: Arc<Role>,
+    /// The realm's roles epoch `role` was looked up under (see `Realm::replace_roles`).
+    pub(super) role_epoch: u64,
     pub(super) peer: Peer,
     /// Whether the realm lists the session (see `Visibility`).
     pub(super) visibility: Visibility,
@@ -54,6 +56,7 @@ impl Established {
         let Joined {
             realm,
             role,
+            role_epoch,
             peer,
             outbox,
             visibility,
@@ -62,6 +65,7 @@ impl Established {
         let session = Established {
             realm,
             role,
+            role_epoch,
             peer,
             visibility,
             subscriptions: HashMap::new(),

@@ -26,6 +26,8 @@ use crate::realm::{Realm, Visibility};
 pub(super) struct Joined {
     pub(super) realm: Arc<Realm>,
     pub(super) role: Arc<Role>,
+    /// The realm's roles epoch the role was looked up under.
+    pub(super) role_epoch: u64,
     pub(super) peer: Peer,
     pub(super) outbox: peer::Outbox,
     /// Whether the realm lists the session.
@@ -227,6 +229,8 @@ pub(super) fn admit(cfg: &SessionConfig, n: Newcomer<'_>) -> Result<(Joined, Mes
     // Only the router's own sessions may fall back on the built-in trusted role.
     let builtin =
         (conn.is_none() && who.authrole == TRUSTED_ROLE).then(|| Arc::new(Role::trusted()));
+    // Read before the role: a reload between the two makes the session look its role up again.
+    let role_epoch = realm.roles_epoch();
     let Some(role) = realm.role(&who.authrole).or(builtin) else {
         let text = format!("realm {:?} has no role {:?}", realm.name(), who.authrole);
         return Err(Refusal::new(errors::NO_SUCH_ROLE, text));
@@ -283,6 +287,7 @@ pub(super) fn admit(cfg: &SessionConfig, n: Newcomer<'_>) -> Result<(Joined, Mes
     let joined = Joined {
         realm,
         role,
+        role_epoch,
         peer,
         outbox,
         visibility,

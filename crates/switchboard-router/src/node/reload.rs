@@ -1,0 +1,889 @@
+//! Hot config reload: reads the node's config file again, runs the checks `switchboard check`
+//! runs, compares it key by key with the running config, applies every change that can be applied
+//! while the node runs, all of them or none, and reports those that need a restart.
+//!
+//! SIGHUP, `switchboard reload DIR` (the control socket) and `switchboard.config.reload` (the
+//! management API) all end in [`Reloader::reload`], one at a time. Each key of the config is
+//! classified in [`KEYS`] (a unit test fails on a config field that is not):
+//!
+//! - realms added: served from the next HELLO on; realms removed: their sessions get GOODBYE
+//!   `wamp.close.system_shutdown`;
+//! - a realm's roles: replaced at once, and every session's next action is checked against the
+//!   new permissions (no reconnect); sessions of a removed role are closed with
+//!   `wamp.close.killed`;
+//! - transports, identified by their endpoint: a new one listens, a removed one stops accepting
+//!   (its connections stay until they end), a changed one (auth, TLS files, web paths,
+//!   serializers, options) serves new connections with the new settings while those already open
+//!   keep theirs. A transport whose TLS files changed on disk counts as changed;
+//! - everything else (the controller, guest and container workers, components, links, bridges,
+//!   a realm's store) is reported as needing a restart, and stays as it runs.
+//!
+//! A config that fails its checks, or a new transport that cannot bind, changes nothing.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
+
+use serde_json::Value as Json;
+use switchboard_client::{PublishOptions, Session};
+use switchboard_proto::ids::IdSequence;
+use switchboard_proto::{Dict, Value};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::prepare::PreparedNode;
+use crate::config::{ConfigDraft, LoadedConfig, RealmConfig};
+use crate::embed::{InProcess, TrustedIdentity};
+use crate::listener::{self, ListenAddr, Listener, SharedProtocols};
+use crate::ops::NodeStatus;
+use crate::realm::authz::TRUSTED_ROLE;
+use crate::realm::router_caller::ROUTER_AUTHID;
+use crate::realm::{Realm, RealmRegistry};
+use crate::session::SessionConfig;
+
+/// Published on the management realm after each reload, with the report as kwargs.
+pub const ON_RELOAD: &str = "switchboard.config.on_reload";
+
+/// Whether a change to a config key is applied while the node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Applied by a reload.
+    Hot,
+    /// Reported by a reload, applied at the next start.
+    Restart,
+}
+
+/// Every key of a config, by its path with list indices left out (`workers[].realms[].roles`),
+/// and whether a reload applies a change to it. A key inherits the class of the longest entry it
+/// starts with; the unit test below checks that every field of the config types has an entry of
+/// its own or under a `Hot` parent that is applied whole.
+pub const KEYS: &[(&str, Class)] = &[
+    // An editor hint without effect.
+    ("$schema", Class::Hot),
+    ("version", Class::Restart),
+    // The node id, shutdown options, management realm, Crossbar's fabric uplink.
+    ("controller", Class::Restart),
+    // Looked into worker by worker.
+    ("workers", Class::Restart),
+    // Adding, removing or retyping a worker; any key of a guest or container worker.
+    ("workers[]", Class::Restart),
+    ("workers[].type", Class::Restart),
+    ("workers[].id", Class::Restart),
+    ("workers[].options", Class::Restart),
+    ("workers[].realms", Class::Hot),
+    ("workers[].realms[].name", Class::Hot),
+    ("workers[].realms[].roles", Class::Hot),
+    ("workers[].realms[].store", Class::Restart),
+    ("workers[].realms[].trace", Class::Restart),
+    ("workers[].realms[].rlinks", Class::Restart),
+    ("workers[].transports", Class::Hot),
+    ("workers[].components", Class::Restart),
+    ("workers[].connections", Class::Restart),
+    ("workers[].links", Class::Restart),
+];
+
+/// The class of the key at `path` (list indices written `[]`): that of the longest entry of
+/// [`KEYS`] it is, or is under; `None` for a key no entry covers.
+pub fn class_of(path: &str) -> Option<Class> {
+    KEYS.iter()
+        .filter(|(key, _)| {
+            path == *key
+                || path
+                    .strip_prefix(key)
+                    .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+        })
+        .max_by_key(|(key, _)| key.len())
+        .map(|(_, class)| *class)
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReloadReport {
+    /// The changes applied, in words.
+    pub applied: Vec<String>,
+    /// The changes that take effect at the next start, each with its place in the config.
+    pub restart_required: Vec<String>,
+    /// Why nothing was applied: the config's problems, placed in the file, or a transport that
+    /// could not bind.
+    pub errors: Vec<String>,
+}
+
+impl ReloadReport {
+    /// The report as WAMP kwargs.
+    pub fn to_dict(&self) -> Dict {
+        let list =
+            |items: &[String]| Value::List(items.iter().map(|s| s.as_str().into()).collect());
+        let mut d = Dict::new();
+        d.insert("applied".into(), list(&self.applied));
+        d.insert("restart_required".into(), list(&self.restart_required));
+        d.insert("errors".into(), list(&self.errors));
+        d
+    }
+
+    /// Whether the config was accepted (changes may still need a restart).
+    pub fn ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    fn error(text: impl Into<String>) -> Self {
+        Self {
+            errors: vec![text.into()],
+            ..Self::default()
+        }
+    }
+}
+
+/// A transport the node listens on, as a reload finds it.
+pub(super) struct RunningTransport {
+    /// Its endpoint, as JSON text: what identifies it from one config to the next.
+    key: String,
+    /// Its section of the config, with the contents of its TLS files: what tells a change.
+    fingerprint: String,
+    protocols: SharedProtocols,
+    /// Cancelled when a reload removes it.
+    stop: CancellationToken,
+    /// Where it listens.
+    pub(super) addr: ListenAddr,
+}
+
+/// What a reload needs of the running node.
+pub(super) struct Parts {
+    pub loaded: LoadedConfig,
+    pub realms: Arc<RealmRegistry>,
+    pub ids: Arc<IdSequence>,
+    pub in_process: InProcess,
+    /// What new listeners serve sessions with.
+    pub sessions: SessionConfig,
+    pub tracker: TaskTracker,
+    /// The node's: cancelled at shutdown (each transport's token is a child of it).
+    pub stop_accepting: CancellationToken,
+}
+
+/// The reload pipeline of one node, and what it changes.
+pub struct Reloader {
+    state: tokio::sync::Mutex<State>,
+    status: Arc<NodeStatus>,
+    /// The management API's session, which publishes [`ON_RELOAD`] and republishes the meta
+    /// events of realms a reload adds.
+    management: OnceLock<Session>,
+}
+
+struct State {
+    parts: Parts,
+    transports: Vec<RunningTransport>,
+    /// The sessions republishing each realm's meta events on the management realm.
+    watchers: HashMap<String, Session>,
+    /// Changes read by earlier reloads that wait for a restart.
+    pending_restart: BTreeSet<String>,
+    last_report: Option<(SystemTime, ReloadReport)>,
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader").finish_non_exhaustive()
+    }
+}
+
+/// What a reload will do, once checked.
+struct Plan {
+    report: ReloadReport,
+    loaded: LoadedConfig,
+    add_realms: Vec<RealmConfig>,
+    remove_realms: Vec<String>,
+    replace_roles: Vec<RealmConfig>,
+    /// Transports whose settings change (index into the running ones), with their new ones.
+    swap: Vec<(usize, listener::Protocols, String)>,
+    /// New transports, bound.
+    add: Vec<(String, String, listener::Protocols, Listener, ListenAddr)>,
+    /// Transports to stop (indices into the running ones).
+    remove: Vec<usize>,
+}
+
+impl Plan {
+    /// The plan's report, with the changes it would apply.
+    fn summary(self, running: &[RunningTransport]) -> ReloadReport {
+        let mut report = self.report;
+        let applied = &mut report.applied;
+        applied.extend(
+            self.replace_roles
+                .iter()
+                .map(|r| format!("realm {:?}: roles replaced", r.name)),
+        );
+        applied.extend(
+            self.add_realms
+                .iter()
+                .map(|r| format!("realm {:?} added", r.name)),
+        );
+        applied.extend(
+            self.remove_realms
+                .iter()
+                .map(|r| format!("realm {r:?} removed")),
+        );
+        applied.extend(self.swap.iter().map(|(i, _, _)| {
+            format!(
+                "transport {}: new connections get its new settings",
+                running[*i].addr
+            )
+        }));
+        applied.extend(
+            self.remove
+                .iter()
+                .map(|i| format!("transport {} removed", running[*i].addr)),
+        );
+        applied.extend(
+            self.add
+                .iter()
+                .map(|(_, _, _, _, addr)| format!("transport {addr} added")),
+        );
+        report
+    }
+}
+
+impl Reloader {
+    /// The reloader of a node that runs `transports` as `parts.loaded` describes.
+    pub(super) fn new(
+        parts: Parts,
+        transports: Vec<RunningTransport>,
+        status: Arc<NodeStatus>,
+    ) -> Self {
+        Self {
+            state: tokio::sync::Mutex::new(State {
+                parts,
+                transports,
+                watchers: HashMap::new(),
+                pending_restart: BTreeSet::new(),
+                last_report: None,
+            }),
+            status,
+            management: OnceLock::new(),
+        }
+    }
+
+    /// Sets the management API's session and the watchers of each realm's meta events.
+    pub(super) async fn set_management(
+        &self,
+        session: Session,
+        watchers: HashMap<String, Session>,
+    ) {
+        self.state.lock().await.watchers = watchers;
+        let _ = self.management.set(session);
+    }
+
+    /// Reads the config file again and applies what changed (see the module's text). One reload
+    /// runs at a time.
+    pub async fn reload(&self) -> ReloadReport {
+        let mut state = self.state.lock().await;
+        let report = match state.plan(None) {
+            Err(report) => report,
+            Ok(plan) => state.commit(plan, self.management.get()).await,
+        };
+        self.status.reloaded(report.ok());
+        for line in &report.applied {
+            tracing::info!("reload: {line}");
+        }
+        for line in &report.restart_required {
+            tracing::warn!("reload: needs a restart: {line}");
+        }
+        for line in &report.errors {
+            tracing::error!("reload: nothing changed: {line}");
+        }
+        state
+            .pending_restart
+            .extend(report.restart_required.iter().cloned());
+        state.last_report = Some((SystemTime::now(), report.clone()));
+        if let Some(management) = self.management.get() {
+            let args = switchboard_client::Args::new(Vec::new(), report.to_dict());
+            let _ = management
+                .publish(ON_RELOAD, args, PublishOptions::default())
+                .await;
+        }
+        report
+    }
+
+    /// What a reload would do with the config file as it is now, or with `text` (JSON or YAML,
+    /// read as if it were the config file), without doing it.
+    pub async fn check(&self, text: Option<&str>) -> ReloadReport {
+        let state = self.state.lock().await;
+        match state.plan(text) {
+            Err(report) => report,
+            Ok(plan) => {
+                let mut report = plan.summary(&state.transports);
+                report
+                    .applied
+                    .iter_mut()
+                    .for_each(|l| l.insert_str(0, "would be applied: "));
+                report
+            }
+        }
+    }
+
+    /// The running config with its secrets masked, the changes waiting for a restart and the
+    /// last reload's report.
+    pub async fn config(&self) -> Dict {
+        let state = self.state.lock().await;
+        let mut config = Json::clone(&state.parts.loaded.raw);
+        mask_secrets(&mut config);
+        let mut d = Dict::new();
+        d.insert(
+            "config".into(),
+            serde_json::from_value(config).unwrap_or(Value::Null),
+        );
+        d.insert(
+            "file".into(),
+            state
+                .parts
+                .loaded
+                .file
+                .as_ref()
+                .map_or(Value::Null, |f| f.display().to_string().into()),
+        );
+        d.insert(
+            "restart_required".into(),
+            Value::List(
+                state
+                    .pending_restart
+                    .iter()
+                    .map(|s| s.as_str().into())
+                    .collect(),
+            ),
+        );
+        if let Some((at, report)) = &state.last_report {
+            let mut last = report.to_dict();
+            let seconds = at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            last.insert("at".into(), seconds.into());
+            d.insert("last_reload".into(), Value::Dict(last));
+        }
+        d
+    }
+}
+
+impl State {
+    /// Reads and checks the config (the file, or `text` in its place), and works out what
+    /// changes; `Err` with the problems when it cannot be applied.
+    fn plan(&self, text: Option<&str>) -> Result<Plan, ReloadReport> {
+        let Some(file) = self.parts.loaded.file.clone() else {
+            return Err(ReloadReport::error(
+                "the node was started without a config file: there is nothing to read again",
+            ));
+        };
+        let draft = match text {
+            None => ConfigDraft::from_file(&file),
+            Some(text) => ConfigDraft::from_text_in(text, &file),
+        };
+        let prepared = super::prepare_draft(draft).map_err(|errors| ReloadReport {
+            errors: errors.0.iter().map(ToString::to_string).collect(),
+            ..ReloadReport::default()
+        })?;
+        self.diff(prepared)
+    }
+
+    /// Compares a checked config with the running one.
+    fn diff(&self, prepared: PreparedNode) -> Result<Plan, ReloadReport> {
+        let old = Arc::clone(&self.parts.loaded.raw);
+        let new = Arc::clone(&prepared.config().raw);
+        let mut report = ReloadReport::default();
+        let mut restart = |path: String, what: &str| {
+            report.restart_required.push(format!("{path}: {what}"));
+        };
+        for key in changed_keys(&old, &new) {
+            // `workers` is looked into below.
+            if key != "workers" && class_of(&key) != Some(Class::Hot) {
+                restart(key.clone(), "changed");
+            }
+        }
+        let mut add_realms = Vec::new();
+        let mut remove_realms = Vec::new();
+        let mut replace_roles = Vec::new();
+        let old_workers = list(&old, "workers");
+        let new_workers = list(&new, "workers");
+        for i in 0..old_workers.len().max(new_workers.len()) {
+            let at = format!("workers[{i}]");
+            let (Some(o), Some(n)) = (old_workers.get(i), new_workers.get(i)) else {
+                restart(at, "a worker was added or removed");
+                continue;
+            };
+            if o == n {
+                continue;
+            }
+            if o.get("type") != n.get("type") || o.get("type") != Some(&Json::from("router")) {
+                let id = n.get("id").and_then(Json::as_str).unwrap_or("");
+                restart(at, &format!("worker {id:?} changed"));
+                continue;
+            }
+            // Realms and transports are looked into below.
+            for key in changed_keys(o, n) {
+                if class_of(&format!("workers[].{key}")) != Some(Class::Hot) {
+                    restart(format!("{at}.{key}"), "changed");
+                }
+            }
+            // Realms, by name.
+            let realms_of = |w: &Json| -> BTreeMap<String, (usize, Json)> {
+                list(w, "realms")
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(j, r)| {
+                        let name = r.get("name")?.as_str()?.to_owned();
+                        Some((name, (j, r.clone())))
+                    })
+                    .collect()
+            };
+            let (old_realms, new_realms) = (realms_of(o), realms_of(n));
+            let configured = |name: &str| {
+                prepared
+                    .realms()
+                    .find(|r| r.name == name)
+                    .cloned()
+                    .expect("a realm of the checked config")
+            };
+            for (name, (j, realm)) in &new_realms {
+                match old_realms.get(name) {
+                    None => {
+                        if !list(realm, "rlinks").is_empty() {
+                            restart(
+                                format!("{at}.realms[{j}].rlinks"),
+                                &format!("the links of the new realm {name:?} start at a restart"),
+                            );
+                        }
+                        add_realms.push(configured(name));
+                    }
+                    Some((_, before)) => {
+                        let changed = changed_keys(before, realm);
+                        if changed.iter().any(|k| k == "roles") {
+                            replace_roles.push(configured(name));
+                        }
+                        for key in changed {
+                            if class_of(&format!("workers[].realms[].{key}")) != Some(Class::Hot) {
+                                restart(
+                                    format!("{at}.realms[{j}].{key}"),
+                                    &format!("realm {name:?} changed"),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            remove_realms.extend(
+                old_realms
+                    .keys()
+                    .filter(|name| !new_realms.contains_key(*name))
+                    .cloned(),
+            );
+        }
+
+        // Transports, by endpoint.
+        let PreparedNode {
+            transports: prepared_transports,
+            loaded,
+            ..
+        } = prepared;
+        let new_sections: Vec<Json> = new_workers
+            .iter()
+            .filter(|w| w.get("type") == Some(&Json::from("router")))
+            .flat_map(|w| list(w, "transports").to_vec())
+            .collect();
+        let mut swap = Vec::new();
+        let mut add = Vec::new();
+        let mut matched = vec![false; self.transports.len()];
+        let public = prepared_transports.into_iter().filter(|t| !t.private);
+        for (transport, section) in public.zip(new_sections) {
+            let key = endpoint_key(&section);
+            let fingerprint = fingerprint(&section, &loaded.base_dir);
+            let running = self.transports.iter().position(|t| t.key == key);
+            if let Some(index) = running {
+                matched[index] = true;
+                if self.transports[index].fingerprint == fingerprint {
+                    continue;
+                }
+            }
+            if uses_function_authenticators(&section) {
+                restart(
+                    transport.at.clone(),
+                    &format!("transport {key}: its function authenticators start at a restart"),
+                );
+                continue;
+            }
+            match running {
+                Some(index) => swap.push((index, transport.protocols, fingerprint)),
+                None => match listener::bind(&transport.endpoint, &loaded.base_dir) {
+                    Ok((listener, addr)) => {
+                        add.push((key, fingerprint, transport.protocols, listener, addr));
+                    }
+                    Err(e) => {
+                        return Err(ReloadReport::error(format!(
+                            "{}: cannot listen on {}: {e}",
+                            transport.at, transport.endpoint
+                        )));
+                    }
+                },
+            }
+        }
+        let remove = matched
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !**m)
+            .map(|(i, _)| i)
+            .collect();
+        Ok(Plan {
+            report,
+            loaded,
+            add_realms,
+            remove_realms,
+            replace_roles,
+            swap,
+            add,
+            remove,
+        })
+    }
+
+    /// Applies a plan: nothing in it can fail any more but the join of a new realm's own
+    /// sessions, which only a bug would make fail.
+    async fn commit(&mut self, plan: Plan, management: Option<&Session>) -> ReloadReport {
+        let Plan {
+            mut report,
+            loaded,
+            add_realms,
+            remove_realms,
+            replace_roles,
+            swap,
+            add,
+            remove,
+        } = plan;
+        let parts = &mut self.parts;
+        for realm in &replace_roles {
+            if let Some(running) = parts.realms.get(&realm.name) {
+                let closed = running.replace_roles(&realm.roles);
+                let mut line = format!("realm {:?}: roles replaced", realm.name);
+                if closed > 0 {
+                    line.push_str(&format!(" ({closed} session(s) of removed roles closed)"));
+                }
+                report.applied.push(line);
+            }
+        }
+        for config in &add_realms {
+            let realm = Arc::new(Realm::new(config, parts.ids.clone()));
+            parts.realms.insert(realm.clone());
+            let caller = TrustedIdentity::new(&config.name, ROUTER_AUTHID, TRUSTED_ROLE).hidden();
+            match parts.in_process.join(caller).await {
+                Ok(session) => realm.set_router_caller(session),
+                Err(e) => report.errors.push(format!(
+                    "realm {:?}: the router's own session could not join: {e}",
+                    config.name
+                )),
+            }
+            if let Some(management) = management {
+                match super::management::republish_realm(
+                    management,
+                    &config.name,
+                    &parts.in_process,
+                )
+                .await
+                {
+                    Ok(watcher) => {
+                        self.watchers.insert(config.name.clone(), watcher);
+                    }
+                    Err(e) => tracing::warn!(
+                        realm = config.name,
+                        "reload: the realm's meta events are not republished: {e}"
+                    ),
+                }
+            }
+            report
+                .applied
+                .push(format!("realm {:?} added", config.name));
+        }
+        for name in &remove_realms {
+            if let Some(realm) = parts.realms.remove(name) {
+                let closed = realm.close_all(
+                    switchboard_proto::errors::SYSTEM_SHUTDOWN,
+                    &format!("realm {name:?} was removed from the node's config"),
+                );
+                self.watchers.remove(name);
+                report.applied.push(format!(
+                    "realm {name:?} removed ({closed} session(s) closed)"
+                ));
+            }
+        }
+        for (index, protocols, fingerprint) in swap {
+            let running = &mut self.transports[index];
+            *crate::locks::write(&running.protocols) = Arc::new(protocols);
+            running.fingerprint = fingerprint;
+            report.applied.push(format!(
+                "transport {}: new connections get its new settings",
+                running.addr
+            ));
+        }
+        let mut removed: Vec<usize> = remove;
+        removed.sort_unstable_by(|a, b| b.cmp(a));
+        for index in removed {
+            let running = self.transports.remove(index);
+            running.stop.cancel();
+            report.applied.push(format!(
+                "transport {} removed: it accepts no more connections",
+                running.addr
+            ));
+        }
+        for (key, fingerprint, protocols, listener, addr) in add {
+            let mut sessions = parts.sessions.clone();
+            if let Some(timeout) = protocols.close_timeout {
+                sessions.final_write_timeout = timeout;
+            }
+            let protocols = listener::shared(protocols);
+            let stop = parts.stop_accepting.child_token();
+            tokio::spawn(listener::serve(
+                listener,
+                protocols.clone(),
+                sessions,
+                parts.tracker.clone(),
+                stop.clone(),
+            ));
+            tracing::info!(transport = %addr, "listening");
+            report
+                .applied
+                .push(format!("transport {addr} added: listening"));
+            self.transports.push(RunningTransport {
+                key,
+                fingerprint,
+                protocols,
+                stop,
+                addr,
+            });
+        }
+        parts.loaded = loaded;
+        if report.applied.is_empty() && report.restart_required.is_empty() {
+            report.applied.push("nothing changed".into());
+        }
+        report
+    }
+}
+
+impl RunningTransport {
+    /// A transport the node started listening on, from its config section.
+    pub(super) fn new(
+        section: &Json,
+        base_dir: &std::path::Path,
+        protocols: SharedProtocols,
+        stop: CancellationToken,
+        addr: ListenAddr,
+    ) -> Self {
+        Self {
+            key: endpoint_key(section),
+            fingerprint: fingerprint(section, base_dir),
+            protocols,
+            stop,
+            addr,
+        }
+    }
+}
+
+/// The sections of the transports of the router workers of a config, in order.
+pub(super) fn transport_sections(raw: &Json) -> Vec<Json> {
+    list(raw, "workers")
+        .iter()
+        .filter(|w| w.get("type") == Some(&Json::from("router")))
+        .flat_map(|w| list(w, "transports").to_vec())
+        .collect()
+}
+
+/// The list at `key` of an object (empty when there is none).
+fn list<'a>(value: &'a Json, key: &str) -> &'a [Json] {
+    value
+        .get(key)
+        .and_then(Json::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+/// The keys whose values differ between two objects, sorted.
+fn changed_keys(old: &Json, new: &Json) -> Vec<String> {
+    let empty = serde_json::Map::new();
+    let (o, n) = (
+        old.as_object().unwrap_or(&empty),
+        new.as_object().unwrap_or(&empty),
+    );
+    let keys: BTreeSet<&String> = o.keys().chain(n.keys()).collect();
+    keys.into_iter()
+        .filter(|k| o.get(*k) != n.get(*k))
+        .cloned()
+        .collect()
+}
+
+/// A transport's endpoint, as JSON text (object keys sorted).
+fn endpoint_key(section: &Json) -> String {
+    section
+        .get("endpoint")
+        .map_or_else(String::new, Json::to_string)
+}
+
+/// A transport's section, and the contents of the files its endpoint's `tls` names: a renewed
+/// certificate makes the transport change even where its section did not.
+fn fingerprint(section: &Json, base_dir: &std::path::Path) -> String {
+    let mut text = section.to_string();
+    let mut files = Vec::new();
+    if let Some(tls) = section.get("endpoint").and_then(|e| e.get("tls")) {
+        collect_strings(tls, &mut files);
+    }
+    for file in files {
+        if let Ok(bytes) = std::fs::read(base_dir.join(&file)) {
+            text.push('\n');
+            text.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    text
+}
+
+fn collect_strings(value: &Json, out: &mut Vec<String>) {
+    match value {
+        Json::String(s) => out.push(s.clone()),
+        Json::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
+        Json::Object(map) => map.values().for_each(|v| collect_strings(v, out)),
+        _ => {}
+    }
+}
+
+/// Whether a transport's section has an authenticator of `"type": "function"` (its helper
+/// process is started with the node).
+fn uses_function_authenticators(section: &Json) -> bool {
+    match section {
+        Json::Object(map) => {
+            map.get("type") == Some(&Json::from("function")) && map.contains_key("create")
+                || map.values().any(uses_function_authenticators)
+        }
+        Json::Array(items) => items.iter().any(uses_function_authenticators),
+        _ => false,
+    }
+}
+
+/// The keys whose values `switchboard.config.get` never shows.
+const SECRET_KEYS: &[&str] = &[
+    "secret",
+    "password",
+    "ticket",
+    "token",
+    "private_key",
+    "privkey",
+    "github_secret",
+];
+
+/// Replaces the value of every secret key (see [`SECRET_KEYS`]) with `"***"`.
+fn mask_secrets(value: &mut Json) {
+    match value {
+        Json::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if SECRET_KEYS.contains(&key.as_str()) && !v.is_null() && !v.is_object() {
+                    *v = Json::from("***");
+                } else {
+                    mask_secrets(v);
+                }
+            }
+        }
+        Json::Array(items) => items.iter_mut().for_each(mask_secrets),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{
+        ContainerWorkerConfig, ControllerConfig, GuestWorkerConfig, NodeConfig, RealmConfig,
+        RoleConfig, RouterWorkerConfig,
+    };
+
+    /// The fields of a config type, as serde names them when it refuses an unknown one.
+    fn fields_of<T: serde::de::DeserializeOwned>() -> Vec<String> {
+        let error = match serde_json::from_value::<T>(serde_json::json!({"\u{1}": 0})) {
+            Ok(_) => panic!("a field named \\u{{1}} was accepted"),
+            Err(e) => e.to_string(),
+        };
+        let (_, expected) = error
+            .split_once("expected one of ")
+            .or_else(|| error.split_once("expected "))
+            .unwrap_or_else(|| panic!("not an unknown-field error: {error}"));
+        expected
+            .split(", ")
+            .map(|f| f.trim_matches(|c| c == '`' || c == ' ').to_owned())
+            .filter(|f| !f.is_empty())
+            .collect()
+    }
+
+    #[test]
+    fn every_config_key_is_classified_hot_or_restart_only() {
+        let types: Vec<(&str, Vec<String>)> = vec![
+            ("", fields_of::<NodeConfig>()),
+            ("controller.", fields_of::<ControllerConfig>()),
+            ("workers[].", fields_of::<RouterWorkerConfig>()),
+            ("workers[].", fields_of::<GuestWorkerConfig>()),
+            ("workers[].", fields_of::<ContainerWorkerConfig>()),
+            ("workers[].realms[].", fields_of::<RealmConfig>()),
+            ("workers[].realms[].roles[].", fields_of::<RoleConfig>()),
+        ];
+        let mut unclassified = Vec::new();
+        for (parent, fields) in types {
+            assert!(!fields.is_empty(), "no fields found under {parent:?}");
+            for field in fields {
+                let path = format!("{parent}{field}");
+                // A key is classified by an entry of its own, or by a parent entry: a `Hot`
+                // parent is applied whole (a role is replaced with all its keys), a `Restart`
+                // parent needs a restart for any key under it.
+                let own = KEYS.iter().any(|(k, _)| *k == path);
+                let parent_entry = KEYS
+                    .iter()
+                    .filter(|(k, _)| {
+                        path.starts_with(&format!("{k}.")) || path.starts_with(&format!("{k}[]."))
+                    })
+                    .max_by_key(|(k, _)| k.len());
+                // The worker entry `workers[]` covers only what a worker type adds (guest and
+                // container keys): router keys must each have their own.
+                let covered = own
+                    || parent_entry.is_some_and(|(k, _)| {
+                        *k != "workers[]" || !fields_of::<RouterWorkerConfig>().contains(&field)
+                    });
+                if !covered {
+                    unclassified.push(path);
+                }
+            }
+        }
+        assert!(
+            unclassified.is_empty(),
+            "config keys not classified hot or restart-only in reload::KEYS: {unclassified:?}"
+        );
+    }
+
+    #[test]
+    fn a_key_takes_the_class_of_the_longest_entry_it_is_under() {
+        assert_eq!(class_of("workers[].realms[].roles"), Some(Class::Hot));
+        assert_eq!(
+            class_of("workers[].realms[].roles[].permissions[].uri"),
+            Some(Class::Hot)
+        );
+        assert_eq!(
+            class_of("workers[].realms[].store.type"),
+            Some(Class::Restart)
+        );
+        assert_eq!(
+            class_of("workers[].transports[].endpoint.port"),
+            Some(Class::Hot)
+        );
+        assert_eq!(class_of("controller.id"), Some(Class::Restart));
+        assert_eq!(class_of("unknown"), None);
+    }
+
+    #[test]
+    fn secrets_are_masked_and_nothing_else() {
+        let mut config = serde_json::json!({
+            "auth": {"ticket": {"type": "static", "principals": {"joe": {"ticket": "s3cret", "role": "user"}}},
+                     "wampcra": {"users": {"ann": {"secret": "x", "role": "user"}}}},
+            "connections": [{"password": "pw", "user": "postgres"}],
+        });
+        mask_secrets(&mut config);
+        assert_eq!(
+            config["auth"]["ticket"]["principals"]["joe"]["ticket"],
+            "***"
+        );
+        assert_eq!(config["auth"]["ticket"]["type"], "static");
+        assert_eq!(config["auth"]["wampcra"]["users"]["ann"]["secret"], "***");
+        assert_eq!(config["connections"][0]["password"], "***");
+        assert_eq!(config["connections"][0]["user"], "postgres");
+    }
+}
