@@ -277,6 +277,8 @@ pub enum WebPathConfig {
     Health(HealthPathConfig),
     /// The node's counters in the Prometheus text format.
     Metrics(MetricsPathConfig),
+    /// The live web console of the node.
+    Console(ConsolePathConfig),
     /// A fixed JSON document.
     Json(JsonPathConfig),
     /// The HTTP bridge: a POST publishes an event.
@@ -306,6 +308,7 @@ tagged!(WebPathConfig, "web path", {
     "nodeinfo" => NodeInfo(NodeInfoPathConfig),
     "health" => Health(HealthPathConfig),
     "metrics" => Metrics(MetricsPathConfig),
+    "console" => Console(ConsolePathConfig),
     "json" => Json(JsonPathConfig),
     "publisher" => Publisher(HttpBridgePathConfig),
     "caller" => Caller(HttpBridgePathConfig),
@@ -641,6 +644,30 @@ pub struct HealthPathConfig {}
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsPathConfig {}
+
+/// `{"type": "console"}` (Switchboard's): the live web console, a page that logs in to the
+/// management realm over WAMP and shows the node (its management API).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ConsolePathConfig {
+    /// What the page connects to.
+    #[serde(default)]
+    pub options: ConsoleOptions,
+}
+
+/// The `options` of a `console` path.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleOptions {
+    /// The management realm the page joins (default: `crossbar`, the default of
+    /// `controller.management.realm`).
+    #[serde(default)]
+    pub realm: Option<String>,
+    /// The WebSocket URL the page connects to (default: the first `websocket` path of the same
+    /// transport, on the host the page was loaded from).
+    #[serde(default)]
+    pub url: Option<String>,
+}
 
 /// A file mode written in octal (`"0644"`, `"644"`), as Crossbar's `file_permissions`.
 pub fn parse_file_mode(text: &str) -> Option<u32> {

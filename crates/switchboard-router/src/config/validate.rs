@@ -1454,6 +1454,7 @@ fn check_web_paths<'a>(
             | WebPathConfig::NodeInfo(_)
             | WebPathConfig::Health(_)
             | WebPathConfig::Metrics(_)
+            | WebPathConfig::Console(_)
             | WebPathConfig::Json(_)
             | WebPathConfig::Publisher(_)
             | WebPathConfig::Caller(_)

@@ -131,6 +131,8 @@ enum Resource {
     Health,
     /// The node's counters for Prometheus.
     Metrics,
+    /// The live web console.
+    Console(Arc<crate::ops::console::Console>),
     /// A static directory that did not exist when the node started.
     Missing,
     /// A fixed JSON document.
@@ -494,6 +496,7 @@ async fn serve_resource(
             crate::ops::metrics::serve(&sessions.realms, &sessions.status)
         }
         Resource::Metrics => web::text(StatusCode::NOT_FOUND, "not found\n"),
+        Resource::Console(console) => console.serve(&req, rel),
         Resource::Missing => web::text(StatusCode::NOT_FOUND, "not found\n"),
         Resource::Json(doc) if rel.is_empty() || rel == "/" => doc.serve(&req),
         Resource::Json(_) => web::text(StatusCode::NOT_FOUND, "not found\n"),

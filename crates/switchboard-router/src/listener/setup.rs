@@ -230,6 +230,9 @@ fn resource(
         WebPathConfig::NodeInfo(_) => Resource::NodeInfo,
         WebPathConfig::Health(_) => Resource::Health,
         WebPathConfig::Metrics(_) => Resource::Metrics,
+        WebPathConfig::Console(c) => {
+            Resource::Console(Arc::new(crate::ops::console::Console::new(&c.options)))
+        }
         WebPathConfig::Json(j) => Resource::Json(crate::web::JsonDocument::new(j)),
         WebPathConfig::ReverseProxy(c) => Resource::ReverseProxy(std::sync::Arc::new(
             super::reverse_proxy::ReverseProxy::new(c),
@@ -273,8 +276,17 @@ fn resource(
 }
 
 fn path_tree<'a>(paths: impl Iterator<Item = (&'a String, Resource)>) -> PathTree {
+    let paths: Vec<(&String, Resource)> = paths.collect();
+    // A console connects to the transport's first WebSocket path unless it names a URL.
+    let websocket = paths
+        .iter()
+        .find(|(_, r)| matches!(r, Resource::WebSocket(_)))
+        .map(|(name, _)| format!("/{}", name.trim_matches('/')));
     let mut tree = PathTree::default();
-    for (name, res) in paths {
+    for (name, mut res) in paths {
+        if let (Resource::Console(console), Some(ws)) = (&mut res, &websocket) {
+            *console = Arc::new(console.with_websocket_path(ws));
+        }
         if name == "/" {
             tree.root = Some(res);
         } else {

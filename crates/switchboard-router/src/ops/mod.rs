@@ -1,7 +1,9 @@
 //! What an operator asks a running node over HTTP: whether it lives and is ready ([`health`]),
-//! and its counters in the Prometheus text format ([`metrics`]). Both read the node's state
-//! (the realms and their counters, [`NodeStatus`]); neither changes it.
+//! its counters in the Prometheus text format ([`metrics`]), and the live web console's page
+//! ([`console`], which then talks to the management API over WAMP). None of them changes the
+//! node.
 
+pub mod console;
 pub mod health;
 pub mod metrics;
 
