@@ -122,7 +122,9 @@ impl RunningNode {
             self.tracker.clone(),
             self.stop_accepting.clone(),
         ));
-        let identity = TrustedIdentity::new(CONTROL_REALM, "node", TRUSTED_ROLE).hidden();
+        let identity = TrustedIdentity::new(CONTROL_REALM, "node", TRUSTED_ROLE)
+            .hidden()
+            .seeing_callers();
         let join_error = |source| StartError::Join {
             realm: CONTROL_REALM.to_owned(),
             authid: "node".to_owned(),
@@ -142,7 +144,7 @@ impl RunningNode {
             .map_err(join_error)?;
         realm.set_router_caller(router_caller);
         let session = self.in_process.join(identity).await.map_err(join_error)?;
-        super::management::serve(&session, self.management_node(), false)
+        super::management::serve(&session, CONTROL_REALM, self.management_node(), false)
             .await
             .map_err(join_error)?;
         let pid_file = node_dir.join(PID_FILE);

@@ -62,6 +62,91 @@ pub struct PreparedGuest {
     ready_signal: Option<Arc<watch::Sender<bool>>>,
     /// A process of a hosted component rather than a configured guest worker.
     pub(super) hosted_component: bool,
+    /// What the management API sees of it and asks of it (set when the guest starts).
+    handle: Option<Arc<GuestHandle>>,
+}
+
+/// How many lines of its output the node keeps per guest for the management API's log tail.
+pub const LOG_TAIL_LINES: usize = 500;
+
+/// What the management API asks of a guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestCommand {
+    /// Stop it (if it runs) and start it again.
+    Restart,
+    /// Stop it, and keep it stopped until started.
+    Stop,
+    /// Start it, if it is not running.
+    Start,
+}
+
+/// A guest as the management API sees it: its state, and a way to ask its supervisor to act.
+#[derive(Debug)]
+pub struct GuestHandle {
+    /// The worker id.
+    pub id: String,
+    /// A configured guest worker (`guest`), or the process of hosted components (`component`).
+    pub kind: &'static str,
+    view: std::sync::Mutex<GuestView>,
+    commands: mpsc::UnboundedSender<GuestCommand>,
+    /// Taken by the supervising task.
+    receiver: std::sync::Mutex<Option<mpsc::UnboundedReceiver<GuestCommand>>>,
+}
+
+/// A guest's state, as last seen by its supervisor.
+#[derive(Debug, Clone, Default)]
+pub struct GuestView {
+    /// `starting`, `running`, `restarting` (waiting to be started again), `stopped` (by the
+    /// API), `exited` (and not restarted by its policy), `failed` (could not start, or gave up).
+    pub state: &'static str,
+    /// The process id while it runs.
+    pub pid: Option<u32>,
+    /// How often it was started again after its first start.
+    pub restarts: u64,
+    /// How its last process ended (`exit code 1`, `killed by SIGKILL`).
+    pub last_exit: Option<String>,
+    /// The exit code of its last process, where it exited with one.
+    pub exit_code: Option<i32>,
+    /// Its latest output lines, oldest first (at most [`LOG_TAIL_LINES`]).
+    pub log: VecDeque<String>,
+}
+
+impl GuestHandle {
+    fn new(id: &str, kind: &'static str) -> Self {
+        let (commands, receiver) = mpsc::unbounded_channel();
+        Self {
+            id: id.to_owned(),
+            kind,
+            view: std::sync::Mutex::new(GuestView {
+                state: "starting",
+                ..GuestView::default()
+            }),
+            commands,
+            receiver: std::sync::Mutex::new(Some(receiver)),
+        }
+    }
+
+    /// Its state now.
+    pub fn view(&self) -> GuestView {
+        crate::locks::lock(&self.view).clone()
+    }
+
+    /// Asks its supervisor to act; `false` once the node stopped supervising it.
+    pub fn command(&self, command: GuestCommand) -> bool {
+        self.commands.send(command).is_ok()
+    }
+
+    fn update(&self, change: impl FnOnce(&mut GuestView)) {
+        change(&mut crate::locks::lock(&self.view));
+    }
+
+    fn log(&self, stream: &str, line: &str) {
+        let mut view = crate::locks::lock(&self.view);
+        if view.log.len() >= LOG_TAIL_LINES {
+            view.log.pop_front();
+        }
+        view.log.push_back(format!("[{stream}] {line}"));
+    }
 }
 
 /// A guest's `options.ready`.
@@ -239,6 +324,7 @@ impl PreparedGuest {
             }),
             ready_signal: None,
             hosted_component: false,
+            handle: None,
         })
     }
 
@@ -274,6 +360,7 @@ impl PreparedGuest {
             ready: None,
             ready_signal: None,
             hosted_component: true,
+            handle: None,
         }
     }
 
@@ -319,10 +406,18 @@ impl PreparedGuest {
             _ => None,
         };
         if let Some(out) = child.stdout.take() {
-            tokio::spawn(log_lines(out, span.clone(), "stdout", ready.clone()));
+            let handle = self.handle.clone();
+            tokio::spawn(log_lines(
+                out,
+                span.clone(),
+                "stdout",
+                ready.clone(),
+                handle,
+            ));
         }
         if let Some(err) = child.stderr.take() {
-            tokio::spawn(log_lines(err, span.clone(), "stderr", ready));
+            let handle = self.handle.clone();
+            tokio::spawn(log_lines(err, span.clone(), "stderr", ready, handle));
         }
         let stdin = child.stdin.take();
         let stdin = match (&self.stdin, stdin) {
@@ -389,6 +484,7 @@ enum StdinHolder {
 /// The guest workers of a running node.
 pub struct GuestSupervisor {
     ids: Vec<String>,
+    handles: Vec<Arc<GuestHandle>>,
     /// Cancelled at shutdown: no further guest starts, and every started one stops.
     stop: CancellationToken,
     /// Starts the guests in order; yields each one's id and supervising task.
@@ -407,7 +503,21 @@ impl GuestSupervisor {
         realms: Arc<RealmRegistry>,
         status: Arc<NodeStatus>,
     ) -> Self {
+        let mut guests = guests;
         let ids = guests.iter().map(|g| g.id.clone()).collect();
+        let handles = guests
+            .iter_mut()
+            .map(|g| {
+                let kind = if g.hosted_component {
+                    "component"
+                } else {
+                    "guest"
+                };
+                let handle = Arc::new(GuestHandle::new(&g.id, kind));
+                g.handle = Some(handle.clone());
+                handle
+            })
+            .collect();
         let stop = CancellationToken::new();
         for guest in &guests {
             if let Some(plan) = &guest.ready {
@@ -418,7 +528,17 @@ impl GuestSupervisor {
             }
         }
         let starter = tokio::spawn(start_in_order(guests, realms, status, stop.clone()));
-        Self { ids, stop, starter }
+        Self {
+            ids,
+            handles,
+            stop,
+            starter,
+        }
+    }
+
+    /// What the management API sees of each guest, in start order.
+    pub fn handles(&self) -> Vec<Arc<GuestHandle>> {
+        self.handles.clone()
     }
 
     /// The ids of the guest workers, in start order.
@@ -547,7 +667,8 @@ async fn is_registered(realms: &RealmRegistry, realm: Option<&str>, procedure: &
     )
 }
 
-/// Runs one guest until it is stopped, restarting it by its policy, and when its files change.
+/// Runs one guest until it is stopped, restarting it by its policy, when its files change, and
+/// when the management API asks (restart, stop, start).
 async fn supervise(
     guest: PreparedGuest,
     mut spawned: std::io::Result<Running>,
@@ -564,49 +685,102 @@ async fn supervise(
         },
         None => (None, None),
     };
+    let handle = guest.handle.clone();
+    let mut commands = handle
+        .as_ref()
+        .and_then(|h| crate::locks::lock(&h.receiver).take());
+    let set = |change: &dyn Fn(&mut GuestView)| {
+        if let Some(h) = &handle {
+            h.update(change);
+        }
+    };
+    let ended = |status: Option<ExitStatus>| {
+        let text = status.map(describe);
+        let code = status.and_then(|s| s.code());
+        move |v: &mut GuestView| {
+            v.pid = None;
+            v.last_exit.clone_from(&text);
+            v.exit_code = code;
+        }
+    };
     let delay_after_change = guest.watch.as_ref().map_or(Duration::ZERO, |w| w.delay);
     let mut restarts: VecDeque<Instant> = VecDeque::new();
     let mut delay = guest.backoff.initial;
-    loop {
+    let mut first = true;
+    'supervise: loop {
+        if !first {
+            set(&|v| v.restarts += 1);
+        }
+        first = false;
         let (failed, uptime) = match spawned {
             Ok(mut running) => {
                 tracing::info!(parent: &running.span, "guest worker started");
-                let status = tokio::select! {
-                    status = running.child.wait() => status,
-                    () = stop.cancelled() => {
-                        let status = guest.stop(&mut running).await;
-                        tracing::info!(
-                            parent: &running.span,
-                            "guest worker stopped ({})",
-                            status.map_or_else(|| "status unknown".into(), describe)
-                        );
-                        return;
-                    }
-                    () = next_change(&mut changes) => {
-                        tracing::info!(
-                            parent: &running.span,
-                            "files changed under options.watch.directories: restarting the guest worker in {delay_after_change:?}"
-                        );
-                        if !settle(&mut changes, delay_after_change, &stop).await {
-                            guest.stop(&mut running).await;
+                let pid = running.pid;
+                set(&|v| {
+                    v.state = "running";
+                    v.pid = Some(pid);
+                });
+                let status = loop {
+                    tokio::select! {
+                        status = running.child.wait() => break status,
+                        () = stop.cancelled() => {
+                            let status = guest.stop(&mut running).await;
+                            tracing::info!(
+                                parent: &running.span,
+                                "guest worker stopped ({})",
+                                status.map_or_else(|| "status unknown".into(), describe)
+                            );
+                            set(&ended(status));
+                            set(&|v| v.state = "stopped");
                             return;
                         }
-                        // The old process is gone before the new one starts.
-                        let status = guest.stop(&mut running).await;
-                        tracing::info!(
-                            parent: &running.span,
-                            "guest worker stopped for the restart ({})",
-                            status.map_or_else(|| "status unknown".into(), describe)
-                        );
-                        // New code: the restart history starts over.
-                        restarts.clear();
-                        delay = guest.backoff.initial;
-                        spawned = guest.spawn();
-                        continue;
+                        () = next_change(&mut changes) => {
+                            tracing::info!(
+                                parent: &running.span,
+                                "files changed under options.watch.directories: restarting the guest worker in {delay_after_change:?}"
+                            );
+                            if !settle(&mut changes, delay_after_change, &stop).await {
+                                guest.stop(&mut running).await;
+                                return;
+                            }
+                            // The old process is gone before the new one starts.
+                            let status = guest.stop(&mut running).await;
+                            tracing::info!(
+                                parent: &running.span,
+                                "guest worker stopped for the restart ({})",
+                                status.map_or_else(|| "status unknown".into(), describe)
+                            );
+                            set(&ended(status));
+                            // New code: the restart history starts over.
+                            restarts.clear();
+                            delay = guest.backoff.initial;
+                            spawned = guest.spawn();
+                            continue 'supervise;
+                        }
+                        command = next_command(&mut commands) => {
+                            if command == GuestCommand::Start {
+                                continue; // it runs already
+                            }
+                            let what = if command == GuestCommand::Stop { "stop" } else { "restart" };
+                            tracing::info!(parent: &running.span, "{what} asked for through the management API");
+                            let status = guest.stop(&mut running).await;
+                            set(&ended(status));
+                            if command == GuestCommand::Stop {
+                                set(&|v| v.state = "stopped");
+                                if !wait_for_start(&mut commands, &stop).await {
+                                    return;
+                                }
+                            }
+                            restarts.clear();
+                            delay = guest.backoff.initial;
+                            spawned = guest.spawn();
+                            continue 'supervise;
+                        }
                     }
                 };
                 // Children it left in its group do not outlive it.
                 signal_group(running.pid, Signal::SIGKILL);
+                set(&ended(status.as_ref().ok().copied()));
                 let failed = match &status {
                     Ok(status) if status.success() => {
                         tracing::info!(parent: &running.span, "guest worker exited with success");
@@ -625,6 +799,12 @@ async fn supervise(
             }
             Err(e) => {
                 tracing::error!(worker = %guest.id, program = %guest.program.display(), "guest worker could not start: {e}");
+                let text = format!("could not start: {e}");
+                set(&|v| {
+                    v.pid = None;
+                    v.last_exit = Some(text.clone());
+                    v.exit_code = None;
+                });
                 (true, Duration::ZERO)
             }
         };
@@ -656,19 +836,30 @@ async fn supervise(
             } else {
                 tracing::info!(worker = %guest.id, "not restarted (options.restart is {})", guest.restart.as_str());
             }
-            if changes.is_none() {
-                return;
+            set(&|v| v.state = if failed { "failed" } else { "exited" });
+            // A watched guest comes back with the next change of its files; any guest when the
+            // management API starts it.
+            if changes.is_some() {
+                tracing::info!(worker = %guest.id, "waiting for a change under options.watch.directories");
             }
-            // A watched guest comes back with the next change of its files.
-            tracing::info!(worker = %guest.id, "waiting for a change under options.watch.directories");
-            tokio::select! {
-                () = next_change(&mut changes) => {}
-                () = stop.cancelled() => return,
+            loop {
+                tokio::select! {
+                    () = next_change(&mut changes) => {
+                        if !settle(&mut changes, delay_after_change, &stop).await {
+                            return;
+                        }
+                        tracing::info!(worker = %guest.id, "files changed under options.watch.directories: starting the guest worker");
+                        break;
+                    }
+                    command = next_command(&mut commands) => {
+                        if command != GuestCommand::Stop {
+                            tracing::info!(worker = %guest.id, "start asked for through the management API");
+                            break;
+                        }
+                    }
+                    () = stop.cancelled() => return,
+                }
             }
-            if !settle(&mut changes, delay_after_change, &stop).await {
-                return;
-            }
-            tracing::info!(worker = %guest.id, "files changed under options.watch.directories: starting the guest worker");
             restarts.clear();
             delay = guest.backoff.initial;
             spawned = guest.spawn();
@@ -678,6 +869,7 @@ async fn supervise(
         let wait = jittered(delay, guest.backoff.jitter);
         delay = (delay * guest.backoff.factor).min(guest.backoff.max);
         tracing::info!(worker = %guest.id, "restarting guest worker in {wait:.2?}");
+        set(&|v| v.state = "restarting");
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = stop.cancelled() => return,
@@ -686,8 +878,49 @@ async fn supervise(
                     return;
                 }
             }
+            command = next_command(&mut commands) => {
+                if command == GuestCommand::Stop {
+                    set(&|v| v.state = "stopped");
+                    if !wait_for_start(&mut commands, &stop).await {
+                        return;
+                    }
+                }
+                restarts.clear();
+                delay = guest.backoff.initial;
+            }
         }
         spawned = guest.spawn();
+    }
+}
+
+/// The management API's next command for a guest; never, for a guest it cannot reach.
+async fn next_command(
+    commands: &mut Option<mpsc::UnboundedReceiver<GuestCommand>>,
+) -> GuestCommand {
+    match commands {
+        Some(rx) => match rx.recv().await {
+            Some(command) => command,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits, for a guest stopped through the management API, until it is asked to start (`true`)
+/// or the node stops (`false`).
+async fn wait_for_start(
+    commands: &mut Option<mpsc::UnboundedReceiver<GuestCommand>>,
+    stop: &CancellationToken,
+) -> bool {
+    loop {
+        tokio::select! {
+            command = next_command(commands) => {
+                if command != GuestCommand::Stop {
+                    return true;
+                }
+            }
+            () = stop.cancelled() => return false,
+        }
     }
 }
 
@@ -811,6 +1044,7 @@ async fn log_lines(
     span: tracing::Span,
     stream: &'static str,
     ready: Option<(String, Arc<watch::Sender<bool>>)>,
+    handle: Option<Arc<GuestHandle>>,
 ) {
     let mut reader = BufReader::new(reader);
     let mut line = Vec::new();
@@ -824,7 +1058,11 @@ async fn log_lines(
             Ok(0) | Err(_) => return,
             Ok(_) => {
                 let text = String::from_utf8_lossy(&line);
-                tracing::info!(parent: &span, stream, "{}", text.trim_end_matches(['\n', '\r']));
+                let text = text.trim_end_matches(['\n', '\r']);
+                tracing::info!(parent: &span, stream, "{text}");
+                if let Some(handle) = &handle {
+                    handle.log(stream, text);
+                }
                 if let Some((needle, signal)) = &ready
                     && text.contains(needle.as_str())
                 {

@@ -32,6 +32,41 @@ pub const CONFIG_RELOAD: &str = "switchboard.config.reload";
 pub const CONFIG_CHECK: &str = "switchboard.config.check";
 /// The running config, secrets masked, with the changes waiting for a restart.
 pub const CONFIG_GET: &str = "switchboard.config.get";
+/// Who the caller is and which of the API's actions its role allows (the console shows only
+/// those buttons; every call is checked by the router anyway).
+pub const ACCESS_GET: &str = "switchboard.access.get";
+/// Closes a session of any realm (`realm`, `session`, `reason`, `message`).
+pub const SESSION_KILL: &str = "switchboard.session.kill";
+/// The subscriptions of a realm, with their subscriber counts.
+pub const SUBSCRIPTION_LIST: &str = "switchboard.subscription.list";
+/// The registrations of a realm, with their callee counts.
+pub const REGISTRATION_LIST: &str = "switchboard.registration.list";
+/// The node's workers: its router and its guest workers.
+pub const WORKER_LIST: &str = "switchboard.worker.list";
+/// The latest output lines of a guest worker.
+pub const WORKER_LOG: &str = "switchboard.worker.log";
+/// Stops a guest worker and starts it again.
+pub const WORKER_RESTART: &str = "switchboard.worker.restart";
+/// Stops a guest worker until it is started.
+pub const WORKER_STOP: &str = "switchboard.worker.stop";
+/// Starts a guest worker that is not running.
+pub const WORKER_START: &str = "switchboard.worker.start";
+/// The transports the node listens on, with their TLS certificates' expiry.
+pub const TRANSPORT_LIST: &str = "switchboard.transport.list";
+/// The TLS certificates of the transports: subject, names, expiry.
+pub const TLS_GET_CERTIFICATES: &str = "switchboard.tls.get_certificates";
+/// The node's links to other routers and their state.
+pub const LINK_LIST: &str = "switchboard.link.list";
+
+/// The API's procedures that change something: what [`ACCESS_GET`] answers about.
+pub const ACTIONS: &[&str] = &[
+    SESSION_KILL,
+    WORKER_RESTART,
+    WORKER_STOP,
+    WORKER_START,
+    CONFIG_RELOAD,
+    SHUTDOWN,
+];
 
 /// The meta events of realm `realm` are republished as `switchboard.realm.<realm>.meta.<event>`
 /// (`<event>` the meta topic after `wamp.`: `session.on_join`, `registration.on_create`, ...).
@@ -49,15 +84,22 @@ pub(super) struct Node {
     pub status: Arc<NodeStatus>,
     pub stop_requested: CancellationToken,
     pub reloader: Arc<super::reload::Reloader>,
+    /// The guest workers (and the processes of hosted components).
+    pub workers: Vec<Arc<super::guest::GuestHandle>>,
+    /// The ids of the router workers.
+    pub router_ids: Vec<String>,
+    pub links: Arc<super::links::LinkTable>,
 }
 
 /// Registers the API for `session`; with `publish_stats`, also publishes
 /// [`STATS_ON_UPDATE`] every second while the session lasts.
 pub(super) async fn serve(
     session: &Session,
+    realm: &str,
     node: Node,
     publish_stats: bool,
 ) -> Result<(), switchboard_client::Error> {
+    serve_operations(session, realm, &node).await?;
     let n = node.clone();
     session
         .register(GET_STATUS, RegisterOptions::default(), move |_| {
@@ -161,6 +203,327 @@ pub(super) async fn serve(
         tokio::spawn(publish_stats_every_second(session.clone(), node));
     }
     Ok(())
+}
+
+/// Registers the procedures on sessions, subscriptions, workers, transports and links of
+/// `session`, which serves the API on `realm`.
+async fn serve_operations(
+    session: &Session,
+    realm: &str,
+    node: &Node,
+) -> Result<(), switchboard_client::Error> {
+    let (realms, api_realm) = (node.realms.clone(), realm.to_owned());
+    session
+        .register(ACCESS_GET, RegisterOptions::default(), move |inv| {
+            let (realms, api_realm) = (realms.clone(), api_realm.clone());
+            async move { Ok(Args::new(Vec::new(), access(&realms, &api_realm, &inv))) }
+        })
+        .await?;
+    let realms = node.realms.clone();
+    session
+        .register(SESSION_KILL, RegisterOptions::default(), move |inv| {
+            let realms = realms.clone();
+            async move { session_kill(&realms, &inv) }
+        })
+        .await?;
+    for (procedure, subscriptions) in [(SUBSCRIPTION_LIST, true), (REGISTRATION_LIST, false)] {
+        let realms = node.realms.clone();
+        session
+            .register(procedure, RegisterOptions::default(), move |inv| {
+                let realms = realms.clone();
+                async move {
+                    let realm = realm_arg(&realms, &inv)?;
+                    let list = if subscriptions {
+                        subscription_list(&realm)
+                    } else {
+                        registration_list(&realm)
+                    };
+                    Ok(Args::positional(vec![Value::List(list)]))
+                }
+            })
+            .await?;
+    }
+    let n = node.clone();
+    session
+        .register(WORKER_LIST, RegisterOptions::default(), move |_| {
+            let n = n.clone();
+            async move { Ok(Args::positional(vec![Value::List(worker_list(&n))])) }
+        })
+        .await?;
+    let workers = node.workers.clone();
+    session
+        .register(WORKER_LOG, RegisterOptions::default(), move |inv| {
+            let workers = workers.clone();
+            async move {
+                let worker = worker_arg(&workers, &inv)?;
+                let lines = inv
+                    .positional()
+                    .get(1)
+                    .or_else(|| inv.kwargs().get("lines"))
+                    .and_then(Value::as_u64)
+                    .unwrap_or(200) as usize;
+                let log = worker.view().log;
+                let tail: Vec<Value> = log
+                    .iter()
+                    .skip(log.len().saturating_sub(lines))
+                    .map(|l| l.as_str().into())
+                    .collect();
+                Ok(Args::positional(vec![Value::List(tail)]))
+            }
+        })
+        .await?;
+    for (procedure, command) in [
+        (WORKER_RESTART, super::guest::GuestCommand::Restart),
+        (WORKER_STOP, super::guest::GuestCommand::Stop),
+        (WORKER_START, super::guest::GuestCommand::Start),
+    ] {
+        let workers = node.workers.clone();
+        session
+            .register(procedure, RegisterOptions::default(), move |inv| {
+                let workers = workers.clone();
+                async move {
+                    let worker = worker_arg(&workers, &inv)?;
+                    tracing::info!(worker = %worker.id, "{procedure} called through the management API");
+                    if !worker.command(command) {
+                        return Err(invalid("the worker is no longer supervised"));
+                    }
+                    Ok(Args::default())
+                }
+            })
+            .await?;
+    }
+    let reloader = node.reloader.clone();
+    session
+        .register(TRANSPORT_LIST, RegisterOptions::default(), move |_| {
+            let reloader = reloader.clone();
+            async move {
+                Ok(Args::positional(vec![Value::List(
+                    reloader.transports().await,
+                )]))
+            }
+        })
+        .await?;
+    let reloader = node.reloader.clone();
+    session
+        .register(
+            TLS_GET_CERTIFICATES,
+            RegisterOptions::default(),
+            move |_| {
+                let reloader = reloader.clone();
+                async move {
+                    let certificates = reloader
+                        .transports()
+                        .await
+                        .into_iter()
+                        .filter_map(|t| {
+                            let t = t.as_dict()?;
+                            let mut tls = t.get("tls")?.as_dict()?.clone();
+                            tls.insert("listen".into(), t.get("listen")?.clone());
+                            Some(Value::Dict(tls))
+                        })
+                        .collect();
+                    Ok(Args::positional(vec![Value::List(certificates)]))
+                }
+            },
+        )
+        .await?;
+    let links = node.links.clone();
+    session
+        .register(LINK_LIST, RegisterOptions::default(), move |_| {
+            let links = links.clone();
+            async move {
+                let list = links
+                    .all()
+                    .iter()
+                    .map(super::links::LinkState::to_value)
+                    .collect();
+                Ok(Args::positional(vec![Value::List(list)]))
+            }
+        })
+        .await?;
+    Ok(())
+}
+
+/// An `invalid_argument` error saying `what`.
+fn invalid(what: &str) -> CallError {
+    CallError::new(switchboard_proto::errors::INVALID_ARGUMENT)
+        .with_args(Args::positional(vec![what.into()]))
+}
+
+/// The realm a call names (first argument or `realm`).
+fn realm_arg(realms: &RealmRegistry, inv: &Invocation) -> Result<Arc<Realm>, CallError> {
+    let name = inv
+        .positional()
+        .first()
+        .or_else(|| inv.kwargs().get("realm"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid("realm: expected a realm name"))?;
+    served(realms)
+        .into_iter()
+        .find(|r| r.name() == name)
+        .ok_or_else(|| {
+            CallError::new("wamp.error.no_such_realm")
+                .with_args(Args::positional(vec![format!("no realm {name}").into()]))
+        })
+}
+
+/// The guest worker a call names (first argument or `worker`).
+fn worker_arg(
+    workers: &[Arc<super::guest::GuestHandle>],
+    inv: &Invocation,
+) -> Result<Arc<super::guest::GuestHandle>, CallError> {
+    let id = inv
+        .positional()
+        .first()
+        .or_else(|| inv.kwargs().get("worker"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid("worker: expected a guest worker id"))?;
+    workers.iter().find(|w| w.id == id).cloned().ok_or_else(|| {
+        CallError::new("switchboard.error.no_such_worker").with_args(Args::positional(vec![
+            format!("no guest worker {id} (the router worker cannot be restarted)").into(),
+        ]))
+    })
+}
+
+/// `switchboard.access.get`: the caller's identity and, per action, whether its role on the
+/// API's realm allows it (a role with a dynamic authorizer: `true`, its authorizer decides).
+fn access(realms: &RealmRegistry, api_realm: &str, inv: &Invocation) -> Dict {
+    let role = inv.caller_authrole().unwrap_or_default().to_owned();
+    let compiled = realms.get(api_realm).and_then(|r| r.role(&role));
+    let mut may = Dict::new();
+    for action in ACTIONS {
+        let allowed = match &compiled {
+            Some(r) if r.authorizer().is_some() => true,
+            Some(r) => r.may(crate::realm::authz::Action::Call, action),
+            // The control socket's sessions and the node's own: everything.
+            None => api_realm == CONTROL_REALM,
+        };
+        may.insert((*action).into(), allowed.into());
+    }
+    let mut out = Dict::new();
+    out.insert(
+        "authid".into(),
+        inv.caller_authid().unwrap_or_default().into(),
+    );
+    out.insert("authrole".into(), role.into());
+    out.insert("may".into(), Value::Dict(may));
+    out
+}
+
+/// `switchboard.session.kill(realm, session, reason=wamp.close.killed, message=None)`.
+fn session_kill(realms: &RealmRegistry, inv: &Invocation) -> Result<Args, CallError> {
+    let realm = realm_arg(realms, inv)?;
+    let id = inv
+        .positional()
+        .get(1)
+        .or_else(|| inv.kwargs().get("session"))
+        .and_then(Value::as_u64)
+        .ok_or_else(|| invalid("session: expected a session id"))?;
+    let Some(peer) = realm.session(crate::peer::SessionId(id)) else {
+        return Err(
+            CallError::new("wamp.error.no_such_session").with_args(Args::positional(vec![
+                format!("no session {id} in realm {}", realm.name()).into(),
+            ])),
+        );
+    };
+    let reason = inv
+        .kwargs()
+        .get("reason")
+        .and_then(Value::as_str)
+        .unwrap_or(switchboard_proto::errors::CLOSE_KILLED);
+    let message = inv
+        .kwargs()
+        .get("message")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    tracing::info!(
+        realm = realm.name(),
+        session = id,
+        "session killed through the management API"
+    );
+    peer.kill(reason, message);
+    Ok(Args::positional(vec![1u64.into()]))
+}
+
+/// The subscriptions of `realm`: id, topic, match policy, subscriber count.
+fn subscription_list(realm: &Realm) -> Vec<Value> {
+    let mut list = Vec::new();
+    for id in realm.broker.ids_by_policy().into_iter().flatten() {
+        let (Some((uri, policy)), Some(peers)) =
+            (realm.broker.get(id), realm.broker.subscribers(id))
+        else {
+            continue;
+        };
+        let mut d = Dict::new();
+        d.insert("id".into(), id.into());
+        d.insert("uri".into(), uri.as_str().into());
+        d.insert("match".into(), policy.as_str().into());
+        d.insert("subscribers".into(), (peers.len() as u64).into());
+        list.push(Value::Dict(d));
+    }
+    list
+}
+
+/// The registrations of `realm`: id, procedure, match and invocation policies, callee count.
+fn registration_list(realm: &Realm) -> Vec<Value> {
+    let mut list = Vec::new();
+    for id in realm.dealer.ids_by_policy().into_iter().flatten() {
+        let (Some((uri, policy, invoke)), Some(peers)) =
+            (realm.dealer.get(id), realm.dealer.callees(id))
+        else {
+            continue;
+        };
+        let mut d = Dict::new();
+        d.insert("id".into(), id.into());
+        d.insert("uri".into(), uri.as_str().into());
+        d.insert("match".into(), policy.as_str().into());
+        d.insert("invoke".into(), invoke.as_str().into());
+        d.insert("callees".into(), (peers.len() as u64).into());
+        list.push(Value::Dict(d));
+    }
+    list
+}
+
+/// The router workers (this process) and the guest workers with their state.
+fn worker_list(node: &Node) -> Vec<Value> {
+    let mut list = Vec::new();
+    for id in &node.router_ids {
+        let mut d = Dict::new();
+        d.insert("id".into(), id.as_str().into());
+        d.insert("type".into(), "router".into());
+        d.insert("state".into(), "running".into());
+        d.insert("pid".into(), u64::from(std::process::id()).into());
+        d.insert("restarts".into(), 0u64.into());
+        d.insert("exit_code".into(), Value::Null);
+        d.insert("ready".into(), node.status.is_ready().into());
+        list.push(Value::Dict(d));
+    }
+    let not_ready = node.status.not_ready();
+    for worker in &node.workers {
+        let view = worker.view();
+        let mut d = Dict::new();
+        d.insert("id".into(), worker.id.as_str().into());
+        d.insert("type".into(), worker.kind.into());
+        d.insert("state".into(), view.state.into());
+        d.insert(
+            "pid".into(),
+            view.pid.map_or(Value::Null, |p| u64::from(p).into()),
+        );
+        d.insert("restarts".into(), view.restarts.into());
+        d.insert(
+            "exit_code".into(),
+            view.exit_code.map_or(Value::Null, |c| i64::from(c).into()),
+        );
+        d.insert(
+            "last_exit".into(),
+            view.last_exit.map_or(Value::Null, Value::from),
+        );
+        let waiting = format!("worker {}:", worker.id);
+        let ready = view.state == "running" && !not_ready.iter().any(|n| n.starts_with(&waiting));
+        d.insert("ready".into(), ready.into());
+        list.push(Value::Dict(d));
+    }
+    list
 }
 
 /// Republishes every meta event of every served realm on the management session's realm, so
@@ -332,34 +695,45 @@ fn session_list(realms: &RealmRegistry, inv: &Invocation) -> Result<Args, CallEr
 /// Publishes [`STATS_ON_UPDATE`] every second: per realm, the sessions and the messages, calls
 /// and events per second since the last tick; ends with the session.
 async fn publish_stats_every_second(session: Session, node: Node) {
+    /// A realm's totals at a tick: messages in, calls, events published, events delivered,
+    /// calls that did not end in a result (error, refused, canceled, timeout), dropped messages.
+    type Totals = [u64; 6];
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut last: std::collections::HashMap<String, (u64, u64, u64, u64)> = Default::default();
+    let mut last: std::collections::HashMap<String, Totals> = Default::default();
     let mut last_at = tokio::time::Instant::now();
+    let mut last_cpu = crate::ops::metrics::ProcSelf::read().map(|p| p.cpu_seconds);
     loop {
         tick.tick().await;
         let now = tokio::time::Instant::now();
         let seconds = now.duration_since(last_at).as_secs_f64().max(0.001);
         last_at = now;
         let mut realms = Dict::new();
+        let mut sessions = 0u64;
         for realm in served(&node.realms) {
             let s = realm.stats.snapshot();
-            let totals = (
+            let totals: Totals = [
                 s.messages_in.iter().sum::<u64>(),
                 s.calls.iter().sum::<u64>(),
                 s.events_published,
                 s.events_delivered,
-            );
+                s.calls.iter().skip(1).sum::<u64>(),
+                s.dropped.iter().map(|(_, n)| n).sum::<u64>(),
+            ];
             let before = last
                 .insert(realm.name().to_owned(), totals)
                 .unwrap_or(totals);
-            let rate = |now: u64, then: u64| (now.saturating_sub(then) as f64 / seconds).into();
+            let rate = |i: usize| (totals[i].saturating_sub(before[i]) as f64 / seconds).into();
+            let count = realm.session_count() as u64;
+            sessions += count;
             let mut d = Dict::new();
-            d.insert("sessions".into(), (realm.session_count() as u64).into());
-            d.insert("messages_in_per_s".into(), rate(totals.0, before.0));
-            d.insert("calls_per_s".into(), rate(totals.1, before.1));
-            d.insert("events_published_per_s".into(), rate(totals.2, before.2));
-            d.insert("events_delivered_per_s".into(), rate(totals.3, before.3));
+            d.insert("sessions".into(), count.into());
+            d.insert("messages_in_per_s".into(), rate(0));
+            d.insert("calls_per_s".into(), rate(1));
+            d.insert("events_published_per_s".into(), rate(2));
+            d.insert("events_delivered_per_s".into(), rate(3));
+            d.insert("errors_per_s".into(), rate(4));
+            d.insert("dropped_per_s".into(), rate(5));
             realms.insert(realm.name().to_owned(), Value::Dict(d));
         }
         let mut update = Dict::new();
@@ -371,6 +745,15 @@ async fn publish_stats_every_second(session: Session, node: Node) {
                 .as_secs_f64()
                 .into(),
         );
+        update.insert("sessions".into(), sessions.into());
+        if let Some(process) = crate::ops::metrics::ProcSelf::read() {
+            let cpu = last_cpu.map_or(0.0, |before| {
+                (process.cpu_seconds - before).max(0.0) / seconds * 100.0
+            });
+            last_cpu = Some(process.cpu_seconds);
+            update.insert("cpu_percent".into(), cpu.into());
+            update.insert("rss_bytes".into(), process.resident_bytes.into());
+        }
         update.insert("realms".into(), Value::Dict(realms));
         if session
             .publish(

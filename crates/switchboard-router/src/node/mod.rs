@@ -120,6 +120,8 @@ pub struct RunningNode {
     _management: Option<switchboard_client::Session>,
     /// Applies config changes while the node runs.
     reloader: Arc<Reloader>,
+    /// The ids of the config's router workers.
+    router_ids: Vec<String>,
 }
 
 impl RunningNode {
@@ -146,6 +148,9 @@ impl RunningNode {
             status: self.status.clone(),
             stop_requested: self.stop_requested.clone(),
             reloader: self.reloader.clone(),
+            workers: self.guests.handles(),
+            router_ids: self.router_ids.clone(),
+            links: self.links.table(),
         }
     }
 
@@ -363,6 +368,14 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
     let postgres_bridges = postgres_bridges::PostgresBridges::start(&loaded, &in_process).await?;
     let links = links::Links::start(&loaded.config, &loaded.base_dir, &in_process, &realms).await?;
     let stop_requested = CancellationToken::new();
+    let router_ids: Vec<String> = loaded
+        .config
+        .workers
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| w.as_router().is_some())
+        .map(|(i, w)| w.id(i))
+        .collect();
     let reloader = Arc::new(Reloader::new(
         reload::Parts {
             loaded: loaded.clone(),
@@ -380,7 +393,10 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
     // callee like any other on that realm, whose roles decide who may call it.
     let management = match loaded.config.management_realm() {
         Some(realm) => {
-            let identity = TrustedIdentity::new(realm, "management", TRUSTED_ROLE).hidden();
+            // It sees who calls: `switchboard.access.get` answers about the caller's role.
+            let identity = TrustedIdentity::new(realm, "management", TRUSTED_ROLE)
+                .hidden()
+                .seeing_callers();
             let join_error = |source| StartError::Join {
                 realm: realm.to_owned(),
                 authid: "management".to_owned(),
@@ -392,8 +408,11 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
                 status: status.clone(),
                 stop_requested: stop_requested.clone(),
                 reloader: reloader.clone(),
+                workers: guests.handles(),
+                router_ids: router_ids.clone(),
+                links: links.table(),
             };
-            management::serve(&session, node, true)
+            management::serve(&session, realm, node, true)
                 .await
                 .map_err(join_error)?;
             let watchers = management::republish_meta_events(&session, &realms, &in_process)
@@ -429,6 +448,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
         control: None,
         _management: management,
         reloader,
+        router_ids,
     })
 }
 

@@ -139,6 +139,8 @@ pub(super) struct RunningTransport {
     key: String,
     /// Its section of the config, with the contents of its TLS files: what tells a change.
     fingerprint: String,
+    /// Its section of the config.
+    section: Json,
     protocols: SharedProtocols,
     /// Cancelled when a reload removes it.
     stop: CancellationToken,
@@ -184,6 +186,16 @@ impl std::fmt::Debug for Reloader {
     }
 }
 
+/// A transport a reload adds, bound.
+struct NewTransport {
+    key: String,
+    fingerprint: String,
+    section: Json,
+    protocols: listener::Protocols,
+    listener: Listener,
+    addr: ListenAddr,
+}
+
 /// What a reload will do, once checked.
 struct Plan {
     report: ReloadReport,
@@ -192,9 +204,9 @@ struct Plan {
     remove_realms: Vec<String>,
     replace_roles: Vec<RealmConfig>,
     /// Transports whose settings change (index into the running ones), with their new ones.
-    swap: Vec<(usize, listener::Protocols, String)>,
+    swap: Vec<(usize, listener::Protocols, String, Json)>,
     /// New transports, bound.
-    add: Vec<(String, String, listener::Protocols, Listener, ListenAddr)>,
+    add: Vec<NewTransport>,
     /// Transports to stop (indices into the running ones).
     remove: Vec<usize>,
 }
@@ -219,7 +231,7 @@ impl Plan {
                 .iter()
                 .map(|r| format!("realm {r:?} removed")),
         );
-        applied.extend(self.swap.iter().map(|(i, _, _)| {
+        applied.extend(self.swap.iter().map(|(i, _, _, _)| {
             format!(
                 "transport {}: new connections get its new settings",
                 running[*i].addr
@@ -233,7 +245,7 @@ impl Plan {
         applied.extend(
             self.add
                 .iter()
-                .map(|(_, _, _, _, addr)| format!("transport {addr} added")),
+                .map(|t| format!("transport {} added", t.addr)),
         );
         report
     }
@@ -315,6 +327,40 @@ impl Reloader {
                 report
             }
         }
+    }
+
+    /// The transports the node listens on: where, of which type, and the certificate of a TLS
+    /// one (subject, names, expiry).
+    pub async fn transports(&self) -> Vec<Value> {
+        let state = self.state.lock().await;
+        let base = &state.parts.loaded.base_dir;
+        state
+            .transports
+            .iter()
+            .map(|t| {
+                let mut d = Dict::new();
+                d.insert("listen".into(), t.addr.to_string().into());
+                d.insert(
+                    "type".into(),
+                    t.section
+                        .get("type")
+                        .and_then(Json::as_str)
+                        .unwrap_or("websocket")
+                        .into(),
+                );
+                let certificate = t
+                    .section
+                    .get("endpoint")
+                    .and_then(|e| e.get("tls"))
+                    .and_then(|tls| tls.get("certificate"))
+                    .and_then(Json::as_str);
+                d.insert(
+                    "tls".into(),
+                    certificate.map_or(Value::Null, |file| certificate_info(&base.join(file))),
+                );
+                Value::Dict(d)
+            })
+            .collect()
     }
 
     /// The running config with its secrets masked, the changes waiting for a restart and the
@@ -505,10 +551,17 @@ impl State {
                 continue;
             }
             match running {
-                Some(index) => swap.push((index, transport.protocols, fingerprint)),
+                Some(index) => swap.push((index, transport.protocols, fingerprint, section)),
                 None => match listener::bind(&transport.endpoint, &loaded.base_dir) {
                     Ok((listener, addr)) => {
-                        add.push((key, fingerprint, transport.protocols, listener, addr));
+                        add.push(NewTransport {
+                            key,
+                            fingerprint,
+                            section,
+                            protocols: transport.protocols,
+                            listener,
+                            addr,
+                        });
                     }
                     Err(e) => {
                         return Err(ReloadReport::error(format!(
@@ -605,10 +658,11 @@ impl State {
                 ));
             }
         }
-        for (index, protocols, fingerprint) in swap {
+        for (index, protocols, fingerprint, section) in swap {
             let running = &mut self.transports[index];
             *crate::locks::write(&running.protocols) = Arc::new(protocols);
             running.fingerprint = fingerprint;
+            running.section = section;
             report.applied.push(format!(
                 "transport {}: new connections get its new settings",
                 running.addr
@@ -624,7 +678,15 @@ impl State {
                 running.addr
             ));
         }
-        for (key, fingerprint, protocols, listener, addr) in add {
+        for NewTransport {
+            key,
+            fingerprint,
+            section,
+            protocols,
+            listener,
+            addr,
+        } in add
+        {
             let mut sessions = parts.sessions.clone();
             if let Some(timeout) = protocols.close_timeout {
                 sessions.final_write_timeout = timeout;
@@ -645,6 +707,7 @@ impl State {
             self.transports.push(RunningTransport {
                 key,
                 fingerprint,
+                section,
                 protocols,
                 stop,
                 addr,
@@ -670,11 +733,58 @@ impl RunningTransport {
         Self {
             key: endpoint_key(section),
             fingerprint: fingerprint(section, base_dir),
+            section: section.clone(),
             protocols,
             stop,
             addr,
         }
     }
+}
+
+/// What the management API shows of a certificate file: its subject, names and expiry (the
+/// first certificate of the file: the server's own).
+fn certificate_info(file: &std::path::Path) -> Value {
+    let mut d = Dict::new();
+    d.insert("certificate".into(), file.display().to_string().into());
+    let parsed = std::fs::read(file)
+        .map_err(|e| e.to_string())
+        .and_then(|pem| {
+            let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).map_err(|e| e.to_string())?;
+            let (_, cert) =
+                x509_parser::parse_x509_certificate(&pem.contents).map_err(|e| e.to_string())?;
+            let not_after = cert.validity().not_after.timestamp();
+            let names: Vec<Value> = cert
+                .subject_alternative_name()
+                .ok()
+                .flatten()
+                .map(|san| {
+                    san.value
+                        .general_names
+                        .iter()
+                        .map(|n| n.to_string().into())
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok((cert.subject().to_string(), names, not_after))
+        });
+    match parsed {
+        Ok((subject, names, not_after)) => {
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            d.insert("subject".into(), subject.into());
+            d.insert("names".into(), Value::List(names));
+            d.insert("not_after".into(), not_after.into());
+            d.insert(
+                "days_left".into(),
+                ((not_after - now) as f64 / 86_400.0).into(),
+            );
+        }
+        Err(e) => {
+            d.insert("error".into(), e.into());
+        }
+    }
+    Value::Dict(d)
 }
 
 /// The sections of the transports of the router workers of a config, in order.

@@ -289,14 +289,18 @@ fn process(e: &mut DescriptorEncoder, status: &NodeStatus) -> Result<(), std::fm
 const NO_LABELS: [(&str, &str); 0] = [];
 
 /// What `/proc/self` says about this process.
-struct ProcSelf {
-    cpu_seconds: f64,
-    resident_bytes: u64,
-    open_fds: usize,
+pub struct ProcSelf {
+    /// CPU time used, user and system, in seconds.
+    pub cpu_seconds: f64,
+    /// Resident memory, in bytes.
+    pub resident_bytes: u64,
+    /// Open file descriptors.
+    pub open_fds: usize,
 }
 
 impl ProcSelf {
-    fn read() -> Option<Self> {
+    /// Reads it; `None` where `/proc` cannot be read.
+    pub fn read() -> Option<Self> {
         // Fields after the command name (which may hold spaces, hence the last ')'): utime and
         // stime are the 12th and 13th, in clock ticks; rss the 22nd, in pages.
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;

@@ -121,6 +121,13 @@ impl LinkTable {
         state.clone()
     }
 
+    /// Every link, by realm and id.
+    pub(crate) fn all(&self) -> Vec<LinkState> {
+        let mut list: Vec<LinkState> = lock(&self.states).values().cloned().collect();
+        list.sort_by(|a, b| (&a.realm, &a.id).cmp(&(&b.realm, &b.id)));
+        list
+    }
+
     /// The links of `realm`.
     fn of_realm(&self, realm: &str) -> Vec<LinkState> {
         let mut list: Vec<LinkState> = lock(&self.states)
@@ -183,6 +190,11 @@ pub struct Links {
 }
 
 impl Links {
+    /// The state of every link, as the management API shows it.
+    pub(crate) fn table(&self) -> Arc<LinkTable> {
+        self.ctx.table.clone()
+    }
+
     /// Starts every realm's link service, then every configured link in the background (a link
     /// never holds up the node's start: it connects, and reconnects, on its own).
     pub(crate) async fn start(
