@@ -120,20 +120,46 @@ fn init_logging(level: &str, format: &str) {
         "critical" => "error",
         other => other,
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (initial, filter) = match tracing_subscriber::EnvFilter::try_new(filter) {
+        Ok(f) => (filter, f),
+        Err(_) => ("info", tracing_subscriber::EnvFilter::new("info")),
+    };
     // Colours only on a terminal: a log file or a pipe (systemd, a supervisor) gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    // The management API changes the filter while the node runs (`switchboard.log.level.set`).
+    fn changeable<H>(modify: H) -> switchboard_router::ops::log::SetFilter
+    where
+        H: Fn(tracing_subscriber::EnvFilter) -> Result<(), String> + Send + Sync + 'static,
+    {
+        Box::new(move |text: &str| {
+            let filter = tracing_subscriber::EnvFilter::try_new(text)
+                .map_err(|e| format!("not a log level or filter: {e}"))?;
+            modify(filter)
+        })
+    }
     if format == "json" {
-        logs.json()
+        let logs = logs
+            .json()
             .with_current_span(true)
             .with_span_list(true)
-            .init();
+            .with_filter_reloading();
+        let handle = logs.reload_handle();
+        logs.init();
+        switchboard_router::ops::log::install(
+            initial,
+            changeable(move |f| handle.reload(f).map_err(|e| e.to_string())),
+        );
     } else {
-        logs.with_ansi(ansi).init();
+        let logs = logs.with_ansi(ansi).with_filter_reloading();
+        let handle = logs.reload_handle();
+        logs.init();
+        switchboard_router::ops::log::install(
+            initial,
+            changeable(move |f| handle.reload(f).map_err(|e| e.to_string())),
+        );
     }
 }
 

@@ -23,9 +23,11 @@ if os.environ.get("INTEROP_ROUTER", "switchboard") != "switchboard":
 ALL = {"call": True, "register": True, "publish": True, "subscribe": True}
 READS = ["switchboard.access.get", "switchboard.session.list", "switchboard.subscription.list",
          "switchboard.registration.list", "switchboard.worker.list", "switchboard.worker.log",
-         "switchboard.transport.list", "switchboard.tls.get_certificates", "switchboard.link.list"]
+         "switchboard.transport.list", "switchboard.tls.get_certificates", "switchboard.link.list",
+         "switchboard.log.level.get"]
 ACTIONS = ["switchboard.session.kill", "switchboard.worker.restart", "switchboard.worker.stop",
-           "switchboard.worker.start", "switchboard.config.reload", "switchboard.node.shutdown"]
+           "switchboard.worker.start", "switchboard.config.reload", "switchboard.log.level.set",
+           "switchboard.node.shutdown"]
 
 
 @pytest.fixture(scope="module")
@@ -218,5 +220,28 @@ def test_transports_show_where_they_listen_and_their_certificate_expiry(node):
             assert await bounded(viewer.session.call("switchboard.link.list"), "links") == []
         finally:
             await close_all(viewer)
+
+    run(scenario())
+
+
+def test_the_log_level_is_read_and_changed_while_the_node_runs(node):
+    async def scenario():
+        viewer = await login(node, "viewer")
+        operator = await login(node, "operator")
+        try:
+            assert await bounded(viewer.session.call("switchboard.log.level.get"), "get") == "info"
+            with pytest.raises(ApplicationError) as bad:
+                await bounded(operator.session.call("switchboard.log.level.set", "loud=="), "bad filter")
+            assert bad.value.error == "wamp.error.invalid_argument"
+            assert await bounded(operator.session.call("switchboard.log.level.set", "debug"), "set") == "debug"
+            assert await bounded(viewer.session.call("switchboard.log.level.get"), "get") == "debug"
+            # A session's join is logged at debug level only.
+            client = await connect(node, "websocket_tcp", "json", realm="realm1")
+            await close_all(client)
+            await eventually(lambda: " DEBUG " in node.log_tail() and "joined" in node.log_tail(),
+                             "a debug line in the log")
+            await bounded(operator.session.call("switchboard.log.level.set", level="info"), "set back")
+        finally:
+            await close_all(viewer, operator)
 
     run(scenario())

@@ -697,7 +697,9 @@ async fn supervise(
     let ended = |status: Option<ExitStatus>| {
         let text = status.map(describe);
         let code = status.and_then(|s| s.code());
+        // Until the supervisor decides what comes next: the caller sets the state after.
         move |v: &mut GuestView| {
+            v.state = "restarting";
             v.pid = None;
             v.last_exit.clone_from(&text);
             v.exit_code = code;

@@ -57,6 +57,10 @@ pub const TRANSPORT_LIST: &str = "switchboard.transport.list";
 pub const TLS_GET_CERTIFICATES: &str = "switchboard.tls.get_certificates";
 /// The node's links to other routers and their state.
 pub const LINK_LIST: &str = "switchboard.link.list";
+/// The process's log filter.
+pub const LOG_LEVEL_GET: &str = "switchboard.log.level.get";
+/// Sets the process's log filter (`debug`, or `switchboard_router=debug,info`).
+pub const LOG_LEVEL_SET: &str = "switchboard.log.level.set";
 
 /// The API's procedures that change something: what [`ACCESS_GET`] answers about.
 pub const ACTIONS: &[&str] = &[
@@ -65,6 +69,7 @@ pub const ACTIONS: &[&str] = &[
     WORKER_STOP,
     WORKER_START,
     CONFIG_RELOAD,
+    LOG_LEVEL_SET,
     SHUTDOWN,
 ];
 
@@ -324,6 +329,33 @@ async fn serve_operations(
                         .collect();
                     Ok(Args::positional(vec![Value::List(certificates)]))
                 }
+            },
+        )
+        .await?;
+    session
+        .register(LOG_LEVEL_GET, RegisterOptions::default(), |_| async {
+            match crate::ops::log::get() {
+                Some(level) => Ok(Args::positional(vec![level.into()])),
+                None => Err(CallError::new("switchboard.error.not_available").with_args(
+                    Args::positional(vec!["this process has no changeable log level".into()]),
+                )),
+            }
+        })
+        .await?;
+    session
+        .register(
+            LOG_LEVEL_SET,
+            RegisterOptions::default(),
+            |inv| async move {
+                let filter = inv
+                    .positional()
+                    .first()
+                    .or_else(|| inv.kwargs().get("level"))
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| invalid("level: expected a log level or filter"))?;
+                crate::ops::log::set(filter).map_err(|e| invalid(&e))?;
+                tracing::info!("log level set to {filter} through the management API");
+                Ok(Args::positional(vec![filter.into()]))
             },
         )
         .await?;
