@@ -3,7 +3,10 @@
 # against the router binary: register/call and acknowledged publish/subscribe with json, msgpack
 # and cbor, plus calls to and events for a Node session outside the browser (run.js); and the
 # apps of `switchboard init --template`, each initialised, started and loaded (templates.js,
-# which runs hello:python's backend under SWITCHBOARD_PYTHON, default <repo>/.venv/bin/python).
+# which runs hello:python's backend under SWITCHBOARD_PYTHON, default <repo>/.venv/bin/python);
+# and the live web console (console.js: log in, a session appears, charts move under load, kill,
+# Reload, a read-only user without action buttons; screenshots in $CONSOLE_SCREENSHOTS, default
+# <repo>/target/console-screenshots/).
 #
 #   tests/interop/browser/run.sh
 #
@@ -57,11 +60,12 @@ else
 fi
 
 # --- run --------------------------------------------------------------------------------------
-# run.js: the bundle against the router; templates.js: the apps of `switchboard init --template`.
+# run.js: the bundle against the router; templates.js: the apps of `switchboard init --template`;
+# console.js: the live web console.
 # Each bounds every step and kills what it started; these timeouts are a last resort.
 cd "$HERE" || die "cd $HERE"
 passed=0 failed=0 rc=0
-for script in run.js templates.js; do
+for script in run.js templates.js console.js; do
     out="$(mktemp)"
     timeout 600 node "${NODE_FLAGS[@]}" "$script" | tee "$out"
     code=${PIPESTATUS[0]}

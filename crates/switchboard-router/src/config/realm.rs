@@ -22,6 +22,55 @@ pub struct RealmConfig {
     /// Crossbar's router-to-router links of this realm.
     #[serde(default)]
     pub rlinks: Vec<super::RLinkConfig>,
+    /// Switchboard's: this entry is a template, and `name` says which realm names it covers. A
+    /// realm it covers is created with its roles and store when a client first joins that name,
+    /// and removed once it has had no session for `linger` seconds.
+    #[serde(default)]
+    pub template: Option<RealmTemplateConfig>,
+}
+
+/// A realm template's `template` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealmTemplateConfig {
+    /// How `name` covers realm names: `exact` (that one name), `prefix` (names starting with
+    /// it) or `any` (every name; write `name` as `*`).
+    #[serde(rename = "match", default)]
+    pub policy: TemplateMatch,
+    /// Seconds a created realm stays after its last session left (default 0).
+    #[serde(default)]
+    pub linger: f64,
+}
+
+/// How a realm template's name covers realm names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TemplateMatch {
+    /// The template's name exactly.
+    #[default]
+    Exact,
+    /// Names starting with the template's name.
+    Prefix,
+    /// Any name.
+    Any,
+}
+
+impl RealmConfig {
+    /// Whether this entry is a realm template rather than a realm.
+    pub fn is_template(&self) -> bool {
+        self.template.is_some()
+    }
+
+    /// How well this template covers realm `name`: `None` when it does not; a more specific
+    /// template ranks higher (an exact name, then a longer prefix, then `any`).
+    pub fn covers(&self, name: &str) -> Option<(u8, usize)> {
+        let template = self.template.as_ref()?;
+        match template.policy {
+            TemplateMatch::Exact => (self.name == name).then_some((2, 0)),
+            TemplateMatch::Prefix => name.starts_with(&self.name).then_some((1, self.name.len())),
+            TemplateMatch::Any => Some((0, 0)),
+        }
+    }
 }
 
 /// A realm's `store`.

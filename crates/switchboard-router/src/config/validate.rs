@@ -70,11 +70,21 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
         let mut roles_defined = HashSet::new();
         for (r, realm) in worker.realms.iter().enumerate() {
             let at = format!("workers[{w}].realms[{r}]");
-            if Uri::parse_loose(&realm.name, UriMatch::Exact).is_err() {
+            let name_policy = match realm.template.as_ref().map(|t| t.policy) {
+                None | Some(super::TemplateMatch::Exact) => Some(UriMatch::Exact),
+                Some(super::TemplateMatch::Prefix) => Some(UriMatch::Prefix),
+                Some(super::TemplateMatch::Any) => None,
+            };
+            if let Some(policy) = name_policy
+                && Uri::parse_loose(&realm.name, policy).is_err()
+            {
                 errors.push(ConfigError::at(
                     format!("{at}.name"),
                     format!("`{}` is not a valid realm URI", realm.name),
                 ));
+            }
+            if let Some(template) = &realm.template {
+                check_template(realm, template, &at, config.management_realm(), &mut errors);
             }
             if !realm_names.insert(realm.name.clone()) {
                 errors.push(ConfigError::at(
@@ -961,6 +971,38 @@ fn check_guest(guest: &GuestWorkerConfig, at: &str, errors: &mut Vec<ConfigError
                 "expected at least one directory to watch",
             ));
         }
+    }
+}
+
+/// Checks a realm template: the realms it creates come and go, so nothing may depend on one
+/// being there.
+fn check_template(
+    realm: &RealmConfig,
+    template: &super::RealmTemplateConfig,
+    at: &str,
+    management_realm: Option<&str>,
+    errors: &mut Vec<ConfigError>,
+) {
+    if !(template.linger.is_finite() && template.linger >= 0.0) {
+        errors.push(ConfigError::at(
+            format!("{at}.template.linger"),
+            format!(
+                "expected a number of seconds, 0 or more; got {}",
+                template.linger
+            ),
+        ));
+    }
+    if !realm.rlinks.is_empty() {
+        errors.push(ConfigError::at(
+            format!("{at}.rlinks"),
+            "a realm template cannot have links: the realms it creates come and go",
+        ));
+    }
+    if management_realm == Some(realm.name.as_str()) {
+        errors.push(ConfigError::at(
+            format!("{at}.template"),
+            "the management realm cannot be a template: the management API lives on it",
+        ));
     }
 }
 

@@ -271,6 +271,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
         .map(|realm| Arc::new(Realm::new(realm, ids.clone())))
         .collect();
     let realms = Arc::new(RealmRegistry::new(realms));
+    let templates: Vec<_> = node.templates().cloned().collect();
     let shutdown = CancellationToken::new();
     let stop_accepting = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -283,6 +284,13 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
         sessions
     };
     let in_process = InProcess::new(sessions_of(&realms), tracker.clone());
+    // The management API's session, once it runs: realms created later republish their meta
+    // events through it.
+    let management_session: Arc<std::sync::OnceLock<switchboard_client::Session>> =
+        Default::default();
+    let on_create = realm_companions(in_process.clone(), management_session.clone());
+    realms.set_templates(templates, ids.clone(), on_create.clone());
+    tokio::spawn(retire_empty_realms(realms.clone(), shutdown.clone()));
     // Each realm's caller joins before any listener accepts, so dynamic authenticators and
     // authorizers are reachable from the first HELLO on.
     for realm in realms.all() {
@@ -385,6 +393,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
             sessions: sessions_of(&realms),
             tracker: tracker.clone(),
             stop_accepting: stop_accepting.clone(),
+            on_create,
         },
         running,
         status.clone(),
@@ -423,6 +432,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
                     source,
                 })?;
             reloader.set_management(session.clone(), watchers).await;
+            let _ = management_session.set(session.clone());
             tracing::info!(realm, "management API served");
             Some(session)
         }
@@ -450,6 +460,73 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
         reloader,
         router_ids,
     })
+}
+
+/// What the node does for a realm a template created: joins the realm's own caller (dynamic
+/// authentication and authorization) and, where the management API runs, the watcher that
+/// republishes its meta events there. Both join in the background: the realm serves its first
+/// session meanwhile (its router calls wait a moment for the caller).
+fn realm_companions(
+    in_process: InProcess,
+    management: Arc<std::sync::OnceLock<switchboard_client::Session>>,
+) -> crate::realm::OnCreate {
+    Arc::new(move |realm: Arc<Realm>| {
+        let (in_process, management) = (in_process.clone(), management.clone());
+        tokio::spawn(async move {
+            let name = realm.name().to_owned();
+            let caller = TrustedIdentity::new(&name, ROUTER_AUTHID, TRUSTED_ROLE).hidden();
+            match in_process.join(caller).await {
+                Ok(session) => realm.set_router_caller(session),
+                Err(e) => tracing::error!(realm = name, "the realm's caller cannot join: {e}"),
+            }
+            if let Some(management) = management.get() {
+                match management::republish_realm(management, &name, &in_process).await {
+                    Ok(watcher) => realm.hold(watcher),
+                    Err(e) => tracing::warn!(
+                        realm = name,
+                        "the realm's meta events are not republished: {e}"
+                    ),
+                }
+            }
+        });
+    })
+}
+
+/// How often the node looks for realms a template created that have had no session for their
+/// linger time.
+const RETIRE_EVERY: Duration = Duration::from_millis(250);
+
+/// Removes each realm a template created once it has had no session for its linger time.
+async fn retire_empty_realms(realms: Arc<RealmRegistry>, shutdown: CancellationToken) {
+    let mut empty_since: std::collections::HashMap<String, tokio::time::Instant> =
+        Default::default();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(RETIRE_EVERY) => {}
+        }
+        let now = tokio::time::Instant::now();
+        let created: Vec<_> = realms
+            .all()
+            .into_iter()
+            .filter_map(|r| r.linger().map(|linger| (r, linger)))
+            .collect();
+        empty_since.retain(|name, _| created.iter().any(|(r, _)| r.name() == name));
+        for (realm, linger) in created {
+            if realm.session_count() > 0 {
+                empty_since.remove(realm.name());
+                continue;
+            }
+            let since = *empty_since.entry(realm.name().to_owned()).or_insert(now);
+            if now.duration_since(since) >= linger && realms.retire(&realm) {
+                empty_since.remove(realm.name());
+                tracing::info!(
+                    realm = realm.name(),
+                    "realm removed: no session for {linger:?} (it was created from a template)"
+                );
+            }
+        }
+    }
 }
 
 type HostFn = Box<

@@ -77,6 +77,16 @@ impl PreparedNode {
             .config
             .router_workers()
             .flat_map(|(_, w)| &w.realms)
+            .filter(|r| !r.is_template())
+    }
+
+    /// The realm templates, in config order.
+    pub fn templates(&self) -> impl Iterator<Item = &RealmConfig> {
+        self.loaded
+            .config
+            .router_workers()
+            .flat_map(|(_, w)| &w.realms)
+            .filter(|r| r.is_template())
     }
 
     /// The guest workers the node starts, in config order.

@@ -76,6 +76,8 @@ pub const KEYS: &[(&str, Class)] = &[
     ("workers[].realms[].store", Class::Restart),
     ("workers[].realms[].trace", Class::Restart),
     ("workers[].realms[].rlinks", Class::Restart),
+    // Replaced together with the other templates; realms they created stay until empty.
+    ("workers[].realms[].template", Class::Hot),
     ("workers[].transports", Class::Hot),
     ("workers[].components", Class::Restart),
     ("workers[].connections", Class::Restart),
@@ -159,6 +161,8 @@ pub(super) struct Parts {
     pub tracker: TaskTracker,
     /// The node's: cancelled at shutdown (each transport's token is a child of it).
     pub stop_accepting: CancellationToken,
+    /// What the node does for a realm a template creates.
+    pub on_create: crate::realm::OnCreate,
 }
 
 /// The reload pipeline of one node, and what it changes.
@@ -200,6 +204,8 @@ struct NewTransport {
 struct Plan {
     report: ReloadReport,
     loaded: LoadedConfig,
+    /// The new realm templates, when they changed.
+    templates: Option<Vec<RealmConfig>>,
     add_realms: Vec<RealmConfig>,
     remove_realms: Vec<String>,
     replace_roles: Vec<RealmConfig>,
@@ -216,6 +222,9 @@ impl Plan {
     fn summary(self, running: &[RunningTransport]) -> ReloadReport {
         let mut report = self.report;
         let applied = &mut report.applied;
+        if self.templates.is_some() {
+            applied.push("realm templates replaced".into());
+        }
         applied.extend(
             self.replace_roles
                 .iter()
@@ -464,11 +473,12 @@ impl State {
                     restart(format!("{at}.{key}"), "changed");
                 }
             }
-            // Realms, by name.
+            // Realms, by name (templates are compared whole, below).
             let realms_of = |w: &Json| -> BTreeMap<String, (usize, Json)> {
                 list(w, "realms")
                     .iter()
                     .enumerate()
+                    .filter(|(_, r)| r.get("template").is_none())
                     .filter_map(|(j, r)| {
                         let name = r.get("name")?.as_str()?.to_owned();
                         Some((name, (j, r.clone())))
@@ -517,6 +527,17 @@ impl State {
                     .cloned(),
             );
         }
+
+        // Realm templates: replaced together when any of them changed.
+        let templates_of = |raw: &Json| -> Vec<Json> {
+            list(raw, "workers")
+                .iter()
+                .flat_map(|w| list(w, "realms").to_vec())
+                .filter(|r| r.get("template").is_some())
+                .collect()
+        };
+        let templates = (templates_of(&old) != templates_of(&new))
+            .then(|| prepared.templates().cloned().collect());
 
         // Transports, by endpoint.
         let PreparedNode {
@@ -581,6 +602,7 @@ impl State {
         Ok(Plan {
             report,
             loaded,
+            templates,
             add_realms,
             remove_realms,
             replace_roles,
@@ -596,6 +618,7 @@ impl State {
         let Plan {
             mut report,
             loaded,
+            templates,
             add_realms,
             remove_realms,
             replace_roles,
@@ -604,6 +627,15 @@ impl State {
             remove,
         } = plan;
         let parts = &mut self.parts;
+        if let Some(templates) = templates {
+            let count = templates.len();
+            parts
+                .realms
+                .set_templates(templates, parts.ids.clone(), parts.on_create.clone());
+            report.applied.push(format!(
+                "realm templates replaced ({count} now; realms they created stay until empty)"
+            ));
+        }
         for realm in &replace_roles {
             if let Some(running) = parts.realms.get(&realm.name) {
                 let closed = running.replace_roles(&realm.roles);

@@ -81,6 +81,11 @@ pub struct Realm {
     /// Unbounded, so routing never waits for a watcher; set only while a link watches.
     watchers: Mutex<Vec<mpsc::UnboundedSender<InterestChange>>>,
     watched: AtomicBool,
+    /// Set for a realm a template created: how long it stays once its last session left.
+    linger: Option<std::time::Duration>,
+    /// Sessions the node runs for this realm beside its caller (the watcher that republishes its
+    /// meta events): they last as long as the realm.
+    companions: Mutex<Vec<switchboard_client::Session>>,
 }
 
 /// What a subscription or registration is about, as a link mirrors it on another router.
@@ -126,7 +131,36 @@ impl Realm {
             caller: OnceLock::new(),
             watchers: Mutex::new(Vec::new()),
             watched: AtomicBool::new(false),
+            linger: None,
+            companions: Mutex::new(Vec::new()),
         }
+    }
+
+    /// A realm named `name` created from a template's config (see [`RealmRegistry::get_or_create`]).
+    pub fn from_template(template: &RealmConfig, name: &str, ids: Arc<IdSequence>) -> Self {
+        let config = RealmConfig {
+            name: name.to_owned(),
+            template: None,
+            ..template.clone()
+        };
+        let linger = template
+            .template
+            .as_ref()
+            .map_or(0.0, |t| t.linger.max(0.0));
+        Self {
+            linger: Some(std::time::Duration::from_secs_f64(linger)),
+            ..Self::new(&config, ids)
+        }
+    }
+
+    /// For a realm a template created: how long it stays once its last session left.
+    pub fn linger(&self) -> Option<std::time::Duration> {
+        self.linger
+    }
+
+    /// Keeps `session` (one the node runs for this realm) as long as the realm.
+    pub fn hold(&self, session: switchboard_client::Session) {
+        lock(&self.companions).push(session);
     }
 
     /// Every subscription and registration with its sessions, as changes that add them, and a
@@ -523,11 +557,35 @@ fn revocation_details(kind: &str, id: Id, reason: Option<&Value>) -> Dict {
     d
 }
 
-/// Realms by name; a read-mostly snapshot that can be replaced whole.
-#[derive(Debug, Default)]
+/// Realms by name; a read-mostly snapshot that can be replaced whole. With realm templates, a
+/// realm a template covers is created when a client first asks for it ([`Self::get_or_create`]).
+#[derive(Default)]
 pub struct RealmRegistry {
     realms: RwLock<Arc<HashMap<String, Arc<Realm>>>>,
+    on_demand: RwLock<Option<OnDemand>>,
 }
+
+impl std::fmt::Debug for RealmRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RealmRegistry")
+            .field("realms", &read(&self.realms).keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the node does for a realm a template created, once it is in the registry: join its own
+/// sessions to it (its caller for dynamic authorization, the management API's watcher).
+pub type OnCreate = Arc<dyn Fn(Arc<Realm>) + Send + Sync>;
+
+/// The realm templates, and what creating a realm takes.
+struct OnDemand {
+    templates: Vec<RealmConfig>,
+    ids: Arc<IdSequence>,
+    on_create: OnCreate,
+}
+
+/// The longest realm name a template creates a realm for.
+const MAX_CREATED_REALM_NAME: usize = 255;
 
 impl RealmRegistry {
     /// A registry holding `realms`.
@@ -538,6 +596,7 @@ impl RealmRegistry {
             .collect();
         Self {
             realms: RwLock::new(Arc::new(map)),
+            on_demand: RwLock::new(None),
         }
     }
 
@@ -558,6 +617,82 @@ impl RealmRegistry {
             .map(|r| (r.name().to_owned(), r))
             .collect();
         *write(&self.realms) = Arc::new(map);
+    }
+
+    /// Sets the realm templates (at start and on a config reload): `ids` is the node's id
+    /// sequence, `on_create` what the node does for each realm created.
+    pub fn set_templates(
+        &self,
+        templates: Vec<RealmConfig>,
+        ids: Arc<IdSequence>,
+        on_create: OnCreate,
+    ) {
+        *write(&self.on_demand) = (!templates.is_empty()).then_some(OnDemand {
+            templates,
+            ids,
+            on_create,
+        });
+    }
+
+    /// The realm named `name`; where there is none, one created from the most specific template
+    /// that covers the name, if any.
+    pub fn get_or_create(&self, name: &str) -> Option<Arc<Realm>> {
+        if let Some(realm) = self.get(name) {
+            return Some(realm);
+        }
+        if name.len() > MAX_CREATED_REALM_NAME || name == CONTROL_REALM {
+            return None;
+        }
+        let (realm, on_create) = {
+            let on_demand = read(&self.on_demand);
+            let on_demand = on_demand.as_ref()?;
+            let template = on_demand
+                .templates
+                .iter()
+                .filter_map(|t| t.covers(name).map(|rank| (rank, t)))
+                .max_by_key(|(rank, _)| *rank)
+                .map(|(_, t)| t)?;
+            let realm = Arc::new(Realm::from_template(template, name, on_demand.ids.clone()));
+            (realm, on_demand.on_create.clone())
+        };
+        {
+            let mut table = write(&self.realms);
+            // Another session may have created it meanwhile: that one counts.
+            if let Some(existing) = table.get(name) {
+                return Some(existing.clone());
+            }
+            let mut map = HashMap::clone(&table);
+            map.insert(name.to_owned(), realm.clone());
+            *table = Arc::new(map);
+        }
+        tracing::info!(realm = name, "realm created from its template");
+        on_create(realm.clone());
+        Some(realm)
+    }
+
+    /// Removes realm `realm` (one a template created) if it still has no session, closing the
+    /// node's own sessions on it; `true` when it was removed.
+    pub fn retire(&self, realm: &Arc<Realm>) -> bool {
+        {
+            let mut table = write(&self.realms);
+            // Holding the table: no new session finds the realm while it is checked.
+            if realm.session_count() > 0
+                || !table
+                    .get(realm.name())
+                    .is_some_and(|r| Arc::ptr_eq(r, realm))
+            {
+                return false;
+            }
+            let mut map = HashMap::clone(&table);
+            map.remove(realm.name());
+            *table = Arc::new(map);
+        }
+        realm.close_all(
+            switchboard_proto::errors::SYSTEM_SHUTDOWN,
+            "the realm had no session left and was removed",
+        );
+        lock(&realm.companions).clear();
+        true
     }
 
     /// Adds a realm (a config reload); an existing realm of the same name is replaced.

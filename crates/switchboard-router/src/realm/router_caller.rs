@@ -68,6 +68,14 @@ impl Realm {
         args: Vec<Value>,
         timeout: Duration,
     ) -> Result<Value, CallFailure> {
+        // A realm a template just created gets its caller a moment after its first session
+        // asked for it; a configured realm has it before any listener accepts.
+        if self.caller.get().is_none() && self.linger().is_some() {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            while self.caller.get().is_none() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
         let Some(caller) = self.caller.get() else {
             return Err(CallFailure::Unavailable(format!(
                 "the router's caller session of realm {} is not running",

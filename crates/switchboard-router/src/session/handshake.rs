@@ -166,7 +166,7 @@ pub(super) fn read_hello(
         let text = format!("{realm_name:?} is not a valid realm URI");
         return Err(abort(errors::INVALID_URI, text));
     }
-    match cfg.realms.get(&realm_name) {
+    match cfg.realms.get_or_create(&realm_name) {
         Some(realm) => Ok((realm, details)),
         None => {
             let text = format!("no realm named {realm_name:?} on this router");
@@ -216,10 +216,13 @@ pub(super) fn admit(cfg: &SessionConfig, n: Newcomer<'_>) -> Result<(Joined, Mes
     } = n;
     // A dynamic authenticator may put the session into another realm than HELLO asked for.
     let realm = match &who.realm {
-        Some(other) if other != realm.name() => cfg.realms.get(other).ok_or_else(|| {
-            let text = format!("the authenticator assigned realm {other:?}, which does not exist");
-            Refusal::new(errors::NO_SUCH_REALM, text)
-        })?,
+        Some(other) if other != realm.name() => {
+            cfg.realms.get_or_create(other).ok_or_else(|| {
+                let text =
+                    format!("the authenticator assigned realm {other:?}, which does not exist");
+                Refusal::new(errors::NO_SUCH_REALM, text)
+            })?
+        }
         _ => realm,
     };
     if realm.is_draining() {
