@@ -20,6 +20,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use switchboard_router::config::LoadedConfig;
 use switchboard_router::node::{self, PreparedNode, control};
+use tokio::signal::unix::SignalKind;
 
 #[derive(Parser)]
 #[command(
@@ -221,6 +222,14 @@ fn parse_grace(text: &str) -> Result<f64, String> {
 }
 
 async fn start(dir: Option<&Path>, shutdown_grace: Option<f64>) -> anyhow::Result<()> {
+    // Listened for before anything starts: a SIGTERM while the node starts (its guests already
+    // run) is a graceful shutdown once it has started, not the end of the process.
+    let signal = |kind: SignalKind, name: &str| {
+        tokio::signal::unix::signal(kind).with_context(|| format!("listening for {name}"))
+    };
+    let mut terminate = signal(SignalKind::terminate(), "SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt(), "SIGINT")?;
+    let mut hangup = signal(SignalKind::hangup(), "SIGHUP")?;
     let prepared = prepare(dir)?;
     // Before binding anything: a second node in the same directory is refused by name, not by
     // the port it cannot take.
@@ -254,13 +263,10 @@ async fn start(dir: Option<&Path>, shutdown_grace: Option<f64>) -> anyhow::Resul
     for addr in &node.listeners {
         say!("switchboard listening on {addr}");
     }
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .context("listening for SIGHUP")?;
-    let stop = wait_for_signal();
-    tokio::pin!(stop);
     loop {
         tokio::select! {
-            () = &mut stop => break,
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
             () = node.stop_requested() => break,
             _ = hangup.recv() => {
                 tracing::info!("SIGHUP: reading the config again");
@@ -276,21 +282,6 @@ async fn start(dir: Option<&Path>, shutdown_grace: Option<f64>) -> anyhow::Resul
     node.shutdown().await;
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn wait_for_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!("cannot listen for SIGTERM: {e}");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 /// The runtime the async commands run on.

@@ -53,8 +53,11 @@ const AUTOBAHN_LICENSE: Content = Content::Bytes(include_bytes!(
 pub const TEMPLATES: &[Template] = &[
     Template {
         name: "default",
-        summary: "a router node: realm1 open to anonymous clients, WebSocket at /ws and RawSocket on 127.0.0.1:8080, web/ served at /",
-        next_steps: "Start it with: switchboard start {dir}",
+        summary: "a router node: realm1 open to anonymous clients, WebSocket at /ws and RawSocket on 127.0.0.1:8080, web/ served at /; health, metrics and the live console on 127.0.0.1:8090",
+        next_steps: "Start it with: switchboard start {dir}\n\
+             The live console is at http://127.0.0.1:8090/console/ (loopback only): log in with \
+             ticket auth as `admin` or `viewer` (read-only); their tickets are in {dir}/config.json.\n\
+             Health: http://127.0.0.1:8090/health/ready  Metrics: http://127.0.0.1:8090/metrics",
         files: &[
             ("config.json", Content::DefaultConfig),
             ("web/index.html", text!("default/web/index.html")),
@@ -235,6 +238,12 @@ impl Template {
                     .with_context(|| format!("creating {}", parent.display()))?;
             }
             std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+            if path.file_name().is_some_and(|n| n == "config.json") {
+                // It holds credentials (the management tickets of the default node).
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("making {} private", path.display()))?;
+            }
             written.push(path);
         }
         Ok(written)

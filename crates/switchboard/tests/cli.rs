@@ -52,11 +52,33 @@ fn init_writes_a_node_directory_that_check_accepts() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The node serves its web/ folder and WAMP on one port (port 0 here, so tests don't clash).
+    // It holds the management tickets: only its owner reads it.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(node.join("config.json"))
+        .expect("stat")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
     let config = std::fs::read_to_string(node.join("config.json")).expect("read");
+    let parsed: serde_json::Value = serde_json::from_str(&config).expect("JSON");
+    let principals =
+        &parsed["workers"][0]["transports"][1]["paths"]["ws"]["auth"]["ticket"]["principals"];
+    assert_eq!(principals["admin"]["role"], "mgmt-admin");
+    assert_eq!(
+        principals["admin"]["ticket"].as_str().map(str::len),
+        Some(36)
+    );
+    assert_ne!(
+        principals["admin"]["ticket"],
+        principals["viewer"]["ticket"]
+    );
+    // The node serves its web/ folder and WAMP on one port, and its operations on another (port
+    // 0 here, so tests don't clash).
     std::fs::write(
         node.join("config.json"),
-        config.replace("\"port\": 8080", "\"port\": 0"),
+        config
+            .replace("\"port\": 8080", "\"port\": 0")
+            .replace("\"port\": 8090", "\"port\": 0"),
     )
     .expect("write");
     let router = common::start(Some(&node), 1);

@@ -4,7 +4,7 @@
 //   node [--experimental-websocket] templates.js       (normally via ./run.sh)
 //
 // For each template: `switchboard init --template T --appname myapp myapp` in a temp dir, the
-// node's port 8080 changed to a free one (the only edit), `switchboard start .` inside the app
+// node's port 8080 (and the default node's operations port 8090) changed to free ones (the only edit), `switchboard start .` inside the app
 // directory, then Chromium loads http://127.0.0.1:<port>/ and the page must show the sum
 // com.example.add2(2, 3) = 5 from the backend and a counter that the backend publishes and that
 // increases. The backend also has to receive the page's hello on com.example.onhello. The postgres
@@ -46,7 +46,9 @@ async function initApp(parent, template, appname = 'myapp') {
     if (!fs.existsSync(config)) continue;
     const text = fs.readFileSync(config, 'utf8');
     if (!/\b8080\b/.test(text)) throw new Error(`${config} does not listen on 8080 like the default node`);
-    fs.writeFileSync(config, text.replace(/\b8080\b/g, String(port)));
+    // The default node's operations transport (8090) gets a free port too.
+    const opsPort = await freePort();
+    fs.writeFileSync(config, text.replace(/\b8080\b/g, String(port)).replace(/\b8090\b/g, String(opsPort)));
   }
   return { appDir, port };
 }
