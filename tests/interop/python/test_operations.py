@@ -222,6 +222,8 @@ def test_status_and_stop_reach_the_node_through_its_control_socket():
     router = launch_router(nd, config, [port])
     try:
         socket_file = nd.node_dir / "switchboard.sock"
+        # The node opens its control socket once its transports listen: not at once.
+        run(eventually(lambda: (nd.node_dir / "node.pid").exists(), "the pid file", timeout=10))
         assert socket_file.is_socket() and (socket_file.stat().st_mode & 0o777) == 0o600
         pid = json.loads((nd.node_dir / "node.pid").read_text())["pid"]
         assert pid == router.proc.pid
@@ -403,3 +405,21 @@ def test_logformat_json_writes_one_json_object_per_log_line():
         assert guest["span"]["worker"] == "greeter" and guest["fields"]["stream"] == "stdout", guest
     finally:
         router.close()
+
+
+def test_workers_connections_and_reloads_have_their_series(node):
+    async def scenario():
+        client = await connect(node, "websocket_tcp", "json", realm="realm1")
+        try:
+            return scrape(node)
+        finally:
+            await close_all(client)
+
+    samples = run(scenario())
+    assert value(samples, "switchboard_worker_up", worker="backend", type="guest") == 1
+    assert value(samples, "switchboard_worker_restarts_total", worker="backend") == 0
+    # The client, and the scrape's own HTTP connection.
+    assert value(samples, "switchboard_connections", transport=f"tcp:127.0.0.1:{node.port}") >= 2
+    assert value(samples, "switchboard_config_reloads_total", result="ok") == 0
+    assert value(samples, "switchboard_config_reloads_total", result="error") == 0
+    assert value(samples, "switchboard_config_last_reload_timestamp_seconds") == 0

@@ -92,6 +92,9 @@ pub struct ConnectionInfo {
     pub channel_binding: Option<ChannelBinding>,
     /// The connection's tracking cookie (WebSocket endpoints with a `cookie` section).
     pub cookie: Option<TrackingCookie>,
+    /// Counts the connection as open in its transport's count (the metrics) for as long as
+    /// this or a copy lives: past the HTTP exchange, through the WAMP session it carries.
+    pub open: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl ConnectionInfo {

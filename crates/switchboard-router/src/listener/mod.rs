@@ -308,6 +308,7 @@ pub async fn serve(
     tracker: TaskTracker,
     stop_accepting: CancellationToken,
 ) {
+    let open = sessions.status.connection_counter(&listener.addr_label());
     loop {
         let accepted: io::Result<(BoxedIo, Option<std::net::SocketAddr>)> = tokio::select! {
             _ = stop_accepting.cancelled() => break,
@@ -318,8 +319,10 @@ pub async fn serve(
                 let protocols = crate::locks::read(&protocols).clone();
                 let sessions = sessions.clone();
                 let tracker2 = tracker.clone();
+                let open: Arc<dyn std::any::Any + Send + Sync> =
+                    Arc::new(OpenConnection::new(open.clone()));
                 tracker.spawn(async move {
-                    connection(io, peer_addr, protocols, sessions, tracker2).await
+                    connection(io, peer_addr, open, protocols, sessions, tracker2).await;
                 });
             }
             Err(e) => {
@@ -331,6 +334,34 @@ pub async fn serve(
     }
     if let Listener::Unix(_, path) = &listener {
         let _ = std::fs::remove_file(path);
+    }
+}
+
+/// One open connection in its transport's count, for as long as it is held.
+struct OpenConnection(Arc<std::sync::atomic::AtomicI64>);
+
+impl OpenConnection {
+    fn new(count: Arc<std::sync::atomic::AtomicI64>) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Listener {
+    /// Where it listens, as the metrics label a transport (`tcp:127.0.0.1:8080`).
+    fn addr_label(&self) -> String {
+        match self {
+            Listener::Tcp(l) => l
+                .local_addr()
+                .map_or_else(|_| "tcp:?".to_owned(), |a| format!("tcp:{a}")),
+            Listener::Unix(_, path) => format!("unix:{}", path.display()),
+        }
     }
 }
 
@@ -352,6 +383,7 @@ async fn accept(listener: &Listener) -> io::Result<(BoxedIo, Option<std::net::So
 async fn connection(
     io: BoxedIo,
     peer_addr: Option<std::net::SocketAddr>,
+    open: Arc<dyn std::any::Any + Send + Sync>,
     protocols: Arc<Protocols>,
     sessions: SessionConfig,
     tracker: TaskTracker,
@@ -359,6 +391,7 @@ async fn connection(
     let deadline = tokio::time::Instant::now() + protocols.opening_timeout;
     let mut conn = ConnectionInfo {
         peer_addr,
+        open: Some(open),
         ..ConnectionInfo::default()
     };
     let mut io: BoxedIo = match &protocols.tls {

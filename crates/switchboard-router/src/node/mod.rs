@@ -372,6 +372,21 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
     }
     // Guests start once the router listens: most of them connect to it.
     let guests = GuestSupervisor::start(guests, realms.clone(), status.clone());
+    let handles = guests.handles();
+    status.set_workers(Box::new(move || {
+        handles
+            .iter()
+            .map(|h| {
+                let view = h.view();
+                crate::ops::health::WorkerSample {
+                    id: h.id.clone(),
+                    kind: h.kind,
+                    up: view.pid.is_some(),
+                    restarts: view.restarts,
+                }
+            })
+            .collect()
+    }));
     let rest_components = rest_components::RestComponents::start(builtins, &in_process).await?;
     let postgres_bridges = postgres_bridges::PostgresBridges::start(&loaded, &in_process).await?;
     let links = links::Links::start(&loaded.config, &loaded.base_dir, &in_process, &realms).await?;

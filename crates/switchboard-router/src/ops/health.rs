@@ -4,8 +4,8 @@
 //! worker with a readiness rule that has not become ready), else 503 with what is not ready.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use hyper::StatusCode;
@@ -13,8 +13,8 @@ use hyper::StatusCode;
 use crate::locks::lock;
 use crate::web::{self, HttpBody};
 
-/// What the node still waits for before it is ready.
-#[derive(Debug)]
+/// What the node still waits for before it is ready, and what the metrics read of the node
+/// beside its realms.
 pub struct NodeStatus {
     started: AtomicBool,
     /// What is not ready yet, by name (`worker <id>`), with what it waits for.
@@ -25,6 +25,35 @@ pub struct NodeStatus {
     reloads: [AtomicU64; 2],
     /// When the last reload that applied its config ended.
     last_reload: Mutex<Option<SystemTime>>,
+    /// Reads the workers' state for the metrics (set by the node once its guests started).
+    workers: Mutex<Option<WorkerSource>>,
+    /// Open connections per transport (where it listens), counted by the listeners.
+    connections: Mutex<BTreeMap<String, Arc<AtomicI64>>>,
+}
+
+/// What the metrics show of one worker.
+#[derive(Debug, Clone)]
+pub struct WorkerSample {
+    /// Its id.
+    pub id: String,
+    /// `router`, `guest` or `component`.
+    pub kind: &'static str,
+    /// Whether its process runs.
+    pub up: bool,
+    /// How often it was started again.
+    pub restarts: u64,
+}
+
+/// Reads the workers' state.
+pub type WorkerSource = Box<dyn Fn() -> Vec<WorkerSample> + Send + Sync>;
+
+impl std::fmt::Debug for NodeStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeStatus")
+            .field("started", &self.started)
+            .field("waiting", &self.waiting)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for NodeStatus {
@@ -42,6 +71,8 @@ impl NodeStatus {
             started_at: SystemTime::now(),
             reloads: [AtomicU64::new(0), AtomicU64::new(0)],
             last_reload: Mutex::new(None),
+            workers: Mutex::new(None),
+            connections: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -100,6 +131,35 @@ impl NodeStatus {
     /// When the last reload that applied its config ended.
     pub fn last_reload(&self) -> Option<SystemTime> {
         *lock(&self.last_reload)
+    }
+
+    /// Sets how the metrics read the workers' state.
+    pub fn set_workers(&self, source: WorkerSource) {
+        *lock(&self.workers) = Some(source);
+    }
+
+    /// The workers' state now.
+    pub fn workers(&self) -> Vec<WorkerSample> {
+        lock(&self.workers)
+            .as_ref()
+            .map(|f| f())
+            .unwrap_or_default()
+    }
+
+    /// The counter of open connections of the transport listening at `transport`.
+    pub fn connection_counter(&self, transport: &str) -> Arc<AtomicI64> {
+        lock(&self.connections)
+            .entry(transport.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Open connections per transport.
+    pub fn connections(&self) -> Vec<(String, i64)> {
+        lock(&self.connections)
+            .iter()
+            .map(|(t, n)| (t.clone(), n.load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// Whether the node is ready.

@@ -242,6 +242,60 @@ impl Collector for NodeCollector {
                 })
             }),
         )?;
+        let (applied, failed) = self.status.reloads();
+        family(
+            e,
+            "switchboard_config_reloads",
+            "Config reloads: ok (the config was applied), error (it changed nothing)",
+            MetricType::Counter,
+            [
+                ([("result", "ok")], ConstCounter::new(applied)),
+                ([("result", "error")], ConstCounter::new(failed)),
+            ],
+        )?;
+        let last = self.status.last_reload().map_or(0.0, |t| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64())
+        });
+        family(
+            e,
+            "switchboard_config_last_reload_timestamp_seconds",
+            "When a reload last applied the config (0: never), in seconds since the Unix epoch",
+            MetricType::Gauge,
+            [(NO_LABELS, ConstGauge::new(last))],
+        )?;
+        let workers = self.status.workers();
+        family(
+            e,
+            "switchboard_worker_up",
+            "1 while the worker's process runs",
+            MetricType::Gauge,
+            workers.iter().map(|w| {
+                (
+                    [("worker", w.id.as_str()), ("type", w.kind)],
+                    ConstGauge::new(i64::from(w.up)),
+                )
+            }),
+        )?;
+        family(
+            e,
+            "switchboard_worker_restarts",
+            "How often the worker was started again",
+            MetricType::Counter,
+            workers
+                .iter()
+                .map(|w| ([("worker", w.id.as_str())], ConstCounter::new(w.restarts))),
+        )?;
+        family(
+            e,
+            "switchboard_connections",
+            "Open connections per transport (where it listens)",
+            MetricType::Gauge,
+            self.status
+                .connections()
+                .into_iter()
+                .map(|(transport, n)| ([("transport", transport)], ConstGauge::new(n))),
+        )?;
         process(e, &self.status)
     }
 }

@@ -147,9 +147,11 @@ pub async fn run<T: Transport>(
     mut transport: T,
     cfg: SessionConfig,
     auth: Arc<EndpointAuth>,
-    conn: Box<ConnectionInfo>,
+    mut conn: Box<ConnectionInfo>,
 ) {
     let serializer = transport.serializer();
+    // Counts the connection as open while the session lasts (the handshake frees `conn`).
+    let _open = conn.open.take();
     // The handshake owns what only authentication needs, so it is freed when the session joins.
     // (Boxing its future was measured: no smaller idle sessions, one more allocation each.)
     let Some(joined) = handshake(&mut transport, &cfg, auth, conn).await else {
