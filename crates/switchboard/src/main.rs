@@ -270,8 +270,10 @@ async fn start(dir: Option<&Path>, shutdown_grace: Option<f64>) -> anyhow::Resul
             () = node.stop_requested() => break,
             _ = hangup.recv() => {
                 tracing::info!("SIGHUP: reading the config again");
-                // The report is logged line by line by the reload itself.
-                node.reload().await;
+                // In a task of its own, so that a stop signal is heard meanwhile; the report is
+                // logged line by line by the reload itself.
+                let reloader = node.reloader();
+                tokio::spawn(async move { reloader.reload().await });
             }
         }
     }

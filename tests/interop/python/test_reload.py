@@ -307,11 +307,26 @@ def test_restart_only_keys_are_reported_and_not_applied(node):
     config = copy.deepcopy(node.config)
     config["controller"]["id"] = "renamed"
     realm(config, "realm1")["store"] = {"type": "memory"}
+    # The management API moves to another realm: the one it is on stays until the restart.
+    config["controller"]["management"]["realm"] = "ops"
+    realm(config, "mgmt")["name"] = "ops"
     rewrite(node, config)
     result = reload_cli(node)
     assert result.returncode == 0, result.describe()
     assert "needs a restart: controller: changed" in result.output, result.describe()
     assert 'needs a restart: workers[0].realms[0].store: realm "realm1" changed' in result.output, result.describe()
+    assert 'realm "mgmt" serves the management API: it goes at a restart' in result.output, result.describe()
+    assert 'applied: realm "ops" added' in result.output, result.describe()
+
+    async def still_served():
+        operator = await connect(node, "websocket_tcp", "json", realm="mgmt", authentication=ticket("operator"))
+        try:
+            status = (await bounded(operator.session.call("switchboard.node.get_status"), "status")).kwresults
+            assert status["pid"] == node.proc.pid
+        finally:
+            await close_all(operator)
+
+    run(still_served())
 
 
 def test_the_management_api_reloads_checks_and_shows_the_config_with_secrets_masked(node):
@@ -332,14 +347,21 @@ def test_the_management_api_reloads_checks_and_shows_the_config_with_secrets_mas
             assert shown["file"] == str(node.nd.config_path)
 
             # Checking a text tells what a reload would do, and does nothing.
+            import json
             config = copy.deepcopy(node.config)
             config["workers"][0]["realms"].append({"name": "checked", "roles": [{"name": "backend", "permissions": []}]})
-            import json
             checked = (await bounded(viewer.session.call("switchboard.config.check", json.dumps(config)),
                                      "config.check")).kwresults
             assert checked["errors"] == [] and checked["applied"] == ['would be applied: realm "checked" added'], checked
             bad = (await bounded(viewer.session.call("switchboard.config.check", "{"), "check bad")).kwresults
             assert bad["errors"], bad
+            # A checked text never reads the node's environment back.
+            leaky = copy.deepcopy(config)
+            leaky["workers"][0]["realms"][-1]["name"] = "${HOME}"
+            leak = (await bounded(viewer.session.call("switchboard.config.check", json.dumps(leaky)),
+                                  "check env")).kwresults
+            assert leak["errors"] and os.environ["HOME"] not in repr(leak), leak
+            assert any("HOME" in e and "not set" in e for e in leak["errors"]), leak
             with pytest.raises(SessionRefused):
                 await connect(node, "websocket_tcp", "json", realm="checked")
 
@@ -424,3 +446,65 @@ def test_a_renewed_certificate_is_served_to_new_handshakes_after_a_reload():
         run(scenario())
     finally:
         router.close()
+
+
+def test_guest_workers_are_started_stopped_and_restarted_by_a_reload(node):
+    """A guest added to the config starts, a changed one is restarted with its new config, a
+    removed one is stopped; the management API and the log show it, and nothing else restarts."""
+    marker = node.nd.node_dir / "guest-runs"
+
+    def guest(word: str) -> dict:
+        return {"type": "guest", "id": "echoer", "executable": "/bin/sh",
+                "arguments": ["-c", f"echo {word} >> '{marker}'; echo started {word}; exec sleep 600"]}
+
+    async def scenario():
+        operator = await connect(node, "websocket_tcp", "json", realm="mgmt", authentication=ticket("operator"))
+        client = await connect(node, "websocket_tcp", "json", realm="realm1")
+        try:
+            async def echoer():
+                workers = await operator.session.call("switchboard.worker.list")
+                return next((w for w in workers if w["id"] == "echoer"), None)
+
+            config = copy.deepcopy(node.config)
+            config["workers"].append(guest("one"))
+            rewrite(node, config)
+            report = (await bounded(operator.session.call("switchboard.config.reload"), "add")).kwresults
+            assert report["applied"] == ['guest worker "echoer" added: started'], report
+            await eventually(lambda: marker.exists() and marker.read_text() == "one\n", "the guest ran")
+            first = await echoer()
+            for _ in range(100):
+                if first and first["state"] == "running":
+                    break
+                await asyncio.sleep(0.05)
+                first = await echoer()
+            assert first["state"] == "running" and first["pid"], first
+
+            config = copy.deepcopy(node.config)
+            config["workers"][-1] = guest("two")
+            rewrite(node, config)
+            report = (await bounded(operator.session.call("switchboard.config.reload"), "change")).kwresults
+            assert report["applied"] == ['guest worker "echoer" restarted with its new config'], report
+            await eventually(lambda: marker.read_text() == "one\ntwo\n", "the guest ran with its new config")
+            second = await echoer()
+            assert second["pid"] != first["pid"], (first, second)
+
+            config = copy.deepcopy(node.config)
+            config["workers"].pop()
+            rewrite(node, config)
+            report = (await bounded(operator.session.call("switchboard.config.reload"), "remove")).kwresults
+            assert report["applied"] == ['guest worker "echoer" removed: stopped'], report
+            assert await echoer() is None
+
+            def gone():
+                try:
+                    os.kill(second["pid"], 0)
+                    return False
+                except ProcessLookupError:
+                    return True
+
+            await eventually(gone, "the guest's process stopped", timeout=15)
+            assert not client.left.done() and not operator.left.done()
+        finally:
+            await close_all(operator, client)
+
+    run(scenario())

@@ -109,7 +109,6 @@ pub fn init_config_json() -> String {
         "switchboard.link.list",
         "switchboard.metrics.get",
         "switchboard.config.get",
-        "switchboard.config.check",
         "switchboard.access.get",
         "switchboard.log.level.get",
     ];

@@ -208,16 +208,15 @@ impl ConfigDraft {
 
     /// Reads a config from `text` as if it were the contents of `file` (YAML for a `.yaml` or
     /// `.yml` file, else JSON with comments; relative paths resolve against the file's directory):
-    /// what a config checked before it is written in place is read as.
-    pub fn from_text_in(text: &str, file: &Path) -> Self {
+    /// what a config checked before it is written in place is read as. `${VAR}`s are read with
+    /// `env` (a text from a client must not read the process's environment back).
+    pub fn from_text_in(text: &str, file: &Path, env: &dyn Fn(&str) -> Option<String>) -> Self {
         let yaml = matches!(
             file.extension().and_then(|e| e.to_str()),
             Some("yaml" | "yml")
         );
         let base_dir = file.parent().unwrap_or(Path::new("."));
-        Self::from_text(text, yaml, Some(file), base_dir, &|name| {
-            std::env::var(name).ok()
-        })
+        Self::from_text(text, yaml, Some(file), base_dir, env)
     }
 
     /// Reads a config from `text` (YAML or JSON with comments), found in `file` if it came from

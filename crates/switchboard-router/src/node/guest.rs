@@ -89,6 +89,8 @@ pub struct GuestHandle {
     pub kind: &'static str,
     view: std::sync::Mutex<GuestView>,
     commands: mpsc::UnboundedSender<GuestCommand>,
+    /// Cancelled when the guest is removed, or the node stops.
+    stop: CancellationToken,
     /// Taken by the supervising task.
     receiver: std::sync::Mutex<Option<mpsc::UnboundedReceiver<GuestCommand>>>,
 }
@@ -112,11 +114,12 @@ pub struct GuestView {
 }
 
 impl GuestHandle {
-    fn new(id: &str, kind: &'static str) -> Self {
+    fn new(id: &str, kind: &'static str, stop: CancellationToken) -> Self {
         let (commands, receiver) = mpsc::unbounded_channel();
         Self {
             id: id.to_owned(),
             kind,
+            stop,
             view: std::sync::Mutex::new(GuestView {
                 state: "starting",
                 ..GuestView::default()
@@ -481,14 +484,27 @@ enum StdinHolder {
     Writing(#[allow(dead_code)] JoinHandle<Option<ChildStdin>>),
 }
 
-/// The guest workers of a running node.
+/// The guest workers of a running node: cheap to clone, shared with the management API and the
+/// config reload, which add and remove guests while the node runs.
+#[derive(Clone)]
 pub struct GuestSupervisor {
-    ids: Vec<String>,
-    handles: Vec<Arc<GuestHandle>>,
+    inner: Arc<Guests>,
+}
+
+/// A guest's id and the task supervising it.
+type Supervising = (String, JoinHandle<()>);
+
+struct Guests {
+    /// The supervised guests, in start order.
+    list: std::sync::Mutex<Vec<Arc<GuestHandle>>>,
     /// Cancelled at shutdown: no further guest starts, and every started one stops.
     stop: CancellationToken,
-    /// Starts the guests in order; yields each one's id and supervising task.
-    starter: JoinHandle<Vec<(String, JoinHandle<()>)>>,
+    /// Starts the configured guests in order; yields each one's id and supervising task.
+    starter: std::sync::Mutex<Option<JoinHandle<Vec<Supervising>>>>,
+    /// The supervising tasks of guests a reload added.
+    added: std::sync::Mutex<Vec<Supervising>>,
+    realms: Arc<RealmRegistry>,
+    status: Arc<NodeStatus>,
 }
 
 impl GuestSupervisor {
@@ -503,22 +519,9 @@ impl GuestSupervisor {
         realms: Arc<RealmRegistry>,
         status: Arc<NodeStatus>,
     ) -> Self {
-        let mut guests = guests;
-        let ids = guests.iter().map(|g| g.id.clone()).collect();
-        let handles = guests
-            .iter_mut()
-            .map(|g| {
-                let kind = if g.hosted_component {
-                    "component"
-                } else {
-                    "guest"
-                };
-                let handle = Arc::new(GuestHandle::new(&g.id, kind));
-                g.handle = Some(handle.clone());
-                handle
-            })
-            .collect();
         let stop = CancellationToken::new();
+        let mut guests = guests;
+        let handles = guests.iter_mut().map(|g| attach_handle(g, &stop)).collect();
         for guest in &guests {
             if let Some(plan) = &guest.ready {
                 status.wait_for(
@@ -527,36 +530,117 @@ impl GuestSupervisor {
                 );
             }
         }
-        let starter = tokio::spawn(start_in_order(guests, realms, status, stop.clone()));
+        let starter = tokio::spawn(start_in_order(
+            guests,
+            realms.clone(),
+            status.clone(),
+            stop.clone(),
+        ));
         Self {
-            ids,
-            handles,
-            stop,
-            starter,
+            inner: Arc::new(Guests {
+                list: std::sync::Mutex::new(handles),
+                stop,
+                starter: std::sync::Mutex::new(Some(starter)),
+                added: std::sync::Mutex::new(Vec::new()),
+                realms,
+                status,
+            }),
         }
     }
 
     /// What the management API sees of each guest, in start order.
     pub fn handles(&self) -> Vec<Arc<GuestHandle>> {
-        self.handles.clone()
+        crate::locks::lock(&self.inner.list).clone()
     }
 
     /// The ids of the guest workers, in start order.
-    pub fn ids(&self) -> impl Iterator<Item = &str> {
-        self.ids.iter().map(String::as_str)
+    pub fn ids(&self) -> Vec<String> {
+        self.handles().iter().map(|h| h.id.clone()).collect()
+    }
+
+    /// Starts and supervises a guest a config reload added (its readiness rule, if any, is
+    /// waited for in the background, holding up nothing else).
+    pub fn add(&self, mut guest: PreparedGuest) {
+        let inner = &self.inner;
+        let handle = attach_handle(&mut guest, &inner.stop);
+        crate::locks::lock(&inner.list).push(handle.clone());
+        let ready = guest.ready.clone().map(|plan| {
+            let (signal, ready) = watch::channel(false);
+            guest.ready_signal = Some(Arc::new(signal));
+            inner.status.wait_for(
+                readiness_name(&guest.id),
+                format!("waiting until {}", plan.rule.describe()),
+            );
+            (plan, ready)
+        });
+        tracing::info!(worker = %guest.id, program = %guest.program.display(), "starting guest worker");
+        let first = guest.spawn();
+        let id = guest.id.clone();
+        let task = tokio::spawn(supervise(guest, first, handle.stop.clone()));
+        crate::locks::lock(&inner.added).push((id.clone(), task));
+        if let Some((plan, ready)) = ready {
+            let (realms, status, stop) = (
+                inner.realms.clone(),
+                inner.status.clone(),
+                handle.stop.clone(),
+            );
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = stop.cancelled() => {}
+                    () = wait_ready(&id, &plan, ready, &realms, &status) => {}
+                }
+            });
+        }
+    }
+
+    /// Stops the guest `id` (a config reload removed it) and forgets it; `false` when there is
+    /// none.
+    pub fn remove(&self, id: &str) -> bool {
+        let removed = {
+            let mut list = crate::locks::lock(&self.inner.list);
+            let index = list.iter().position(|h| h.id == id);
+            index.map(|i| list.remove(i))
+        };
+        match removed {
+            Some(handle) => {
+                handle.stop.cancel();
+                self.inner.status.done(&readiness_name(id));
+                true
+            }
+            None => false,
+        }
     }
 
     /// Stops every guest (its stop signal, then SIGKILL to its process group after its stop
     /// timeout) and waits until all have exited.
-    pub async fn stop(self) {
-        self.stop.cancel();
-        let started = self.starter.await.unwrap_or_default();
-        for (id, task) in started {
+    pub async fn stop(&self) {
+        let inner = &self.inner;
+        inner.stop.cancel();
+        let starter = crate::locks::lock(&inner.starter).take();
+        let mut tasks = match starter {
+            Some(starter) => starter.await.unwrap_or_default(),
+            None => Vec::new(),
+        };
+        tasks.append(&mut crate::locks::lock(&inner.added));
+        for (id, task) in tasks {
             if let Err(e) = task.await {
                 tracing::error!(worker = %id, "guest supervisor ended abnormally: {e}");
             }
         }
     }
+}
+
+/// Gives `guest` the handle the management API sees it through, with its own stop token (a
+/// child of the supervisor's, so a reload can stop it alone).
+fn attach_handle(guest: &mut PreparedGuest, stop: &CancellationToken) -> Arc<GuestHandle> {
+    let kind = if guest.hosted_component {
+        "component"
+    } else {
+        "guest"
+    };
+    let handle = Arc::new(GuestHandle::new(&guest.id, kind, stop.child_token()));
+    guest.handle = Some(handle.clone());
+    handle
 }
 
 /// Starts `guests` one after the other, waiting for each one's readiness where it has a rule.
@@ -579,10 +663,11 @@ async fn start_in_order(
         tracing::info!(worker = %guest.id, program = %guest.program.display(), "starting guest worker");
         let first = guest.spawn();
         let id = guest.id.clone();
-        started.push((
-            id.clone(),
-            tokio::spawn(supervise(guest, first, stop.child_token())),
-        ));
+        let token = guest
+            .handle
+            .as_ref()
+            .map_or_else(|| stop.child_token(), |h| h.stop.clone());
+        started.push((id.clone(), tokio::spawn(supervise(guest, first, token))));
         if let Some((plan, ready)) = ready {
             tokio::select! {
                 () = stop.cancelled() => break,

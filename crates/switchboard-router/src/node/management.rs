@@ -90,7 +90,7 @@ pub(super) struct Node {
     pub stop_requested: CancellationToken,
     pub reloader: Arc<super::reload::Reloader>,
     /// The guest workers (and the processes of hosted components).
-    pub workers: Vec<Arc<super::guest::GuestHandle>>,
+    pub workers: super::guest::GuestSupervisor,
     /// The ids of the router workers.
     pub router_ids: Vec<String>,
     pub links: Arc<super::links::LinkTable>,
@@ -260,7 +260,7 @@ async fn serve_operations(
         .register(WORKER_LOG, RegisterOptions::default(), move |inv| {
             let workers = workers.clone();
             async move {
-                let worker = worker_arg(&workers, &inv)?;
+                let worker = worker_arg(&workers.handles(), &inv)?;
                 let lines = inv
                     .positional()
                     .get(1)
@@ -287,7 +287,7 @@ async fn serve_operations(
             .register(procedure, RegisterOptions::default(), move |inv| {
                 let workers = workers.clone();
                 async move {
-                    let worker = worker_arg(&workers, &inv)?;
+                    let worker = worker_arg(&workers.handles(), &inv)?;
                     tracing::info!(worker = %worker.id, "{procedure} called through the management API");
                     if !worker.command(command) {
                         return Err(invalid("the worker is no longer supervised"));
@@ -531,7 +531,7 @@ fn worker_list(node: &Node) -> Vec<Value> {
         list.push(Value::Dict(d));
     }
     let not_ready = node.status.not_ready();
-    for worker in &node.workers {
+    for worker in &node.workers.handles() {
         let view = worker.view();
         let mut d = Dict::new();
         d.insert("id".into(), worker.id.as_str().into());

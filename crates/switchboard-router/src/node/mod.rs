@@ -148,7 +148,7 @@ impl RunningNode {
             status: self.status.clone(),
             stop_requested: self.stop_requested.clone(),
             reloader: self.reloader.clone(),
-            workers: self.guests.handles(),
+            workers: self.guests.clone(),
             router_ids: self.router_ids.clone(),
             links: self.links.table(),
         }
@@ -158,6 +158,11 @@ impl RunningNode {
     /// `switchboard reload`): see [`reload`].
     pub async fn reload(&self) -> ReloadReport {
         self.reloader.reload().await
+    }
+
+    /// The node's reload pipeline, to run a reload on a task of its own.
+    pub fn reloader(&self) -> Arc<Reloader> {
+        self.reloader.clone()
     }
 
     /// The realm registry (for embedding and tests).
@@ -251,7 +256,7 @@ impl RunningNode {
     }
 
     /// The ids of the guest workers the node supervises, in start order.
-    pub fn guest_ids(&self) -> impl Iterator<Item = &str> {
+    pub fn guest_ids(&self) -> Vec<String> {
         self.guests.ids()
     }
 }
@@ -372,9 +377,10 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
     }
     // Guests start once the router listens: most of them connect to it.
     let guests = GuestSupervisor::start(guests, realms.clone(), status.clone());
-    let handles = guests.handles();
+    let supervisor = guests.clone();
     status.set_workers(Box::new(move || {
-        handles
+        supervisor
+            .handles()
             .iter()
             .map(|h| {
                 let view = h.view();
@@ -409,6 +415,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
             tracker: tracker.clone(),
             stop_accepting: stop_accepting.clone(),
             on_create,
+            guests: guests.clone(),
         },
         running,
         status.clone(),
@@ -432,7 +439,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
                 status: status.clone(),
                 stop_requested: stop_requested.clone(),
                 reloader: reloader.clone(),
-                workers: guests.handles(),
+                workers: guests.clone(),
                 router_ids: router_ids.clone(),
                 links: links.table(),
             };

@@ -15,8 +15,11 @@
 //!   (its connections stay until they end), a changed one (auth, TLS files, web paths,
 //!   serializers, options) serves new connections with the new settings while those already open
 //!   keep theirs. A transport whose TLS files changed on disk counts as changed;
-//! - everything else (the controller, guest and container workers, components, links, bridges,
-//!   a realm's store) is reported as needing a restart, and stays as it runs.
+//! - guest workers, by id: a new one starts, a removed one stops, a changed one is stopped and
+//!   started with its new config; the others run on untouched;
+//! - everything else (the controller, container workers, components, links, bridges, a realm's
+//!   store, adding or removing a router worker) is reported as needing a restart, and stays as
+//!   it runs.
 //!
 //! A config that fails its checks, or a new transport that cannot bind, changes nothing.
 
@@ -34,7 +37,7 @@ use tokio_util::task::TaskTracker;
 use super::prepare::PreparedNode;
 use crate::config::{ConfigDraft, LoadedConfig, RealmConfig};
 use crate::embed::{InProcess, TrustedIdentity};
-use crate::listener::{self, ListenAddr, Listener, SharedProtocols};
+use crate::listener::{self, ListenAddr, SharedProtocols};
 use crate::ops::NodeStatus;
 use crate::realm::authz::TRUSTED_ROLE;
 use crate::realm::router_caller::ROUTER_AUTHID;
@@ -65,8 +68,9 @@ pub const KEYS: &[(&str, Class)] = &[
     ("controller", Class::Restart),
     // Looked into worker by worker.
     ("workers", Class::Restart),
-    // Adding, removing or retyping a worker; any key of a guest or container worker.
-    ("workers[]", Class::Restart),
+    // Any key of a guest worker: the guest is started, stopped, or restarted with its new config.
+    // (A container worker's change needs a restart: the diff reports it.)
+    ("workers[]", Class::Hot),
     ("workers[].type", Class::Restart),
     ("workers[].id", Class::Restart),
     ("workers[].options", Class::Restart),
@@ -163,6 +167,8 @@ pub(super) struct Parts {
     pub stop_accepting: CancellationToken,
     /// What the node does for a realm a template creates.
     pub on_create: crate::realm::OnCreate,
+    /// The guest workers.
+    pub guests: super::guest::GuestSupervisor,
 }
 
 /// The reload pipeline of one node, and what it changes.
@@ -190,14 +196,15 @@ impl std::fmt::Debug for Reloader {
     }
 }
 
-/// A transport a reload adds, bound.
+/// A transport a reload adds.
 struct NewTransport {
     key: String,
     fingerprint: String,
     section: Json,
     protocols: listener::Protocols,
-    listener: Listener,
-    addr: ListenAddr,
+    endpoint: crate::config::EndpointConfig,
+    /// Its place in the config.
+    at: String,
 }
 
 /// What a reload will do, once checked.
@@ -206,12 +213,16 @@ struct Plan {
     loaded: LoadedConfig,
     /// The new realm templates, when they changed.
     templates: Option<Vec<RealmConfig>>,
+    /// Guest workers to start (new, or changed: stopped first).
+    guests_add: Vec<super::guest::PreparedGuest>,
+    /// Guest workers to stop (removed, or changed).
+    guests_remove: Vec<String>,
     add_realms: Vec<RealmConfig>,
     remove_realms: Vec<String>,
     replace_roles: Vec<RealmConfig>,
     /// Transports whose settings change (index into the running ones), with their new ones.
     swap: Vec<(usize, listener::Protocols, String, Json)>,
-    /// New transports, bound.
+    /// New transports, bound by the commit before it changes anything.
     add: Vec<NewTransport>,
     /// Transports to stop (indices into the running ones).
     remove: Vec<usize>,
@@ -224,6 +235,18 @@ impl Plan {
         let applied = &mut report.applied;
         if self.templates.is_some() {
             applied.push("realm templates replaced".into());
+        }
+        for id in &self.guests_remove {
+            if !self.guests_add.iter().any(|g| &g.id == id) {
+                applied.push(format!("guest worker {id:?} removed"));
+            }
+        }
+        for guest in &self.guests_add {
+            applied.push(if self.guests_remove.contains(&guest.id) {
+                format!("guest worker {:?} restarted with its new config", guest.id)
+            } else {
+                format!("guest worker {:?} added", guest.id)
+            });
         }
         applied.extend(
             self.replace_roles
@@ -254,7 +277,7 @@ impl Plan {
         applied.extend(
             self.add
                 .iter()
-                .map(|t| format!("transport {} added", t.addr)),
+                .map(|t| format!("transport {} added", t.endpoint)),
         );
         report
     }
@@ -425,7 +448,8 @@ impl State {
         };
         let draft = match text {
             None => ConfigDraft::from_file(&file),
-            Some(text) => ConfigDraft::from_text_in(text, &file),
+            // A client's text does not read the node's environment: its `${VAR}`s are unset.
+            Some(text) => ConfigDraft::from_text_in(text, &file, &|_| None),
         };
         let prepared = super::prepare_draft(draft).map_err(|errors| ReloadReport {
             errors: errors.0.iter().map(ToString::to_string).collect(),
@@ -453,18 +477,64 @@ impl State {
         let mut replace_roles = Vec::new();
         let old_workers = list(&old, "workers");
         let new_workers = list(&new, "workers");
-        for i in 0..old_workers.len().max(new_workers.len()) {
-            let at = format!("workers[{i}]");
-            let (Some(o), Some(n)) = (old_workers.get(i), new_workers.get(i)) else {
-                restart(at, "a worker was added or removed");
-                continue;
-            };
-            if o == n {
-                continue;
+        // Guest and container workers, by id: a guest is started, stopped, or restarted with its
+        // new config; a container's change needs a restart.
+        let is_router = |w: &Json| w.get("type") == Some(&Json::from("router"));
+        let others_of = |workers: &[Json]| -> BTreeMap<String, (usize, Json)> {
+            workers
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| !is_router(w))
+                .map(|(i, w)| {
+                    let id = w
+                        .get("id")
+                        .and_then(Json::as_str)
+                        .map_or_else(|| format!("worker{:03}", i + 1), str::to_owned);
+                    (id, (i, w.clone()))
+                })
+                .collect()
+        };
+        let (old_others, new_others) = (others_of(old_workers), others_of(new_workers));
+        let is_guest = |w: &Json| w.get("type") == Some(&Json::from("guest"));
+        let mut guests_to_add = Vec::new();
+        let mut guests_remove = Vec::new();
+        for (id, (i, n)) in &new_others {
+            match old_others.get(id) {
+                Some((_, o)) if o == n => {}
+                Some((_, o)) if is_guest(o) && is_guest(n) => {
+                    guests_remove.push(id.clone());
+                    guests_to_add.push(id.clone());
+                }
+                None if is_guest(n) => guests_to_add.push(id.clone()),
+                Some(_) => restart(format!("workers[{i}]"), &format!("worker {id:?} changed")),
+                None => restart(format!("workers[{i}]"), &format!("worker {id:?} added")),
             }
-            if o.get("type") != n.get("type") || o.get("type") != Some(&Json::from("router")) {
-                let id = n.get("id").and_then(Json::as_str).unwrap_or("");
-                restart(at, &format!("worker {id:?} changed"));
+        }
+        for (id, (i, o)) in &old_others {
+            if !new_others.contains_key(id) {
+                if is_guest(o) {
+                    guests_remove.push(id.clone());
+                } else {
+                    restart(format!("workers[{i}]"), &format!("worker {id:?} removed"));
+                }
+            }
+        }
+        // Router workers, by their order among the router workers.
+        let routers = |workers: &[Json]| -> Vec<(usize, Json)> {
+            workers
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| is_router(w))
+                .map(|(i, w)| (i, w.clone()))
+                .collect()
+        };
+        let (old_routers, new_routers) = (routers(old_workers), routers(new_workers));
+        if old_routers.len() != new_routers.len() {
+            restart("workers".into(), "a router worker was added or removed");
+        }
+        for ((_, o), (i, n)) in old_routers.iter().zip(&new_routers) {
+            let at = format!("workers[{i}]");
+            if o == n {
                 continue;
             }
             // Realms and transports are looked into below.
@@ -520,12 +590,21 @@ impl State {
                     }
                 }
             }
-            remove_realms.extend(
-                old_realms
-                    .keys()
-                    .filter(|name| !new_realms.contains_key(*name))
-                    .cloned(),
-            );
+            let management = self.parts.loaded.config.management_realm();
+            for name in old_realms
+                .keys()
+                .filter(|name| !new_realms.contains_key(*name))
+            {
+                if Some(name.as_str()) == management {
+                    // The management API lives there until the node restarts with its new realm.
+                    restart(
+                        format!("{at}.realms"),
+                        &format!("realm {name:?} serves the management API: it goes at a restart"),
+                    );
+                } else {
+                    remove_realms.push(name.clone());
+                }
+            }
         }
 
         // Realm templates: replaced together when any of them changed.
@@ -543,8 +622,13 @@ impl State {
         let PreparedNode {
             transports: prepared_transports,
             loaded,
+            guests: prepared_guests,
             ..
         } = prepared;
+        let guests_add: Vec<_> = prepared_guests
+            .into_iter()
+            .filter(|g| !g.hosted_component && guests_to_add.contains(&g.id))
+            .collect();
         let new_sections: Vec<Json> = new_workers
             .iter()
             .filter(|w| w.get("type") == Some(&Json::from("router")))
@@ -572,25 +656,37 @@ impl State {
                 continue;
             }
             match running {
-                Some(index) => swap.push((index, transport.protocols, fingerprint, section)),
-                None => match listener::bind(&transport.endpoint, &loaded.base_dir) {
-                    Ok((listener, addr)) => {
-                        add.push(NewTransport {
-                            key,
-                            fingerprint,
-                            section,
-                            protocols: transport.protocols,
-                            listener,
-                            addr,
-                        });
+                Some(index) => {
+                    let mut before = self.transports[index]
+                        .section
+                        .get("endpoint")
+                        .cloned()
+                        .unwrap_or_default();
+                    let mut after = section.get("endpoint").cloned().unwrap_or_default();
+                    for e in [&mut before, &mut after] {
+                        if let Some(map) = e.as_object_mut() {
+                            map.remove("tls");
+                        }
                     }
-                    Err(e) => {
-                        return Err(ReloadReport::error(format!(
-                            "{}: cannot listen on {}: {e}",
-                            transport.at, transport.endpoint
-                        )));
+                    if before != after {
+                        restart(
+                            format!("{}.endpoint", transport.at),
+                            &format!(
+                                "transport {key}: endpoint options other than `tls` (backlog, \
+                                 shared, ...) apply when it is bound again, at a restart"
+                            ),
+                        );
                     }
-                },
+                    swap.push((index, transport.protocols, fingerprint, section));
+                }
+                None => add.push(NewTransport {
+                    key,
+                    fingerprint,
+                    section,
+                    protocols: transport.protocols,
+                    endpoint: transport.endpoint,
+                    at: transport.at.clone(),
+                }),
             }
         }
         let remove = matched
@@ -603,6 +699,8 @@ impl State {
             report,
             loaded,
             templates,
+            guests_add,
+            guests_remove,
             add_realms,
             remove_realms,
             replace_roles,
@@ -619,6 +717,8 @@ impl State {
             mut report,
             loaded,
             templates,
+            guests_add,
+            guests_remove,
             add_realms,
             remove_realms,
             replace_roles,
@@ -626,7 +726,38 @@ impl State {
             add,
             remove,
         } = plan;
+        // New transports bind before anything changes: one that cannot makes the reload change
+        // nothing (the ones bound so far are closed again).
+        let mut bound = Vec::with_capacity(add.len());
+        for transport in add {
+            match listener::bind(&transport.endpoint, &loaded.base_dir) {
+                Ok((listener, addr)) => bound.push((transport, listener, addr)),
+                Err(e) => {
+                    return ReloadReport::error(format!(
+                        "{}: cannot listen on {}: {e}",
+                        transport.at, transport.endpoint
+                    ));
+                }
+            }
+        }
         let parts = &mut self.parts;
+        for id in &guests_remove {
+            parts.guests.remove(id);
+            if !guests_add.iter().any(|g| &g.id == id) {
+                report
+                    .applied
+                    .push(format!("guest worker {id:?} removed: stopped"));
+            }
+        }
+        for guest in guests_add {
+            let line = if guests_remove.contains(&guest.id) {
+                format!("guest worker {:?} restarted with its new config", guest.id)
+            } else {
+                format!("guest worker {:?} added: started", guest.id)
+            };
+            parts.guests.add(guest);
+            report.applied.push(line);
+        }
         if let Some(templates) = templates {
             let count = templates.len();
             parts
@@ -648,12 +779,21 @@ impl State {
         }
         for config in &add_realms {
             let realm = Arc::new(Realm::new(config, parts.ids.clone()));
+            // A realm a template created under this name makes way for the configured one.
+            if let Some(created) = parts.realms.get(&config.name) {
+                created.close_all(
+                    switchboard_proto::errors::SYSTEM_SHUTDOWN,
+                    "the realm is now configured: join again",
+                );
+            }
             parts.realms.insert(realm.clone());
             let caller = TrustedIdentity::new(&config.name, ROUTER_AUTHID, TRUSTED_ROLE).hidden();
             match parts.in_process.join(caller).await {
                 Ok(session) => realm.set_router_caller(session),
-                Err(e) => report.errors.push(format!(
-                    "realm {:?}: the router's own session could not join: {e}",
+                // Too late to change nothing: the rest was applied.
+                Err(e) => report.restart_required.push(format!(
+                    "realm {:?}: the router's own session could not join ({e}): dynamic \
+                     authentication and authorization there fail until a restart",
                     config.name
                 )),
             }
@@ -710,14 +850,17 @@ impl State {
                 running.addr
             ));
         }
-        for NewTransport {
-            key,
-            fingerprint,
-            section,
-            protocols,
+        for (
+            NewTransport {
+                key,
+                fingerprint,
+                section,
+                protocols,
+                ..
+            },
             listener,
             addr,
-        } in add
+        ) in bound
         {
             let mut sessions = parts.sessions.clone();
             if let Some(timeout) = protocols.close_timeout {
@@ -850,11 +993,19 @@ fn changed_keys(old: &Json, new: &Json) -> Vec<String> {
         .collect()
 }
 
-/// A transport's endpoint, as JSON text (object keys sorted).
+/// Where a transport listens (`tcp 127.0.0.1 8080`, `unix /run/x.sock`): what identifies it from
+/// one config to the next, so that a change of its TLS settings or other endpoint options is a
+/// change of the transport, not another one (which would have to bind the same port).
 fn endpoint_key(section: &Json) -> String {
-    section
-        .get("endpoint")
-        .map_or_else(String::new, Json::to_string)
+    let endpoint = section.get("endpoint").unwrap_or(&Json::Null);
+    let field = |key: &str| endpoint.get(key).map_or_else(String::new, Json::to_string);
+    format!(
+        "{} {} {} {}",
+        field("type"),
+        field("interface"),
+        field("port"),
+        field("path")
+    )
 }
 
 /// A transport's section, and the contents of the files its endpoint's `tls` names: a renewed
@@ -866,13 +1017,20 @@ fn fingerprint(section: &Json, base_dir: &std::path::Path) -> String {
         collect_strings(tls, &mut files);
     }
     for file in files {
-        if let Ok(bytes) = std::fs::read(base_dir.join(&file)) {
+        let path = base_dir.join(&file);
+        // Regular files of a sensible size only: a FIFO or a device would block or never end.
+        let readable =
+            std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() <= MAX_TLS_FILE_BYTES);
+        if readable && let Ok(bytes) = std::fs::read(&path) {
             text.push('\n');
             text.push_str(&String::from_utf8_lossy(&bytes));
         }
     }
     text
 }
+
+/// The largest TLS file whose contents a reload compares.
+const MAX_TLS_FILE_BYTES: u64 = 1 << 20;
 
 fn collect_strings(value: &Json, out: &mut Vec<String>) {
     match value {
@@ -905,23 +1063,49 @@ const SECRET_KEYS: &[&str] = &[
     "private_key",
     "privkey",
     "github_secret",
+    "stored-key",
+    "server-key",
+    "stored_key",
+    "server_key",
+    "salt",
 ];
 
-/// Replaces the value of every secret key (see [`SECRET_KEYS`]) with `"***"`.
+/// The keys whose every value is masked: a guest's environment variables.
+const SECRET_MAPS: &[&str] = &["vars"];
+
+/// Replaces the value of every secret key (see [`SECRET_KEYS`], [`SECRET_MAPS`]) with `"***"`,
+/// and the password in any URL (`postgres://user:password@host`).
 fn mask_secrets(value: &mut Json) {
     match value {
         Json::Object(map) => {
             for (key, v) in map.iter_mut() {
                 if SECRET_KEYS.contains(&key.as_str()) && !v.is_null() && !v.is_object() {
                     *v = Json::from("***");
+                } else if SECRET_MAPS.contains(&key.as_str())
+                    && let Json::Object(vars) = v
+                {
+                    vars.values_mut().for_each(|v| *v = Json::from("***"));
                 } else {
                     mask_secrets(v);
                 }
             }
         }
         Json::Array(items) => items.iter_mut().for_each(mask_secrets),
+        Json::String(text) => {
+            if let Some(masked) = mask_url_password(text) {
+                *text = masked;
+            }
+        }
         _ => {}
     }
+}
+
+/// `scheme://user:password@rest` with the password masked; `None` for any other text.
+fn mask_url_password(text: &str) -> Option<String> {
+    let (scheme, rest) = text.split_once("://")?;
+    let (userinfo, host) = rest.split_once('@')?;
+    let (user, _) = userinfo.split_once(':')?;
+    (!userinfo.contains('/')).then(|| format!("{scheme}://{user}:***@{host}"))
 }
 
 #[cfg(test)]
@@ -1027,5 +1211,20 @@ mod tests {
         assert_eq!(config["auth"]["wampcra"]["users"]["ann"]["secret"], "***");
         assert_eq!(config["connections"][0]["password"], "***");
         assert_eq!(config["connections"][0]["user"], "postgres");
+        let mut more = serde_json::json!({
+            "options": {"env": {"vars": {"API_KEY": "k", "MODE": "prod"}}},
+            "scram": {"principals": {"al": {"stored-key": "s", "server-key": "t", "salt": "u"}}},
+            "dsn": "postgres://app:hunter2@db:5432/app",
+            "url": "ws://127.0.0.1:8080/ws",
+        });
+        mask_secrets(&mut more);
+        assert_eq!(
+            more["options"]["env"]["vars"],
+            serde_json::json!({"API_KEY": "***", "MODE": "***"})
+        );
+        assert_eq!(more["scram"]["principals"]["al"]["stored-key"], "***");
+        assert_eq!(more["scram"]["principals"]["al"]["server-key"], "***");
+        assert_eq!(more["dsn"], "postgres://app:***@db:5432/app");
+        assert_eq!(more["url"], "ws://127.0.0.1:8080/ws");
     }
 }

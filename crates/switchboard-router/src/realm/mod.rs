@@ -86,6 +86,18 @@ pub struct Realm {
     /// Sessions the node runs for this realm beside its caller (the watcher that republishes its
     /// meta events): they last as long as the realm.
     companions: Mutex<Vec<switchboard_client::Session>>,
+    /// Handshakes in progress that asked for this realm: a realm a template created is not
+    /// removed while a client is still authenticating to join it.
+    joining: std::sync::atomic::AtomicUsize,
+}
+
+/// A handshake in progress for a realm (see [`Realm::joining`]).
+pub struct Joining(Arc<Realm>);
+
+impl Drop for Joining {
+    fn drop(&mut self) {
+        self.0.joining.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// What a subscription or registration is about, as a link mirrors it on another router.
@@ -133,7 +145,14 @@ impl Realm {
             watched: AtomicBool::new(false),
             linger: None,
             companions: Mutex::new(Vec::new()),
+            joining: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// Marks a handshake for this realm in progress until the returned guard is dropped.
+    pub fn joining(self: &Arc<Self>) -> Joining {
+        self.joining.fetch_add(1, Ordering::AcqRel);
+        Joining(self.clone())
     }
 
     /// A realm named `name` created from a template's config (see [`RealmRegistry::get_or_create`]).
@@ -587,6 +606,10 @@ struct OnDemand {
 /// The longest realm name a template creates a realm for.
 const MAX_CREATED_REALM_NAME: usize = 255;
 
+/// How many realms templates may have created at once: a bound on what clients that only say
+/// HELLO can make the node hold.
+pub const MAX_CREATED_REALMS: usize = 10_000;
+
 impl RealmRegistry {
     /// A registry holding `realms`.
     pub fn new(realms: Vec<Arc<Realm>>) -> Self {
@@ -660,6 +683,13 @@ impl RealmRegistry {
             // Another session may have created it meanwhile: that one counts.
             if let Some(existing) = table.get(name) {
                 return Some(existing.clone());
+            }
+            if table.values().filter(|r| r.linger.is_some()).count() >= MAX_CREATED_REALMS {
+                tracing::warn!(
+                    realm = name,
+                    "not created: templates have created {MAX_CREATED_REALMS} realms already"
+                );
+                return None;
             }
             let mut map = HashMap::clone(&table);
             map.insert(name.to_owned(), realm.clone());

@@ -44,7 +44,7 @@ impl Established {
     /// drops every decision cached under the old ones: the next action is checked against the new
     /// permissions. One atomic load when nothing changed. A role that is gone leaves the session
     /// allowed nothing (the reload closes such sessions).
-    fn follow_role_changes(&mut self) {
+    pub(super) fn follow_role_changes(&mut self) {
         let epoch = self.realm.roles_epoch();
         if epoch == self.role_epoch {
             return;

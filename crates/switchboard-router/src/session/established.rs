@@ -109,6 +109,9 @@ impl Established {
                             Ok(m) => m,
                             Err(end) => break end,
                         };
+                        // Before the role decides how the message is handled: a reload may have
+                        // given it a dynamic authorizer.
+                        self.follow_role_changes();
                         let flow = if self.role.authorizer().is_none() {
                             // A statically authorized message never waits: every await in
                             // `handle` is behind a dynamic authorizer. Polling it once here, on

@@ -28,6 +28,8 @@ fn match_policy(options: &Dict) -> UriMatch {
 impl Established {
     /// Hands a message from the peer to its handler.
     pub(super) async fn handle(&mut self, msg: Message) -> Flow {
+        // Every action (testaments included) is judged by the role as the config has it now.
+        self.follow_role_changes();
         // Only a router link may act for sessions of another router (Crossbar's `forward_for`);
         // from anyone else it would spoof who published or called.
         if let Message::Subscribe { options, .. }

@@ -69,6 +69,8 @@ pub(super) async fn handshake<T: Transport>(
     let serializer = transport.serializer();
     let outcome = async {
         let (realm, details) = read_hello(cfg, serializer, &bytes)?;
+        // Until it joined or was refused: a realm a template just created stays meanwhile.
+        let _joining = realm.joining();
         let session = SessionId(random_global_id());
         let request = HelloRequest {
             conn: &conn,
