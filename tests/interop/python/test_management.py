@@ -245,3 +245,21 @@ def test_the_log_level_is_read_and_changed_while_the_node_runs(node):
             await close_all(viewer, operator)
 
     run(scenario())
+
+
+def test_refused_credentials_are_counted_per_realm(node):
+    async def scenario():
+        from interop_client import SessionRefused
+        for _ in range(2):
+            with pytest.raises(SessionRefused):
+                await connect(node, "websocket_tcp", "json", realm="mgmt",
+                              authentication={"ticket": {"authid": "viewer", "ticket": "wrong"}})
+        operator = await login(node, "operator")
+        try:
+            page = await bounded(operator.session.call("switchboard.metrics.get"), "metrics")
+            assert 'switchboard_auth_failures_total{realm="mgmt"} 2' in page, page
+            assert 'switchboard_auth_failures_total{realm="realm1"} 0' in page, page
+        finally:
+            await close_all(operator)
+
+    run(scenario())

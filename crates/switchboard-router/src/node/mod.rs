@@ -23,6 +23,7 @@ mod function_auth;
 mod guest;
 pub mod links;
 mod management;
+mod meta_republish;
 mod postgres_bridges;
 mod prepare;
 pub mod reload;
@@ -446,7 +447,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
             management::serve(&session, realm, node, true)
                 .await
                 .map_err(join_error)?;
-            let watchers = management::republish_meta_events(&session, &realms, &in_process)
+            let watchers = meta_republish::republish_meta_events(&session, &realms, &in_process)
                 .await
                 .map_err(|(realm, source)| StartError::Join {
                     realm,
@@ -502,7 +503,7 @@ fn realm_companions(
                 Err(e) => tracing::error!(realm = name, "the realm's caller cannot join: {e}"),
             }
             if let Some(management) = management.get() {
-                match management::republish_realm(management, &name, &in_process).await {
+                match meta_republish::republish_realm(management, &name, &in_process).await {
                     Ok(watcher) => realm.hold(watcher),
                     Err(e) => tracing::warn!(
                         realm = name,

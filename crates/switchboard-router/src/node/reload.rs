@@ -798,7 +798,7 @@ impl State {
                 )),
             }
             if let Some(management) = management {
-                match super::management::republish_realm(
+                match super::meta_republish::republish_realm(
                     management,
                     &config.name,
                     &parts.in_process,

@@ -242,6 +242,18 @@ impl Collector for NodeCollector {
                 })
             }),
         )?;
+        family(
+            e,
+            "switchboard_auth_failures",
+            "HELLOs whose credentials (or identity) were refused, by the realm they asked for",
+            MetricType::Counter,
+            stats.iter().map(|(realm, s)| {
+                (
+                    [("realm", realm.as_str())],
+                    ConstCounter::new(s.auth_failures),
+                )
+            }),
+        )?;
         let (applied, failed) = self.status.reloads();
         family(
             e,

@@ -84,6 +84,8 @@ pub struct RealmStats {
     /// Sessions joined, by authmethod and serializer (a join is rare next to messages: a lock is
     /// fine here, and it keeps the label set to what actually occurs).
     opened: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// HELLOs for the realm whose credentials (or identity) were refused.
+    auth_failures: AtomicU64,
 }
 
 /// A snapshot of [`RealmStats`], for the metrics page.
@@ -103,6 +105,8 @@ pub struct StatsSnapshot {
     pub denied: [u64; Action::ALL.len()],
     /// Sessions joined by (authmethod, serializer).
     pub opened: Vec<((String, &'static str), u64)>,
+    /// HELLOs whose credentials were refused.
+    pub auth_failures: u64,
 }
 
 fn bump(counter: &AtomicU64, n: u64) {
@@ -164,6 +168,11 @@ impl RealmStats {
             .or_default() += 1;
     }
 
+    /// Counts a HELLO for the realm whose credentials (or identity) were refused.
+    pub fn auth_failed(&self) {
+        bump(&self.auth_failures, 1);
+    }
+
     /// The counters now.
     pub fn snapshot(&self) -> StatsSnapshot {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -184,6 +193,7 @@ impl RealmStats {
                 .iter()
                 .map(|(k, v)| (k.clone(), *v))
                 .collect(),
+            auth_failures: load(&self.auth_failures),
         }
     }
 }

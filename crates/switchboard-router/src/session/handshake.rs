@@ -80,6 +80,11 @@ pub(super) async fn handshake<T: Transport>(
             session,
         };
         let verdict = authenticate(transport, &auth, request).await;
+        if let Err(denied) = &verdict
+            && denied.failed_attempt
+        {
+            realm.stats.auth_failed();
+        }
         let who = verdict.map_err(Refusal::from)?;
         let peer_max = transport.peer_max_message_bytes();
         let newcomer = Newcomer {
