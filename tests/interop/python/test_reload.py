@@ -508,3 +508,34 @@ def test_guest_workers_are_started_stopped_and_restarted_by_a_reload(node):
             await close_all(operator, client)
 
     run(scenario())
+
+
+def test_a_role_given_a_dynamic_authorizer_by_a_reload_asks_it_from_the_next_action(node):
+    async def scenario():
+        callee = await backend(node)
+        asked = []
+
+        def authorize(session, uri, action, options=None):
+            asked.append((uri, action))
+            return uri.startswith("com.example.secret.")
+
+        await callee.session.register(authorize, "com.example.authorize")
+        joe = await connect(node, "websocket_tcp", "json", realm="realm1", authentication=ticket("joe"))
+        try:
+            with pytest.raises(ApplicationError):
+                await bounded(joe.session.call("com.example.secret.echo", 1), "static: denied")
+            config = copy.deepcopy(node.config)
+            role(config, "realm1", "user").pop("permissions")
+            role(config, "realm1", "user")["authorizer"] = "com.example.authorize"
+            rewrite(node, config)
+            result = reload_cli(node)
+            assert result.returncode == 0, result.describe()
+            assert await bounded(joe.session.call("com.example.secret.echo", 2), "dynamic: allowed") == "secret 2"
+            with pytest.raises(ApplicationError) as denied:
+                await bounded(joe.session.call("com.example.public.echo", 3), "dynamic: denied")
+            assert denied.value.error == "wamp.error.not_authorized"
+            assert ("com.example.secret.echo", "call") in asked and not joe.left.done()
+        finally:
+            await close_all(callee, joe)
+
+    run(scenario())
