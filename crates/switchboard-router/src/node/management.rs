@@ -229,9 +229,9 @@ async fn serve_operations(
                 async move {
                     let realm = realm_arg(&realms, &inv)?;
                     let list = if subscriptions {
-                        subscription_list(&realm)
+                        interest_list(&realm, "subscription", "subscribers").await?
                     } else {
-                        registration_list(&realm)
+                        interest_list(&realm, "registration", "callees").await?
                     };
                     Ok(Args::positional(vec![Value::List(list)]))
                 }
@@ -467,43 +467,46 @@ fn session_kill(realms: &RealmRegistry, inv: &Invocation) -> Result<Args, CallEr
     Ok(Args::positional(vec![1u64.into()]))
 }
 
-/// The subscriptions of `realm`: id, topic, match policy, subscriber count.
-fn subscription_list(realm: &Realm) -> Vec<Value> {
-    let mut list = Vec::new();
-    for id in realm.broker.ids_by_policy().into_iter().flatten() {
-        let (Some((uri, policy)), Some(peers)) =
-            (realm.broker.get(id), realm.broker.subscribers(id))
-        else {
-            continue;
-        };
-        let mut d = Dict::new();
-        d.insert("id".into(), id.into());
-        d.insert("uri".into(), uri.as_str().into());
-        d.insert("match".into(), policy.as_str().into());
-        d.insert("subscribers".into(), (peers.len() as u64).into());
-        list.push(Value::Dict(d));
+/// The subscriptions (`kind` `subscription`, counted by `subscribers`) or registrations
+/// (`registration`, counted by `callees`) of `realm`, each as `wamp.<kind>.get` describes it plus
+/// its count: asked through the realm's meta API by the router's own session of that realm, like
+/// any session would ask. One that goes between the list and its details is left out.
+async fn interest_list(realm: &Realm, kind: &str, count: &str) -> Result<Vec<Value>, CallError> {
+    let timeout = Duration::from_secs(10);
+    let failed = |e: crate::realm::router_caller::CallFailure| {
+        CallError::new("switchboard.error.internal").with_args(Args::positional(vec![
+            format!("wamp.{kind}.list: {e:?}").into(),
+        ]))
+    };
+    let by_policy = realm
+        .router_call(&format!("wamp.{kind}.list"), Vec::new(), timeout)
+        .await
+        .map_err(failed)?;
+    let ids: Vec<Value> = ["exact", "prefix", "wildcard"]
+        .iter()
+        .filter_map(|policy| {
+            by_policy
+                .as_dict()?
+                .get(*policy)?
+                .as_list()
+                .map(<[Value]>::to_vec)
+        })
+        .flatten()
+        .collect();
+    let mut list = Vec::with_capacity(ids.len());
+    for id in ids {
+        let details = realm
+            .router_call(&format!("wamp.{kind}.get"), vec![id.clone()], timeout)
+            .await;
+        let n = realm
+            .router_call(&format!("wamp.{kind}.count_{count}"), vec![id], timeout)
+            .await;
+        if let (Ok(Value::Dict(mut d)), Ok(n)) = (details, n) {
+            d.insert(count.into(), n);
+            list.push(Value::Dict(d));
+        }
     }
-    list
-}
-
-/// The registrations of `realm`: id, procedure, match and invocation policies, callee count.
-fn registration_list(realm: &Realm) -> Vec<Value> {
-    let mut list = Vec::new();
-    for id in realm.dealer.ids_by_policy().into_iter().flatten() {
-        let (Some((uri, policy, invoke)), Some(peers)) =
-            (realm.dealer.get(id), realm.dealer.callees(id))
-        else {
-            continue;
-        };
-        let mut d = Dict::new();
-        d.insert("id".into(), id.into());
-        d.insert("uri".into(), uri.as_str().into());
-        d.insert("match".into(), policy.as_str().into());
-        d.insert("invoke".into(), invoke.as_str().into());
-        d.insert("callees".into(), (peers.len() as u64).into());
-        list.push(Value::Dict(d));
-    }
-    list
+    Ok(list)
 }
 
 /// The router workers (this process) and the guest workers with their state.
