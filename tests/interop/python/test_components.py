@@ -21,7 +21,7 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 
 from interop_client import bounded, close_all, connect, eventually, run
-from interop_router import free_tcp_port, launch_router, make_node_dir
+from interop_router import free_tcp_port, launch_router, make_node_dir, run_router_command
 
 if os.environ.get("INTEROP_ROUTER", "switchboard") != "switchboard":
     pytest.skip("the node's log and SWITCHBOARD_PYTHON are Switchboard's", allow_module_level=True)
@@ -227,3 +227,104 @@ def test_a_component_whose_on_join_raises_is_restarted_and_its_traceback_logged(
     assert "worker=failing" in log and "restarting guest worker" in log, log
     # The others are not affected.
     assert "twisted backend ready" in log, log
+
+
+def test_a_reload_starts_and_stops_container_components_one_by_one():
+    """Components of a container worker added to the config start at the next reload, removed ones
+    stop (their registrations go with their sessions), and the others run on untouched."""
+    nd = make_node_dir("switchboard")
+    app = nd.config_dir / "app"
+    app.mkdir()
+    (app / "container_backend.py").write_text(textwrap.dedent(CONTAINER_BACKEND))
+    (app / "container_asyncio.py").write_text(textwrap.dedent(ASYNCIO_CONTAINER_BACKEND))
+    port = free_tcp_port()
+    echo = {"type": "class", "id": "echo", "classname": "container_backend.Echo", "realm": "realm1",
+            "transport": {"type": "rawsocket", "serializer": "msgpack",
+                          "endpoint": {"type": "tcp", "host": "127.0.0.1", "port": port}}}
+    upper = {"type": "class", "id": "upper", "classname": "container_asyncio.Upper", "realm": "realm1",
+             "transport": {"type": "websocket", "url": f"ws://127.0.0.1:{port}/ws", "serializers": ["cbor"],
+                           "endpoint": {"type": "tcp", "host": "127.0.0.1", "port": port}}}
+    router_worker = {
+        "type": "router",
+        "realms": [{"name": "realm1", "roles": ROLES}],
+        "transports": [{
+            "type": "universal",
+            "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"},
+            "rawsocket": {},
+            "websocket": {"ws": {"type": "websocket"}},
+        }],
+    }
+
+    def config(*components):
+        workers = [router_worker]
+        if components:
+            workers.append({"type": "container", "id": "apps", "options": {"pythonpath": ["app"]},
+                            "components": list(components)})
+        return {"version": 2, "workers": workers}
+
+    previous = os.environ.get("SWITCHBOARD_PYTHON")
+    os.environ["SWITCHBOARD_PYTHON"] = sys.executable
+    try:
+        router = launch_router(nd, config(echo), [port])
+    finally:
+        if previous is None:
+            os.environ.pop("SWITCHBOARD_PYTHON", None)
+        else:
+            os.environ["SWITCHBOARD_PYTHON"] = previous
+
+    def reload_with(*components):
+        nd.write_config(config(*components))
+        result = run_router_command(nd, "reload", timeout=60)
+        assert result.returncode == 0, result.describe()
+        return result.output
+
+    async def gone(session, procedure):
+        async def unregistered():
+            return await session.call("wamp.registration.lookup", procedure) is None
+
+        await eventually_async(unregistered, f"{procedure} unregistered")
+
+    async def scenario():
+        client = await connect(router, "websocket_tcp", "json")
+        try:
+            session = client.session
+            assert await bounded(call_when_registered(session, "com.example.container.echo", 1), "echo") == \
+                ["anonymous", [1]]
+            echo_callee = await session.call("wamp.registration.lookup", "com.example.container.echo")
+
+            output = reload_with(echo, upper)
+            assert 'applied: component "upper" added: started' in output, output
+            assert "echo" not in output, output
+            assert await bounded(call_when_registered(session, "com.example.container.upper", "hi"), "upper") == \
+                ["anonymous", "HI"]
+            # The unchanged one ran on: the same registration.
+            assert await session.call("wamp.registration.lookup", "com.example.container.echo") == echo_callee
+
+            output = reload_with(upper)
+            assert 'applied: component "echo" removed: stopped' in output, output
+            await gone(session, "com.example.container.echo")
+            assert await session.call("com.example.container.upper", "x") == ["anonymous", "X"]
+
+            output = reload_with()
+            assert 'applied: component "upper" removed: stopped' in output, output
+            await gone(session, "com.example.container.upper")
+            assert not client.left.done()
+        finally:
+            await close_all(client)
+
+    try:
+        run(scenario())
+    except BaseException:
+        print(router.log_tail())
+        raise
+    finally:
+        router.close()
+
+
+async def eventually_async(condition, what: str, timeout: float = 20):
+    """Polls the coroutine function ``condition`` until it returns a true value."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)

@@ -21,7 +21,7 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallOptions, PublishOptions, RegisterOptions, SubscribeOptions
 
 from interop_client import bounded, close_all, connect, eventually, run, spy
-from interop_router import Router, free_tcp_port, launch_router, make_node_dir
+from interop_router import Router, free_tcp_port, launch_router, make_node_dir, run_router_command
 
 if os.environ.get("INTEROP_ROUTER", "switchboard") != "switchboard":
     pytest.skip("links are Switchboard's (Crossbar's rlinks use another config)", allow_module_level=True)
@@ -814,6 +814,69 @@ def test_a_router_that_stops_answering_is_dropped_by_the_links_ping():
 
             await until(back, "the route back once b answers", timeout=20)
             await close_all(callee, caller)
+
+        run(scenario())
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_reload_adds_changes_and_removes_a_link_while_clients_stay_connected():
+    """A link added to the config file connects at the next reload (``switchboard reload``), a
+    changed one reconnects with its new settings, a removed one leaves both routers: its mirrored
+    routes vanish; the clients of both routers stay connected throughout."""
+    b = start()
+    port = free_tcp_port()
+    nd = make_node_dir()
+    worker = {"type": "router", "realms": [realm()], "transports": transport(port)}
+    a = launch_router(nd, {"version": 2, "workers": [worker]}, [port])
+
+    def reload_with(links):
+        if links:
+            worker["links"] = links
+        else:
+            worker.pop("links", None)
+        nd.write_config({"version": 2, "workers": [worker]})
+        result = run_router_command(nd, "reload", timeout=60)
+        assert result.returncode == 0, result.describe()
+        return result.output
+
+    try:
+
+        async def scenario():
+            callee = await connect(b)
+            caller = await connect(a)
+            try:
+                await callee.session.register(lambda: "from b", "com.example.there")
+                with pytest.raises(ApplicationError) as e:
+                    await caller.session.call("com.example.there")
+                assert e.value.error == "wamp.error.no_such_procedure"
+                assert await caller.session.call("switchboard.link.list") == []
+
+                output = reload_with([seed_link("a", b, id="to-b")])
+                assert 'applied: link "to-b" added' in output, output
+                await link_up(a)
+                await callable_at(a, "com.example.there")
+                assert await bounded(caller.session.call("com.example.there"), "across the new link") == "from b"
+
+                # Changed (a ping setting): it reconnects, the routes come back.
+                output = reload_with([seed_link("a", b, id="to-b", ping={"interval": 5})])
+                assert 'applied: link "to-b" restarted with its new config' in output, output
+                await link_up(a)
+                await callable_at(a, "com.example.there")
+                assert await bounded(caller.session.call("com.example.there"), "after the change") == "from b"
+
+                output = reload_with(None)
+                assert 'applied: link "to-b" removed: it leaves both routers' in output, output
+
+                async def gone():
+                    return await caller.session.call("wamp.registration.match", "com.example.there") is None
+
+                await until(gone, "the mirrored procedure gone from a")
+                assert await caller.session.call("switchboard.link.list") == []
+                assert not callee.left.done() and not caller.left.done()
+            finally:
+                await close_all(callee, caller)
 
         run(scenario())
     finally:

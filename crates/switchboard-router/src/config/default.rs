@@ -99,6 +99,7 @@ pub fn init_config_json() -> String {
     let read = [
         "switchboard.node.get_status",
         "switchboard.realm.list",
+        "switchboard.role.list",
         "switchboard.session.list",
         "switchboard.subscription.list",
         "switchboard.registration.list",

@@ -91,7 +91,7 @@ pub enum LinkRealms {
 }
 
 /// A link's client TLS, in the seed's keys (Crossbar's names accepted too).
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LinkTlsConfig {
     /// The client's private key.
@@ -113,7 +113,7 @@ pub struct LinkTlsConfig {
 }
 
 /// Switchboard's optional link keys, the same in both forms.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
 pub struct LinkExtras {
     /// `mesh` (default) or `tree`.
     #[serde(default)]
@@ -162,7 +162,7 @@ impl LinkMode {
 }
 
 /// `auth` of a link: exactly one method.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LinkAuthConfig {
     /// WAMP-Ticket with this ticket.
@@ -180,7 +180,7 @@ pub struct LinkAuthConfig {
 }
 
 /// `{"secret": ...}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LinkSecret {
     /// The shared secret.
@@ -189,7 +189,7 @@ pub struct LinkSecret {
 
 /// `{"key": "file"}`: an Ed25519 private key, as 64 hex digits or in Crossbar's `key.priv`
 /// format; without `key`, the node's own key.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LinkCryptosign {
     /// The key file, relative to the node directory.
@@ -198,7 +198,7 @@ pub struct LinkCryptosign {
 }
 
 /// One `topics` or `procedures` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LinkFilterEntry {
     /// The URI pattern.
@@ -223,7 +223,7 @@ pub enum LinkDirection {
 }
 
 /// `reconnect`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ReconnectConfig {
     /// First delay, in ms (default 1000).
@@ -253,7 +253,7 @@ pub enum Jitter {
 }
 
 /// `ping`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PingConfig {
     /// Seconds between checks (default 10; 0 turns them off).
@@ -312,7 +312,7 @@ pub struct LinkForwarding {
 }
 
 /// One link, whichever form configured it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LinkConfig {
     /// Its id.
     pub id: String,

@@ -367,6 +367,22 @@ impl PreparedGuest {
         }
     }
 
+    /// Points a hosted component's process at the node's component directory `to` in place of
+    /// `from`, the one its preparation made (a reload prepares a directory of its own, but the
+    /// running node's is the one that exists).
+    pub(super) fn relocate(&mut self, from: &std::path::Path, to: &std::path::Path) {
+        let (from, to) = (from.display().to_string(), to.display().to_string());
+        for text in self
+            .args
+            .iter_mut()
+            .chain(self.vars.iter_mut().map(|(_, value)| value))
+        {
+            if text.contains(&from) {
+                *text = text.replace(&from, &to);
+            }
+        }
+    }
+
     /// Starts the process once, in a process group of its own.
     fn spawn(&self) -> std::io::Result<Running> {
         let mut command = Command::new(&self.program);

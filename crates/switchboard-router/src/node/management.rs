@@ -61,9 +61,30 @@ pub const LOG_LEVEL_GET: &str = "switchboard.log.level.get";
 /// Sets the process's log filter (`debug`, or `switchboard_router=debug,info`).
 pub const LOG_LEVEL_SET: &str = "switchboard.log.level.set";
 
+/// Adds a realm to the running config: `(config, worker=None)`.
+pub const REALM_ADD: &str = "switchboard.realm.add";
+/// Removes a realm from the running config: `(name)`.
+pub const REALM_REMOVE: &str = "switchboard.realm.remove";
+/// The roles of a realm as configured: `(realm)`.
+pub const ROLE_LIST: &str = "switchboard.role.list";
+/// Adds a role to a realm of the running config: `(realm, config)`.
+pub const ROLE_ADD: &str = "switchboard.role.add";
+/// Removes a role from a realm of the running config: `(realm, name)`.
+pub const ROLE_REMOVE: &str = "switchboard.role.remove";
+/// Starts a transport: `(config, worker=None)` for a new one, `(listen)` for a stopped one.
+pub const TRANSPORT_START: &str = "switchboard.transport.start";
+/// Stops a transport: `(listen)`, where `switchboard.transport.list` says it listens.
+pub const TRANSPORT_STOP: &str = "switchboard.transport.stop";
+
 /// The API's procedures that change something: what [`ACCESS_GET`] answers about.
 pub const ACTIONS: &[&str] = &[
     SESSION_KILL,
+    REALM_ADD,
+    REALM_REMOVE,
+    ROLE_ADD,
+    ROLE_REMOVE,
+    TRANSPORT_START,
+    TRANSPORT_STOP,
     WORKER_RESTART,
     WORKER_STOP,
     WORKER_START,
@@ -349,6 +370,7 @@ async fn serve_operations(
             },
         )
         .await?;
+    serve_config_edits(session, node).await?;
     let links = node.links.clone();
     session
         .register(LINK_LIST, RegisterOptions::default(), move |_| {
@@ -364,6 +386,120 @@ async fn serve_operations(
         })
         .await?;
     Ok(())
+}
+
+/// Registers the procedures that add and remove realms, roles and transports: edits of the
+/// running config, applied as a reload applies a changed file (`super::reload`).
+async fn serve_config_edits(session: &Session, node: &Node) -> Result<(), switchboard_client::Error> {
+    /// The edit asked for by an invocation.
+    enum Edit {
+        AddRealm,
+        RemoveRealm,
+        AddRole,
+        RemoveRole,
+        StartTransport,
+        StopTransport,
+    }
+    for (procedure, edit) in [
+        (REALM_ADD, Edit::AddRealm),
+        (REALM_REMOVE, Edit::RemoveRealm),
+        (ROLE_ADD, Edit::AddRole),
+        (ROLE_REMOVE, Edit::RemoveRole),
+        (TRANSPORT_START, Edit::StartTransport),
+        (TRANSPORT_STOP, Edit::StopTransport),
+    ] {
+        let reloader = node.reloader.clone();
+        let edit = Arc::new(edit);
+        session
+            .register(procedure, RegisterOptions::default(), move |inv| {
+                let (reloader, edit) = (reloader.clone(), edit.clone());
+                async move {
+                    let kwargs = inv.kwargs();
+                    let arg = |i: usize, key: &str| {
+                        inv.positional()
+                            .get(i)
+                            .or_else(|| kwargs.get(key))
+                            .filter(|v| !matches!(v, Value::Null))
+                    };
+                    let text = |i: usize, key: &str| {
+                        arg(i, key)
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                            .ok_or_else(|| invalid(&format!("{key}: expected a string")))
+                    };
+                    let section = |i: usize, key: &str| {
+                        arg(i, key)
+                            .filter(|v| matches!(v, Value::Dict(_)))
+                            .and_then(|v| serde_json::to_value(v).ok())
+                            .ok_or_else(|| invalid(&format!("{key}: expected its config, a dict")))
+                    };
+                    let worker = arg(1, "worker").and_then(Value::as_str).map(str::to_owned);
+                    tracing::info!("{procedure} called through the management API");
+                    let report = match *edit {
+                        Edit::AddRealm => {
+                            reloader
+                                .add_realm(section(0, "config")?, worker.as_deref())
+                                .await
+                        }
+                        Edit::RemoveRealm => reloader.remove_realm(&text(0, "name")?).await,
+                        Edit::AddRole => {
+                            reloader
+                                .add_role(&text(0, "realm")?, section(1, "config")?)
+                                .await
+                        }
+                        Edit::RemoveRole => {
+                            reloader
+                                .remove_role(&text(0, "realm")?, &text(1, "name")?)
+                                .await
+                        }
+                        Edit::StartTransport => {
+                            let transport = match arg(0, "config").and_then(Value::as_str) {
+                                Some(listen) => serde_json::Value::from(listen),
+                                None => section(0, "config")?,
+                            };
+                            reloader.start_transport(transport, worker.as_deref()).await
+                        }
+                        Edit::StopTransport => reloader.stop_transport(&text(0, "listen")?).await,
+                    };
+                    edit_result(report)
+                }
+            })
+            .await?;
+    }
+    let reloader = node.reloader.clone();
+    session
+        .register(ROLE_LIST, RegisterOptions::default(), move |inv| {
+            let reloader = reloader.clone();
+            async move {
+                let realm = inv
+                    .positional()
+                    .first()
+                    .or_else(|| inv.kwargs().get("realm"))
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| invalid("realm: expected a realm name"))?
+                    .to_owned();
+                let roles = reloader.roles(&realm).await.ok_or_else(|| {
+                    CallError::new("wamp.error.no_such_realm").with_args(Args::positional(vec![
+                        format!("no configured realm {realm}").into(),
+                    ]))
+                })?;
+                let roles = serde_json::from_value(roles).unwrap_or(Value::Null);
+                Ok(Args::positional(vec![roles]))
+            }
+        })
+        .await?;
+    Ok(())
+}
+
+/// An edit's report as the call's result, or as its error (`wamp.error.invalid_argument` with
+/// the problems as args and the report as kwargs) when nothing was applied.
+fn edit_result(report: super::reload::ReloadReport) -> Result<Args, CallError> {
+    if report.ok() {
+        return Ok(Args::new(Vec::new(), report.to_dict()));
+    }
+    let problems = report.errors.iter().map(|e| e.as_str().into()).collect();
+    Err(CallError::new(switchboard_proto::errors::INVALID_ARGUMENT)
+        .with_args(Args::new(problems, report.to_dict())))
 }
 
 /// An `invalid_argument` error saying `what`.

@@ -102,7 +102,8 @@ pub struct RunningNode {
     tracker: TaskTracker,
     guests: GuestSupervisor,
     /// The private directory of hosted components, removed at shutdown.
-    component_dir: Option<std::path::PathBuf>,
+    /// (Shared with the reload, which creates it when the first component comes with one.)
+    component_dir: Arc<std::sync::Mutex<Option<std::path::PathBuf>>>,
     /// The helpers of the function authenticators.
     functions: function_auth::FunctionHosts,
     /// Crossbar's built-in REST components.
@@ -110,7 +111,7 @@ pub struct RunningNode {
     /// The PostgreSQL bridges.
     postgres_bridges: postgres_bridges::PostgresBridges,
     /// Links to other routers, and each realm's link service.
-    links: links::Links,
+    links: Arc<links::Links>,
     /// The node's readiness (the `health` and `metrics` web paths).
     status: Arc<NodeStatus>,
     /// Cancelled when a client of the control socket asks the node to stop.
@@ -248,7 +249,7 @@ impl RunningNode {
             self.functions.stop(),
             self.postgres_bridges.stop()
         );
-        if let Some(dir) = &self.component_dir {
+        if let Some(dir) = &*crate::locks::lock(&self.component_dir) {
             component::remove_dir(dir);
         }
         if let Some(control) = &self.control {
@@ -330,6 +331,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
             source,
         })?;
     }
+    let component_dir = Arc::new(std::sync::Mutex::new(component_dir));
     let mut bound = Vec::new();
     for (index, transport) in transports.into_iter().enumerate() {
         let endpoint = &transport.endpoint;
@@ -396,7 +398,9 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
     }));
     let rest_components = rest_components::RestComponents::start(builtins, &in_process).await?;
     let postgres_bridges = postgres_bridges::PostgresBridges::start(&loaded, &in_process).await?;
-    let links = links::Links::start(&loaded.config, &loaded.base_dir, &in_process, &realms).await?;
+    let links = Arc::new(
+        links::Links::start(&loaded.config, &loaded.base_dir, &in_process, &realms).await?,
+    );
     let stop_requested = CancellationToken::new();
     let router_ids: Vec<String> = loaded
         .config
@@ -417,6 +421,8 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
             stop_accepting: stop_accepting.clone(),
             on_create,
             guests: guests.clone(),
+            links: links.clone(),
+            component_dir: component_dir.clone(),
         },
         running,
         status.clone(),

@@ -183,10 +183,20 @@ pub(crate) struct LinkContext {
 /// The node's links and link services, running until [`Links::stop`].
 #[derive(Debug)]
 pub struct Links {
+    /// The parent of every link's own token.
     stop: CancellationToken,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The running links, by id.
+    running: tokio::sync::Mutex<HashMap<String, RunningLink>>,
     /// Holds the link services' sessions open (a session ends when its last handle goes).
     ctx: LinkContext,
+}
+
+/// One configured link: a task per realm it carries.
+#[derive(Debug)]
+struct RunningLink {
+    config: LinkConfig,
+    stop: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Links {
@@ -213,9 +223,28 @@ impl Links {
             table: Arc::new(LinkTable::default()),
             services: Arc::default(),
         };
-        let stop = CancellationToken::new();
-        // A realm gets the link protocol where one of its roles may link, and the link meta
-        // procedures where links run; a realm with neither shows no trace of links.
+        let this = Self {
+            stop: CancellationToken::new(),
+            running: Default::default(),
+            ctx,
+        };
+        this.start_services(config, &links).await?;
+        let mut running = this.running.lock().await;
+        for link in links {
+            running.insert(link.id.clone(), this.spawn(link));
+        }
+        drop(running);
+        Ok(this)
+    }
+
+    /// Starts the link service of each realm that has none yet and needs one: where one of its
+    /// roles may link (the link protocol) or links run; a realm with neither shows no trace of
+    /// links.
+    async fn start_services(
+        &self,
+        config: &NodeConfig,
+        links: &[LinkConfig],
+    ) -> Result<(), super::StartError> {
         let linked: std::collections::HashSet<&str> = links
             .iter()
             .flat_map(|l| match &l.realms {
@@ -230,49 +259,142 @@ impl Links {
             for cfg in &worker.realms {
                 let accepts = cfg.roles.iter().any(|r| r.link);
                 let runs = linked.contains(cfg.name.as_str());
-                if let Some(realm) = realms.get(&cfg.name)
+                let served = lock(&self.ctx.services).contains_key(&cfg.name);
+                if let Some(realm) = self.ctx.realms.get(&cfg.name)
                     && (accepts || runs)
+                    && !served
                 {
-                    service::start(&ctx, &realm, accepts, runs).await?;
+                    service::start(&self.ctx, &realm, accepts).await?;
                 }
             }
         }
-        let mut tasks = Vec::new();
-        for link in links {
-            let pairs = match &link.realms {
-                LinkRealmSet::Any => realms
-                    .all()
-                    .iter()
-                    .map(|r| (r.name().to_owned(), r.name().to_owned()))
-                    .collect(),
-                LinkRealmSet::Listed(list) => list.clone(),
-            };
-            let link = Arc::new(link);
-            for (local, remote) in pairs {
+        Ok(())
+    }
+
+    /// Starts `link`: a task per realm it carries.
+    fn spawn(&self, link: LinkConfig) -> RunningLink {
+        let pairs = match &link.realms {
+            LinkRealmSet::Any => self
+                .ctx
+                .realms
+                .all()
+                .iter()
+                .map(|r| (r.name().to_owned(), r.name().to_owned()))
+                .collect(),
+            LinkRealmSet::Listed(list) => list.clone(),
+        };
+        let stop = self.stop.child_token();
+        let shared = Arc::new(link.clone());
+        let tasks = pairs
+            .into_iter()
+            .map(|(local, remote)| {
                 tracing::info!(
-                    link = %link.id, realm = %local, remote_realm = %remote,
-                    "link: forwarding {}", link.describe()
+                    link = %shared.id, realm = %local, remote_realm = %remote,
+                    "link: forwarding {}", shared.describe()
                 );
-                tasks.push(tokio::spawn(run::run(
-                    ctx.clone(),
-                    link.clone(),
+                tokio::spawn(run::run(
+                    self.ctx.clone(),
+                    shared.clone(),
                     local,
                     remote,
                     stop.clone(),
-                )));
+                ))
+            })
+            .collect();
+        RunningLink {
+            config: link,
+            stop,
+            tasks,
+        }
+    }
+
+    /// What [`Self::apply`] would change for `config`, in words.
+    pub(crate) async fn changes(&self, config: &NodeConfig) -> Vec<String> {
+        let running = self.running.lock().await;
+        let (removed, changed, added) = diff(&running, LinkConfig::all(config));
+        describe(&removed, &changed, &added)
+    }
+
+    /// Runs the links of `config`: those removed leave both routers, those added connect,
+    /// those changed do both; the others run on untouched. Returns what changed, in words.
+    pub(crate) async fn apply(&self, config: &NodeConfig) -> Vec<String> {
+        let mut running = self.running.lock().await;
+        let links = LinkConfig::all(config);
+        if let Err(e) = self.start_services(config, &links).await {
+            tracing::warn!("links: a realm's link service could not start: {e}");
+        }
+        let (removed, changed, added) = diff(&running, links);
+        let lines = describe(&removed, &changed, &added);
+        for id in removed.iter().chain(changed.iter().map(|l| &l.id)) {
+            if let Some(link) = running.remove(id) {
+                link.stop.cancel();
+                for task in link.tasks {
+                    let _ = task.await;
+                }
+                lock(&self.ctx.table.states).retain(|(_, link_id), _| link_id != id);
             }
         }
-        Ok(Self { stop, tasks, ctx })
+        for link in changed.into_iter().chain(added) {
+            running.insert(link.id.clone(), self.spawn(link));
+        }
+        lines
     }
 
     /// Stops every link: each leaves both routers.
-    pub async fn stop(self) {
+    pub async fn stop(&self) {
         self.stop.cancel();
-        for task in self.tasks {
-            let _ = task.await;
+        let mut running = self.running.lock().await;
+        for (_, link) in running.drain() {
+            for task in link.tasks {
+                let _ = task.await;
+            }
         }
         lock(&self.ctx.services).clear();
     }
+}
+
+/// The ids of the running links that `links` removes, and the links it changes and adds.
+fn diff(
+    running: &HashMap<String, RunningLink>,
+    links: Vec<LinkConfig>,
+) -> (Vec<String>, Vec<LinkConfig>, Vec<LinkConfig>) {
+    let removed = running
+        .keys()
+        .filter(|id| !links.iter().any(|l| &l.id == *id))
+        .cloned()
+        .collect();
+    let (mut changed, mut added) = (Vec::new(), Vec::new());
+    for link in links {
+        match running.get(&link.id) {
+            // Where it is in the file is not a change of the link.
+            Some(r)
+                if LinkConfig {
+                    place: r.config.place.clone(),
+                    ..link.clone()
+                } == r.config => {}
+            Some(_) => changed.push(link),
+            None => added.push(link),
+        }
+    }
+    (removed, changed, added)
+}
+
+fn describe(removed: &[String], changed: &[LinkConfig], added: &[LinkConfig]) -> Vec<String> {
+    let mut lines: Vec<String> = removed
+        .iter()
+        .map(|id| format!("link {id:?} removed: it leaves both routers"))
+        .collect();
+    lines.extend(
+        changed
+            .iter()
+            .map(|l| format!("link {:?} restarted with its new config", l.id)),
+    );
+    lines.extend(
+        added
+            .iter()
+            .map(|l| format!("link {:?} added: {}", l.id, l.describe())),
+    );
+    lines
 }
 
 /// The node's key: from the node directory (created there when links need it), else a key for

@@ -36,12 +36,12 @@ pub const LINK_EXISTS: &str = "switchboard.error.link_exists";
 const BATCH: usize = 256;
 
 /// Joins the link service of `realm` and registers its procedures: the link protocol where
-/// `accepts` (a role of the realm may link), the meta procedures where `runs` (links run there).
+/// `accepts` (a role of the realm may link), and the meta procedures (a realm that accepts links
+/// may also get links of its own from a reload).
 pub(super) async fn start(
     ctx: &LinkContext,
     realm: &Arc<Realm>,
     accepts: bool,
-    runs: bool,
 ) -> Result<(), super::super::StartError> {
     let identity = TrustedIdentity::new(realm.name(), SERVICE_AUTHID, TRUSTED_ROLE)
         .hidden()
@@ -69,45 +69,42 @@ pub(super) async fn start(
             .await
             .map_err(join_error)?;
     }
-    if runs {
-        let (name, table) = (realm.name().to_owned(), ctx.table.clone());
-        session
-            .register(LIST_PROCEDURE, RegisterOptions::default(), move |_| {
-                let list = table.of_realm(&name);
-                async move {
-                    Ok(Args::positional(vec![Value::List(
-                        list.iter().map(LinkState::to_value).collect(),
-                    )]))
+    let (name, table) = (realm.name().to_owned(), ctx.table.clone());
+    session
+        .register(LIST_PROCEDURE, RegisterOptions::default(), move |_| {
+            let list = table.of_realm(&name);
+            async move {
+                Ok(Args::positional(vec![Value::List(
+                    list.iter().map(LinkState::to_value).collect(),
+                )]))
+            }
+        })
+        .await
+        .map_err(join_error)?;
+    let (name, table) = (realm.name().to_owned(), ctx.table.clone());
+    session
+        .register(GET_PROCEDURE, RegisterOptions::default(), move |inv| {
+            let id = inv
+                .positional()
+                .first()
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let found = id
+                .as_deref()
+                .and_then(|id| table.of_realm(&name).into_iter().find(|s| s.id == id));
+            async move {
+                match found {
+                    Some(state) => Ok(Args::positional(vec![state.to_value()])),
+                    None => Err(
+                        CallError::new(NO_SUCH_LINK).with_args(Args::positional(vec![
+                            format!("no link {:?} on this realm", id.unwrap_or_default()).into(),
+                        ])),
+                    ),
                 }
-            })
-            .await
-            .map_err(join_error)?;
-        let (name, table) = (realm.name().to_owned(), ctx.table.clone());
-        session
-            .register(GET_PROCEDURE, RegisterOptions::default(), move |inv| {
-                let id = inv
-                    .positional()
-                    .first()
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-                let found = id
-                    .as_deref()
-                    .and_then(|id| table.of_realm(&name).into_iter().find(|s| s.id == id));
-                async move {
-                    match found {
-                        Some(state) => Ok(Args::positional(vec![state.to_value()])),
-                        None => Err(CallError::new(NO_SUCH_LINK).with_args(Args::positional(
-                            vec![
-                                format!("no link {:?} on this realm", id.unwrap_or_default())
-                                    .into(),
-                            ],
-                        ))),
-                    }
-                }
-            })
-            .await
-            .map_err(join_error)?;
-    }
+            }
+        })
+        .await
+        .map_err(join_error)?;
     lock(&ctx.services).insert(realm.name().to_owned(), session);
     Ok(())
 }

@@ -16,10 +16,16 @@
 //!   serializers, options) serves new connections with the new settings while those already open
 //!   keep theirs. A transport whose TLS files changed on disk counts as changed;
 //! - guest workers, by id: a new one starts, a removed one stops, a changed one is stopped and
-//!   started with its new config; the others run on untouched;
-//! - everything else (the controller, container workers, components, links, bridges, a realm's
-//!   store, adding or removing a router worker) is reported as needing a restart, and stays as
-//!   it runs.
+//!   started with its new config; the others run on untouched. The components of container
+//!   workers, likewise, by component id;
+//! - links (`links` and `rlinks`), by id: a new one connects, a removed one leaves both routers, a
+//!   changed one does both;
+//! - everything else (the controller, a container's options, components of router workers,
+//!   Crossbar's built-in REST components, PostgreSQL bridges, a realm's store, adding or removing
+//!   a router worker) is reported as needing a restart, and stays as it runs.
+//!
+//! The management API's edits (`edit.rs`: realms, roles and transports added and removed) run
+//! through the same pipeline with the running config, edited, in place of the file.
 //!
 //! A config that fails its checks, or a new transport that cannot bind, changes nothing.
 
@@ -43,6 +49,8 @@ use crate::realm::authz::TRUSTED_ROLE;
 use crate::realm::router_caller::ROUTER_AUTHID;
 use crate::realm::{Realm, RealmRegistry};
 use crate::session::SessionConfig;
+
+mod edit;
 
 /// Published on the management realm after each reload, with the report as kwargs.
 pub const ON_RELOAD: &str = "switchboard.config.on_reload";
@@ -69,7 +77,8 @@ pub const KEYS: &[(&str, Class)] = &[
     // Looked into worker by worker.
     ("workers", Class::Restart),
     // Any key of a guest worker: the guest is started, stopped, or restarted with its new config.
-    // (A container worker's change needs a restart: the diff reports it.)
+    // A container worker's components are started, stopped or restarted one by one; any other
+    // change of a container needs a restart (the diff reports it).
     ("workers[]", Class::Hot),
     ("workers[].type", Class::Restart),
     ("workers[].id", Class::Restart),
@@ -79,13 +88,16 @@ pub const KEYS: &[(&str, Class)] = &[
     ("workers[].realms[].roles", Class::Hot),
     ("workers[].realms[].store", Class::Restart),
     ("workers[].realms[].trace", Class::Restart),
-    ("workers[].realms[].rlinks", Class::Restart),
+    ("workers[].realms[].rlinks", Class::Hot),
     // Replaced together with the other templates; realms they created stay until empty.
     ("workers[].realms[].template", Class::Hot),
     ("workers[].transports", Class::Hot),
+    // A router worker's components (a container's are compared component by component, above).
     ("workers[].components", Class::Restart),
     ("workers[].connections", Class::Restart),
-    ("workers[].links", Class::Restart),
+    // Each link by id: a new one connects, a removed one leaves both routers, a changed one
+    // does both; the others run on untouched.
+    ("workers[].links", Class::Hot),
 ];
 
 /// The class of the key at `path` (list indices written `[]`): that of the longest entry of
@@ -169,6 +181,11 @@ pub(super) struct Parts {
     pub on_create: crate::realm::OnCreate,
     /// The guest workers.
     pub guests: super::guest::GuestSupervisor,
+    /// The links to other routers.
+    pub links: Arc<super::links::Links>,
+    /// The private directory of hosted components (their runner, the socket of a router
+    /// worker's components), where the node has one.
+    pub component_dir: Arc<std::sync::Mutex<Option<std::path::PathBuf>>>,
 }
 
 /// The reload pipeline of one node, and what it changes.
@@ -183,6 +200,9 @@ pub struct Reloader {
 struct State {
     parts: Parts,
     transports: Vec<RunningTransport>,
+    /// Transports stopped through the management API, by where they listened, with their
+    /// sections: what `switchboard.transport.start` starts again.
+    stopped: BTreeMap<String, Json>,
     /// The sessions republishing each realm's meta events on the management realm.
     watchers: HashMap<String, Session>,
     /// Changes read by earlier reloads that wait for a restart.
@@ -217,6 +237,10 @@ struct Plan {
     guests_add: Vec<super::guest::PreparedGuest>,
     /// Guest workers to stop (removed, or changed).
     guests_remove: Vec<String>,
+    /// Which of the processes in `guests_add` and `guests_remove` are container components.
+    components: BTreeSet<String>,
+    /// The component directory the new config was prepared with.
+    component_dir: Option<std::path::PathBuf>,
     add_realms: Vec<RealmConfig>,
     remove_realms: Vec<String>,
     replace_roles: Vec<RealmConfig>,
@@ -229,23 +253,36 @@ struct Plan {
 }
 
 impl Plan {
+    /// What the process `id` is, in words.
+    fn what(&self, id: &str) -> &'static str {
+        if self.components.contains(id) {
+            "component"
+        } else {
+            "guest worker"
+        }
+    }
+
     /// The plan's report, with the changes it would apply.
-    fn summary(self, running: &[RunningTransport]) -> ReloadReport {
-        let mut report = self.report;
+    fn summary(mut self, running: &[RunningTransport]) -> ReloadReport {
+        let mut report = std::mem::take(&mut self.report);
         let applied = &mut report.applied;
         if self.templates.is_some() {
             applied.push("realm templates replaced".into());
         }
         for id in &self.guests_remove {
             if !self.guests_add.iter().any(|g| &g.id == id) {
-                applied.push(format!("guest worker {id:?} removed"));
+                applied.push(format!("{} {id:?} removed", self.what(id)));
             }
         }
         for guest in &self.guests_add {
             applied.push(if self.guests_remove.contains(&guest.id) {
-                format!("guest worker {:?} restarted with its new config", guest.id)
+                format!(
+                    "{} {:?} restarted with its new config",
+                    self.what(&guest.id),
+                    guest.id
+                )
             } else {
-                format!("guest worker {:?} added", guest.id)
+                format!("{} {:?} added", self.what(&guest.id), guest.id)
             });
         }
         applied.extend(
@@ -294,6 +331,7 @@ impl Reloader {
             state: tokio::sync::Mutex::new(State {
                 parts,
                 transports,
+                stopped: BTreeMap::new(),
                 watchers: HashMap::new(),
                 pending_restart: BTreeSet::new(),
                 last_report: None,
@@ -321,6 +359,12 @@ impl Reloader {
             Err(report) => report,
             Ok(plan) => state.commit(plan, self.management.get()).await,
         };
+        self.conclude(&mut state, report).await
+    }
+
+    /// Counts, logs, keeps and publishes the report of a reload or of an edit of the running
+    /// config.
+    async fn conclude(&self, state: &mut State, report: ReloadReport) -> ReloadReport {
         self.status.reloaded(report.ok());
         for line in &report.applied {
             tracing::info!("reload: {line}");
@@ -351,7 +395,9 @@ impl Reloader {
         match state.plan(text) {
             Err(report) => report,
             Ok(plan) => {
+                let links = state.parts.links.changes(&plan.loaded.config).await;
                 let mut report = plan.summary(&state.transports);
+                report.applied.extend(links);
                 report
                     .applied
                     .iter_mut()
@@ -366,12 +412,28 @@ impl Reloader {
     pub async fn transports(&self) -> Vec<Value> {
         let state = self.state.lock().await;
         let base = &state.parts.loaded.base_dir;
+        let stopped = state.stopped.iter().map(|(listen, section)| {
+            let mut d = Dict::new();
+            d.insert("listen".into(), listen.as_str().into());
+            d.insert("state".into(), "stopped".into());
+            d.insert(
+                "type".into(),
+                section
+                    .get("type")
+                    .and_then(Json::as_str)
+                    .unwrap_or("websocket")
+                    .into(),
+            );
+            d.insert("tls".into(), Value::Null);
+            Value::Dict(d)
+        });
         state
             .transports
             .iter()
             .map(|t| {
                 let mut d = Dict::new();
                 d.insert("listen".into(), t.addr.to_string().into());
+                d.insert("state".into(), "listening".into());
                 d.insert(
                     "type".into(),
                     t.section
@@ -392,6 +454,7 @@ impl Reloader {
                 );
                 Value::Dict(d)
             })
+            .chain(stopped)
             .collect()
     }
 
@@ -498,6 +561,10 @@ impl State {
         let is_guest = |w: &Json| w.get("type") == Some(&Json::from("guest"));
         let mut guests_to_add = Vec::new();
         let mut guests_remove = Vec::new();
+        let is_container = |w: &Json| w.get("type") == Some(&Json::from("container"));
+        // Which of the processes started and stopped are components (the rest are guests).
+        let mut components = BTreeSet::new();
+        let no_container = Json::Object(serde_json::Map::new());
         for (id, (i, n)) in &new_others {
             match old_others.get(id) {
                 Some((_, o)) if o == n => {}
@@ -506,6 +573,32 @@ impl State {
                     guests_to_add.push(id.clone());
                 }
                 None if is_guest(n) => guests_to_add.push(id.clone()),
+                // A container whose components alone changed, or a new one: its components
+                // start and stop one by one.
+                Some((_, o))
+                    if is_container(o)
+                        && is_container(n)
+                        && changed_keys(o, n).iter().all(|k| k == "components") =>
+                {
+                    let at = format!("workers[{i}]");
+                    let change = container_changes(o, n, &at);
+                    change.apply(
+                        &mut guests_remove,
+                        &mut guests_to_add,
+                        &mut components,
+                        &mut restart,
+                    );
+                }
+                None if is_container(n) => {
+                    let at = format!("workers[{i}]");
+                    let change = container_changes(&no_container, n, &at);
+                    change.apply(
+                        &mut guests_remove,
+                        &mut guests_to_add,
+                        &mut components,
+                        &mut restart,
+                    );
+                }
                 Some(_) => restart(format!("workers[{i}]"), &format!("worker {id:?} changed")),
                 None => restart(format!("workers[{i}]"), &format!("worker {id:?} added")),
             }
@@ -514,6 +607,15 @@ impl State {
             if !new_others.contains_key(id) {
                 if is_guest(o) {
                     guests_remove.push(id.clone());
+                } else if is_container(o) {
+                    let at = format!("workers[{i}]");
+                    let change = container_changes(o, &no_container, &at);
+                    change.apply(
+                        &mut guests_remove,
+                        &mut guests_to_add,
+                        &mut components,
+                        &mut restart,
+                    );
                 } else {
                     restart(format!("workers[{i}]"), &format!("worker {id:?} removed"));
                 }
@@ -565,15 +667,7 @@ impl State {
             };
             for (name, (j, realm)) in &new_realms {
                 match old_realms.get(name) {
-                    None => {
-                        if !list(realm, "rlinks").is_empty() {
-                            restart(
-                                format!("{at}.realms[{j}].rlinks"),
-                                &format!("the links of the new realm {name:?} start at a restart"),
-                            );
-                        }
-                        add_realms.push(configured(name));
-                    }
+                    None => add_realms.push(configured(name)),
                     Some((_, before)) => {
                         let changed = changed_keys(before, realm);
                         if changed.iter().any(|k| k == "roles") {
@@ -623,11 +717,12 @@ impl State {
             transports: prepared_transports,
             loaded,
             guests: prepared_guests,
+            component_dir,
             ..
         } = prepared;
         let guests_add: Vec<_> = prepared_guests
             .into_iter()
-            .filter(|g| !g.hosted_component && guests_to_add.contains(&g.id))
+            .filter(|g| guests_to_add.contains(&g.id))
             .collect();
         let new_sections: Vec<Json> = new_workers
             .iter()
@@ -701,6 +796,8 @@ impl State {
             templates,
             guests_add,
             guests_remove,
+            components,
+            component_dir,
             add_realms,
             remove_realms,
             replace_roles,
@@ -717,8 +814,10 @@ impl State {
             mut report,
             loaded,
             templates,
-            guests_add,
+            mut guests_add,
             guests_remove,
+            components,
+            component_dir,
             add_realms,
             remove_realms,
             replace_roles,
@@ -726,6 +825,34 @@ impl State {
             add,
             remove,
         } = plan;
+        let what = |id: &str| {
+            if components.contains(id) {
+                "component"
+            } else {
+                "guest worker"
+            }
+        };
+        // New components run from the node's component directory: the running one, or the one
+        // their preparation named, created before anything changes.
+        if let Some(prepared_dir) =
+            component_dir.filter(|_| guests_add.iter().any(|g| g.hosted_component))
+        {
+            let mut running = crate::locks::lock(&self.parts.component_dir);
+            match &*running {
+                Some(dir) => guests_add
+                    .iter_mut()
+                    .for_each(|g| g.relocate(&prepared_dir, dir)),
+                None => {
+                    if let Err(e) = super::component::create_dir(&prepared_dir) {
+                        return ReloadReport::error(format!(
+                            "the components' directory {} cannot be created: {e}",
+                            prepared_dir.display()
+                        ));
+                    }
+                    *running = Some(prepared_dir);
+                }
+            }
+        }
         // New transports bind before anything changes: one that cannot makes the reload change
         // nothing (the ones bound so far are closed again).
         let mut bound = Vec::with_capacity(add.len());
@@ -746,14 +873,18 @@ impl State {
             if !guests_add.iter().any(|g| &g.id == id) {
                 report
                     .applied
-                    .push(format!("guest worker {id:?} removed: stopped"));
+                    .push(format!("{} {id:?} removed: stopped", what(id)));
             }
         }
         for guest in guests_add {
             let line = if guests_remove.contains(&guest.id) {
-                format!("guest worker {:?} restarted with its new config", guest.id)
+                format!(
+                    "{} {:?} restarted with its new config",
+                    what(&guest.id),
+                    guest.id
+                )
             } else {
-                format!("guest worker {:?} added: started", guest.id)
+                format!("{} {:?} added: started", what(&guest.id), guest.id)
             };
             parts.guests.add(guest);
             report.applied.push(line);
@@ -888,6 +1019,10 @@ impl State {
                 addr,
             });
         }
+        // After the realms: a new realm's links run on it.
+        report
+            .applied
+            .extend(parts.links.apply(&loaded.config).await);
         parts.loaded = loaded;
         if report.applied.is_empty() && report.restart_required.is_empty() {
             report.applied.push("nothing changed".into());
@@ -960,6 +1095,89 @@ fn certificate_info(file: &std::path::Path) -> Value {
         }
     }
     Value::Dict(d)
+}
+
+/// What changes among the components of a container worker, by component id.
+#[derive(Default)]
+struct ContainerChanges {
+    /// The processes to stop: components removed or changed.
+    stop: Vec<String>,
+    /// The processes to start: components added or changed.
+    start: Vec<String>,
+    /// Changes only a restart applies: Crossbar's built-in components, which run in the node's
+    /// process, each with its place in the config.
+    restart: Vec<(String, String)>,
+}
+
+impl ContainerChanges {
+    fn apply(
+        self,
+        stop: &mut Vec<String>,
+        start: &mut Vec<String>,
+        components: &mut BTreeSet<String>,
+        restart: &mut impl FnMut(String, &str),
+    ) {
+        components.extend(self.stop.iter().chain(&self.start).cloned());
+        stop.extend(self.stop);
+        start.extend(self.start);
+        for (at, what) in self.restart {
+            restart(at, &what);
+        }
+    }
+}
+
+/// The changes from the components of the container worker `old` to those of `new` (either an
+/// empty object for a container added or removed); `at` is where the new one is in the config.
+fn container_changes(old: &Json, new: &Json, at: &str) -> ContainerChanges {
+    let by_id = |worker: &Json| -> BTreeMap<String, (usize, Json)> {
+        list(worker, "components")
+            .iter()
+            .enumerate()
+            .map(|(c, component)| {
+                let id = component
+                    .get("id")
+                    .and_then(Json::as_str)
+                    .map(str::to_owned);
+                let id = crate::config::component_id(id.as_ref(), c);
+                (id, (c, component.clone()))
+            })
+            .collect()
+    };
+    let builtin = |component: &Json| {
+        component
+            .get("classname")
+            .and_then(Json::as_str)
+            .is_some_and(|class| {
+                crate::config::builtin_component(class, component.get("extra")).is_some()
+            })
+    };
+    let (old, new) = (by_id(old), by_id(new));
+    let mut changes = ContainerChanges::default();
+    let ids: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    for id in ids {
+        let (before, after) = (old.get(id), new.get(id));
+        if before.map(|(_, c)| c) == after.map(|(_, c)| c) {
+            continue;
+        }
+        if before.is_some_and(|(_, c)| builtin(c)) || after.is_some_and(|(_, c)| builtin(c)) {
+            let place = after.map_or_else(
+                || format!("{at}.components"),
+                |(c, _)| format!("{at}.components[{c}]"),
+            );
+            changes.restart.push((
+                place,
+                format!("component {id:?}: Crossbar's built-in components change at a restart"),
+            ));
+            continue;
+        }
+        if before.is_some() {
+            changes.stop.push(id.clone());
+        }
+        if after.is_some() {
+            changes.start.push(id.clone());
+        }
+    }
+    changes
 }
 
 /// The sections of the transports of the router workers of a config, in order.
