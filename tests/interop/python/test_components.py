@@ -321,6 +321,120 @@ def test_a_reload_starts_and_stops_container_components_one_by_one():
         router.close()
 
 
+def test_a_reload_starts_and_stops_a_router_workers_components_one_by_one():
+    """A node started without components gets a router worker's component from a reload (its
+    private socket is opened then), a second one joins beside it while the first runs on with
+    the ticket it has, a changed one restarts with its new config, and removed ones leave."""
+    nd = make_node_dir("switchboard")
+    app = nd.config_dir / "app"
+    app.mkdir()
+    (app / "asyncio_backend.py").write_text(textwrap.dedent(ASYNCIO_BACKEND))
+    (app / "twisted_backend.py").write_text(textwrap.dedent(TWISTED_BACKEND))
+    port = free_tcp_port()
+    aio = {"type": "class", "id": "aio", "classname": "asyncio_backend.Backend", "realm": "realm1",
+           "role": "backend"}
+    tx = {"type": "class", "id": "tx", "classname": "twisted_backend.Backend", "realm": "realm1",
+          "role": "backend", "extra": {"greeting": "hello"}}
+
+    def config(*components):
+        worker = {
+            "type": "router",
+            "options": {"pythonpath": ["app"]},
+            "realms": [{"name": "realm1", "roles": ROLES}, {"name": "mgmt", "roles": [
+                {"name": "anonymous", "permissions": [
+                    {"uri": "switchboard.worker.", "match": "prefix", "allow": {"call": True}}]}]}],
+            "transports": [{
+                "type": "universal",
+                "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"},
+                "rawsocket": {},
+                "websocket": {"ws": {"type": "websocket"}},
+            }],
+        }
+        if components:
+            worker["components"] = list(components)
+        return {"version": 2, "controller": {"management": {"realm": "mgmt"}}, "workers": [worker]}
+
+    previous = os.environ.get("SWITCHBOARD_PYTHON")
+    os.environ["SWITCHBOARD_PYTHON"] = sys.executable
+    try:
+        router = launch_router(nd, config(), [port])
+    finally:
+        if previous is None:
+            os.environ.pop("SWITCHBOARD_PYTHON", None)
+        else:
+            os.environ["SWITCHBOARD_PYTHON"] = previous
+
+    def reload_with(*components):
+        nd.write_config(config(*components))
+        result = run_router_command(nd, "reload", timeout=60)
+        assert result.returncode == 0, result.describe()
+        return result.output
+
+    async def gone(session, procedure):
+        async def unregistered():
+            return await session.call("wamp.registration.lookup", procedure) is None
+
+        await eventually_async(unregistered, f"{procedure} unregistered")
+
+    async def scenario():
+        client = await connect(router, "websocket_tcp", "json")
+        try:
+            session = client.session
+            output = reload_with(aio)
+            assert 'applied: component "aio" added: started' in output, output
+            assert await bounded(call_when_registered(session, "com.example.add2", 2, 3), "add2") == 5
+            assert await session.call("com.example.whoami") == ["component:aio", "backend"]
+            aio_registration = await session.call("wamp.registration.lookup", "com.example.add2")
+
+            output = reload_with(aio, tx)
+            assert 'applied: component "tx" added: started' in output and '"aio"' not in output, output
+            assert await bounded(call_when_registered(session, "com.example.twisted_extra"), "tx") == \
+                {"greeting": "hello"}
+            # The first ran on, and can still join again with its ticket after a restart.
+            assert await session.call("wamp.registration.lookup", "com.example.add2") == aio_registration
+            operator = await connect(router, "websocket_tcp", "json", realm="mgmt")
+            try:
+                await bounded(operator.session.call("switchboard.worker.restart", "aio"), "restart aio")
+            finally:
+                await close_all(operator)
+
+            async def rejoined():
+                found = await session.call("wamp.registration.lookup", "com.example.add2")
+                return found not in (None, aio_registration)
+
+            await eventually_async(rejoined, "aio joined again after its restart")
+            assert await session.call("com.example.add2", 1, 1) == 2
+
+            output = reload_with(aio, dict(tx, extra={"greeting": "changed"}))
+            assert 'applied: component "tx" restarted with its new config' in output, output
+
+            async def changed():
+                try:
+                    return await session.call("com.example.twisted_extra") == {"greeting": "changed"}
+                except ApplicationError:
+                    return False
+
+            await eventually_async(changed, "tx with its new extra")
+
+            output = reload_with(dict(tx, extra={"greeting": "changed"}))
+            assert 'applied: component "aio" removed: stopped' in output, output
+            await gone(session, "com.example.add2")
+            output = reload_with()
+            assert 'applied: component "tx" removed: stopped' in output, output
+            await gone(session, "com.example.twisted_extra")
+            assert not client.left.done()
+        finally:
+            await close_all(client)
+
+    try:
+        run(scenario())
+    except BaseException:
+        print(router.log_tail())
+        raise
+    finally:
+        router.close()
+
+
 async def eventually_async(condition, what: str, timeout: float = 20):
     """Polls the coroutine function ``condition`` until it returns a true value."""
     deadline = asyncio.get_running_loop().time() + timeout

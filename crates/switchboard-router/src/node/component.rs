@@ -23,6 +23,9 @@ use crate::config::{
 /// The runner every component process runs.
 const RUNNER: &str = include_str!("component_runner.py");
 
+/// The private transport's socket in the node's private directory.
+const SOCKET_FILE: &str = "components.sock";
+
 /// The runner's file name in the node's private directory.
 const RUNNER_FILE: &str = "switchboard_component_runner.py";
 
@@ -42,6 +45,8 @@ pub struct PreparedComponents {
     pub(super) transport: Option<TransportConfig>,
     /// One supervised process per component.
     pub(super) processes: Vec<PreparedGuest>,
+    /// The ticket principals of the private transport, one per router worker's component.
+    pub(super) principals: serde_json::Map<String, serde_json::Value>,
 }
 
 impl PreparedComponents {
@@ -119,7 +124,7 @@ impl PreparedComponents {
         check_python(&first_at, "components")?;
 
         let dir = std::env::temp_dir().join(format!("switchboard-{}", random_hex(8)));
-        let socket = dir.join("components.sock");
+        let socket = socket_in(&dir);
         let runner = dir.join(RUNNER_FILE);
         let process = |id: String, spec: serde_json::Value| {
             PreparedGuest::supervised(
@@ -172,13 +177,7 @@ impl PreparedComponents {
             }
             processes.push(p);
         }
-        let transport = serde_json::from_value(json!({
-            "type": "rawsocket",
-            "endpoint": {"type": "unix", "path": socket},
-            "serializers": ["json"],
-            "auth": {"ticket": {"type": "static", "principals": principals}},
-        }))
-        .map_err(|e| {
+        let transport = private_transport(&socket, &principals).map_err(|e| {
             vec![ConfigError::at(
                 first_at.clone(),
                 format!("internal: the components' private transport: {e}"),
@@ -188,8 +187,28 @@ impl PreparedComponents {
             dir,
             transport: (!router_components.is_empty()).then_some(transport),
             processes,
+            principals,
         }))
     }
+}
+
+/// The private transport router workers' components join through: RawSocket on `socket`, each
+/// component a ticket principal of `principals`.
+pub(super) fn private_transport(
+    socket: &Path,
+    principals: &serde_json::Map<String, serde_json::Value>,
+) -> Result<TransportConfig, serde_json::Error> {
+    serde_json::from_value(json!({
+        "type": "rawsocket",
+        "endpoint": {"type": "unix", "path": socket},
+        "serializers": ["json"],
+        "auth": {"ticket": {"type": "static", "principals": principals}},
+    }))
+}
+
+/// The socket of the private transport in a component directory.
+pub(super) fn socket_in(dir: &Path) -> PathBuf {
+    dir.join(SOCKET_FILE)
 }
 
 /// A container component's transport in the form Autobahn|Python's `Component` takes, its files

@@ -318,6 +318,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
         transports,
         guests,
         component_dir,
+        component_principals,
         functions,
         builtins,
         ..
@@ -346,6 +347,8 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
 
     let mut listeners = Vec::new();
     let mut running = Vec::new();
+    // What the private transport of router workers' components serves.
+    let mut private_protocols = None;
     let mut sections = reload::transport_sections(&loaded.raw).into_iter();
     for (listener, addr, protocols, private) in bound {
         if !private {
@@ -365,7 +368,9 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
             tracker.clone(),
             stop.clone(),
         ));
-        if !private {
+        if private {
+            private_protocols = Some(protocols.clone());
+        } else {
             listeners.push(addr.clone());
             if let Some(section) = sections.next() {
                 running.push(reload::RunningTransport::new(
@@ -423,6 +428,10 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
             guests: guests.clone(),
             links: links.clone(),
             component_dir: component_dir.clone(),
+            components: reload::RunningComponents {
+                private: private_protocols,
+                principals: component_principals,
+            },
         },
         running,
         status.clone(),

@@ -28,6 +28,8 @@ pub struct PreparedNode {
     pub(super) guests: Vec<PreparedGuest>,
     /// The private directory of hosted components, if the node hosts any.
     pub(super) component_dir: Option<std::path::PathBuf>,
+    /// The ticket principals of the private transport of router workers' components.
+    pub(super) component_principals: serde_json::Map<String, serde_json::Value>,
     /// The function authenticators of its transports.
     pub(super) functions: Vec<PreparedFunction>,
     /// Crossbar's built-in components it runs in its process (the REST callee and subscriber).
@@ -131,6 +133,7 @@ pub fn prepare(loaded: &LoadedConfig) -> Result<PreparedNode, ConfigErrors> {
         guests,
         problems,
         component_dir,
+        component_principals,
         functions,
         builtins,
     } = build(loaded);
@@ -143,6 +146,7 @@ pub fn prepare(loaded: &LoadedConfig) -> Result<PreparedNode, ConfigErrors> {
         transports,
         guests,
         component_dir,
+        component_principals,
         functions,
         builtins,
         warnings,
@@ -157,6 +161,7 @@ pub fn prepare_draft(draft: ConfigDraft) -> Result<PreparedNode, ConfigErrors> {
         guests,
         problems,
         component_dir,
+        component_principals,
         functions,
         builtins,
     } = draft.config().map(build).unwrap_or_default();
@@ -167,6 +172,7 @@ pub fn prepare_draft(draft: ConfigDraft) -> Result<PreparedNode, ConfigErrors> {
         transports,
         guests,
         component_dir,
+        component_principals,
         functions,
         builtins,
         warnings,
@@ -200,6 +206,7 @@ struct Built {
     /// Paths as in `loaded.config`.
     problems: Vec<ConfigError>,
     component_dir: Option<std::path::PathBuf>,
+    component_principals: serde_json::Map<String, serde_json::Value>,
     functions: Vec<PreparedFunction>,
     builtins: Vec<PreparedBuiltin>,
 }
@@ -249,6 +256,7 @@ fn build(loaded: &LoadedConfig) -> Built {
         }
     }
     let mut component_dir = None;
+    let mut component_principals = serde_json::Map::new();
     match PreparedComponents::prepare(loaded) {
         Ok(None) => {}
         Ok(Some(components)) => {
@@ -270,6 +278,7 @@ fn build(loaded: &LoadedConfig) -> Built {
                 }
             }
             guests.extend(components.processes);
+            component_principals = components.principals;
         }
         Err(e) => problems.extend(e),
     }
@@ -282,6 +291,7 @@ fn build(loaded: &LoadedConfig) -> Built {
         guests,
         problems,
         component_dir,
+        component_principals,
         functions,
         builtins: rest_components::prepare(loaded),
     }

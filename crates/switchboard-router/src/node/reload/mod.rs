@@ -92,8 +92,10 @@ pub const KEYS: &[(&str, Class)] = &[
     // Replaced together with the other templates; realms they created stay until empty.
     ("workers[].realms[].template", Class::Hot),
     ("workers[].transports", Class::Hot),
-    // A router worker's components (a container's are compared component by component, above).
-    ("workers[].components", Class::Restart),
+    // Components, by id: a new one starts, a removed one stops, a changed one restarts with its
+    // new config (Crossbar's built-in REST components, which run in the node's process, need a
+    // restart: the diff reports them). A container's are compared likewise.
+    ("workers[].components", Class::Hot),
     ("workers[].connections", Class::Restart),
     // Each link by id: a new one connects, a removed one leaves both routers, a changed one
     // does both; the others run on untouched.
@@ -186,6 +188,16 @@ pub(super) struct Parts {
     /// The private directory of hosted components (their runner, the socket of a router
     /// worker's components), where the node has one.
     pub component_dir: Arc<std::sync::Mutex<Option<std::path::PathBuf>>>,
+    /// The private transport of router workers' components.
+    pub components: RunningComponents,
+}
+
+/// The private transport router workers' components join through, as it runs.
+pub(super) struct RunningComponents {
+    /// What it serves; `None` until the node has a router worker's component.
+    pub private: Option<SharedProtocols>,
+    /// Its ticket principals, by authid (`component:<id>`).
+    pub principals: serde_json::Map<String, Json>,
 }
 
 /// The reload pipeline of one node, and what it changes.
@@ -241,6 +253,9 @@ struct Plan {
     components: BTreeSet<String>,
     /// The component directory the new config was prepared with.
     component_dir: Option<std::path::PathBuf>,
+    /// The private transport's principals the new config was prepared with, where a router
+    /// worker's components changed.
+    component_principals: Option<serde_json::Map<String, Json>>,
     add_realms: Vec<RealmConfig>,
     remove_realms: Vec<String>,
     replace_roles: Vec<RealmConfig>,
@@ -564,6 +579,8 @@ impl State {
         let is_container = |w: &Json| w.get("type") == Some(&Json::from("container"));
         // Which of the processes started and stopped are components (the rest are guests).
         let mut components = BTreeSet::new();
+        // Whether a router worker's components changed: their private transport's principals.
+        let mut router_components = false;
         let no_container = Json::Object(serde_json::Map::new());
         for (id, (i, n)) in &new_others {
             match old_others.get(id) {
@@ -645,6 +662,15 @@ impl State {
                     restart(format!("{at}.{key}"), "changed");
                 }
             }
+            if o.get("components") != n.get("components") {
+                router_components = true;
+                container_changes(o, n, &at).apply(
+                    &mut guests_remove,
+                    &mut guests_to_add,
+                    &mut components,
+                    &mut restart,
+                );
+            }
             // Realms, by name (templates are compared whole, below).
             let realms_of = |w: &Json| -> BTreeMap<String, (usize, Json)> {
                 list(w, "realms")
@@ -718,6 +744,7 @@ impl State {
             loaded,
             guests: prepared_guests,
             component_dir,
+            component_principals,
             ..
         } = prepared;
         let guests_add: Vec<_> = prepared_guests
@@ -798,6 +825,7 @@ impl State {
             guests_remove,
             components,
             component_dir,
+            component_principals: router_components.then_some(component_principals),
             add_realms,
             remove_realms,
             replace_roles,
@@ -818,6 +846,7 @@ impl State {
             guests_remove,
             components,
             component_dir,
+            component_principals,
             add_realms,
             remove_realms,
             replace_roles,
@@ -853,6 +882,15 @@ impl State {
                 }
             }
         }
+        // Router workers' components: their private transport gets the new principals, except
+        // that a component that did not change keeps its ticket (its process runs on).
+        let private = match component_principals {
+            None => None,
+            Some(prepared) => match self.private_transport(&prepared, &guests_add, &loaded) {
+                Ok(private) => private,
+                Err(e) => return ReloadReport::error(e),
+            },
+        };
         // New transports bind before anything changes: one that cannot makes the reload change
         // nothing (the ones bound so far are closed again).
         let mut bound = Vec::with_capacity(add.len());
@@ -868,6 +906,24 @@ impl State {
             }
         }
         let parts = &mut self.parts;
+        if let Some(private) = private {
+            match (&parts.components.private, private.listener) {
+                (Some(shared), _) => *crate::locks::write(shared) = Arc::new(private.protocols),
+                (None, Some(listener)) => {
+                    let shared = listener::shared(private.protocols);
+                    tokio::spawn(listener::serve(
+                        listener,
+                        shared.clone(),
+                        parts.sessions.clone(),
+                        parts.tracker.clone(),
+                        parts.stop_accepting.child_token(),
+                    ));
+                    parts.components.private = Some(shared);
+                }
+                (None, None) => {}
+            }
+            parts.components.principals = private.principals;
+        }
         for id in &guests_remove {
             parts.guests.remove(id);
             if !guests_add.iter().any(|g| &g.id == id) {
@@ -1028,6 +1084,72 @@ impl State {
             report.applied.push("nothing changed".into());
         }
         report
+    }
+}
+
+/// What the private transport of router workers' components serves after a reload.
+struct PrivateTransport {
+    protocols: listener::Protocols,
+    principals: serde_json::Map<String, Json>,
+    /// Bound where the node had no such transport yet.
+    listener: Option<listener::Listener>,
+}
+
+impl State {
+    /// The private transport for the components of `loaded`, whose preparation gave them the
+    /// principals `prepared`; `guests_add`: the processes the reload starts (the others keep
+    /// the tickets they have). `None` where the node has no component directory (no component
+    /// was added).
+    fn private_transport(
+        &self,
+        prepared: &serde_json::Map<String, Json>,
+        guests_add: &[super::guest::PreparedGuest],
+        loaded: &LoadedConfig,
+    ) -> Result<Option<PrivateTransport>, String> {
+        let Some(dir) = crate::locks::lock(&self.parts.component_dir).clone() else {
+            return Ok(None);
+        };
+        let running = &self.parts.components.principals;
+        let principals: serde_json::Map<String, Json> = prepared
+            .iter()
+            .map(|(authid, principal)| {
+                let id = authid.strip_prefix("component:").unwrap_or(authid);
+                let restarted = guests_add.iter().any(|g| g.id == id);
+                let kept = running.get(authid).filter(|_| !restarted);
+                (authid.clone(), kept.unwrap_or(principal).clone())
+            })
+            .collect();
+        let config =
+            super::component::private_transport(&super::component::socket_in(&dir), &principals)
+                .map_err(|e| format!("internal: the components' private transport: {e}"))?;
+        let realm_names = Arc::new(
+            loaded
+                .config
+                .router_workers()
+                .flat_map(|(_, w)| w.realms.iter().map(|r| r.name.clone()))
+                .collect(),
+        );
+        let protocols = listener::Protocols::from_config(&config, &loaded.base_dir, realm_names)
+            .map_err(|problems| {
+                let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                format!(
+                    "internal: the components' private transport: {}",
+                    text.join("; ")
+                )
+            })?;
+        let listener = match self.parts.components.private {
+            Some(_) => None,
+            None => Some(
+                listener::bind(config.endpoint(), &loaded.base_dir)
+                    .map_err(|e| format!("the components' socket cannot listen: {e}"))?
+                    .0,
+            ),
+        };
+        Ok(Some(PrivateTransport {
+            protocols,
+            principals,
+            listener,
+        }))
     }
 }
 
