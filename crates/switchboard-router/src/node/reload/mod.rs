@@ -16,13 +16,15 @@
 //!   serializers, options) serves new connections with the new settings while those already open
 //!   keep theirs. A transport whose TLS files changed on disk counts as changed;
 //! - guest workers, by id: a new one starts, a removed one stops, a changed one is stopped and
-//!   started with its new config; the others run on untouched. The components of container
-//!   workers, likewise, by component id;
+//!   started with its new config; the others run on untouched. Hosted components likewise (a
+//!   container's and a router worker's), by component id: a router worker's join through the
+//!   node's private socket, whose ticket principals are swapped (an unchanged component keeps its
+//!   ticket) or, for the first component, opened by the reload;
 //! - links (`links` and `rlinks`), by id: a new one connects, a removed one leaves both routers, a
 //!   changed one does both;
-//! - everything else (the controller, a container's options, components of router workers,
-//!   Crossbar's built-in REST components, PostgreSQL bridges, a realm's store, adding or removing
-//!   a router worker) is reported as needing a restart, and stays as it runs.
+//! - everything else (the controller, a container's options, Crossbar's built-in REST
+//!   components, PostgreSQL bridges, a realm's store, adding or removing a router worker) is
+//!   reported as needing a restart, and stays as it runs.
 //!
 //! The management API's edits (`edit.rs`: realms, roles and transports added and removed) run
 //! through the same pipeline with the running config, edited, in place of the file.
@@ -1226,8 +1228,8 @@ struct ContainerChanges {
     stop: Vec<String>,
     /// The processes to start: components added or changed.
     start: Vec<String>,
-    /// Changes only a restart applies: Crossbar's built-in components, which run in the node's
-    /// process, each with its place in the config.
+    /// Changes only a restart applies: components that run in the node's process (PostgreSQL
+    /// bridges, Crossbar's built-in REST components), each with its place in the config.
     restart: Vec<(String, String)>,
 }
 
@@ -1265,13 +1267,15 @@ fn container_changes(old: &Json, new: &Json, at: &str) -> ContainerChanges {
             })
             .collect()
     };
-    let builtin = |component: &Json| {
-        component
-            .get("classname")
-            .and_then(Json::as_str)
-            .is_some_and(|class| {
-                crate::config::builtin_component(class, component.get("extra")).is_some()
-            })
+    // PostgreSQL bridges and Crossbar's built-in REST components run in the node's process.
+    let in_process = |component: &Json| {
+        component.get("type").and_then(Json::as_str) != Some("class")
+            || component
+                .get("classname")
+                .and_then(Json::as_str)
+                .is_some_and(|class| {
+                    crate::config::builtin_component(class, component.get("extra")).is_some()
+                })
     };
     let (old, new) = (by_id(old), by_id(new));
     let mut changes = ContainerChanges::default();
@@ -1281,14 +1285,17 @@ fn container_changes(old: &Json, new: &Json, at: &str) -> ContainerChanges {
         if before.map(|(_, c)| c) == after.map(|(_, c)| c) {
             continue;
         }
-        if before.is_some_and(|(_, c)| builtin(c)) || after.is_some_and(|(_, c)| builtin(c)) {
+        if before.is_some_and(|(_, c)| in_process(c)) || after.is_some_and(|(_, c)| in_process(c)) {
             let place = after.map_or_else(
                 || format!("{at}.components"),
                 |(c, _)| format!("{at}.components[{c}]"),
             );
             changes.restart.push((
                 place,
-                format!("component {id:?}: Crossbar's built-in components change at a restart"),
+                format!(
+                    "component {id:?} runs in the node's process (a PostgreSQL bridge or a \
+                     built-in REST component): it changes at a restart"
+                ),
             ));
             continue;
         }
@@ -1514,6 +1521,29 @@ mod tests {
             unclassified.is_empty(),
             "config keys not classified hot or restart-only in reload::KEYS: {unclassified:?}"
         );
+    }
+
+    #[test]
+    fn components_change_one_by_one_and_those_in_the_process_need_a_restart() {
+        let class = |id: &str, classname: &str| {
+            serde_json::json!({"type": "class", "id": id, "classname": classname, "realm": "r"})
+        };
+        let bridge = |database: &str| {
+            serde_json::json!({"type": "postgresql", "id": "pg", "realm": "r", "database": database})
+        };
+        let old = serde_json::json!({"components": [
+            class("same", "m.Same"), class("changed", "m.Before"), class("gone", "m.Gone"),
+            bridge("one"),
+        ]});
+        let new = serde_json::json!({"components": [
+            class("same", "m.Same"), class("changed", "m.After"), class("new", "m.New"),
+            bridge("two"), class("rest", "crossbar.bridge.rest.RESTCallee"),
+        ]});
+        let changes = container_changes(&old, &new, "workers[1]");
+        assert_eq!(changes.stop, ["changed", "gone"]);
+        assert_eq!(changes.start, ["changed", "new"]);
+        let places: Vec<&str> = changes.restart.iter().map(|(at, _)| at.as_str()).collect();
+        assert_eq!(places, ["workers[1].components[3]", "workers[1].components[4]"]);
     }
 
     #[test]
