@@ -359,6 +359,51 @@ async function main() {
 
     await step('screenshot of the overview', async () => path.relative(REPO, await screenshot(cdp, 'overview')));
 
+    await step('sorted by Msgs in (descending, by the router), the busiest session is the Node caller, its counters moved', async () => {
+      await openPage(cdp, 'sessions', '#sessions-table');
+      const header = "#sessions-table th[data-sort='messages_in']";
+      // The first click sorts ascending, the second descending.
+      await evaluate(cdp, `document.querySelector("${header}").click()`);
+      await sleep(300);
+      await evaluate(cdp, `document.querySelector("${header}").click()`);
+      const id = bystander.session.id;
+      const first = await until('the Node caller first, with its messages counted', LIVE_MS, async () => {
+        const row = await evaluate(cdp, `(() => {
+          const tr = document.querySelector('#sessions-table tbody tr[data-session]');
+          if (!tr) return null;
+          const columns = [...document.querySelectorAll('#sessions-table thead th')].map((th) => th.dataset.sort);
+          const cells = {};
+          columns.forEach((name, i) => { if (name) cells[name] = tr.cells[i].textContent; });
+          return { session: tr.dataset.session, cells };
+        })()`);
+        return row && row.session === String(id) ? row : null;
+      });
+      const { transport, peer, messages_in: msgsIn, messages_out: msgsOut } = first.cells;
+      const parse = (t) => (t.endsWith('k') ? parseFloat(t) * 1000 : Number(t));
+      if (transport !== 'websocket' || !peer.startsWith('tcp4:127.0.0.1:') || !(parse(msgsIn) >= 300) || !(parse(msgsOut) >= 300)) {
+        throw new Error(`row ${js(first.cells)}`);
+      }
+      return `session ${id}: ${msgsIn} in, ${msgsOut} out over ${transport} from ${peer}`;
+    });
+
+    await step('the transports page stops and starts the transport: new connections refused while stopped, the console stays connected', async () => {
+      await openPage(cdp, 'transports', '#transports-table');
+      const row = '#transports-table tbody tr';
+      await waitFor(cdp, 'a Stop button (shown when switchboard.access.get says may switchboard.transport.stop)', STEP_TIMEOUT_MS,
+        `!!document.querySelector('${row} button.action')`);
+      await evaluate(cdp, `document.querySelector('${row} button.action').click()`);
+      await waitFor(cdp, 'the transport stopped', STEP_TIMEOUT_MS,
+        `document.querySelector('${row}').textContent.includes('stopped')`);
+      let refused = false;
+      await startNodeSession(router.port).then(closeNodeSession, () => { refused = true; });
+      if (!refused) throw new Error('a new connection was accepted by the stopped transport');
+      await waitFor(cdp, 'a Start button', STEP_TIMEOUT_MS, `document.querySelector('${row} button.action').textContent === 'Start'`);
+      await evaluate(cdp, `document.querySelector('${row} button.action').click()`);
+      await waitFor(cdp, 'the transport listening again', STEP_TIMEOUT_MS,
+        `document.querySelector('${row}').textContent.includes('listening')`);
+      await closeNodeSession(await startNodeSession(router.port));
+    });
+
     await step('the Kill button of the Node session\'s row ends it with wamp.close.killed', async () => {
       if (!victim) throw new Error('no Node session to kill (the step that opened it failed)');
       const id = victim.session.id;
@@ -414,7 +459,7 @@ async function main() {
 
     await step('screenshot of the playground', async () => path.relative(REPO, await screenshot(cdp, 'playground')));
 
-    await step('logged in as viewer (mgmt-read), the sessions and config pages have no action button', async () => {
+    await step('logged in as viewer (mgmt-read), the sessions, config and transports pages have no action button', async () => {
       const { line } = await login(cdp, consoleUrl, 'viewer', 'viewer-secret');
       if (!line.includes('connected as viewer (mgmt-read)')) throw new Error(`status line: ${line}`);
       await openPage(cdp, 'sessions', '#sessions-table');
@@ -425,7 +470,12 @@ async function main() {
       await openPage(cdp, 'config', '#reload-report');
       await waitFor(cdp, 'the config shown', STEP_TIMEOUT_MS, "document.querySelector('#config-json').textContent.includes('realm1')");
       const onConfig = await evaluate(cdp, "document.querySelectorAll('button.action').length");
-      if (onSessions || onConfig) throw new Error(`${onSessions} button.action on the sessions page, ${onConfig} on the config page`);
+      await openPage(cdp, 'transports', '#transports-table');
+      await waitFor(cdp, 'the transports listed', STEP_TIMEOUT_MS, "document.querySelectorAll('#transports-table tbody tr').length > 0");
+      const onTransports = await evaluate(cdp, "document.querySelectorAll('button.action').length");
+      if (onSessions || onConfig || onTransports) {
+        throw new Error(`${onSessions} button.action on the sessions page, ${onConfig} on the config page, ${onTransports} on the transports page`);
+      }
     });
 
     const errors = consoleLines.filter((l) => /^(exception|console\.error|log\.error)/.test(l));

@@ -741,6 +741,8 @@
     start: 'switchboard.worker.start',
     reload: 'switchboard.config.reload',
     shutdown: 'switchboard.node.shutdown',
+    transportStop: 'switchboard.transport.stop',
+    transportStart: 'switchboard.transport.start',
   };
 
   /** Close reasons after which the console logs in again by itself (the node restarted, the
@@ -827,7 +829,7 @@
 
   function stateBadge(s) {
     const text = s === null || s === undefined ? 'unknown' : String(s);
-    const kind = /^(running|up|connected|established|ready|started)$/i.test(text) ? 'ok'
+    const kind = /^(running|up|connected|established|ready|started|listening)$/i.test(text) ? 'ok'
       : /^(starting|stopping|connecting|restarting|reconnecting|pending)$/i.test(text) ? 'warn'
         : /^(failed|crashed|exited|stopped|down|error|disconnected|closed)$/i.test(text) ? 'bad' : '';
     return badge(text, kind);
@@ -1495,6 +1497,10 @@
   // Sessions
   // ===========================================================================================
 
+  /** The columns the router sorts by, across pages (`switchboard.session.list`'s `sort`); the
+   *  others are sorted within the page shown. Up time sorts by when the session joined. */
+  const SERVER_SORTS = new Set(['session', 'realm', 'authid', 'messages_in', 'messages_out', 'joined']);
+
   pages.sessions = {
     title: 'Sessions',
     limit: 50,
@@ -1511,7 +1517,9 @@
     async load() {
       const realm = $('#sessions-realm').value || null;
       try {
-        const { args, kwargs } = await api('switchboard.session.list', [], { realm, limit: this.limit, offset: this.offset });
+        const call = { realm, limit: this.limit, offset: this.offset };
+        if (SERVER_SORTS.has(this.sortKey)) call.sort = `${this.sortDir < 0 ? '-' : ''}${this.sortKey}`;
+        const { args, kwargs } = await api('switchboard.session.list', [], call);
         this.rows = args[0] || [];
         this.total = isNum(kwargs.total) ? kwargs.total : this.rows.length;
         if (!this.rows.length && this.offset > 0 && this.total > 0) {
@@ -1530,7 +1538,7 @@
     },
     render() {
       const rows = [...this.rows];
-      if (this.sortKey) {
+      if (this.sortKey && !SERVER_SORTS.has(this.sortKey)) {
         const key = this.sortKey;
         rows.sort((a, b) => {
           const x = a[key];
@@ -1547,7 +1555,11 @@
       const own = state.session && state.session.id;
       fillTable($('#sessions-table'), rows, (s) => [
         h('td', { class: 'mono' }, String(s.session), s.session === own && s.realm === state.session.realm ? badge('this console', 'me') : null),
-        td(s.realm), td(s.authid), td(s.authrole), td(s.authmethod), td(s.serializer),
+        td(s.realm), td(s.authid), td(s.authrole),
+        td(fmtNum(s.messages_in), 'num'), td(fmtNum(s.messages_out), 'num'),
+        td(fmtBytes(s.bytes_in), 'num'), td(fmtBytes(s.bytes_out), 'num'), td(fmtNum(s.outbox), 'num'),
+        td(isNum(s.joined) ? fmtDuration(Date.now() / 1000 - s.joined) : null, 'num'),
+        td(s.authmethod), td(s.serializer), td(s.transport), td(s.peer, 'mono'),
         h('td', { class: 'actions' },
           mayKill && !(s.session === own && s.realm === state.session.realm)
             ? h('button', {
@@ -1591,7 +1603,12 @@
       const p = pages.sessions;
       if (p.sortKey === th.dataset.sort) p.sortDir = -p.sortDir;
       else { p.sortKey = th.dataset.sort; p.sortDir = 1; }
-      p.render();
+      if (SERVER_SORTS.has(p.sortKey)) {
+        p.offset = 0;
+        p.load();
+      } else {
+        p.render();
+      }
     });
   }
 
@@ -1753,14 +1770,31 @@
         const list = (await api('switchboard.transport.list')).args[0] || [];
         state.transports = list;
         showNotice($('#transports-notice'), '');
+        // A stopped transport starts again where it listened; the config file brings back what
+        // it says at the next reload.
+        const act = (label, procedure, t, danger) => (allowed(procedure)
+          ? actionButton(label, procedure, async () => {
+            try {
+              await api(procedure, [t.listen]);
+              toast(`${label}: transport ${t.listen}.`, 'ok');
+            } catch (err) {
+              toast(explain(err, procedure), 'bad');
+            }
+            await this.load();
+          }, danger)
+          : null);
         fillTable($('#transports-table'), list, (t) => {
           const tls = t.tls;
           const days = tls && isNum(tls.days_left) ? tls.days_left : null;
+          const stopped = t.state === 'stopped';
           return [
-            td(t.listen, 'mono'), td(t.type),
+            td(t.listen, 'mono'), td(t.type), h('td', {}, stateBadge(t.state || 'listening')),
             tls ? td(tls.subject || '(no subject)', 'mono') : h('td', {}, badge('no TLS')),
             td(tls && isNum(tls.not_after) ? fmtDateTime(tls.not_after) : null),
             td(days === null ? null : Math.floor(days), `num${days === null ? '' : days < 0 ? ' days-bad' : days < 14 ? ' days-warn' : ''}`),
+            h('td', { class: 'actions' }, stopped
+              ? act('Start', WRITE.transportStart, t, false)
+              : act('Stop', WRITE.transportStop, t, true)),
           ];
         }, 'No transports.');
         renderAlarms();
