@@ -14,10 +14,18 @@
 //! Its pending calls fail as for any callee that leaves (a router link is the one exception: events
 //! to it are dropped and counted, `Peer::send_event_to_link`). Nothing is dropped silently from a session
 //! that stays connected, and one slow session never blocks the publisher or anyone else.
+//!
+//! # Traffic counters
+//! Each session counts its messages and bytes both ways, for the management API's session list.
+//! What it receives is counted by its own task, the only writer, with a plain load and store (no
+//! locked read-modify-write); what it is sent is counted in [`Peer::send`], where many tasks may
+//! write, with a relaxed atomic add. Neither takes a lock or allocates.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use switchboard_proto::ids::IdSequence;
@@ -65,6 +73,9 @@ pub struct PendingInvocation {
     pub call_request: Id,
     /// Whether the caller asked for progressive results (`receive_progress`).
     pub progressive: bool,
+    /// When the CALL came in, until the caller has its first answer (for the call duration
+    /// metric: a progressive result takes it, so later ones do not count again).
+    pub started: Option<Instant>,
 }
 
 /// The Advanced Profile features a client announced in HELLO that the router acts on.
@@ -125,9 +136,67 @@ pub struct LinkPeer {
     pub relay: bool,
 }
 
+/// Where a session's messages come from: the connection, or the router's own process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Connection {
+    /// `websocket`, `rawsocket`, `longpoll`, or `inprocess` for a session in the router's process.
+    pub transport: &'static str,
+    /// The client's address (TCP only).
+    pub peer_addr: Option<SocketAddr>,
+}
+
+impl Connection {
+    /// A session in the router's own process (a component, a bridge, a link's local end).
+    pub const IN_PROCESS: Connection = Connection {
+        transport: "inprocess",
+        peer_addr: None,
+    };
+}
+
+/// What a session received: written by its own task only (see the module docs).
+#[derive(Debug, Default)]
+struct Received {
+    messages: AtomicU64,
+    bytes: AtomicU64,
+    /// When the last one came, in nanoseconds since the session joined.
+    last_nanos: AtomicU64,
+}
+
+/// What other tasks queued for a session: written by any task.
+#[derive(Debug, Default)]
+struct Sent {
+    messages: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// A session's traffic and times, for the session list (read at any time, a field at a time).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Traffic {
+    /// Messages the session sent to the router (HELLO and AUTHENTICATE not counted).
+    pub messages_in: u64,
+    /// Messages queued for the session (WELCOME and a session's last words not counted).
+    pub messages_out: u64,
+    /// Bytes of `messages_in`, as encoded on the wire (without transport framing).
+    pub bytes_in: u64,
+    /// Bytes of `messages_out`, as encoded.
+    pub bytes_out: u64,
+    /// Messages in the session's outbox now, not yet written to it.
+    pub outbox: usize,
+    /// When the session joined.
+    pub joined: SystemTime,
+    /// When its last message came in (when it joined, before the first).
+    pub last_activity: SystemTime,
+}
+
 #[derive(Debug)]
 struct PeerInner {
     identity: Identity,
+    connection: Connection,
+    /// When the session joined, by the wall clock (shown) and the monotonic one (the base of
+    /// `received.last_nanos`).
+    joined: (SystemTime, Instant),
+    received: Received,
+    sent: Sent,
     features: ClientFeatures,
     /// Calls this session (as caller) has in flight: CALL.Request id -> (callee, INVOCATION.Request
     /// id), for CANCEL. Inserted by this session's task, removed by whoever ends the call.
@@ -173,6 +242,7 @@ impl Peer {
     /// A handle and its outbox for a newly established session.
     pub fn new(
         identity: Identity,
+        connection: Connection,
         features: ClientFeatures,
         serializer: Serializer,
         max_message_bytes: Option<usize>,
@@ -182,6 +252,10 @@ impl Peer {
         let peer = Peer {
             inner: Arc::new(PeerInner {
                 identity,
+                connection,
+                joined: (SystemTime::now(), Instant::now()),
+                received: Received::default(),
+                sent: Sent::default(),
                 features,
                 calls_in_flight: Mutex::new(HashMap::new()),
                 serializer,
@@ -210,6 +284,57 @@ impl Peer {
         &self.inner.identity
     }
 
+    /// Where the session's messages come from.
+    pub fn connection(&self) -> Connection {
+        self.inner.connection
+    }
+
+    /// Counts a message of `len` bytes the session sent, which came in at `at`. Called by the
+    /// session's own task only: the counters have no other writer, so a plain load and store do
+    /// (see the module docs).
+    #[inline]
+    pub fn count_received(&self, len: usize, at: Instant) {
+        let received = &self.inner.received;
+        let add = |counter: &AtomicU64, n: u64| {
+            counter.store(
+                counter.load(Ordering::Relaxed).wrapping_add(n),
+                Ordering::Relaxed,
+            );
+        };
+        add(&received.messages, 1);
+        add(&received.bytes, len as u64);
+        let since_joined = at.saturating_duration_since(self.inner.joined.1);
+        received.last_nanos.store(
+            u64::try_from(since_joined.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The session's traffic so far.
+    pub fn traffic(&self) -> Traffic {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let (joined, _) = self.inner.joined;
+        let outbox = &self.inner.outbox;
+        Traffic {
+            messages_in: load(&self.inner.received.messages),
+            messages_out: load(&self.inner.sent.messages),
+            bytes_in: load(&self.inner.received.bytes),
+            bytes_out: load(&self.inner.sent.bytes),
+            outbox: outbox.max_capacity() - outbox.capacity(),
+            joined,
+            last_activity: joined
+                + std::time::Duration::from_nanos(load(&self.inner.received.last_nanos)),
+        }
+    }
+
+    /// Counts a message queued for the session.
+    #[inline]
+    fn count_sent(&self, len: usize) {
+        let sent = &self.inner.sent;
+        sent.messages.fetch_add(1, Ordering::Relaxed);
+        sent.bytes.fetch_add(len as u64, Ordering::Relaxed);
+    }
+
     /// The link this session is one end of, if it is a link.
     pub fn link(&self) -> Option<&LinkPeer> {
         self.inner.identity.link.as_deref()
@@ -228,8 +353,12 @@ impl Peer {
     /// Queues an encoded message without waiting. On a full outbox, applies the slow-consumer policy
     /// (see the module docs).
     pub fn send(&self, msg: Bytes) -> Result<(), SendError> {
+        let len = msg.len();
         match self.inner.outbox.try_send(msg) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.count_sent(len);
+                Ok(())
+            }
             Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.inner.dropped.fetch_add(1, Ordering::Relaxed);
@@ -248,8 +377,12 @@ impl Peer {
     /// [`SendError::Full`] when the event was dropped, [`SendError::Closed`] when the session is
     /// gone.
     pub fn send_event_to_link(&self, msg: Bytes) -> Result<(), SendError> {
+        let len = msg.len();
         match self.inner.outbox.try_send(msg) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.count_sent(len);
+                Ok(())
+            }
             Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
             Err(mpsc::error::TrySendError::Full(_)) => {
                 let before = self.inner.dropped.fetch_add(1, Ordering::Relaxed);
@@ -315,12 +448,19 @@ impl Peer {
         self.pending_invocations().remove(&id)
     }
 
-    /// The pending invocation `id`'s caller and call request, leaving it pending (for progressive
-    /// results, which do not end the call).
-    pub fn peek_pending_invocation(&self, id: Id) -> Option<(Peer, Id, bool)> {
+    /// Whether the invocation `id` is still pending.
+    pub fn has_pending_invocation(&self, id: Id) -> bool {
+        self.pending_invocations().contains_key(&id)
+    }
+
+    /// For a progressive result: the pending invocation `id`'s caller, call request and (the
+    /// first time) when the CALL came in, leaving it pending. `None` when it is not pending, or
+    /// its caller did not ask for progressive results (the result then ends the call).
+    pub fn progress_pending_invocation(&self, id: Id) -> Option<(Peer, Id, Option<Instant>)> {
         self.pending_invocations()
-            .get(&id)
-            .map(|p| (p.caller.clone(), p.call_request, p.progressive))
+            .get_mut(&id)
+            .filter(|p| p.progressive)
+            .map(|p| (p.caller.clone(), p.call_request, p.started.take()))
     }
 
     /// The Advanced Profile features the client announced.
@@ -395,6 +535,7 @@ mod tests {
         };
         Peer::new(
             identity,
+            Connection::IN_PROCESS,
             ClientFeatures::default(),
             Serializer::Json,
             None,
@@ -413,6 +554,53 @@ mod tests {
     }
 
     #[test]
+    fn traffic_counts_both_ways_and_the_outbox_depth() {
+        let (p, mut outbox) = peer(4);
+        let joined = p.traffic().joined;
+        assert_eq!(p.traffic().last_activity, joined);
+        p.send(Bytes::from_static(b"12345")).unwrap();
+        p.send_event_to_link(Bytes::from_static(b"123")).unwrap();
+        let later = p.inner.joined.1 + std::time::Duration::from_millis(1500);
+        p.count_received(10, later);
+        p.count_received(7, later);
+        let t = p.traffic();
+        assert_eq!((t.messages_out, t.bytes_out, t.outbox), (2, 8, 2));
+        assert_eq!((t.messages_in, t.bytes_in), (2, 17));
+        assert_eq!(
+            t.last_activity.duration_since(joined).unwrap(),
+            std::time::Duration::from_millis(1500)
+        );
+        outbox.rx.try_recv().unwrap();
+        assert_eq!(p.traffic().outbox, 1);
+    }
+
+    #[test]
+    fn a_progressive_result_takes_the_start_of_the_call_once() {
+        let (callee, _o1) = peer(2);
+        let (caller, _o2) = peer(2);
+        let started = Instant::now();
+        let id = callee.add_pending_invocation(PendingInvocation {
+            caller,
+            call_request: 7,
+            progressive: true,
+            started: Some(started),
+        });
+        let first = callee
+            .progress_pending_invocation(id)
+            .map(|(_, r, s)| (r, s));
+        assert_eq!(first, Some((7, Some(started))));
+        let second = callee
+            .progress_pending_invocation(id)
+            .map(|(_, r, s)| (r, s));
+        assert_eq!(second, Some((7, None)));
+        assert!(
+            callee
+                .take_pending_invocation(id)
+                .is_some_and(|p| p.started.is_none())
+        );
+    }
+
+    #[test]
     fn send_to_a_gone_session_reports_closed() {
         let (p, outbox) = peer(2);
         drop(outbox);
@@ -427,11 +615,13 @@ mod tests {
             caller: caller.clone(),
             call_request: 7,
             progressive: false,
+            started: None,
         });
         let b = callee.add_pending_invocation(PendingInvocation {
             caller,
             call_request: 8,
             progressive: false,
+            started: None,
         });
         assert_ne!(a, b);
         assert_eq!(

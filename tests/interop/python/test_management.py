@@ -25,7 +25,9 @@ READS = ["switchboard.access.get", "switchboard.session.list", "switchboard.subs
          "switchboard.registration.list", "switchboard.worker.list", "switchboard.worker.log",
          "switchboard.transport.list", "switchboard.tls.get_certificates", "switchboard.link.list",
          "switchboard.log.level.get"]
-ACTIONS = ["switchboard.session.kill", "switchboard.worker.restart", "switchboard.worker.stop",
+ACTIONS = ["switchboard.session.kill", "switchboard.realm.add", "switchboard.realm.remove",
+           "switchboard.role.add", "switchboard.role.remove", "switchboard.transport.start",
+           "switchboard.transport.stop", "switchboard.worker.restart", "switchboard.worker.stop",
            "switchboard.worker.start", "switchboard.config.reload", "switchboard.log.level.set",
            "switchboard.node.shutdown"]
 

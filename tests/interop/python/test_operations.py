@@ -423,3 +423,89 @@ def test_workers_connections_and_reloads_have_their_series(node):
     assert value(samples, "switchboard_config_reloads_total", result="ok") == 0
     assert value(samples, "switchboard_config_reloads_total", result="error") == 0
     assert value(samples, "switchboard_config_last_reload_timestamp_seconds") == 0
+
+
+def test_call_durations_and_authentications_have_their_series():
+    """``switchboard_call_duration_seconds`` is a histogram per realm (CALL in to the caller's
+    first answer) that counts every answered call, with cumulative buckets; and
+    ``switchboard_auth_total`` counts each HELLO's authentication by method and result."""
+    nd = make_node_dir("switchboard")
+    port = free_tcp_port()
+    config = {
+        "version": 2,
+        "workers": [{
+            "type": "router",
+            "realms": [{"name": "realm1", "roles": ROLES}, {"name": "quiet", "roles": ROLES}],
+            "transports": [{
+                "type": "universal",
+                "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"},
+                "websocket": {"ws": {"type": "websocket", "auth": {
+                    "anonymous": {"type": "static", "role": "anonymous"},
+                    "ticket": {"type": "static", "principals": {
+                        "alice": {"ticket": "alice-secret", "role": "anonymous"}}}}}},
+                "web": {"paths": {"metrics": {"type": "metrics"}}},
+            }],
+        }],
+    }
+    router = launch_router(nd, config, [port])
+    calls = 7
+
+    def buckets(samples, realm):
+        found = sorted((float(dict(labels)["le"]), v) for (name, labels), v in samples.items()
+                       if name == "switchboard_call_duration_seconds_bucket" and dict(labels)["realm"] == realm)
+        assert len(found) == 17 and found[-1][0] == float("inf"), found
+        return found
+
+    try:
+        # Every configured realm has the histogram from start-up, at 0.
+        start = scrape(router)
+        assert value(start, "switchboard_call_duration_seconds_count", realm="quiet") == 0
+        assert value(start, "switchboard_call_duration_seconds_sum", realm="quiet") == 0
+        assert all(v == 0 for _, v in buckets(start, "quiet"))
+        for method in ("anonymous", "ticket", "wampcra", "cryptosign", "other"):
+            for result in ("success", "failure"):
+                assert value(start, "switchboard_auth_total", realm="quiet", method=method, result=result) == 0
+
+        async def scenario():
+            from interop_client import SessionRefused
+            with pytest.raises(SessionRefused):
+                await connect(router, "websocket_tcp", "json", realm="realm1",
+                              authentication={"ticket": {"authid": "alice", "ticket": "wrong"}})
+            after_failure = scrape(router)
+            callee = await connect(router, "websocket_tcp", "json", realm="realm1")
+            caller = await connect(router, "websocket_tcp", "msgpack", realm="realm1",
+                                   authentication={"ticket": {"authid": "alice", "ticket": "alice-secret"}})
+            try:
+                await callee.session.register(lambda a, b: a + b, "com.example.ops.add2")
+                for i in range(calls):
+                    assert await bounded(caller.session.call("com.example.ops.add2", i, 1), "add2") == i + 1
+                # A refused call is answered too (ERROR no_such_procedure).
+                with pytest.raises(ApplicationError):
+                    await bounded(caller.session.call("com.example.ops.missing"), "missing")
+                return after_failure, scrape(router)
+            finally:
+                await close_all(callee, caller)
+
+        after_failure, after = run(scenario())
+    finally:
+        router.close()
+
+    def moved(samples, earlier, name, **labels):
+        return value(samples, name, **labels) - value(earlier, name, **labels)
+
+    count = value(after, "switchboard_call_duration_seconds_count", realm="realm1")
+    assert count >= calls + 1, count
+    assert value(after, "switchboard_call_duration_seconds_sum", realm="realm1") > 0
+    counts = [v for _, v in buckets(after, "realm1")]
+    assert counts == sorted(counts), counts  # cumulative: never smaller than the bucket below
+    assert counts[-1] == count, (counts, count)
+    assert value(after, "switchboard_call_duration_seconds_count", realm="quiet") == 0
+
+    ticket = {"realm": "realm1", "method": "ticket"}
+    assert moved(after_failure, start, "switchboard_auth_total", result="failure", **ticket) == 1
+    assert moved(after_failure, start, "switchboard_auth_total", result="success", **ticket) == 0
+    assert moved(after_failure, start, "switchboard_auth_failures_total", realm="realm1") == 1
+    assert moved(after, after_failure, "switchboard_auth_total", result="success", **ticket) == 1
+    assert moved(after, after_failure, "switchboard_auth_total", result="failure", **ticket) == 0
+    assert moved(after, after_failure, "switchboard_auth_total", realm="realm1", method="anonymous",
+                 result="success") == 1

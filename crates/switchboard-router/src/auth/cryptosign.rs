@@ -531,6 +531,8 @@ mod tests {
         let auth = endpoint_for(&pair);
         let denied = expect_denied(&auth, hello(&pair).authid("carol")).await;
         assert_eq!(denied.reason, errors::NO_SUCH_PRINCIPAL);
+        // Refused before any CHALLENGE, by the method the metrics count it under.
+        assert_eq!(denied.method, Some("cryptosign"));
         assert_eq!(denied.message, r#"no cryptosign principal "carol""#);
         let denied = expect_denied(&auth, Hello::new(&["cryptosign"]).authid("alice")).await;
         assert_eq!(denied.reason, errors::AUTHENTICATION_FAILED);

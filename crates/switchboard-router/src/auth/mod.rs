@@ -156,6 +156,9 @@ pub struct Denied {
     /// (or an identity) that were refused, as opposed to the router failing or the client not
     /// offering any usable method.
     pub failed_attempt: bool,
+    /// The method that refused, when one was chosen (one of the metrics' known methods,
+    /// `crate::realm::stats::AUTH_METHODS`).
+    pub method: Option<&'static str>,
 }
 
 impl Denied {
@@ -172,6 +175,19 @@ impl Denied {
             reason: reason.to_owned(),
             message: message.into(),
             failed_attempt: !technical.contains(&reason),
+            method: None,
+        }
+    }
+
+    /// The same denial, by `method` (left unset for a method the metrics do not know by name).
+    pub fn during(self, method: &str) -> Self {
+        let known = crate::realm::stats::AUTH_METHODS
+            .iter()
+            .find(|m| **m == method)
+            .copied();
+        Self {
+            method: known.or(self.method),
+            ..self
         }
     }
 
@@ -182,12 +198,13 @@ impl Denied {
             reason,
             message,
             failed_attempt: true,
+            method: None,
         }
     }
 }
 
 /// The peer as Crossbar writes it (`tcp4:127.0.0.1:53412`, `unix`).
-fn peer_text(addr: Option<SocketAddr>) -> String {
+pub(crate) fn peer_text(addr: Option<SocketAddr>) -> String {
     match addr {
         Some(SocketAddr::V4(a)) => format!("tcp4:{}:{}", a.ip(), a.port()),
         Some(SocketAddr::V6(a)) => format!("tcp6:{}:{}", a.ip(), a.port()),
@@ -263,13 +280,16 @@ impl PendingAuth {
             Check::Scram(p) => p.authenticate(signature, extra),
             Check::Cryptosign(p) => p.authenticate(signature),
         };
-        self.attempt.settle(outcome)
+        let method = self.method;
+        self.attempt
+            .settle(outcome)
+            .map_err(|denied| denied.during(method))
     }
 
     /// Ends the exchange without an AUTHENTICATE (the client gave up, broke the protocol, went
     /// away or took too long): `why` is logged and returned for the ABORT.
     pub fn abandon(self, why: Denied) -> Denied {
-        self.attempt.deny(why)
+        self.attempt.deny(why.during(self.method))
     }
 }
 
@@ -440,79 +460,13 @@ impl EndpointAuth {
                 .unwrap_or(&empty),
         };
         for method in &offered {
-            match *method {
-                "anonymous" => match &self.anonymous {
-                    Some(Anonymous::Static { role, authid }) => {
-                        return Ok(Step::Welcome(anonymous(
-                            role,
-                            authid.as_deref(),
-                            ctx.session,
-                        )));
-                    }
-                    Some(Anonymous::Dynamic(authenticator)) => {
-                        // As Crossbar: the authenticator is asked about a generated authid, which
-                        // the session keeps unless the answer names another.
-                        let mut query = ctx.query("anonymous");
-                        let authid = anonymous_authid(ctx.session);
-                        query
-                            .details
-                            .insert("authid".into(), authid.as_str().into());
-                        query.authid = Some(authid);
-                        let answer = authenticator.ask(query).await?;
-                        return answer.into_authenticated("anonymous").map(Step::Welcome);
-                    }
-                    None => {}
-                },
-                "ticket" => {
-                    if let Some(tickets) = &self.ticket {
-                        let (extra, p) = tickets.start(&ctx)?;
-                        return Ok(Step::Challenge("ticket", extra, Box::new(Check::Ticket(p))));
-                    }
-                }
-                "wampcra" => {
-                    if let Some(wampcra) = &self.wampcra {
-                        let (extra, p) = wampcra.start(&ctx).await?;
-                        return Ok(Step::Challenge(
-                            "wampcra",
-                            extra,
-                            Box::new(Check::WampCra(p)),
-                        ));
-                    }
-                }
-                "scram" => {
-                    if let Some(principals) = &self.scram {
-                        let (extra, p) = scram::start(principals, &ctx).await?;
-                        return Ok(Step::Challenge("scram", extra, Box::new(Check::Scram(p))));
-                    }
-                }
-                "cryptosign" => {
-                    if let Some(principals) = &self.cryptosign {
-                        let (extra, p) = cryptosign::start(principals, &ctx).await?;
-                        return Ok(Step::Challenge(
-                            "cryptosign",
-                            extra,
-                            Box::new(Check::Cryptosign(p)),
-                        ));
-                    }
-                }
-                "tls" => {
-                    if let (Some(principals), Some(cert)) =
-                        (&self.tls, request.conn.client_certificate.as_ref())
-                    {
-                        return tls::authenticate(principals, &ctx, cert)
-                            .await
-                            .map(Step::Welcome);
-                    }
-                }
-                "cookie" => {
-                    if self.cookie
-                        && let Some(c) = &request.conn.cookie
-                        && let Some(known) = c.jar.authenticated(&c.id, request.realm)
-                    {
-                        return Ok(Step::Welcome(known));
-                    }
-                }
-                _ => {}
+            // A refusal names the method that refused (the metrics count by method).
+            let step = self
+                .start(method, &ctx, request)
+                .await
+                .map_err(|denied| denied.during(method))?;
+            if let Some(step) = step {
+                return Ok(step);
             }
         }
         Err(Denied::new(
@@ -523,6 +477,87 @@ impl EndpointAuth {
                 self.offered()
             ),
         ))
+    }
+    /// The first step of `method` for this HELLO; `None` when this endpoint does not offer it, or
+    /// it does not apply to this connection (no known cookie, no client certificate).
+    async fn start(
+        &self,
+        method: &str,
+        ctx: &Context<'_>,
+        request: &HelloRequest<'_>,
+    ) -> Result<Option<Step>, Denied> {
+        match method {
+            "anonymous" => match &self.anonymous {
+                Some(Anonymous::Static { role, authid }) => {
+                    return Ok(Some(Step::Welcome(anonymous(
+                        role,
+                        authid.as_deref(),
+                        ctx.session,
+                    ))));
+                }
+                Some(Anonymous::Dynamic(authenticator)) => {
+                    // As Crossbar: the authenticator is asked about a generated authid, which
+                    // the session keeps unless the answer names another.
+                    let mut query = ctx.query("anonymous");
+                    let authid = anonymous_authid(ctx.session);
+                    query
+                        .details
+                        .insert("authid".into(), authid.as_str().into());
+                    query.authid = Some(authid);
+                    let answer = authenticator.ask(query).await?;
+                    return answer
+                        .into_authenticated("anonymous")
+                        .map(|who| Some(Step::Welcome(who)));
+                }
+                None => {}
+            },
+            "ticket" => {
+                if let Some(tickets) = &self.ticket {
+                    let (extra, p) = tickets.start(ctx)?;
+                    let check = Box::new(Check::Ticket(p));
+                    return Ok(Some(Step::Challenge("ticket", extra, check)));
+                }
+            }
+            "wampcra" => {
+                if let Some(wampcra) = &self.wampcra {
+                    let (extra, p) = wampcra.start(ctx).await?;
+                    let check = Box::new(Check::WampCra(p));
+                    return Ok(Some(Step::Challenge("wampcra", extra, check)));
+                }
+            }
+            "scram" => {
+                if let Some(principals) = &self.scram {
+                    let (extra, p) = scram::start(principals, ctx).await?;
+                    let check = Box::new(Check::Scram(p));
+                    return Ok(Some(Step::Challenge("scram", extra, check)));
+                }
+            }
+            "cryptosign" => {
+                if let Some(principals) = &self.cryptosign {
+                    let (extra, p) = cryptosign::start(principals, ctx).await?;
+                    let check = Box::new(Check::Cryptosign(p));
+                    return Ok(Some(Step::Challenge("cryptosign", extra, check)));
+                }
+            }
+            "tls" => {
+                if let (Some(principals), Some(cert)) =
+                    (&self.tls, request.conn.client_certificate.as_ref())
+                {
+                    let who = tls::authenticate(principals, ctx, cert).await?;
+                    return Ok(Some(Step::Welcome(who)));
+                }
+            }
+            "cookie" => {
+                if self.cookie
+                    && let Some(c) = &request.conn.cookie
+                    && let Some(known) = c.jar.authenticated(&c.id, request.realm)
+                {
+                    return Ok(Some(Step::Welcome(known)));
+                }
+            }
+            _ => {}
+        }
+        Ok(None)
     }
 }
 
@@ -746,13 +781,25 @@ mod tests {
         let hello = || Hello::new(&["ticket"]).authid("joe");
         let (pending, _) = expect_challenge(&auth, hello(), "ticket").await;
         let gone = Denied::new(errors::AUTHENTICATION_FAILED, "the connection ended");
-        assert_eq!(pending.abandon(gone.clone()), gone);
+        assert_eq!(pending.abandon(gone.clone()), gone.during("ticket"));
         let (pending, _) = expect_challenge(&auth, hello(), "ticket").await;
         drop(pending);
         // One failure uses up the allowance of 1.
         ticket_login(&auth, "wrong").await.unwrap_err();
         let denied = ticket_login(&auth, "right").await.unwrap_err();
         assert!(denied.message.starts_with("too many failed"));
+    }
+
+    #[tokio::test]
+    async fn a_refusal_names_the_method_that_refused_once_one_was_chosen() {
+        let auth = limited_endpoint(TICKET, Some(limiter(1)));
+        let refused = ticket_login(&auth, "wrong").await.unwrap_err();
+        assert!(refused.failed_attempt);
+        assert_eq!(refused.method, Some("ticket"));
+        // Over its failure limit, the address is refused before any method is chosen.
+        let blocked = ticket_login(&auth, "right").await.unwrap_err();
+        assert!(blocked.failed_attempt);
+        assert_eq!(blocked.method, None);
     }
 
     #[tokio::test]

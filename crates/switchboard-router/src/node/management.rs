@@ -390,7 +390,10 @@ async fn serve_operations(
 
 /// Registers the procedures that add and remove realms, roles and transports: edits of the
 /// running config, applied as a reload applies a changed file (`super::reload`).
-async fn serve_config_edits(session: &Session, node: &Node) -> Result<(), switchboard_client::Error> {
+async fn serve_config_edits(
+    session: &Session,
+    node: &Node,
+) -> Result<(), switchboard_client::Error> {
     /// The edit asked for by an invocation.
     enum Edit {
         AddRealm,
@@ -715,9 +718,20 @@ pub(super) fn node_status(realms: &RealmRegistry, status: &NodeStatus) -> Dict {
     out
 }
 
-/// `switchboard.session.list(realm=None, limit=50, offset=0)`: a page of sessions ordered by
-/// realm and session id, with `total`, `offset` and `limit` beside it.
+/// `switchboard.session.list(realm=None, limit=50, offset=0, sort=None)`: a page of sessions with
+/// their traffic, with `total`, `offset` and `limit` beside it. `sort` is `session`, `realm`,
+/// `authid`, `messages_in`, `messages_out` or `joined` (`-` before it: descending), each then by
+/// realm and session id; without it, sessions are ordered by realm and session id (`realm`).
 fn session_list(realms: &RealmRegistry, inv: &Invocation) -> Result<Args, CallError> {
+    /// What a page can be sorted by.
+    const SESSION_SORTS: [&str; 6] = [
+        "session",
+        "realm",
+        "authid",
+        "messages_in",
+        "messages_out",
+        "joined",
+    ];
     let kwargs = inv.kwargs();
     let arg = |i: usize, key: &str| inv.positional().get(i).or_else(|| kwargs.get(key));
     let bad = |what: &str| {
@@ -744,6 +758,26 @@ fn session_list(realms: &RealmRegistry, inv: &Invocation) -> Result<Args, CallEr
             .as_u64()
             .ok_or_else(|| bad("offset: expected 0 or more"))?,
     } as usize;
+    let (sort, descending) = match arg(3, "sort") {
+        None | Some(Value::Null) => ("realm", false),
+        Some(v) => {
+            let text = v.as_str().unwrap_or_default();
+            let (key, descending) = match text.strip_prefix('-') {
+                Some(key) => (key, true),
+                None => (text, false),
+            };
+            let key = SESSION_SORTS
+                .into_iter()
+                .find(|k| *k == key)
+                .ok_or_else(|| {
+                    bad(&format!(
+                        "sort: expected one of {SESSION_SORTS:?}, with '-' before it for \
+                         descending order"
+                    ))
+                })?;
+            (key, descending)
+        }
+    };
     let chosen: Vec<_> = served(realms)
         .into_iter()
         .filter(|r| realm.is_none_or(|name| r.name() == name))
@@ -754,22 +788,46 @@ fn session_list(realms: &RealmRegistry, inv: &Invocation) -> Result<Args, CallEr
         return Err(CallError::new("wamp.error.no_such_realm")
             .with_args(Args::positional(vec![format!("no realm {name}").into()])));
     }
-    let mut sessions: Vec<(String, crate::peer::Peer)> = chosen
+    // Each session's traffic is read once, so that the order and the page agree.
+    let mut sessions: Vec<(String, crate::peer::Peer, crate::peer::Traffic)> = chosen
         .iter()
         .flat_map(|r| {
-            r.sessions()
-                .into_iter()
-                .map(move |p| (r.name().to_owned(), p))
+            r.sessions().into_iter().map(move |p| {
+                let traffic = p.traffic();
+                (r.name().to_owned(), p, traffic)
+            })
         })
         .collect();
-    sessions.sort_by_key(|(realm, p)| (realm.clone(), p.id().0));
+    sessions.sort_by(|(realm_a, a, ta), (realm_b, b, tb)| {
+        let by_key = match sort {
+            "session" => a.id().cmp(&b.id()),
+            "authid" => a.identity().authid.cmp(&b.identity().authid),
+            "messages_in" => ta.messages_in.cmp(&tb.messages_in),
+            "messages_out" => ta.messages_out.cmp(&tb.messages_out),
+            "joined" => ta.joined.cmp(&tb.joined),
+            _ => std::cmp::Ordering::Equal,
+        };
+        let by_key = if descending { by_key.reverse() } else { by_key };
+        let by_realm = realm_a.cmp(realm_b);
+        let by_realm = if descending && sort == "realm" {
+            by_realm.reverse()
+        } else {
+            by_realm
+        };
+        by_key.then(by_realm).then(a.id().cmp(&b.id()))
+    });
+    let unix_seconds = |t: SystemTime| {
+        t.duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    };
     let total = sessions.len() as u64;
     let page: Vec<Value> = sessions
         .into_iter()
         .skip(offset)
         .take(limit)
-        .map(|(realm, p)| {
+        .map(|(realm, p, traffic)| {
             let who = p.identity();
+            let connection = p.connection();
             let mut d = Dict::new();
             d.insert("session".into(), p.id().0.into());
             d.insert("realm".into(), realm.into());
@@ -777,6 +835,19 @@ fn session_list(realms: &RealmRegistry, inv: &Invocation) -> Result<Args, CallEr
             d.insert("authrole".into(), who.authrole.clone().into());
             d.insert("authmethod".into(), who.authmethod.into());
             d.insert("serializer".into(), p.serializer().name().into());
+            d.insert("transport".into(), connection.transport.into());
+            if connection != crate::peer::Connection::IN_PROCESS {
+                let peer = crate::auth::peer_text(connection.peer_addr);
+                d.insert("peer".into(), peer.into());
+            }
+            d.insert("messages_in".into(), traffic.messages_in.into());
+            d.insert("messages_out".into(), traffic.messages_out.into());
+            d.insert("bytes_in".into(), traffic.bytes_in.into());
+            d.insert("bytes_out".into(), traffic.bytes_out.into());
+            d.insert("outbox".into(), (traffic.outbox as u64).into());
+            d.insert("joined".into(), unix_seconds(traffic.joined).into());
+            let last_activity = unix_seconds(traffic.last_activity);
+            d.insert("last_activity".into(), last_activity.into());
             Value::Dict(d)
         })
         .collect();

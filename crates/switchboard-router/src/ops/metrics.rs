@@ -2,14 +2,15 @@
 //! the realms' counters ([`crate::realm::stats`]) and the process at each scrape.
 //!
 //! Labels are bounded by the config: realm, message type, call outcome, action, drop reason,
-//! authmethod and serializer. No URI is ever a label: a client could make the series unbounded.
-//! Every configured realm has its series from start-up, at 0.
+//! authmethod (a fixed list, see [`AUTH_METHODS`]) and serializer. No URI is ever a label: a
+//! client could make the series unbounded. Every configured realm has its series from start-up,
+//! at 0.
 
 use std::sync::Arc;
 
 use hyper::StatusCode;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -18,7 +19,10 @@ use prometheus_client::registry::Registry;
 use super::NodeStatus;
 use crate::realm::RealmRegistry;
 use crate::realm::authz::Action;
-use crate::realm::stats::{CallOutcome, INBOUND_TYPES};
+use crate::realm::stats::{
+    AUTH_METHODS, CALL_DURATION_BUCKETS_SECONDS, CallOutcome, HistogramSnapshot, INBOUND_TYPES,
+    auth_method_label,
+};
 use crate::web::{self, HttpBody};
 
 /// The content type of the Prometheus text format.
@@ -244,13 +248,48 @@ impl Collector for NodeCollector {
         )?;
         family(
             e,
+            "switchboard_call_duration_seconds",
+            "How long calls took from CALL in to the caller's first RESULT or ERROR (the first \
+             progressive result; refusals, cancels and timeouts included)",
+            MetricType::Histogram,
+            stats.iter().map(|(realm, s)| {
+                (
+                    [("realm", realm.as_str())],
+                    ConstHistogram(&s.call_durations),
+                )
+            }),
+        )?;
+        family(
+            e,
+            "switchboard_auth",
+            "Authentications by the realm HELLO asked for, method and result: success, or failure \
+             (the credentials or identity were refused; other: before a method was chosen, an \
+             address over its failure limit)",
+            MetricType::Counter,
+            stats.iter().flat_map(|(realm, s)| {
+                (0..=AUTH_METHODS.len()).flat_map(move |method| {
+                    [("success", 0), ("failure", 1)].map(|(result, i)| {
+                        (
+                            [
+                                ("realm", realm.as_str()),
+                                ("method", auth_method_label(method)),
+                                ("result", result),
+                            ],
+                            ConstCounter::new(s.auth[method][i]),
+                        )
+                    })
+                })
+            }),
+        )?;
+        family(
+            e,
             "switchboard_auth_failures",
             "HELLOs whose credentials (or identity) were refused, by the realm they asked for",
             MetricType::Counter,
             stats.iter().map(|(realm, s)| {
                 (
                     [("realm", realm.as_str())],
-                    ConstCounter::new(s.auth_failures),
+                    ConstCounter::new(s.auth_failures()),
                 )
             }),
         )?;
@@ -353,6 +392,31 @@ fn process(e: &mut DescriptorEncoder, status: &NodeStatus) -> Result<(), std::fm
 }
 
 const NO_LABELS: [(&str, &str); 0] = [];
+
+/// A histogram read at scrape time, as the Prometheus text wants it (its encoder adds up the
+/// buckets).
+struct ConstHistogram<'a>(&'a HistogramSnapshot);
+
+impl EncodeMetric for ConstHistogram<'_> {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let snapshot = self.0;
+        let bounds = CALL_DURATION_BUCKETS_SECONDS
+            .iter()
+            .copied()
+            .chain([f64::INFINITY]);
+        let buckets: Vec<(f64, u64)> = bounds.zip(snapshot.buckets).collect();
+        encoder.encode_histogram::<NoLabelSet>(
+            snapshot.sum_seconds,
+            snapshot.count(),
+            &buckets,
+            None,
+        )
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
 
 /// What `/proc/self` says about this process.
 pub struct ProcSelf {

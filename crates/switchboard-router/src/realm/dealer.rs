@@ -11,7 +11,7 @@ use super::stats::{CallOutcome, RealmStats};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use switchboard_proto::ids::IdSequence;
 use switchboard_proto::options::{CancelMode, InvokePolicy};
@@ -170,11 +170,12 @@ fn cancel_invocation(
     if let Some(pending) = callee.take_pending_invocation(invocation) {
         let caller = &pending.caller;
         caller.untrack_call(pending.call_request);
-        stats.call_ended(if reason == errors::TIMEOUT {
+        let outcome = if reason == errors::TIMEOUT {
             CallOutcome::Timeout
         } else {
             CallOutcome::Canceled
-        });
+        };
+        stats.call_ended(outcome, pending.started);
         let text = if reason == errors::TIMEOUT {
             "the call timed out"
         } else {
@@ -333,9 +334,10 @@ impl Dealer {
         read(&self.state).by_id.get(&id).map(|r| r.callees.clone())
     }
 
-    /// Routes a CALL to its callee. `disclose` (the role's `disclose.caller`, or the caller's
-    /// `disclose_me`) puts the caller's identity into INVOCATION.Details. On error the caller gets
-    /// the returned ERROR.
+    /// Routes a CALL, which came in at `started`, to its callee. `disclose` (the role's
+    /// `disclose.caller`, or the caller's `disclose_me`) puts the caller's identity into
+    /// INVOCATION.Details. On error the caller gets the returned ERROR.
+    #[allow(clippy::too_many_arguments)] // The CALL's fields, and what the session decided.
     pub fn call(
         &self,
         caller: &Peer,
@@ -344,14 +346,18 @@ impl Dealer {
         procedure: &str,
         payload: &Payload,
         disclose: bool,
+        started: Instant,
     ) -> Result<(), CallError> {
-        let routed = self.route_call(caller, request, options, procedure, payload, disclose);
+        let routed = self.route_call(
+            caller, request, options, procedure, payload, disclose, started,
+        );
         if routed.is_err() {
-            self.stats.call_ended(CallOutcome::Refused);
+            self.stats.call_ended(CallOutcome::Refused, Some(started));
         }
         routed
     }
 
+    #[allow(clippy::too_many_arguments)] // As `call`.
     fn route_call(
         &self,
         caller: &Peer,
@@ -360,6 +366,7 @@ impl Dealer {
         procedure: &str,
         payload: &Payload,
         disclose: bool,
+        started: Instant,
     ) -> Result<(), CallError> {
         // The read lock is held until the INVOCATION is queued: a register or unregister (write
         // lock) queues its REGISTERED or UNREGISTERED either before or after it, so a callee
@@ -401,6 +408,7 @@ impl Dealer {
             caller: caller.clone(),
             call_request: request,
             progressive,
+            started: Some(started),
         });
         let timeout = options
             .get("timeout")
@@ -489,7 +497,7 @@ impl Dealer {
         if let Some((callee, stats)) = timed {
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(timeout)).await;
-                if callee.peek_pending_invocation(invocation_id).is_some() {
+                if callee.has_pending_invocation(invocation_id) {
                     cancel_invocation(
                         &callee,
                         invocation_id,
@@ -570,28 +578,37 @@ impl Dealer {
             .get("progress")
             .and_then(switchboard_proto::Value::as_bool)
             .unwrap_or(false);
-        let (caller, call_request, progressive_result) =
-            match callee.peek_pending_invocation(request) {
-                Some((caller, call_request, progressive)) if progress && progressive => {
-                    (caller, call_request, true)
+        // A progressive result leaves the call open, when its caller asked for them; any other
+        // ends it.
+        let open = if progress {
+            callee.progress_pending_invocation(request)
+        } else {
+            None
+        };
+        let (caller, call_request, progressive_result) = match open {
+            Some((caller, call_request, started)) => {
+                if let Some(started) = started {
+                    self.stats.call_answered(started);
                 }
-                _ => match callee.take_pending_invocation(request) {
-                    Some(p) => {
-                        p.caller.untrack_call(p.call_request);
-                        self.stats.call_ended(CallOutcome::Ok);
-                        (p.caller, p.call_request, false)
-                    }
-                    None => {
-                        // The call ended first (canceled, timed out, or its caller left).
-                        tracing::debug!(
-                            session = callee.id().0,
-                            request,
-                            "YIELD for no pending invocation"
-                        );
-                        return;
-                    }
-                },
-            };
+                (caller, call_request, true)
+            }
+            None => match callee.take_pending_invocation(request) {
+                Some(p) => {
+                    p.caller.untrack_call(p.call_request);
+                    self.stats.call_ended(CallOutcome::Ok, p.started);
+                    (p.caller, p.call_request, false)
+                }
+                None => {
+                    // The call ended first (canceled, timed out, or its caller left).
+                    tracing::debug!(
+                        session = callee.id().0,
+                        request,
+                        "YIELD for no pending invocation"
+                    );
+                    return;
+                }
+            },
+        };
         let mut details = Dict::new();
         if progressive_result {
             details.insert("progress".into(), true.into());
@@ -645,7 +662,7 @@ impl Dealer {
         };
         let caller = &pending.caller;
         caller.untrack_call(pending.call_request);
-        self.stats.call_ended(CallOutcome::Error);
+        self.stats.call_ended(CallOutcome::Error, pending.started);
         let msg = Message::Error {
             request_type: MessageType::Call.code(),
             request: pending.call_request,
@@ -675,7 +692,8 @@ impl Dealer {
         for (_, pending) in peer.drain_pending_invocations() {
             let caller = &pending.caller;
             caller.untrack_call(pending.call_request);
-            self.stats.call_ended(CallOutcome::Canceled);
+            self.stats
+                .call_ended(CallOutcome::Canceled, pending.started);
             send_to(
                 caller,
                 CallError::new(errors::CANCELED, "callee disconnected from in-flight call")
@@ -710,7 +728,7 @@ impl Dealer {
         let pending = callee.drain_pending_invocations();
         for (invocation, p) in &pending {
             p.caller.untrack_call(p.call_request);
-            self.stats.call_ended(CallOutcome::Canceled);
+            self.stats.call_ended(CallOutcome::Canceled, p.started);
             send_to(
                 &p.caller,
                 CallError::new(

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use switchboard_proto::{Message, Serializer};
 
@@ -63,6 +64,119 @@ impl CallOutcome {
     }
 }
 
+/// The authentication methods counted by name (`method` label); any other (none chosen yet: an
+/// address over its failure limit) counts as [`OTHER_AUTH_METHOD`]. A fixed list keeps the label
+/// set bounded whatever clients offer.
+pub const AUTH_METHODS: [&str; 7] = [
+    "anonymous",
+    "ticket",
+    "wampcra",
+    "scram",
+    "cryptosign",
+    "tls",
+    "cookie",
+];
+
+/// The `method` label of an authentication not under one of [`AUTH_METHODS`].
+pub const OTHER_AUTH_METHOD: &str = "other";
+
+/// How many `method` labels there are: [`AUTH_METHODS`] and [`OTHER_AUTH_METHOD`].
+const AUTH_METHOD_LABELS: usize = AUTH_METHODS.len() + 1;
+
+/// The `method` label of `method`: its index in [`AUTH_METHODS`], or the last one (`other`).
+fn auth_method_index(method: &str) -> usize {
+    AUTH_METHODS
+        .iter()
+        .position(|m| *m == method)
+        .unwrap_or(AUTH_METHODS.len())
+}
+
+/// The `method` label at `index`: one of [`AUTH_METHODS`], or [`OTHER_AUTH_METHOD`] past them.
+pub fn auth_method_label(index: usize) -> &'static str {
+    AUTH_METHODS
+        .get(index)
+        .copied()
+        .unwrap_or(OTHER_AUTH_METHOD)
+}
+
+/// The upper bounds of the call duration histogram's buckets, in seconds (`le` label; +Inf comes
+/// after them). From 100 µs, about what a call between two local sessions takes, to 10 s.
+pub const CALL_DURATION_BUCKETS_SECONDS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// [`CALL_DURATION_BUCKETS_SECONDS`] in nanoseconds, for the comparison per call.
+const CALL_DURATION_BUCKETS_NANOS: [u64; 16] = [
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
+
+/// A histogram of durations with fixed buckets: one counter per bucket (not cumulative: one
+/// observation bumps one bucket) and the sum, so an observation is two atomic additions. The
+/// count is the buckets' total, so the page's `_count` always equals its `+Inf` bucket.
+#[derive(Debug, Default)]
+pub struct DurationHistogram {
+    /// Observations per bucket of [`CALL_DURATION_BUCKETS_NANOS`], then those above the last bound.
+    buckets: [AtomicU64; CALL_DURATION_BUCKETS_NANOS.len() + 1],
+    /// The sum of the observations, in nanoseconds (wraps after 584 years of summed durations).
+    sum_nanos: AtomicU64,
+}
+
+impl DurationHistogram {
+    /// Counts one duration.
+    #[inline]
+    pub fn observe(&self, elapsed: Duration) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        // Most calls fall into the first buckets: a scan from the bottom ends soonest.
+        let bucket = CALL_DURATION_BUCKETS_NANOS
+            .iter()
+            .position(|bound| nanos <= *bound)
+            .unwrap_or(CALL_DURATION_BUCKETS_NANOS.len());
+        bump(&self.buckets[bucket], 1);
+        bump(&self.sum_nanos, nanos);
+    }
+
+    /// The histogram now.
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        HistogramSnapshot {
+            buckets: self.buckets.each_ref().map(|c| c.load(Ordering::Relaxed)),
+            sum_seconds: self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+        }
+    }
+}
+
+/// A snapshot of a [`DurationHistogram`].
+#[derive(Debug, Clone, Default)]
+pub struct HistogramSnapshot {
+    /// Observations per bucket of [`CALL_DURATION_BUCKETS_SECONDS`] (not cumulative), then those
+    /// above the last bound.
+    pub buckets: [u64; CALL_DURATION_BUCKETS_SECONDS.len() + 1],
+    /// The sum of the observations, in seconds.
+    pub sum_seconds: f64,
+}
+
+impl HistogramSnapshot {
+    /// How many observations there are.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+}
+
 /// Why the router dropped a message for a session (`reason` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dropped {
@@ -84,8 +198,10 @@ pub struct RealmStats {
     /// Sessions joined, by authmethod and serializer (a join is rare next to messages: a lock is
     /// fine here, and it keeps the label set to what actually occurs).
     opened: Mutex<BTreeMap<(String, &'static str), u64>>,
-    /// HELLOs for the realm whose credentials (or identity) were refused.
-    auth_failures: AtomicU64,
+    /// Authentications for the realm by method ([`auth_method_index`]): `[succeeded, refused]`.
+    auth: [[AtomicU64; 2]; AUTH_METHOD_LABELS],
+    /// How long calls took from CALL in to the caller's first RESULT or ERROR.
+    call_durations: DurationHistogram,
 }
 
 /// A snapshot of [`RealmStats`], for the metrics page.
@@ -105,8 +221,17 @@ pub struct StatsSnapshot {
     pub denied: [u64; Action::ALL.len()],
     /// Sessions joined by (authmethod, serializer).
     pub opened: Vec<((String, &'static str), u64)>,
-    /// HELLOs whose credentials were refused.
-    pub auth_failures: u64,
+    /// Authentications by method (index: [`auth_method_label`]): `[succeeded, refused]`.
+    pub auth: [[u64; 2]; AUTH_METHOD_LABELS],
+    /// Call durations.
+    pub call_durations: HistogramSnapshot,
+}
+
+impl StatsSnapshot {
+    /// HELLOs whose credentials (or identity) were refused, whatever the method.
+    pub fn auth_failures(&self) -> u64 {
+        self.auth.iter().map(|[_, refused]| refused).sum()
+    }
 }
 
 fn bump(counter: &AtomicU64, n: u64) {
@@ -150,10 +275,22 @@ impl RealmStats {
         bump(&self.dropped[why as usize], 1);
     }
 
-    /// Counts a call that ended with `outcome`.
+    /// Counts a call that ended with `outcome`; `started` is when its CALL came in, unless its
+    /// caller already had an answer (a progressive result, see [`Self::call_answered`]) or none
+    /// is coming.
     #[inline]
-    pub fn call_ended(&self, outcome: CallOutcome) {
+    pub fn call_ended(&self, outcome: CallOutcome, started: Option<Instant>) {
         bump(&self.calls[outcome as usize], 1);
+        if let Some(started) = started {
+            self.call_answered(started);
+        }
+    }
+
+    /// Counts how long the call whose CALL came in at `started` waited for its caller's first
+    /// answer (RESULT or ERROR, progressive results included).
+    #[inline]
+    pub fn call_answered(&self, started: Instant) {
+        self.call_durations.observe(started.elapsed());
     }
 
     /// Counts an action the session's role was denied.
@@ -168,9 +305,14 @@ impl RealmStats {
             .or_default() += 1;
     }
 
-    /// Counts a HELLO for the realm whose credentials (or identity) were refused.
-    pub fn auth_failed(&self) {
-        bump(&self.auth_failures, 1);
+    /// Counts an authentication for the realm with `method`: `accepted`, or its credentials (or
+    /// identity) were refused. (A HELLO refused for the router's own reasons, or for offering no
+    /// method that applies, authenticated nothing and is not counted.)
+    pub fn authenticated(&self, method: &str, accepted: bool) {
+        bump(
+            &self.auth[auth_method_index(method)][usize::from(!accepted)],
+            1,
+        );
     }
 
     /// The counters now.
@@ -193,7 +335,68 @@ impl RealmStats {
                 .iter()
                 .map(|(k, v)| (k.clone(), *v))
                 .collect(),
-            auth_failures: load(&self.auth_failures),
+            auth: self.auth.each_ref().map(|by| by.each_ref().map(load)),
+            call_durations: self.call_durations.snapshot(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_duration_lands_in_the_first_bucket_whose_bound_it_does_not_exceed() {
+        let stats = RealmStats::default();
+        let micros = Duration::from_micros;
+        for d in [
+            micros(40),
+            micros(100),
+            micros(101),
+            micros(300),
+            micros(2_000),
+        ] {
+            stats.call_durations.observe(d);
+        }
+        stats.call_durations.observe(Duration::from_secs(11));
+        let snapshot = stats.snapshot().call_durations;
+        // <= 100 µs, <= 250 µs, <= 500 µs, <= 2.5 ms, and above 10 s.
+        assert_eq!(snapshot.buckets[0], 2);
+        assert_eq!(snapshot.buckets[1], 1);
+        assert_eq!(snapshot.buckets[2], 1);
+        assert_eq!(snapshot.buckets[4], 1);
+        assert_eq!(snapshot.buckets[CALL_DURATION_BUCKETS_SECONDS.len()], 1);
+        assert_eq!(snapshot.count(), 6);
+        assert!(
+            (snapshot.sum_seconds - 11.002_541).abs() < 1e-9,
+            "{snapshot:?}"
+        );
+    }
+
+    #[test]
+    fn only_a_first_answer_is_timed() {
+        let stats = RealmStats::default();
+        stats.call_ended(CallOutcome::Ok, Some(Instant::now()));
+        stats.call_ended(CallOutcome::Ok, None);
+        stats.call_answered(Instant::now());
+        let snapshot = stats.snapshot();
+        assert_eq!(snapshot.calls[CallOutcome::Ok as usize], 2);
+        assert_eq!(snapshot.call_durations.count(), 2);
+    }
+
+    #[test]
+    fn authentications_count_by_known_method_and_others_together() {
+        let stats = RealmStats::default();
+        stats.authenticated("ticket", true);
+        stats.authenticated("ticket", false);
+        stats.authenticated("ticket", false);
+        stats.authenticated("made-up", false);
+        let snapshot = stats.snapshot();
+        let ticket = auth_method_index("ticket");
+        assert_eq!(auth_method_label(ticket), "ticket");
+        assert_eq!(snapshot.auth[ticket], [1, 2]);
+        assert_eq!(snapshot.auth[AUTH_METHODS.len()], [0, 1]);
+        assert_eq!(auth_method_label(AUTH_METHODS.len()), OTHER_AUTH_METHOD);
+        assert_eq!(snapshot.auth_failures(), 3);
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures::FutureExt as _;
@@ -48,6 +49,9 @@ pub(super) struct Established {
     /// What a session whose role has a dynamic authorizer keeps; `None` for every other session,
     /// so they pay one pointer for it.
     pub(super) dynamic: Option<Box<DynamicAuthorization>>,
+    /// When the message being handled came in (read once per message: the session's last
+    /// activity, and the start of a call's duration).
+    pub(super) received_at: Instant,
 }
 
 impl Established {
@@ -73,6 +77,7 @@ impl Established {
             authz_cache: HashMap::new(),
             dynamic,
             testaments: Vec::new(),
+            received_at: Instant::now(),
         };
         (session, outbox)
     }
@@ -222,8 +227,11 @@ impl Established {
         debug!("session ended: {end}");
     }
 
-    /// Decodes a message from the peer; one that does not decode ends the session.
-    pub(super) fn decode(&self, bytes: &Bytes) -> Result<Message, End> {
+    /// Counts and decodes a message from the peer; one that does not decode ends the session.
+    /// Every message of an established session, from a socket or in-process, comes through here.
+    pub(super) fn decode(&mut self, bytes: &Bytes) -> Result<Message, End> {
+        self.received_at = Instant::now();
+        self.peer.count_received(bytes.len(), self.received_at);
         codec::decode(self.peer.serializer(), bytes).map_err(|e| End::Violation(e.to_string()))
     }
 

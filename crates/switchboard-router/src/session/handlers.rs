@@ -288,6 +288,8 @@ impl Established {
         procedure: &str,
         payload: Payload,
     ) -> Flow {
+        // Before any await: a dynamic authorizer's answer is part of the call's duration.
+        let started = self.received_at;
         let progress = flag(&options, "progress");
         if progress && !self.peer.features().caller_progressive_call_invocations {
             return Flow::Violation(
@@ -315,13 +317,15 @@ impl Established {
             )
             .await
         else {
-            self.realm.stats.call_ended(CallOutcome::Refused);
+            self.realm
+                .stats
+                .call_ended(CallOutcome::Refused, Some(started));
             return Flow::Continue;
         };
         if let Some(result) = self.router_procedure(&procedure, &payload).await {
             match result {
                 Ok(payload) => {
-                    self.realm.stats.call_ended(CallOutcome::Ok);
+                    self.realm.stats.call_ended(CallOutcome::Ok, Some(started));
                     self.reply(Message::Result {
                         request,
                         details: Dict::new(),
@@ -329,7 +333,9 @@ impl Established {
                     })
                 }
                 Err(e) => {
-                    self.realm.stats.call_ended(CallOutcome::Error);
+                    self.realm
+                        .stats
+                        .call_ended(CallOutcome::Error, Some(started));
                     self.reply(e.to_message(request, self.peer.serializer()))
                 }
             }
@@ -338,7 +344,9 @@ impl Established {
         // A shutting-down node finishes the calls in flight but takes no new ones, except from its
         // own hidden sessions (the router's caller answers authorization questions until the end).
         if self.realm.is_draining() && self.visibility == Visibility::Listed {
-            self.realm.stats.call_ended(CallOutcome::Refused);
+            self.realm
+                .stats
+                .call_ended(CallOutcome::Refused, Some(started));
             self.reply_error(
                 MessageType::Call,
                 request,
@@ -350,7 +358,7 @@ impl Established {
         // spec, "Caller Identification": the role's config or the caller's own request.
         let disclose = decision.disclose_caller || flag(&options, "disclose_me");
         if let Err(e) = self.realm.dealer.call(
-            &self.peer, request, &options, &procedure, &payload, disclose,
+            &self.peer, request, &options, &procedure, &payload, disclose, started,
         ) {
             self.reply(e.to_message(request, self.peer.serializer()));
         }

@@ -18,8 +18,9 @@ use crate::auth::{
     AUTHENTICATE_TIMEOUT, Authenticated, ConnectionInfo, Denied, EndpointAuth, HelloRequest,
     HelloStep,
 };
-use crate::peer::{self, Identity, LinkPeer, Peer, SessionId};
+use crate::peer::{self, Connection, Identity, LinkPeer, Peer, SessionId};
 use crate::realm::authz::{Role, TRUSTED_ROLE};
+use crate::realm::stats::OTHER_AUTH_METHOD;
 use crate::realm::{Realm, Visibility};
 
 /// A session that passed the handshake.
@@ -80,10 +81,12 @@ pub(super) async fn handshake<T: Transport>(
             session,
         };
         let verdict = authenticate(transport, &auth, request).await;
-        if let Err(denied) = &verdict
-            && denied.failed_attempt
-        {
-            realm.stats.auth_failed();
+        match &verdict {
+            Ok(who) => realm.stats.authenticated(who.authmethod, true),
+            Err(denied) if denied.failed_attempt => realm
+                .stats
+                .authenticated(denied.method.unwrap_or(OTHER_AUTH_METHOD), false),
+            Err(_) => {}
         }
         let who = verdict.map_err(Refusal::from)?;
         let peer_max = transport.peer_max_message_bytes();
@@ -268,8 +271,13 @@ pub(super) fn admit(cfg: &SessionConfig, n: Newcomer<'_>) -> Result<(Joined, Mes
         sees_callers: sees_callers || link.is_some(),
         link,
     };
+    let connection = conn.map_or(Connection::IN_PROCESS, |c| Connection {
+        transport: c.transport,
+        peer_addr: c.peer_addr,
+    });
     let (peer, outbox) = Peer::new(
         identity,
+        connection,
         client_features(&details),
         serializer,
         peer_max_message_bytes,

@@ -1525,12 +1525,8 @@ mod tests {
 
     #[test]
     fn components_change_one_by_one_and_those_in_the_process_need_a_restart() {
-        let class = |id: &str, classname: &str| {
-            serde_json::json!({"type": "class", "id": id, "classname": classname, "realm": "r"})
-        };
-        let bridge = |database: &str| {
-            serde_json::json!({"type": "postgresql", "id": "pg", "realm": "r", "database": database})
-        };
+        let class = |id: &str, classname: &str| serde_json::json!({"type": "class", "id": id, "classname": classname, "realm": "r"});
+        let bridge = |database: &str| serde_json::json!({"type": "postgresql", "id": "pg", "realm": "r", "database": database});
         let old = serde_json::json!({"components": [
             class("same", "m.Same"), class("changed", "m.Before"), class("gone", "m.Gone"),
             bridge("one"),
@@ -1543,7 +1539,10 @@ mod tests {
         assert_eq!(changes.stop, ["changed", "gone"]);
         assert_eq!(changes.start, ["changed", "new"]);
         let places: Vec<&str> = changes.restart.iter().map(|(at, _)| at.as_str()).collect();
-        assert_eq!(places, ["workers[1].components[3]", "workers[1].components[4]"]);
+        assert_eq!(
+            places,
+            ["workers[1].components[3]", "workers[1].components[4]"]
+        );
     }
 
     #[test]
