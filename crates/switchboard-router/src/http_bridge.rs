@@ -52,6 +52,8 @@ pub struct HttpBridge {
     role: String,
     /// The authid of the path's session: `http-<kind>:<path>`.
     authid: String,
+    /// The path's name, as the metrics label it.
+    name: String,
     signing: Option<Signing>,
     post_body_limit: Option<u64>,
     timestamp_delta: u64,
@@ -144,6 +146,7 @@ impl HttpBridge {
             realm: config.realm.clone(),
             role: config.role.clone(),
             authid: format!("http-{}:{}", kind.as_str(), name),
+            name: name.to_owned(),
             signing,
             post_body_limit: o.post_body_limit.filter(|l| *l > 0),
             timestamp_delta: o.timestamp_delta_limit.unwrap_or(DEFAULT_TIMESTAMP_DELTA),
@@ -181,6 +184,7 @@ impl HttpBridge {
         sessions: &SessionConfig,
         tracker: &TaskTracker,
     ) -> Response<HttpBody> {
+        let started = std::time::Instant::now();
         let cors = web::CorsNoCache::of(req.headers());
         let mut response = match self.handle(req, conn, sessions, tracker).await {
             Ok(response) => response,
@@ -194,6 +198,10 @@ impl HttpBridge {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json; charset=UTF-8"),
         );
+        sessions
+            .status
+            .rest_stats(&format!("{} {}", self.kind.as_str(), self.name))
+            .answered(response.status().as_u16(), started.elapsed());
         response
     }
 

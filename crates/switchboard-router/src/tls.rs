@@ -1,7 +1,8 @@
 //! TLS for listening endpoints (rustls with the ring provider): loads and checks an endpoint's key,
 //! certificate chain, CA certificates and cipher list, and reports each problem with the config
 //! field it came from, so `switchboard check` can name the file and what is wrong with it. Also
-//! the client side of a router link ([`link_client_config`]).
+//! the client side of a router link ([`link_client_config`]), and what the management API and the
+//! metrics show of a certificate ([`certificate_summary`]).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -395,4 +396,41 @@ mod tests {
             sha(&ring::digest::SHA256, &ed25519)
         );
     }
+}
+
+/// What the management API and the metrics show of a certificate file: the first certificate of
+/// the file (the server's own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateSummary {
+    /// Its subject.
+    pub subject: String,
+    /// Its subject alternative names.
+    pub names: Vec<String>,
+    /// When it expires, in seconds since the Unix epoch.
+    pub not_after: i64,
+}
+
+/// Reads the first certificate of the PEM file `file`.
+pub fn certificate_summary(file: &Path) -> Result<CertificateSummary, String> {
+    let pem = std::fs::read(file).map_err(|e| e.to_string())?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).map_err(|e| e.to_string())?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(&pem.contents).map_err(|e| e.to_string())?;
+    let names = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(CertificateSummary {
+        subject: cert.subject().to_string(),
+        names,
+        not_after: cert.validity().not_after.timestamp(),
+    })
 }

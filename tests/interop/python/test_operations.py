@@ -509,3 +509,97 @@ def test_call_durations_and_authentications_have_their_series():
     assert moved(after, after_failure, "switchboard_auth_total", result="failure", **ticket) == 0
     assert moved(after, after_failure, "switchboard_auth_total", realm="realm1", method="anonymous",
                  result="success") == 1
+
+
+def test_listed_uris_sessions_bytes_the_http_bridge_and_tls_certificates_have_their_series(tmp_path):
+    """A URI listed in ``controller.options.metrics.uris`` gets series of its own (calls and
+    publications) and no other URI does; a session that leaves is counted in
+    ``switchboard_session_duration_seconds``; ``switchboard_message_bytes_total`` counts both
+    directions; each HTTP bridge path counts its requests by status code and their durations; and
+    each TLS transport shows when its certificate expires."""
+    import urllib.request
+
+    import tls_material as tm
+
+    ca = tm.CA()
+    server = ca.issue_server_cert()
+    cert = tm.write(tmp_path / "server.crt", server.cert_pem())
+    key = tm.write(tmp_path / "server.key", server.key_pem())
+    nd = make_node_dir("switchboard")
+    port, tls_port = free_tcp_port(), free_tcp_port()
+    listed = "com.example.ops.listed"
+    config = {
+        "version": 2,
+        "controller": {"options": {"metrics": {"uris": [listed]}}},
+        "workers": [{
+            "type": "router",
+            "realms": [{"name": "realm1", "roles": ROLES}],
+            "transports": [{
+                "type": "universal",
+                "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"},
+                "websocket": {"ws": {"type": "websocket"}},
+                "web": {"paths": {
+                    "metrics": {"type": "metrics"},
+                    "publish": {"type": "publisher", "realm": "realm1", "role": "anonymous"},
+                }},
+            }, {
+                "type": "rawsocket",
+                "endpoint": {"type": "tcp", "port": tls_port, "interface": "127.0.0.1",
+                             "tls": {"certificate": str(cert), "key": str(key)}},
+            }],
+        }],
+    }
+    router = launch_router(nd, config, [port, tls_port])
+
+    def publish_over_http(body: dict) -> int:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/publish", data=json.dumps(body).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+
+    try:
+        async def scenario():
+            callee = await connect(router, "websocket_tcp", "json", realm="realm1")
+            caller = await connect(router, "websocket_tcp", "json", realm="realm1")
+            try:
+                await callee.session.register(lambda: "listed", listed)
+                await callee.session.register(lambda: "other", "com.example.ops.other")
+                for _ in range(3):
+                    assert await bounded(caller.session.call(listed), "listed") == "listed"
+                for _ in range(2):
+                    assert await bounded(caller.session.call("com.example.ops.other"), "other") == "other"
+                caller.session.publish(listed, 1, options=PublishOptions(acknowledge=True))
+                await bounded(caller.session.publish(listed, 2, options=PublishOptions(acknowledge=True)), "publish")
+                return scrape(router)
+            finally:
+                await close_all(callee, caller)
+
+        during = run(scenario())
+        assert publish_over_http({"topic": listed, "args": [3]}) == 200
+
+        def left():
+            return value(scrape(router), "switchboard_session_duration_seconds_count", realm="realm1") >= 2
+
+        run(eventually(left, "both sessions counted when they left"))
+        after = scrape(router)
+    finally:
+        router.close()
+
+    uri = {"realm": "realm1", "uri": listed}
+    assert value(during, "switchboard_uri_messages_total", type="call", **uri) == 3
+    assert value(during, "switchboard_uri_messages_total", type="publish", **uri) == 2
+    assert not [k for k in after if dict(k[1]).get("uri") not in (None, listed)], "only the listed URI is a label"
+    assert value(during, "switchboard_message_bytes_total", realm="realm1", direction="in") > 0
+    assert value(during, "switchboard_message_bytes_total", realm="realm1", direction="out") > 0
+    # The bytes of sessions that left are kept.
+    assert value(after, "switchboard_message_bytes_total", realm="realm1", direction="in") >= \
+        value(during, "switchboard_message_bytes_total", realm="realm1", direction="in")
+    assert value(after, "switchboard_session_duration_seconds_bucket", realm="realm1", le="+Inf") >= 2
+    assert value(after, "switchboard_session_duration_seconds_bucket", realm="realm1", le="60") >= 2
+
+    rest = {"path": "publish", "type": "publisher"}
+    assert value(after, "switchboard_rest_requests_total", code="200", **rest) == 1
+    assert value(after, "switchboard_rest_request_duration_seconds_count", **rest) == 1
+
+    not_after = server.cert.not_valid_after_utc.timestamp()
+    assert value(after, "switchboard_tls_cert_not_after_seconds", transport=f"tcp:127.0.0.1:{tls_port}") == not_after

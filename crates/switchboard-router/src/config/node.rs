@@ -77,6 +77,15 @@ impl NodeConfig {
 }
 
 impl NodeConfig {
+    /// The URIs with series of their own (`controller.options.metrics.uris`).
+    pub fn metrics_uris(&self) -> &[String] {
+        self.controller
+            .as_ref()
+            .and_then(|c| c.options.as_ref())
+            .and_then(|o| o.metrics.as_ref())
+            .map_or(&[], |m| m.uris.as_slice())
+    }
+
     /// How long a shutdown waits for calls in flight to finish (`controller.options.shutdown_grace`).
     pub fn shutdown_grace(&self) -> std::time::Duration {
         let seconds = self
@@ -111,6 +120,19 @@ pub struct ControllerOptions {
     /// Crossbar's parallel worker start: accepted with a warning, it has no effect.
     #[serde(default)]
     pub enable_parallel_worker_start: Option<serde_json::Value>,
+    /// The node's metrics (Switchboard's key).
+    #[serde(default)]
+    pub metrics: Option<MetricsOptions>,
+}
+
+/// `controller.options.metrics`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsOptions {
+    /// URIs (exact) whose calls and publications get series of their own, labelled with the URI:
+    /// only these, so that no client can make the number of series grow.
+    #[serde(default)]
+    pub uris: Vec<String>,
 }
 
 /// A router worker's `options`: Crossbar's native worker options. `title`, and `pythonpath` where

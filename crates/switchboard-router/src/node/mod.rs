@@ -276,7 +276,12 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
     let realms = node
         .realms()
         .map(|realm| Arc::new(Realm::new(realm, ids.clone())))
-        .collect();
+        .collect::<Vec<_>>();
+    // The URIs the config gives series of their own, counted from the first message on.
+    let metrics_uris = Arc::new(node.config().config.metrics_uris().to_vec());
+    for realm in &realms {
+        realm.stats.count_uris(&metrics_uris);
+    }
     let realms = Arc::new(RealmRegistry::new(realms));
     let templates: Vec<_> = node.templates().cloned().collect();
     let shutdown = CancellationToken::new();
@@ -295,7 +300,11 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
     // events through it.
     let management_session: Arc<std::sync::OnceLock<switchboard_client::Session>> =
         Default::default();
-    let on_create = realm_companions(in_process.clone(), management_session.clone());
+    let on_create = realm_companions(
+        in_process.clone(),
+        management_session.clone(),
+        metrics_uris.clone(),
+    );
     realms.set_templates(templates, ids.clone(), on_create.clone());
     tokio::spawn(retire_empty_realms(realms.clone(), shutdown.clone()));
     // Each realm's caller joins before any listener accepts, so dynamic authenticators and
@@ -507,8 +516,10 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
 fn realm_companions(
     in_process: InProcess,
     management: Arc<std::sync::OnceLock<switchboard_client::Session>>,
+    metrics_uris: Arc<Vec<String>>,
 ) -> crate::realm::OnCreate {
     Arc::new(move |realm: Arc<Realm>| {
+        realm.stats.count_uris(&metrics_uris);
         let (in_process, management) = (in_process.clone(), management.clone());
         tokio::spawn(async move {
             let name = realm.name().to_owned();

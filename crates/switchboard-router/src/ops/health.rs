@@ -11,6 +11,7 @@ use std::time::SystemTime;
 use hyper::StatusCode;
 
 use crate::locks::lock;
+use crate::realm::stats::{CallBuckets, DurationHistogram, HistogramSnapshot};
 use crate::web::{self, HttpBody};
 
 /// What the node still waits for before it is ready, and what the metrics read of the node
@@ -29,6 +30,37 @@ pub struct NodeStatus {
     workers: Mutex<Option<WorkerSource>>,
     /// Open connections per transport (where it listens), counted by the listeners.
     connections: Mutex<BTreeMap<String, Arc<AtomicI64>>>,
+    /// The certificate file of each TLS transport, by where it listens (set at start and by
+    /// each reload).
+    certificates: Mutex<Vec<(String, std::path::PathBuf)>>,
+    /// The HTTP bridge's requests, by path.
+    rest: Mutex<BTreeMap<String, Arc<RestStats>>>,
+}
+
+/// The requests of one HTTP bridge path: by status code (a lock per request: a request costs
+/// far more) and how long they took.
+#[derive(Debug, Default)]
+pub struct RestStats {
+    by_code: Mutex<BTreeMap<u16, u64>>,
+    durations: DurationHistogram<CallBuckets>,
+}
+
+impl RestStats {
+    /// Counts a request answered with `code` after `took`.
+    pub fn answered(&self, code: u16, took: std::time::Duration) {
+        *lock(&self.by_code).entry(code).or_default() += 1;
+        self.durations.observe(took);
+    }
+
+    /// Requests by status code.
+    pub fn by_code(&self) -> Vec<(u16, u64)> {
+        lock(&self.by_code).iter().map(|(c, n)| (*c, *n)).collect()
+    }
+
+    /// How long requests took.
+    pub fn durations(&self) -> HistogramSnapshot {
+        self.durations.snapshot()
+    }
 }
 
 /// What the metrics show of one worker.
@@ -73,6 +105,8 @@ impl NodeStatus {
             last_reload: Mutex::new(None),
             workers: Mutex::new(None),
             connections: Mutex::new(BTreeMap::new()),
+            certificates: Mutex::new(Vec::new()),
+            rest: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -159,6 +193,29 @@ impl NodeStatus {
         lock(&self.connections)
             .iter()
             .map(|(t, n)| (t.clone(), n.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Sets the certificate file of each TLS transport, by where it listens.
+    pub fn set_certificates(&self, files: Vec<(String, std::path::PathBuf)>) {
+        *lock(&self.certificates) = files;
+    }
+
+    /// The certificate file of each TLS transport, by where it listens.
+    pub fn certificates(&self) -> Vec<(String, std::path::PathBuf)> {
+        lock(&self.certificates).clone()
+    }
+
+    /// The counters of the HTTP bridge path `path` (kept across reloads that rebuild it).
+    pub fn rest_stats(&self, path: &str) -> Arc<RestStats> {
+        lock(&self.rest).entry(path.to_owned()).or_default().clone()
+    }
+
+    /// Every HTTP bridge path that had a request, with its counters.
+    pub fn rest(&self) -> Vec<(String, Arc<RestStats>)> {
+        lock(&self.rest)
+            .iter()
+            .map(|(p, s)| (p.clone(), s.clone()))
             .collect()
     }
 

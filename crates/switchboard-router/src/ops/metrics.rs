@@ -2,9 +2,10 @@
 //! the realms' counters ([`crate::realm::stats`]) and the process at each scrape.
 //!
 //! Labels are bounded by the config: realm, message type, call outcome, action, drop reason,
-//! authmethod (a fixed list, see [`AUTH_METHODS`]) and serializer. No URI is ever a label: a
-//! client could make the series unbounded. Every configured realm has its series from start-up,
-//! at 0.
+//! authmethod (a fixed list, see [`AUTH_METHODS`]), serializer, transport, HTTP bridge path and
+//! status code. A URI is a label only where `controller.options.metrics.uris` lists it: a client
+//! could otherwise make the series unbounded. Every configured realm has its series from
+//! start-up, at 0.
 
 use std::sync::Arc;
 
@@ -20,8 +21,7 @@ use super::NodeStatus;
 use crate::realm::RealmRegistry;
 use crate::realm::authz::Action;
 use crate::realm::stats::{
-    AUTH_METHODS, CALL_DURATION_BUCKETS_SECONDS, CallOutcome, HistogramSnapshot, INBOUND_TYPES,
-    auth_method_label,
+    AUTH_METHODS, CallOutcome, HistogramSnapshot, INBOUND_TYPES, auth_method_label,
 };
 use crate::web::{self, HttpBody};
 
@@ -261,6 +261,69 @@ impl Collector for NodeCollector {
         )?;
         family(
             e,
+            "switchboard_session_duration_seconds",
+            "How long the realm's sessions lasted, counted when they leave",
+            MetricType::Histogram,
+            stats.iter().map(|(realm, s)| {
+                (
+                    [("realm", realm.as_str())],
+                    ConstHistogram(&s.session_durations),
+                )
+            }),
+        )?;
+        // The sessions that left, and those still there by their own counters.
+        let bytes: Vec<[u64; 2]> = realms
+            .iter()
+            .zip(&stats)
+            .map(|(r, (_, s))| {
+                r.sessions()
+                    .iter()
+                    .map(|p| p.traffic())
+                    .fold(s.bytes_of_left_sessions, |[i, o], t| {
+                        [i + t.bytes_in, o + t.bytes_out]
+                    })
+            })
+            .collect();
+        family(
+            e,
+            "switchboard_message_bytes",
+            "Bytes of the messages sessions sent (in) and were sent (out), as encoded, without \
+             transport framing or the opening handshake",
+            MetricType::Counter,
+            stats
+                .iter()
+                .zip(&bytes)
+                .flat_map(|((realm, _), [bytes_in, bytes_out])| {
+                    [("in", *bytes_in), ("out", *bytes_out)].map(|(direction, n)| {
+                        (
+                            [("realm", realm.as_str()), ("direction", direction)],
+                            ConstCounter::new(n),
+                        )
+                    })
+                }),
+        )?;
+        family(
+            e,
+            "switchboard_uri_messages",
+            "Calls and publications of the URIs listed in controller.options.metrics.uris",
+            MetricType::Counter,
+            stats.iter().flat_map(|(realm, s)| {
+                s.uris.iter().flat_map(move |(uri, [calls, publications])| {
+                    [("call", *calls), ("publish", *publications)].map(|(kind, n)| {
+                        (
+                            [
+                                ("realm", realm.as_str()),
+                                ("uri", uri.as_str()),
+                                ("type", kind),
+                            ],
+                            ConstCounter::new(n),
+                        )
+                    })
+                })
+            }),
+        )?;
+        family(
+            e,
             "switchboard_auth",
             "Authentications by the realm HELLO asked for, method and result: success, or failure \
              (the credentials or identity were refused; other: before a method was chosen, an \
@@ -347,6 +410,61 @@ impl Collector for NodeCollector {
                 .into_iter()
                 .map(|(transport, n)| ([("transport", transport)], ConstGauge::new(n))),
         )?;
+        let rest = self.status.rest();
+        // Keyed `<type> <path>` by the bridge.
+        let labels = |key: &str| -> (String, String) {
+            let (kind, path) = key.split_once(' ').unwrap_or(("", key));
+            (kind.to_owned(), path.to_owned())
+        };
+        family(
+            e,
+            "switchboard_rest_requests",
+            "Requests to the HTTP bridge's paths, by the status code they were answered with",
+            MetricType::Counter,
+            rest.iter().flat_map(|(key, stats)| {
+                let (kind, path) = labels(key);
+                stats.by_code().into_iter().map(move |(code, n)| {
+                    (
+                        [
+                            ("path", path.clone()),
+                            ("type", kind.clone()),
+                            ("code", code.to_string()),
+                        ],
+                        ConstCounter::new(n),
+                    )
+                })
+            }),
+        )?;
+        let durations: Vec<_> = rest
+            .iter()
+            .map(|(k, s)| (labels(k), s.durations()))
+            .collect();
+        family(
+            e,
+            "switchboard_rest_request_duration_seconds",
+            "How long the HTTP bridge's paths took to answer a request",
+            MetricType::Histogram,
+            durations.iter().map(|((kind, path), h)| {
+                (
+                    [("path", path.as_str()), ("type", kind.as_str())],
+                    ConstHistogram(h),
+                )
+            }),
+        )?;
+        family(
+            e,
+            "switchboard_tls_cert_not_after_seconds",
+            "When the certificate of each TLS transport expires, in seconds since the Unix epoch \
+             (read from its file at each scrape: a renewed file shows at once)",
+            MetricType::Gauge,
+            self.status
+                .certificates()
+                .into_iter()
+                .filter_map(|(transport, file)| {
+                    let cert = crate::tls::certificate_summary(&file).ok()?;
+                    Some(([("transport", transport)], ConstGauge::new(cert.not_after)))
+                }),
+        )?;
         process(e, &self.status)
     }
 }
@@ -400,11 +518,8 @@ struct ConstHistogram<'a>(&'a HistogramSnapshot);
 impl EncodeMetric for ConstHistogram<'_> {
     fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
         let snapshot = self.0;
-        let bounds = CALL_DURATION_BUCKETS_SECONDS
-            .iter()
-            .copied()
-            .chain([f64::INFINITY]);
-        let buckets: Vec<(f64, u64)> = bounds.zip(snapshot.buckets).collect();
+        let bounds = snapshot.bounds.iter().copied().chain([f64::INFINITY]);
+        let buckets: Vec<(f64, u64)> = bounds.zip(snapshot.buckets.iter().copied()).collect();
         encoder.encode_histogram::<NoLabelSet>(
             snapshot.sum_seconds,
             snapshot.count(),

@@ -369,6 +369,10 @@ impl Realm {
         match visibility {
             Visibility::Listed => {
                 write(&self.sessions).remove(&peer.id());
+                let traffic = peer.traffic();
+                let lasted = traffic.joined.elapsed().unwrap_or_default();
+                self.stats
+                    .session_left(lasted, traffic.bytes_in, traffic.bytes_out);
                 self.emit_left(peer);
             }
             Visibility::Hidden => {

@@ -99,54 +99,98 @@ pub fn auth_method_label(index: usize) -> &'static str {
         .unwrap_or(OTHER_AUTH_METHOD)
 }
 
-/// The upper bounds of the call duration histogram's buckets, in seconds (`le` label; +Inf comes
-/// after them). From 100 µs, about what a call between two local sessions takes, to 10 s.
-pub const CALL_DURATION_BUCKETS_SECONDS: [f64; 16] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
-];
+/// The bucket bounds of a [`DurationHistogram`], in seconds (`le` label; +Inf comes after them)
+/// and in nanoseconds (what an observation is compared with); at most 16 of them.
+pub trait Buckets: Default {
+    /// The bounds in seconds, ascending.
+    const SECONDS: &'static [f64];
+    /// The same bounds in nanoseconds.
+    const NANOS: &'static [u64];
+}
 
-/// [`CALL_DURATION_BUCKETS_SECONDS`] in nanoseconds, for the comparison per call.
-const CALL_DURATION_BUCKETS_NANOS: [u64; 16] = [
-    100_000,
-    250_000,
-    500_000,
-    1_000_000,
-    2_500_000,
-    5_000_000,
-    10_000_000,
-    25_000_000,
-    50_000_000,
-    100_000_000,
-    250_000_000,
-    500_000_000,
-    1_000_000_000,
-    2_500_000_000,
-    5_000_000_000,
-    10_000_000_000,
-];
+/// The most bounds a histogram has.
+const MAX_BOUNDS: usize = 16;
+
+/// A call's: from 100 µs, about what a call between two local sessions takes, to 10 s.
+#[derive(Debug, Default)]
+pub struct CallBuckets;
+
+impl Buckets for CallBuckets {
+    const SECONDS: &'static [f64] = &[
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        5.0, 10.0,
+    ];
+    const NANOS: &'static [u64] = &[
+        100_000,
+        250_000,
+        500_000,
+        1_000_000,
+        2_500_000,
+        5_000_000,
+        10_000_000,
+        25_000_000,
+        50_000_000,
+        100_000_000,
+        250_000_000,
+        500_000_000,
+        1_000_000_000,
+        2_500_000_000,
+        5_000_000_000,
+        10_000_000_000,
+    ];
+}
+
+/// A session's: from a second (a client that connects for one call) to a week.
+#[derive(Debug, Default)]
+pub struct SessionBuckets;
+
+impl Buckets for SessionBuckets {
+    const SECONDS: &'static [f64] = &[
+        1.0, 10.0, 60.0, 300.0, 1_800.0, 3_600.0, 14_400.0, 86_400.0, 604_800.0,
+    ];
+    const NANOS: &'static [u64] = &[
+        1_000_000_000,
+        10_000_000_000,
+        60_000_000_000,
+        300_000_000_000,
+        1_800_000_000_000,
+        3_600_000_000_000,
+        14_400_000_000_000,
+        86_400_000_000_000,
+        604_800_000_000_000,
+    ];
+}
+
+// Each kind of bounds fits the buckets, in both units.
+const _: () = assert!(
+    CallBuckets::NANOS.len() <= MAX_BOUNDS
+        && CallBuckets::SECONDS.len() == CallBuckets::NANOS.len()
+        && SessionBuckets::NANOS.len() <= MAX_BOUNDS
+        && SessionBuckets::SECONDS.len() == SessionBuckets::NANOS.len()
+);
 
 /// A histogram of durations with fixed buckets: one counter per bucket (not cumulative: one
 /// observation bumps one bucket) and the sum, so an observation is two atomic additions. The
 /// count is the buckets' total, so the page's `_count` always equals its `+Inf` bucket.
 #[derive(Debug, Default)]
-pub struct DurationHistogram {
-    /// Observations per bucket of [`CALL_DURATION_BUCKETS_NANOS`], then those above the last bound.
-    buckets: [AtomicU64; CALL_DURATION_BUCKETS_NANOS.len() + 1],
+pub struct DurationHistogram<B: Buckets> {
+    /// Observations per bucket of `B`, then those above its last bound (the rest unused).
+    buckets: [AtomicU64; MAX_BOUNDS + 1],
     /// The sum of the observations, in nanoseconds (wraps after 584 years of summed durations).
     sum_nanos: AtomicU64,
+    bounds: std::marker::PhantomData<B>,
 }
 
-impl DurationHistogram {
+impl<B: Buckets> DurationHistogram<B> {
     /// Counts one duration.
     #[inline]
     pub fn observe(&self, elapsed: Duration) {
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        // Most calls fall into the first buckets: a scan from the bottom ends soonest.
-        let bucket = CALL_DURATION_BUCKETS_NANOS
+        // Most observations fall into the first buckets: a scan from the bottom ends soonest.
+        let bucket = B::NANOS
             .iter()
             .position(|bound| nanos <= *bound)
-            .unwrap_or(CALL_DURATION_BUCKETS_NANOS.len());
+            .unwrap_or(B::NANOS.len());
         bump(&self.buckets[bucket], 1);
         bump(&self.sum_nanos, nanos);
     }
@@ -154,7 +198,11 @@ impl DurationHistogram {
     /// The histogram now.
     pub fn snapshot(&self) -> HistogramSnapshot {
         HistogramSnapshot {
-            buckets: self.buckets.each_ref().map(|c| c.load(Ordering::Relaxed)),
+            bounds: B::SECONDS,
+            buckets: self.buckets[..=B::NANOS.len()]
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .collect(),
             sum_seconds: self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
         }
     }
@@ -163,9 +211,10 @@ impl DurationHistogram {
 /// A snapshot of a [`DurationHistogram`].
 #[derive(Debug, Clone, Default)]
 pub struct HistogramSnapshot {
-    /// Observations per bucket of [`CALL_DURATION_BUCKETS_SECONDS`] (not cumulative), then those
-    /// above the last bound.
-    pub buckets: [u64; CALL_DURATION_BUCKETS_SECONDS.len() + 1],
+    /// The upper bounds of the buckets, in seconds.
+    pub bounds: &'static [f64],
+    /// Observations per bucket (not cumulative), then those above the last bound.
+    pub buckets: Vec<u64>,
     /// The sum of the observations, in seconds.
     pub sum_seconds: f64,
 }
@@ -174,6 +223,25 @@ impl HistogramSnapshot {
     /// How many observations there are.
     pub fn count(&self) -> u64 {
         self.buckets.iter().sum()
+    }
+}
+
+/// Calls and publications of the URIs the config lists for their own series
+/// (`controller.options.metrics.uris`), by URI: `[calls, publications]`.
+#[derive(Debug, Default)]
+pub struct UriCounters {
+    counters: std::collections::HashMap<String, [AtomicU64; 2]>,
+}
+
+impl UriCounters {
+    /// Counters for `uris`.
+    pub fn new(uris: &[String]) -> Self {
+        Self {
+            counters: uris
+                .iter()
+                .map(|u| (u.clone(), Default::default()))
+                .collect(),
+        }
     }
 }
 
@@ -201,7 +269,14 @@ pub struct RealmStats {
     /// Authentications for the realm by method ([`auth_method_index`]): `[succeeded, refused]`.
     auth: [[AtomicU64; 2]; AUTH_METHOD_LABELS],
     /// How long calls took from CALL in to the caller's first RESULT or ERROR.
-    call_durations: DurationHistogram,
+    call_durations: DurationHistogram<CallBuckets>,
+    /// How long sessions lasted, counted when they leave.
+    session_durations: DurationHistogram<SessionBuckets>,
+    /// Bytes sessions that left had sent and been sent (`[in, out]`); those of the sessions still
+    /// there are added at a scrape, from their own counters.
+    bytes_of_left_sessions: [AtomicU64; 2],
+    /// Per-URI counters, where the config lists URIs (set once, before the realm routes).
+    uris: std::sync::OnceLock<UriCounters>,
 }
 
 /// A snapshot of [`RealmStats`], for the metrics page.
@@ -225,6 +300,12 @@ pub struct StatsSnapshot {
     pub auth: [[u64; 2]; AUTH_METHOD_LABELS],
     /// Call durations.
     pub call_durations: HistogramSnapshot,
+    /// Session durations (of the sessions that left).
+    pub session_durations: HistogramSnapshot,
+    /// Bytes in and out of the sessions that left.
+    pub bytes_of_left_sessions: [u64; 2],
+    /// Calls and publications by listed URI: `(uri, [calls, publications])`, sorted by URI.
+    pub uris: Vec<(String, [u64; 2])>,
 }
 
 impl StatsSnapshot {
@@ -256,6 +337,31 @@ impl RealmStats {
             _ => return,
         };
         bump(&self.messages_in[index], 1);
+        if let Some(uris) = self.uris.get() {
+            let (uri, kind) = match msg {
+                Message::Call { procedure, .. } => (procedure, 0),
+                Message::Publish { topic, .. } => (topic, 1),
+                _ => return,
+            };
+            if let Some(counters) = uris.counters.get(uri.as_str()) {
+                bump(&counters[kind], 1);
+            }
+        }
+    }
+
+    /// Gives the URIs the config lists their own series (once; later calls change nothing).
+    pub fn count_uris(&self, uris: &[String]) {
+        if !uris.is_empty() {
+            let _ = self.uris.set(UriCounters::new(uris));
+        }
+    }
+
+    /// Counts a session that left after `lasted`, having sent `bytes_in` and been sent
+    /// `bytes_out`.
+    pub fn session_left(&self, lasted: Duration, bytes_in: u64, bytes_out: u64) {
+        self.session_durations.observe(lasted);
+        bump(&self.bytes_of_left_sessions[0], bytes_in);
+        bump(&self.bytes_of_left_sessions[1], bytes_out);
     }
 
     /// Counts one routed publication (a session's, unless `by_session` is false: the router's
@@ -337,6 +443,22 @@ impl RealmStats {
                 .collect(),
             auth: self.auth.each_ref().map(|by| by.each_ref().map(load)),
             call_durations: self.call_durations.snapshot(),
+            session_durations: self.session_durations.snapshot(),
+            bytes_of_left_sessions: self.bytes_of_left_sessions.each_ref().map(load),
+            uris: {
+                let mut uris: Vec<(String, [u64; 2])> = self
+                    .uris
+                    .get()
+                    .map(|u| {
+                        u.counters
+                            .iter()
+                            .map(|(uri, c)| (uri.clone(), c.each_ref().map(load)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                uris.sort();
+                uris
+            },
         }
     }
 }
@@ -365,11 +487,35 @@ mod tests {
         assert_eq!(snapshot.buckets[1], 1);
         assert_eq!(snapshot.buckets[2], 1);
         assert_eq!(snapshot.buckets[4], 1);
-        assert_eq!(snapshot.buckets[CALL_DURATION_BUCKETS_SECONDS.len()], 1);
+        assert_eq!(snapshot.buckets[CallBuckets::SECONDS.len()], 1);
+        assert_eq!(snapshot.buckets.len(), CallBuckets::SECONDS.len() + 1);
         assert_eq!(snapshot.count(), 6);
         assert!(
             (snapshot.sum_seconds - 11.002_541).abs() < 1e-9,
             "{snapshot:?}"
+        );
+    }
+
+    #[test]
+    fn listed_uris_count_their_calls_and_publications_and_others_nothing() {
+        let stats = RealmStats::default();
+        let call = |procedure: &str| Message::Call {
+            request: 1,
+            options: switchboard_proto::Dict::new(),
+            procedure: procedure.into(),
+            payload: Default::default(),
+        };
+        stats.message_in(&call("com.example.add2"));
+        stats.count_uris(&["com.example.add2".into(), "com.example.tick".into()]);
+        stats.message_in(&call("com.example.add2"));
+        stats.message_in(&call("com.example.other"));
+        let snapshot = stats.snapshot();
+        assert_eq!(
+            snapshot.uris,
+            [
+                ("com.example.add2".to_owned(), [1, 0]),
+                ("com.example.tick".to_owned(), [0, 0])
+            ]
         );
     }
 

@@ -344,6 +344,7 @@ impl Reloader {
         transports: Vec<RunningTransport>,
         status: Arc<NodeStatus>,
     ) -> Self {
+        status.set_certificates(certificate_files(&transports, &parts.loaded.base_dir));
         Self {
             state: tokio::sync::Mutex::new(State {
                 parts,
@@ -383,6 +384,10 @@ impl Reloader {
     /// config.
     async fn conclude(&self, state: &mut State, report: ReloadReport) -> ReloadReport {
         self.status.reloaded(report.ok());
+        self.status.set_certificates(certificate_files(
+            &state.transports,
+            &state.parts.loaded.base_dir,
+        ));
         for line in &report.applied {
             tracing::info!("reload: {line}");
         }
@@ -968,6 +973,8 @@ impl State {
         }
         for config in &add_realms {
             let realm = Arc::new(Realm::new(config, parts.ids.clone()));
+            // The running node's list: `controller` changes at a restart.
+            realm.stats.count_uris(parts.loaded.config.metrics_uris());
             // A realm a template created under this name makes way for the configured one.
             if let Some(created) = parts.realms.get(&config.name) {
                 created.close_all(
@@ -1180,38 +1187,20 @@ impl RunningTransport {
 fn certificate_info(file: &std::path::Path) -> Value {
     let mut d = Dict::new();
     d.insert("certificate".into(), file.display().to_string().into());
-    let parsed = std::fs::read(file)
-        .map_err(|e| e.to_string())
-        .and_then(|pem| {
-            let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).map_err(|e| e.to_string())?;
-            let (_, cert) =
-                x509_parser::parse_x509_certificate(&pem.contents).map_err(|e| e.to_string())?;
-            let not_after = cert.validity().not_after.timestamp();
-            let names: Vec<Value> = cert
-                .subject_alternative_name()
-                .ok()
-                .flatten()
-                .map(|san| {
-                    san.value
-                        .general_names
-                        .iter()
-                        .map(|n| n.to_string().into())
-                        .collect()
-                })
-                .unwrap_or_default();
-            Ok((cert.subject().to_string(), names, not_after))
-        });
-    match parsed {
-        Ok((subject, names, not_after)) => {
+    match crate::tls::certificate_summary(file) {
+        Ok(cert) => {
             let now = SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
-            d.insert("subject".into(), subject.into());
-            d.insert("names".into(), Value::List(names));
-            d.insert("not_after".into(), not_after.into());
+            d.insert("subject".into(), cert.subject.into());
+            d.insert(
+                "names".into(),
+                Value::List(cert.names.into_iter().map(Into::into).collect()),
+            );
+            d.insert("not_after".into(), cert.not_after.into());
             d.insert(
                 "days_left".into(),
-                ((not_after - now) as f64 / 86_400.0).into(),
+                ((cert.not_after - now) as f64 / 86_400.0).into(),
             );
         }
         Err(e) => {
@@ -1219,6 +1208,25 @@ fn certificate_info(file: &std::path::Path) -> Value {
         }
     }
     Value::Dict(d)
+}
+
+/// The certificate file of each TLS transport, by where it listens.
+fn certificate_files(
+    transports: &[RunningTransport],
+    base: &std::path::Path,
+) -> Vec<(String, std::path::PathBuf)> {
+    transports
+        .iter()
+        .filter_map(|t| {
+            let file = t
+                .section
+                .get("endpoint")?
+                .get("tls")?
+                .get("certificate")?
+                .as_str()?;
+            Some((t.addr.to_string(), base.join(file)))
+        })
+        .collect()
 }
 
 /// What changes among the components of a container worker, by component id.
