@@ -31,7 +31,7 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import PublishOptions, RegisterOptions
 
 from interop_client import bounded, close_all, connect, eventually, run
-from interop_router import free_tcp_port, launch_router, make_node_dir
+from interop_router import free_tcp_port, launch_router, make_node_dir, run_router_command
 
 if os.environ.get("INTEROP_ROUTER", "switchboard") != "switchboard":
     pytest.skip("runs the same config against Switchboard only (Crossbar needs its own node)", allow_module_level=True)
@@ -451,3 +451,59 @@ def test_the_message_forwarder_posts_events_to_their_url(node, upstream):
             await close_all(client)
 
     run(scenario())
+
+
+def test_a_reload_starts_changes_and_stops_a_rest_callee_by_its_id(upstream):
+    """Crossbar's built-in REST callee runs in the node's process: one added to the config starts
+    at the next reload, one whose ``extra`` changed is restarted with it, one removed leaves (its
+    procedure goes); clients stay connected throughout."""
+    port = free_tcp_port()
+
+    def config(*components):
+        return {"version": 2, "workers": [{
+            "type": "router",
+            "realms": [{"name": "realm1", "roles": [
+                {"name": "anonymous", "permissions": [{"uri": "", "match": "prefix", "allow": ALL}]}]}],
+            "transports": [{"type": "websocket", "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"}}],
+            "components": list(components),
+        }]}
+
+    def callee(procedure: str, base: str) -> dict:
+        return {"type": "class", "id": "rest", "classname": "crossbar.bridge.rest.RESTCallee", "realm": "realm1",
+                "extra": {"procedure": procedure, "baseurl": f"http://127.0.0.1:{upstream.port}/{base}/"}}
+
+    nd = make_node_dir("switchboard")
+    router = launch_router(nd, config(), [port])
+
+    def reload_with(*components) -> str:
+        nd.write_config(config(*components))
+        result = run_router_command(nd, "reload", timeout=60)
+        assert result.returncode == 0, result.describe()
+        return result.output
+
+    try:
+        async def scenario():
+            client = await connect(router)
+            try:
+                output = reload_with(callee("com.myapp.rest", "one"))
+                assert 'applied: built-in component "rest" added: started' in output, output
+                answer = await bounded(client.session.call("com.myapp.rest", method="GET"), "the new callee")
+                assert json.loads(answer["content"])["path"] == "/one/", answer
+
+                output = reload_with(callee("com.myapp.rest", "two"))
+                assert 'applied: built-in component "rest" restarted with its new config' in output, output
+                answer = await bounded(client.session.call("com.myapp.rest", method="GET"), "the changed callee")
+                assert json.loads(answer["content"])["path"] == "/two/", answer
+
+                output = reload_with()
+                assert 'applied: built-in component "rest" removed: stopped' in output, output
+                with pytest.raises(ApplicationError) as gone:
+                    await bounded(client.session.call("com.myapp.rest", method="GET"), "the removed callee")
+                assert gone.value.error == "wamp.error.no_such_procedure"
+                assert not client.left.done()
+            finally:
+                await close_all(client)
+
+        run(scenario())
+    finally:
+        router.close()

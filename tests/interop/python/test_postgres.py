@@ -27,7 +27,7 @@ from autobahn.wamp.types import CallOptions
 
 import pg_cluster
 from interop_client import bounded, close_all, connect_with, eventually, run
-from interop_router import free_tcp_port, launch_router, make_node_dir, switchboard_bin
+from interop_router import free_tcp_port, launch_router, make_node_dir, run_router_command, switchboard_bin
 
 if os.environ.get("INTEROP_ROUTER", "switchboard") != "switchboard":
     pytest.skip("runs Switchboard's node only", allow_module_level=True)
@@ -897,3 +897,92 @@ def test_calls_fail_fast_while_the_database_is_away_and_work_again_after(bridge)
     finally:
         node.close()
         proxy.cut()
+
+
+def test_a_reload_starts_changes_and_stops_a_bridge_by_its_id_and_leaves_the_others_running(bridge):
+    """A bridge added to the config starts at the next reload, one whose config or connection
+    changed restarts with it, a removed one leaves (its procedures go), and a bridge that did not
+    change keeps running with the registrations it has."""
+    s = server()
+    port = free_tcp_port()
+    login = f"sb_{bridge['tag']}_login"
+    connection = {"id": "db", "type": "postgres", "host": s["host"], "port": s["port"],
+                  "database": bridge["database"], "user": login, "options": {"max_connections": 2}}
+
+    def pg(id_: str, prefix: str) -> dict:
+        return {"type": "postgresql", "id": id_, "realm": "realm1", "role": "db_bridge", "connection": "db",
+                "callee": {"procedures": [{"uri": f"{prefix}add2", "function": "api.add2"}]}}
+
+    def config(*components, app_name: str = "first") -> dict:
+        conn = dict(connection, options=dict(connection["options"], application_name=f"sb-{bridge['tag']}-{app_name}"))
+        return {"version": 2, "workers": [{
+            "type": "router",
+            "realms": [{"name": "realm1", "roles": [
+                {"name": "anonymous", "permissions": [{"uri": "", "match": "prefix", "allow": {"call": True}}]},
+                {"name": "db_bridge", "permissions": [
+                    {"uri": "com.example.", "match": "prefix", "allow": {"register": True}}]}]}],
+            "transports": [{"type": "web", "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"},
+                            "paths": {"ws": {"type": "websocket"}}}],
+            "connections": [conn],
+            "components": list(components),
+        }]}
+
+    nd = make_node_dir("switchboard")
+    router = launch_router(nd, config(pg("a", "com.example.a.")), [port])
+
+    def reload_with(*components, app_name: str = "first") -> str:
+        nd.write_config(config(*components, app_name=app_name))
+        result = run_router_command(nd, "reload", timeout=60)
+        assert result.returncode == 0, result.describe()
+        return result.output
+
+    async def answers(s, procedure) -> bool:
+        try:
+            return await s.call(procedure, 2, 3) == 5
+        except ApplicationError:
+            return False
+
+    async def gone(s, procedure) -> bool:
+        return await s.call("wamp.registration.lookup", procedure) is None
+
+    try:
+        async def scenario():
+            c = await connect_with(ws(router), "websocket", "json")
+            try:
+                await eventually_true(lambda: answers(c.session, "com.example.a.add2"), "bridge a")
+                a_registration = await c.session.call("wamp.registration.lookup", "com.example.a.add2")
+
+                output = reload_with(pg("a", "com.example.a."), pg("b", "com.example.b."))
+                assert 'applied: PostgreSQL bridge "b" added: started' in output and '"a"' not in output, output
+                await eventually_true(lambda: answers(c.session, "com.example.b.add2"), "bridge b")
+                assert await c.session.call("wamp.registration.lookup", "com.example.a.add2") == a_registration
+
+                output = reload_with(pg("a", "com.example.a."), pg("b", "com.example.c."))
+                assert 'applied: PostgreSQL bridge "b" restarted with its new config' in output, output
+                await eventually_true(lambda: answers(c.session, "com.example.c.add2"), "bridge b changed")
+                await eventually_true(lambda: gone(c.session, "com.example.b.add2"), "b's old procedure gone")
+
+                # The connection both use changed: both restart.
+                output = reload_with(pg("a", "com.example.a."), pg("b", "com.example.c."), app_name="second")
+                assert 'PostgreSQL bridge "a" restarted' in output and 'PostgreSQL bridge "b" restarted' in output, output
+                await eventually_true(lambda: answers(c.session, "com.example.a.add2"), "bridge a again")
+
+                output = reload_with(pg("a", "com.example.a."), app_name="second")
+                assert 'applied: PostgreSQL bridge "b" removed: stopped' in output, output
+                await eventually_true(lambda: gone(c.session, "com.example.c.add2"), "bridge b gone")
+                assert await answers(c.session, "com.example.a.add2")
+                assert not c.left.done()
+            finally:
+                await close_all(c)
+
+        run(scenario())
+    finally:
+        router.close()
+
+
+async def eventually_true(condition, what: str, timeout: float = 20):
+    """Polls the coroutine function ``condition`` until it returns a true value."""
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)

@@ -107,9 +107,9 @@ pub struct RunningNode {
     /// The helpers of the function authenticators.
     functions: function_auth::FunctionHosts,
     /// Crossbar's built-in REST components.
-    rest_components: rest_components::RestComponents,
+    rest_components: Arc<rest_components::RestComponents>,
     /// The PostgreSQL bridges.
-    postgres_bridges: postgres_bridges::PostgresBridges,
+    postgres_bridges: Arc<postgres_bridges::PostgresBridges>,
     /// Links to other routers, and each realm's link service.
     links: Arc<links::Links>,
     /// The node's readiness (the `health` and `metrics` web paths).
@@ -241,7 +241,7 @@ impl RunningNode {
                 tracing::warn!("some sessions did not close within {GOODBYE_GRACE:?}");
             }
         };
-        self.rest_components.stop();
+        self.rest_components.stop().await;
         self.links.stop().await;
         tokio::join!(
             sessions,
@@ -410,8 +410,10 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
             })
             .collect()
     }));
-    let rest_components = rest_components::RestComponents::start(builtins, &in_process).await?;
-    let postgres_bridges = postgres_bridges::PostgresBridges::start(&loaded, &in_process).await?;
+    let rest_components =
+        Arc::new(rest_components::RestComponents::start(builtins, &in_process).await?);
+    let postgres_bridges =
+        Arc::new(postgres_bridges::PostgresBridges::start(&loaded, &in_process).await?);
     let links = Arc::new(
         links::Links::start(&loaded.config, &loaded.base_dir, &in_process, &realms).await?,
     );
@@ -441,6 +443,8 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
                 private: private_protocols,
                 principals: component_principals,
             },
+            rest_components: rest_components.clone(),
+            postgres_bridges: postgres_bridges.clone(),
         },
         running,
         status.clone(),

@@ -4,6 +4,8 @@
 //! callers' roles disclose, as part of the router's trusted base) and runs until the node stops.
 //! A database that is down at start does not stop the node: the bridge keeps trying.
 
+use std::collections::BTreeMap;
+
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -15,10 +17,89 @@ use crate::config::{
 use crate::embed::InProcess;
 use crate::session::TrustedIdentity;
 
-/// The running bridges.
+/// The running bridges, by id.
 pub(super) struct PostgresBridges {
+    in_process: InProcess,
+    /// The parent of each bridge's own token: cancelled at shutdown.
     stop: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
+    running: tokio::sync::Mutex<BTreeMap<String, RunningBridge>>,
+}
+
+/// One running bridge.
+struct RunningBridge {
+    /// Its component's and connection's sections of the config: what tells a change.
+    fingerprint: String,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// A bridge of the config, ready to start.
+struct WantedBridge {
+    id: String,
+    fingerprint: String,
+    connection: switchboard_postgres::config::PostgresConnectionConfig,
+    bridge: switchboard_postgres::config::PostgresComponentConfig,
+}
+
+/// The bridges of `loaded`'s router workers, in order.
+fn wanted(loaded: &LoadedConfig) -> Vec<WantedBridge> {
+    let mut out = Vec::new();
+    for (w, worker) in loaded.config.workers.iter().enumerate() {
+        let WorkerConfig::Router(router) = worker else {
+            continue;
+        };
+        let raw_worker = &loaded.raw["workers"][w];
+        for (c, component) in router.components.iter().enumerate() {
+            let id = component_id(
+                match component {
+                    ComponentConfig::Postgresql(bridge) => bridge.id.as_ref(),
+                    ComponentConfig::Class(class) => class.id.as_ref(),
+                },
+                c,
+            );
+            let (connection, bridge, connection_raw) = match component {
+                ComponentConfig::Postgresql(bridge) => {
+                    // Validation made sure the connection exists.
+                    let Some(ConnectionConfig::Postgres(connection)) = router
+                        .connections
+                        .iter()
+                        .find(|k| k.id() == bridge.connection)
+                    else {
+                        continue;
+                    };
+                    let raw = raw_worker["connections"]
+                        .as_array()
+                        .and_then(|all| {
+                            all.iter()
+                                .find(|k| k["id"].as_str() == Some(bridge.connection.as_str()))
+                        })
+                        .cloned()
+                        .unwrap_or_default();
+                    (connection.clone(), bridge.clone(), raw)
+                }
+                // Crossbar's PostgreSQL publisher: a bridge with a connection of its own.
+                ComponentConfig::Class(class) => {
+                    match builtin_component(&class.classname, class.extra.as_ref()) {
+                        Some(Ok(BuiltinComponent::PostgresPublisher { database })) => {
+                            let (connection, bridge) =
+                                database.bridge(&id, &class.realm, class.role());
+                            (connection, bridge, serde_json::Value::Null)
+                        }
+                        _ => continue,
+                    }
+                }
+            };
+            let fingerprint =
+                serde_json::json!([raw_worker["components"][c], connection_raw]).to_string();
+            out.push(WantedBridge {
+                id,
+                fingerprint,
+                connection,
+                bridge,
+            });
+        }
+    }
+    out
 }
 
 impl PostgresBridges {
@@ -27,84 +108,156 @@ impl PostgresBridges {
         loaded: &LoadedConfig,
         in_process: &InProcess,
     ) -> Result<Self, StartError> {
-        let stop = CancellationToken::new();
-        let mut tasks = Vec::new();
-        for worker in &loaded.config.workers {
-            let WorkerConfig::Router(router) = worker else {
-                continue;
-            };
-            for (c, component) in router.components.iter().enumerate() {
-                let id = component_id(
-                    match component {
-                        ComponentConfig::Postgresql(bridge) => bridge.id.as_ref(),
-                        ComponentConfig::Class(class) => class.id.as_ref(),
-                    },
-                    c,
-                );
-                let (connection, bridge) = match component {
-                    ComponentConfig::Postgresql(bridge) => {
-                        // Validation made sure the connection exists.
-                        let Some(ConnectionConfig::Postgres(connection)) = router
-                            .connections
-                            .iter()
-                            .find(|k| k.id() == bridge.connection)
-                        else {
-                            continue;
-                        };
-                        (connection.clone(), bridge.clone())
-                    }
-                    // Crossbar's PostgreSQL publisher: a bridge with a connection of its own.
-                    ComponentConfig::Class(class) => {
-                        match builtin_component(&class.classname, class.extra.as_ref()) {
-                            Some(Ok(BuiltinComponent::PostgresPublisher { database })) => {
-                                database.bridge(&id, &class.realm, class.role())
-                            }
-                            _ => continue,
-                        }
-                    }
-                };
-                let authid = format!("postgresql:{id}");
-                let identity =
-                    TrustedIdentity::new(&bridge.realm, &authid, &bridge.role).seeing_callers();
-                let session = match in_process.join(identity).await {
-                    Ok(session) => session,
-                    Err(source) => {
-                        // The bridges already started stop with the failed start.
-                        stop.cancel();
-                        return Err(StartError::Join {
-                            realm: bridge.realm.clone(),
-                            authid: authid.clone(),
-                            source,
-                        });
-                    }
-                };
-                let mut connection = connection;
-                connection.options =
-                    switchboard_postgres::tls::resolve(&connection.options, &loaded.base_dir);
-                let running =
-                    match switchboard_postgres::Bridge::new(id, &connection, bridge, session) {
-                        Ok(running) => running,
-                        Err((key, why)) => {
-                            // `check` builds the same TLS configuration: only a file that changed
-                            // since gets here.
-                            stop.cancel();
-                            return Err(StartError::Config(ConfigErrors(vec![ConfigError::at(
-                                format!("connections[{}].options.{key}", connection.id),
-                                why,
-                            )])));
-                        }
-                    };
-                tasks.push(tokio::spawn(running.run(stop.clone())));
+        let this = Self {
+            in_process: in_process.clone(),
+            stop: CancellationToken::new(),
+            running: Default::default(),
+        };
+        let mut running = BTreeMap::new();
+        for wanted in wanted(loaded) {
+            match this.start_one(wanted, &loaded.base_dir).await {
+                Ok((id, bridge)) => {
+                    running.insert(id, bridge);
+                }
+                Err(e) => {
+                    // The bridges already started stop with the failed start.
+                    this.stop.cancel();
+                    return Err(e);
+                }
             }
         }
-        Ok(Self { stop, tasks })
+        *this.running.lock().await = running;
+        Ok(this)
+    }
+
+    /// Runs the bridges of `loaded` (a reloaded config): those removed stop, those added start,
+    /// those changed (their component or their connection) do both, the others run on. Returns
+    /// what changed, in words, and what failed.
+    pub(super) async fn apply(&self, loaded: &LoadedConfig) -> (Vec<String>, Vec<String>) {
+        let mut running = self.running.lock().await;
+        let wanted = wanted(loaded);
+        let (mut applied, mut failed) = (Vec::new(), Vec::new());
+        let gone: Vec<String> = running
+            .keys()
+            .filter(|id| !wanted.iter().any(|b| &b.id == *id))
+            .cloned()
+            .collect();
+        for id in gone {
+            if let Some(bridge) = running.remove(&id) {
+                bridge.stop().await;
+                applied.push(format!("PostgreSQL bridge {id:?} removed: stopped"));
+            }
+        }
+        for bridge in wanted {
+            let id = bridge.id.clone();
+            let restarted = match running.get(&id) {
+                Some(r) if r.fingerprint == bridge.fingerprint => continue,
+                Some(_) => {
+                    if let Some(old) = running.remove(&id) {
+                        old.stop().await;
+                    }
+                    true
+                }
+                None => false,
+            };
+            match self.start_one(bridge, &loaded.base_dir).await {
+                Ok((id, started)) => {
+                    running.insert(id.clone(), started);
+                    applied.push(if restarted {
+                        format!("PostgreSQL bridge {id:?} restarted with its new config")
+                    } else {
+                        format!("PostgreSQL bridge {id:?} added: started")
+                    });
+                }
+                Err(e) => failed.push(format!(
+                    "PostgreSQL bridge {id:?} could not start ({e}): it runs at the next \
+                     reload or restart that can start it"
+                )),
+            }
+        }
+        (applied, failed)
+    }
+
+    /// What [`Self::apply`] would change, in words.
+    pub(super) async fn changes(&self, loaded: &LoadedConfig) -> Vec<String> {
+        let running = self.running.lock().await;
+        let wanted = wanted(loaded);
+        let mut lines: Vec<String> = running
+            .keys()
+            .filter(|id| !wanted.iter().any(|b| &b.id == *id))
+            .map(|id| format!("PostgreSQL bridge {id:?} removed"))
+            .collect();
+        for bridge in &wanted {
+            match running.get(&bridge.id) {
+                Some(r) if r.fingerprint == bridge.fingerprint => {}
+                Some(_) => lines.push(format!(
+                    "PostgreSQL bridge {:?} restarted with its new config",
+                    bridge.id
+                )),
+                None => lines.push(format!("PostgreSQL bridge {:?} added", bridge.id)),
+            }
+        }
+        lines
+    }
+
+    /// Joins the session of one bridge and starts it.
+    async fn start_one(
+        &self,
+        wanted: WantedBridge,
+        base_dir: &std::path::Path,
+    ) -> Result<(String, RunningBridge), StartError> {
+        let WantedBridge {
+            id,
+            fingerprint,
+            mut connection,
+            bridge,
+        } = wanted;
+        let authid = format!("postgresql:{id}");
+        let identity = TrustedIdentity::new(&bridge.realm, &authid, &bridge.role).seeing_callers();
+        let session = self
+            .in_process
+            .join(identity)
+            .await
+            .map_err(|source| StartError::Join {
+                realm: bridge.realm.clone(),
+                authid: authid.clone(),
+                source,
+            })?;
+        connection.options = switchboard_postgres::tls::resolve(&connection.options, base_dir);
+        let running = switchboard_postgres::Bridge::new(id.clone(), &connection, bridge, session)
+            .map_err(|(key, why)| {
+            // `check` builds the same TLS configuration: only a file that changed since
+            // gets here.
+            StartError::Config(ConfigErrors(vec![ConfigError::at(
+                format!("connections[{}].options.{key}", connection.id),
+                why,
+            )]))
+        })?;
+        let stop = self.stop.child_token();
+        let task = tokio::spawn(running.run(stop.clone()));
+        Ok((
+            id,
+            RunningBridge {
+                fingerprint,
+                stop,
+                task,
+            },
+        ))
     }
 
     /// Stops the bridges (their sessions end with the node's).
-    pub(super) async fn stop(self) {
+    pub(super) async fn stop(&self) {
         self.stop.cancel();
-        for task in self.tasks {
-            let _ = task.await;
+        for (_, bridge) in std::mem::take(&mut *self.running.lock().await) {
+            let _ = bridge.task.await;
         }
+    }
+}
+
+impl RunningBridge {
+    /// Stops the bridge: it leaves its realm.
+    async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
     }
 }

@@ -42,7 +42,7 @@ const FORWARDS_IN_FLIGHT: usize = 16;
 type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// One built-in component of the config, ready to start.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(super) struct PreparedBuiltin {
     id: String,
     realm: String,
@@ -99,11 +99,29 @@ pub(super) fn prepare(loaded: &LoadedConfig) -> Vec<PreparedBuiltin> {
     builtins
 }
 
-/// The running built-in components: their sessions and forwarding tasks.
+/// The running built-in components, by id: their sessions and forwarding tasks.
 pub(super) struct RestComponents {
-    /// Held for as long as the node runs (their registrations and subscriptions live with them).
-    _sessions: Vec<Session>,
+    in_process: InProcess,
+    client: HttpClient,
+    running: tokio::sync::Mutex<std::collections::BTreeMap<String, RunningBuiltin>>,
+}
+
+/// One running built-in component.
+struct RunningBuiltin {
+    prepared: PreparedBuiltin,
+    /// Its registrations and subscriptions live with it.
+    session: Session,
     forwarders: Vec<JoinHandle<()>>,
+}
+
+impl RunningBuiltin {
+    /// Stops forwarding and leaves the realm (its registration or subscriptions go with it).
+    async fn stop(self) {
+        for f in self.forwarders {
+            f.abort();
+        }
+        let _ = self.session.leave().await;
+    }
 }
 
 impl RestComponents {
@@ -112,99 +130,177 @@ impl RestComponents {
         builtins: Vec<PreparedBuiltin>,
         in_process: &InProcess,
     ) -> Result<Self, StartError> {
-        let mut sessions = Vec::new();
-        let mut forwarders = Vec::new();
-        if builtins.is_empty() {
-            return Ok(Self {
-                _sessions: sessions,
-                forwarders,
-            });
-        }
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
             .https_or_http()
             .enable_http1()
             .build();
-        let client: HttpClient = Client::builder(hyper_util::rt::TokioExecutor::new()).build(https);
+        let this = Self {
+            in_process: in_process.clone(),
+            client: Client::builder(hyper_util::rt::TokioExecutor::new()).build(https),
+            running: Default::default(),
+        };
+        let mut running = std::collections::BTreeMap::new();
         for builtin in builtins {
-            let authid = format!("component:{}", builtin.id);
-            let failed = |source| StartError::Join {
-                realm: builtin.realm.clone(),
-                authid: authid.clone(),
-                source,
+            running.insert(builtin.id.clone(), this.start_one(builtin).await?);
+        }
+        *this.running.lock().await = running;
+        Ok(this)
+    }
+
+    /// Runs the built-in components `builtins` (those of a reloaded config): those removed stop,
+    /// those added start, those changed do both, the others run on. Returns what changed, in
+    /// words, and what failed.
+    pub(super) async fn apply(&self, builtins: Vec<PreparedBuiltin>) -> (Vec<String>, Vec<String>) {
+        let mut running = self.running.lock().await;
+        let (mut applied, mut failed) = (Vec::new(), Vec::new());
+        let gone: Vec<String> = running
+            .keys()
+            .filter(|id| !builtins.iter().any(|b| &b.id == *id))
+            .cloned()
+            .collect();
+        for id in gone {
+            if let Some(builtin) = running.remove(&id) {
+                builtin.stop().await;
+                applied.push(format!("built-in component {id:?} removed: stopped"));
+            }
+        }
+        for builtin in builtins {
+            let id = builtin.id.clone();
+            let restarted = match running.get(&id) {
+                Some(r) if r.prepared == builtin => continue,
+                Some(_) => {
+                    if let Some(old) = running.remove(&id) {
+                        old.stop().await;
+                    }
+                    true
+                }
+                None => false,
             };
-            let identity = TrustedIdentity::new(&builtin.realm, &authid, &builtin.role);
-            let session = in_process.join(identity).await.map_err(failed)?;
-            match &builtin.component {
-                BuiltinComponent::RestCallee { procedure, baseurl } => {
-                    let (client, baseurl) = (client.clone(), baseurl.clone());
-                    session
-                        .register(procedure, RegisterOptions::default(), move |invocation| {
-                            rest_call(client.clone(), baseurl.clone(), invocation)
-                        })
+            match self.start_one(builtin).await {
+                Ok(started) => {
+                    running.insert(id.clone(), started);
+                    applied.push(if restarted {
+                        format!("built-in component {id:?} restarted with its new config")
+                    } else {
+                        format!("built-in component {id:?} added: started")
+                    });
+                }
+                Err(e) => failed.push(format!(
+                    "built-in component {id:?} could not start ({e}): it runs at the next \
+                     reload or restart that can start it"
+                )),
+            }
+        }
+        (applied, failed)
+    }
+
+    /// What [`Self::apply`] would change, in words.
+    pub(super) async fn changes(&self, builtins: &[PreparedBuiltin]) -> Vec<String> {
+        let running = self.running.lock().await;
+        let mut lines: Vec<String> = running
+            .keys()
+            .filter(|id| !builtins.iter().any(|b| &b.id == *id))
+            .map(|id| format!("built-in component {id:?} removed"))
+            .collect();
+        for builtin in builtins {
+            match running.get(&builtin.id) {
+                Some(r) if r.prepared == *builtin => {}
+                Some(_) => lines.push(format!(
+                    "built-in component {:?} restarted with its new config",
+                    builtin.id
+                )),
+                None => lines.push(format!("built-in component {:?} added", builtin.id)),
+            }
+        }
+        lines
+    }
+
+    /// Joins the session of `builtin` and registers or subscribes what it serves.
+    async fn start_one(&self, builtin: PreparedBuiltin) -> Result<RunningBuiltin, StartError> {
+        let authid = format!("component:{}", builtin.id);
+        let failed = |source| StartError::Join {
+            realm: builtin.realm.clone(),
+            authid: authid.clone(),
+            source,
+        };
+        let identity = TrustedIdentity::new(&builtin.realm, &authid, &builtin.role);
+        let session = self.in_process.join(identity).await.map_err(failed)?;
+        let mut forwarders = Vec::new();
+        match &builtin.component {
+            BuiltinComponent::RestCallee { procedure, baseurl } => {
+                let (client, baseurl) = (self.client.clone(), baseurl.clone());
+                session
+                    .register(procedure, RegisterOptions::default(), move |invocation| {
+                        rest_call(client.clone(), baseurl.clone(), invocation)
+                    })
+                    .await
+                    .map_err(failed)?;
+                tracing::info!(component = %builtin.id, %procedure, "REST callee registered");
+            }
+            BuiltinComponent::MessageForwarder {
+                subscriptions,
+                method,
+                expected_code,
+            } => {
+                for forwarded in subscriptions {
+                    let options = SubscribeOptions {
+                        match_policy: forwarded
+                            .match_policy
+                            .map_or(switchboard_proto::UriMatch::Exact, Into::into),
+                        ..SubscribeOptions::default()
+                    };
+                    let subscription = session
+                        .subscribe(&forwarded.topic, options)
                         .await
                         .map_err(failed)?;
-                    tracing::info!(component = %builtin.id, %procedure, "REST callee registered");
-                }
-                BuiltinComponent::MessageForwarder {
-                    subscriptions,
-                    method,
-                    expected_code,
-                } => {
-                    for forwarded in subscriptions {
-                        let options = SubscribeOptions {
-                            match_policy: forwarded
-                                .match_policy
-                                .map_or(switchboard_proto::UriMatch::Exact, Into::into),
-                            ..SubscribeOptions::default()
-                        };
-                        let subscription = session
-                            .subscribe(&forwarded.topic, options)
-                            .await
-                            .map_err(failed)?;
-                        let (client, url, id) =
-                            (client.clone(), forwarded.url.clone(), builtin.id.clone());
-                        let method = hyper::Method::from_bytes(method.as_bytes())
-                            .unwrap_or(hyper::Method::POST);
-                        let expected = *expected_code;
-                        forwarders.push(tokio::spawn(async move {
-                            subscription
-                                .for_each_concurrent(FORWARDS_IN_FLIGHT, |event| {
-                                    let (client, method, url, id) = (&client, &method, &url, &id);
-                                    async move {
-                                        match event {
-                                            Ok(event) => {
-                                                forward(client, method, url, expected, id, event.args)
-                                                    .await;
-                                            }
-                                            Err(lagged) => tracing::warn!(
-                                                component = %id,
-                                                %url,
-                                                "events came faster than they could be forwarded: {lagged}"
-                                            ),
+                    let (client, url, id) = (
+                        self.client.clone(),
+                        forwarded.url.clone(),
+                        builtin.id.clone(),
+                    );
+                    let method =
+                        hyper::Method::from_bytes(method.as_bytes()).unwrap_or(hyper::Method::POST);
+                    let expected = *expected_code;
+                    forwarders.push(tokio::spawn(async move {
+                        subscription
+                            .for_each_concurrent(FORWARDS_IN_FLIGHT, |event| {
+                                let (client, method, url, id) = (&client, &method, &url, &id);
+                                async move {
+                                    match event {
+                                        Ok(event) => {
+                                            forward(client, method, url, expected, id, event.args)
+                                                .await;
                                         }
+                                        Err(lagged) => tracing::warn!(
+                                            component = %id,
+                                            %url,
+                                            "events came faster than they could be forwarded: {lagged}"
+                                        ),
                                     }
-                                })
-                                .await;
-                        }));
-                    }
-                    tracing::info!(component = %builtin.id, "REST subscriber forwarding {} topic(s)", subscriptions.len());
+                                }
+                            })
+                            .await;
+                    }));
                 }
-                // Not prepared here: the PostgreSQL bridge runs it.
-                BuiltinComponent::PostgresPublisher { .. } => {}
+                tracing::info!(component = %builtin.id, "REST subscriber forwarding {} topic(s)", subscriptions.len());
             }
-            sessions.push(session);
+            // Not prepared here: the PostgreSQL bridge runs it.
+            BuiltinComponent::PostgresPublisher { .. } => {}
         }
-        Ok(Self {
-            _sessions: sessions,
+        Ok(RunningBuiltin {
+            prepared: builtin,
+            session,
             forwarders,
         })
     }
 
     /// Stops forwarding.
-    pub(super) fn stop(self) {
-        for f in self.forwarders {
-            f.abort();
+    pub(super) async fn stop(&self) {
+        for (_, builtin) in std::mem::take(&mut *self.running.lock().await) {
+            for f in builtin.forwarders {
+                f.abort();
+            }
         }
     }
 }

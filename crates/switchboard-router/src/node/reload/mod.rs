@@ -22,9 +22,10 @@
 //!   ticket) or, for the first component, opened by the reload;
 //! - links (`links` and `rlinks`), by id: a new one connects, a removed one leaves both routers, a
 //!   changed one does both;
-//! - everything else (the controller, a container's options, Crossbar's built-in REST
-//!   components, PostgreSQL bridges, a realm's store, adding or removing a router worker) is
-//!   reported as needing a restart, and stays as it runs.
+//! - PostgreSQL bridges (with their `connections`) and Crossbar's built-in REST components, by
+//!   id, likewise, by their runners in the node's process;
+//! - everything else (the controller, a container's options, a realm's store, adding or removing
+//!   a router worker) is reported as needing a restart, and stays as it runs.
 //!
 //! The management API's edits (`edit.rs`: realms, roles and transports added and removed) run
 //! through the same pipeline with the running config, edited, in place of the file.
@@ -95,10 +96,11 @@ pub const KEYS: &[(&str, Class)] = &[
     ("workers[].realms[].template", Class::Hot),
     ("workers[].transports", Class::Hot),
     // Components, by id: a new one starts, a removed one stops, a changed one restarts with its
-    // new config (Crossbar's built-in REST components, which run in the node's process, need a
-    // restart: the diff reports them). A container's are compared likewise.
+    // new config; a container's likewise. Processes here; PostgreSQL bridges and Crossbar's
+    // built-in REST components, which run in the node's process, by their own runners.
     ("workers[].components", Class::Hot),
-    ("workers[].connections", Class::Restart),
+    // A PostgreSQL bridge restarts when its connection changes (`postgres_bridges`).
+    ("workers[].connections", Class::Hot),
     // Each link by id: a new one connects, a removed one leaves both routers, a changed one
     // does both; the others run on untouched.
     ("workers[].links", Class::Hot),
@@ -192,6 +194,10 @@ pub(super) struct Parts {
     pub component_dir: Arc<std::sync::Mutex<Option<std::path::PathBuf>>>,
     /// The private transport of router workers' components.
     pub components: RunningComponents,
+    /// Crossbar's built-in REST components, run in the node's process.
+    pub rest_components: Arc<super::rest_components::RestComponents>,
+    /// The PostgreSQL bridges.
+    pub postgres_bridges: Arc<super::postgres_bridges::PostgresBridges>,
 }
 
 /// The private transport router workers' components join through, as it runs.
@@ -255,6 +261,8 @@ struct Plan {
     components: BTreeSet<String>,
     /// The component directory the new config was prepared with.
     component_dir: Option<std::path::PathBuf>,
+    /// Crossbar's built-in REST components of the new config.
+    builtins: Vec<super::rest_components::PreparedBuiltin>,
     /// The private transport's principals the new config was prepared with, where a router
     /// worker's components changed.
     component_principals: Option<serde_json::Map<String, Json>>,
@@ -417,9 +425,11 @@ impl Reloader {
         match state.plan(text) {
             Err(report) => report,
             Ok(plan) => {
-                let links = state.parts.links.changes(&plan.loaded.config).await;
+                let mut changes = state.parts.links.changes(&plan.loaded.config).await;
+                changes.extend(state.parts.rest_components.changes(&plan.builtins).await);
+                changes.extend(state.parts.postgres_bridges.changes(&plan.loaded).await);
                 let mut report = plan.summary(&state.transports);
-                report.applied.extend(links);
+                report.applied.extend(changes);
                 report
                     .applied
                     .iter_mut()
@@ -604,24 +614,12 @@ impl State {
                         && is_container(n)
                         && changed_keys(o, n).iter().all(|k| k == "components") =>
                 {
-                    let at = format!("workers[{i}]");
-                    let change = container_changes(o, n, &at);
-                    change.apply(
-                        &mut guests_remove,
-                        &mut guests_to_add,
-                        &mut components,
-                        &mut restart,
-                    );
+                    let change = container_changes(o, n);
+                    change.apply(&mut guests_remove, &mut guests_to_add, &mut components);
                 }
                 None if is_container(n) => {
-                    let at = format!("workers[{i}]");
-                    let change = container_changes(&no_container, n, &at);
-                    change.apply(
-                        &mut guests_remove,
-                        &mut guests_to_add,
-                        &mut components,
-                        &mut restart,
-                    );
+                    let change = container_changes(&no_container, n);
+                    change.apply(&mut guests_remove, &mut guests_to_add, &mut components);
                 }
                 Some(_) => restart(format!("workers[{i}]"), &format!("worker {id:?} changed")),
                 None => restart(format!("workers[{i}]"), &format!("worker {id:?} added")),
@@ -632,14 +630,8 @@ impl State {
                 if is_guest(o) {
                     guests_remove.push(id.clone());
                 } else if is_container(o) {
-                    let at = format!("workers[{i}]");
-                    let change = container_changes(o, &no_container, &at);
-                    change.apply(
-                        &mut guests_remove,
-                        &mut guests_to_add,
-                        &mut components,
-                        &mut restart,
-                    );
+                    let change = container_changes(o, &no_container);
+                    change.apply(&mut guests_remove, &mut guests_to_add, &mut components);
                 } else {
                     restart(format!("workers[{i}]"), &format!("worker {id:?} removed"));
                 }
@@ -671,11 +663,10 @@ impl State {
             }
             if o.get("components") != n.get("components") {
                 router_components = true;
-                container_changes(o, n, &at).apply(
+                container_changes(o, n).apply(
                     &mut guests_remove,
                     &mut guests_to_add,
                     &mut components,
-                    &mut restart,
                 );
             }
             // Realms, by name (templates are compared whole, below).
@@ -752,6 +743,7 @@ impl State {
             guests: prepared_guests,
             component_dir,
             component_principals,
+            builtins,
             ..
         } = prepared;
         let guests_add: Vec<_> = prepared_guests
@@ -832,6 +824,7 @@ impl State {
             guests_remove,
             components,
             component_dir,
+            builtins,
             component_principals: router_components.then_some(component_principals),
             add_realms,
             remove_realms,
@@ -853,6 +846,7 @@ impl State {
             guests_remove,
             components,
             component_dir,
+            builtins,
             component_principals,
             add_realms,
             remove_realms,
@@ -1084,10 +1078,16 @@ impl State {
                 addr,
             });
         }
-        // After the realms: a new realm's links run on it.
+        // After the realms: a new realm's links, bridges and built-in components run on it.
         report
             .applied
             .extend(parts.links.apply(&loaded.config).await);
+        let (applied, failed) = parts.rest_components.apply(builtins).await;
+        report.applied.extend(applied);
+        report.restart_required.extend(failed);
+        let (applied, failed) = parts.postgres_bridges.apply(&loaded).await;
+        report.applied.extend(applied);
+        report.restart_required.extend(failed);
         parts.loaded = loaded;
         if report.applied.is_empty() && report.restart_required.is_empty() {
             report.applied.push("nothing changed".into());
@@ -1236,9 +1236,6 @@ struct ContainerChanges {
     stop: Vec<String>,
     /// The processes to start: components added or changed.
     start: Vec<String>,
-    /// Changes only a restart applies: components that run in the node's process (PostgreSQL
-    /// bridges, Crossbar's built-in REST components), each with its place in the config.
-    restart: Vec<(String, String)>,
 }
 
 impl ContainerChanges {
@@ -1247,20 +1244,16 @@ impl ContainerChanges {
         stop: &mut Vec<String>,
         start: &mut Vec<String>,
         components: &mut BTreeSet<String>,
-        restart: &mut impl FnMut(String, &str),
     ) {
         components.extend(self.stop.iter().chain(&self.start).cloned());
         stop.extend(self.stop);
         start.extend(self.start);
-        for (at, what) in self.restart {
-            restart(at, &what);
-        }
     }
 }
 
-/// The changes from the components of the container worker `old` to those of `new` (either an
-/// empty object for a container added or removed); `at` is where the new one is in the config.
-fn container_changes(old: &Json, new: &Json, at: &str) -> ContainerChanges {
+/// The changes from the components of the worker `old` to those of `new` (either an empty object
+/// for a container added or removed).
+fn container_changes(old: &Json, new: &Json) -> ContainerChanges {
     let by_id = |worker: &Json| -> BTreeMap<String, (usize, Json)> {
         list(worker, "components")
             .iter()
@@ -1293,18 +1286,16 @@ fn container_changes(old: &Json, new: &Json, at: &str) -> ContainerChanges {
         if before.map(|(_, c)| c) == after.map(|(_, c)| c) {
             continue;
         }
+        // PostgreSQL bridges and built-in REST components are compared and applied by their
+        // own runners (`postgres_bridges`, `rest_components`); one whose kind changes (a class
+        // that becomes a bridge) is stopped by one and started by the other.
         if before.is_some_and(|(_, c)| in_process(c)) || after.is_some_and(|(_, c)| in_process(c)) {
-            let place = after.map_or_else(
-                || format!("{at}.components"),
-                |(c, _)| format!("{at}.components[{c}]"),
-            );
-            changes.restart.push((
-                place,
-                format!(
-                    "component {id:?} runs in the node's process (a PostgreSQL bridge or a \
-                     built-in REST component): it changes at a restart"
-                ),
-            ));
+            if before.is_some_and(|(_, c)| !in_process(c)) {
+                changes.stop.push(id.clone());
+            }
+            if after.is_some_and(|(_, c)| !in_process(c)) {
+                changes.start.push(id.clone());
+            }
             continue;
         }
         if before.is_some() {
@@ -1532,7 +1523,7 @@ mod tests {
     }
 
     #[test]
-    fn components_change_one_by_one_and_those_in_the_process_need_a_restart() {
+    fn components_change_one_by_one_and_those_in_the_process_are_left_to_their_runners() {
         let class = |id: &str, classname: &str| serde_json::json!({"type": "class", "id": id, "classname": classname, "realm": "r"});
         let bridge = |database: &str| serde_json::json!({"type": "postgresql", "id": "pg", "realm": "r", "database": database});
         let old = serde_json::json!({"components": [
@@ -1543,14 +1534,9 @@ mod tests {
             class("same", "m.Same"), class("changed", "m.After"), class("new", "m.New"),
             bridge("two"), class("rest", "crossbar.bridge.rest.RESTCallee"),
         ]});
-        let changes = container_changes(&old, &new, "workers[1]");
+        let changes = container_changes(&old, &new);
         assert_eq!(changes.stop, ["changed", "gone"]);
         assert_eq!(changes.start, ["changed", "new"]);
-        let places: Vec<&str> = changes.restart.iter().map(|(at, _)| at.as_str()).collect();
-        assert_eq!(
-            places,
-            ["workers[1].components[3]", "workers[1].components[4]"]
-        );
     }
 
     #[test]
