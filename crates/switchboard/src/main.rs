@@ -231,6 +231,17 @@ async fn start(dir: Option<&Path>, shutdown_grace: Option<f64>) -> anyhow::Resul
     let mut interrupt = signal(SignalKind::interrupt(), "SIGINT")?;
     let mut hangup = signal(SignalKind::hangup(), "SIGHUP")?;
     let prepared = prepare(dir)?;
+    // Every connection is a file: the shell's soft limit (often 1,024) would refuse sessions
+    // long before the machine's real ceiling, the hard limit.
+    match switchboard_router::ops::limits::raise_open_files() {
+        Ok(limits) if limits.before < limits.now => tracing::info!(
+            "open files limit raised from {} to {} (the hard limit)",
+            limits.before,
+            limits.now
+        ),
+        Ok(limits) => tracing::info!("open files limit {} (the hard limit)", limits.now),
+        Err(e) => tracing::warn!("open files limit not raised: {e}"),
+    }
     // Before binding anything: a second node in the same directory is refused by name, not by
     // the port it cannot take.
     let node_dir = switchboard_router::config::node_dir(dir.unwrap_or(Path::new(".")));

@@ -603,3 +603,33 @@ def test_listed_uris_sessions_bytes_the_http_bridge_and_tls_certificates_have_th
 
     not_after = server.cert.not_valid_after_utc.timestamp()
     assert value(after, "switchboard_tls_cert_not_after_seconds", transport=f"tcp:127.0.0.1:{tls_port}") == not_after
+
+
+def test_start_raises_the_open_files_limit_to_the_hard_limit_and_says_so():
+    """Every connection is a file: a node started from a shell whose soft limit is 1,024 raises
+    it to the hard limit before it listens, and logs both."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = min(1024, hard)
+    nd = make_node_dir("switchboard")
+    port = free_tcp_port()
+    config = {"version": 2, "workers": [{
+        "type": "router",
+        "realms": [{"name": "realm1", "roles": ROLES}],
+        "transports": [{"type": "websocket", "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"}}],
+    }]}
+    resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
+    try:
+        router = launch_router(nd, config, [port])
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        limits = open(f"/proc/{router.proc.pid}/limits").read()
+        line = next(l for l in limits.splitlines() if l.startswith("Max open files"))
+        fields = line.split()
+        assert fields[3] == fields[4] == str(hard), line
+        if low < hard:
+            assert f"open files limit raised from {low} to {hard} (the hard limit)" in router.log_tail(), router.log_tail()
+    finally:
+        router.close()
