@@ -14,7 +14,7 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 
 from interop_client import SessionRefused, bounded, close_all, connect, run
-from interop_router import free_tcp_port, launch_router, make_node_dir
+from interop_router import free_tcp_port, launch_router, make_node_dir, run_router_command
 
 if os.environ.get("INTEROP_ROUTER", "switchboard") != "switchboard":
     pytest.skip("realm templates are Switchboard's", allow_module_level=True)
@@ -127,3 +127,50 @@ def test_an_exact_template_and_names_no_template_covers(node):
             await close_all(scratch)
 
     run(scenario())
+
+
+def test_a_reload_replaces_the_templates_and_realms_they_made_stay_until_empty():
+    """Templates are replaced together by a reload: a name a new template covers is joinable at
+    once, a name only the removed template covered is refused from then on, and a realm the old
+    template created keeps its sessions until they leave."""
+    nd = make_node_dir("switchboard")
+    port = free_tcp_port()
+
+    def config(prefix: str) -> dict:
+        return {"version": 2, "workers": [{
+            "type": "router",
+            "realms": [{"name": prefix, "template": {"match": "prefix"},
+                        "roles": [{"name": "anonymous", "permissions": [
+                            {"uri": "com.example.", "match": "prefix", "allow": ALL}]}]}],
+            "transports": [{"type": "websocket", "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"}}],
+        }]}
+
+    router = launch_router(nd, config("team."), [port])
+    try:
+        async def scenario():
+            old = await connect(router, "websocket_tcp", "json", realm="team.red")
+            clients = [old]
+            try:
+                with pytest.raises(SessionRefused):
+                    await connect(router, "websocket_tcp", "json", realm="org.blue")
+                nd.write_config(config("org."))
+                result = run_router_command(nd, "reload", timeout=60)
+                assert result.returncode == 0, result.describe()
+                assert "realm templates replaced" in result.output, result.describe()
+                new = await connect(router, "websocket_tcp", "json", realm="org.blue")
+                clients.append(new)
+                await new.session.register(lambda: "blue", "com.example.where")
+                assert await bounded(new.session.call("com.example.where"), "the new template's realm") == "blue"
+                with pytest.raises(SessionRefused) as refused:
+                    await connect(router, "websocket_tcp", "json", realm="team.green")
+                assert refused.value.details.reason == "wamp.error.no_such_realm"
+                # The realm the old template made goes on for the session it has.
+                await old.session.register(lambda: "red", "com.example.where")
+                assert await bounded(old.session.call("com.example.where"), "the old realm") == "red"
+                assert not old.left.done()
+            finally:
+                await close_all(*clients)
+
+        run(scenario())
+    finally:
+        router.close()
