@@ -310,6 +310,11 @@ impl Peer {
         );
     }
 
+    /// How long the session has been joined.
+    pub fn lasted(&self) -> std::time::Duration {
+        self.inner.joined.1.elapsed()
+    }
+
     /// The session's traffic so far.
     pub fn traffic(&self) -> Traffic {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);

@@ -203,3 +203,34 @@ def test_transports_are_started_and_stopped_and_a_read_only_role_may_not(node):
             await close_all(*clients)
 
     run(scenario())
+
+
+def test_a_transport_the_file_brings_back_is_stopped_no_more(node):
+    """``transport.stop`` changes the running config, not the file: the next reload from the file
+    makes the transport listen again, and it is then listed once, listening, and no longer
+    startable as a stopped one."""
+    listen = f"tcp:127.0.0.1:{node.port}"
+
+    async def scenario():
+        admin = await operator(node)
+        try:
+            await bounded(admin.session.call("switchboard.transport.stop", listen), "stop")
+            listed = await bounded(admin.session.call("switchboard.transport.list"), "list")
+            assert [(t["listen"], t["state"]) for t in listed] == [(listen, "stopped")], listed
+            with pytest.raises((SessionRefused, TimeoutError, OSError)):
+                await connect(node, "websocket_tcp", "json", realm="realm1")
+
+            result = run_router_command(node.nd, "reload", timeout=60)
+            assert result.returncode == 0, result.describe()
+            assert f"applied: transport {listen} added: listening" in result.output, result.describe()
+            listed = await bounded(admin.session.call("switchboard.transport.list"), "list")
+            assert [(t["listen"], t["state"]) for t in listed] == [(listen, "listening")], listed
+            with pytest.raises(ApplicationError) as nothing:
+                await bounded(admin.session.call("switchboard.transport.start", listen), "start")
+            assert "no transport was stopped" in nothing.value.args[0]
+            again = await connect(node, "websocket_tcp", "json", realm="realm1")
+            await close_all(again)
+        finally:
+            await close_all(admin)
+
+    run(scenario())

@@ -248,6 +248,60 @@ pub fn component_id(configured: Option<&String>, index: usize) -> String {
         .unwrap_or_else(|| format!("component{:03}", index + 1))
 }
 
+/// The id of each component that runs as a process of its own (a class that is not one of
+/// Crossbar's built-ins), by (worker index, component index): its component id, or, where that
+/// is also the id of another such component or of a guest worker (component ids are unique
+/// within a worker only, and unnamed ones are `component001`, ... in every worker),
+/// `<worker id>.<component id>`. The node supervises processes, the management API acts on them
+/// and a reload matches them, by this id.
+pub fn process_ids(
+    config: &super::NodeConfig,
+) -> std::collections::HashMap<(usize, usize), String> {
+    use super::{ContainerComponentConfig, WorkerConfig};
+    let mut components = Vec::new();
+    let mut taken: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (w, worker) in config.workers.iter().enumerate() {
+        let classes: Vec<(usize, &Option<String>, &str, Option<&serde_json::Value>)> = match worker
+        {
+            WorkerConfig::Guest(_) => {
+                *taken.entry(worker.id(w)).or_default() += 1;
+                continue;
+            }
+            WorkerConfig::Router(router) => router
+                .components
+                .iter()
+                .enumerate()
+                .filter_map(|(c, k)| {
+                    k.as_class()
+                        .map(|k| (c, &k.id, k.classname.as_str(), k.extra.as_ref()))
+                })
+                .collect(),
+            WorkerConfig::Container(container) => container
+                .components
+                .iter()
+                .enumerate()
+                .map(|(c, ContainerComponentConfig::Class(k))| {
+                    (c, &k.id, k.classname.as_str(), k.extra.as_ref())
+                })
+                .collect(),
+        };
+        for (c, id, classname, extra) in classes {
+            if builtin_component(classname, extra).is_none() {
+                let id = component_id(id.as_ref(), c);
+                *taken.entry(id.clone()).or_default() += 1;
+                components.push(((w, c), worker.id(w), id));
+            }
+        }
+    }
+    components
+        .into_iter()
+        .map(|(at, worker, id)| {
+            let unique = taken.get(&id) == Some(&1);
+            (at, if unique { id } else { format!("{worker}.{id}") })
+        })
+        .collect()
+}
+
 /// The prefixes of Crossbar's own built-in components, which are not Python classes to import.
 pub const CROSSBAR_BUILTIN_COMPONENTS: &[&str] = &["crossbar.bridge.", "crossbar.adapter."];
 
@@ -452,5 +506,33 @@ mod tests {
             builtin_component("crossbar.adapter.postgres.PostgreSQLPublisher", Some(&bare)),
             Some(Ok(BuiltinComponent::PostgresPublisher { .. }))
         ));
+    }
+
+    #[test]
+    fn process_ids_are_component_ids_unless_two_processes_would_share_one() {
+        let config: crate::config::NodeConfig = serde_json::from_str(
+            r#"{"version": 2, "workers": [
+                {"type": "router", "realms": [{"name": "r", "roles": [{"name": "anonymous"}]}],
+                 "components": [
+                    {"type": "class", "classname": "m.A", "realm": "r"},
+                    {"type": "class", "id": "named", "classname": "m.B", "realm": "r"},
+                    {"type": "class", "id": "echo", "classname": "m.C", "realm": "r"},
+                    {"type": "class", "classname": "crossbar.bridge.rest.RESTCallee", "realm": "r",
+                     "extra": {"procedure": "p", "baseurl": "http://x/"}}]},
+                {"type": "container", "id": "box", "components": [
+                    {"type": "class", "classname": "m.D", "realm": "r",
+                     "transport": {"type": "websocket", "url": "ws://x", "endpoint": {"type": "tcp", "host": "x", "port": 1}}}]},
+                {"type": "guest", "id": "echo", "executable": "/bin/true"}
+            ]}"#,
+        )
+        .expect("a config");
+        let ids = process_ids(&config);
+        assert_eq!(ids[&(0, 0)], "worker001.component001");
+        assert_eq!(ids[&(0, 1)], "named");
+        // The guest worker `echo` keeps its id; the component is told apart by its worker's.
+        assert_eq!(ids[&(0, 2)], "worker001.echo");
+        assert_eq!(ids[&(1, 0)], "box.component001");
+        // The built-in runs in the node's process: no process id.
+        assert!(!ids.contains_key(&(0, 3)));
     }
 }

@@ -17,7 +17,7 @@ use serde_json::json;
 use super::guest::PreparedGuest;
 use crate::config::{
     ClientTransportConfig, ClientTransportKind, ConfigError, ContainerComponentConfig,
-    LoadedConfig, SerializerName, TransportConfig, WorkerConfig, builtin_component, component_id,
+    LoadedConfig, SerializerName, TransportConfig, WorkerConfig, builtin_component,
 };
 
 /// The runner every component process runs.
@@ -70,6 +70,7 @@ impl PreparedComponents {
         };
         let mut router_components = Vec::new();
         let mut container_components = Vec::new();
+        let ids = crate::config::process_ids(&loaded.config);
         for (w, worker) in loaded.config.workers.iter().enumerate() {
             match worker {
                 WorkerConfig::Router(router) => {
@@ -89,7 +90,7 @@ impl PreparedComponents {
                         }
                         router_components.push((
                             format!("workers[{w}].components[{c}]"),
-                            component_id(component.id.as_ref(), c),
+                            ids[&(w, c)].clone(),
                             component,
                             pythonpath.clone(),
                         ));
@@ -107,7 +108,7 @@ impl PreparedComponents {
                         }
                         container_components.push((
                             format!("workers[{w}].components[{c}]"),
-                            component_id(component.id.as_ref(), c),
+                            ids[&(w, c)].clone(),
                             component,
                             pythonpath.clone(),
                             container.options.restart,

@@ -445,6 +445,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
             },
             rest_components: rest_components.clone(),
             postgres_bridges: postgres_bridges.clone(),
+            metrics_uris: metrics_uris.clone(),
         },
         running,
         status.clone(),

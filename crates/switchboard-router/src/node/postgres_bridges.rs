@@ -22,7 +22,8 @@ pub(super) struct PostgresBridges {
     in_process: InProcess,
     /// The parent of each bridge's own token: cancelled at shutdown.
     stop: CancellationToken,
-    running: tokio::sync::Mutex<BTreeMap<String, RunningBridge>>,
+    /// By worker id and bridge id (ids are unique within a worker only).
+    running: tokio::sync::Mutex<BTreeMap<(String, String), RunningBridge>>,
 }
 
 /// One running bridge.
@@ -35,10 +36,18 @@ struct RunningBridge {
 
 /// A bridge of the config, ready to start.
 struct WantedBridge {
+    worker: String,
     id: String,
     fingerprint: String,
     connection: switchboard_postgres::config::PostgresConnectionConfig,
     bridge: switchboard_postgres::config::PostgresComponentConfig,
+}
+
+impl WantedBridge {
+    /// What tells it from the others: its worker's id and its own.
+    fn key(&self) -> (String, String) {
+        (self.worker.clone(), self.id.clone())
+    }
 }
 
 /// The bridges of `loaded`'s router workers, in order.
@@ -92,6 +101,7 @@ fn wanted(loaded: &LoadedConfig) -> Vec<WantedBridge> {
             let fingerprint =
                 serde_json::json!([raw_worker["components"][c], connection_raw]).to_string();
             out.push(WantedBridge {
+                worker: worker.id(w),
                 id,
                 fingerprint,
                 connection,
@@ -115,9 +125,10 @@ impl PostgresBridges {
         };
         let mut running = BTreeMap::new();
         for wanted in wanted(loaded) {
+            let key = (wanted.worker.clone(), wanted.id.clone());
             match this.start_one(wanted, &loaded.base_dir).await {
-                Ok((id, bridge)) => {
-                    running.insert(id, bridge);
+                Ok(bridge) => {
+                    running.insert(key, bridge);
                 }
                 Err(e) => {
                     // The bridges already started stop with the failed start.
@@ -137,23 +148,24 @@ impl PostgresBridges {
         let mut running = self.running.lock().await;
         let wanted = wanted(loaded);
         let (mut applied, mut failed) = (Vec::new(), Vec::new());
-        let gone: Vec<String> = running
+        let gone: Vec<(String, String)> = running
             .keys()
-            .filter(|id| !wanted.iter().any(|b| &b.id == *id))
+            .filter(|key| !wanted.iter().any(|b| b.key() == **key))
             .cloned()
             .collect();
-        for id in gone {
-            if let Some(bridge) = running.remove(&id) {
+        for key in gone {
+            if let Some(bridge) = running.remove(&key) {
                 bridge.stop().await;
+                let id = &key.1;
                 applied.push(format!("PostgreSQL bridge {id:?} removed: stopped"));
             }
         }
         for bridge in wanted {
-            let id = bridge.id.clone();
-            let restarted = match running.get(&id) {
+            let (key, id) = (bridge.key(), bridge.id.clone());
+            let restarted = match running.get(&key) {
                 Some(r) if r.fingerprint == bridge.fingerprint => continue,
                 Some(_) => {
-                    if let Some(old) = running.remove(&id) {
+                    if let Some(old) = running.remove(&key) {
                         old.stop().await;
                     }
                     true
@@ -161,8 +173,8 @@ impl PostgresBridges {
                 None => false,
             };
             match self.start_one(bridge, &loaded.base_dir).await {
-                Ok((id, started)) => {
-                    running.insert(id.clone(), started);
+                Ok(started) => {
+                    running.insert(key, started);
                     applied.push(if restarted {
                         format!("PostgreSQL bridge {id:?} restarted with its new config")
                     } else {
@@ -184,11 +196,11 @@ impl PostgresBridges {
         let wanted = wanted(loaded);
         let mut lines: Vec<String> = running
             .keys()
-            .filter(|id| !wanted.iter().any(|b| &b.id == *id))
-            .map(|id| format!("PostgreSQL bridge {id:?} removed"))
+            .filter(|key| !wanted.iter().any(|b| b.key() == **key))
+            .map(|(_, id)| format!("PostgreSQL bridge {id:?} removed"))
             .collect();
         for bridge in &wanted {
-            match running.get(&bridge.id) {
+            match running.get(&bridge.key()) {
                 Some(r) if r.fingerprint == bridge.fingerprint => {}
                 Some(_) => lines.push(format!(
                     "PostgreSQL bridge {:?} restarted with its new config",
@@ -205,8 +217,9 @@ impl PostgresBridges {
         &self,
         wanted: WantedBridge,
         base_dir: &std::path::Path,
-    ) -> Result<(String, RunningBridge), StartError> {
+    ) -> Result<RunningBridge, StartError> {
         let WantedBridge {
+            worker: _,
             id,
             fingerprint,
             mut connection,
@@ -235,14 +248,11 @@ impl PostgresBridges {
         })?;
         let stop = self.stop.child_token();
         let task = tokio::spawn(running.run(stop.clone()));
-        Ok((
-            id,
-            RunningBridge {
-                fingerprint,
-                stop,
-                task,
-            },
-        ))
+        Ok(RunningBridge {
+            fingerprint,
+            stop,
+            task,
+        })
     }
 
     /// Stops the bridges (their sessions end with the node's).

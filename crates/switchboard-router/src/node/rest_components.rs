@@ -44,17 +44,26 @@ type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes
 /// One built-in component of the config, ready to start.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct PreparedBuiltin {
+    /// The id of its worker: component ids are unique within a worker only.
+    worker: String,
     id: String,
     realm: String,
     role: String,
     component: BuiltinComponent,
 }
 
+impl PreparedBuiltin {
+    /// What tells it from the others: its worker's id and its own.
+    fn key(&self) -> (String, String) {
+        (self.worker.clone(), self.id.clone())
+    }
+}
+
 /// The built-in components of every router and container worker (validation refused any it
 /// cannot run).
 pub(super) fn prepare(loaded: &LoadedConfig) -> Vec<PreparedBuiltin> {
     let mut builtins = Vec::new();
-    for worker in &loaded.config.workers {
+    for (w, worker) in loaded.config.workers.iter().enumerate() {
         match worker {
             WorkerConfig::Router(router) => {
                 for (c, component) in router
@@ -67,6 +76,7 @@ pub(super) fn prepare(loaded: &LoadedConfig) -> Vec<PreparedBuiltin> {
                         // The PostgreSQL bridge runs it (`postgres_bridges`).
                         Some(Ok(BuiltinComponent::PostgresPublisher { .. })) => {}
                         Some(Ok(builtin)) => builtins.push(PreparedBuiltin {
+                            worker: worker.id(w),
                             id: component_id(component.id.as_ref(), c),
                             realm: component.realm.clone(),
                             role: component.role().to_owned(),
@@ -84,6 +94,7 @@ pub(super) fn prepare(loaded: &LoadedConfig) -> Vec<PreparedBuiltin> {
                         // Refused by validation: it runs in a router worker.
                         Some(Ok(BuiltinComponent::PostgresPublisher { .. })) => {}
                         Some(Ok(builtin)) => builtins.push(PreparedBuiltin {
+                            worker: worker.id(w),
                             id: component_id(component.id.as_ref(), c),
                             realm: component.realm.clone(),
                             role: "anonymous".to_owned(),
@@ -103,7 +114,8 @@ pub(super) fn prepare(loaded: &LoadedConfig) -> Vec<PreparedBuiltin> {
 pub(super) struct RestComponents {
     in_process: InProcess,
     client: HttpClient,
-    running: tokio::sync::Mutex<std::collections::BTreeMap<String, RunningBuiltin>>,
+    /// By worker id and component id.
+    running: tokio::sync::Mutex<std::collections::BTreeMap<(String, String), RunningBuiltin>>,
 }
 
 /// One running built-in component.
@@ -142,7 +154,7 @@ impl RestComponents {
         };
         let mut running = std::collections::BTreeMap::new();
         for builtin in builtins {
-            running.insert(builtin.id.clone(), this.start_one(builtin).await?);
+            running.insert(builtin.key(), this.start_one(builtin).await?);
         }
         *this.running.lock().await = running;
         Ok(this)
@@ -154,23 +166,24 @@ impl RestComponents {
     pub(super) async fn apply(&self, builtins: Vec<PreparedBuiltin>) -> (Vec<String>, Vec<String>) {
         let mut running = self.running.lock().await;
         let (mut applied, mut failed) = (Vec::new(), Vec::new());
-        let gone: Vec<String> = running
+        let gone: Vec<(String, String)> = running
             .keys()
-            .filter(|id| !builtins.iter().any(|b| &b.id == *id))
+            .filter(|key| !builtins.iter().any(|b| b.key() == **key))
             .cloned()
             .collect();
-        for id in gone {
-            if let Some(builtin) = running.remove(&id) {
+        for key in gone {
+            if let Some(builtin) = running.remove(&key) {
                 builtin.stop().await;
+                let id = &key.1;
                 applied.push(format!("built-in component {id:?} removed: stopped"));
             }
         }
         for builtin in builtins {
-            let id = builtin.id.clone();
-            let restarted = match running.get(&id) {
+            let (key, id) = (builtin.key(), builtin.id.clone());
+            let restarted = match running.get(&key) {
                 Some(r) if r.prepared == builtin => continue,
                 Some(_) => {
-                    if let Some(old) = running.remove(&id) {
+                    if let Some(old) = running.remove(&key) {
                         old.stop().await;
                     }
                     true
@@ -179,7 +192,7 @@ impl RestComponents {
             };
             match self.start_one(builtin).await {
                 Ok(started) => {
-                    running.insert(id.clone(), started);
+                    running.insert(key, started);
                     applied.push(if restarted {
                         format!("built-in component {id:?} restarted with its new config")
                     } else {
@@ -200,11 +213,11 @@ impl RestComponents {
         let running = self.running.lock().await;
         let mut lines: Vec<String> = running
             .keys()
-            .filter(|id| !builtins.iter().any(|b| &b.id == *id))
-            .map(|id| format!("built-in component {id:?} removed"))
+            .filter(|key| !builtins.iter().any(|b| b.key() == **key))
+            .map(|(_, id)| format!("built-in component {id:?} removed"))
             .collect();
         for builtin in builtins {
-            match running.get(&builtin.id) {
+            match running.get(&builtin.key()) {
                 Some(r) if r.prepared == *builtin => {}
                 Some(_) => lines.push(format!(
                     "built-in component {:?} restarted with its new config",

@@ -272,18 +272,7 @@ impl Collector for NodeCollector {
             }),
         )?;
         // The sessions that left, and those still there by their own counters.
-        let bytes: Vec<[u64; 2]> = realms
-            .iter()
-            .zip(&stats)
-            .map(|(r, (_, s))| {
-                r.sessions()
-                    .iter()
-                    .map(|p| p.traffic())
-                    .fold(s.bytes_of_left_sessions, |[i, o], t| {
-                        [i + t.bytes_in, o + t.bytes_out]
-                    })
-            })
-            .collect();
+        let bytes: Vec<[u64; 2]> = realms.iter().map(|r| r.message_bytes()).collect();
         family(
             e,
             "switchboard_message_bytes",

@@ -368,11 +368,15 @@ impl Realm {
         self.dealer.session_left(peer);
         match visibility {
             Visibility::Listed => {
-                write(&self.sessions).remove(&peer.id());
-                let traffic = peer.traffic();
-                let lasted = traffic.joined.elapsed().unwrap_or_default();
-                self.stats
-                    .session_left(lasted, traffic.bytes_in, traffic.bytes_out);
+                {
+                    // Its bytes move to the realm's total while no scrape reads the sessions
+                    // (`Self::message_bytes`), so that the total never goes down.
+                    let mut sessions = write(&self.sessions);
+                    sessions.remove(&peer.id());
+                    let traffic = peer.traffic();
+                    self.stats
+                        .session_left(peer.lasted(), traffic.bytes_in, traffic.bytes_out);
+                }
                 self.emit_left(peer);
             }
             Visibility::Hidden => {
@@ -539,6 +543,19 @@ impl Realm {
     /// The listed sessions.
     pub fn sessions(&self) -> Vec<Peer> {
         read(&self.sessions).values().cloned().collect()
+    }
+
+    /// The bytes of the messages the realm's sessions sent (`[0]`) and were sent (`[1]`): those
+    /// of the sessions that left and those still there, read together.
+    pub fn message_bytes(&self) -> [u64; 2] {
+        let sessions = read(&self.sessions);
+        let left = self.stats.bytes_of_left_sessions();
+        sessions
+            .values()
+            .map(Peer::traffic)
+            .fold(left, |[i, o], t| {
+                [i.wrapping_add(t.bytes_in), o.wrapping_add(t.bytes_out)]
+            })
     }
 
     /// The listed session `id`.

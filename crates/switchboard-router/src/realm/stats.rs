@@ -106,6 +106,9 @@ pub trait Buckets: Default {
     const SECONDS: &'static [f64];
     /// The same bounds in nanoseconds.
     const NANOS: &'static [u64];
+    /// The unit the sum is kept in, in nanoseconds: small enough for the durations, large enough
+    /// that the sum of them all does not wrap (sessions: thousands of them for weeks).
+    const SUM_UNIT_NANOS: u64;
 }
 
 /// The most bounds a histogram has.
@@ -120,6 +123,8 @@ impl Buckets for CallBuckets {
         0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
         5.0, 10.0,
     ];
+    // Nanoseconds: 584 years of summed call time.
+    const SUM_UNIT_NANOS: u64 = 1;
     const NANOS: &'static [u64] = &[
         100_000,
         250_000,
@@ -148,6 +153,8 @@ impl Buckets for SessionBuckets {
     const SECONDS: &'static [f64] = &[
         1.0, 10.0, 60.0, 300.0, 1_800.0, 3_600.0, 14_400.0, 86_400.0, 604_800.0,
     ];
+    // Milliseconds: 100,000 sessions of a year each sum to 3 * 10^15 of 1.8 * 10^19.
+    const SUM_UNIT_NANOS: u64 = 1_000_000;
     const NANOS: &'static [u64] = &[
         1_000_000_000,
         10_000_000_000,
@@ -176,8 +183,8 @@ const _: () = assert!(
 pub struct DurationHistogram<B: Buckets> {
     /// Observations per bucket of `B`, then those above its last bound (the rest unused).
     buckets: [AtomicU64; MAX_BOUNDS + 1],
-    /// The sum of the observations, in nanoseconds (wraps after 584 years of summed durations).
-    sum_nanos: AtomicU64,
+    /// The sum of the observations, in `B::SUM_UNIT_NANOS`.
+    sum: AtomicU64,
     bounds: std::marker::PhantomData<B>,
 }
 
@@ -192,7 +199,7 @@ impl<B: Buckets> DurationHistogram<B> {
             .position(|bound| nanos <= *bound)
             .unwrap_or(B::NANOS.len());
         bump(&self.buckets[bucket], 1);
-        bump(&self.sum_nanos, nanos);
+        bump(&self.sum, nanos / B::SUM_UNIT_NANOS);
     }
 
     /// The histogram now.
@@ -203,7 +210,7 @@ impl<B: Buckets> DurationHistogram<B> {
                 .iter()
                 .map(|c| c.load(Ordering::Relaxed))
                 .collect(),
-            sum_seconds: self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            sum_seconds: self.sum.load(Ordering::Relaxed) as f64 * B::SUM_UNIT_NANOS as f64 / 1e9,
         }
     }
 }
@@ -302,8 +309,6 @@ pub struct StatsSnapshot {
     pub call_durations: HistogramSnapshot,
     /// Session durations (of the sessions that left).
     pub session_durations: HistogramSnapshot,
-    /// Bytes in and out of the sessions that left.
-    pub bytes_of_left_sessions: [u64; 2],
     /// Calls and publications by listed URI: `(uri, [calls, publications])`, sorted by URI.
     pub uris: Vec<(String, [u64; 2])>,
 }
@@ -347,6 +352,13 @@ impl RealmStats {
                 bump(&counters[kind], 1);
             }
         }
+    }
+
+    /// The bytes in and out of the sessions that left.
+    pub fn bytes_of_left_sessions(&self) -> [u64; 2] {
+        self.bytes_of_left_sessions
+            .each_ref()
+            .map(|c| c.load(Ordering::Relaxed))
     }
 
     /// Gives the URIs the config lists their own series (once; later calls change nothing).
@@ -444,7 +456,6 @@ impl RealmStats {
             auth: self.auth.each_ref().map(|by| by.each_ref().map(load)),
             call_durations: self.call_durations.snapshot(),
             session_durations: self.session_durations.snapshot(),
-            bytes_of_left_sessions: self.bytes_of_left_sessions.each_ref().map(load),
             uris: {
                 let mut uris: Vec<(String, [u64; 2])> = self
                     .uris

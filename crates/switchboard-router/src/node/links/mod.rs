@@ -187,6 +187,8 @@ pub struct Links {
     stop: CancellationToken,
     /// The running links, by id.
     running: tokio::sync::Mutex<HashMap<String, RunningLink>>,
+    /// The realms whose link service answers the link protocol (a role there may link).
+    accepting: Mutex<std::collections::HashSet<String>>,
     /// Holds the link services' sessions open (a session ends when its last handle goes).
     ctx: LinkContext,
 }
@@ -226,6 +228,7 @@ impl Links {
         let this = Self {
             stop: CancellationToken::new(),
             running: Default::default(),
+            accepting: Mutex::default(),
             ctx,
         };
         this.start_services(config, &links).await?;
@@ -259,12 +262,27 @@ impl Links {
             for cfg in &worker.realms {
                 let accepts = cfg.roles.iter().any(|r| r.link);
                 let runs = linked.contains(cfg.name.as_str());
-                let served = lock(&self.ctx.services).contains_key(&cfg.name);
+                // A realm removed and added again by a reload is another realm: its service
+                // session ended with the old one. A realm whose roles may now link needs the
+                // link protocol its service did not register.
+                let current = lock(&self.ctx.services)
+                    .get(&cfg.name)
+                    .is_some_and(|s| !s.is_closed())
+                    && (!accepts || lock(&self.accepting).contains(&cfg.name));
                 if let Some(realm) = self.ctx.realms.get(&cfg.name)
                     && (accepts || runs)
-                    && !served
+                    && !current
                 {
+                    let old = lock(&self.ctx.services).remove(&cfg.name);
+                    if let Some(old) = old {
+                        let _ = old.leave().await;
+                    }
                     service::start(&self.ctx, &realm, accepts).await?;
+                    if accepts {
+                        lock(&self.accepting).insert(cfg.name.clone());
+                    } else {
+                        lock(&self.accepting).remove(&cfg.name);
+                    }
                 }
             }
         }

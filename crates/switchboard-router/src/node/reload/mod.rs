@@ -198,6 +198,8 @@ pub(super) struct Parts {
     pub rest_components: Arc<super::rest_components::RestComponents>,
     /// The PostgreSQL bridges.
     pub postgres_bridges: Arc<super::postgres_bridges::PostgresBridges>,
+    /// The URIs with series of their own, as the node started (`controller` is restart-only).
+    pub metrics_uris: Arc<Vec<String>>,
 }
 
 /// The private transport router workers' components join through, as it runs.
@@ -220,9 +222,9 @@ pub struct Reloader {
 struct State {
     parts: Parts,
     transports: Vec<RunningTransport>,
-    /// Transports stopped through the management API, by where they listened, with their
-    /// sections: what `switchboard.transport.start` starts again.
-    stopped: BTreeMap<String, Json>,
+    /// Transports stopped through the management API, by where they listened: what
+    /// `switchboard.transport.start` starts again (until one listens there again).
+    stopped: BTreeMap<String, edit::StoppedTransport>,
     /// The sessions republishing each realm's meta events on the management realm.
     watchers: HashMap<String, Session>,
     /// Changes read by earlier reloads that wait for a restart.
@@ -391,6 +393,16 @@ impl Reloader {
     /// Counts, logs, keeps and publishes the report of a reload or of an edit of the running
     /// config.
     async fn conclude(&self, state: &mut State, report: ReloadReport) -> ReloadReport {
+        // A stopped transport that listens again (started, or brought back by the file) is
+        // stopped no more.
+        let listening: BTreeSet<String> = state
+            .transports
+            .iter()
+            .map(|t| t.addr.to_string())
+            .collect();
+        state
+            .stopped
+            .retain(|listen, _| !listening.contains(listen));
         self.status.reloaded(report.ok());
         self.status.set_certificates(certificate_files(
             &state.transports,
@@ -444,7 +456,8 @@ impl Reloader {
     pub async fn transports(&self) -> Vec<Value> {
         let state = self.state.lock().await;
         let base = &state.parts.loaded.base_dir;
-        let stopped = state.stopped.iter().map(|(listen, section)| {
+        let stopped = state.stopped.iter().map(|(listen, stopped)| {
+            let section = &stopped.section;
             let mut d = Dict::new();
             d.insert("listen".into(), listen.as_str().into());
             d.insert("state".into(), "stopped".into());
@@ -599,6 +612,14 @@ impl State {
         // Whether a router worker's components changed: their private transport's principals.
         let mut router_components = false;
         let no_container = Json::Object(serde_json::Map::new());
+        let (old_pids, new_pids) = (
+            crate::config::process_ids(&self.parts.loaded.config),
+            crate::config::process_ids(&prepared.config().config),
+        );
+        let (old_pids, new_pids) = (&old_pids, &new_pids);
+        let old_ids = |w: usize| move |c: usize| old_pids.get(&(w, c)).cloned();
+        let new_ids = |w: usize| move |c: usize| new_pids.get(&(w, c)).cloned();
+        let none = |_: usize| None;
         for (id, (i, n)) in &new_others {
             match old_others.get(id) {
                 Some((_, o)) if o == n => {}
@@ -609,16 +630,16 @@ impl State {
                 None if is_guest(n) => guests_to_add.push(id.clone()),
                 // A container whose components alone changed, or a new one: its components
                 // start and stop one by one.
-                Some((_, o))
+                Some((oi, o))
                     if is_container(o)
                         && is_container(n)
                         && changed_keys(o, n).iter().all(|k| k == "components") =>
                 {
-                    let change = container_changes(o, n);
+                    let change = container_changes(o, &old_ids(*oi), n, &new_ids(*i));
                     change.apply(&mut guests_remove, &mut guests_to_add, &mut components);
                 }
                 None if is_container(n) => {
-                    let change = container_changes(&no_container, n);
+                    let change = container_changes(&no_container, &none, n, &new_ids(*i));
                     change.apply(&mut guests_remove, &mut guests_to_add, &mut components);
                 }
                 Some(_) => restart(format!("workers[{i}]"), &format!("worker {id:?} changed")),
@@ -630,7 +651,7 @@ impl State {
                 if is_guest(o) {
                     guests_remove.push(id.clone());
                 } else if is_container(o) {
-                    let change = container_changes(o, &no_container);
+                    let change = container_changes(o, &old_ids(*i), &no_container, &none);
                     change.apply(&mut guests_remove, &mut guests_to_add, &mut components);
                 } else {
                     restart(format!("workers[{i}]"), &format!("worker {id:?} removed"));
@@ -650,7 +671,7 @@ impl State {
         if old_routers.len() != new_routers.len() {
             restart("workers".into(), "a router worker was added or removed");
         }
-        for ((_, o), (i, n)) in old_routers.iter().zip(&new_routers) {
+        for ((oi, o), (i, n)) in old_routers.iter().zip(&new_routers) {
             let at = format!("workers[{i}]");
             if o == n {
                 continue;
@@ -663,7 +684,7 @@ impl State {
             }
             if o.get("components") != n.get("components") {
                 router_components = true;
-                container_changes(o, n).apply(
+                container_changes(o, &old_ids(*oi), n, &new_ids(*i)).apply(
                     &mut guests_remove,
                     &mut guests_to_add,
                     &mut components,
@@ -862,8 +883,23 @@ impl State {
                 "guest worker"
             }
         };
+        // New transports bind before anything changes: one that cannot makes the reload change
+        // nothing (the ones bound so far are closed again).
+        let mut bound = Vec::with_capacity(add.len());
+        for transport in add {
+            match listener::bind(&transport.endpoint, &loaded.base_dir) {
+                Ok((listener, addr)) => bound.push((transport, listener, addr)),
+                Err(e) => {
+                    return ReloadReport::error(format!(
+                        "{}: cannot listen on {}: {e}",
+                        transport.at, transport.endpoint
+                    ));
+                }
+            }
+        }
         // New components run from the node's component directory: the running one, or the one
-        // their preparation named, created before anything changes.
+        // their preparation named, created once the transports are bound (a directory
+        // made for nothing if the private socket then cannot listen is the node's from then on).
         if let Some(prepared_dir) =
             component_dir.filter(|_| guests_add.iter().any(|g| g.hosted_component))
         {
@@ -892,20 +928,6 @@ impl State {
                 Err(e) => return ReloadReport::error(e),
             },
         };
-        // New transports bind before anything changes: one that cannot makes the reload change
-        // nothing (the ones bound so far are closed again).
-        let mut bound = Vec::with_capacity(add.len());
-        for transport in add {
-            match listener::bind(&transport.endpoint, &loaded.base_dir) {
-                Ok((listener, addr)) => bound.push((transport, listener, addr)),
-                Err(e) => {
-                    return ReloadReport::error(format!(
-                        "{}: cannot listen on {}: {e}",
-                        transport.at, transport.endpoint
-                    ));
-                }
-            }
-        }
         let parts = &mut self.parts;
         if let Some(private) = private {
             match (&parts.components.private, private.listener) {
@@ -967,8 +989,8 @@ impl State {
         }
         for config in &add_realms {
             let realm = Arc::new(Realm::new(config, parts.ids.clone()));
-            // The running node's list: `controller` changes at a restart.
-            realm.stats.count_uris(parts.loaded.config.metrics_uris());
+            // The list the node started with: `controller` changes at a restart.
+            realm.stats.count_uris(&parts.metrics_uris);
             // A realm a template created under this name makes way for the configured one.
             if let Some(created) = parts.realms.get(&config.name) {
                 created.close_all(
@@ -1251,19 +1273,30 @@ impl ContainerChanges {
     }
 }
 
+/// The process id of the component at an index of a worker's `components`, where it runs as a
+/// process (`crate::config::process_ids`).
+type ProcessIds<'a> = &'a dyn Fn(usize) -> Option<String>;
+
 /// The changes from the components of the worker `old` to those of `new` (either an empty object
-/// for a container added or removed).
-fn container_changes(old: &Json, new: &Json) -> ContainerChanges {
-    let by_id = |worker: &Json| -> BTreeMap<String, (usize, Json)> {
+/// for a container added or removed), each side with its components' process ids.
+fn container_changes(
+    old: &Json,
+    old_ids: ProcessIds<'_>,
+    new: &Json,
+    new_ids: ProcessIds<'_>,
+) -> ContainerChanges {
+    let by_id = |worker: &Json, ids: ProcessIds<'_>| -> BTreeMap<String, (usize, Json)> {
         list(worker, "components")
             .iter()
             .enumerate()
             .map(|(c, component)| {
-                let id = component
-                    .get("id")
-                    .and_then(Json::as_str)
-                    .map(str::to_owned);
-                let id = crate::config::component_id(id.as_ref(), c);
+                let id = ids(c).unwrap_or_else(|| {
+                    let id = component
+                        .get("id")
+                        .and_then(Json::as_str)
+                        .map(str::to_owned);
+                    crate::config::component_id(id.as_ref(), c)
+                });
                 (id, (c, component.clone()))
             })
             .collect()
@@ -1278,7 +1311,7 @@ fn container_changes(old: &Json, new: &Json) -> ContainerChanges {
                     crate::config::builtin_component(class, component.get("extra")).is_some()
                 })
     };
-    let (old, new) = (by_id(old), by_id(new));
+    let (old, new) = (by_id(old, old_ids), by_id(new, new_ids));
     let mut changes = ContainerChanges::default();
     let ids: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
     for id in ids {
@@ -1534,7 +1567,8 @@ mod tests {
             class("same", "m.Same"), class("changed", "m.After"), class("new", "m.New"),
             bridge("two"), class("rest", "crossbar.bridge.rest.RESTCallee"),
         ]});
-        let changes = container_changes(&old, &new);
+        let none = |_: usize| None;
+        let changes = container_changes(&old, &none, &new, &none);
         assert_eq!(changes.stop, ["changed", "gone"]);
         assert_eq!(changes.start, ["changed", "new"]);
     }
