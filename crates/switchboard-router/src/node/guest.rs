@@ -66,6 +66,10 @@ pub struct PreparedGuest {
     handle: Option<Arc<GuestHandle>>,
 }
 
+/// How long removing a guest waits for its process to exit after its stop timeout (SIGKILL was
+/// sent then) at most.
+const REMOVE_WAIT: Duration = Duration::from_secs(10);
+
 /// How many lines of its output the node keeps per guest for the management API's log tail.
 pub const LOG_TAIL_LINES: usize = 500;
 
@@ -93,6 +97,8 @@ pub struct GuestHandle {
     stop: CancellationToken,
     /// Taken by the supervising task.
     receiver: std::sync::Mutex<Option<mpsc::UnboundedReceiver<GuestCommand>>>,
+    /// How long its stop signal has before SIGKILL.
+    stop_timeout: Duration,
 }
 
 /// A guest's state, as last seen by its supervisor.
@@ -114,12 +120,13 @@ pub struct GuestView {
 }
 
 impl GuestHandle {
-    fn new(id: &str, kind: &'static str, stop: CancellationToken) -> Self {
+    fn new(id: &str, kind: &'static str, stop: CancellationToken, stop_timeout: Duration) -> Self {
         let (commands, receiver) = mpsc::unbounded_channel();
         Self {
             id: id.to_owned(),
             kind,
             stop,
+            stop_timeout,
             view: std::sync::Mutex::new(GuestView {
                 state: "starting",
                 ..GuestView::default()
@@ -609,22 +616,28 @@ impl GuestSupervisor {
         }
     }
 
-    /// Stops the guest `id` (a config reload removed it) and forgets it; `false` when there is
-    /// none.
-    pub fn remove(&self, id: &str) -> bool {
+    /// Stops the guest `id` (a config reload removed it, or changed it: it is started again
+    /// next), waits until its process has exited (its stop signal, then SIGKILL after its stop
+    /// timeout), and forgets it; `false` when there is none. Waiting keeps the old process and
+    /// the new one of a changed guest from running together (both binding one port).
+    pub async fn remove(&self, id: &str) -> bool {
         let removed = {
             let mut list = crate::locks::lock(&self.inner.list);
             let index = list.iter().position(|h| h.id == id);
             index.map(|i| list.remove(i))
         };
-        match removed {
-            Some(handle) => {
-                handle.stop.cancel();
-                self.inner.status.done(&readiness_name(id));
-                true
-            }
-            None => false,
+        let Some(handle) = removed else {
+            return false;
+        };
+        handle.stop.cancel();
+        self.inner.status.done(&readiness_name(id));
+        // The supervisor clears the pid once the process has exited; a bound on the wait keeps a
+        // process the kernel cannot reap from holding up the reload for ever.
+        let deadline = tokio::time::Instant::now() + handle.stop_timeout + REMOVE_WAIT;
+        while handle.view().pid.is_some() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        true
     }
 
     /// Stops every guest (its stop signal, then SIGKILL to its process group after its stop
@@ -654,7 +667,12 @@ fn attach_handle(guest: &mut PreparedGuest, stop: &CancellationToken) -> Arc<Gue
     } else {
         "guest"
     };
-    let handle = Arc::new(GuestHandle::new(&guest.id, kind, stop.child_token()));
+    let handle = Arc::new(GuestHandle::new(
+        &guest.id,
+        kind,
+        stop.child_token(),
+        guest.stop_timeout,
+    ));
     guest.handle = Some(handle.clone());
     handle
 }

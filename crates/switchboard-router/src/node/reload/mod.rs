@@ -948,7 +948,7 @@ impl State {
             parts.components.principals = private.principals;
         }
         for id in &guests_remove {
-            parts.guests.remove(id);
+            parts.guests.remove(id).await;
             if !guests_add.iter().any(|g| &g.id == id) {
                 report
                     .applied
