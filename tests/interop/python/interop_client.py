@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -210,10 +211,13 @@ async def bounded(awaitable, what: str, timeout: float = TIMEOUT):
 
 async def eventually(condition, what: str, timeout: float = TIMEOUT, interval: float = 0.01):
     """Poll ``condition()`` until it is true (returns its value), bounded by
-    ``timeout``; fails with a message saying what did not happen."""
+    ``timeout``; fails with a message saying what did not happen. ``condition``
+    may be a coroutine function (a call to the router, say): it is awaited."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         value = condition()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         if asyncio.get_running_loop().time() > deadline:

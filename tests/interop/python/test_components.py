@@ -282,7 +282,7 @@ def test_a_reload_starts_and_stops_container_components_one_by_one():
         async def unregistered():
             return await session.call("wamp.registration.lookup", procedure) is None
 
-        await eventually_async(unregistered, f"{procedure} unregistered")
+        await eventually(unregistered, f"{procedure} unregistered", timeout=20)
 
     async def scenario():
         client = await connect(router, "websocket_tcp", "json")
@@ -374,7 +374,7 @@ def test_a_reload_starts_and_stops_a_router_workers_components_one_by_one():
         async def unregistered():
             return await session.call("wamp.registration.lookup", procedure) is None
 
-        await eventually_async(unregistered, f"{procedure} unregistered")
+        await eventually(unregistered, f"{procedure} unregistered", timeout=20)
 
     async def scenario():
         client = await connect(router, "websocket_tcp", "json")
@@ -402,7 +402,7 @@ def test_a_reload_starts_and_stops_a_router_workers_components_one_by_one():
                 found = await session.call("wamp.registration.lookup", "com.example.add2")
                 return found not in (None, aio_registration)
 
-            await eventually_async(rejoined, "aio joined again after its restart")
+            await eventually(rejoined, "aio joined again after its restart", timeout=20)
             assert await session.call("com.example.add2", 1, 1) == 2
 
             output = reload_with(aio, dict(tx, extra={"greeting": "changed"}))
@@ -414,7 +414,7 @@ def test_a_reload_starts_and_stops_a_router_workers_components_one_by_one():
                 except ApplicationError:
                     return False
 
-            await eventually_async(changed, "tx with its new extra")
+            await eventually(changed, "tx with its new extra", timeout=20)
 
             output = reload_with(dict(tx, extra={"greeting": "changed"}))
             assert 'applied: component "aio" removed: stopped' in output, output
@@ -434,11 +434,3 @@ def test_a_reload_starts_and_stops_a_router_workers_components_one_by_one():
     finally:
         router.close()
 
-
-async def eventually_async(condition, what: str, timeout: float = 20):
-    """Polls the coroutine function ``condition`` until it returns a true value."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)

@@ -949,27 +949,27 @@ def test_a_reload_starts_changes_and_stops_a_bridge_by_its_id_and_leaves_the_oth
         async def scenario():
             c = await connect_with(ws(router), "websocket", "json")
             try:
-                await eventually_true(lambda: answers(c.session, "com.example.a.add2"), "bridge a")
+                await eventually(lambda: answers(c.session, "com.example.a.add2"), "bridge a", timeout=20)
                 a_registration = await c.session.call("wamp.registration.lookup", "com.example.a.add2")
 
                 output = reload_with(pg("a", "com.example.a."), pg("b", "com.example.b."))
                 assert 'applied: PostgreSQL bridge "b" added: started' in output and '"a"' not in output, output
-                await eventually_true(lambda: answers(c.session, "com.example.b.add2"), "bridge b")
+                await eventually(lambda: answers(c.session, "com.example.b.add2"), "bridge b", timeout=20)
                 assert await c.session.call("wamp.registration.lookup", "com.example.a.add2") == a_registration
 
                 output = reload_with(pg("a", "com.example.a."), pg("b", "com.example.c."))
                 assert 'applied: PostgreSQL bridge "b" restarted with its new config' in output, output
-                await eventually_true(lambda: answers(c.session, "com.example.c.add2"), "bridge b changed")
-                await eventually_true(lambda: gone(c.session, "com.example.b.add2"), "b's old procedure gone")
+                await eventually(lambda: answers(c.session, "com.example.c.add2"), "bridge b changed", timeout=20)
+                await eventually(lambda: gone(c.session, "com.example.b.add2"), "b's old procedure gone", timeout=20)
 
                 # The connection both use changed: both restart.
                 output = reload_with(pg("a", "com.example.a."), pg("b", "com.example.c."), app_name="second")
                 assert 'PostgreSQL bridge "a" restarted' in output and 'PostgreSQL bridge "b" restarted' in output, output
-                await eventually_true(lambda: answers(c.session, "com.example.a.add2"), "bridge a again")
+                await eventually(lambda: answers(c.session, "com.example.a.add2"), "bridge a again", timeout=20)
 
                 output = reload_with(pg("a", "com.example.a."), app_name="second")
                 assert 'applied: PostgreSQL bridge "b" removed: stopped' in output, output
-                await eventually_true(lambda: gone(c.session, "com.example.c.add2"), "bridge b gone")
+                await eventually(lambda: gone(c.session, "com.example.c.add2"), "bridge b gone", timeout=20)
                 assert await answers(c.session, "com.example.a.add2")
                 assert not c.left.done()
             finally:
@@ -979,10 +979,3 @@ def test_a_reload_starts_changes_and_stops_a_bridge_by_its_id_and_leaves_the_oth
     finally:
         router.close()
 
-
-async def eventually_true(condition, what: str, timeout: float = 20):
-    """Polls the coroutine function ``condition`` until it returns a true value."""
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
