@@ -36,10 +36,11 @@ else
 fi
 
 # --- Python environment ----------------------------------------------------------
-# Debian packages the tests run: curl (the HTTP bridge and template tests run Crossbar's
-# documented curl lines as written), psql (the PostgreSQL bridge tests set up their database
-# with it) and PostgreSQL's initdb and pg_ctl (the durable and TLS tests start clusters of their
-# own, and every PostgreSQL test does where no server answers: see pg_cluster.py).
+# Debian packages the tests run: nats-server (the cluster tests), curl (the HTTP bridge and
+# template tests run Crossbar's documented curl lines as written), psql (the PostgreSQL bridge
+# tests set up their database with it) and PostgreSQL's initdb and pg_ctl (the durable and TLS
+# tests start clusters of their own, and every PostgreSQL test does where no server answers: see
+# pg_cluster.py).
 ensure_package() {
     local command=$1 package=$2
     command -v "$command" >/dev/null && return
@@ -61,6 +62,11 @@ setup_python() {
     # Debian keeps initdb off PATH, in /usr/lib/postgresql/<version>/bin (pg_cluster.py looks there).
     if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
         ensure_package initdb postgresql
+    fi
+    # nats-server: the cluster tests start a NATS cluster of their own (Debian keeps it in
+    # /usr/sbin, where nats_cluster.py looks too).
+    if ! command -v nats-server >/dev/null && [ ! -x /usr/sbin/nats-server ]; then
+        ensure_package nats-server nats-server
     fi
     if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
         log "creating virtualenv $VENV"

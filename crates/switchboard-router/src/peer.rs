@@ -134,6 +134,9 @@ pub struct LinkPeer {
     /// Whether the link carries traffic that came over other links (`tree` mode); a `mesh` link
     /// carries only its own router's clients' traffic.
     pub relay: bool,
+    /// Whether the other side shares this router's session ids (a node of the same cluster),
+    /// so that an `eligible` list of session ids may name sessions there.
+    pub shares_session_ids: bool,
 }
 
 /// Where a session's messages come from: the connection, or the router's own process.

@@ -99,6 +99,11 @@ enum Command {
         /// Node directory (default: the current directory).
         dir: Option<PathBuf>,
     },
+    /// The cluster the node running in DIR is in.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// The PostgreSQL bridge's helpers.
     Postgres {
         #[command(subcommand)]
@@ -106,6 +111,17 @@ enum Command {
     },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// The cluster's nodes (as the node running in DIR sees them), their realms, sessions and
+    /// health, and each realm's traffic across nodes. Exit status 0 when the node is in a
+    /// cluster and routes across it, 1 otherwise.
+    Status {
+        /// Node directory (default: the current directory).
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -354,6 +370,118 @@ async fn status(dir: &Path) -> bool {
     true
 }
 
+/// `switchboard cluster status`: true when the node in `dir` is in a cluster and not fenced.
+async fn cluster_status(dir: &Path) -> bool {
+    use switchboard_proto::{Dict, Value};
+    let node_dir = switchboard_router::config::node_dir(dir);
+    let Some(session) = control::running_node(&node_dir).await else {
+        say!("no node is running in {}", node_dir.display());
+        return false;
+    };
+    let answer = session
+        .call("switchboard.cluster.status", Default::default())
+        .await;
+    let _ = session.leave().await;
+    let status = match answer {
+        Ok(args) => args.args.into_iter().next().unwrap_or_default(),
+        Err(switchboard_client::Error::Wamp { args, .. }) => {
+            say!(
+                "{}",
+                args.first()
+                    .and_then(Value::as_str)
+                    .unwrap_or("not in a cluster")
+            );
+            return false;
+        }
+        Err(e) => {
+            say!("the node did not answer: {e}");
+            return false;
+        }
+    };
+    let Some(d) = status.as_dict() else {
+        return false;
+    };
+    let text = |d: &Dict, k: &str| d.get(k).and_then(Value::as_str).unwrap_or("?").to_owned();
+    let number = |d: &Dict, k: &str| d.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let state = text(d, "state");
+    say!(
+        "cluster {}: this node {} is {} (NATS server {})",
+        text(d, "name"),
+        text(d, "node"),
+        state,
+        text(d, "nats_server")
+    );
+    let nodes = d.get("nodes").and_then(Value::as_list).unwrap_or_default();
+    say!("{} node(s):", nodes.len());
+    for n in nodes.iter().filter_map(Value::as_dict) {
+        let sessions: Vec<String> = n
+            .get("sessions")
+            .and_then(Value::as_dict)
+            .map(|s| {
+                s.iter()
+                    .map(|(r, c)| format!("{r}: {}", c.as_u64().unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let differs: Vec<String> = n
+            .get("config_differs")
+            .and_then(Value::as_list)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        let this = n.get("this").and_then(Value::as_bool).unwrap_or(false);
+        say!(
+            "  {}{}: version {}, session(s) {}, last heartbeat {} ms ago{}",
+            text(n, "node"),
+            if this { " (this node)" } else { "" },
+            text(n, "version"),
+            if sessions.is_empty() {
+                "none".to_owned()
+            } else {
+                sessions.join(", ")
+            },
+            number(n, "last_seen_ms"),
+            if differs.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; config differs from this node's in: {}",
+                    differs.join(", ")
+                )
+            }
+        );
+    }
+    for (realm, r) in d
+        .get("realms")
+        .and_then(Value::as_dict)
+        .into_iter()
+        .flatten()
+    {
+        let Some(r) = r.as_dict() else { continue };
+        say!(
+            "realm {realm}: subscriptions {} here, {} of other nodes; registrations {} here, {} of \
+             other nodes; events {} out, {} in; calls {} out, {} in",
+            number(r, "local_subscriptions"),
+            number(r, "remote_subscriptions"),
+            number(r, "local_registrations"),
+            number(r, "remote_registrations"),
+            number(r, "events_out"),
+            number(r, "events_in"),
+            number(r, "calls_out"),
+            number(r, "calls_in"),
+        );
+        for c in r
+            .get("conflicts")
+            .and_then(Value::as_list)
+            .unwrap_or_default()
+        {
+            say!("  refused: {}", c.as_str().unwrap_or("?"));
+        }
+    }
+    state == "up"
+}
+
 /// Whether process `pid` still runs (one that exited but was not waited for by its parent yet,
 /// a zombie, does not).
 fn process_runs(pid: u64) -> bool {
@@ -481,6 +609,19 @@ fn main() -> ExitCode {
             dir,
             shutdown_grace,
         } => runtime().and_then(|rt| rt.block_on(start(dir.as_deref(), shutdown_grace))),
+        Command::Cluster {
+            command: ClusterCommand::Status { dir },
+        } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from("."));
+            return match runtime().map(|rt| rt.block_on(cluster_status(&dir))) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::Status { dir } => {
             let dir = dir.unwrap_or_else(|| PathBuf::from("."));
             return match runtime().map(|rt| rt.block_on(status(&dir))) {

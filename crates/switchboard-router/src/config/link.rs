@@ -81,7 +81,7 @@ pub struct SeedLinkConfig {
 }
 
 /// The realms of a seed link.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum LinkRealms {
     /// Named realms.

@@ -21,6 +21,7 @@
 mod tagged;
 
 mod auth;
+mod cluster;
 mod component;
 mod default;
 mod endpoint;
@@ -38,6 +39,7 @@ mod transport;
 mod validate;
 
 pub use auth::*;
+pub use cluster::*;
 pub use component::*;
 pub use default::*;
 pub use endpoint::*;

@@ -261,4 +261,7 @@ pub struct RouterWorkerConfig {
     /// Links to other routers (the seed's form; Crossbar's `rlinks` sit in each realm).
     #[serde(default)]
     pub links: Vec<super::SeedLinkConfig>,
+    /// This node's part in a cluster of nodes serving the same realms (on NATS).
+    #[serde(default)]
+    pub cluster: Option<super::ClusterConfig>,
 }

@@ -65,6 +65,7 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
         ));
     }
     let mut endpoints: HashMap<String, String> = HashMap::new();
+    let mut clustered: Option<usize> = None;
     for (w, worker) in config.router_workers() {
         let mut realm_names = HashSet::new();
         let mut roles_defined = HashSet::new();
@@ -113,6 +114,16 @@ pub(super) fn validate(config: &NodeConfig, base: &Path) -> Vec<ConfigError> {
         check_components(worker, base, &format!("workers[{w}]"), &mut errors);
         check_http_bridges(worker, w, &mut errors);
         check_links(worker, w, &realm_names, &mut errors);
+        if let Some(cluster) = &worker.cluster {
+            let names: Vec<&str> = worker.realms.iter().map(|r| r.name.as_str()).collect();
+            cluster.check(&format!("workers[{w}].cluster"), &names, &mut errors);
+            if clustered.replace(w).is_some() {
+                errors.push(ConfigError::at(
+                    format!("workers[{w}].cluster"),
+                    "only one router worker of a node may be in a cluster",
+                ));
+            }
+        }
     }
     for (w, worker) in config.router_workers() {
         for (t, transport) in worker.transports.iter().enumerate() {

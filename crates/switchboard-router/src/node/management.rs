@@ -56,6 +56,10 @@ pub const TRANSPORT_LIST: &str = "switchboard.transport.list";
 pub const TLS_GET_CERTIFICATES: &str = "switchboard.tls.get_certificates";
 /// The node's links to other routers and their state.
 pub const LINK_LIST: &str = "switchboard.link.list";
+/// The cluster this node is in: its nodes, their realms and health, and each realm's figures.
+pub const CLUSTER_STATUS: &str = "switchboard.cluster.status";
+/// What [`CLUSTER_STATUS`] answers on a node that is in no cluster.
+pub const NO_CLUSTER: &str = "switchboard.error.no_cluster";
 /// The process's log filter.
 pub const LOG_LEVEL_GET: &str = "switchboard.log.level.get";
 /// Sets the process's log filter (`debug`, or `switchboard_router=debug,info`).
@@ -105,6 +109,8 @@ pub(super) struct Node {
     /// The ids of the router workers.
     pub router_ids: Vec<String>,
     pub links: Arc<super::links::LinkTable>,
+    /// The cluster's state, where the node is in one.
+    pub cluster: Option<Arc<super::cluster::ClusterTable>>,
 }
 
 /// Registers the API for `session`; with `publish_stats`, also publishes
@@ -371,6 +377,21 @@ async fn serve_operations(
         )
         .await?;
     serve_config_edits(session, node).await?;
+    let cluster = node.cluster.clone();
+    session
+        .register(CLUSTER_STATUS, RegisterOptions::default(), move |_| {
+            let cluster = cluster.clone();
+            async move {
+                match cluster {
+                    Some(table) => Ok(Args::positional(vec![table.to_value()])),
+                    None => Err(CallError::new(NO_CLUSTER).with_args(Args::positional(vec![
+                        "this node is in no cluster (its router worker has no `cluster` section)"
+                            .into(),
+                    ]))),
+                }
+            }
+        })
+        .await?;
     let links = node.links.clone();
     session
         .register(LINK_LIST, RegisterOptions::default(), move |_| {

@@ -17,6 +17,7 @@ use switchboard_proto::ids::IdSequence;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub mod cluster;
 mod component;
 pub mod control;
 mod function_auth;
@@ -85,6 +86,9 @@ pub enum StartError {
         /// Why.
         source: switchboard_client::Error,
     },
+    /// The router worker's `cluster` could not be joined (NATS unreachable, no JetStream).
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
 }
 
 /// A started node.
@@ -112,6 +116,8 @@ pub struct RunningNode {
     postgres_bridges: Arc<postgres_bridges::PostgresBridges>,
     /// Links to other routers, and each realm's link service.
     links: Arc<links::Links>,
+    /// The node's part in a cluster, where the config has one.
+    cluster: Option<Arc<cluster::Cluster>>,
     /// The node's readiness (the `health` and `metrics` web paths).
     status: Arc<NodeStatus>,
     /// Cancelled when a client of the control socket asks the node to stop.
@@ -153,6 +159,7 @@ impl RunningNode {
             workers: self.guests.clone(),
             router_ids: self.router_ids.clone(),
             links: self.links.table(),
+            cluster: self.cluster.as_ref().map(|c| c.table()),
         }
     }
 
@@ -230,6 +237,10 @@ impl RunningNode {
                 break;
             }
             tokio::time::sleep(DRAIN_POLL.min(deadline - tokio::time::Instant::now())).await;
+        }
+        // The other nodes stop routing here before this node's sessions go.
+        if let Some(cluster) = &self.cluster {
+            cluster.stop().await;
         }
         self.shutdown.cancel();
         self.tracker.close();
@@ -417,6 +428,9 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
     let links = Arc::new(
         links::Links::start(&loaded.config, &loaded.base_dir, &in_process, &realms).await?,
     );
+    let cluster = cluster::Cluster::start(&loaded, &links.node_id(), &in_process, &realms, &status)
+        .await?
+        .map(Arc::new);
     let stop_requested = CancellationToken::new();
     let router_ids: Vec<String> = loaded
         .config
@@ -472,6 +486,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
                 workers: guests.clone(),
                 router_ids: router_ids.clone(),
                 links: links.table(),
+                cluster: cluster.as_ref().map(|c| c.table()),
             };
             management::serve(&session, realm, node, true)
                 .await
@@ -505,6 +520,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
         rest_components,
         postgres_bridges,
         links,
+        cluster,
         status,
         stop_requested,
         control: None,

@@ -63,8 +63,11 @@ pub struct Broker {
     stats: Arc<RealmStats>,
 }
 
-/// The black- and whitelists a link gets in EVENT.Details to publish with on the other router.
-const PASSED_ON_TO_LINKS: [&str; 4] = [
+/// The black- and whitelists a link gets in EVENT.Details to publish with on the other router
+/// (the lists of session ids too: a cluster's nodes share one session id space).
+const PASSED_ON_TO_LINKS: [&str; 6] = [
+    "exclude",
+    "eligible",
     "exclude_authid",
     "exclude_authrole",
     "eligible_authid",
@@ -196,12 +199,14 @@ impl Receivers {
     fn admits(&self, peer: &Peer) -> bool {
         let who = peer.identity();
         let (x, xa, xr) = &self.exclude;
-        if peer.link().is_some() {
+        if let Some(link) = peer.link() {
             // A link is not the receiver the authid and authrole lists mean: it passes them on
             // (`link_details`), and the other router applies them to its own sessions. Session
-            // ids are this router's: an `eligible` list never names a session over there.
+            // ids are this router's: an `eligible` list never names a session over there, unless
+            // it is a node of the same cluster, which shares them.
             return !x.contains(&who.session.0)
-                && self.eligible.as_ref().is_none_or(|w| w.sessions.is_none());
+                && (link.shares_session_ids
+                    || self.eligible.as_ref().is_none_or(|w| w.sessions.is_none()));
         }
         let excluded =
             x.contains(&who.session.0) || xa.contains(&who.authid) || xr.contains(&who.authrole);

@@ -512,6 +512,7 @@ fn link_from_hello(details: &Dict) -> LinkPeer {
     LinkPeer {
         node: text("node_id"),
         relay: text("mode") == "tree",
+        shares_session_ids: false,
     }
 }
 

@@ -286,6 +286,7 @@ mod tests {
                 Arc::new(LinkPeer {
                     node: node.into(),
                     relay: false,
+                    shares_session_ids: false,
                 })
             }),
         }

@@ -202,6 +202,11 @@ struct RunningLink {
 }
 
 impl Links {
+    /// This node's id (the public key in `key.priv`).
+    pub(crate) fn node_id(&self) -> String {
+        self.ctx.key.node_id.clone()
+    }
+
     /// The state of every link, as the management API shows it.
     pub(crate) fn table(&self) -> Arc<LinkTable> {
         self.ctx.table.clone()
@@ -216,7 +221,9 @@ impl Links {
         realms: &Arc<RealmRegistry>,
     ) -> Result<Self, super::StartError> {
         let links = LinkConfig::all(config);
-        let key = node_key(base_dir, !links.is_empty());
+        // A cluster names this node by the same id, kept across restarts.
+        let clustered = config.router_workers().any(|(_, w)| w.cluster.is_some());
+        let key = node_key(base_dir, !links.is_empty() || clustered);
         let ctx = LinkContext {
             in_process: in_process.clone(),
             realms: realms.clone(),

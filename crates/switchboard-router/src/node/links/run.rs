@@ -335,6 +335,7 @@ async fn serve(
         .as_link(LinkPeer {
             node: remote_node.clone(),
             relay: mode == LinkMode::Tree,
+            shares_session_ids: false,
         });
     let local = match ctx.in_process.join(identity).await {
         Ok(s) => s,

@@ -104,6 +104,9 @@ pub const KEYS: &[(&str, Class)] = &[
     // Each link by id: a new one connects, a removed one leaves both routers, a changed one
     // does both; the others run on untouched.
     ("workers[].links", Class::Hot),
+    // Joining, leaving or changing a cluster needs a restart: the node's identity there, its
+    // NATS connection and the realms it shares are set up once.
+    ("workers[].cluster", Class::Restart),
 ];
 
 /// The class of the key at `path` (list indices written `[]`): that of the longest entry of

@@ -1,0 +1,449 @@
+"""Cluster mode: three Switchboard nodes on one NATS cluster of three servers (started here, on
+free loopback ports, with their own JetStream directories) serve one realm to Autobahn|Python
+clients connected to different nodes as if one router. Events cross nodes once each and in order
+(exact, prefix and wildcard subscriptions; exclude and eligible by session and authid); calls
+cross nodes with every invocation policy, progressive results, errors, cancel and the caller's
+identity; a ``single`` procedure is refused on a second node; a node killed with SIGKILL fails
+its callers' calls and its registrations go within the TTL while the rest keeps routing; a NATS
+server killed leaves the cluster working on the other two; ``switchboard cluster status`` lists
+the nodes and says where a node's config differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+
+import pytest
+from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import CallOptions, PublishOptions, RegisterOptions, SubscribeOptions
+
+from interop_client import bounded, close_all, connect, eventually, run
+from interop_router import Router, free_tcp_port, launch_router, make_node_dir, switchboard_bin
+from nats_cluster import NatsCluster, start_nats_cluster
+
+if os.environ.get("INTEROP_ROUTER", "switchboard") != "switchboard":
+    pytest.skip("cluster mode is Switchboard's", allow_module_level=True)
+
+ALL = {"call": True, "register": True, "publish": True, "subscribe": True}
+ANONYMOUS = {"anonymous": {"type": "static", "role": "anonymous"}}
+HEARTBEAT_MS = 250
+NODE_TTL_MS = 1500
+
+
+@pytest.fixture(scope="module")
+def nats():
+    cluster = start_nats_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def node_config(port: int, cluster: dict, extra_role: bool = False) -> dict:
+    roles = [
+        {
+            "name": "anonymous",
+            "permissions": [{"uri": "", "match": "prefix", "allow": ALL, "disclose": {"caller": True, "publisher": True}}],
+        }
+    ]
+    if extra_role:
+        roles.append({"name": "other", "permissions": []})
+    return {
+        "version": 2,
+        "workers": [
+            {
+                "type": "router",
+                "realms": [{"name": "realm1", "roles": roles}],
+                "transports": [
+                    {
+                        "type": "universal",
+                        "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"},
+                        "rawsocket": {"serializers": ["cbor", "msgpack", "json"], "auth": ANONYMOUS},
+                        "websocket": {"ws": {"type": "websocket", "serializers": ["cbor", "msgpack", "json"],
+                                             "auth": ANONYMOUS}},
+                    }
+                ],
+                "cluster": cluster,
+            }
+        ],
+    }
+
+
+class Nodes:
+    """Three Switchboard nodes of one cluster, each pointed at a different NATS server first."""
+
+    def __init__(self, nats: NatsCluster, count: int = 3, extra_role_on: int | None = None):
+        self.name = "t" + os.urandom(4).hex()
+        self.nats = nats
+        self.routers: list[Router] = []
+        try:
+            for i in range(count):
+                servers = nats.urls[i:] + nats.urls[:i]
+                cluster = {
+                    "name": self.name,
+                    "nats": {"servers": servers},
+                    "heartbeat_ms": HEARTBEAT_MS,
+                    "node_ttl_ms": NODE_TTL_MS,
+                }
+                port = free_tcp_port()
+                nd = make_node_dir()
+                self.routers.append(launch_router(nd, node_config(port, cluster, extra_role_on == i), [port]))
+            self.wait_members(count)
+        except Exception:
+            self.close()
+            raise
+
+    def __getitem__(self, i: int) -> Router:
+        return self.routers[i]
+
+    def status(self, i: int) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(switchboard_bin()), "cluster", "status", str(self.routers[i].node_dir)],
+            capture_output=True, text=True, timeout=30,
+        )
+
+    def wait_members(self, count: int, on: list[int] | None = None, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        for i in on if on is not None else range(len(self.routers)):
+            while True:
+                out = self.status(i)
+                if f"{count} node(s):" in out.stdout:
+                    break
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"node {i} did not see {count} nodes:\n{out.stdout}{out.stderr}\n{self.routers[i].log_tail()}"
+                    )
+                time.sleep(0.1)
+
+    def close(self) -> None:
+        for r in self.routers:
+            r.close()
+
+
+@pytest.fixture()
+def nodes(nats):
+    n = Nodes(nats)
+    try:
+        yield n
+    finally:
+        n.close()
+
+
+async def until(condition, what: str, timeout: float = 15):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await condition()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def subscribed_at(r: Router, topic: str, count: int = 1):
+    """Until ``count`` subscriptions matching ``topic`` are held on ``r`` (other nodes' interest
+    arrived there)."""
+    c = await connect(r)
+    try:
+        async def matched():
+            return len(await c.session.call("wamp.subscription.match", topic) or []) >= count
+
+        await until(matched, f"{count} subscription(s) matching {topic} on {r.port}")
+    finally:
+        await close_all(c)
+
+
+async def callable_at(r: Router, procedure: str):
+    c = await connect(r)
+    try:
+        async def registered():
+            return await c.session.call("wamp.registration.match", procedure) is not None
+
+        await until(registered, f"{procedure} callable on {r.port}")
+    finally:
+        await close_all(c)
+
+
+def test_events_cross_nodes_once_each_and_in_order(nodes):
+    async def scenario():
+        publisher = await connect(nodes[0], serializer="msgpack")
+        on_b = await connect(nodes[1])
+        on_c = await connect(nodes[2], serializer="cbor")
+        got = {"b_exact": [], "b_prefix": [], "c_wild": [], "c_exact": []}
+
+        def keep(key):
+            def handler(seq, details=None):
+                got[key].append((seq, details.topic, details.publisher))
+            return handler
+
+        await on_b.session.subscribe(keep("b_exact"), "com.example.news", SubscribeOptions(details_arg="details"))
+        await on_b.session.subscribe(keep("b_prefix"), "com.example.", SubscribeOptions(match="prefix", details_arg="details"))
+        await on_c.session.subscribe(keep("c_wild"), "com..news", SubscribeOptions(match="wildcard", details_arg="details"))
+        await on_c.session.subscribe(keep("c_exact"), "com.example.news", SubscribeOptions(details_arg="details"))
+        # node A holds the other nodes' patterns: one per distinct pattern, however many nodes
+        await subscribed_at(nodes[0], "com.example.news", count=3)
+
+        n = 200
+        for i in range(n):
+            await publisher.session.publish("com.example.news", i, options=PublishOptions(acknowledge=True))
+        await publisher.session.publish("com.example.other", -1, options=PublishOptions(acknowledge=True))
+        await publisher.session.publish("com.kitchen.news", -2, options=PublishOptions(acknowledge=True))
+
+        await eventually(
+            lambda: len(got["b_exact"]) == n and len(got["b_prefix"]) == n + 1
+            and len(got["c_wild"]) == n + 1 and len(got["c_exact"]) == n,
+            "every event on both nodes", timeout=20,
+        )
+        await asyncio.sleep(0.3)  # nothing more comes: no duplicates
+        pid = publisher.session.session_id
+        assert [s for s, _, _ in got["b_exact"]] == list(range(n))
+        assert [s for s, _, _ in got["c_exact"]] == list(range(n))
+        assert [s for s, _, _ in got["b_prefix"]] == list(range(n)) + [-1]
+        assert [s for s, _, _ in got["c_wild"]] == list(range(n)) + [-2]
+        assert {t for _, t, _ in got["b_prefix"]} == {"com.example.news", "com.example.other"}
+        # the publisher, disclosed as its role says, is the session on node A
+        assert {p for _, _, p in got["b_exact"] + got["c_exact"]} == {pid}
+        await close_all(publisher, on_b, on_c)
+
+    run(scenario(), timeout=90)
+
+
+def test_exclude_and_eligible_work_across_nodes(nodes):
+    async def scenario():
+        publisher = await connect(nodes[0])
+        b1, b2, c1 = await connect(nodes[1]), await connect(nodes[1]), await connect(nodes[2])
+        got = {"b1": [], "b2": [], "c1": []}
+        for key, c in (("b1", b1), ("b2", b2), ("c1", c1)):
+            await c.session.subscribe(lambda x, key=key: got[key].append(x), "com.example.filtered")
+        await subscribed_at(nodes[0], "com.example.filtered")
+        ack = PublishOptions(acknowledge=True, exclude=[b1.session.session_id])
+        await publisher.session.publish("com.example.filtered", "not-b1", options=ack)
+        await publisher.session.publish(
+            "com.example.filtered", "only-c1",
+            options=PublishOptions(acknowledge=True, eligible=[c1.session.session_id]),
+        )
+        await eventually(lambda: got["b2"] == ["not-b1"] and got["c1"] == ["not-b1", "only-c1"], "filtered events")
+        await asyncio.sleep(0.3)
+        assert got["b1"] == [] and got["b2"] == ["not-b1"]
+        await close_all(publisher, b1, b2, c1)
+
+    run(scenario())
+
+
+def test_calls_cross_nodes_with_each_invocation_policy(nodes):
+    async def scenario():
+        caller = await connect(nodes[0])
+        b, c = await connect(nodes[1]), await connect(nodes[2], serializer="msgpack")
+        seen = []
+
+        def who(name):
+            def handler(details=None):
+                seen.append((details.caller, details.caller_authrole))
+                return name
+            return handler
+
+        opts = lambda invoke: RegisterOptions(invoke=invoke, details_arg="details")  # noqa: E731
+        for policy in ("roundrobin", "random", "first", "last"):
+            await b.session.register(who("b"), f"com.example.{policy}", opts(policy))
+            await callable_at(nodes[2], f"com.example.{policy}")
+            await c.session.register(who("c"), f"com.example.{policy}", opts(policy))
+            await callable_at(nodes[0], f"com.example.{policy}")
+
+        async def answers(policy, n):
+            return [await caller.session.call(f"com.example.{policy}") for _ in range(n)]
+
+        async def both_nodes_answer():
+            return set(await answers("roundrobin", 4)) == {"b", "c"}
+
+        await until(both_nodes_answer, "both nodes' callees of the roundrobin procedure known on node A")
+        rr = await answers("roundrobin", 6)
+        assert rr[0::2] == [rr[0]] * 3 and rr[1::2] == [rr[1]] * 3 and rr[0] != rr[1], rr
+        assert await answers("first", 3) == ["b"] * 3
+        assert await answers("last", 3) == ["c"] * 3
+        assert set(await answers("random", 30)) == {"b", "c"}
+        # every callee saw the real caller on node A
+        assert set(seen) == {(caller.session.session_id, "anonymous")}
+
+        # `single` held on node B is refused on node C
+        await b.session.register(lambda: "b", "com.example.single")
+        await callable_at(nodes[2], "com.example.single")
+        with pytest.raises(ApplicationError) as e:
+            await c.session.register(lambda: "c", "com.example.single")
+        assert e.value.error == "wamp.error.procedure_already_exists"
+        await close_all(caller, b, c)
+
+    run(scenario(), timeout=90)
+
+
+def test_errors_progressive_results_and_cancel_cross_nodes(nodes):
+    async def scenario():
+        callee = await connect(nodes[2])
+        caller = await connect(nodes[0], serializer="cbor")
+        interrupted = asyncio.Event()
+
+        def fail():
+            raise ApplicationError("com.example.error.nope", 1, 2, reason="because")
+
+        async def count(n, details=None):
+            for i in range(n):
+                details.progress(i)
+                await asyncio.sleep(0.01)
+            return n
+
+        async def slow():
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                interrupted.set()
+                raise
+
+        await callee.session.register(fail, "com.example.fail")
+        await callee.session.register(count, "com.example.count", RegisterOptions(details_arg="details"))
+        await callee.session.register(slow, "com.example.slow")
+        for p in ("com.example.fail", "com.example.count", "com.example.slow"):
+            await callable_at(nodes[0], p)
+
+        with pytest.raises(ApplicationError) as e:
+            await caller.session.call("com.example.fail")
+        assert e.value.error == "com.example.error.nope"
+        assert e.value.args == (1, 2) and e.value.kwargs == {"reason": "because"}
+
+        progress = []
+        result = await caller.session.call(
+            "com.example.count", 5, options=CallOptions(on_progress=lambda i: progress.append(i))
+        )
+        assert result == 5 and progress == [0, 1, 2, 3, 4]
+
+        call = caller.session.call("com.example.slow")
+        await asyncio.sleep(0.3)
+        call.cancel()
+        with pytest.raises((ApplicationError, asyncio.CancelledError)):
+            await call
+        await bounded(interrupted.wait(), "the callee on node C interrupted")
+
+        interrupted.clear()
+        with pytest.raises(ApplicationError) as e:
+            await caller.session.call("com.example.slow", options=CallOptions(timeout=300))
+        assert e.value.error in ("wamp.error.timeout", "wamp.error.canceled")
+        await bounded(interrupted.wait(), "the callee on node C interrupted after the timeout")
+        await close_all(callee, caller)
+
+    run(scenario())
+
+
+def test_a_killed_node_fails_its_calls_and_its_routes_go_while_the_rest_keeps_routing(nodes):
+    async def scenario():
+        caller = await connect(nodes[0])
+        on_b = await connect(nodes[1])
+        doomed = await connect(nodes[2])
+
+        async def hang():
+            await asyncio.sleep(60)
+
+        await doomed.session.register(hang, "com.example.hang")
+        await doomed.session.register(lambda: "c", "com.example.who", RegisterOptions(invoke="roundrobin"))
+        await on_b.session.register(lambda: "b", "com.example.who", RegisterOptions(invoke="roundrobin"))
+        got = []
+        await on_b.session.subscribe(lambda x: got.append(x), "com.example.after")
+        await callable_at(nodes[0], "com.example.hang")
+        await subscribed_at(nodes[0], "com.example.after")
+
+        async def both():
+            return {await caller.session.call("com.example.who") for _ in range(4)} == {"b", "c"}
+
+        await until(both, "node A reaching callees on B and C")
+        in_flight = asyncio.ensure_future(caller.session.call("com.example.hang"))
+        await asyncio.sleep(0.3)
+        killed_at = time.monotonic()
+        nodes[2].kill()
+
+        with pytest.raises(ApplicationError) as e:
+            await bounded(in_flight, "the call in flight to the killed node failing", timeout=NODE_TTL_MS / 1000 + 5)
+        assert e.value.error == "wamp.error.canceled", e.value
+        failed_after = time.monotonic() - killed_at
+
+        async def gone():
+            return await caller.session.call("wamp.registration.match", "com.example.hang") is None
+
+        await until(gone, "the killed node's registration removed", timeout=NODE_TTL_MS / 1000 + 5)
+        # the rest keeps routing: B's callee answers every call, events still reach B
+        assert [await caller.session.call("com.example.who") for _ in range(4)] == ["b"] * 4
+        await caller.session.publish("com.example.after", 1, options=PublishOptions(acknowledge=True))
+        await eventually(lambda: got == [1], "an event from A to B after C died")
+        assert failed_after < NODE_TTL_MS / 1000 + 3, failed_after
+        await close_all(caller, on_b)
+        doomed.session = None
+
+    run(scenario(), timeout=90)
+    nodes.wait_members(2, on=[0, 1])
+
+
+def test_the_cluster_keeps_working_when_a_nats_server_is_killed(nats):
+    nodes = Nodes(nats)
+    try:
+        async def scenario():
+            caller = await connect(nodes[1])
+            callee = await connect(nodes[2])
+            sub = await connect(nodes[0])
+            got = []
+            await callee.session.register(lambda x: x * 2, "com.example.double")
+            await sub.session.subscribe(lambda x: got.append(x), "com.example.tick")
+            await callable_at(nodes[1], "com.example.double")
+            await subscribed_at(nodes[1], "com.example.tick")
+            assert await caller.session.call("com.example.double", 2) == 4
+
+            # node 0 prefers server 0: kill it; node 0 reconnects to another server and its
+            # interest comes back there
+            nats.servers[0].kill()
+
+            async def works():
+                try:
+                    await caller.session.publish("com.example.tick", len(got), options=PublishOptions(acknowledge=True))
+                    return bool(got) and await caller.session.call("com.example.double", 21) == 42
+                except ApplicationError:
+                    return False
+
+            await until(works, "calls and events after a NATS server died", timeout=30)
+            await close_all(caller, callee, sub)
+
+        run(scenario(), timeout=90)
+    finally:
+        nodes.close()
+        nats.start(nats.servers[0])
+        nats.wait_ready()
+
+
+def test_cluster_status_lists_the_nodes_and_says_where_a_config_differs(nats):
+    nodes = Nodes(nats, extra_role_on=2)
+    try:
+        out = nodes.status(0)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert f"cluster {nodes.name}: this node" in out.stdout and " is up" in out.stdout
+        assert out.stdout.count("realm1: ") >= 3, out.stdout
+        assert "(this node)" in out.stdout
+
+        def differs():
+            text = nodes.status(0).stdout
+            return "config differs from this node's in: realm realm1" in text and text
+
+        deadline = time.monotonic() + 10
+        while not differs():
+            assert time.monotonic() < deadline, nodes.status(0).stdout
+            time.sleep(0.1)
+        assert "the config of node" in nodes[0].log_tail(200)
+    finally:
+        nodes.close()
+    # a node outside any cluster says so, with exit status 1
+    port = free_tcp_port()
+    nd = make_node_dir()
+    plain = launch_router(nd, {"version": 2, "workers": [{"type": "router", "realms": [{"name": "realm1", "roles": []}],
+                                "transports": [{"type": "websocket", "endpoint": {"type": "tcp", "port": port}}]}]}, [port])
+    try:
+        out = subprocess.run([str(switchboard_bin()), "cluster", "status", str(plain.node_dir)],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 1 and "in no cluster" in out.stdout, out.stdout + out.stderr
+    finally:
+        plain.close()
