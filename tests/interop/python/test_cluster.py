@@ -172,7 +172,7 @@ def test_events_cross_nodes_once_each_and_in_order(nodes):
         publisher = await connect(nodes[0], serializer="msgpack")
         on_b = await connect(nodes[1])
         on_c = await connect(nodes[2], serializer="cbor")
-        got = {"b_exact": [], "b_prefix": [], "c_wild": [], "c_exact": []}
+        got = {"b_exact": [], "b_prefix": [], "c_wild": [], "c_exact": [], "a_exact": []}
 
         def keep(key):
             def handler(seq, details=None):
@@ -183,6 +183,9 @@ def test_events_cross_nodes_once_each_and_in_order(nodes):
         await on_b.session.subscribe(keep("b_prefix"), "com.example.", SubscribeOptions(match="prefix", details_arg="details"))
         await on_c.session.subscribe(keep("c_wild"), "com..news", SubscribeOptions(match="wildcard", details_arg="details"))
         await on_c.session.subscribe(keep("c_exact"), "com.example.news", SubscribeOptions(details_arg="details"))
+        # a subscriber beside the publisher gets each event once too
+        beside = await connect(nodes[0])
+        await beside.session.subscribe(keep("a_exact"), "com.example.news", SubscribeOptions(details_arg="details"))
         # node A holds the other nodes' patterns: one per distinct pattern, however many nodes
         await subscribed_at(nodes[0], "com.example.news", count=3)
 
@@ -194,19 +197,20 @@ def test_events_cross_nodes_once_each_and_in_order(nodes):
 
         await eventually(
             lambda: len(got["b_exact"]) == n and len(got["b_prefix"]) == n + 1
-            and len(got["c_wild"]) == n + 1 and len(got["c_exact"]) == n,
+            and len(got["c_wild"]) == n + 1 and len(got["c_exact"]) == n and len(got["a_exact"]) == n,
             "every event on both nodes", timeout=20,
         )
         await asyncio.sleep(0.3)  # nothing more comes: no duplicates
         pid = publisher.session.session_id
         assert [s for s, _, _ in got["b_exact"]] == list(range(n))
         assert [s for s, _, _ in got["c_exact"]] == list(range(n))
+        assert [s for s, _, _ in got["a_exact"]] == list(range(n))
         assert [s for s, _, _ in got["b_prefix"]] == list(range(n)) + [-1]
         assert [s for s, _, _ in got["c_wild"]] == list(range(n)) + [-2]
         assert {t for _, t, _ in got["b_prefix"]} == {"com.example.news", "com.example.other"}
         # the publisher, disclosed as its role says, is the session on node A
         assert {p for _, _, p in got["b_exact"] + got["c_exact"]} == {pid}
-        await close_all(publisher, on_b, on_c)
+        await close_all(publisher, on_b, on_c, beside)
 
     run(scenario(), timeout=90)
 
@@ -330,6 +334,50 @@ def test_errors_progressive_results_and_cancel_cross_nodes(nodes):
         assert e.value.error in ("wamp.error.timeout", "wamp.error.canceled")
         await bounded(interrupted.wait(), "the callee on node C interrupted after the timeout")
         await close_all(callee, caller)
+
+    run(scenario())
+
+
+def test_the_session_meta_api_answers_for_the_whole_cluster(nodes):
+    async def scenario():
+        asker = await connect(nodes[0])
+        b1, b2 = await connect(nodes[1]), await connect(nodes[1], serializer="cbor")
+        c1 = await connect(nodes[2])
+        everyone = {asker.session.session_id, b1.session.session_id, b2.session.session_id, c1.session.session_id}
+
+        async def all_counted():
+            return await asker.session.call("wamp.session.count") == 4
+
+        await until(all_counted, "wamp.session.count counting every node's sessions")
+        assert set(await asker.session.call("wamp.session.list")) == everyone
+        assert await asker.session.call("wamp.session.count", ["anonymous"]) == 4
+        assert await asker.session.call("wamp.session.count", ["nobody"]) == 0
+        details = await asker.session.call("wamp.session.get", b2.session.session_id)
+        assert details["session"] == b2.session.session_id and details["authrole"] == "anonymous"
+        with pytest.raises(ApplicationError) as e:
+            await asker.session.call("wamp.session.get", 1)
+        assert e.value.error == "wamp.error.no_such_session"
+
+        # subscriptions and registrations of other nodes are known here as well
+        await c1.session.subscribe(lambda: None, "com.example.only_on_c")
+        await b1.session.register(lambda: None, "com.example.only_on_b")
+        await subscribed_at(nodes[0], "com.example.only_on_c")
+        await callable_at(nodes[0], "com.example.only_on_b")
+
+        # a session on node C killed from node A
+        c1_id = c1.session.session_id
+        assert await asker.session.call("wamp.session.kill", c1_id, reason="com.example.bye") == 1
+        left = await c1.wait_left()
+        assert left.reason == "com.example.bye"
+        with pytest.raises(ApplicationError) as e:
+            await asker.session.call("wamp.session.kill", c1_id)
+        assert e.value.error == "wamp.error.no_such_session", e.value
+        # every other session but the caller's, on every node
+        assert await asker.session.call("wamp.session.kill_all") == 2
+        await b1.wait_left()
+        await b2.wait_left()
+        assert await asker.session.call("wamp.session.list") == [asker.session.session_id]
+        await close_all(asker)
 
     run(scenario())
 

@@ -121,9 +121,15 @@ pub fn is_link_protocol(uri: &str) -> bool {
     uri == LINK_INTEREST_PROCEDURE || uri == LINK_PING_PROCEDURE
 }
 
+/// The procedure through which a node of a cluster asks the other nodes for their part of a
+/// session meta procedure's answer (`wamp.session.count`, `list`, `get`, `kill`, ...): its
+/// cluster end registers it; only the router calls it.
+pub const CLUSTER_META_PROCEDURE: &str = "switchboard.cluster.meta";
+
 /// Whether `role` may not touch `uri` because the router keeps it for itself.
 pub fn reserved_for_router(uri: &str, role: &str) -> bool {
-    (uri.starts_with(RESERVED_PREFIX) || is_link_protocol(uri)) && role != TRUSTED_ROLE
+    (uri.starts_with(RESERVED_PREFIX) || is_link_protocol(uri) || uri == CLUSTER_META_PROCEDURE)
+        && role != TRUSTED_ROLE
 }
 
 /// A role's compiled permissions.

@@ -78,6 +78,49 @@ fn kill(peers: impl Iterator<Item = Peer>, kwargs: &Dict) -> u64 {
     n
 }
 
+/// The session meta procedures a cluster answers for all its nodes (the others' part gathered by
+/// the cluster's end, `authz::CLUSTER_META_PROCEDURE`).
+pub const CLUSTER_WIDE: &[&str] = &[
+    "wamp.session.count",
+    "wamp.session.list",
+    "wamp.session.get",
+    "wamp.session.kill",
+    "wamp.session.kill_by_authid",
+    "wamp.session.kill_by_authrole",
+    "wamp.session.kill_all",
+];
+
+/// Merges this node's answer to a [`CLUSTER_WIDE`] procedure with the other nodes' (`there`:
+/// a count, a list of session ids, or a session's details, already merged among them).
+pub fn merge_cluster_answer(
+    procedure: &str,
+    here: Result<Value, CallError>,
+    there: Value,
+) -> Result<Value, CallError> {
+    match procedure {
+        "wamp.session.list" => here.map(|v| match (v, there) {
+            (Value::List(mut mine), Value::List(theirs)) => {
+                mine.extend(theirs);
+                Value::List(mine)
+            }
+            (v, _) => v,
+        }),
+        "wamp.session.get" => match (here, there) {
+            (Err(_), details @ Value::Dict(_)) => Ok(details),
+            (here, _) => here,
+        },
+        "wamp.session.kill" => match (here, there.as_u64()) {
+            (Err(_), Some(n)) if n > 0 => Ok(n.into()),
+            (here, _) => here,
+        },
+        // Counts: sessions, or sessions killed.
+        _ => here.map(|v| match (v.as_u64(), there.as_u64()) {
+            (Some(a), Some(b)) => (a + b).into(),
+            (_, _) => v,
+        }),
+    }
+}
+
 /// The router procedure that drops cached dynamic authorization decisions.
 pub const INVALIDATE_AUTHORIZATION: &str = "switchboard.authorization.invalidate";
 

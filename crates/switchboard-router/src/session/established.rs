@@ -52,6 +52,10 @@ pub(super) struct Established {
     /// When the message being handled came in (read once per message: the session's last
     /// activity, and the start of a call's duration).
     pub(super) received_at: Instant,
+    /// Whether the message being handled may wait (false while a socket session polls a
+    /// statically authorized message once): a cluster-wide meta procedure is then answered by
+    /// this node alone rather than ending the session.
+    pub(super) may_await: bool,
 }
 
 impl Established {
@@ -78,6 +82,7 @@ impl Established {
             dynamic,
             testaments: Vec::new(),
             received_at: Instant::now(),
+            may_await: true,
         };
         (session, outbox)
     }
@@ -117,12 +122,16 @@ impl Established {
                         // Before the role decides how the message is handled: a reload may have
                         // given it a dynamic authorizer.
                         self.follow_role_changes();
-                        let flow = if self.role.authorizer().is_none() {
+                        let flow = if self.role.authorizer().is_none() && !self.may_wait(&msg) {
                             // A statically authorized message never waits: every await in
-                            // `handle` is behind a dynamic authorizer. Polling it once here, on
+                            // `handle` is behind a dynamic authorizer or a session meta
+                            // procedure a cluster answers (`may_wait`). Polling it once here, on
                             // the stack, keeps its state out of every session's task (about 400
                             // bytes per session).
-                            match self.handle(msg).now_or_never() {
+                            self.may_await = false;
+                            let handled = self.handle(msg).now_or_never();
+                            self.may_await = true;
+                            match handled {
                                 Some(flow) => Ok(flow),
                                 None => {
                                     tracing::error!("a statically authorized message waited");
@@ -130,8 +139,8 @@ impl Established {
                                 }
                             }
                         } else {
-                            // Boxed: dynamically authorized sessions pay for its state, with one
-                            // allocation per message.
+                            // Boxed: dynamically authorized sessions (and cluster-wide meta
+                            // calls) pay for its state, with one allocation per message.
                             Box::pin(self.handle_while_writing(msg, &mut transport, &mut outbox))
                                 .await
                         };

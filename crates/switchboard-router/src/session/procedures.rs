@@ -5,8 +5,11 @@
 use switchboard_proto::{Uri, UriMatch, Value, errors};
 
 use super::established::Established;
-use crate::realm::authz::Action;
+use crate::realm::authz::{Action, CLUSTER_META_PROCEDURE};
 use crate::realm::meta_api;
+
+/// How long the other nodes of a cluster have to answer a meta procedure.
+const CLUSTER_META_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// An event a session left to be published when it ends (spec, "Testament").
 #[derive(Debug)]
@@ -120,10 +123,67 @@ impl Established {
                     Some(Ok(Value::Dict(d))) => d,
                     _ => Dict::new(),
                 };
-                meta_api::call(&self.realm, &self.peer, procedure, &args, &kwargs)
-                    .map(|r| r.and_then(result))
+                let here = meta_api::call(&self.realm, &self.peer, procedure, &args, &kwargs)?;
+                let answer = if self.answered_by_cluster(procedure) {
+                    self.cluster_wide(procedure, args, kwargs, here).await
+                } else {
+                    here
+                };
+                Some(answer.and_then(result))
             }
             _ => None,
         }
+    }
+}
+
+impl Established {
+    /// Whether handling `msg` may wait: a session meta procedure that the other nodes of a
+    /// cluster answer too.
+    pub(super) fn may_wait(&self, msg: &switchboard_proto::Message) -> bool {
+        match msg {
+            switchboard_proto::Message::Call { procedure, .. } => {
+                procedure.starts_with("wamp.session.") && self.answered_by_cluster(procedure)
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the cluster this node is in (if any) answers `procedure` with this node.
+    fn answered_by_cluster(&self, procedure: &str) -> bool {
+        self.may_await
+            && meta_api::CLUSTER_WIDE.contains(&procedure)
+            && !self.peer.link().is_some_and(|l| l.shares_session_ids)
+            && self.realm.dealer.matching(CLUSTER_META_PROCEDURE).is_some()
+    }
+
+    /// A session meta procedure answered for the whole cluster: this node's answer `here`
+    /// merged with the other nodes', which the cluster's end of this realm gathers
+    /// ([`CLUSTER_META_PROCEDURE`], registered only in cluster mode). Where they do not answer,
+    /// the answer is this node's alone.
+    async fn cluster_wide(
+        &self,
+        procedure: &str,
+        args: Vec<Value>,
+        kwargs: switchboard_proto::Dict,
+        here: Result<Value, crate::realm::dealer::CallError>,
+    ) -> Result<Value, crate::realm::dealer::CallError> {
+        let asked = vec![
+            procedure.into(),
+            Value::List(args),
+            Value::Dict(kwargs),
+            self.peer.id().0.into(),
+        ];
+        let there = match self
+            .realm
+            .router_call(CLUSTER_META_PROCEDURE, asked, CLUSTER_META_TIMEOUT)
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(realm = %self.realm.name(), "{procedure}: the other nodes did not answer: {e}");
+                return here;
+            }
+        };
+        meta_api::merge_cluster_answer(procedure, here, there)
     }
 }

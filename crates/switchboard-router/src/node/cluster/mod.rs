@@ -428,6 +428,8 @@ async fn connect(
     let mut options = async_nats::ConnectOptions::new()
         .name(format!("switchboard {} node {node_id}", config.name))
         .max_reconnects(None)
+        // This node delivers its own publications itself: NATS must not hand them back.
+        .no_echo()
         .ping_interval(Duration::from_millis(config.heartbeat_ms().max(1000)))
         .event_callback(|event| async move {
             match event {

@@ -28,7 +28,7 @@ use crate::delivery::{DISCLOSE_KEY, HOP_NODE_KEY, HOP_PUBLICATION_KEY};
 use crate::embed::TrustedIdentity;
 use crate::locks::lock;
 use crate::peer::LinkPeer;
-use crate::realm::authz::TRUSTED_ROLE;
+use crate::realm::authz::{CLUSTER_META_PROCEDURE, TRUSTED_ROLE};
 use crate::realm::{InterestChange, Realm};
 
 /// Events buffered for other nodes before the oldest are dropped.
@@ -278,6 +278,13 @@ async fn serve(
         Ok(s) => s,
         Err(e) => return e,
     };
+    let mut meta_in = match subscribe(ctx.subjects.meta(&names.tag)).await {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    if let Err(e) = serve_meta(ctx, &names, &event_end, members.clone()).await {
+        return e;
+    }
     let mut watch_remote = match ctx
         .interest
         .watch_with_history(format!("{}.>", names.tag))
@@ -353,6 +360,7 @@ async fn serve(
                 Some(message) = rpc_in.next() => state.call_in(message).await,
                 Some(message) = results.next() => state.answer(message),
                 Some(message) = control.next() => state.cancel_in(&message.payload),
+                Some(message) = meta_in.next() => state.meta_in(message),
                 _ = retry.tick() => {
                     state.retry().await?;
                     state.publish_figures();
@@ -875,6 +883,32 @@ impl State {
         });
     }
 
+    /// Another node asks for this node's part of a session meta procedure's answer: the event
+    /// end calls it here (as a cluster end, it gets this node's answer alone).
+    fn meta_in(&self, message: async_nats::Message) {
+        let Some(reply) = message.reply.as_ref().map(ToString::to_string) else {
+            return;
+        };
+        let Some(mut m) = wire::decode(&message.payload) else {
+            return;
+        };
+        let procedure = wire::text(&m, "procedure").to_owned();
+        if !crate::realm::meta_api::CLUSTER_WIDE.contains(&procedure.as_str()) {
+            return;
+        }
+        let args = wire::take_args(&mut m);
+        let (end, nats) = (self.event_end.clone(), self.ctx.nats.clone());
+        tokio::spawn(async move {
+            let value = match end.call(&procedure, args).await {
+                Ok(answer) => answer.args.into_iter().next().unwrap_or_default(),
+                Err(_) => Value::Null,
+            };
+            let mut m = Dict::new();
+            m.insert("value".into(), value);
+            let _ = nats.publish(reply, wire::encode(m)).await;
+        });
+    }
+
     /// A caller's node canceled a call running here.
     fn cancel_in(&self, payload: &bytes::Bytes) {
         let Some(m) = wire::decode(payload) else {
@@ -931,6 +965,115 @@ impl State {
         self.ctx
             .table
             .update_realm(&self.names.realm, |v| *v = Default::default());
+    }
+}
+
+/// Registers [`CLUSTER_META_PROCEDURE`] on the event end: the router calls it with a session meta
+/// procedure, its arguments and the caller, and gets the other live nodes' answers merged,
+/// gathered on the realm's meta subject (those that answer within [`META_TIMEOUT`]).
+async fn serve_meta(
+    ctx: &Arc<ClusterContext>,
+    names: &Names,
+    event_end: &Session,
+    members: watch::Receiver<Members>,
+) -> Result<(), String> {
+    let (nats, subject) = (ctx.nats.clone(), ctx.subjects.meta(&names.tag));
+    let (me, realm) = (ctx.node_id.clone(), names.realm.clone());
+    event_end
+        .register(
+            CLUSTER_META_PROCEDURE,
+            RegisterOptions::default(),
+            move |inv| {
+                let expected = members
+                    .borrow()
+                    .values()
+                    .filter(|m| m.node != me && m.realms.contains(&realm))
+                    .count();
+                let (nats, subject) = (nats.clone(), subject.clone());
+                let asked = inv.positional().to_vec();
+                async move {
+                    let procedure = asked
+                        .first()
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned();
+                    let mut m = Dict::new();
+                    m.insert("procedure".into(), procedure.as_str().into());
+                    let (args, kwargs) = match (asked.get(1), asked.get(2)) {
+                        (Some(Value::List(a)), Some(Value::Dict(k))) => (a.clone(), k.clone()),
+                        (Some(Value::List(a)), _) => (a.clone(), Dict::new()),
+                        _ => (Vec::new(), Dict::new()),
+                    };
+                    wire::put_args(&mut m, Args::new(args, kwargs));
+                    let answers = gather(&nats, subject, wire::encode(m), expected).await;
+                    Ok(Args::positional(vec![merge_remote(&procedure, answers)]))
+                }
+            },
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("cannot register {CLUSTER_META_PROCEDURE}: {e}"))
+}
+
+/// How long a node waits for the others' part of a meta procedure's answer.
+const META_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Asks every node on `subject` and collects up to `expected` answers within [`META_TIMEOUT`].
+async fn gather(
+    nats: &async_nats::Client,
+    subject: String,
+    payload: bytes::Bytes,
+    expected: usize,
+) -> Vec<Value> {
+    if expected == 0 {
+        return Vec::new();
+    }
+    let inbox = nats.new_inbox();
+    let Ok(mut answers) = nats.subscribe(inbox.clone()).await else {
+        return Vec::new();
+    };
+    if nats
+        .publish_with_reply(subject, inbox, payload)
+        .await
+        .is_err()
+    {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + META_TIMEOUT;
+    while out.len() < expected {
+        match tokio::time::timeout_at(deadline, answers.next()).await {
+            Ok(Some(m)) if m.status.is_none() => {
+                if let Some(mut d) = wire::decode(&m.payload) {
+                    out.push(d.shift_remove("value").unwrap_or_default());
+                }
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    out
+}
+
+/// The other nodes' answers to one meta procedure as one: lists joined, counts added, the first
+/// session details found.
+fn merge_remote(procedure: &str, answers: Vec<Value>) -> Value {
+    match procedure {
+        "wamp.session.list" => Value::List(
+            answers
+                .into_iter()
+                .filter_map(|v| match v {
+                    Value::List(l) => Some(l),
+                    _ => None,
+                })
+                .flatten()
+                .collect(),
+        ),
+        "wamp.session.get" => answers
+            .into_iter()
+            .find(|v| matches!(v, Value::Dict(_)))
+            .unwrap_or_default(),
+        _ => answers.iter().filter_map(Value::as_u64).sum::<u64>().into(),
     }
 }
 

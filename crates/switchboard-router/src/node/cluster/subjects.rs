@@ -119,6 +119,11 @@ impl Subjects {
         format!("{}.n.{node}.res", self.base)
     }
 
+    /// Where a realm's session meta procedures are asked of every node (`tag`: the realm).
+    pub fn meta(&self, tag: &str) -> String {
+        format!("{}.m.{tag}", self.base)
+    }
+
     /// Where cancellations of calls to `node` go.
     pub fn control(&self, node: &str) -> String {
         format!("{}.n.{node}.ctl", self.base)
