@@ -20,7 +20,9 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallOptions, PublishOptions, RegisterOptions, SubscribeOptions
 
-from interop_client import bounded, close_all, connect, eventually, run
+from autobahn.wamp import message
+
+from interop_client import bounded, close_all, connect, eventually, run, spy
 from interop_router import Router, free_tcp_port, launch_router, make_node_dir, switchboard_bin
 from nats_cluster import NatsCluster, start_nats_cluster
 
@@ -278,6 +280,53 @@ def test_calls_cross_nodes_with_each_invocation_policy(nodes):
             await c.session.register(lambda: "c", "com.example.single")
         assert e.value.error == "wamp.error.procedure_already_exists"
         await close_all(caller, b, c)
+
+    run(scenario(), timeout=90)
+
+
+def test_two_nodes_racing_for_a_single_procedure_end_with_one_holder(nodes):
+    async def scenario():
+        b, c = await connect(nodes[1]), await connect(nodes[2])
+        wire = {"b": spy(b.session), "c": spy(c.session)}
+        callers = [await connect(nodes[i]) for i in range(3)]
+        for round_ in range(3):
+            procedure = f"com.example.race{round_}"
+            regs = await asyncio.gather(
+                b.session.register(lambda: "b", procedure),
+                c.session.register(lambda: "c", procedure),
+                return_exceptions=True,
+            )
+            registered = {name: r for name, r in zip("bc", regs) if not isinstance(r, Exception)}
+            assert registered, regs
+            refused = [r for r in regs if isinstance(r, ApplicationError)]
+            assert all(e.error == "wamp.error.procedure_already_exists" for e in refused), regs
+
+            def revoked(name):
+                ids = {registered[name].id} if name in registered else set()
+                return wire[name].got(
+                    message.Unregistered, lambda m: m.request == 0 and m.registration in ids
+                )
+
+            if len(registered) == 2:
+                # both got REGISTERED at first: the node that lost the claim revokes its own
+                await eventually(lambda: revoked("b") or revoked("c"), f"a revocation of {procedure}")
+                await asyncio.sleep(0.3)
+                assert len(revoked("b")) + len(revoked("c")) == 1
+                loser = "b" if revoked("b") else "c"
+                assert revoked(loser)[0].reason == "wamp.error.procedure_already_exists"
+                winner = "c" if loser == "b" else "b"
+            else:
+                (winner,) = registered
+
+            async def the_holder_everywhere():
+                try:
+                    answers = {await k.session.call(procedure) for k in callers for _ in range(2)}
+                except ApplicationError:
+                    return False
+                return answers == {winner}
+
+            await until(the_holder_everywhere, f"every node calling the one holder of {procedure}")
+        await close_all(b, c, *callers)
 
     run(scenario(), timeout=90)
 

@@ -41,6 +41,17 @@ const RETRY_EVERY: Duration = Duration::from_secs(2);
 /// How long leaving the realm may take.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Why a node revokes its client's registration of a `single` procedure another node holds.
+const REVOKED_REASON: &str = "wamp.error.procedure_already_exists";
+
+/// Who holds a `single` procedure in the cluster.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Claim {
+    node: String,
+    incarnation: String,
+    uri: String,
+}
+
 /// A pattern shared across the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Pattern {
@@ -174,6 +185,8 @@ struct State {
     remote: HashMap<(String, String), HashMap<String, (Pattern, InvokePolicy)>>,
     /// The live incarnation of each other node whose interest is held here.
     live: HashMap<String, String>,
+    /// The live nodes, as the membership last said.
+    members: Members,
     /// Other nodes' subscription patterns held by the event end: by how many nodes, and the
     /// subscription id.
     union: HashMap<Pattern, (usize, Id)>,
@@ -303,6 +316,7 @@ async fn serve(
         subs: StreamMap::new(),
         remote: HashMap::new(),
         live: HashMap::new(),
+        members: Members::default(),
         union: HashMap::new(),
         peers: HashMap::new(),
         recent: Default::default(),
@@ -443,6 +457,13 @@ impl State {
                 // node that learns of this pattern already finds the interest at the servers.
                 let _ = self.ctx.nats.flush().await;
             }
+            if !pattern.subscription
+                && i.invoke == InvokePolicy::Single
+                && !self.claim(&pattern).await?
+            {
+                // Another live node holds it: ours is revoked, which removes it here again.
+                return self.revoke(&pattern).await;
+            }
             let value = serde_json::to_vec(&pattern.stored(i.invoke)).unwrap_or_default();
             self.ctx
                 .interest
@@ -454,8 +475,11 @@ impl State {
             if entry.0 > 0 {
                 return Ok(());
             }
-            self.local.remove(&pattern);
+            let invoke = self.local.remove(&pattern).map(|(_, i)| i);
             let _ = self.ctx.interest.purge(self.key(&pattern)).await;
+            if invoke == Some(InvokePolicy::Single) {
+                self.unclaim(&pattern).await;
+            }
             if pattern.subscription {
                 let subject =
                     self.ctx
@@ -463,6 +487,129 @@ impl State {
                         .interest(&self.names.realm, &pattern.uri, pattern.policy);
                 self.unlisten(&subject);
             }
+        }
+        Ok(())
+    }
+
+    /// The key of the claim on a `single` procedure pattern: whichever node creates it first
+    /// holds the procedure in the whole cluster (a key-value `create`, which JetStream orders).
+    fn claim_key(&self, pattern: &Pattern) -> String {
+        format!("{}.claim.{}", self.names.tag, pattern.digest())
+    }
+
+    /// Claims `pattern` (a `single` registration of this node's client) for this node; `false`
+    /// when another live node holds it. A claim left by a node that is gone is taken over.
+    async fn claim(&mut self, pattern: &Pattern) -> Result<bool, String> {
+        use async_nats::jetstream::kv::CreateErrorKind;
+        let key = self.claim_key(pattern);
+        let mine = serde_json::to_vec(&Claim {
+            node: self.ctx.node_id.clone(),
+            incarnation: self.ctx.incarnation.clone(),
+            uri: pattern.uri.clone(),
+        })
+        .unwrap_or_default();
+        for _ in 0..5 {
+            match self.ctx.interest.create(&key, mine.clone().into()).await {
+                Ok(_) => return Ok(true),
+                Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {}
+                Err(e) => return Err(format!("cannot claim {} in the cluster: {e}", pattern.uri)),
+            }
+            let Ok(Some(entry)) = self.ctx.interest.entry(key.clone()).await else {
+                continue;
+            };
+            let holder: Option<Claim> = serde_json::from_slice(&entry.value).ok();
+            match holder {
+                Some(h) if h.node == self.ctx.node_id && h.incarnation == self.ctx.incarnation => {
+                    return Ok(true);
+                }
+                Some(h)
+                    if self
+                        .members
+                        .get(&h.node)
+                        .is_some_and(|m| m.incarnation == h.incarnation) =>
+                {
+                    return Ok(false);
+                }
+                // Held by a node that is gone (or an earlier run of this one): taken over, unless
+                // someone else takes it over first.
+                _ => {
+                    let _ = self
+                        .ctx
+                        .interest
+                        .purge_expect_revision(&key, Some(entry.revision))
+                        .await;
+                }
+            }
+        }
+        Err(format!(
+            "cannot claim {} in the cluster: it keeps changing hands",
+            pattern.uri
+        ))
+    }
+
+    /// Gives up this node's claim on `pattern`, if it holds it.
+    async fn unclaim(&mut self, pattern: &Pattern) {
+        let key = self.claim_key(pattern);
+        if let Ok(Some(entry)) = self.ctx.interest.entry(key.clone()).await
+            && serde_json::from_slice::<Claim>(&entry.value)
+                .is_ok_and(|h| h.node == self.ctx.node_id && h.incarnation == self.ctx.incarnation)
+        {
+            let _ = self
+                .ctx
+                .interest
+                .purge_expect_revision(&key, Some(entry.revision))
+                .await;
+        }
+    }
+
+    /// Revokes this node's registration of `pattern` (the spec's registration revocation: its
+    /// callee gets UNREGISTERED with a reason), through the meta API, as a `single` procedure
+    /// that another node holds.
+    async fn revoke(&mut self, pattern: &Pattern) -> Result<(), String> {
+        let mut options = Dict::new();
+        options.insert("match".into(), pattern.policy.as_str().into());
+        let lookup = self
+            .event_end
+            .call(
+                "wamp.registration.lookup",
+                Args::positional(vec![pattern.uri.as_str().into(), Value::Dict(options)]),
+            )
+            .await;
+        let Some(id) = lookup
+            .ok()
+            .and_then(|a| a.args.into_iter().next())
+            .and_then(|v| v.as_u64())
+        else {
+            return Ok(());
+        };
+        let callees = self
+            .event_end
+            .call(
+                "wamp.registration.list_callees",
+                Args::positional(vec![id.into()]),
+            )
+            .await
+            .ok()
+            .and_then(|a| a.args.into_iter().next());
+        for session in callees
+            .as_ref()
+            .and_then(Value::as_list)
+            .unwrap_or_default()
+        {
+            tracing::warn!(
+                realm = %self.names.realm, uri = %pattern.uri,
+                "cluster: another node holds the single procedure {}: the registration of session {} here is revoked",
+                pattern.uri, session.as_u64().unwrap_or_default()
+            );
+            let mut kwargs = Dict::new();
+            kwargs.insert("reason".into(), REVOKED_REASON.into());
+            let _ = self
+                .event_end
+                .call(
+                    "wamp.registration.remove_callee",
+                    Args::new(vec![id.into(), session.clone()], kwargs),
+                )
+                .await;
         }
         Ok(())
     }
@@ -642,6 +789,7 @@ impl State {
 
     /// Holds the interest of the nodes that are live now, and lets go of the others'.
     async fn reconcile(&mut self, members: &Members) -> Result<(), String> {
+        self.members = members.clone();
         let gone: Vec<String> = self
             .live
             .iter()
@@ -1230,19 +1378,31 @@ pub(super) async fn sweep(
         };
         let mut stale = Vec::new();
         while let Some(Ok(key)) = keys.next().await {
+            stale.push(key);
+        }
+        let holder_live =
+            |node: &str, inc: &str| live.get(node).is_some_and(|m| m.incarnation == inc);
+        for key in stale {
+            // `<realm>.<node>.<incarnation>.<pattern>`, or `<realm>.claim.<pattern>` naming its
+            // holder in its value.
             let mut parts = key.split('.');
             let (Some(_), Some(node), Some(inc)) = (parts.next(), parts.next(), parts.next())
             else {
                 continue;
             };
-            if live.get(node).is_none_or(|m| m.incarnation != inc) {
-                stale.push(key);
+            let claim = node == "claim";
+            if !claim && holder_live(node, inc) {
+                continue;
             }
-        }
-        for key in stale {
             let Ok(Some(entry)) = ctx.interest.entry(key.clone()).await else {
                 continue;
             };
+            if claim
+                && serde_json::from_slice::<Claim>(&entry.value)
+                    .is_ok_and(|c| holder_live(&c.node, &c.incarnation))
+            {
+                continue;
+            }
             let age = time::OffsetDateTime::now_utc() - entry.created;
             if age > ttl * 3 {
                 tracing::debug!(key = %key, "cluster: removing the interest of a node that is gone");
