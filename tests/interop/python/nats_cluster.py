@@ -69,12 +69,15 @@ class NatsCluster:
             "-a", "127.0.0.1", "-p", str(server.port),
             "-js", "-sd", str(server.store),
             "--server_name", server.name,
-            "--cluster_name", self.name,
-            "--cluster", f"nats://127.0.0.1:{server.cluster_port}",
-            "--routes", routes,
             "-m", str(server.monitor_port),
             "-l", str(server.log),
         ]
+        if len(self.servers) > 1:
+            argv += [
+                "--cluster_name", self.name,
+                "--cluster", f"nats://127.0.0.1:{server.cluster_port}",
+                "--routes", routes,
+            ]
         server.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                        stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -87,7 +90,9 @@ class NatsCluster:
         while time.monotonic() < deadline:
             try:
                 routes_ok = all(s.monitor("routez")["num_routes"] >= len(running) - 1 for s in running)
-                leader = running[0].monitor("jsz").get("meta_cluster", {}).get("leader")
+                jsz = running[0].monitor("jsz")
+                # a single server has no meta cluster: JetStream answering is enough
+                leader = jsz.get("meta_cluster", {}).get("leader") if len(self.servers) > 1 else "single"
                 if routes_ok and leader:
                     return
                 last = f"routes ok: {routes_ok}, meta leader: {leader!r}"

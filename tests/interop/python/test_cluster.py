@@ -15,6 +15,8 @@ import asyncio
 import os
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 from autobahn.wamp.exception import ApplicationError
@@ -66,6 +68,7 @@ def node_config(port: int, cluster: dict, extra_role: bool = False) -> dict:
                         "rawsocket": {"serializers": ["cbor", "msgpack", "json"], "auth": ANONYMOUS},
                         "websocket": {"ws": {"type": "websocket", "serializers": ["cbor", "msgpack", "json"],
                                              "auth": ANONYMOUS}},
+                        "web": {"paths": {"health": {"type": "health"}, "metrics": {"type": "metrics"}}},
                     }
                 ],
                 "cluster": cluster,
@@ -78,6 +81,7 @@ class Nodes:
     """Three Switchboard nodes of one cluster, each pointed at a different NATS server first."""
 
     def __init__(self, nats: NatsCluster, count: int = 3, extra_role_on: int | None = None):
+        self.count = count
         self.name = "t" + os.urandom(4).hex()
         self.nats = nats
         self.routers: list[Router] = []
@@ -93,7 +97,8 @@ class Nodes:
                 port = free_tcp_port()
                 nd = make_node_dir()
                 self.routers.append(launch_router(nd, node_config(port, cluster, extra_role_on == i), [port]))
-            self.wait_members(count)
+            if count > 1:
+                self.wait_members(count)
         except Exception:
             self.close()
             raise
@@ -212,6 +217,14 @@ def test_events_cross_nodes_once_each_and_in_order(nodes):
         assert {t for _, t, _ in got["b_prefix"]} == {"com.example.news", "com.example.other"}
         # the publisher, disclosed as its role says, is the session on node A
         assert {p for _, _, p in got["b_exact"] + got["c_exact"]} == {pid}
+
+        # one NATS message per publication left node A; node B received each
+        def counted():
+            a = metric(http_get(nodes[0], "metrics")[1], "switchboard_cluster_events_total", realm="realm1", direction="out")
+            b = metric(http_get(nodes[1], "metrics")[1], "switchboard_cluster_events_total", realm="realm1", direction="in")
+            return a == n + 2 and b == n + 1
+
+        await eventually(counted, "the cluster's event counters", timeout=10, interval=0.2)
         await close_all(publisher, on_b, on_c, beside)
 
     run(scenario(), timeout=90)
@@ -513,6 +526,56 @@ def test_the_cluster_keeps_working_when_a_nats_server_is_killed(nats):
         nats.wait_ready()
 
 
+def http_get(r: Router, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{r.port}/{path}", timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def metric(text: str, name: str, **labels) -> float | None:
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{want}}} ") or (not labels and line.startswith(f"{name} ")):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_a_node_cut_off_from_nats_fences_and_comes_back():
+    nats = start_nats_cluster(size=1)
+    nodes = None
+    try:
+        nodes = Nodes(nats, count=1)
+        node = nodes[0]
+
+        def wait_for(condition, what, timeout=20):
+            deadline = time.monotonic() + timeout
+            while not condition():
+                assert time.monotonic() < deadline, f"{what}; status:\n{nodes.status(0).stdout}\n{node.log_tail(30)}"
+                time.sleep(0.1)
+
+        wait_for(lambda: nodes.status(0).returncode == 0, "the node up in its cluster")
+        assert http_get(node, "health/ready")[0] == 200
+        nats.servers[0].kill()
+        wait_for(lambda: http_get(node, "health/ready")[0] == 503, "health 503 once cut off")
+        status = nodes.status(0)
+        assert status.returncode == 1 and " is fenced " in status.stdout, status.stdout
+        assert "cut off from the NATS majority" in node.log_tail(100)
+        _, text = http_get(node, "metrics")
+        assert metric(text, "switchboard_cluster_fenced", cluster=nodes.name) == 1
+        # NATS back on the same port: the node resumes and says so
+        nats.start(nats.servers[0])
+        nats.wait_ready()
+        wait_for(lambda: http_get(node, "health/ready")[0] == 200, "health 200 once NATS is back", timeout=30)
+        assert nodes.status(0).returncode == 0
+        assert "routing across nodes resumes" in node.log_tail(100)
+    finally:
+        if nodes:
+            nodes.close()
+        nats.close()
+
+
 def test_cluster_status_lists_the_nodes_and_says_where_a_config_differs(nats):
     nodes = Nodes(nats, extra_role_on=2)
     try:
@@ -521,6 +584,9 @@ def test_cluster_status_lists_the_nodes_and_says_where_a_config_differs(nats):
         assert f"cluster {nodes.name}: this node" in out.stdout and " is up" in out.stdout
         assert out.stdout.count("realm1: ") >= 3, out.stdout
         assert "(this node)" in out.stdout
+        _, text = http_get(nodes[0], "metrics")
+        assert metric(text, "switchboard_cluster_nodes", cluster=nodes.name) == 3, text
+        assert metric(text, "switchboard_cluster_fenced", cluster=nodes.name) == 0
 
         def differs():
             text = nodes.status(0).stdout

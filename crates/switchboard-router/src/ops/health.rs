@@ -35,7 +35,41 @@ pub struct NodeStatus {
     certificates: Mutex<Vec<(String, std::path::PathBuf)>>,
     /// The HTTP bridge's requests, by path.
     rest: Mutex<BTreeMap<String, Arc<RestStats>>>,
+    /// Reads the cluster's state for the metrics (set by the node in cluster mode).
+    cluster: Mutex<Option<ClusterSource>>,
 }
+
+/// What the metrics show of the cluster a node is in.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterSample {
+    /// The cluster's name.
+    pub name: String,
+    /// The live nodes this node sees, itself included.
+    pub nodes: usize,
+    /// Whether this node is cut off (fenced).
+    pub fenced: bool,
+    /// Per realm: events sent to and received from other nodes, calls sent to and received
+    /// from them.
+    pub realms: Vec<ClusterRealmSample>,
+}
+
+/// One realm's traffic across the cluster.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterRealmSample {
+    /// The realm.
+    pub realm: String,
+    /// Events sent to other nodes.
+    pub events_out: u64,
+    /// Events received from other nodes.
+    pub events_in: u64,
+    /// Calls sent to other nodes.
+    pub calls_out: u64,
+    /// Calls received from other nodes.
+    pub calls_in: u64,
+}
+
+/// Reads the cluster's state.
+pub type ClusterSource = Box<dyn Fn() -> ClusterSample + Send + Sync>;
 
 /// The requests of one HTTP bridge path: by status code (a lock per request: a request costs
 /// far more) and how long they took.
@@ -104,6 +138,7 @@ impl NodeStatus {
             reloads: [AtomicU64::new(0), AtomicU64::new(0)],
             last_reload: Mutex::new(None),
             workers: Mutex::new(None),
+            cluster: Mutex::new(None),
             connections: Mutex::new(BTreeMap::new()),
             certificates: Mutex::new(Vec::new()),
             rest: Mutex::new(BTreeMap::new()),
@@ -178,6 +213,16 @@ impl NodeStatus {
             .as_ref()
             .map(|f| f())
             .unwrap_or_default()
+    }
+
+    /// Sets how the metrics read the cluster's state.
+    pub fn set_cluster(&self, source: ClusterSource) {
+        *lock(&self.cluster) = Some(source);
+    }
+
+    /// The cluster's state now, in cluster mode.
+    pub fn cluster(&self) -> Option<ClusterSample> {
+        lock(&self.cluster).as_ref().map(|f| f())
     }
 
     /// The counter of open connections of the transport listening at `transport`.

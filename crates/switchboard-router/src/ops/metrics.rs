@@ -389,6 +389,55 @@ impl Collector for NodeCollector {
                 .iter()
                 .map(|w| ([("worker", w.id.as_str())], ConstCounter::new(w.restarts))),
         )?;
+        if let Some(cluster) = self.status.cluster() {
+            let name = cluster.name.as_str();
+            family(
+                e,
+                "switchboard_cluster_nodes",
+                "Live nodes of the cluster this node sees, itself included",
+                MetricType::Gauge,
+                [([("cluster", name)], ConstGauge::new(cluster.nodes as i64))],
+            )?;
+            family(
+                e,
+                "switchboard_cluster_fenced",
+                "1 while this node is cut off from the cluster and routes nothing across it",
+                MetricType::Gauge,
+                [(
+                    [("cluster", name)],
+                    ConstGauge::new(i64::from(cluster.fenced)),
+                )],
+            )?;
+            family(
+                e,
+                "switchboard_cluster_events",
+                "Events sent to other nodes of the cluster (out: one per publication) and \
+                 received from them (in)",
+                MetricType::Counter,
+                cluster.realms.iter().flat_map(|r| {
+                    [("out", r.events_out), ("in", r.events_in)].map(|(direction, n)| {
+                        (
+                            [("realm", r.realm.as_str()), ("direction", direction)],
+                            ConstCounter::new(n),
+                        )
+                    })
+                }),
+            )?;
+            family(
+                e,
+                "switchboard_cluster_calls",
+                "Calls sent to callees on other nodes (out) and received for callees here (in)",
+                MetricType::Counter,
+                cluster.realms.iter().flat_map(|r| {
+                    [("out", r.calls_out), ("in", r.calls_in)].map(|(direction, n)| {
+                        (
+                            [("realm", r.realm.as_str()), ("direction", direction)],
+                            ConstCounter::new(n),
+                        )
+                    })
+                }),
+            )?;
+        }
         family(
             e,
             "switchboard_connections",

@@ -213,6 +213,27 @@ impl ClusterTable {
     pub fn members(&self) -> Vec<MemberView> {
         lock(&self.inner).members.clone()
     }
+
+    /// What the metrics show.
+    pub fn sample(&self) -> crate::ops::health::ClusterSample {
+        let inner = lock(&self.inner);
+        crate::ops::health::ClusterSample {
+            name: inner.name.clone(),
+            nodes: inner.members.len(),
+            fenced: inner.state == "fenced",
+            realms: inner
+                .realms
+                .iter()
+                .map(|(realm, r)| crate::ops::health::ClusterRealmSample {
+                    realm: realm.clone(),
+                    events_out: r.events_out,
+                    events_in: r.events_in,
+                    calls_out: r.calls_out,
+                    calls_in: r.calls_in,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// What every part of the cluster shares.
@@ -374,6 +395,8 @@ impl Cluster {
             "cluster: joined as node {} ({} key-value replica(s); realms {:?})",
             ctx.node_id, replicas, ctx.served
         );
+        let sampled = table.clone();
+        status.set_cluster(Box::new(move || sampled.sample()));
         let stop = CancellationToken::new();
         let (members_tx, members_rx) = watch::channel(Members::default());
         let mut tasks = vec![tokio::spawn(membership::run(

@@ -191,7 +191,12 @@ struct State {
     /// subscription id.
     union: HashMap<Pattern, (usize, Id)>,
     peers: HashMap<String, PeerEnd>,
+    /// Publications sent lately (one that matched several of the event end's subscriptions
+    /// is sent once).
     recent: (HashSet<Id>, VecDeque<Id>),
+    /// Publications received lately from other nodes (one that came on several subjects is
+    /// published here once).
+    received: (HashSet<Id>, VecDeque<Id>),
     outbound: Arc<Outbound>,
     /// Calls of other nodes' callers running here, by their reply subject.
     inbound: Arc<Mutex<HashMap<String, CancellationToken>>>,
@@ -320,6 +325,7 @@ async fn serve(
         union: HashMap::new(),
         peers: HashMap::new(),
         recent: Default::default(),
+        received: Default::default(),
         outbound,
         inbound: Arc::default(),
         events_out: 0,
@@ -628,9 +634,22 @@ impl State {
         };
         let (node, incarnation) = (node.to_owned(), incarnation.to_owned());
         if node == self.ctx.node_id {
-            if incarnation != self.ctx.incarnation && entry.operation == Operation::Put {
-                // Left behind by an earlier run of this node.
-                let _ = self.ctx.interest.purge(&entry.key).await;
+            if incarnation != self.ctx.incarnation {
+                if entry.operation == Operation::Put {
+                    // Left behind by an earlier run of this node.
+                    let _ = self.ctx.interest.purge(&entry.key).await;
+                }
+            } else if entry.operation != Operation::Put {
+                // Swept while this node was cut off and counted as gone: stored again.
+                let held = self
+                    .local
+                    .iter()
+                    .find(|(p, _)| self.key(p) == entry.key)
+                    .map(|(p, (_, invoke))| (p.stored(*invoke), self.key(p)));
+                if let Some((stored, key)) = held {
+                    let value = serde_json::to_vec(&stored).unwrap_or_default();
+                    let _ = self.ctx.interest.put(key, value.into()).await;
+                }
             }
             return Ok(());
         }
@@ -813,7 +832,8 @@ impl State {
                 let _ = tokio::time::timeout(LEAVE_TIMEOUT, peer.session.leave()).await;
             }
             lock(&self.outbound.pending).retain(|_, (to, _)| to != &node);
-            self.remote.retain(|(n, i), _| !(n == &node && i == &inc));
+            // Its stored interest stays known: a node that was only cut off for a while comes
+            // back with it (the bucket does not send it again); the sweeper's purges remove it.
         }
         for (node, beat) in members.iter() {
             if node == &self.ctx.node_id || self.live.contains_key(node) {
@@ -882,15 +902,8 @@ impl State {
 
     /// An event this node's broker handed the event end: sent once to the nodes that want it.
     fn event_out(&mut self, event: Event) {
-        let (seen, order) = &mut self.recent;
-        if !seen.insert(event.publication) {
+        if !remember(&mut self.recent, event.publication) {
             return;
-        }
-        order.push_back(event.publication);
-        if order.len() > RECENT_PUBLICATIONS
-            && let Some(old) = order.pop_front()
-        {
-            seen.remove(&old);
         }
         let d = &event.details;
         let mut hop = Dict::new();
@@ -938,6 +951,22 @@ impl State {
             tracing::debug!(subject = %message.subject, "cluster: an event that cannot be read");
             return Ok(());
         };
+        // NATS hands a message over once per matching subscription of this node (`a.b.c` and
+        // `a.b.>`, say): the publication is published here once. (Publication ids are random
+        // in the global scope.)
+        let publication = options
+            .extra
+            .get("forward_for")
+            .and_then(Value::as_list)
+            .and_then(|hops| hops.first())
+            .and_then(Value::as_dict)
+            .and_then(|hop| hop.get(HOP_PUBLICATION_KEY))
+            .and_then(Value::as_u64);
+        if let Some(id) = publication
+            && !remember(&mut self.received, id)
+        {
+            return Ok(());
+        }
         self.events_in += 1;
         match self.event_end.publish(&topic, args, options).await {
             Ok(_) | Err(Error::Wamp { .. }) => Ok(()),
@@ -1114,6 +1143,20 @@ impl State {
             .table
             .update_realm(&self.names.realm, |v| *v = Default::default());
     }
+}
+
+/// Remembers publication `id` among the last [`RECENT_PUBLICATIONS`]; `false` when it was there.
+fn remember((seen, order): &mut (HashSet<Id>, VecDeque<Id>), id: Id) -> bool {
+    if !seen.insert(id) {
+        return false;
+    }
+    order.push_back(id);
+    if order.len() > RECENT_PUBLICATIONS
+        && let Some(old) = order.pop_front()
+    {
+        seen.remove(&old);
+    }
+    true
 }
 
 /// Registers [`CLUSTER_META_PROCEDURE`] on the event end: the router calls it with a session meta
