@@ -114,7 +114,22 @@ pub(super) async fn run(
                             }
                         }
                     },
-                    Some(Ok(_)) => {}
+                    Some(Ok(entry)) => {
+                        // This node's own key: written by another process with the same node id?
+                        if entry.operation == Operation::Put
+                            && let Ok(beat) = serde_json::from_slice::<Heartbeat>(&entry.value)
+                            && beat.incarnation != ctx.incarnation
+                            && beat.started >= ctx.started
+                            && warned.insert((beat.incarnation.clone(), "duplicate".into()))
+                        {
+                            tracing::error!(
+                                node = %ctx.node_id,
+                                "cluster: another process runs as node {} (started at {} ms): every node \
+                                 needs its own node directory or `node_id`",
+                                ctx.node_id, beat.started
+                            );
+                        }
+                    }
                     Some(Err(e)) => {
                         tracing::debug!("cluster: the membership watch failed: {e}");
                         watch = None;

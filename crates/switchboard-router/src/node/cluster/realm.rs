@@ -635,8 +635,11 @@ impl State {
         let (node, incarnation) = (node.to_owned(), incarnation.to_owned());
         if node == self.ctx.node_id {
             if incarnation != self.ctx.incarnation {
-                if entry.operation == Operation::Put {
-                    // Left behind by an earlier run of this node.
+                let written_ms = (entry.created.unix_timestamp_nanos() / 1_000_000) as u64;
+                if entry.operation == Operation::Put && written_ms < self.ctx.started {
+                    // Left behind by an earlier run of this node. (Written since this one
+                    // started, it is another process with this node id, which membership
+                    // reports.)
                     let _ = self.ctx.interest.purge(&entry.key).await;
                 }
             } else if entry.operation != Operation::Put {
