@@ -12,6 +12,7 @@ the nodes and says where a node's config differs.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import time
@@ -25,7 +26,7 @@ from autobahn.wamp.types import CallOptions, PublishOptions, RegisterOptions, Su
 from autobahn.wamp import message
 
 from interop_client import bounded, close_all, connect, eventually, run, spy
-from interop_router import Router, free_tcp_port, launch_router, make_node_dir, switchboard_bin
+from interop_router import NodeDir, Router, free_tcp_port, launch_router, make_node_dir, switchboard_bin
 from nats_cluster import NatsCluster, start_nats_cluster
 
 if os.environ.get("INTEROP_ROUTER", "switchboard") != "switchboard":
@@ -489,6 +490,32 @@ def test_a_killed_node_fails_its_calls_and_its_routes_go_while_the_rest_keeps_ro
 
     run(scenario(), timeout=90)
     nodes.wait_members(2, on=[0, 1])
+
+    # the node restarts from its node directory (the same node id): it rejoins and resyncs
+    old = nodes.routers[2]
+    nd = NodeDir(old.node_dir, old.config_dir, old.kind)
+    config = json.loads(nd.config_path.read_text())
+    old._log_file.close()
+    nodes.routers[2] = launch_router(nd, config, [old.port])
+    nodes.wait_members(3)
+
+    async def after_restart():
+        caller = await connect(nodes[0])
+        back = await connect(nodes[2])
+        on_b = await connect(nodes[1])
+        await back.session.register(lambda: "c again", "com.example.again")
+        await callable_at(nodes[0], "com.example.again")
+        assert await caller.session.call("com.example.again") == "c again"
+        # what the killed process held stays gone, B's callee still answers
+        assert await caller.session.call("wamp.registration.match", "com.example.hang") is None
+        got = []
+        await back.session.subscribe(lambda x: got.append(x), "com.example.back")
+        await subscribed_at(nodes[1], "com.example.back")
+        await on_b.session.publish("com.example.back", 7, options=PublishOptions(acknowledge=True))
+        await eventually(lambda: got == [7], "an event from B to the restarted node")
+        await close_all(caller, back, on_b)
+
+    run(after_restart())
 
 
 def test_the_cluster_keeps_working_when_a_nats_server_is_killed(nats):

@@ -62,6 +62,8 @@ pub struct ClusterRealmSample {
     pub events_out: u64,
     /// Events received from other nodes.
     pub events_in: u64,
+    /// Events for other nodes dropped because NATS did not keep up.
+    pub events_dropped: u64,
     /// Calls sent to other nodes.
     pub calls_out: u64,
     /// Calls received from other nodes.

@@ -411,11 +411,16 @@ impl Collector for NodeCollector {
             family(
                 e,
                 "switchboard_cluster_events",
-                "Events sent to other nodes of the cluster (out: one per publication) and \
-                 received from them (in)",
+                "Events sent to other nodes of the cluster (out: one per publication), received \
+                 from them (in), and dropped for them because NATS did not keep up (dropped)",
                 MetricType::Counter,
                 cluster.realms.iter().flat_map(|r| {
-                    [("out", r.events_out), ("in", r.events_in)].map(|(direction, n)| {
+                    [
+                        ("out", r.events_out),
+                        ("in", r.events_in),
+                        ("dropped", r.events_dropped),
+                    ]
+                    .map(|(direction, n)| {
                         (
                             [("realm", r.realm.as_str()), ("direction", direction)],
                             ConstCounter::new(n),

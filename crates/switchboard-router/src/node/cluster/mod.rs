@@ -72,6 +72,8 @@ pub struct RealmView {
     pub events_out: u64,
     /// Events received from other nodes.
     pub events_in: u64,
+    /// Events for other nodes dropped because NATS did not keep up.
+    pub events_dropped: u64,
     /// Calls sent to other nodes.
     pub calls_out: u64,
     /// Calls received from other nodes.
@@ -196,6 +198,7 @@ impl ClusterTable {
                 put("nats_subscriptions", r.nats_subscriptions as u64);
                 put("events_out", r.events_out);
                 put("events_in", r.events_in);
+                put("events_dropped", r.events_dropped);
                 put("calls_out", r.calls_out);
                 put("calls_in", r.calls_in);
                 v.insert(
@@ -228,6 +231,7 @@ impl ClusterTable {
                     realm: realm.clone(),
                     events_out: r.events_out,
                     events_in: r.events_in,
+                    events_dropped: r.events_dropped,
                     calls_out: r.calls_out,
                     calls_in: r.calls_in,
                 })

@@ -38,6 +38,9 @@ const FEED_CAPACITY: usize = 65_536;
 const RECENT_PUBLICATIONS: usize = 4096;
 /// How often refused registrations are tried again and the figures refreshed.
 const RETRY_EVERY: Duration = Duration::from_secs(2);
+/// Messages waiting for the NATS connection (events, calls and cancels, in order) before events
+/// are dropped and calls fail.
+const QUEUE_CAPACITY: usize = 65_536;
 /// How long leaving the realm may take.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -152,7 +155,7 @@ struct Outbound {
     next: AtomicU64,
     pending: Mutex<HashMap<u64, (String, mpsc::UnboundedSender<Answer>)>>,
     /// Messages to publish, in order (one connection keeps a caller's invocations in order).
-    queue: mpsc::UnboundedSender<(String, Option<String>, bytes::Bytes)>,
+    queue: mpsc::Sender<(String, Option<String>, bytes::Bytes)>,
     /// `sw.<C>.n.<this>.res.<realm>`.
     results: String,
     subjects: super::subjects::Subjects,
@@ -202,6 +205,8 @@ struct State {
     inbound: Arc<Mutex<HashMap<String, CancellationToken>>>,
     events_out: u64,
     events_in: u64,
+    /// Events for other nodes dropped because the queue to NATS was full.
+    events_dropped: u64,
     calls_in: u64,
 }
 
@@ -246,7 +251,7 @@ async fn serve(
         Err(e) => return e,
     };
     let subjects = ctx.subjects.clone();
-    let (queue_tx, mut queue_rx) = mpsc::unbounded_channel();
+    let (queue_tx, mut queue_rx) = mpsc::channel(QUEUE_CAPACITY);
     let outbound = Arc::new(Outbound {
         next: AtomicU64::new(1),
         pending: Mutex::default(),
@@ -330,6 +335,7 @@ async fn serve(
         inbound: Arc::default(),
         events_out: 0,
         events_in: 0,
+        events_dropped: 0,
         calls_in: 0,
     };
     // Every node listens for events too long for a subject (and, broadcasting, for all).
@@ -897,6 +903,7 @@ impl State {
             v.nats_subscriptions = self.listening.len();
             v.events_out = self.events_out;
             v.events_in = self.events_in;
+            v.events_dropped = self.events_dropped;
             v.calls_out = self.outbound.calls_out.load(Ordering::Relaxed);
             v.calls_in = self.calls_in;
             v.conflicts = conflicts;
@@ -944,8 +951,24 @@ impl State {
         }
         let subject = self.ctx.subjects.event(&self.names.realm, &event.topic);
         let payload = wire::event(&event.topic, event.args, options);
-        self.events_out += 1;
-        let _ = self.outbound.queue.send((subject, None, payload));
+        if self
+            .outbound
+            .queue
+            .try_send((subject, None, payload))
+            .is_ok()
+        {
+            self.events_out += 1;
+        } else {
+            // NATS does not take them as fast as they come: dropped (at most once), counted.
+            self.events_dropped += 1;
+            if self.events_dropped.is_power_of_two() {
+                tracing::warn!(
+                    realm = %self.names.realm,
+                    "cluster: {} event(s) for other nodes dropped so far: NATS does not keep up",
+                    self.events_dropped
+                );
+            }
+        }
     }
 
     /// An event from another node, published here by the event end (never handed back to it).
@@ -1316,8 +1339,11 @@ fn call_out(
     outbound.calls_out.fetch_add(1, Ordering::Relaxed);
     let queued = outbound
         .queue
-        .send((rpc, Some(reply.clone()), wire::encode(m)))
-        .is_ok();
+        .try_send((rpc, Some(reply.clone()), wire::encode(m)))
+        .map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => "the cluster's queue to NATS is full",
+            mpsc::error::TrySendError::Closed(_) => "the cluster is stopping",
+        });
     let guard = CancelThere {
         outbound: outbound.clone(),
         id,
@@ -1331,9 +1357,9 @@ fn call_out(
             CallError::new(switchboard_proto::errors::CANCELED)
                 .with_args(Args::positional(vec![why.into()]))
         };
-        if !queued {
+        if let Err(why) = queued {
             guard.done = true;
-            return Err(lost("the cluster is stopping"));
+            return Err(lost(why));
         }
         while let Some(answer) = rx.recv().await {
             match answer {
@@ -1384,7 +1410,7 @@ impl Drop for CancelThere {
             let _ = self
                 .outbound
                 .queue
-                .send((self.ctl.clone(), None, wire::encode(m)));
+                .try_send((self.ctl.clone(), None, wire::encode(m)));
         }
     }
 }
