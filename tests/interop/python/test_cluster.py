@@ -624,6 +624,20 @@ def test_cluster_status_lists_the_nodes_and_says_where_a_config_differs(nats):
             assert time.monotonic() < deadline, nodes.status(0).stdout
             time.sleep(0.1)
         assert "the config of node" in nodes[0].log_tail(200)
+
+        # node C reloads the config the others run: the difference is gone
+        nd2 = nodes[2].config_dir / "config.json"
+        config = json.loads(nd2.read_text())
+        config["workers"][0]["realms"][0]["roles"] = [r for r in config["workers"][0]["realms"][0]["roles"]
+                                                      if r["name"] != "other"]
+        nd2.write_text(json.dumps(config))
+        reload = subprocess.run([str(switchboard_bin()), "reload", str(nodes[2].node_dir)],
+                                capture_output=True, text=True, timeout=30)
+        assert reload.returncode == 0, reload.stdout + reload.stderr
+        deadline = time.monotonic() + 10
+        while differs():
+            assert time.monotonic() < deadline, nodes.status(0).stdout
+            time.sleep(0.1)
     finally:
         nodes.close()
     # a node outside any cluster says so, with exit status 1

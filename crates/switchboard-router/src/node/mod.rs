@@ -452,6 +452,7 @@ pub async fn start_prepared(node: PreparedNode) -> Result<RunningNode, StartErro
             on_create,
             guests: guests.clone(),
             links: links.clone(),
+            cluster: cluster.clone(),
             component_dir: component_dir.clone(),
             components: reload::RunningComponents {
                 private: private_protocols,

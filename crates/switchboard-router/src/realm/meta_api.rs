@@ -351,3 +351,41 @@ fn stored_event(subscription: Id, e: super::broker::StoredEvent) -> Value {
     );
     Value::Dict(d)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_answers_add_up_join_and_fill_in() {
+        let ids = |l: &[u64]| Value::List(l.iter().map(|i| Value::from(*i)).collect());
+        let merged = merge_cluster_answer("wamp.session.list", Ok(ids(&[1, 2])), ids(&[3]));
+        assert_eq!(merged.unwrap(), ids(&[1, 2, 3]));
+        let merged = merge_cluster_answer("wamp.session.count", Ok(2u64.into()), 5u64.into());
+        assert_eq!(merged.unwrap(), Value::from(7u64));
+        let merged = merge_cluster_answer("wamp.session.kill_all", Ok(1u64.into()), 2u64.into());
+        assert_eq!(merged.unwrap(), Value::from(3u64));
+        // A session of another node: its details, or killed there.
+        let mut details = Dict::new();
+        details.insert("session".into(), 9u64.into());
+        let merged = merge_cluster_answer(
+            "wamp.session.get",
+            Err(no_such_session(9)),
+            Value::Dict(details.clone()),
+        );
+        assert_eq!(merged.unwrap(), Value::Dict(details));
+        let merged =
+            merge_cluster_answer("wamp.session.kill", Err(no_such_session(9)), 1u64.into());
+        assert_eq!(merged.unwrap(), Value::from(1u64));
+        // Nowhere: the error stands; a node's own answer is kept where others say nothing.
+        assert!(
+            merge_cluster_answer("wamp.session.kill", Err(no_such_session(9)), 0u64.into())
+                .is_err()
+        );
+        assert!(
+            merge_cluster_answer("wamp.session.get", Err(no_such_session(9)), Value::Null).is_err()
+        );
+        let merged = merge_cluster_answer("wamp.session.count", Ok(2u64.into()), Value::Null);
+        assert_eq!(merged.unwrap(), Value::from(2u64));
+    }
+}

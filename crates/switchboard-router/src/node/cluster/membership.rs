@@ -178,7 +178,8 @@ pub(super) async fn run(
 
 /// Says (once per node and part) where another node's config differs from this one's.
 fn compare(ctx: &ClusterContext, other: &Heartbeat, warned: &mut HashSet<(String, String)>) {
-    let own = &ctx.hashes;
+    let own = crate::locks::lock(&ctx.hashes).clone();
+    let own = &own;
     let mut differs = Vec::new();
     for (part, hash) in own {
         if let Some(theirs) = other.hashes.get(part)

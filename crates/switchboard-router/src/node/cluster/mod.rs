@@ -253,7 +253,9 @@ pub(crate) struct ClusterContext {
     realms: Arc<RealmRegistry>,
     /// The realms served across the cluster.
     served: Vec<String>,
-    hashes: BTreeMap<String, String>,
+    /// Digests of the config every node must share, as this node runs it (a reload changes
+    /// them).
+    hashes: Mutex<BTreeMap<String, String>>,
     status: Arc<NodeStatus>,
     table: Arc<ClusterTable>,
 }
@@ -274,7 +276,7 @@ impl ClusterContext {
             incarnation: self.incarnation.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
             realms: self.served.clone(),
-            hashes: self.hashes.clone(),
+            hashes: lock(&self.hashes).clone(),
             sessions: self
                 .served
                 .iter()
@@ -292,6 +294,7 @@ impl ClusterContext {
 /// The running cluster mode of a node.
 #[derive(Debug)]
 pub struct Cluster {
+    ctx: Arc<ClusterContext>,
     stop: CancellationToken,
     tasks: tokio::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     table: Arc<ClusterTable>,
@@ -380,7 +383,7 @@ impl Cluster {
             inner.nats = Some(nats.clone());
         }
         let ctx = Arc::new(ClusterContext {
-            hashes: config_hashes(loaded, w, &served),
+            hashes: Mutex::new(config_hashes(loaded, w, &served)),
             subjects: Subjects::new(&config.name),
             incarnation: format!("{:016x}", rand::random::<u64>()),
             started: now_ms(),
@@ -425,10 +428,37 @@ impl Cluster {
             }
         }
         Ok(Some(Self {
+            ctx,
             stop,
             tasks: tokio::sync::Mutex::new(tasks),
             table,
         }))
+    }
+
+    /// Takes in a config a reload applied: the digests every node compares are this node's new
+    /// ones. Returns the changes that wait for a restart: realms the reload added are not served
+    /// across the cluster until then.
+    pub(crate) fn reloaded(&self, loaded: &LoadedConfig) -> Vec<String> {
+        let Some((w, worker)) = loaded
+            .config
+            .router_workers()
+            .find(|(_, w)| w.cluster.is_some())
+        else {
+            return Vec::new();
+        };
+        let config = worker.cluster.as_ref().expect("found above");
+        let served: Vec<String> = worker
+            .realms
+            .iter()
+            .map(|r| r.name.clone())
+            .filter(|r| config.covers(r))
+            .collect();
+        *lock(&self.ctx.hashes) = config_hashes(loaded, w, &served);
+        served
+            .iter()
+            .filter(|r| !self.ctx.served.contains(r))
+            .map(|r| format!("realm {r:?}: served across the cluster from the next start"))
+            .collect()
     }
 
     /// The cluster's state.

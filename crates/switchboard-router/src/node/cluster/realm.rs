@@ -135,6 +135,15 @@ pub(super) async fn run(
         if stop.is_cancelled() {
             break;
         }
+        // A reload that removed the realm ends its part in the cluster.
+        if !ctx
+            .realms
+            .get(realm.name())
+            .is_some_and(|r| Arc::ptr_eq(&r, &realm))
+        {
+            tracing::info!(realm = %realm.name(), "cluster: the realm is gone: no longer served across the cluster");
+            break;
+        }
         tracing::warn!(realm = %realm.name(), "cluster: {why}; starting the realm's ends again");
         tokio::select! {
             () = stop.cancelled() => break,

@@ -192,6 +192,8 @@ pub(super) struct Parts {
     pub guests: super::guest::GuestSupervisor,
     /// The links to other routers.
     pub links: Arc<super::links::Links>,
+    /// The node's part in a cluster, where it is in one.
+    pub cluster: Option<Arc<super::cluster::Cluster>>,
     /// The private directory of hosted components (their runner, the socket of a router
     /// worker's components), where the node has one.
     pub component_dir: Arc<std::sync::Mutex<Option<std::path::PathBuf>>>,
@@ -1107,6 +1109,9 @@ impl State {
         report
             .applied
             .extend(parts.links.apply(&loaded.config).await);
+        if let Some(cluster) = &parts.cluster {
+            report.restart_required.extend(cluster.reloaded(&loaded));
+        }
         let (applied, failed) = parts.rest_components.apply(builtins).await;
         report.applied.extend(applied);
         report.restart_required.extend(failed);
