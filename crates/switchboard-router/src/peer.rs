@@ -120,6 +120,9 @@ pub struct Identity {
     pub authprovider: &'static str,
     /// Whether INVOCATIONs to it always name the caller: a trusted in-process bridge, or a link.
     pub sees_callers: bool,
+    /// Whether it is a listed session (`realm::Visibility::Listed`): not one of the router's
+    /// own hidden sessions.
+    pub listed: bool,
     /// Set when the session is one end of a router link (its role may link): it may send
     /// `forward_for`, and it always learns who published or called.
     pub link: Option<Arc<LinkPeer>>,
@@ -539,6 +542,7 @@ mod tests {
             authmethod: "anonymous",
             authprovider: "static",
             sees_callers: false,
+            listed: true,
             link: None,
         };
         Peer::new(

@@ -124,6 +124,8 @@ pub struct InterestChange {
     pub session: SessionId,
     /// Set when that session is a router link.
     pub link: Option<Arc<LinkPeer>>,
+    /// Whether that session is listed (a client's), not one of the router's hidden sessions.
+    pub listed: bool,
 }
 
 impl Realm {
@@ -200,6 +202,7 @@ impl Realm {
             interest: interest.clone(),
             session: peer.id(),
             link: peer.identity().link.clone(),
+            listed: peer.identity().listed,
         };
         for id in self.broker.ids_by_policy().into_iter().flatten() {
             let (Some((uri, policy)), Some(peers)) =
@@ -245,6 +248,7 @@ impl Realm {
             interest,
             session: peer.id(),
             link: peer.identity().link.clone(),
+            listed: peer.identity().listed,
         };
         let mut watchers = lock(&self.watchers);
         watchers.retain(|w| w.send(change.clone()).is_ok());

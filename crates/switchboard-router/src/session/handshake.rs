@@ -269,6 +269,7 @@ pub(super) fn admit(cfg: &SessionConfig, n: Newcomer<'_>) -> Result<(Joined, Mes
         authmethod: who.authmethod,
         authprovider: who.authprovider,
         sees_callers: sees_callers || link.is_some(),
+        listed: visibility == crate::realm::Visibility::Listed,
         link,
     };
     let connection = conn.map_or(Connection::IN_PROCESS, |c| Connection {

@@ -113,14 +113,13 @@ impl Pattern {
 }
 
 /// Whether a change of this node's interest is shared: interest of this node's own clients
-/// only (not of links, and not of this cluster's ends), and no procedure of the router's own
-/// (`wamp.`, `switchboard.`), which every node answers itself. Subscriptions to meta events are
-/// shared: a node's meta events reach subscribers on the others.
+/// only (listed sessions that are not links: not the router's own hidden sessions, such as the
+/// management API's and this cluster's ends), and no `wamp.` procedure, which every node answers
+/// itself. Subscriptions to meta events are shared: a node's meta events reach subscribers on
+/// the others.
 fn shared(change: &InterestChange) -> bool {
     let i = &change.interest;
-    change.link.is_none()
-        && !i.uri.starts_with("switchboard.")
-        && (i.subscription || !i.uri.starts_with("wamp."))
+    change.listed && change.link.is_none() && (i.subscription || !i.uri.starts_with("wamp."))
 }
 
 /// Runs `realm` across the cluster until `stop`, starting over after a failure.
@@ -1490,5 +1489,59 @@ pub(super) async fn sweep(
                 let _ = ctx.interest.purge(key).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer::SessionId;
+    use crate::realm::Interest;
+
+    fn change(uri: &str, subscription: bool, listed: bool, link: bool) -> InterestChange {
+        InterestChange {
+            added: true,
+            interest: Interest {
+                subscription,
+                uri: uri.into(),
+                policy: UriMatch::Exact,
+                invoke: InvokePolicy::Single,
+            },
+            session: SessionId(1),
+            link: link.then(|| {
+                Arc::new(LinkPeer {
+                    node: "n".into(),
+                    relay: false,
+                    shares_session_ids: true,
+                })
+            }),
+            listed,
+        }
+    }
+
+    #[test]
+    fn only_clients_interest_is_shared_and_no_meta_procedure() {
+        assert!(shared(&change("com.example.a", true, true, false)));
+        assert!(shared(&change("com.example.a", false, true, false)));
+        // a client's `switchboard.` URI is the client's
+        assert!(shared(&change("switchboard.load.echo", false, true, false)));
+        // meta events reach subscribers on other nodes; meta procedures are each node's
+        assert!(shared(&change("wamp.session.on_join", true, true, false)));
+        assert!(!shared(&change("wamp.session.count", false, true, false)));
+        // the router's own hidden sessions (management API, link services, the cluster's ends)
+        assert!(!shared(&change("switchboard.node.get_status", false, false, false)));
+        // links: their interest belongs to other routers
+        assert!(!shared(&change("com.example.a", true, true, true)));
+    }
+
+    #[test]
+    fn a_publication_is_remembered_until_it_is_among_the_oldest() {
+        let mut recent = Default::default();
+        assert!(remember(&mut recent, 1));
+        assert!(!remember(&mut recent, 1));
+        for id in 2..=(RECENT_PUBLICATIONS as u64 + 1) {
+            assert!(remember(&mut recent, id));
+        }
+        assert!(remember(&mut recent, 1), "forgotten once RECENT_PUBLICATIONS came after it");
     }
 }

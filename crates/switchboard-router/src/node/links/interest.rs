@@ -289,6 +289,7 @@ mod tests {
                     shares_session_ids: false,
                 })
             }),
+            listed: true,
         }
     }
 
