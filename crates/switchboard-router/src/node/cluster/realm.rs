@@ -189,6 +189,12 @@ struct State {
     /// This node's shared patterns: how many of its sessions hold each, and the invocation
     /// policy of a registration.
     local: HashMap<Pattern, (usize, InvokePolicy)>,
+    /// This node's shared patterns by their key in the interest bucket.
+    own_keys: HashMap<String, Pattern>,
+    /// This node's patterns whose write to the interest bucket failed, retried.
+    unstored: HashSet<Pattern>,
+    /// This node's keys whose removal from the interest bucket failed, retried.
+    unpurged: HashSet<String>,
     /// NATS subscriptions for events, by subject, with how many patterns need each.
     listening: HashMap<String, usize>,
     subs: StreamMap<String, Subscriber>,
@@ -330,6 +336,9 @@ async fn serve(
         event_end,
         feed: EventFeed::new(FEED_CAPACITY),
         local: HashMap::new(),
+        own_keys: HashMap::new(),
+        unstored: HashSet::new(),
+        unpurged: HashSet::new(),
         listening: HashMap::new(),
         subs: StreamMap::new(),
         remote: HashMap::new(),
@@ -408,7 +417,7 @@ async fn serve(
         why = sender => why,
         reason = event_end.closed() => format!("the event end closed: {reason}"),
     };
-    state.leave().await;
+    state.leave(stop.is_cancelled()).await;
     why
 }
 
@@ -484,19 +493,20 @@ impl State {
                 // Another live node holds it: ours is revoked, which removes it here again.
                 return self.revoke(&pattern).await;
             }
-            let value = serde_json::to_vec(&pattern.stored(i.invoke)).unwrap_or_default();
-            self.ctx
-                .interest
-                .put(self.key(&pattern), value.into())
-                .await
-                .map_err(|e| format!("cannot store this node's interest: {e}"))?;
+            let key = self.key(&pattern);
+            self.unpurged.remove(&key);
+            self.own_keys.insert(key, pattern.clone());
+            self.store(&pattern, i.invoke).await;
         } else {
             entry.0 = entry.0.saturating_sub(1);
             if entry.0 > 0 {
                 return Ok(());
             }
             let invoke = self.local.remove(&pattern).map(|(_, i)| i);
-            let _ = self.ctx.interest.purge(self.key(&pattern)).await;
+            self.unstored.remove(&pattern);
+            let key = self.key(&pattern);
+            self.own_keys.remove(&key);
+            self.purge_own(key).await;
             if invoke == Some(InvokePolicy::Single) {
                 self.unclaim(&pattern).await;
             }
@@ -509,6 +519,36 @@ impl State {
             }
         }
         Ok(())
+    }
+
+    /// Stores this node's `pattern` in the interest bucket; where that fails (JetStream busy or
+    /// out of reach), it is tried again every [`RETRY_EVERY`].
+    async fn store(&mut self, pattern: &Pattern, invoke: InvokePolicy) {
+        let value = serde_json::to_vec(&pattern.stored(invoke)).unwrap_or_default();
+        match self.ctx.interest.put(self.key(pattern), value.into()).await {
+            Ok(_) => {
+                self.unstored.remove(pattern);
+            }
+            Err(e) => {
+                tracing::warn!(realm = %self.names.realm, uri = %pattern.uri, "cluster: cannot store this node's interest yet: {e}");
+                self.unstored.insert(pattern.clone());
+            }
+        }
+    }
+
+    /// Removes one of this node's keys from the interest bucket; where that fails, it is tried
+    /// again every [`RETRY_EVERY`] (a key left there would keep the other nodes holding a
+    /// pattern this node no longer has).
+    async fn purge_own(&mut self, key: String) {
+        match self.ctx.interest.purge(&key).await {
+            Ok(()) => {
+                self.unpurged.remove(&key);
+            }
+            Err(e) => {
+                tracing::warn!(realm = %self.names.realm, key = %key, "cluster: cannot remove this node's interest yet: {e}");
+                self.unpurged.insert(key);
+            }
+        }
     }
 
     /// The key of the claim on a `single` procedure pattern: whichever node creates it first
@@ -656,16 +696,20 @@ impl State {
                     // reports.)
                     let _ = self.ctx.interest.purge(&entry.key).await;
                 }
-            } else if entry.operation != Operation::Put {
+            } else if entry.operation == Operation::Put {
+                // Stored by an earlier serving of this realm (before a restart of its ends) for
+                // a pattern this node no longer has.
+                if !self.own_keys.contains_key(&entry.key) {
+                    self.purge_own(entry.key.clone()).await;
+                }
+            } else {
                 // Swept while this node was cut off and counted as gone: stored again.
-                let held = self
-                    .local
-                    .iter()
-                    .find(|(p, _)| self.key(p) == entry.key)
-                    .map(|(p, (_, invoke))| (p.stored(*invoke), self.key(p)));
-                if let Some((stored, key)) = held {
-                    let value = serde_json::to_vec(&stored).unwrap_or_default();
-                    let _ = self.ctx.interest.put(key, value.into()).await;
+                let held = self.own_keys.get(&entry.key).cloned().and_then(|p| {
+                    let invoke = self.local.get(&p)?.1;
+                    Some((p, invoke))
+                });
+                if let Some((pattern, invoke)) = held {
+                    self.store(&pattern, invoke).await;
                 }
             }
             return Ok(());
@@ -875,8 +919,21 @@ impl State {
         Ok(())
     }
 
-    /// Tries the refused registrations again.
+    /// Tries the refused registrations again, and the writes of this node's interest that
+    /// failed.
     async fn retry(&mut self) -> Result<(), String> {
+        let unstored: Vec<Pattern> = self.unstored.iter().cloned().collect();
+        for pattern in unstored {
+            if let Some((_, invoke)) = self.local.get(&pattern).copied() {
+                self.store(&pattern, invoke).await;
+            } else {
+                self.unstored.remove(&pattern);
+            }
+        }
+        let unpurged: Vec<String> = self.unpurged.iter().cloned().collect();
+        for key in unpurged {
+            self.purge_own(key).await;
+        }
         let refused: Vec<(String, Pattern, InvokePolicy)> = self
             .peers
             .iter()
@@ -1162,11 +1219,18 @@ impl State {
         }
     }
 
-    /// Leaves: this node's interest is removed from the bucket, and every end leaves.
-    async fn leave(&mut self) {
-        let keys: Vec<String> = self.local.keys().map(|p| self.key(p)).collect();
-        for key in keys {
-            let _ = tokio::time::timeout(LEAVE_TIMEOUT, self.ctx.interest.purge(key)).await;
+    /// Leaves: every end leaves, and when stopping this node's interest is removed from the bucket.
+    async fn leave(&mut self, stopping: bool) {
+        // Stopping, the other nodes let go of this node's interest at once. Starting the ends
+        // again, the keys stay: the next serving stores what it holds then and removes the rest.
+        if stopping {
+            let keys: Vec<String> = self.own_keys.keys().cloned().collect();
+            let purges = async {
+                for key in keys {
+                    let _ = self.ctx.interest.purge(key).await;
+                }
+            };
+            let _ = tokio::time::timeout(LEAVE_TIMEOUT, purges).await;
         }
         for (_, peer) in self.peers.drain() {
             let _ = tokio::time::timeout(LEAVE_TIMEOUT, peer.session.leave()).await;
@@ -1529,7 +1593,12 @@ mod tests {
         assert!(shared(&change("wamp.session.on_join", true, true, false)));
         assert!(!shared(&change("wamp.session.count", false, true, false)));
         // the router's own hidden sessions (management API, link services, the cluster's ends)
-        assert!(!shared(&change("switchboard.node.get_status", false, false, false)));
+        assert!(!shared(&change(
+            "switchboard.node.get_status",
+            false,
+            false,
+            false
+        )));
         // links: their interest belongs to other routers
         assert!(!shared(&change("com.example.a", true, true, true)));
     }
@@ -1542,6 +1611,9 @@ mod tests {
         for id in 2..=(RECENT_PUBLICATIONS as u64 + 1) {
             assert!(remember(&mut recent, id));
         }
-        assert!(remember(&mut recent, 1), "forgotten once RECENT_PUBLICATIONS came after it");
+        assert!(
+            remember(&mut recent, 1),
+            "forgotten once RECENT_PUBLICATIONS came after it"
+        );
     }
 }
