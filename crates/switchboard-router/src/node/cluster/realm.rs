@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::{StatusCode, Subscriber};
 use futures::StreamExt as _;
@@ -41,6 +41,8 @@ const RETRY_EVERY: Duration = Duration::from_secs(2);
 /// Messages waiting for the NATS connection (events, calls and cancels, in order) before events
 /// are dropped and calls fail.
 const QUEUE_CAPACITY: usize = 65_536;
+/// How often a node compares what it holds of the other nodes' interest with the bucket.
+const RESYNC_EVERY: Duration = Duration::from_secs(5);
 /// How long leaving the realm may take.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -180,6 +182,9 @@ struct PeerEnd {
     conflicts: HashMap<Pattern, (InvokePolicy, String)>,
 }
 
+/// One node incarnation's stored patterns, by key, with when each was last written.
+type RemoteKeys = HashMap<String, (Pattern, InvokePolicy, Instant)>;
+
 /// Everything one serving of a realm holds.
 struct State {
     ctx: Arc<ClusterContext>,
@@ -199,7 +204,8 @@ struct State {
     listening: HashMap<String, usize>,
     subs: StreamMap<String, Subscriber>,
     /// Interest stored by other nodes, by (node, incarnation), by key.
-    remote: HashMap<(String, String), HashMap<String, (Pattern, InvokePolicy)>>,
+    /// (When its latest write was seen, for the resync.)
+    remote: HashMap<(String, String), RemoteKeys>,
     /// The live incarnation of each other node whose interest is held here.
     live: HashMap<String, String>,
     /// The live nodes, as the membership last said.
@@ -372,6 +378,9 @@ async fn serve(
         let now = members.borrow_and_update().clone();
         state.reconcile(&now).await?;
         let mut retry = tokio::time::interval(RETRY_EVERY);
+        let mut resync = tokio::time::interval(RESYNC_EVERY);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        resync.tick().await;
         let feed = state.feed.clone();
         loop {
             tokio::select! {
@@ -408,6 +417,7 @@ async fn serve(
                     state.retry().await?;
                     state.publish_figures();
                 }
+                _ = resync.tick() => state.resync().await?,
             }
         }
     };
@@ -471,6 +481,11 @@ impl State {
             policy: i.policy,
         };
         let entry = self.local.entry(pattern.clone()).or_insert((0, i.invoke));
+        tracing::debug!(
+            realm = %self.names.realm, uri = %pattern.uri, added = change.added,
+            session = change.session.0, held = entry.0,
+            "cluster: a pattern of this node's"
+        );
         if change.added {
             entry.0 += 1;
             if entry.0 > 1 {
@@ -715,6 +730,10 @@ impl State {
             return Ok(());
         }
         let live = self.live.get(&node) == Some(&incarnation);
+        tracing::debug!(
+            realm = %self.names.realm, key = %entry.key, operation = ?entry.operation, live,
+            "cluster: interest of node {node}"
+        );
         match entry.operation {
             Operation::Put => {
                 let Some((pattern, invoke)) = serde_json::from_slice::<Stored>(&entry.value)
@@ -727,20 +746,91 @@ impl State {
                     .remote
                     .entry((node.clone(), incarnation))
                     .or_default()
-                    .insert(entry.key.clone(), (pattern.clone(), invoke))
+                    .insert(entry.key.clone(), (pattern.clone(), invoke, Instant::now()))
                     .is_some();
                 if live && !known {
                     self.hold(&node, pattern, invoke).await?;
                 }
             }
             Operation::Delete | Operation::Purge => {
-                let removed = self
-                    .remote
-                    .get_mut(&(node.clone(), incarnation))
-                    .and_then(|m| m.remove(&entry.key));
-                if let (true, Some((pattern, _))) = (live, removed) {
-                    self.release(&node, &pattern).await?;
+                self.forget(&node, &incarnation, &entry.key).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Another node's key is gone from the bucket: its pattern is released here.
+    async fn forget(&mut self, node: &str, incarnation: &str, key: &str) -> Result<(), String> {
+        let live = self.live.get(node).is_some_and(|i| i == incarnation);
+        let removed = self
+            .remote
+            .get_mut(&(node.to_owned(), incarnation.to_owned()))
+            .and_then(|m| m.remove(key));
+        if let (true, Some((pattern, _, _))) = (live, removed) {
+            self.release(node, &pattern).await?;
+        }
+        Ok(())
+    }
+
+    /// Compares what this node knows of the realm's keys with the bucket, and mends the
+    /// difference: a change the watch did not hand over (seen under load: a purge that reached
+    /// the stream but not the watch) is applied now, and this node's own keys that are missing
+    /// are stored again.
+    async fn resync(&mut self) -> Result<(), String> {
+        let Ok(mut keys) = self.ctx.interest.keys().await else {
+            return Ok(());
+        };
+        let prefix = format!("{}.", self.names.tag);
+        let mut present = HashSet::new();
+        while let Some(key) = keys.next().await {
+            match key {
+                Ok(key) if key.starts_with(&prefix) => {
+                    present.insert(key);
                 }
+                Ok(_) => {}
+                // Listing was cut short: the next round mends what this one could not.
+                Err(_) => return Ok(()),
+            }
+        }
+        let missing: Vec<(String, String, String)> = self
+            .remote
+            .iter()
+            .flat_map(|((node, inc), keys)| {
+                // Written since the listing may have begun: not in it yet.
+                keys.iter()
+                    .filter(|(k, (_, _, seen))| {
+                        !present.contains(*k) && seen.elapsed() > RESYNC_EVERY
+                    })
+                    .map(move |(k, _)| (node.clone(), inc.clone(), k.clone()))
+            })
+            .collect();
+        for (node, inc, key) in missing {
+            tracing::info!(realm = %self.names.realm, key = %key, "cluster: resync: a key the watch did not report gone is gone from the bucket");
+            self.forget(&node, &inc, &key).await?;
+        }
+        let known: HashSet<&String> = self.remote.values().flat_map(|m| m.keys()).collect();
+        let own_tag = format!("{prefix}{}.", self.ctx.node_id);
+        let new: Vec<String> = present
+            .iter()
+            .filter(|k| !known.contains(k) && !k.starts_with(&own_tag))
+            .filter(|k| k.split('.').nth(1) != Some("claim"))
+            .cloned()
+            .collect();
+        for key in new {
+            if let Ok(Some(entry)) = self.ctx.interest.entry(key.clone()).await {
+                tracing::info!(realm = %self.names.realm, key = %key, "cluster: resync: a key the watch did not report is in the bucket");
+                self.remote_entry(entry).await?;
+            }
+        }
+        let own: Vec<(String, Pattern)> = self
+            .own_keys
+            .iter()
+            .filter(|(k, _)| !present.contains(*k))
+            .map(|(k, p)| (k.clone(), p.clone()))
+            .collect();
+        for (_, pattern) in own {
+            if let Some((_, invoke)) = self.local.get(&pattern).copied() {
+                self.store(&pattern, invoke).await;
             }
         }
         Ok(())
@@ -878,11 +968,12 @@ impl State {
             .collect();
         for node in gone {
             let inc = self.live.remove(&node).unwrap_or_default();
+            tracing::debug!(realm = %self.names.realm, "cluster: node {node} ({inc}) is gone");
             tracing::info!(realm = %self.names.realm, "cluster: letting go of node {node}'s interest");
             let patterns: Vec<Pattern> = self
                 .remote
                 .get(&(node.clone(), inc.clone()))
-                .map(|m| m.values().map(|(p, _)| p.clone()).collect())
+                .map(|m| m.values().map(|(p, _, _)| p.clone()).collect())
                 .unwrap_or_default();
             for p in patterns.iter().filter(|p| p.subscription) {
                 self.release(&node, p).await?;
@@ -904,10 +995,11 @@ impl State {
                 continue;
             }
             self.live.insert(node.clone(), beat.incarnation.clone());
+            tracing::debug!(realm = %self.names.realm, "cluster: node {node} ({}) is live", beat.incarnation);
             let held: Vec<(Pattern, InvokePolicy)> = self
                 .remote
                 .get(&(node.clone(), beat.incarnation.clone()))
-                .map(|m| m.values().cloned().collect())
+                .map(|m| m.values().map(|(p, i, _)| (p.clone(), *i)).collect())
                 .unwrap_or_default();
             for (pattern, invoke) in held {
                 self.hold(node, pattern, invoke).await?;
