@@ -264,10 +264,11 @@ impl Target {
                 .await?
                 .ok_or_else(|| anyhow!("connection closed before WELCOME"))?;
             match codec::decode(s, &reply)? {
-                Message::Welcome { .. } => {
+                Message::Welcome { session, .. } => {
                     return Ok(Wamp {
                         conn,
                         serializer: s,
+                        session,
                         next_request: 0,
                     });
                 }
@@ -362,6 +363,8 @@ pub struct Wamp {
     pub conn: Conn,
     /// The serializer.
     pub serializer: Serializer,
+    /// The session id the router gave in WELCOME.
+    pub session: Id,
     next_request: Id,
 }
 

@@ -243,6 +243,18 @@ struct Common {
     /// PID of the --origin-url router, sampled like --router-pid.
     #[arg(long, requires = "origin_url")]
     origin_pid: Option<u32>,
+    /// Another router serving the same realm (repeatable; rpc and pubsub): pubsub subscribers
+    /// connect round robin over --url and every --spread-url; rpc registers one more callee on
+    /// each (all with invoke=roundrobin, besides the one on --origin-url or --url).
+    #[arg(long = "spread-url", value_name = "URL")]
+    spread_url: Vec<String>,
+    /// The first part of the rpc procedure and the pubsub topic the tool makes up
+    /// (PREFIX.echo.r<tag>, PREFIX.topic.t<tag>): for a router whose roles allow other URIs.
+    #[arg(long, default_value = "switchboard.load", value_parser = parse_uri_prefix)]
+    uri_prefix: String,
+    /// Another process to sample like --router-pid (repeatable): reported in `others`.
+    #[arg(long = "sample-pid", value_name = "PID")]
+    sample_pid: Vec<u32>,
     /// Local source addresses to bind, round robin: a range 127.0.0.2-127.0.0.9 and/or a comma
     /// separated list (each address has its own ephemeral ports).
     #[arg(long, value_parser = parse_source_addrs)]
@@ -305,6 +317,15 @@ fn parse_source_addrs(s: &str) -> Result<SourceAddrs, String> {
     Ok(SourceAddrs(addrs))
 }
 
+fn parse_uri_prefix(s: &str) -> Result<String, String> {
+    let prefix = s.trim_end_matches('.');
+    if prefix.is_empty() || prefix.starts_with('.') || prefix.contains("..") || prefix.contains(' ')
+    {
+        return Err(format!("{s:?} is not a URI prefix such as bench.load"));
+    }
+    Ok(prefix.to_owned())
+}
+
 fn seconds(s: f64, what: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(s).map_err(|_| format!("--{what} {s} is not a duration"))
 }
@@ -349,32 +370,53 @@ fn main() -> ExitCode {
     }
 }
 
+/// Why `--spread-url` cannot go with this scenario, if it cannot: only `rpc` with the tool's
+/// own callee and `pubsub` spread their sessions over several routers.
+fn spread_refused(scenario: &Scenario) -> Option<&'static str> {
+    match scenario {
+        Scenario::Pubsub { .. }
+        | Scenario::Rpc {
+            procedure: None, ..
+        } => None,
+        Scenario::Rpc { .. } => {
+            Some("--spread-url spreads the tool's own callees: not with --procedure")
+        }
+        _ => Some("--spread-url applies to rpc and pubsub only"),
+    }
+}
+
 async fn run(scenario: Scenario, common: Common, threads: usize) -> anyhow::Result<report::Report> {
-    let target = Target::new(
-        &common.url,
-        common.serializer,
-        &common.realm,
-        common.source_addrs.clone().map(|s| s.0).unwrap_or_default(),
-    )
-    .await?
-    .with_credentials(common.ticket.clone().or(common.wampcra.clone()));
+    if !common.spread_url.is_empty()
+        && let Some(why) = spread_refused(&scenario)
+    {
+        anyhow::bail!(why);
+    }
+    let target_at = async |url: &str| -> anyhow::Result<Target> {
+        Ok(Target::new(
+            url,
+            common.serializer,
+            &common.realm,
+            common.source_addrs.clone().map(|s| s.0).unwrap_or_default(),
+        )
+        .await?
+        .with_credentials(common.ticket.clone().or(common.wampcra.clone())))
+    };
+    let target = target_at(&common.url).await?;
     let origin = match &common.origin_url {
         None => None,
-        Some(url) => Some(
-            Target::new(
-                url,
-                common.serializer,
-                &common.realm,
-                common.source_addrs.clone().map(|s| s.0).unwrap_or_default(),
-            )
-            .await?
-            .with_credentials(common.ticket.clone().or(common.wampcra.clone())),
-        ),
+        Some(url) => Some(target_at(url).await?),
     };
+    let mut spread = Vec::with_capacity(common.spread_url.len());
+    for url in &common.spread_url {
+        spread.push(target_at(url).await?);
+    }
     let ctx = Ctx {
         target,
         origin,
         origin_pid: common.origin_pid,
+        spread,
+        sample_pids: common.sample_pid.clone(),
+        uri_prefix: common.uri_prefix.clone(),
         warmup: seconds(common.warmup, "warmup").map_err(anyhow::Error::msg)?,
         duration: seconds(common.duration, "duration").map_err(anyhow::Error::msg)?,
         drain: seconds(common.drain, "drain").map_err(anyhow::Error::msg)?,
@@ -467,4 +509,59 @@ async fn run(scenario: Scenario, common: Common, threads: usize) -> anyhow::Resu
         threads,
         measure::clock_ticks_per_second(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Scenario {
+        let argv = std::iter::once("switchboard-load").chain(args.iter().copied());
+        Cli::try_parse_from(argv).expect("valid arguments").scenario
+    }
+
+    #[test]
+    fn spread_urls_and_sampled_pids_repeat_in_order() {
+        let s = parse(&[
+            "pubsub",
+            "--url",
+            "rs://127.0.0.1:1",
+            "--spread-url",
+            "rs://127.0.0.1:2",
+            "--sample-pid",
+            "7",
+            "--spread-url",
+            "rs://127.0.0.1:3",
+            "--sample-pid",
+            "8",
+        ]);
+        let common = s.common();
+        assert_eq!(common.spread_url, ["rs://127.0.0.1:2", "rs://127.0.0.1:3"]);
+        assert_eq!(common.sample_pid, [7, 8]);
+        assert!(spread_refused(&s).is_none());
+        let plain = parse(&["rpc"]);
+        assert!(plain.common().spread_url.is_empty());
+        assert!(plain.common().sample_pid.is_empty());
+    }
+
+    #[test]
+    fn the_uri_prefix_defaults_to_switchboard_load() {
+        assert_eq!(parse(&["rpc"]).common().uri_prefix, "switchboard.load");
+        let s = parse(&["pubsub", "--uri-prefix", "bench.load."]);
+        assert_eq!(s.common().uri_prefix, "bench.load");
+        for bad in ["", ".", "a..b", ".a", "a b"] {
+            assert!(parse_uri_prefix(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_rpc_with_its_own_callee_and_pubsub_spread() {
+        assert!(spread_refused(&parse(&["rpc"])).is_none());
+        assert!(spread_refused(&parse(&["rpc", "--procedure", "p"])).is_some());
+        for scenario in ["connect", "idle", "echo", "fanout"] {
+            assert!(spread_refused(&parse(&[scenario])).is_some(), "{scenario}");
+        }
+        assert!(spread_refused(&parse(&["subscribers", "--topic", "t"])).is_some());
+        assert!(spread_refused(&parse(&["callee"])).is_some());
+    }
 }

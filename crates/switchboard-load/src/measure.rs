@@ -284,7 +284,7 @@ pub fn clock_ticks_per_second() -> u64 {
 }
 
 /// Samples of the router and of ourselves at the start and end of the window.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Samples {
     /// Router at the window's start.
     pub router_before: Option<ProcSample>,
@@ -296,19 +296,23 @@ pub struct Samples {
     pub own_after: Option<ProcSample>,
     /// The second router (`--origin-pid`) at the window's start and end.
     pub origin: (Option<ProcSample>, Option<ProcSample>),
+    /// The other processes (`--sample-pid`) at the window's start and end, in their order.
+    pub others: Vec<(Option<ProcSample>, Option<ProcSample>)>,
 }
 
-/// Samples the router (and the second router, if any) and this process at `window.start` and
-/// `window.end`, on a task of its own.
+/// Samples the router (and the second router, if any, and the `others`) and this process at
+/// `window.start` and `window.end`, on a task of its own.
 pub fn sample_window(
     window: Window,
     router: Option<u32>,
     origin: Option<u32>,
+    others: Vec<u32>,
 ) -> tokio::task::JoinHandle<Samples> {
     tokio::spawn(async move {
         tokio::time::sleep_until(window.start).await;
         let router_before = router.and_then(|p| sample(Some(p)).ok());
         let origin_before = origin.and_then(|p| sample(Some(p)).ok());
+        let others_before: Vec<_> = others.iter().map(|p| sample(Some(*p)).ok()).collect();
         let own_before = sample(None).ok();
         tokio::time::sleep_until(window.end).await;
         Samples {
@@ -317,6 +321,11 @@ pub fn sample_window(
             own_before,
             own_after: sample(None).ok(),
             origin: (origin_before, origin.and_then(|p| sample(Some(p)).ok())),
+            others: others_before
+                .into_iter()
+                .zip(&others)
+                .map(|(before, p)| (before, sample(Some(*p)).ok()))
+                .collect(),
         }
     })
 }

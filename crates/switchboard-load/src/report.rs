@@ -33,6 +33,9 @@ pub struct Report {
     serializer: &'static str,
     transport: &'static str,
     url: String,
+    /// The other routers the load was spread over (`--spread-url`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    spread_urls: Vec<String>,
     #[serde(flatten)]
     params: Params,
     /// The measured window (for idle: the hold).
@@ -60,6 +63,9 @@ pub struct Report {
     /// The second router of a run across a link (`--origin-url`, `--origin-pid`).
     #[serde(skip_serializing_if = "Option::is_none")]
     origin_router: Option<Process>,
+    /// More processes sampled over the window (`--sample-pid`), in their order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    others: Vec<Process>,
     loadgen: Process,
 }
 
@@ -168,6 +174,16 @@ impl Report {
             p.pid = Some(pid);
             p
         });
+        let others = ctx
+            .sample_pids
+            .iter()
+            .zip(samples.others)
+            .map(|(pid, (before, after))| {
+                let mut p = Process::new(before, after, seconds, ops_for_cpu, ticks_per_s);
+                p.pid = Some(*pid);
+                p
+            })
+            .collect();
         let mut loadgen = Process::new(
             samples.own_before,
             samples.own_after,
@@ -204,6 +220,7 @@ impl Report {
             serializer: ctx.target.serializer.name(),
             transport: ctx.target.transport_name(),
             url: ctx.target.url.clone(),
+            spread_urls: ctx.spread.iter().map(|t| t.url.clone()).collect(),
             params,
             duration_s: round(seconds, 3),
             ops: tally.ops,
@@ -219,6 +236,7 @@ impl Report {
             reordered: tally.reordered,
             router,
             origin_router,
+            others,
             loadgen,
         }
     }
@@ -226,5 +244,96 @@ impl Report {
     /// Whether any correctness check failed.
     pub fn failed(&self) -> bool {
         self.errors + self.lost + self.duplicated + self.reordered > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use switchboard_proto::Serializer;
+
+    use super::*;
+    use crate::conn::Target;
+    use crate::measure::{Progress, Samples, Tally};
+
+    fn at(cpu_ticks: u64, rss_kb: u64) -> Option<ProcSample> {
+        Some(ProcSample {
+            cpu_ticks,
+            rss_kb,
+            threads: 3,
+        })
+    }
+
+    async fn report(spread: &[&str], sample_pids: Vec<u32>, others: Samples) -> serde_json::Value {
+        let target = |url: String| async move {
+            Target::new(&url, Serializer::MsgPack, "realm1", Vec::new())
+                .await
+                .expect("target")
+        };
+        let mut spread_targets = Vec::new();
+        for url in spread {
+            spread_targets.push(target((*url).to_owned()).await);
+        }
+        let ctx = Ctx {
+            target: target("rs://127.0.0.1:1".into()).await,
+            origin: None,
+            origin_pid: None,
+            spread: spread_targets,
+            sample_pids,
+            uri_prefix: "switchboard.load".into(),
+            warmup: Duration::ZERO,
+            duration: Duration::from_secs(2),
+            drain: Duration::ZERO,
+            router_pid: None,
+            quiet: true,
+            progress: Progress::default(),
+        };
+        let tally = Tally {
+            ops: 1000,
+            ..Tally::default()
+        };
+        let outcome = Outcome {
+            tally,
+            seconds: 2.0,
+            samples: others,
+            idle: None,
+        };
+        let r = Report::new("rpc", &ctx, Params::default(), outcome, 2, 100);
+        serde_json::to_value(&r).expect("JSON")
+    }
+
+    #[tokio::test]
+    async fn sampled_processes_are_reported_per_operation_in_their_order() {
+        let samples = Samples {
+            others: vec![(at(100, 10), at(300, 12)), (at(0, 1), None)],
+            ..Samples::default()
+        };
+        let r = report(&["rs://127.0.0.1:2"], vec![41, 42], samples).await;
+        assert_eq!(r["spread_urls"], serde_json::json!(["rs://127.0.0.1:2"]));
+        let others = r["others"].as_array().expect("others");
+        assert_eq!(others.len(), 2);
+        // 200 ticks at 100 per second over 1000 operations in 2 s.
+        assert_eq!(others[0]["pid"], 41);
+        assert_eq!(others[0]["cpu_s"], 2.0);
+        assert_eq!(others[0]["cpu_us_per_op"], 2000.0);
+        assert_eq!(others[0]["cpu_percent"], 100.0);
+        assert_eq!(others[0]["rss_kb_after"], 12);
+        // A process gone by the window's end has no figures, but keeps its place.
+        assert_eq!(others[1]["pid"], 42);
+        assert!(others[1]["cpu_us_per_op"].is_null());
+    }
+
+    #[tokio::test]
+    async fn without_spread_or_sampled_processes_the_line_is_as_before() {
+        let r = report(&[], Vec::new(), Samples::default()).await;
+        let keys: Vec<&str> = r
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert!(!keys.contains(&"others"), "{keys:?}");
+        assert!(!keys.contains(&"spread_urls"), "{keys:?}");
     }
 }

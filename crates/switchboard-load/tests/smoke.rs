@@ -114,6 +114,77 @@ async fn every_wamp_scenario_runs_clean_against_the_router() {
     node.shutdown().await;
 }
 
+/// Runs `switchboard-load` with `args` plus short timings; returns its exit code and stderr.
+fn run_load_failing(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(LOAD)
+        .args(args)
+        .args(["--duration", "0.2", "--warmup", "0.1", "--quiet"])
+        .output()
+        .expect("switchboard-load runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `--spread-url` and `--sample-pid`, against one router reached by two URLs (WebSocket and
+/// RawSocket): pubsub subscribers spread over both after the probe wait, and rpc registers a
+/// `roundrobin` callee at each and waits for both; the sampled process is reported in `others`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spread_and_sampled_processes_run_clean_against_the_router() {
+    let config = r#"{"version": 2, "workers": [{"type": "router",
+        "realms": [{"name": "realm1", "roles": [{"name": "anonymous", "permissions": [
+            {"uri": "", "match": "prefix", "allow": {"call": true, "register": true, "publish": true, "subscribe": true}}]}]}],
+        "transports": [{"type": "universal", "endpoint": {"type": "tcp", "port": 0, "interface": "127.0.0.1"},
+            "rawsocket": {"auth": {"anonymous": {"type": "static"}}},
+            "websocket": {"ws": {"type": "websocket", "auth": {"anonymous": {"type": "static"}}}}}]}]}"#;
+    let loaded = LoadedConfig::from_json(config, std::path::Path::new(".")).expect("valid config");
+    let node = switchboard_router::start(&loaded)
+        .await
+        .expect("router starts");
+    let addr = node.tcp_addr().expect("tcp listener");
+    let pid = std::process::id().to_string();
+    tokio::task::spawn_blocking(move || {
+        let ws = format!("ws://{addr}/ws");
+        let rs = format!("rs://{addr}");
+        let common = [
+            "--url",
+            &ws,
+            "--spread-url",
+            &rs,
+            "--serializer",
+            "msgpack",
+            "--sample-pid",
+            &pid,
+        ];
+        for scenario in [
+            &["rpc", "--callers", "2"][..],
+            &["pubsub", "--publishers", "2", "--subscribers", "5"][..],
+        ] {
+            let report = run_load(&[scenario, &common].concat());
+            assert_eq!(report["spread_urls"], serde_json::json!([rs]), "{report}");
+            let others = report["others"].as_array().expect("others");
+            assert_eq!(others.len(), 1, "{report}");
+            assert_eq!(others[0]["pid"].to_string(), pid, "{report}");
+            assert!(others[0]["cpu_us_per_op"].is_number(), "{report}");
+        }
+        // With an origin as well: rpc callees on the origin and the spread URL.
+        let report =
+            run_load(&[&["rpc", "--callers", "2", "--origin-url", &rs][..], &common].concat());
+        assert!(report["ops"].as_u64().unwrap_or(0) > 0, "{report}");
+        // Spreading means nothing to the other scenarios, and to calls of someone else's
+        // procedure: refused.
+        for scenario in [&["connect"][..], &["rpc", "--procedure", "p"][..]] {
+            let (code, stderr) = run_load_failing(&[scenario, &common].concat());
+            assert_eq!(code, Some(2), "{scenario:?}: {stderr}");
+            assert!(stderr.contains("--spread-url"), "{scenario:?}: {stderr}");
+        }
+    })
+    .await
+    .expect("scenarios");
+    node.shutdown().await;
+}
+
 /// A `switchboard-echo` child, killed on drop.
 struct EchoServer(Child, SocketAddr);
 

@@ -11,7 +11,7 @@ use super::{Ctx, Outcome, measure};
 
 /// Runs the scenario.
 pub async fn run(ctx: &Ctx, procedure: &str) -> anyhow::Result<Outcome> {
-    let callee = join_and_register(&ctx.target, procedure).await?;
+    let callee = join_and_register(&ctx.target, procedure, None).await?;
     measure(ctx, "callee", |window| async move {
         let stop = CancellationToken::new();
         let serving = tokio::spawn(serve_callee(callee, stop.clone(), Some(window)));

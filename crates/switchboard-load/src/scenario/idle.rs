@@ -96,7 +96,7 @@ pub async fn run(ctx: &Ctx, p: Params) -> anyhow::Result<Outcome> {
     let router_open = ctx.router_pid.and_then(|pid| sample(Some(pid)).ok());
     let own_open = sample(None).ok();
     let window = Window::new(Duration::ZERO, ctx.duration, Duration::ZERO);
-    let samples = sample_window(window, ctx.router_pid, None);
+    let samples = sample_window(window, ctx.router_pid, None, ctx.sample_pids.clone());
     if !ctx.quiet {
         eprintln!("[idle] holding for {:?}", ctx.duration);
     }

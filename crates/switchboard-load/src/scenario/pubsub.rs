@@ -15,20 +15,26 @@ use tokio::time::Instant;
 
 use super::order::{Sent, Subscriber, finals_channel, merge_publishers_then_subscribers};
 use super::requester::{Requester, keep_in_flight};
-use super::{Ctx, Outcome, PubSubParams, join_all, measure, run_id, spawn_each};
+use super::{Ctx, Outcome, PubSubParams, is_probe, join_all, measure, run_id, spawn_each};
 use crate::conn::{Conn, Target, Wamp, list_args};
 use crate::measure::{Tally, Window};
 
 /// Runs the scenario.
 pub async fn run(ctx: &Ctx, p: PubSubParams) -> anyhow::Result<Outcome> {
-    let topic: Arc<str> = format!("switchboard.load.topic.t{}", run_id()).into();
+    let topic: Arc<str> = format!("{}.topic.t{}", ctx.uri_prefix, run_id()).into();
+    // Round robin over the target and the spread routers (all on the target without them).
+    let targets: Vec<&Target> = ctx.subscriber_targets().collect();
     let subscribers: Vec<(Wamp, Id)> = futures::stream::iter(0..p.subscribers)
-        .map(|_| subscribe(&ctx.target, &topic))
+        .map(|i| subscribe(targets[i % targets.len()], &topic))
         .buffer_unordered(64)
         .try_collect()
         .await
         .context("subscribers join")?;
-    ctx.await_route(ctx.origin(), &topic, true).await?;
+    if ctx.spread.is_empty() {
+        ctx.await_route(ctx.origin(), &topic, true, None).await?;
+    } else {
+        ctx.await_delivery(&topic).await?;
+    }
     let publishers = join_all(ctx.origin(), p.publishers, 64)
         .await
         .context("publishers join")?;
@@ -36,6 +42,7 @@ pub async fn run(ctx: &Ctx, p: PubSubParams) -> anyhow::Result<Outcome> {
     measure(ctx, "pubsub", |window| async move {
         let (finals_tx, finals_rx) = finals_channel();
         let pad: Arc<str> = "x".repeat(p.load.payload).into();
+        let probed = !ctx.spread.is_empty();
         let sub_tasks = spawn_each(subscribers, |_, (w, subscription)| {
             let sub = Subscriber::new(
                 p.publishers,
@@ -43,7 +50,7 @@ pub async fn run(ctx: &Ctx, p: PubSubParams) -> anyhow::Result<Outcome> {
                 finals_rx.clone(),
                 ctx.progress.clone(),
             );
-            subscribe_loop(w, subscription, pad.clone(), sub)
+            subscribe_loop(w, subscription, pad.clone(), sub, probed)
         });
         let mut options = Dict::new();
         options.insert("acknowledge".into(), Value::Bool(true));
@@ -144,11 +151,13 @@ fn fast_event(serializer: Serializer, bytes: &[u8], pad: &str) -> Option<(Id, us
 }
 
 /// One subscriber: receives until it has every acknowledged event or the drain deadline passes.
+/// When the route wait `probed` the topic, a probe event is no error.
 async fn subscribe_loop(
     mut w: Wamp,
     subscription: Id,
     pad: Arc<str>,
     mut sub: Subscriber,
+    probed: bool,
 ) -> Tally {
     let serializer = w.serializer;
     let received = sub
@@ -167,7 +176,10 @@ async fn subscribe_loop(
                 } if s == subscription => {
                     let counted = parse_event(&payload, &pad)
                         .is_some_and(|(p, seq, stamp)| sub.arrive(p, seq, stamp));
-                    if !counted {
+                    // A probe of the route wait, which a router delivered here although it
+                    // was meant for the probe sessions only, is no error.
+                    let probe = !counted && probed && is_probe(&payload);
+                    if !counted && !probe {
                         sub.tally
                             .error(1, || format!("malformed event payload {payload:?}"));
                     }

@@ -2,7 +2,7 @@
 //! The callee returns each invocation's arguments unchanged, and every result must equal its
 //! call's arguments (byte for byte, or as values when the router re-encoded them).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
@@ -38,25 +38,40 @@ pub struct External {
 
 /// Runs the scenario.
 pub async fn run(ctx: &Ctx, p: Params) -> anyhow::Result<Outcome> {
-    let (procedure, callee, fixed_args): (Arc<str>, Option<Wamp>, Option<Vec<Value>>) =
+    let (procedure, callees, fixed_args): (Arc<str>, Vec<Wamp>, Option<Vec<Value>>) =
         match p.external.clone() {
-            Some(external) => (external.procedure.into(), None, external.args),
+            Some(external) => (external.procedure.into(), Vec::new(), external.args),
+            None if ctx.spread.is_empty() => {
+                let procedure: Arc<str> = format!("{}.echo.r{}", ctx.uri_prefix, run_id()).into();
+                let callee = join_and_register(ctx.origin(), &procedure, None).await?;
+                ctx.await_route(&ctx.target, &procedure, false, None)
+                    .await?;
+                (procedure, vec![callee], None)
+            }
             None => {
-                let procedure: Arc<str> = format!("switchboard.load.echo.r{}", run_id()).into();
-                let callee = join_and_register(ctx.origin(), &procedure).await?;
-                ctx.await_route(&ctx.target, &procedure, false).await?;
-                (procedure, Some(callee), None)
+                // One callee on the origin and one on each spread router, sharing the procedure.
+                let procedure: Arc<str> = format!("{}.echo.r{}", ctx.uri_prefix, run_id()).into();
+                let mut callees = Vec::new();
+                for at in ctx.callee_targets() {
+                    callees.push(join_and_register(at, &procedure, Some("roundrobin")).await?);
+                }
+                let want = expected_callees(ctx.callee_targets().map(|t| t.url.as_str()));
+                ctx.await_route(&ctx.target, &procedure, false, Some(want))
+                    .await?;
+                (procedure, callees, None)
             }
         };
-    let echo = callee.is_some();
+    let echo = !callees.is_empty();
     let callers = join_all(&ctx.target, p.callers, 64)
         .await
         .context("callers join")?;
 
     measure(ctx, "rpc", |window| async move {
         let stop = CancellationToken::new();
-        let callee_task =
-            callee.map(|callee| tokio::spawn(serve_callee(callee, stop.clone(), None)));
+        let callee_tasks: Vec<_> = callees
+            .into_iter()
+            .map(|callee| tokio::spawn(serve_callee(callee, stop.clone(), None)))
+            .collect();
         let pad: Arc<str> = "x".repeat(p.load.payload).into();
         let tasks = spawn_each(callers, |id, w| {
             let caller = Caller {
@@ -75,7 +90,7 @@ pub async fn run(ctx: &Ctx, p: Params) -> anyhow::Result<Outcome> {
         });
         let mut tally = merge_all(tasks).await?;
         stop.cancel();
-        if let Some(callee_task) = callee_task {
+        for callee_task in callee_tasks {
             tally.merge(callee_task.await?);
         }
         Ok(tally)
@@ -83,18 +98,30 @@ pub async fn run(ctx: &Ctx, p: Params) -> anyhow::Result<Outcome> {
     .await
 }
 
-/// A session that joined and registered `procedure` (the callee of `rpc` and `callee`).
+/// How many callees of a procedure registered once at each of `urls` the callers' router must
+/// see: one per distinct router (a router shares the callees it has with the others as one).
+fn expected_callees<'a>(urls: impl Iterator<Item = &'a str>) -> usize {
+    urls.collect::<HashSet<_>>().len()
+}
+
+/// A session that joined and registered `procedure` (the callee of `rpc` and `callee`), with
+/// the invocation policy `invoke` where given.
 pub(super) async fn join_and_register(
     at: &crate::conn::Target,
     procedure: &str,
+    invoke: Option<&str>,
 ) -> anyhow::Result<Wamp> {
     let mut callee = at.join().await.context("callee joins")?;
     let request = callee.next_request();
+    let mut options = Dict::new();
+    if let Some(invoke) = invoke {
+        options.insert("invoke".into(), invoke.into());
+    }
     callee
         .request(
             Message::Register {
                 request,
-                options: Dict::new(),
+                options,
                 procedure: procedure.to_owned(),
             },
             request,
@@ -321,4 +348,18 @@ fn echoes(sent: &RawValue, got: &Payload) -> bool {
         None => false,
     };
     kwargs_empty && args_equal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_callers_router_sees_one_callee_per_distinct_router() {
+        let urls = ["rs://a:1", "rs://b:2", "rs://c:3"];
+        assert_eq!(expected_callees(urls.into_iter()), 3);
+        // The same router twice (origin and a spread URL): its callees count as one there.
+        assert_eq!(expected_callees(["rs://a:1", "rs://a:1"].into_iter()), 1);
+        assert_eq!(expected_callees(std::iter::once("rs://a:1")), 1);
+    }
 }
