@@ -487,6 +487,9 @@ async fn connect(
         .max_reconnects(None)
         // This node delivers its own publications itself: NATS must not hand them back.
         .no_echo()
+        // The first server listed is the one tried first (operators spread nodes over servers
+        // that way); the others, and those NATS tells of, when it fails.
+        .retain_servers_order()
         .ping_interval(Duration::from_millis(config.heartbeat_ms().max(1000)))
         .event_callback(|event| async move {
             match event {
