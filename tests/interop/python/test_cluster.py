@@ -246,8 +246,25 @@ def test_exclude_and_eligible_work_across_nodes(nodes):
             options=PublishOptions(acknowledge=True, eligible=[c1.session.session_id]),
         )
         await eventually(lambda: got["b2"] == ["not-b1"] and got["c1"] == ["not-b1", "only-c1"], "filtered events")
+        # by authid and authrole, decided on the receivers' nodes
+        await publisher.session.publish(
+            "com.example.filtered", "only-b2-by-authid",
+            options=PublishOptions(acknowledge=True, eligible_authid=[b2.join_details.authid]),
+        )
+        await publisher.session.publish(
+            "com.example.filtered", "nobody",
+            options=PublishOptions(acknowledge=True, exclude_authrole=["anonymous"]),
+        )
+        await publisher.session.publish(
+            "com.example.filtered", "not-c1-by-authid",
+            options=PublishOptions(acknowledge=True, exclude_authid=[c1.join_details.authid]),
+        )
+        await eventually(lambda: got["b2"] == ["not-b1", "only-b2-by-authid", "not-c1-by-authid"],
+                         "events filtered by authid")
         await asyncio.sleep(0.3)
-        assert got["b1"] == [] and got["b2"] == ["not-b1"]
+        assert got["b1"] == ["not-c1-by-authid"]
+        assert got["b2"] == ["not-b1", "only-b2-by-authid", "not-c1-by-authid"]
+        assert got["c1"] == ["not-b1", "only-c1"]
         await close_all(publisher, b1, b2, c1)
 
     run(scenario())
