@@ -249,7 +249,7 @@ struct Common {
     #[arg(long = "spread-url", value_name = "URL")]
     spread_url: Vec<String>,
     /// The first part of the rpc procedure and the pubsub topic the tool makes up
-    /// (PREFIX.echo.r<tag>, PREFIX.topic.t<tag>): for a router whose roles allow other URIs.
+    /// (`PREFIX.echo.r<tag>`, `PREFIX.topic.t<tag>`): for a router whose roles allow other URIs.
     #[arg(long, default_value = "switchboard.load", value_parser = parse_uri_prefix)]
     uri_prefix: String,
     /// Another process to sample like --router-pid (repeatable): reported in `others`.

@@ -55,6 +55,34 @@ pub const HOP_NODE_KEY: &str = "x_node";
 /// published on (Switchboard's), so that routers can drop an event that reaches them twice.
 pub const HOP_PUBLICATION_KEY: &str = "x_publication";
 
+/// The black- and whitelists a link gets in EVENT.Details to publish with on the other router
+/// (the lists of session ids too: a cluster's nodes share one session id space).
+pub const PASSED_ON_TO_LINKS: [&str; 6] = [
+    "exclude",
+    "eligible",
+    "exclude_authid",
+    "exclude_authrole",
+    "eligible_authid",
+    "eligible_authrole",
+];
+
+/// The first `forward_for` hop of a message a link received: the sender as the details disclosed
+/// it to the link under `prefix` (`publisher` or `caller`), in the hop's keys (`session`,
+/// `authid`, `authrole`), the inverse of [`identity_details`].
+pub fn hop_from_details(details: &Dict, prefix: &str) -> Dict {
+    let mut hop = Dict::new();
+    for (from, to) in [
+        (prefix.to_owned(), "session"),
+        (format!("{prefix}_authid"), "authid"),
+        (format!("{prefix}_authrole"), "authrole"),
+    ] {
+        if let Some(v) = details.get(&from) {
+            hop.insert(to.into(), v.clone());
+        }
+    }
+    hop
+}
+
 /// The detail a link receives beside the full identity when ordinary receivers would have been
 /// told who published or called, so that the far router can disclose as this one would.
 pub const DISCLOSE_KEY: &str = "x_disclose";

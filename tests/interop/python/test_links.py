@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 from autobahn.wamp import message
 from autobahn.wamp.exception import ApplicationError
-from autobahn.wamp.types import CallOptions, PublishOptions, RegisterOptions, SubscribeOptions
+from autobahn.wamp.types import PublishOptions, RegisterOptions, SubscribeOptions
 
 from interop_client import bounded, close_all, connect, eventually, run, spy
 from interop_router import Router, free_tcp_port, launch_router, make_node_dir, run_router_command
+from relayed_calls import PROCEDURES, check_relayed_calls, register_callees
 
 if os.environ.get("INTEROP_ROUTER", "switchboard") != "switchboard":
     pytest.skip("links are Switchboard's (Crossbar's rlinks use another config)", allow_module_level=True)
@@ -233,51 +234,10 @@ def test_errors_progressive_results_and_cancel_cross_the_link(pair):
         await link_up(a)
         callee = await connect(b)
         caller = await connect(a)
-        interrupted = asyncio.Event()
-
-        def fail():
-            raise ApplicationError("com.example.error.nope", 1, 2, reason="because")
-
-        async def count(n, details=None):
-            for i in range(n):
-                details.progress(i)
-                await asyncio.sleep(0.01)
-            return n
-
-        async def slow():
-            try:
-                await asyncio.sleep(30)
-            except asyncio.CancelledError:
-                interrupted.set()
-                raise
-
-        await callee.session.register(fail, "com.example.fail")
-        await callee.session.register(count, "com.example.count", RegisterOptions(details_arg="details"))
-        await callee.session.register(slow, "com.example.slow")
-        for p in ("com.example.fail", "com.example.count", "com.example.slow"):
+        interrupted = await register_callees(callee)
+        for p in PROCEDURES:
             await callable_at(a, p)
-
-        with pytest.raises(ApplicationError) as e:
-            await caller.session.call("com.example.fail")
-        assert e.value.error == "com.example.error.nope"
-        assert e.value.args == (1, 2) and e.value.kwargs == {"reason": "because"}
-
-        progress = []
-        result = await caller.session.call(
-            "com.example.count", 4, options=CallOptions(on_progress=lambda i: progress.append(i))
-        )
-        assert result == 4 and progress == [0, 1, 2, 3]
-
-        call = caller.session.call("com.example.slow")
-        await asyncio.sleep(0.3)
-        call.cancel()
-        with pytest.raises((ApplicationError, asyncio.CancelledError)):
-            await call
-        await bounded(interrupted.wait(), "the far callee interrupted")
-
-        with pytest.raises(ApplicationError) as e:
-            await caller.session.call("com.example.slow", options=CallOptions(timeout=300))
-        assert e.value.error in ("wamp.error.timeout", "wamp.error.canceled")
+        await check_relayed_calls(caller, interrupted)
         await close_all(callee, caller)
 
     run(scenario())

@@ -91,6 +91,23 @@ pub enum StartError {
     Cluster(#[from] cluster::ClusterError),
 }
 
+/// A call relayed to another router (over a link or a cluster) as its caller here gets the
+/// outcome: an ERROR keeps its URI and payload; losing the call there is `wamp.error.canceled`
+/// with `lost` and why.
+pub(crate) fn relayed_call_error(
+    e: switchboard_client::Error,
+    lost: &str,
+) -> switchboard_client::CallError {
+    match e {
+        switchboard_client::Error::Wamp { uri, args, kwargs } => {
+            switchboard_client::CallError { uri, args, kwargs }
+        }
+        other => switchboard_client::CallError::new(switchboard_proto::errors::CANCELED).with_args(
+            switchboard_client::Args::positional(vec![format!("{lost}: {other}").into()]),
+        ),
+    }
+}
+
 /// A started node.
 pub struct RunningNode {
     /// Where each transport listens, in config order.

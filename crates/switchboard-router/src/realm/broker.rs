@@ -63,17 +63,6 @@ pub struct Broker {
     stats: Arc<RealmStats>,
 }
 
-/// The black- and whitelists a link gets in EVENT.Details to publish with on the other router
-/// (the lists of session ids too: a cluster's nodes share one session id space).
-const PASSED_ON_TO_LINKS: [&str; 6] = [
-    "exclude",
-    "eligible",
-    "exclude_authid",
-    "exclude_authrole",
-    "eligible_authid",
-    "eligible_authrole",
-];
-
 /// How many forwarded publications a broker remembers for dropping duplicates.
 const RECENT_ORIGINS: usize = 65_536;
 
@@ -508,7 +497,7 @@ impl Broker {
             if !links.is_empty() {
                 let mut details =
                     link_details(publisher, forwarded.as_ref(), "publisher", disclose);
-                for key in PASSED_ON_TO_LINKS {
+                for key in crate::delivery::PASSED_ON_TO_LINKS {
                     if let Some(list) = options.get(key) {
                         details.insert(key.to_owned(), list.clone());
                     }

@@ -318,25 +318,15 @@ impl Cluster {
         realms: &Arc<RealmRegistry>,
         status: &Arc<NodeStatus>,
     ) -> Result<Option<Self>, ClusterError> {
-        let Some((w, worker)) = loaded
-            .config
-            .router_workers()
-            .find(|(_, w)| w.cluster.is_some())
-        else {
+        let Some((w, config, served)) = clustered(loaded) else {
             return Ok(None);
         };
-        let config = worker.cluster.clone().expect("found above");
+        let config = config.clone();
         let fail = |message: String| ClusterError {
             cluster: config.name.clone(),
             message,
         };
         let node_id = config.fixed_node_id().unwrap_or(node_id).to_owned();
-        let served: Vec<String> = worker
-            .realms
-            .iter()
-            .map(|r| r.name.clone())
-            .filter(|r| config.covers(r))
-            .collect();
         let nats =
             tokio::time::timeout(START_TIMEOUT, connect(&config, &loaded.base_dir, &node_id))
                 .await
@@ -439,20 +429,9 @@ impl Cluster {
     /// ones. Returns the changes that wait for a restart: realms the reload added are not served
     /// across the cluster until then.
     pub(crate) fn reloaded(&self, loaded: &LoadedConfig) -> Vec<String> {
-        let Some((w, worker)) = loaded
-            .config
-            .router_workers()
-            .find(|(_, w)| w.cluster.is_some())
-        else {
+        let Some((w, _, served)) = clustered(loaded) else {
             return Vec::new();
         };
-        let config = worker.cluster.as_ref().expect("found above");
-        let served: Vec<String> = worker
-            .realms
-            .iter()
-            .map(|r| r.name.clone())
-            .filter(|r| config.covers(r))
-            .collect();
         *lock(&self.ctx.hashes) = config_hashes(loaded, w, &served);
         served
             .iter()
@@ -474,6 +453,23 @@ impl Cluster {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
     }
+}
+
+/// The router worker in a cluster (its position), its `cluster` section, and the realms it
+/// serves across the cluster; `None` when no worker is in one.
+fn clustered(loaded: &LoadedConfig) -> Option<(usize, &ClusterConfig, Vec<String>)> {
+    let (w, worker) = loaded
+        .config
+        .router_workers()
+        .find(|(_, w)| w.cluster.is_some())?;
+    let config = worker.cluster.as_ref()?;
+    let served = worker
+        .realms
+        .iter()
+        .map(|r| r.name.clone())
+        .filter(|r| config.covers(r))
+        .collect();
+    Some((w, config, served))
 }
 
 /// Connects to NATS as the config says.

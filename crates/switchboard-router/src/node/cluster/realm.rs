@@ -24,7 +24,9 @@ use tokio_util::sync::CancellationToken;
 use super::subjects::digest_key;
 use super::wire::{self, Answer};
 use super::{ClusterContext, Members};
-use crate::delivery::{DISCLOSE_KEY, HOP_NODE_KEY, HOP_PUBLICATION_KEY};
+use crate::delivery::{
+    DISCLOSE_KEY, HOP_NODE_KEY, HOP_PUBLICATION_KEY, PASSED_ON_TO_LINKS, hop_from_details,
+};
 use crate::embed::TrustedIdentity;
 use crate::locks::lock;
 use crate::peer::LinkPeer;
@@ -1073,16 +1075,7 @@ impl State {
             return;
         }
         let d = &event.details;
-        let mut hop = Dict::new();
-        for (from, to) in [
-            ("publisher", "session"),
-            ("publisher_authid", "authid"),
-            ("publisher_authrole", "authrole"),
-        ] {
-            if let Some(v) = d.get(from) {
-                hop.insert(to.into(), v.clone());
-            }
-        }
+        let mut hop = hop_from_details(d, "publisher");
         hop.insert(HOP_NODE_KEY.into(), self.ctx.node_id.as_str().into());
         hop.insert(HOP_PUBLICATION_KEY.into(), event.publication.into());
         let mut options = Dict::new();
@@ -1094,14 +1087,7 @@ impl State {
                 .unwrap_or(false)
                 .into(),
         );
-        for key in [
-            "exclude",
-            "eligible",
-            "exclude_authid",
-            "exclude_authrole",
-            "eligible_authid",
-            "eligible_authrole",
-        ] {
+        for key in PASSED_ON_TO_LINKS {
             if let Some(v) = d.get(key) {
                 options.insert(key.into(), v.clone());
             }
@@ -1474,17 +1460,10 @@ fn call_out(
     let mut m = Dict::new();
     m.insert("from".into(), outbound_node(outbound).into());
     m.insert("procedure".into(), inv.procedure().into());
-    let mut caller = Dict::new();
-    for (from, to) in [
-        ("caller", "session"),
-        ("caller_authid", "authid"),
-        ("caller_authrole", "authrole"),
-    ] {
-        if let Some(v) = details.get(from) {
-            caller.insert(to.into(), v.clone());
-        }
-    }
-    m.insert("caller".into(), Value::Dict(caller));
+    m.insert(
+        "caller".into(),
+        Value::Dict(hop_from_details(details, "caller")),
+    );
     m.insert(
         "disclose".into(),
         details
@@ -1581,14 +1560,7 @@ impl Drop for CancelThere {
 
 /// A failure of a call made here as the other node's caller gets it.
 fn to_call_error(e: Error) -> CallError {
-    match e {
-        Error::Wamp { uri, args, kwargs } => CallError { uri, args, kwargs },
-        other => {
-            CallError::new(switchboard_proto::errors::CANCELED).with_args(Args::positional(vec![
-                format!("the call was lost: {other}").into(),
-            ]))
-        }
-    }
+    crate::node::relayed_call_error(e, "the call was lost")
 }
 
 /// Removes the stored interest of nodes that are gone: run by the live node with the lowest id,

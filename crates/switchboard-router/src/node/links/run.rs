@@ -542,15 +542,7 @@ impl Relay {
         if let Some(hops) = details.get("forward_for") {
             return hops.clone();
         }
-        let mut hop = Dict::new();
-        let mut copy = |from: String, to: &str| {
-            if let Some(v) = details.get(&from) {
-                hop.insert(to.into(), v.clone());
-            }
-        };
-        copy(prefix.to_owned(), "session");
-        copy(format!("{prefix}_authid"), "authid");
-        copy(format!("{prefix}_authrole"), "authrole");
+        let mut hop = crate::delivery::hop_from_details(details, prefix);
         hop.insert(HOP_NODE_KEY.into(), self.origin_node.as_str().into());
         if let Some(publication) = publication {
             hop.insert(HOP_PUBLICATION_KEY.into(), publication.into());
@@ -750,14 +742,7 @@ fn relay_call(
 
 /// The other router's answer as this router's caller gets it: an ERROR keeps its URI and payload.
 fn to_call_error(e: Error) -> CallError {
-    match e {
-        Error::Wamp { uri, args, kwargs } => CallError { uri, args, kwargs },
-        other => {
-            CallError::new(switchboard_proto::errors::CANCELED).with_args(Args::positional(vec![
-                format!("the link lost the call: {other}").into(),
-            ]))
-        }
-    }
+    super::super::relayed_call_error(e, "the link lost the call")
 }
 
 /// A call passed on, canceled there if its invocation here ends first (INTERRUPT drops the
