@@ -142,14 +142,8 @@ def nodes(nats):
 
 
 async def until(condition, what: str, timeout: float = 15):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await condition()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
+    """Until the coroutine function ``condition`` returns a true value (its value)."""
+    return await eventually(condition, what, timeout=timeout, interval=0.02)
 
 
 async def subscribed_at(r: Router, topic: str, count: int = 1):
