@@ -313,6 +313,19 @@ async fn start(dir: Option<&Path>, shutdown_grace: Option<f64>) -> anyhow::Resul
     Ok(())
 }
 
+/// The exit status of a command that answers yes or no (a node runs, was stopped, applied the
+/// config, is in a cluster): 0 for yes, 1 for no or an error, which is printed.
+fn answered(answer: anyhow::Result<bool>) -> ExitCode {
+    match answer {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// The runtime the async commands run on.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -613,47 +626,19 @@ fn main() -> ExitCode {
             command: ClusterCommand::Status { dir },
         } => {
             let dir = dir.unwrap_or_else(|| PathBuf::from("."));
-            return match runtime().map(|rt| rt.block_on(cluster_status(&dir))) {
-                Ok(true) => ExitCode::SUCCESS,
-                Ok(false) => ExitCode::FAILURE,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            };
+            return answered(runtime().map(|rt| rt.block_on(cluster_status(&dir))));
         }
         Command::Status { dir } => {
             let dir = dir.unwrap_or_else(|| PathBuf::from("."));
-            return match runtime().map(|rt| rt.block_on(status(&dir))) {
-                Ok(true) => ExitCode::SUCCESS,
-                Ok(false) => ExitCode::FAILURE,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            };
+            return answered(runtime().map(|rt| rt.block_on(status(&dir))));
         }
         Command::Reload { dir } => {
             let dir = dir.unwrap_or_else(|| PathBuf::from("."));
-            return match runtime().and_then(|rt| rt.block_on(reload(&dir))) {
-                Ok(true) => ExitCode::SUCCESS,
-                Ok(false) => ExitCode::FAILURE,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            };
+            return answered(runtime().and_then(|rt| rt.block_on(reload(&dir))));
         }
         Command::Stop { dir, timeout } => {
             let dir = dir.unwrap_or_else(|| PathBuf::from("."));
-            return match runtime().and_then(|rt| rt.block_on(stop(&dir, timeout))) {
-                Ok(true) => ExitCode::SUCCESS,
-                Ok(false) => ExitCode::FAILURE,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            };
+            return answered(runtime().and_then(|rt| rt.block_on(stop(&dir, timeout))));
         }
     };
     match result {
