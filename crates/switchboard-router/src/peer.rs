@@ -21,16 +21,17 @@
 //! locked read-modify-write); what it is sent is counted in [`Peer::send`], where many tasks may
 //! write, with a relaxed atomic add. Neither takes a lock or allocates.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
+use futures::task::AtomicWaker;
 use switchboard_proto::ids::IdSequence;
 use switchboard_proto::{Id, Serializer};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use crate::locks::lock;
 
@@ -209,7 +210,7 @@ struct PeerInner {
     calls_in_flight: Mutex<HashMap<Id, CallInFlight>>,
     serializer: Serializer,
     max_message_bytes: Option<usize>,
-    outbox: mpsc::Sender<Bytes>,
+    outbox: OutboxQueue,
     slow: AtomicBool,
     /// Set by `kill`: the GOODBYE reason and message the session ends with.
     killed: Mutex<Option<(String, Option<String>)>>,
@@ -238,10 +239,116 @@ impl PartialEq for Peer {
 }
 impl Eq for Peer {}
 
-/// The receiving side of a peer's outbox, held by the session's own task.
+/// A queue of at most this many messages that was emptied gives its memory back (one that grew
+/// in a burst would otherwise keep it for as long as the session lasts).
+const OUTBOX_SHRINK_ABOVE_MESSAGES: usize = 256;
+
+/// The queue between a peer's handles (any task may push) and its session's task (the one
+/// reader): a locked `VecDeque` and the reader's waker.
+///
+/// Not a tokio channel: a bounded tokio channel allocates a block of 32 slots (1 KiB of `Bytes`)
+/// when it is made, most of an idle session's outbox, while an empty `VecDeque` allocates
+/// nothing. Each lock is held for one push or pop, by the one sending task and the reader.
+#[derive(Debug)]
+struct OutboxQueue {
+    queued: Mutex<Queued>,
+    /// How many messages `queued` holds, stored under its lock: the reader looks at it without
+    /// locking, which makes finding the outbox empty (every poll of an idle outbox, and the end
+    /// of every written batch) cost one atomic load.
+    len: AtomicUsize,
+    reader: AtomicWaker,
+    capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct Queued {
+    messages: VecDeque<Bytes>,
+    /// The reader is gone: nothing is queued any more.
+    closed: bool,
+}
+
+impl OutboxQueue {
+    fn new(capacity: usize) -> Self {
+        Self {
+            queued: Mutex::new(Queued::default()),
+            len: AtomicUsize::new(0),
+            reader: AtomicWaker::new(),
+            capacity,
+        }
+    }
+
+    fn push(&self, msg: Bytes) -> Result<(), SendError> {
+        {
+            let mut queued = lock(&self.queued);
+            if queued.closed {
+                return Err(SendError::Closed);
+            }
+            if queued.messages.len() >= self.capacity {
+                return Err(SendError::Full);
+            }
+            queued.messages.push_back(msg);
+            self.len.store(queued.messages.len(), Ordering::Release);
+        }
+        // After the length is stored: a reader that found the outbox empty has registered its
+        // waker by now, or will see the length when it looks again after registering.
+        self.reader.wake();
+        Ok(())
+    }
+
+    fn pop(&self) -> Option<Bytes> {
+        if self.len.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut queued = lock(&self.queued);
+        let msg = queued.messages.pop_front();
+        self.len.store(queued.messages.len(), Ordering::Release);
+        if queued.messages.is_empty() && queued.messages.capacity() > OUTBOX_SHRINK_ABOVE_MESSAGES {
+            queued.messages = VecDeque::new();
+        }
+        msg
+    }
+
+    fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+}
+
+/// The reading side of a peer's outbox, held by the session's own task. Dropping it closes the
+/// outbox: what was queued is dropped, and sending fails with [`SendError::Closed`].
 pub struct Outbox {
-    /// Encoded messages to write to the socket.
-    pub rx: mpsc::Receiver<Bytes>,
+    peer: Arc<PeerInner>,
+}
+
+impl Outbox {
+    /// The next queued message, without waiting.
+    pub fn try_recv(&mut self) -> Option<Bytes> {
+        self.peer.outbox.pop()
+    }
+
+    /// The next queued message. Cancel-safe: nothing is taken unless it returns.
+    pub async fn recv(&mut self) -> Bytes {
+        std::future::poll_fn(|cx| {
+            if let Some(msg) = self.try_recv() {
+                return std::task::Poll::Ready(msg);
+            }
+            self.peer.outbox.reader.register(cx.waker());
+            // A message pushed after the first look found no waker to wake: look again.
+            match self.try_recv() {
+                Some(msg) => std::task::Poll::Ready(msg),
+                None => std::task::Poll::Pending,
+            }
+        })
+        .await
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let mut queued = lock(&self.peer.outbox.queued);
+        queued.closed = true;
+        queued.messages = VecDeque::new();
+        self.peer.outbox.len.store(0, Ordering::Release);
+    }
 }
 
 impl Peer {
@@ -254,7 +361,6 @@ impl Peer {
         max_message_bytes: Option<usize>,
         capacity: usize,
     ) -> (Peer, Outbox) {
-        let (tx, rx) = mpsc::channel(capacity);
         let peer = Peer {
             inner: Arc::new(PeerInner {
                 identity,
@@ -266,7 +372,7 @@ impl Peer {
                 calls_in_flight: Mutex::new(HashMap::new()),
                 serializer,
                 max_message_bytes,
-                outbox: tx,
+                outbox: OutboxQueue::new(capacity),
                 slow: AtomicBool::new(false),
                 killed: Mutex::new(None),
                 kill_requested: AtomicBool::new(false),
@@ -277,7 +383,10 @@ impl Peer {
                 dropped: AtomicU64::new(0),
             }),
         };
-        (peer, Outbox { rx })
+        let outbox = Outbox {
+            peer: peer.inner.clone(),
+        };
+        (peer, outbox)
     }
 
     /// The session id.
@@ -325,13 +434,12 @@ impl Peer {
     pub fn traffic(&self) -> Traffic {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let (joined, _) = self.inner.joined;
-        let outbox = &self.inner.outbox;
         Traffic {
             messages_in: load(&self.inner.received.messages),
             messages_out: load(&self.inner.sent.messages),
             bytes_in: load(&self.inner.received.bytes),
             bytes_out: load(&self.inner.sent.bytes),
-            outbox: outbox.max_capacity() - outbox.capacity(),
+            outbox: self.inner.outbox.len(),
             joined,
             last_activity: joined
                 + std::time::Duration::from_nanos(load(&self.inner.received.last_nanos)),
@@ -365,13 +473,13 @@ impl Peer {
     /// (see the module docs).
     pub fn send(&self, msg: Bytes) -> Result<(), SendError> {
         let len = msg.len();
-        match self.inner.outbox.try_send(msg) {
+        match self.inner.outbox.push(msg) {
             Ok(()) => {
                 self.count_sent(len);
                 Ok(())
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(SendError::Closed) => Err(SendError::Closed),
+            Err(SendError::Full) => {
                 self.inner.dropped.fetch_add(1, Ordering::Relaxed);
                 if !self.inner.slow.swap(true, Ordering::AcqRel) {
                     tracing::warn!(session = self.id().0, "outbox full: closing slow consumer");
@@ -389,13 +497,13 @@ impl Peer {
     /// gone.
     pub fn send_event_to_link(&self, msg: Bytes) -> Result<(), SendError> {
         let len = msg.len();
-        match self.inner.outbox.try_send(msg) {
+        match self.inner.outbox.push(msg) {
             Ok(()) => {
                 self.count_sent(len);
                 Ok(())
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(SendError::Closed) => Err(SendError::Closed),
+            Err(SendError::Full) => {
                 let before = self.inner.dropped.fetch_add(1, Ordering::Relaxed);
                 if before.is_power_of_two() || before == 0 {
                     tracing::warn!(
@@ -423,7 +531,7 @@ impl Peer {
         *lock(&self.inner.killed) = Some((reason.to_owned(), message));
         self.inner.kill_requested.store(true, Ordering::Release);
         self.inner.wake.notify_one();
-        let _ = self.inner.outbox.try_send(Bytes::new());
+        let _ = self.inner.outbox.push(Bytes::new());
     }
 
     /// Whether another task ended the session (slow consumer or kill), without waiting or locking:
@@ -582,7 +690,7 @@ mod tests {
             t.last_activity.duration_since(joined).unwrap(),
             std::time::Duration::from_millis(1500)
         );
-        outbox.rx.try_recv().unwrap();
+        outbox.try_recv().unwrap();
         assert_eq!(p.traffic().outbox, 1);
     }
 
@@ -610,6 +718,41 @@ mod tests {
                 .take_pending_invocation(id)
                 .is_some_and(|p| p.started.is_none())
         );
+    }
+
+    #[tokio::test]
+    async fn the_outbox_reader_wakes_for_a_message_sent_while_it_waits() {
+        let (p, mut outbox) = peer(8);
+        let reader = tokio::spawn(async move { outbox.recv().await });
+        tokio::task::yield_now().await;
+        p.send(Bytes::from_static(b"late")).unwrap();
+        assert_eq!(reader.await.unwrap(), Bytes::from_static(b"late"));
+    }
+
+    #[test]
+    fn an_outbox_keeps_its_order_and_gives_back_a_burst_s_memory() {
+        let (p, mut outbox) = peer(4096);
+        // An idle session's outbox allocates nothing.
+        assert_eq!(lock(&p.inner.outbox.queued).messages.capacity(), 0);
+        for i in 0..1000u32 {
+            p.send(Bytes::from(i.to_string())).unwrap();
+        }
+        for i in 0..1000u32 {
+            assert_eq!(outbox.try_recv(), Some(Bytes::from(i.to_string())));
+        }
+        assert_eq!(outbox.try_recv(), None);
+        assert_eq!(lock(&p.inner.outbox.queued).messages.capacity(), 0);
+    }
+
+    #[test]
+    fn a_closed_outbox_drops_what_was_queued() {
+        let (p, outbox) = peer(8);
+        let msg = Bytes::from(vec![1u8; 100]);
+        p.send(msg.clone()).unwrap();
+        drop(outbox);
+        // Only this test's copy is left: the queue let go of its own.
+        assert!(msg.is_unique());
+        assert_eq!(p.traffic().outbox, 0);
     }
 
     #[test]

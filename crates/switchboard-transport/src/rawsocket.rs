@@ -83,17 +83,41 @@ pub async fn accept(
         .await?;
     // We promised the peer 2^(9+exponent); enforce exactly that so both sides agree.
     let accept_limit = (1usize << (9 + exponent)).min(MAX_FRAME_BYTES);
+    let mut framed = Framed::new(
+        io,
+        FrameCodec {
+            limit: accept_limit,
+        },
+    );
+    // tokio-util starts both buffers at 8 KiB; a router holds many mostly idle connections.
+    *framed.read_buffer_mut() = BytesMut::with_capacity(SERVER_READ_BUFFER_BYTES);
+    *framed.write_buffer_mut() = BytesMut::with_capacity(SERVER_WRITE_BUFFER_BYTES);
     Ok(RawSocket {
-        framed: Framed::new(
-            io,
-            FrameCodec {
-                limit: accept_limit,
-            },
-        ),
+        framed,
         serializer,
         peer_max: client_max.min(MAX_FRAME_BYTES),
         keepalive: None,
+        buffers: Some(BufferSizes {
+            read: SERVER_READ_BUFFER_BYTES,
+            write: SERVER_WRITE_BUFFER_BYTES,
+        }),
     })
+}
+
+/// Initial read buffer of a router's connection: room for a burst of small messages; it grows
+/// for larger bursts and frames, and shrinks back after a frame larger than this (see
+/// [`RawSocket::release_buffers`]).
+const SERVER_READ_BUFFER_BYTES: usize = 1024;
+/// Initial write buffer of a router's connection: none until the first message, then what the
+/// largest batch so far needed, until one outgrows [`SERVER_WRITE_BUFFER_KEEP_BYTES`].
+const SERVER_WRITE_BUFFER_BYTES: usize = 0;
+/// A write buffer that grew past this in a burst is replaced by an empty one once written out.
+const SERVER_WRITE_BUFFER_KEEP_BYTES: usize = 16 * 1024;
+
+/// The buffer sizes a router's connection returns to after bursts.
+struct BufferSizes {
+    read: usize,
+    write: usize,
 }
 
 /// Runs the client side of the handshake (used by our client library and tests).
@@ -133,6 +157,7 @@ pub async fn connect(
         serializer,
         peer_max,
         keepalive: None,
+        buffers: None,
     })
 }
 
@@ -225,6 +250,9 @@ pub struct RawSocket {
     serializer: Serializer,
     peer_max: usize,
     keepalive: Option<KeepaliveState>,
+    /// The sizes the buffers of a router's connection shrink back to; `None` on a client's
+    /// connection, which keeps tokio-util's buffers.
+    buffers: Option<BufferSizes>,
 }
 
 /// Keepalive bookkeeping, owned by the connection's task.
@@ -267,6 +295,25 @@ impl RawSocket {
         let payload = Bytes::from(vec![b'p'; k.settings.payload_bytes]);
         self.framed.send(OutFrame::Ping(payload)).await
     }
+
+    /// Gives back what a burst made the buffers grow to: the read buffer after a frame of
+    /// `frame_len` bytes larger than its usual size (the frame shared its allocation), the write
+    /// buffer once written out.
+    fn release_buffers(&mut self, frame_len: usize) {
+        let Some(sizes) = &self.buffers else {
+            return;
+        };
+        let read = self.framed.read_buffer_mut();
+        if frame_len > sizes.read && read.len() <= sizes.read {
+            let mut fresh = BytesMut::with_capacity(sizes.read);
+            fresh.extend_from_slice(read);
+            *read = fresh;
+        }
+        let write = self.framed.write_buffer_mut();
+        if write.is_empty() && write.capacity() > SERVER_WRITE_BUFFER_KEEP_BYTES {
+            *write = BytesMut::with_capacity(sizes.write);
+        }
+    }
 }
 
 impl Transport for RawSocket {
@@ -298,7 +345,10 @@ impl Transport for RawSocket {
             match frame {
                 None => return Ok(None),
                 Some(Err(e)) => return Err(e),
-                Some(Ok(Frame::Message(m))) => return Ok(Some(m)),
+                Some(Ok(Frame::Message(m))) => {
+                    self.release_buffers(m.len());
+                    return Ok(Some(m));
+                }
                 Some(Ok(Frame::Ping(p))) => self.framed.send(OutFrame::Pong(p)).await?,
                 Some(Ok(Frame::Pong)) => {
                     if let Some(k) = &mut self.keepalive
@@ -317,7 +367,9 @@ impl Transport for RawSocket {
     }
 
     async fn flush(&mut self) -> Result<(), TransportError> {
-        SinkExt::<OutFrame>::flush(&mut self.framed).await
+        SinkExt::<OutFrame>::flush(&mut self.framed).await?;
+        self.release_buffers(0);
+        Ok(())
     }
 
     async fn close(&mut self) {
@@ -346,6 +398,40 @@ mod tests {
             codec.decode(&mut buf),
             Err(TransportError::TooLarge { size: 65536, .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_router_connection_starts_small_and_shrinks_back_after_a_large_message() {
+        let (router_io, client_io) = tokio::io::duplex(256 * 1024);
+        let client = tokio::spawn(connect(Box::new(client_io), Serializer::Json, 1024 * 1024));
+        let mut router_io: BoxedIo = Box::new(router_io);
+        let mut magic = [0u8; 1];
+        router_io.read_exact(&mut magic).await.unwrap();
+        let mut router = accept(router_io, 1024 * 1024, &[Serializer::Json])
+            .await
+            .unwrap();
+        let mut client = client.await.unwrap().unwrap();
+        assert!(router.framed.read_buffer().capacity() <= SERVER_READ_BUFFER_BYTES);
+        assert_eq!(router.framed.write_buffer().capacity(), 0);
+
+        let large = Bytes::from(vec![b'x'; 64 * 1024]);
+        client.feed(large.clone()).await.unwrap();
+        client.flush().await.unwrap();
+        assert_eq!(router.recv().await.unwrap(), Some(large.clone()));
+        assert!(router.framed.read_buffer().capacity() <= SERVER_READ_BUFFER_BYTES);
+
+        router.feed(large.clone()).await.unwrap();
+        router.flush().await.unwrap();
+        assert_eq!(client.recv().await.unwrap(), Some(large));
+        assert_eq!(router.framed.write_buffer().capacity(), 0);
+
+        // Small messages still flow both ways after the shrink.
+        client.feed(Bytes::from_static(b"[1]")).await.unwrap();
+        client.flush().await.unwrap();
+        assert_eq!(
+            router.recv().await.unwrap(),
+            Some(Bytes::from_static(b"[1]"))
+        );
     }
 
     #[test]

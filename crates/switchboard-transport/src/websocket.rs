@@ -18,8 +18,13 @@ use super::{Keepalive, Transport, TransportError};
 
 /// Read buffer of a client connection.
 const CLIENT_READ_BUFFER_BYTES: usize = 16 * 1024;
-/// Initial read and write buffers of a server connection.
-const SERVER_BUFFER_BYTES: usize = 2048;
+/// Initial read buffer of a server connection: room for a few small messages. It grows for
+/// bursts and large frames (and stays at a burst's size while the connection is busy), and
+/// shrinks back after a frame larger than this.
+const SERVER_READ_BUFFER_BYTES: usize = 1024;
+/// Initial write buffer of a server connection: none, so that it holds what the largest batch
+/// written so far needed (for an idle session, its WELCOME) rather than a fixed size.
+const SERVER_WRITE_BUFFER_BYTES: usize = 0;
 
 /// permessage-deflate parameters (RFC 7692 §7.1), seen from the side that configures them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -85,10 +90,10 @@ impl WebSocketSettings {
             yawc::Role::Client => options.with_read_buffer_capacity(CLIENT_READ_BUFFER_BYTES),
             // A router holds many mostly idle connections: small buffers that grow for bursts and
             // large frames and shrink back (yawc's default of 8 KiB each made up most of an idle
-            // session's memory).
+            // session's memory; `bench/results/2026-12-08-idle-memory.md` measures the sizes).
             yawc::Role::Server => options
-                .with_read_buffer_capacity(SERVER_BUFFER_BYTES)
-                .with_write_buffer_capacity(SERVER_BUFFER_BYTES),
+                .with_read_buffer_capacity(SERVER_READ_BUFFER_BYTES)
+                .with_write_buffer_capacity(SERVER_WRITE_BUFFER_BYTES),
         };
         let Some(deflate) = &self.compression else {
             return options.without_compression();

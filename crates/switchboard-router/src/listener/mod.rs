@@ -436,7 +436,15 @@ async fn connection(
         match tokio::time::timeout_at(deadline, handshake).await {
             Ok(Ok(transport)) => {
                 let transport = transport.with_keepalive(endpoint.keepalive.clone());
-                session::run(transport, sessions, endpoint.auth.clone(), Box::new(conn)).await
+                // The session gets a task of its own, sized for it: this one is sized for its
+                // largest state, serving HTTP, which a RawSocket session would carry for its whole
+                // life.
+                tracker.spawn(session::run(
+                    transport,
+                    sessions,
+                    endpoint.auth.clone(),
+                    Box::new(conn),
+                ));
             }
             Ok(Err(e)) => tracing::debug!("RawSocket handshake failed: {e}"),
             Err(_) => tracing::debug!("RawSocket handshake timed out"),
@@ -599,11 +607,18 @@ fn websocket_request(
         }) => {
             let auth = endpoint.auth.clone();
             let conn = Box::new(conn);
+            // Boxed: what the upgrade needs would otherwise stay in the session's task for as
+            // long as the session lasts.
+            let upgrade = Box::pin(transport);
             tracker.spawn(async move {
-                match transport.await {
-                    Ok(t) => session::run(t, sessions, auth, conn).await,
-                    Err(e) => tracing::debug!("{e}"),
-                }
+                let transport = match upgrade.await {
+                    Ok(transport) => transport,
+                    Err(e) => {
+                        tracing::debug!("{e}");
+                        return;
+                    }
+                };
+                session::run(transport, sessions, auth, conn).await;
             });
             let (mut parts, _) = response.into_parts();
             if let Some(value) = set_cookie.and_then(|v| v.parse().ok()) {

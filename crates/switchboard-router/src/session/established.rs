@@ -91,7 +91,7 @@ impl Established {
     /// ends the session.
     pub(super) async fn run<T: Transport>(
         &mut self,
-        mut transport: T,
+        transport: &mut T,
         mut outbox: peer::Outbox,
         cfg: &SessionConfig,
     ) {
@@ -101,11 +101,11 @@ impl Established {
                 biased;
                 _ = cfg.shutdown.cancelled() => break End::Shutdown,
                 why = self.peer.ended() => break End::from_peer(why),
-                Some(first) = outbox.rx.recv() => {
+                first = outbox.recv() => {
                     // A peer that stops reading blocks this write; its outbox then fills up and
                     // marks it slow, which must end the session even mid-write.
                     tokio::select! {
-                        written = write_batch(&mut transport, &mut outbox, first) => {
+                        written = write_batch(transport, &mut outbox, first) => {
                             if written.is_err() {
                                 break End::Dropped;
                             }
@@ -141,7 +141,7 @@ impl Established {
                         } else {
                             // Boxed: dynamically authorized sessions (and cluster-wide meta
                             // calls) pay for its state, with one allocation per message.
-                            Box::pin(self.handle_while_writing(msg, &mut transport, &mut outbox))
+                            Box::pin(self.handle_while_writing(msg, transport, &mut outbox))
                                 .await
                         };
                         match flow {
@@ -158,7 +158,7 @@ impl Established {
         };
         // Leave the realm first, so nothing new is routed to us while we close.
         self.leave();
-        let last_words = self.say_last_words(&mut transport, &mut outbox, end);
+        let last_words = Box::pin(self.say_last_words(transport, &mut outbox, end));
         if tokio::time::timeout(cfg.final_write_timeout + GOODBYE_REPLY_TIMEOUT, last_words)
             .await
             .is_err()
@@ -186,7 +186,7 @@ impl Established {
             tokio::select! {
                 biased;
                 flow = &mut handling => return Ok(flow),
-                Some(first) = outbox.rx.recv() => {
+                first = outbox.recv() => {
                     tokio::select! {
                         written = write_batch(transport, outbox, first) => {
                             if written.is_err() {
@@ -211,7 +211,7 @@ impl Established {
         if end.delivers_what_is_queued() {
             // Deliver what was routed to us before we left (results of calls cut off by a
             // shutdown among them), then say GOODBYE last (spec: nothing follows GOODBYE).
-            while let Ok(m) = outbox.rx.try_recv() {
+            while let Some(m) = outbox.try_recv() {
                 if !m.is_empty() && transport.feed(m).await.is_err() {
                     break;
                 }
@@ -373,10 +373,10 @@ async fn write_batch<T: Transport>(
         transport.feed(first).await?;
     }
     for _ in 1..WRITE_BATCH_MESSAGES {
-        match outbox.rx.try_recv() {
-            Ok(m) if m.is_empty() => {}
-            Ok(m) => transport.feed(m).await?,
-            Err(_) => break,
+        match outbox.try_recv() {
+            Some(m) if m.is_empty() => {}
+            Some(m) => transport.feed(m).await?,
+            None => break,
         }
     }
     transport.flush().await

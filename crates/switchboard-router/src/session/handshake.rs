@@ -544,6 +544,30 @@ mod tests {
         (router, client.await.unwrap().unwrap())
     }
 
+    /// An idle session costs its task's size: the established loop must not carry the
+    /// handshake's state or a second copy of the transport (measured per session in
+    /// `bench/results/2026-12-08-idle-memory.md`).
+    #[tokio::test]
+    async fn a_session_task_holds_its_transport_once_and_not_the_handshake() {
+        let (router, _client) = connection().await;
+        let transport = std::mem::size_of_val(&router);
+        let cfg = SessionConfig::new(
+            Arc::new(crate::realm::RealmRegistry::default()),
+            tokio_util::sync::CancellationToken::new(),
+        );
+        let session = super::super::run(
+            router,
+            cfg,
+            Arc::new(EndpointAuth::default()),
+            Box::default(),
+        );
+        let size = std::mem::size_of_val(&session);
+        assert!(
+            size < transport + 1024,
+            "a session's future is {size} bytes, its transport {transport}"
+        );
+    }
+
     /// What `read_authenticate` makes of the client sending `msg`.
     async fn answer_with(msg: Message) -> Result<(String, Dict), Denied> {
         let (mut router, mut client) = connection().await;

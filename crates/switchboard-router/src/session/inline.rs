@@ -160,7 +160,7 @@ impl InlineSession {
         if end.delivers_what_is_queued() {
             // What was routed to the session before it left, then its GOODBYE (spec: nothing
             // follows GOODBYE).
-            while let Ok(m) = outbox.rx.try_recv() {
+            while let Some(m) = outbox.try_recv() {
                 if !m.is_empty() {
                     self.pending.push_back(m);
                 }
@@ -212,7 +212,7 @@ impl Transport for InlineSession {
                     // Under load the next message is usually queued already: take it without
                     // setting up the waits below.
                     if !cfg.shutdown.is_cancelled()
-                        && let Ok(bytes) = outbox.rx.try_recv()
+                        && let Some(bytes) = outbox.try_recv()
                     {
                         if bytes.is_empty() {
                             continue;
@@ -225,12 +225,12 @@ impl Transport for InlineSession {
                     tokio::select! {
                         biased;
                         _ = shutdown.as_mut() => End::Shutdown,
-                        queued = outbox.rx.recv() => match queued {
-                            Some(bytes) if bytes.is_empty() => continue,
-                            Some(bytes) => return Ok(Some(bytes)),
-                            // The session's own Peer holds the sender: this cannot happen.
-                            None => End::Dropped,
-                        },
+                        bytes = outbox.recv() => {
+                            if bytes.is_empty() {
+                                continue;
+                            }
+                            return Ok(Some(bytes));
+                        }
                     }
                 }
                 // The last words are read: the node need not wait for this session any more.

@@ -143,34 +143,44 @@ impl TrustedIdentity {
 
 /// Runs a session on `transport` until it ends: authenticated by `auth`, with what the connection
 /// knows about its client in `conn`.
-pub async fn run<T: Transport>(
+///
+/// Not an `async fn`: one stores its arguments twice (as passed and as bound), and a WebSocket
+/// transport is close to a kilobyte. The block below keeps `transport` where it was captured and
+/// only lends it out, so every idle session's task holds it once.
+#[allow(clippy::manual_async_fn)]
+pub fn run<T: Transport>(
     mut transport: T,
     cfg: SessionConfig,
     auth: Arc<EndpointAuth>,
     mut conn: Box<ConnectionInfo>,
-) {
-    let serializer = transport.serializer();
-    // Counts the connection as open while the session lasts (the handshake frees `conn`).
-    let _open = conn.open.take();
-    // The handshake owns what only authentication needs, so it is freed when the session joins.
-    // (Boxing its future was measured: no smaller idle sessions, one more allocation each.)
-    let Some(joined) = handshake(&mut transport, &cfg, auth, conn).await else {
-        transport.close().await;
-        return;
-    };
-    let (mut session, outbox) = Established::new(joined);
-    // A debug-level span: entering and leaving it on every poll of the session costs about 3% of
-    // the router's CPU under load (perf), so it is only active when debug logging is on, which is
-    // also the only level sessions log at.
-    let span = debug_span!(
-        "session",
-        id = session.peer.id().0,
-        realm = session.realm.name(),
-        authid = %session.peer.identity().authid,
-        authrole = %session.peer.identity().authrole,
-        serializer = serializer.name(),
-    );
-    session.run(transport, outbox, &cfg).instrument(span).await;
+) -> impl std::future::Future<Output = ()> + Send {
+    async move {
+        let serializer = transport.serializer();
+        // Counts the connection as open while the session lasts (the handshake frees `conn`).
+        let _open = conn.open.take();
+        // The handshake's state (what only authentication needs) lives on the heap while it
+        // runs, so that it does not size every established session's task.
+        let Some(joined) = Box::pin(handshake(&mut transport, &cfg, auth, conn)).await else {
+            transport.close().await;
+            return;
+        };
+        let (mut session, outbox) = Established::new(joined);
+        // A debug-level span: entering and leaving it on every poll of the session costs about 3%
+        // of the router's CPU under load (perf), so it is only active when debug logging is on,
+        // which is also the only level sessions log at.
+        let span = debug_span!(
+            "session",
+            id = session.peer.id().0,
+            realm = session.realm.name(),
+            authid = %session.peer.identity().authid,
+            authrole = %session.peer.identity().authrole,
+            serializer = serializer.name(),
+        );
+        session
+            .run(&mut transport, outbox, &cfg)
+            .instrument(span)
+            .await;
+    }
 }
 
 /// Sends one router message directly on the transport (used before the outbox exists and for the
