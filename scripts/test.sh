@@ -23,6 +23,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 step "build"
 cargo build --workspace --locked --bins
 
+step "Debian packages the Rust tests run: nats-server (the load tool's NATS reference)"
+scripts/ensure-package.sh nats-server nats-server
+
 step "Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --locked --no-fail-fast

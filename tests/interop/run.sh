@@ -42,17 +42,7 @@ fi
 # tests start clusters of their own, and every PostgreSQL test does where no server answers: see
 # pg_cluster.py).
 ensure_package() {
-    local command=$1 package=$2
-    command -v "$command" >/dev/null && return
-    local sudo=()
-    if [ "$(id -u)" -ne 0 ]; then
-        command -v sudo >/dev/null && sudo -n true 2>/dev/null || die "$command missing and not root: apt-get install $package"
-        sudo=(sudo -n)
-    fi
-    log "installing $package with apt-get"
-    timeout 120 "${sudo[@]}" apt-get update -qq || die "apt-get update failed"
-    DEBIAN_FRONTEND=noninteractive timeout 300 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$package" \
-        >/dev/null || die "apt-get install $package failed"
+    "$REPO/scripts/ensure-package.sh" "$@" || die "cannot install $2"
 }
 
 setup_python() {
@@ -65,9 +55,7 @@ setup_python() {
     fi
     # nats-server: the cluster tests start a NATS cluster of their own (Debian keeps it in
     # /usr/sbin, where nats_cluster.py looks too).
-    if ! command -v nats-server >/dev/null && [ ! -x /usr/sbin/nats-server ]; then
-        ensure_package nats-server nats-server
-    fi
+    ensure_package nats-server nats-server
     if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
         log "creating virtualenv $VENV"
         rm -rf "$VENV"

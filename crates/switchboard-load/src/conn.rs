@@ -5,8 +5,13 @@
 //! make the load tool, not the router, the bottleneck. Here the scenario task owns the transport
 //! itself, encodes and decodes with `switchboard-proto` directly, and batches: it drains every
 //! message already buffered ([`Conn::try_recv`]) before one flush.
+//!
+//! It also owns what a URL names ([`Target`]: WebSocket, WebSocket over TLS, RawSocket, or a
+//! NATS server for the bare-broker reference), and the [`Wire`] the sending and receiving loops
+//! drive, which a NATS connection implements too.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -14,6 +19,8 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow, bail};
 use bytes::Bytes;
 use futures::FutureExt as _;
+use rustls_pki_types::ServerName;
+use rustls_pki_types::pem::PemObject as _;
 use switchboard_proto::errors::{CLOSE_NORMAL, GOODBYE_AND_OUT};
 use switchboard_proto::{Dict, Id, Message, RawValue, Serializer, Value, codec};
 use switchboard_transport::rawsocket::{self, RawSocket};
@@ -21,6 +28,8 @@ use switchboard_transport::websocket::{self, WebSocketSettings, WebSocketTranspo
 use switchboard_transport::{DEFAULT_MAX_MESSAGE_BYTES, Transport, TransportError};
 use tokio::io::BufReader;
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
 /// How long connecting, the transport handshake and HELLO/WELCOME may take together.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,10 +43,58 @@ const DEFAULT_READ_BUFFER: usize = 16 * 1024;
 /// Which transport a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// `ws://host:port/path`.
+    /// `ws://host:port/path`, or `wss://host:port/path` (over TLS).
     WebSocket,
     /// `rs://host:port` (also `rawsocket://` and `tcp://`).
     RawSocket,
+    /// `nats://host:port`: no WAMP router but a NATS server, the bare-broker reference of `rpc`
+    /// and `pubsub` (`scenario::nats`); [`Target::open`] refuses it.
+    Nats,
+}
+
+/// The TLS side of a `wss://` target: the client configuration, and the name the router's
+/// certificate must carry (the URL's host, a DNS name or an IP address).
+#[derive(Clone)]
+struct TlsClient {
+    connector: TlsConnector,
+    server_name: ServerName<'static>,
+}
+
+impl std::fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsClient")
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A TLS client configuration (rustls on ring, as everywhere in the workspace) that trusts the
+/// certificates in the PEM file `ca_file` (a CA, or a router's self-signed certificate), or
+/// Mozilla's roots without one.
+fn tls_connector(ca_file: Option<&Path>) -> anyhow::Result<TlsConnector> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let shown = path.display();
+            for cert in rustls_pki_types::CertificateDer::pem_file_iter(path)
+                .with_context(|| format!("reading {shown}"))?
+            {
+                roots
+                    .add(cert.with_context(|| format!("reading {shown}"))?)
+                    .with_context(|| format!("a certificate in {shown}"))?;
+            }
+            if roots.is_empty() {
+                bail!("{shown} holds no PEM certificate");
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
 }
 
 /// Where and how to connect: parsed once, so that opening a connection costs no parsing or DNS.
@@ -62,6 +119,8 @@ pub struct Target {
     read_buffer: usize,
     /// How sessions authenticate; anonymous when `None`.
     credentials: Option<Arc<Credentials>>,
+    /// TLS under the WebSocket (`wss://`).
+    tls: Option<TlsClient>,
 }
 
 /// Credentials every session of a run authenticates with.
@@ -130,32 +189,57 @@ impl Credentials {
 }
 
 impl Target {
-    /// Parses `url` (`ws://host:port/path` or `rs://host:port`) and resolves its host.
+    /// Parses `url` (`ws://host:port/path`, `wss://host:port/path`, `rs://host:port` or
+    /// `nats://host:port`) and resolves its host. A `wss://` target trusts Mozilla's roots until
+    /// [`Target::with_ca_file`] says otherwise.
     pub async fn new(
         url: &str,
         serializer: Serializer,
         realm: &str,
         source_addrs: Vec<IpAddr>,
     ) -> anyhow::Result<Self> {
-        let (kind, rest) = if let Some(rest) = url.strip_prefix("ws://") {
-            (Kind::WebSocket, rest)
+        // (kind, over TLS, the port when the URL has none: 80 and 443 for WebSocket, 8080 as the
+        // WAMP examples use for RawSocket, NATS's 4222)
+        let (kind, secure, default_port, rest) = if let Some(rest) = url.strip_prefix("ws://") {
+            (Kind::WebSocket, false, 80, rest)
+        } else if let Some(rest) = url.strip_prefix("wss://") {
+            (Kind::WebSocket, true, 443, rest)
         } else if let Some(rest) = ["rs://", "rawsocket://", "tcp://"]
             .iter()
             .find_map(|p| url.strip_prefix(p))
         {
-            (Kind::RawSocket, rest)
+            (Kind::RawSocket, false, 8080, rest)
+        } else if let Some(rest) = url.strip_prefix("nats://") {
+            (Kind::Nats, false, 4222, rest)
         } else {
-            bail!("unsupported URL {url:?}: use ws://host:port/path or rs://host:port");
+            bail!(
+                "unsupported URL {url:?}: use ws://host:port/path, wss://host:port/path, \
+                 rs://host:port or nats://host:port"
+            );
         };
         let authority = rest.split('/').next().unwrap_or(rest);
-        let with_port = if authority.rsplit_once(':').is_some_and(|(h, p)| {
+        let has_port = authority.rsplit_once(':').is_some_and(|(h, p)| {
             !h.is_empty() && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())
-        }) {
+        });
+        let with_port = if has_port {
             authority.to_owned()
         } else {
-            // No port: the scheme's default (80 for ws, 8080 as the WAMP examples use for rs).
-            let port = if kind == Kind::WebSocket { 80 } else { 8080 };
-            format!("{authority}:{port}")
+            format!("{authority}:{default_port}")
+        };
+        let tls = if secure {
+            let host = with_port
+                .rsplit_once(':')
+                .map_or(authority, |(h, _)| h)
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            let server_name = ServerName::try_from(host.to_owned())
+                .with_context(|| format!("{host:?} is no name a certificate can carry"))?;
+            Some(TlsClient {
+                connector: tls_connector(None)?,
+                server_name,
+            })
+        } else {
+            None
         };
         let addr = tokio::net::lookup_host(&with_port)
             .await
@@ -172,7 +256,17 @@ impl Target {
             next_source: Arc::new(AtomicUsize::new(0)),
             read_buffer: DEFAULT_READ_BUFFER,
             credentials: None,
+            tls,
         })
+    }
+
+    /// The same target, trusting only the certificates in `ca_file` (PEM) over TLS; a target
+    /// without TLS, or no file, leaves it as it is.
+    pub fn with_ca_file(mut self, ca_file: Option<&Path>) -> anyhow::Result<Self> {
+        if let (Some(tls), Some(path)) = (self.tls.as_mut(), ca_file) {
+            tls.connector = tls_connector(Some(path))?;
+        }
+        Ok(self)
     }
 
     /// The same target, authenticating its sessions with `credentials`.
@@ -188,16 +282,25 @@ impl Target {
         self
     }
 
-    /// `websocket` or `rawsocket`, for the report.
+    /// `websocket`, `websocket-tls`, `rawsocket` or `nats`, for the report.
     pub fn transport_name(&self) -> &'static str {
-        match self.kind {
-            Kind::WebSocket => "websocket",
-            Kind::RawSocket => "rawsocket",
+        match (self.kind, self.tls.is_some()) {
+            (Kind::WebSocket, false) => "websocket",
+            (Kind::WebSocket, true) => "websocket-tls",
+            (Kind::RawSocket, _) => "rawsocket",
+            (Kind::Nats, _) => "nats",
         }
     }
 
     /// Opens a TCP connection and runs the transport handshake (no WAMP yet).
     pub async fn open(&self) -> anyhow::Result<Conn> {
+        if self.kind == Kind::Nats {
+            // Before connecting: NATS speaks first, and its INFO line is no handshake reply.
+            bail!(
+                "{} is a NATS server: only rpc and pubsub run against NATS",
+                self.url
+            );
+        }
         let socket = if self.addr.is_ipv6() {
             TcpSocket::new_v6()?
         } else {
@@ -215,8 +318,26 @@ impl Target {
             .with_context(|| format!("connecting to {}", self.addr))?;
         // Small WAMP messages must not wait for Nagle's algorithm.
         stream.set_nodelay(true)?;
-        Ok(match self.kind {
-            Kind::WebSocket => Conn::Ws(Box::new(
+        Ok(match (self.kind, &self.tls) {
+            (Kind::WebSocket, Some(tls)) => {
+                let stream = tls
+                    .connector
+                    .connect(tls.server_name.clone(), stream)
+                    .await
+                    .with_context(|| format!("TLS handshake with {}", self.addr))?;
+                Conn::Wss(Box::new(
+                    websocket::connect(
+                        &self.url,
+                        // As below: rustls hands out what it decrypted in the small pieces
+                        // yawc asks for, each a trip through both layers' poll functions.
+                        BufReader::with_capacity(self.read_buffer, stream),
+                        self.serializer,
+                        &WebSocketSettings::new(DEFAULT_MAX_MESSAGE_BYTES, false),
+                    )
+                    .await?,
+                ))
+            }
+            (Kind::WebSocket, None) => Conn::Ws(Box::new(
                 websocket::connect(
                     &self.url,
                     // yawc's client side reads the socket with only the bytes the current frame
@@ -229,10 +350,11 @@ impl Target {
                 )
                 .await?,
             )),
-            Kind::RawSocket => Conn::Rs(Box::new(
+            (Kind::RawSocket, _) => Conn::Rs(Box::new(
                 rawsocket::connect(Box::new(stream), self.serializer, DEFAULT_MAX_MESSAGE_BYTES)
                     .await?,
             )),
+            (Kind::Nats, _) => bail!("{} is a NATS server", self.url),
         })
     }
 
@@ -306,6 +428,8 @@ fn hello_details() -> Dict {
 pub enum Conn {
     /// WebSocket over TCP.
     Ws(Box<WebSocketTransport<BufReader<TcpStream>>>),
+    /// WebSocket over TLS over TCP.
+    Wss(Box<WebSocketTransport<BufReader<TlsStream<TcpStream>>>>),
     /// RawSocket over TCP.
     Rs(Box<RawSocket>),
 }
@@ -315,6 +439,7 @@ impl Conn {
     pub async fn recv(&mut self) -> Result<Option<Bytes>, TransportError> {
         match self {
             Conn::Ws(t) => t.recv().await,
+            Conn::Wss(t) => t.recv().await,
             Conn::Rs(t) => t.recv().await,
         }
     }
@@ -330,6 +455,7 @@ impl Conn {
     pub async fn feed(&mut self, msg: Bytes) -> Result<(), TransportError> {
         match self {
             Conn::Ws(t) => t.feed(msg).await,
+            Conn::Wss(t) => t.feed(msg).await,
             Conn::Rs(t) => t.feed(msg).await,
         }
     }
@@ -338,6 +464,7 @@ impl Conn {
     pub async fn flush(&mut self) -> Result<(), TransportError> {
         match self {
             Conn::Ws(t) => t.flush().await,
+            Conn::Wss(t) => t.flush().await,
             Conn::Rs(t) => t.flush().await,
         }
     }
@@ -352,8 +479,52 @@ impl Conn {
     pub async fn close(&mut self) {
         match self {
             Conn::Ws(t) => t.close().await,
+            Conn::Wss(t) => t.close().await,
             Conn::Rs(t) => t.close().await,
         }
+    }
+}
+
+/// What the scenarios' sending and receiving loops (`scenario::requester`, `scenario::order`)
+/// need of a connection: a [`Conn`], or a NATS connection with its subscription
+/// (`scenario::nats`), so that the NATS reference goes through the same loops and checks.
+pub trait Wire: Send {
+    /// The next message, or `None` when the peer closed. Cancel-safe: the loops drop it at
+    /// deadlines.
+    fn recv(&mut self) -> impl Future<Output = anyhow::Result<Option<Bytes>>> + Send;
+
+    /// A message that is already buffered, without waiting.
+    fn try_recv(&mut self) -> Option<anyhow::Result<Option<Bytes>>>;
+
+    /// Queues one message; [`Wire::flush`] writes the batch.
+    fn feed(&mut self, msg: Bytes) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// Writes everything queued.
+    fn flush(&mut self) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// Closes the connection.
+    fn close(&mut self) -> impl Future<Output = ()> + Send;
+}
+
+impl Wire for Conn {
+    async fn recv(&mut self) -> anyhow::Result<Option<Bytes>> {
+        Ok(Conn::recv(self).await?)
+    }
+
+    fn try_recv(&mut self) -> Option<anyhow::Result<Option<Bytes>>> {
+        Conn::try_recv(self).map(|r| r.map_err(anyhow::Error::from))
+    }
+
+    async fn feed(&mut self, msg: Bytes) -> anyhow::Result<()> {
+        Ok(Conn::feed(self, msg).await?)
+    }
+
+    async fn flush(&mut self) -> anyhow::Result<()> {
+        Ok(Conn::flush(self).await?)
+    }
+
+    async fn close(&mut self) {
+        Conn::close(self).await;
     }
 }
 

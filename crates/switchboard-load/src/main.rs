@@ -2,8 +2,9 @@
 //!
 //! Each run is one scenario (`rpc`, `pubsub`, `connect`, `idle`, `callee` (the far side of a
 //! benchmark that calls through something else, such as the HTTP bridge), and the no-WAMP
-//! references `echo` and `fanout` against `switchboard-echo`), bounded in time, and prints exactly one JSON
-//! line on stdout; progress goes to stderr. The exit code is 1 when a correctness check failed
+//! references `echo` and `fanout` against `switchboard-echo`), bounded in time, and prints exactly
+//! one JSON line on stdout; progress goes to stderr. `rpc` and `pubsub` also run against a NATS
+//! server (`--url nats://host:port`), the bare-broker reference. The exit code is 1 when a correctness check failed
 //! (errors, lost, duplicated or reordered > 0), 2 when the run could not start, 0 otherwise.
 //!
 //! With `--router-pid` the router's CPU time and memory are sampled from `/proc` at the start and
@@ -16,16 +17,17 @@ mod report;
 mod scenario;
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use switchboard_proto::Serializer;
 
-use crate::conn::{Credentials, Target};
+use crate::conn::{Credentials, Kind, Target};
 use crate::measure::Progress;
 use crate::scenario::{
-    Ctx, Load, PubSubParams, callee, connect, echo, idle, pubsub, rpc, subscribers,
+    Ctx, Load, PubSubParams, callee, connect, echo, idle, nats, pubsub, rpc, subscribers,
 };
 
 /// Load generator for WAMP routers; prints one JSON line per run.
@@ -211,9 +213,15 @@ impl PubSubArgs {
 /// Options every scenario takes.
 #[derive(Args, Clone)]
 struct Common {
-    /// Router URL: ws://host:port/path (WebSocket) or rs://host:port (RawSocket).
+    /// Router URL: ws://host:port/path (WebSocket), wss://host:port/path (WebSocket over TLS),
+    /// rs://host:port (RawSocket), or nats://host:port (a NATS server: rpc and pubsub only, as the
+    /// bare-broker reference).
     #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
     url: String,
+    /// For wss:// URLs: trust the certificates in this PEM file (a CA, or the router's
+    /// self-signed certificate) instead of Mozilla's roots.
+    #[arg(long, value_name = "PEM")]
+    ca_file: Option<PathBuf>,
     /// WAMP serializer: json, msgpack or cbor (for echo/fanout: the WebSocket subprotocol, which
     /// picks text or binary frames).
     #[arg(long, default_value = "json", value_parser = parse_serializer)]
@@ -385,6 +393,29 @@ fn spread_refused(scenario: &Scenario) -> Option<&'static str> {
     }
 }
 
+/// Why this scenario cannot run against NATS with these options, if it cannot: NATS stands in for
+/// the router of `rpc` (with the tool's own callee) and `pubsub` only, and knows nothing of the
+/// WAMP options.
+fn nats_refused(scenario: &Scenario, common: &Common) -> Option<&'static str> {
+    match scenario {
+        Scenario::Rpc {
+            procedure: None, ..
+        }
+        | Scenario::Pubsub { .. } => {}
+        Scenario::Rpc { .. } => return Some("--procedure calls a WAMP procedure: not with NATS"),
+        _ => return Some("against NATS only rpc and pubsub run"),
+    }
+    if common.origin_url.is_some() || !common.spread_url.is_empty() {
+        Some("--origin-url and --spread-url take WAMP routers: not with NATS")
+    } else if common.ticket.is_some() || common.wampcra.is_some() {
+        Some("--ticket and --wampcra authenticate WAMP sessions: not with NATS")
+    } else if common.source_addrs.is_some() {
+        Some("--source-addrs does not apply to NATS connections")
+    } else {
+        None
+    }
+}
+
 async fn run(scenario: Scenario, common: Common, threads: usize) -> anyhow::Result<report::Report> {
     if !common.spread_url.is_empty()
         && let Some(why) = spread_refused(&scenario)
@@ -392,16 +423,21 @@ async fn run(scenario: Scenario, common: Common, threads: usize) -> anyhow::Resu
         anyhow::bail!(why);
     }
     let target_at = async |url: &str| -> anyhow::Result<Target> {
-        Ok(Target::new(
+        Target::new(
             url,
             common.serializer,
             &common.realm,
             common.source_addrs.clone().map(|s| s.0).unwrap_or_default(),
         )
         .await?
-        .with_credentials(common.ticket.clone().or(common.wampcra.clone())))
+        .with_credentials(common.ticket.clone().or(common.wampcra.clone()))
+        .with_ca_file(common.ca_file.as_deref())
     };
     let target = target_at(&common.url).await?;
+    let against_nats = target.kind == Kind::Nats;
+    if against_nats && let Some(why) = nats_refused(&scenario, &common) {
+        anyhow::bail!(why);
+    }
     let origin = match &common.origin_url {
         None => None,
         Some(url) => Some(target_at(url).await?),
@@ -446,15 +482,25 @@ async fn run(scenario: Scenario, common: Common, threads: usize) -> anyhow::Resu
                 },
                 None => None,
             };
-            let p = rpc::Params {
-                callers,
-                load: load.load(&mut params),
-                external: procedure.map(|procedure| rpc::External { procedure, args }),
-            };
-            ("rpc", rpc::run(&ctx, p).await?)
+            let load = load.load(&mut params);
+            if against_nats {
+                ("rpc", nats::run_request_reply(&ctx, callers, load).await?)
+            } else {
+                let p = rpc::Params {
+                    callers,
+                    load,
+                    external: procedure.map(|procedure| rpc::External { procedure, args }),
+                };
+                ("rpc", rpc::run(&ctx, p).await?)
+            }
         }
         Scenario::Pubsub { args, .. } => {
-            ("pubsub", pubsub::run(&ctx, args.params(&mut params)).await?)
+            let p = args.params(&mut params);
+            if against_nats {
+                ("pubsub", nats::run_fanout(&ctx, p).await?)
+            } else {
+                ("pubsub", pubsub::run(&ctx, p).await?)
+            }
         }
         Scenario::Callee { procedure, .. } => ("callee", callee::run(&ctx, &procedure).await?),
         Scenario::Subscribers {
@@ -552,6 +598,24 @@ mod tests {
         for bad in ["", ".", "a..b", ".a", "a b"] {
             assert!(parse_uri_prefix(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn nats_stands_in_for_the_router_of_rpc_and_pubsub_only() {
+        let refused = |args: &[&str]| {
+            let s = parse(args);
+            nats_refused(&s, s.common())
+        };
+        assert!(refused(&["rpc", "--url", "nats://127.0.0.1:4222"]).is_none());
+        assert!(refused(&["pubsub", "--payload", "4096"]).is_none());
+        for scenario in ["connect", "idle", "echo", "fanout", "callee"] {
+            assert!(refused(&[scenario]).is_some(), "{scenario}");
+        }
+        assert!(refused(&["rpc", "--procedure", "p"]).is_some());
+        assert!(refused(&["rpc", "--origin-url", "ws://127.0.0.1:1/ws"]).is_some());
+        assert!(refused(&["pubsub", "--spread-url", "rs://127.0.0.1:1"]).is_some());
+        assert!(refused(&["pubsub", "--ticket", "joe:t"]).is_some());
+        assert!(refused(&["rpc", "--source-addrs", "127.0.0.2"]).is_some());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::conn::Kind;
 use crate::measure::{LatencySummary, ProcSample};
 use crate::scenario::{Ctx, Outcome};
 
@@ -217,7 +218,12 @@ impl Report {
         }
         Self {
             scenario,
-            serializer: ctx.target.serializer.name(),
+            // NATS moves the payload as it is: no serializer is involved.
+            serializer: if ctx.target.kind == Kind::Nats {
+                "none"
+            } else {
+                ctx.target.serializer.name()
+            },
             transport: ctx.target.transport_name(),
             url: ctx.target.url.clone(),
             spread_urls: ctx.spread.iter().map(|t| t.url.clone()).collect(),

@@ -248,3 +248,108 @@ fn echo_and_fanout_run_clean_against_switchboard_echo() {
         assert!(fanout["publishes"].as_u64().unwrap_or(0) > 0, "{fanout}");
     }
 }
+
+/// `wss://` with `--ca-file`: a router with a TLS endpoint whose self-signed certificate (for
+/// 127.0.0.1) is the one the load tool trusts; rpc and connect run clean and report
+/// `websocket-tls`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wamp_over_tls_runs_clean_against_the_router() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("certificate");
+    std::fs::write(dir.path().join("server.key"), key.serialize_pem()).expect("key file");
+    std::fs::write(dir.path().join("server.crt"), cert.pem()).expect("certificate file");
+    let config = r#"{"version": 2, "workers": [{"type": "router",
+        "realms": [{"name": "realm1", "roles": [{"name": "anonymous", "permissions": [
+            {"uri": "", "match": "prefix", "allow": {"call": true, "register": true, "publish": true, "subscribe": true}}]}]}],
+        "transports": [{"type": "universal", "endpoint": {"type": "tcp", "port": 0, "interface": "127.0.0.1",
+                "tls": {"key": "server.key", "certificate": "server.crt"}},
+            "websocket": {"ws": {"type": "websocket", "auth": {"anonymous": {"type": "static"}}}}}]}]}"#;
+    let loaded = LoadedConfig::from_json(config, dir.path()).expect("valid config");
+    let node = switchboard_router::start(&loaded)
+        .await
+        .expect("router starts");
+    let addr = node.tcp_addr().expect("tcp listener");
+    let ca_file = dir.path().join("server.crt");
+    tokio::task::spawn_blocking(move || {
+        let url = format!("wss://{addr}/ws");
+        let ca = ca_file.to_str().expect("UTF-8 path");
+        let common = ["--url", &url, "--ca-file", ca, "--serializer", "msgpack"];
+        let rpc = run_load(&[&["rpc", "--callers", "2"][..], &common].concat());
+        assert_eq!(rpc["transport"], "websocket-tls", "{rpc}");
+        run_load(&[&["connect", "--concurrency", "2"][..], &common].concat());
+        // Without the certificate to trust, the handshake fails: nothing runs.
+        let (code, stderr) = run_load_failing(&["rpc", "--url", &url]);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(stderr.contains("TLS"), "{stderr}");
+    })
+    .await
+    .expect("scenarios");
+    node.shutdown().await;
+}
+
+/// A `nats-server` child on a free port, killed on drop; `None` when no `nats-server` is
+/// installed (on PATH or in /usr/sbin: the test command installs it, `scripts/test.sh`).
+struct NatsServer(Child, SocketAddr);
+
+impl NatsServer {
+    fn start() -> Option<Self> {
+        let binary = std::env::var_os("PATH")
+            .into_iter()
+            .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+            .chain([std::path::PathBuf::from("/usr/sbin")])
+            .map(|dir| dir.join("nats-server"))
+            .find(|candidate| candidate.is_file())?;
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port");
+        let child = Command::new(binary)
+            .args(["-a", "127.0.0.1", "-p", &addr.port().to_string()])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "nats-server listens");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Self(child, addr))
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn rpc_and_pubsub_run_clean_against_nats() {
+    let nats = NatsServer::start()
+        .expect("nats-server is needed (apt-get install nats-server; scripts/test.sh installs it)");
+    let url = format!("nats://{}", nats.1);
+    let pid = nats.0.id().to_string();
+    for payload in ["64", "4096"] {
+        let common = ["--url", &url, "--router-pid", &pid, "--payload", payload];
+        let rpc = run_load(&[&["rpc", "--callers", "2"][..], &common].concat());
+        assert_eq!(rpc["transport"], "nats", "{rpc}");
+        assert_eq!(rpc["serializer"], "none", "{rpc}");
+        assert!(rpc["router"]["cpu_s"].is_number(), "{rpc}");
+        let pubsub = run_load(
+            &[
+                &["pubsub", "--publishers", "2", "--subscribers", "4"][..],
+                &common,
+            ]
+            .concat(),
+        );
+        assert!(pubsub["publishes"].as_u64().unwrap_or(0) > 0, "{pubsub}");
+    }
+    // What NATS cannot stand in for is refused before anything runs.
+    let (code, stderr) = run_load_failing(&["connect", "--url", &url]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("NATS"), "{stderr}");
+}

@@ -10,6 +10,9 @@
 //! Messages are ASCII (so they are valid in WebSocket text frames, which `--serializer json`
 //! selects): `E` + connection + sequence number, or `P` + publisher + sequence number + send
 //! time, in hex, then `x` padding up to `--payload` bytes (at least the header's length).
+//!
+//! The loops are generic over the [`Wire`]: the NATS reference (`scenario::nats`) runs the same
+//! ones, a NATS responder or subject standing in for the echo server or the hub.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -22,7 +25,7 @@ use tokio::time::Instant;
 use super::order::{Sent, Subscriber, finals_channel, merge_publishers_then_subscribers};
 use super::requester::{Requester, keep_in_flight};
 use super::{Ctx, Load, Outcome, PubSubParams, measure, merge_all, spawn_each};
-use crate::conn::{Conn, Target};
+use crate::conn::{Conn, Target, Wire};
 use crate::measure::{Progress, Tally, Window};
 
 /// The `echo` parameters.
@@ -43,6 +46,9 @@ async fn open_all(target: &Target, n: usize) -> anyhow::Result<Vec<Conn>> {
         .await
 }
 
+/// Length of an echo message header: `E`, connection (8), sequence (16).
+pub(super) const ECHO_HEADER: usize = 1 + 8 + 16;
+
 /// `E` + connection (8 hex digits) + sequence number (16 hex digits), padded.
 fn echo_message(conn: u64, seq: u64, size: usize) -> Bytes {
     let mut m = format!("E{conn:08x}{seq:016x}");
@@ -62,16 +68,14 @@ pub async fn run_echo(ctx: &Ctx, p: Params) -> anyhow::Result<Outcome> {
         .context("connecting to the echo server")?;
     measure(ctx, "echo", |window| {
         let tasks = spawn_each(conns, |id, conn| {
-            let echo = Echo {
+            echo_loop(
                 conn,
                 id,
-                size: p.load.payload,
-                seq: 0,
-                pending: VecDeque::with_capacity(p.load.in_flight),
-                tally: Tally::default(),
-                progress: ctx.progress.clone(),
-            };
-            echo_loop(echo, p.load.in_flight, window)
+                p.load.payload,
+                p.load.in_flight,
+                window,
+                ctx.progress.clone(),
+            )
         });
         merge_all(tasks)
     })
@@ -79,8 +83,8 @@ pub async fn run_echo(ctx: &Ctx, p: Params) -> anyhow::Result<Outcome> {
 }
 
 /// One echo connection: each message must come back unchanged, in order.
-struct Echo {
-    conn: Conn,
+struct Echo<W> {
+    conn: W,
     id: u64,
     size: usize,
     seq: u64,
@@ -90,8 +94,10 @@ struct Echo {
     progress: Progress,
 }
 
-impl Requester for Echo {
-    fn conn(&mut self) -> &mut Conn {
+impl<W: Wire> Requester for Echo<W> {
+    type Wire = W;
+
+    fn wire(&mut self) -> &mut W {
         &mut self.conn
     }
 
@@ -123,8 +129,25 @@ impl Requester for Echo {
     }
 }
 
-/// Runs one echo connection with `in_flight` messages outstanding.
-async fn echo_loop(mut echo: Echo, in_flight: usize, window: Window) -> Tally {
+/// Runs one echo connection (`id`) with `in_flight` messages of `size` bytes outstanding, each of
+/// which must come back unchanged and in order.
+pub(super) async fn echo_loop<W: Wire>(
+    conn: W,
+    id: u64,
+    size: usize,
+    in_flight: usize,
+    window: Window,
+    progress: Progress,
+) -> Tally {
+    let mut echo = Echo {
+        conn,
+        id,
+        size,
+        seq: 0,
+        pending: VecDeque::with_capacity(in_flight),
+        tally: Tally::default(),
+        progress,
+    };
     let outcome = keep_in_flight(&mut echo, in_flight, &window).await;
     let id = echo.id;
     if let Err(e) = outcome {
@@ -140,7 +163,7 @@ async fn echo_loop(mut echo: Echo, in_flight: usize, window: Window) -> Tally {
 }
 
 /// Length of a fan-out message header: `P`, publisher (8), sequence (16), send time (16).
-const FANOUT_HEADER: usize = 1 + 8 + 16 + 16;
+pub(super) const FANOUT_HEADER: usize = 1 + 8 + 16 + 16;
 
 /// A fan-out message.
 fn fanout_message(publisher: u64, seq: u64, stamp: u64, size: usize) -> Bytes {
@@ -208,15 +231,7 @@ pub async fn run_fanout(ctx: &Ctx, p: PubSubParams) -> anyhow::Result<Outcome> {
             fanout_subscriber(conn, p.load.payload, sub)
         });
         let pub_tasks = spawn_each(publishers, |id, conn| {
-            let publisher = HubPublisher {
-                conn,
-                id,
-                size: p.load.payload,
-                sent: Sent::default(),
-                pending: VecDeque::with_capacity(p.load.in_flight),
-                tally: Tally::default(),
-            };
-            fanout_publisher(publisher, p.load.in_flight, window)
+            fanout_publisher(conn, id, p.load.payload, p.load.in_flight, window)
         });
         merge_publishers_then_subscribers(pub_tasks, sub_tasks, finals_tx, &window).await
     })
@@ -225,8 +240,8 @@ pub async fn run_fanout(ctx: &Ctx, p: PubSubParams) -> anyhow::Result<Outcome> {
 
 /// One hub publisher: its own messages come back as acknowledgements, in order; other publishers'
 /// messages and join announcements are ignored.
-struct HubPublisher {
-    conn: Conn,
+struct HubPublisher<W> {
+    conn: W,
     id: u64,
     size: usize,
     sent: Sent,
@@ -235,8 +250,10 @@ struct HubPublisher {
     tally: Tally,
 }
 
-impl Requester for HubPublisher {
-    fn conn(&mut self) -> &mut Conn {
+impl<W: Wire> Requester for HubPublisher<W> {
+    type Wire = W;
+
+    fn wire(&mut self) -> &mut W {
         &mut self.conn
     }
 
@@ -272,12 +289,23 @@ impl Requester for HubPublisher {
     }
 }
 
-/// Runs one hub publisher with `in_flight` messages outstanding.
-async fn fanout_publisher(
-    mut publisher: HubPublisher,
+/// Runs one hub publisher (`id`) with `in_flight` messages of `size` bytes outstanding, each
+/// acknowledged by its own copy coming back.
+pub(super) async fn fanout_publisher<W: Wire>(
+    conn: W,
+    id: u64,
+    size: usize,
     in_flight: usize,
     window: Window,
 ) -> (Sent, Tally) {
+    let mut publisher = HubPublisher {
+        conn,
+        id,
+        size,
+        sent: Sent::default(),
+        pending: VecDeque::with_capacity(in_flight),
+        tally: Tally::default(),
+    };
     let outcome = keep_in_flight(&mut publisher, in_flight, &window).await;
     let HubPublisher {
         mut conn,
@@ -300,8 +328,12 @@ async fn fanout_publisher(
     (sent, tally)
 }
 
-/// One hub subscriber: the same bookkeeping as a `pubsub` subscriber.
-async fn fanout_subscriber(mut conn: Conn, size: usize, mut sub: Subscriber) -> Tally {
+/// One hub subscriber of messages of `size` bytes: the same bookkeeping as a `pubsub` subscriber.
+pub(super) async fn fanout_subscriber<W: Wire>(
+    mut conn: W,
+    size: usize,
+    mut sub: Subscriber,
+) -> Tally {
     let received = sub
         .receive(&mut conn, |sub, got| {
             // Join announcements of other subscribers come by too.

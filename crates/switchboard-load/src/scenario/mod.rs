@@ -6,6 +6,7 @@ pub mod callee;
 pub mod connect;
 pub mod echo;
 pub mod idle;
+pub mod nats;
 pub mod order;
 pub mod pubsub;
 pub mod requester;

@@ -1,8 +1,9 @@
 //! Delivery bookkeeping shared by `pubsub` and `fanout`: every publisher numbers its messages
 //! 0, 1, 2, ...; every subscriber tracks, per publisher, what arrived, and at the end compares
 //! with what the publisher had acknowledged (the finals, which the coordinator hands out once
-//! every publisher is done). The subscriber's receive loop lives here too; what a message means
-//! is each scenario's to decode.
+//! every publisher is done). The subscriber's receive loop lives here too, on any [`Wire`] (a
+//! WAMP or hub connection, or a NATS subscription); what a message means is each scenario's to
+//! decode.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::merge_all;
-use crate::conn::Conn;
+use crate::conn::Wire;
 use crate::measure::{Progress, Tally, Window};
 
 /// The largest jump forward a sequence number may make. A bigger one means a corrupt payload, and
@@ -195,8 +196,9 @@ impl Subscriber {
     /// Receives on `conn`, handing every message to `on_message`, until this subscriber has every
     /// acknowledged message or the finals' deadline passes. Batches like the sending loop: every
     /// message already buffered before waiting again.
-    pub async fn receive<F>(&mut self, conn: &mut Conn, mut on_message: F) -> anyhow::Result<()>
+    pub async fn receive<W, F>(&mut self, conn: &mut W, mut on_message: F) -> anyhow::Result<()>
     where
+        W: Wire,
         F: FnMut(&mut Self, Bytes) -> anyhow::Result<()>,
     {
         loop {

@@ -214,7 +214,9 @@ struct Publisher {
 }
 
 impl Requester for Publisher {
-    fn conn(&mut self) -> &mut Conn {
+    type Wire = Conn;
+
+    fn wire(&mut self) -> &mut Conn {
         &mut self.w.conn
     }
 

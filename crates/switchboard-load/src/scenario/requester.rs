@@ -1,23 +1,26 @@
 //! The sending loop of every request/reply scenario (`rpc` callers, `pubsub` publishers, `echo`
-//! connections, `fanout` publishers): keep `in_flight` requests outstanding on one connection
-//! until the window ends, then wait for the outstanding answers until the drain deadline.
+//! connections, `fanout` publishers, and their NATS counterparts): keep `in_flight` requests
+//! outstanding on one connection until the window ends, then wait for the outstanding answers
+//! until the drain deadline.
 //!
 //! What a request is and how an answer is checked belongs to each scenario's [`Requester`]. The
-//! loop is generic over it, so the hot path has no dynamic dispatch and allocates nothing of its
-//! own.
+//! loop is generic over it and over its [`Wire`], so the hot path has no dynamic dispatch and
+//! allocates nothing of its own.
 
 use anyhow::anyhow;
 use bytes::Bytes;
-use switchboard_transport::TransportError;
 use tokio::time::Instant;
 
-use crate::conn::Conn;
+use crate::conn::Wire;
 use crate::measure::Window;
 
 /// What one sending connection of a scenario does with its requests and their answers.
 pub trait Requester {
+    /// The kind of connection: a [`crate::conn::Conn`], or a NATS one.
+    type Wire: Wire;
+
     /// The connection requests go out and answers come in on.
-    fn conn(&mut self) -> &mut Conn;
+    fn wire(&mut self) -> &mut Self::Wire;
 
     /// Requests sent and not answered yet.
     fn outstanding(&self) -> usize;
@@ -43,7 +46,7 @@ pub async fn keep_in_flight<R: Requester>(
     for _ in 0..in_flight {
         send_next(r, window).await?;
     }
-    r.conn().flush().await?;
+    r.wire().flush().await?;
     while let Some(first) = next_incoming(r, window).await {
         let mut settled = 0usize;
         let mut incoming = first;
@@ -52,7 +55,7 @@ pub async fn keep_in_flight<R: Requester>(
             if r.answer(msg, window)? {
                 settled += 1;
             }
-            match r.conn().try_recv() {
+            match r.wire().try_recv() {
                 Some(next) => incoming = next,
                 None => break,
             }
@@ -62,7 +65,7 @@ pub async fn keep_in_flight<R: Requester>(
                 send_next(r, window).await?;
             }
         }
-        r.conn().flush().await?;
+        r.wire().flush().await?;
     }
     Ok(())
 }
@@ -70,7 +73,7 @@ pub async fn keep_in_flight<R: Requester>(
 /// Queues the next request (no flush).
 async fn send_next<R: Requester>(r: &mut R, window: &Window) -> anyhow::Result<()> {
     let msg = r.request(window)?;
-    r.conn().feed(msg).await?;
+    r.wire().feed(msg).await?;
     Ok(())
 }
 
@@ -79,10 +82,10 @@ async fn send_next<R: Requester>(r: &mut R, window: &Window) -> anyhow::Result<(
 async fn next_incoming<R: Requester>(
     r: &mut R,
     window: &Window,
-) -> Option<Result<Option<Bytes>, TransportError>> {
+) -> Option<anyhow::Result<Option<Bytes>>> {
     loop {
         let wake = window.wait_until(Instant::now(), r.outstanding())?;
-        match tokio::time::timeout_at(wake, r.conn().recv()).await {
+        match tokio::time::timeout_at(wake, r.wire().recv()).await {
             Ok(incoming) => return Some(incoming),
             Err(_) if wake == window.drain_deadline => return None,
             // The window ended: no new requests from now on, and with none outstanding the loop

@@ -223,7 +223,9 @@ struct Caller {
 }
 
 impl Requester for Caller {
-    fn conn(&mut self) -> &mut Conn {
+    type Wire = Conn;
+
+    fn wire(&mut self) -> &mut Conn {
         &mut self.w.conn
     }
 
