@@ -325,37 +325,37 @@ impl Target {
                     .connect(tls.server_name.clone(), stream)
                     .await
                     .with_context(|| format!("TLS handshake with {}", self.addr))?;
-                Conn::Wss(Box::new(
-                    websocket::connect(
-                        &self.url,
-                        // As below: rustls hands out what it decrypted in the small pieces
-                        // yawc asks for, each a trip through both layers' poll functions.
-                        BufReader::with_capacity(self.read_buffer, stream),
-                        self.serializer,
-                        &WebSocketSettings::new(DEFAULT_MAX_MESSAGE_BYTES, false),
-                    )
-                    .await?,
-                ))
+                Conn::Wss(Box::new(self.websocket_over(stream).await?))
             }
-            (Kind::WebSocket, None) => Conn::Ws(Box::new(
-                websocket::connect(
-                    &self.url,
-                    // yawc's client side reads the socket with only the bytes the current frame
-                    // still lacks as buffer room (strace shows reads of 1, 13, 21, 42 bytes), a
-                    // syscall or more per message, which made the load tool more expensive per
-                    // call than the router. A read buffer in front makes it one read per burst.
-                    BufReader::with_capacity(self.read_buffer, stream),
-                    self.serializer,
-                    &WebSocketSettings::new(DEFAULT_MAX_MESSAGE_BYTES, false),
-                )
-                .await?,
-            )),
+            (Kind::WebSocket, None) => Conn::Ws(Box::new(self.websocket_over(stream).await?)),
             (Kind::RawSocket, _) => Conn::Rs(Box::new(
                 rawsocket::connect(Box::new(stream), self.serializer, DEFAULT_MAX_MESSAGE_BYTES)
                     .await?,
             )),
             (Kind::Nats, _) => bail!("{} is a NATS server", self.url),
         })
+    }
+
+    /// The WebSocket handshake over `stream` (TCP, or TLS over TCP).
+    async fn websocket_over<S>(
+        &self,
+        stream: S,
+    ) -> Result<WebSocketTransport<BufReader<S>>, TransportError>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        websocket::connect(
+            &self.url,
+            // yawc's client side reads the socket with only the bytes the current frame still
+            // lacks as buffer room (strace shows reads of 1, 13, 21, 42 bytes), a syscall or more
+            // per message, which made the load tool more expensive per call than the router; over
+            // TLS, each is a trip through both layers' poll functions. A read buffer in front
+            // makes it one read per burst.
+            BufReader::with_capacity(self.read_buffer, stream),
+            self.serializer,
+            &WebSocketSettings::new(DEFAULT_MAX_MESSAGE_BYTES, false),
+        )
+        .await
     }
 
     /// Opens a connection and joins the realm anonymously, within [`OPEN_TIMEOUT`].
