@@ -158,6 +158,8 @@ impl Established {
         };
         // Leave the realm first, so nothing new is routed to us while we close.
         self.leave();
+        // Boxed: the last words' state is needed once, at the end, and would otherwise size
+        // every session's task for its whole life.
         let last_words = Box::pin(self.say_last_words(transport, &mut outbox, end));
         if tokio::time::timeout(cfg.final_write_timeout + GOODBYE_REPLY_TIMEOUT, last_words)
             .await
