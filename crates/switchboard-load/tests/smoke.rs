@@ -185,41 +185,57 @@ async fn spread_and_sampled_processes_run_clean_against_the_router() {
     node.shutdown().await;
 }
 
-/// A `switchboard-echo` child, killed on drop.
-struct EchoServer(Child, SocketAddr);
+/// A server child listening on a free port of 127.0.0.1, killed on drop.
+struct ServerChild(Child, SocketAddr);
 
-impl EchoServer {
-    fn start(fanout: bool) -> Self {
-        // Take a free port from the kernel, then hand it to the server.
+impl ServerChild {
+    /// Takes a free port from the kernel, starts `program` with the arguments `args` makes of
+    /// it, and waits until the child listens there.
+    fn start(program: &std::path::Path, args: impl FnOnce(SocketAddr) -> Vec<String>) -> Self {
         let addr = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port");
-        let mut cmd = Command::new(ECHO);
-        cmd.args(["--listen", &addr.to_string(), "--threads", "1"]);
-        if fanout {
-            cmd.arg("--fanout");
-        }
-        let child = cmd.spawn().expect("switchboard-echo starts");
+        let name = program.display();
+        let child = Command::new(program)
+            .args(args(addr))
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name} starts: {e}"));
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "switchboard-echo listens");
+            assert!(Instant::now() < deadline, "{name} listens on {addr}");
             std::thread::sleep(Duration::from_millis(20));
         }
         Self(child, addr)
     }
 }
 
-impl Drop for EchoServer {
+impl Drop for ServerChild {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
 }
 
+/// A `switchboard-echo` child (a fan-out hub with `fanout`).
+fn echo_server(fanout: bool) -> ServerChild {
+    ServerChild::start(std::path::Path::new(ECHO), |addr| {
+        let mut args = vec![
+            "--listen".into(),
+            addr.to_string(),
+            "--threads".into(),
+            "1".into(),
+        ];
+        if fanout {
+            args.push("--fanout".into());
+        }
+        args
+    })
+}
+
 #[test]
 fn echo_and_fanout_run_clean_against_switchboard_echo() {
-    let echo = EchoServer::start(false);
-    let hub = EchoServer::start(true);
+    let echo = echo_server(false);
+    let hub = echo_server(true);
     for (scheme, serializer) in [("ws", "json"), ("rs", "msgpack"), ("ws", "cbor")] {
         let path = if scheme == "ws" { "/" } else { "" };
         let url = format!("{scheme}://{}{path}", echo.1);
@@ -291,45 +307,28 @@ async fn wamp_over_tls_runs_clean_against_the_router() {
     node.shutdown().await;
 }
 
-/// A `nats-server` child on a free port, killed on drop; `None` when no `nats-server` is
-/// installed (on PATH or in /usr/sbin: the test command installs it, `scripts/test.sh`).
-struct NatsServer(Child, SocketAddr);
-
-impl NatsServer {
-    fn start() -> Option<Self> {
-        let binary = std::env::var_os("PATH")
-            .into_iter()
-            .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-            .chain([std::path::PathBuf::from("/usr/sbin")])
-            .map(|dir| dir.join("nats-server"))
-            .find(|candidate| candidate.is_file())?;
-        let addr = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port");
-        let child = Command::new(binary)
-            .args(["-a", "127.0.0.1", "-p", &addr.port().to_string()])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("nats-server starts");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "nats-server listens");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(Self(child, addr))
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// A `nats-server` child on a free port; `None` when no `nats-server` is installed (on PATH or
+/// in /usr/sbin: the test command installs it, `scripts/test.sh`).
+fn nats_server() -> Option<ServerChild> {
+    let binary = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain([std::path::PathBuf::from("/usr/sbin")])
+        .map(|dir| dir.join("nats-server"))
+        .find(|candidate| candidate.is_file())?;
+    Some(ServerChild::start(&binary, |addr| {
+        vec![
+            "-a".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            addr.port().to_string(),
+        ]
+    }))
 }
 
 #[test]
 fn rpc_and_pubsub_run_clean_against_nats() {
-    let nats = NatsServer::start()
+    let nats = nats_server()
         .expect("nats-server is needed (apt-get install nats-server; scripts/test.sh installs it)");
     let url = format!("nats://{}", nats.1);
     let pid = nats.0.id().to_string();
