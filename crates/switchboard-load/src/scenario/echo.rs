@@ -219,7 +219,21 @@ pub async fn run_fanout(ctx: &Ctx, p: PubSubParams) -> anyhow::Result<Outcome> {
     let publishers = open_all(&ctx.target, p.publishers)
         .await
         .context("publishers connect to the hub")?;
-    measure(ctx, "fanout", |window| async move {
+    measure_fanout(ctx, "fanout", p, subscribers, publishers, p.load.payload).await
+}
+
+/// The measured phase of a bare fan-out (the hub's `fanout`, NATS's `pubsub`) over connections
+/// already joined: each publisher keeps its messages of `size` bytes in flight, and every
+/// subscriber must get every publisher's messages once and in order.
+pub(super) async fn measure_fanout<W: Wire + Send + 'static>(
+    ctx: &Ctx,
+    name: &'static str,
+    p: PubSubParams,
+    subscribers: Vec<W>,
+    publishers: Vec<W>,
+    size: usize,
+) -> anyhow::Result<Outcome> {
+    measure(ctx, name, |window| async move {
         let (finals_tx, finals_rx) = finals_channel();
         let sub_tasks = spawn_each(subscribers, |_, conn| {
             let sub = Subscriber::new(
@@ -228,10 +242,10 @@ pub async fn run_fanout(ctx: &Ctx, p: PubSubParams) -> anyhow::Result<Outcome> {
                 finals_rx.clone(),
                 ctx.progress.clone(),
             );
-            fanout_subscriber(conn, p.load.payload, sub)
+            fanout_subscriber(conn, size, sub)
         });
         let pub_tasks = spawn_each(publishers, |id, conn| {
-            fanout_publisher(conn, id, p.load.payload, p.load.in_flight, window)
+            fanout_publisher(conn, id, size, p.load.in_flight, window)
         });
         merge_publishers_then_subscribers(pub_tasks, sub_tasks, finals_tx, &window).await
     })

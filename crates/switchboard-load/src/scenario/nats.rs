@@ -30,8 +30,7 @@ use bytes::Bytes;
 use futures::{FutureExt as _, StreamExt as _, TryStreamExt as _};
 use tokio_util::sync::CancellationToken;
 
-use super::echo::{ECHO_HEADER, FANOUT_HEADER, echo_loop, fanout_publisher, fanout_subscriber};
-use super::order::{Subscriber, finals_channel, merge_publishers_then_subscribers};
+use super::echo::{ECHO_HEADER, FANOUT_HEADER, echo_loop, measure_fanout};
 use super::{Ctx, Load, Outcome, PubSubParams, measure, merge_all, run_id, spawn_each};
 use crate::conn::{OPEN_TIMEOUT, Target, Wire};
 use crate::measure::Tally;
@@ -201,21 +200,5 @@ pub async fn run_fanout(ctx: &Ctx, p: PubSubParams) -> anyhow::Result<Outcome> {
     let publishers = join(p.publishers).await.context("publishers connect")?;
     let size = FANOUT_HEADER + p.load.payload;
 
-    measure(ctx, "pubsub", |window| async move {
-        let (finals_tx, finals_rx) = finals_channel();
-        let sub_tasks = spawn_each(subscribers, |_, wire| {
-            let sub = Subscriber::new(
-                p.publishers,
-                window,
-                finals_rx.clone(),
-                ctx.progress.clone(),
-            );
-            fanout_subscriber(wire, size, sub)
-        });
-        let pub_tasks = spawn_each(publishers, |id, wire| {
-            fanout_publisher(wire, id, size, p.load.in_flight, window)
-        });
-        merge_publishers_then_subscribers(pub_tasks, sub_tasks, finals_tx, &window).await
-    })
-    .await
+    measure_fanout(ctx, "pubsub", p, subscribers, publishers, size).await
 }
